@@ -1,0 +1,587 @@
+//! Broker configuration: a Kafka-style `server.properties` file plus command-line overrides,
+//! parsed into a typed, validated [`BrokerConfig`]. Property names are Kafka's own, so existing
+//! knowledge and tooling carry over. Pure: no I/O beyond reading the file it is given.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use strata_log::{CleanupPolicy, LogConfig, TimestampType};
+
+/// Why a configuration was refused; the message names the property and the accepted values.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: expected `key=value`, found {text:?}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("missing required property {0}")]
+    Missing(&'static str),
+}
+
+/// A listener as written in `listeners` / `advertised.listeners`: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    fn parse_list(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut out = Vec::new();
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, rest) = item
+                .split_once("://")
+                .ok_or_else(|| invalid("expected NAME://host:port"))?;
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| invalid("expected NAME://host:port"))?;
+            let port: u16 = port.parse().map_err(|_| invalid("port is not a number"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            out.push(Listener {
+                name: name.to_string(),
+                host: if host.is_empty() {
+                    "0.0.0.0".to_string()
+                } else {
+                    host.to_string()
+                },
+                port,
+            });
+        }
+        if out.is_empty() {
+            return Err(invalid("no listener given"));
+        }
+        Ok(out)
+    }
+
+    /// The socket address to bind.
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let text = if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        };
+        text.parse().map_err(|_| ConfigError::Invalid {
+            key: "listeners".into(),
+            value: text.clone(),
+            reason: "host must be an IP address".into(),
+        })
+    }
+}
+
+/// The broker's typed configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id` (or the older `broker.id`).
+    pub node_id: i32,
+    /// `listeners`.
+    pub listeners: Vec<Listener>,
+    /// `advertised.listeners` (defaults to `listeners`).
+    pub advertised_listeners: Vec<Listener>,
+    /// `log.dirs` (or `log.dir`); the first directory holds everything.
+    pub log_dir: PathBuf,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: i32,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+    /// `message.max.bytes`: the largest record batch accepted (topic default of `max.message.bytes`).
+    pub message_max_bytes: usize,
+    /// `socket.request.max.bytes`: the largest request frame read from a connection.
+    pub socket_request_max_bytes: usize,
+    /// `log.retention.check.interval.ms`: how often retention, compaction and flush.ms run.
+    pub retention_check_interval_ms: u64,
+    /// Defaults of every topic's log configuration (`log.*` properties).
+    pub log_defaults: LogConfig,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.retention.minutes` in ms.
+    pub offsets_retention_ms: i64,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size`.
+    pub group_max_size: i32,
+    /// `cluster.id` (else read from or written to `meta.properties`).
+    pub cluster_id: Option<String>,
+    /// `controlled.shutdown.timeout.ms`-like grace for in-flight requests on SIGTERM.
+    pub shutdown_grace_ms: u64,
+    /// Every property as given, for DescribeConfigs of the broker resource.
+    pub raw: BTreeMap<String, String>,
+}
+
+/// Properties accepted silently although this broker does not act on them (KRaft and JVM
+/// settings that deployments carry over from Kafka).
+const ACCEPTED_IGNORED: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "log.cleaner.enable",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.threads",
+    "group.coordinator.rebalance.protocols",
+];
+
+impl BrokerConfig {
+    /// Reads a properties file and applies `overrides` (`key=value`, later wins).
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig, ConfigError> {
+        let mut props = BTreeMap::new();
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            parse_properties(path, &text, &mut props)?;
+        }
+        for (i, item) in overrides.iter().enumerate() {
+            parse_properties(Path::new("--override"), item, &mut props).map_err(|_| {
+                ConfigError::Syntax {
+                    path: "--override".into(),
+                    line: i + 1,
+                    text: item.clone(),
+                }
+            })?;
+        }
+        Self::from_properties(props)
+    }
+
+    /// Builds the configuration from already parsed properties.
+    pub fn from_properties(props: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        let p = Props(&props);
+        let node_id = match p.int::<i32>("node.id")? {
+            Some(v) => v,
+            None => p.int::<i32>("broker.id")?.unwrap_or(1),
+        };
+        if node_id < 0 {
+            return Err(p.invalid("node.id", "must be >= 0"));
+        }
+        let listeners = Listener::parse_list(
+            "listeners",
+            p.get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092"),
+        )?;
+        let advertised_listeners = match p.get("advertised.listeners") {
+            Some(v) => Listener::parse_list("advertised.listeners", v)?,
+            None => listeners.clone(),
+        };
+        let log_dir = p
+            .get("log.dirs")
+            .or_else(|| p.get("log.dir"))
+            .map(|v| v.split(',').next().unwrap_or(v).trim().to_string())
+            .unwrap_or_else(|| "/tmp/strata-logs".to_string());
+
+        let mut log = LogConfig::default();
+        let message_max_bytes = p.int::<usize>("message.max.bytes")?.unwrap_or(1_048_588);
+        log.max_message_bytes = message_max_bytes;
+        if let Some(v) = p.int::<u64>("log.segment.bytes")? {
+            if v < 14 {
+                return Err(p.invalid("log.segment.bytes", "must be at least 14"));
+            }
+            log.segment_bytes = v;
+        }
+        if let Some(v) = p.int::<i64>("log.roll.ms")? {
+            log.segment_ms = v;
+        } else if let Some(v) = p.int::<i64>("log.roll.hours")? {
+            log.segment_ms = v * 3_600_000;
+        }
+        if let Some(v) = p.int::<i64>("log.retention.ms")? {
+            log.retention_ms = v;
+        } else if let Some(v) = p.int::<i64>("log.retention.minutes")? {
+            log.retention_ms = v * 60_000;
+        } else if let Some(v) = p.int::<i64>("log.retention.hours")? {
+            log.retention_ms = v * 3_600_000;
+        }
+        if let Some(v) = p.int::<i64>("log.retention.bytes")? {
+            log.retention_bytes = v;
+        }
+        if let Some(v) = p.get("log.cleanup.policy") {
+            log.cleanup_policy = parse_cleanup_policy("log.cleanup.policy", v)?;
+        }
+        if let Some(v) = p.int::<i64>("log.cleaner.delete.retention.ms")? {
+            log.delete_retention_ms = v;
+        }
+        if let Some(v) = p.float("log.cleaner.min.cleanable.ratio")? {
+            log.min_cleanable_dirty_ratio = v;
+        }
+        if let Some(v) = p.int::<i64>("log.cleaner.min.compaction.lag.ms")? {
+            log.min_compaction_lag_ms = v;
+        }
+        if let Some(v) = p.int::<u64>("log.flush.interval.messages")? {
+            log.flush_messages = v;
+        }
+        if let Some(v) = p.int::<i64>("log.flush.interval.ms")? {
+            log.flush_ms = v;
+        }
+        if let Some(v) = p.int::<u64>("log.index.interval.bytes")? {
+            log.index_interval_bytes = v;
+        }
+        if let Some(v) = p.get("log.message.timestamp.type") {
+            log.message_timestamp_type = parse_timestamp_type("log.message.timestamp.type", v)?;
+        }
+
+        let cfg = BrokerConfig {
+            node_id,
+            listeners,
+            advertised_listeners,
+            log_dir: PathBuf::from(log_dir),
+            rack: p.get("broker.rack").map(str::to_string),
+            num_partitions: p.int("num.partitions")?.unwrap_or(1),
+            default_replication_factor: p.int("default.replication.factor")?.unwrap_or(1),
+            min_insync_replicas: p.int("min.insync.replicas")?.unwrap_or(1),
+            auto_create_topics: p.bool("auto.create.topics.enable")?.unwrap_or(true),
+            delete_topic_enable: p.bool("delete.topic.enable")?.unwrap_or(true),
+            message_max_bytes,
+            socket_request_max_bytes: p.int("socket.request.max.bytes")?.unwrap_or(104_857_600),
+            retention_check_interval_ms: p
+                .int("log.retention.check.interval.ms")?
+                .unwrap_or(300_000),
+            log_defaults: log,
+            offsets_topic_num_partitions: p.int("offsets.topic.num.partitions")?.unwrap_or(50),
+            offsets_retention_ms: p
+                .int::<i64>("offsets.retention.minutes")?
+                .map(|m| m * 60_000)
+                .unwrap_or(7 * 24 * 3_600_000),
+            group_initial_rebalance_delay_ms: p
+                .int("group.initial.rebalance.delay.ms")?
+                .unwrap_or(3000),
+            group_min_session_timeout_ms: p.int("group.min.session.timeout.ms")?.unwrap_or(6000),
+            group_max_session_timeout_ms: p
+                .int("group.max.session.timeout.ms")?
+                .unwrap_or(1_800_000),
+            group_max_size: p.int("group.max.size")?.unwrap_or(i32::MAX),
+            cluster_id: p.get("cluster.id").map(str::to_string),
+            shutdown_grace_ms: p.int("controlled.shutdown.timeout.ms")?.unwrap_or(10_000),
+            raw: props.clone(),
+        };
+        cfg.validate()?;
+        for key in props.keys() {
+            if !KNOWN.contains(&key.as_str()) && !ACCEPTED_IGNORED.contains(&key.as_str()) {
+                tracing::warn!(property = %key, "unknown broker property ignored");
+            }
+        }
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, reason: &str| ConfigError::Invalid {
+            key: key.into(),
+            value,
+            reason: reason.into(),
+        };
+        if self.num_partitions < 1 {
+            return Err(bad(
+                "num.partitions",
+                self.num_partitions.to_string(),
+                "must be >= 1",
+            ));
+        }
+        if self.offsets_topic_num_partitions < 1 {
+            return Err(bad(
+                "offsets.topic.num.partitions",
+                self.offsets_topic_num_partitions.to_string(),
+                "must be >= 1",
+            ));
+        }
+        if self.message_max_bytes < 64 {
+            return Err(bad(
+                "message.max.bytes",
+                self.message_max_bytes.to_string(),
+                "must be >= 64",
+            ));
+        }
+        if self.socket_request_max_bytes < self.message_max_bytes {
+            return Err(bad(
+                "socket.request.max.bytes",
+                self.socket_request_max_bytes.to_string(),
+                "must be >= message.max.bytes",
+            ));
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(bad(
+                "group.min.session.timeout.ms",
+                self.group_min_session_timeout_ms.to_string(),
+                "must be <= group.max.session.timeout.ms",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.log_defaults.min_cleanable_dirty_ratio) {
+            return Err(bad(
+                "log.cleaner.min.cleanable.ratio",
+                self.log_defaults.min_cleanable_dirty_ratio.to_string(),
+                "must be between 0 and 1",
+            ));
+        }
+        if self.retention_check_interval_ms == 0 {
+            return Err(bad(
+                "log.retention.check.interval.ms",
+                "0".into(),
+                "must be >= 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The listener clients connect to (the first one).
+    pub fn client_listener(&self) -> &Listener {
+        &self.listeners[0]
+    }
+
+    /// The address this broker tells clients to use.
+    pub fn advertised(&self) -> &Listener {
+        &self.advertised_listeners[0]
+    }
+}
+
+/// Property names this broker acts on.
+const KNOWN: &[&str] = &[
+    "node.id",
+    "broker.id",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "log.dir",
+    "broker.rack",
+    "num.partitions",
+    "default.replication.factor",
+    "min.insync.replicas",
+    "auto.create.topics.enable",
+    "delete.topic.enable",
+    "message.max.bytes",
+    "socket.request.max.bytes",
+    "log.retention.check.interval.ms",
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.roll.hours",
+    "log.retention.ms",
+    "log.retention.minutes",
+    "log.retention.hours",
+    "log.retention.bytes",
+    "log.cleanup.policy",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.index.interval.bytes",
+    "log.message.timestamp.type",
+    "offsets.topic.num.partitions",
+    "offsets.retention.minutes",
+    "group.initial.rebalance.delay.ms",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.max.size",
+    "cluster.id",
+    "controlled.shutdown.timeout.ms",
+];
+
+fn parse_properties(
+    path: &Path,
+    text: &str,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line.find(['=', ':']);
+        let Some(at) = split else {
+            return Err(ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line: i + 1,
+                text: raw.to_string(),
+            });
+        };
+        let key = line[..at].trim();
+        let value = line[at + 1..].trim();
+        if key.is_empty() {
+            return Err(ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line: i + 1,
+                text: raw.to_string(),
+            });
+        }
+        out.insert(key.to_string(), value.to_string());
+    }
+    Ok(())
+}
+
+/// Parses `cleanup.policy` (`delete`, `compact`, or both comma-separated).
+pub fn parse_cleanup_policy(key: &str, value: &str) -> Result<CleanupPolicy, ConfigError> {
+    let mut policy = CleanupPolicy {
+        delete: false,
+        compact: false,
+    };
+    for part in value.split(',').map(str::trim) {
+        match part {
+            "delete" => policy.delete = true,
+            "compact" => policy.compact = true,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    value: value.into(),
+                    reason: "expected delete, compact or compact,delete".into(),
+                })
+            }
+        }
+    }
+    Ok(policy)
+}
+
+/// Parses `message.timestamp.type`.
+pub fn parse_timestamp_type(key: &str, value: &str) -> Result<TimestampType, ConfigError> {
+    match value {
+        "CreateTime" => Ok(TimestampType::CreateTime),
+        "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+        _ => Err(ConfigError::Invalid {
+            key: key.into(),
+            value: value.into(),
+            reason: "expected CreateTime or LogAppendTime".into(),
+        }),
+    }
+}
+
+struct Props<'a>(&'a BTreeMap<String, String>);
+
+impl Props<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+    fn invalid(&self, key: &str, reason: &str) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.into(),
+            value: self.get(key).unwrap_or_default().into(),
+            reason: reason.into(),
+        }
+    }
+    fn int<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| self.invalid(key, "expected a whole number in range")),
+        }
+    }
+    fn float(&self, key: &str) -> Result<Option<f64>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| self.invalid(key, "expected a number")),
+        }
+    }
+    fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(_) => Err(self.invalid(key, "expected true or false")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<BrokerConfig, ConfigError> {
+        let mut props = BTreeMap::new();
+        parse_properties(Path::new("t"), text, &mut props)?;
+        BrokerConfig::from_properties(props)
+    }
+
+    #[test]
+    fn reads_kafka_property_names() {
+        let cfg = load(
+            "# comment\nnode.id=3\nlisteners=PLAINTEXT://127.0.0.1:19092\n\
+             advertised.listeners=PLAINTEXT://broker-3.example:9092\nlog.dirs=/data/a,/data/b\n\
+             log.retention.hours=2\nlog.segment.bytes=1048576\nnum.partitions=6\n\
+             broker.rack=zone-a\nlog.cleanup.policy=compact,delete\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.node_id, 3);
+        assert_eq!(cfg.client_listener().port, 19092);
+        assert_eq!(cfg.advertised().host, "broker-3.example");
+        assert_eq!(cfg.log_dir, PathBuf::from("/data/a"));
+        assert_eq!(cfg.log_defaults.retention_ms, 7_200_000);
+        assert_eq!(cfg.log_defaults.segment_bytes, 1_048_576);
+        assert_eq!(cfg.num_partitions, 6);
+        assert_eq!(cfg.rack.as_deref(), Some("zone-a"));
+        assert!(cfg.log_defaults.cleanup_policy.compact && cfg.log_defaults.cleanup_policy.delete);
+    }
+
+    #[test]
+    fn retention_ms_wins_over_hours() {
+        let cfg = load("log.retention.hours=5\nlog.retention.ms=1000\n").unwrap();
+        assert_eq!(cfg.log_defaults.retention_ms, 1000);
+    }
+
+    #[test]
+    fn invalid_values_name_the_property() {
+        let err = load("num.partitions=zero\n").unwrap_err().to_string();
+        assert!(err.contains("num.partitions"), "{err}");
+        let err = load("listeners=nonsense\n").unwrap_err().to_string();
+        assert!(err.contains("listeners"), "{err}");
+        let err = load("log.cleanup.policy=sometimes\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cleanup.policy"), "{err}");
+        let err = load("socket.request.max.bytes=100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("socket.request.max.bytes"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply_after_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.properties");
+        std::fs::write(&path, "node.id=1\nnum.partitions=2\n").unwrap();
+        let cfg = BrokerConfig::load(Some(&path), &["num.partitions=8".into()]).unwrap();
+        assert_eq!(cfg.num_partitions, 8);
+        assert!(BrokerConfig::load(Some(&path), &["garbage".into()]).is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! ApiVersions: the table of APIs and versions this broker serves. An API missing here is not
+//! advertised and its requests close the connection. Produce is advertised from v0 although
+//! requests below v3 (message format v0/v1) are refused: librdkafka derives feature flags from
+//! the advertised ranges, and older releases switch compression off when Produce v0-v2 are
+//! missing from the range.
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
+
+use crate::broker::Broker;
+use crate::handlers::code;
+
+/// (api, min, max) served. The codec's own range bounds what is decodable.
+const SERVED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The advertised (min, max) of an API, or None when it is not served.
+pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
+    SERVED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// The lowest version the codec decodes; below it a request is refused even if advertised.
+pub fn decodable_min(key: ApiKey) -> i16 {
+    key.valid_versions().min
+}
+
+fn table() -> Vec<ApiVersion> {
+    SERVED
+        .iter()
+        .map(|(k, min, max)| {
+            ApiVersion::default()
+                .with_api_key(*k as i16)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect()
+}
+
+pub async fn handle(
+    _broker: &Broker,
+    _req: ApiVersionsRequest,
+    _version: i16,
+    _header: &RequestHeader,
+) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(code::NONE)
+        .with_api_keys(table())
+}
+
+/// The v0 reply to an ApiVersions request newer than we serve (KIP-511).
+pub fn unsupported_version_response(_broker: &Broker) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(code::UNSUPPORTED_VERSION)
+        .with_api_keys(table())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_ranges_stay_within_the_codec() {
+        for (key, min, max) in SERVED {
+            let codec = key.valid_versions();
+            assert!(*max <= codec.max, "{key:?} max {max} > codec {}", codec.max);
+            assert!(min <= max, "{key:?}");
+            if *key != ApiKey::Produce {
+                assert!(*min >= codec.min, "{key:?} min {min} < codec {}", codec.min);
+            }
+        }
+    }
+}

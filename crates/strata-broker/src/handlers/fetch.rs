@@ -1,0 +1,301 @@
+//! Fetch: serves stored batch bytes straight from the log, bounded by the high watermark, with
+//! `min_bytes` / `max_wait_ms` as a real long poll woken by appends, per-partition and response
+//! `max_bytes` (KIP-74: the first non-empty partition always returns at least one whole batch),
+//! and incremental fetch sessions (KIP-227).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
+use strata_log::LogError;
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::fetch_session::{SessionPartition, SessionResolution};
+use crate::handlers::{check_leader_epoch, code, str_bytes};
+use crate::partition::TopicPartition;
+
+struct Wanted {
+    tp: TopicPartition,
+    topic_id: Uuid,
+    fetch_offset: i64,
+    max_bytes: i32,
+    current_leader_epoch: i32,
+    /// For incremental sessions: what the client last heard (None: always include).
+    last_sent: Option<(i64, i64)>,
+}
+
+pub async fn handle(
+    broker: &Broker,
+    req: FetchRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> FetchResponse {
+    let uses_ids = version >= 13;
+    let mut unknown_ids = Vec::new();
+    let mut updates = Vec::new();
+    let mut order: Vec<TopicPartition> = Vec::new();
+    for t in &req.topics {
+        let name = if uses_ids {
+            match broker.metadata.topic_by_id(t.topic_id) {
+                Some(m) => m.name,
+                None => {
+                    unknown_ids.push((
+                        t.topic_id,
+                        t.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(),
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            t.topic.0.to_string()
+        };
+        for p in &t.partitions {
+            let tp = TopicPartition {
+                topic: name.clone(),
+                partition: p.partition,
+            };
+            order.push(tp.clone());
+            updates.push((
+                tp,
+                SessionPartition {
+                    fetch_offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes,
+                    current_leader_epoch: p.current_leader_epoch,
+                    last_high_watermark: -1,
+                    last_log_start_offset: -1,
+                },
+            ));
+        }
+    }
+    let forgotten: Vec<TopicPartition> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|f| {
+            let name = if uses_ids {
+                broker
+                    .metadata
+                    .topic_by_id(f.topic_id)
+                    .map(|m| m.name)
+                    .unwrap_or_default()
+            } else {
+                f.topic.0.to_string()
+            };
+            f.partitions.iter().map(move |p| TopicPartition {
+                topic: name.clone(),
+                partition: *p,
+            })
+        })
+        .collect();
+
+    // Consumers (replica id -1) use sessions; version 7 introduced them.
+    let resolution = if version >= 7 {
+        broker.fetch_sessions.resolve(
+            req.session_id,
+            req.session_epoch,
+            updates.clone(),
+            forgotten,
+        )
+    } else {
+        SessionResolution::Full { session_id: 0 }
+    };
+    let topic_id_of = |name: &str| {
+        broker
+            .metadata
+            .topic(name)
+            .map(|m| m.id)
+            .unwrap_or_default()
+    };
+    let (session_id, wanted): (i32, Vec<Wanted>) = match resolution {
+        SessionResolution::Error(err) => {
+            return FetchResponse::default()
+                .with_error_code(err)
+                .with_session_id(req.session_id);
+        }
+        SessionResolution::Full { session_id } => (
+            session_id,
+            updates
+                .into_iter()
+                .map(|(tp, sp)| Wanted {
+                    topic_id: topic_id_of(&tp.topic),
+                    tp,
+                    fetch_offset: sp.fetch_offset,
+                    max_bytes: sp.max_bytes,
+                    current_leader_epoch: sp.current_leader_epoch,
+                    last_sent: None,
+                })
+                .collect(),
+        ),
+        SessionResolution::Incremental {
+            session_id,
+            partitions,
+        } => (
+            session_id,
+            partitions
+                .into_iter()
+                .map(|(tp, sp)| Wanted {
+                    topic_id: topic_id_of(&tp.topic),
+                    tp,
+                    fetch_offset: sp.fetch_offset,
+                    max_bytes: sp.max_bytes,
+                    current_leader_epoch: sp.current_leader_epoch,
+                    last_sent: Some((sp.last_high_watermark, sp.last_log_start_offset)),
+                })
+                .collect(),
+        ),
+    };
+
+    let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let max_bytes = if req.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        req.max_bytes as usize
+    };
+    let (mut parts, mut total, mut errors) = read_all(broker, &wanted, max_bytes);
+    while total < min_bytes && !errors && tokio::time::Instant::now() < deadline {
+        // Register interest before re-reading so that an append in between is not missed.
+        let appended = broker.partitions.appended.notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        (parts, total, errors) = read_all(broker, &wanted, max_bytes);
+        if total >= min_bytes || errors {
+            break;
+        }
+        tokio::select! {
+            _ = &mut appended => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = broker.shutdown.cancelled() => break,
+        }
+        (parts, total, errors) = read_all(broker, &wanted, max_bytes);
+    }
+
+    // Incremental responses carry only partitions with news.
+    let mut sent = Vec::new();
+    let mut by_topic: BTreeMap<(usize, String), (Uuid, Vec<PartitionData>)> = BTreeMap::new();
+    let rank = |tp: &TopicPartition| {
+        order
+            .iter()
+            .position(|o| o.topic == tp.topic)
+            .unwrap_or(usize::MAX)
+    };
+    for (w, data) in wanted.iter().zip(parts) {
+        if let Some((hw, start)) = w.last_sent {
+            let has_records = data.records.as_ref().is_some_and(|r| !r.is_empty());
+            if !has_records
+                && data.error_code == code::NONE
+                && hw == data.high_watermark
+                && start == data.log_start_offset
+            {
+                continue;
+            }
+        }
+        sent.push((w.tp.clone(), data.high_watermark, data.log_start_offset));
+        by_topic
+            .entry((rank(&w.tp), w.tp.topic.clone()))
+            .or_insert_with(|| (w.topic_id, Vec::new()))
+            .1
+            .push(data);
+    }
+    broker.fetch_sessions.record_sent(session_id, &sent);
+
+    let mut responses: Vec<FetchableTopicResponse> = by_topic
+        .into_iter()
+        .map(|((_, name), (id, partitions))| {
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(str_bytes(name)))
+                .with_topic_id(id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    for (id, partitions) in unknown_ids {
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic_id(id)
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|p| empty(p).with_error_code(code::UNKNOWN_TOPIC_ID))
+                        .collect(),
+                ),
+        );
+    }
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(responses)
+}
+
+fn empty(index: i32) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_aborted_transactions(None)
+}
+
+/// Reads every wanted partition once; returns the data, the bytes read and whether any
+/// partition has an error (errors are returned at once, without waiting).
+fn read_all(
+    broker: &Broker,
+    wanted: &[Wanted],
+    max_bytes: usize,
+) -> (Vec<PartitionData>, usize, bool) {
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut total = 0usize;
+    let mut errors = false;
+    for w in wanted {
+        let Some(p) = broker.partitions.get(&w.tp.topic, w.tp.partition) else {
+            errors = true;
+            out.push(empty(w.tp.partition).with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+            continue;
+        };
+        let hw = p.high_watermark();
+        let start = p.log_start_offset();
+        let base = empty(w.tp.partition)
+            .with_high_watermark(hw)
+            .with_last_stable_offset(hw)
+            .with_log_start_offset(start);
+        let epoch_error = check_leader_epoch(w.current_leader_epoch, p.leader_epoch());
+        if epoch_error != code::NONE {
+            errors = true;
+            out.push(base.with_error_code(epoch_error));
+            continue;
+        }
+        let budget = if total >= max_bytes {
+            0
+        } else {
+            (w.max_bytes.max(0) as usize).min(max_bytes - total)
+        };
+        // KIP-74: while nothing has been returned yet, one whole batch may exceed the limits.
+        let limit = if total == 0 { budget.max(1) } else { budget };
+        if limit == 0 || w.fetch_offset == hw {
+            out.push(base.with_records(Some(Bytes::new())));
+            continue;
+        }
+        match p.log.read(w.fetch_offset, limit, hw) {
+            Ok(slice) => {
+                if total > 0 && slice.bytes.len() > budget {
+                    out.push(base.with_records(Some(Bytes::new())));
+                    continue;
+                }
+                total += slice.bytes.len();
+                out.push(base.with_records(Some(slice.bytes)));
+            }
+            Err(LogError::OffsetOutOfRange { .. }) => {
+                errors = true;
+                out.push(base.with_error_code(code::OFFSET_OUT_OF_RANGE));
+            }
+            Err(e) => {
+                errors = true;
+                tracing::error!(topic = %w.tp.topic, partition = w.tp.partition, error = %e, "read failed");
+                out.push(base.with_error_code(code::KAFKA_STORAGE_ERROR));
+            }
+        }
+    }
+    (out, total, errors)
+}

@@ -1,0 +1,136 @@
+//! Consumer groups: FindCoordinator (this broker coordinates every group) and the classic group
+//! protocol, delegated to the `strata-group` coordinator. Transaction coordinators are not served.
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::*;
+
+use crate::broker::Broker;
+use crate::handlers::{code, str_bytes};
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+pub async fn find_coordinator(
+    broker: &Broker,
+    req: FindCoordinatorRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> FindCoordinatorResponse {
+    let adv = broker.config.advertised();
+    let node = BrokerId(broker.config.node_id);
+    let (error, message) = if req.key_type == KEY_TYPE_GROUP {
+        (code::NONE, None)
+    } else {
+        (
+            code::COORDINATOR_NOT_AVAILABLE,
+            Some(str_bytes("Transactions are not supported by this broker")),
+        )
+    };
+    let (node_id, host, port) = if error == code::NONE {
+        (node, str_bytes(adv.host.clone()), i32::from(adv.port))
+    } else {
+        (BrokerId(-1), str_bytes(""), -1)
+    };
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(node_id)
+                    .with_host(host.clone())
+                    .with_port(port)
+                    .with_error_code(error)
+                    .with_error_message(message.clone())
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    FindCoordinatorResponse::default()
+        .with_error_code(error)
+        .with_error_message(message)
+        .with_node_id(node_id)
+        .with_host(host)
+        .with_port(port)
+}
+
+pub async fn join_group(
+    broker: &Broker,
+    req: JoinGroupRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> JoinGroupResponse {
+    broker.groups.join_group(req, version).await
+}
+
+pub async fn sync_group(
+    broker: &Broker,
+    req: SyncGroupRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> SyncGroupResponse {
+    broker.groups.sync_group(req, version).await
+}
+
+pub async fn heartbeat(
+    broker: &Broker,
+    req: HeartbeatRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> HeartbeatResponse {
+    broker.groups.heartbeat(req, version).await
+}
+
+pub async fn leave_group(
+    broker: &Broker,
+    req: LeaveGroupRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> LeaveGroupResponse {
+    broker.groups.leave_group(req, version).await
+}
+
+pub async fn offset_commit(
+    broker: &Broker,
+    req: OffsetCommitRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> OffsetCommitResponse {
+    broker.groups.offset_commit(req, version).await
+}
+
+pub async fn offset_fetch(
+    broker: &Broker,
+    req: OffsetFetchRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> OffsetFetchResponse {
+    broker.groups.offset_fetch(req, version).await
+}
+
+pub async fn list_groups(
+    broker: &Broker,
+    req: ListGroupsRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> ListGroupsResponse {
+    broker.groups.list_groups(req, version).await
+}
+
+pub async fn describe_groups(
+    broker: &Broker,
+    req: DescribeGroupsRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> DescribeGroupsResponse {
+    broker.groups.describe_groups(req, version).await
+}
+
+pub async fn delete_groups(
+    broker: &Broker,
+    req: DeleteGroupsRequest,
+    version: i16,
+    _header: &RequestHeader,
+) -> DeleteGroupsResponse {
+    broker.groups.delete_groups(req, version).await
+}

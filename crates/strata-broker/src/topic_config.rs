@@ -1,0 +1,274 @@
+//! Topic-level configuration: the Kafka topic config names this broker knows, their types,
+//! validation, the broker property each one defaults from, and the mapping onto a
+//! [`strata_log::LogConfig`]. Pure: no I/O. The one place that decides whether a topic config
+//! value is acceptable, so CreateTopics, AlterConfigs and IncrementalAlterConfigs agree.
+
+use std::collections::BTreeMap;
+
+use strata_log::{LogConfig, TimestampType};
+
+use crate::config::{parse_cleanup_policy, parse_timestamp_type, BrokerConfig};
+
+/// Kafka's `ConfigType` codes as DescribeConfigs v3+ reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+/// One topic config key.
+#[derive(Debug)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    pub kind: ConfigType,
+    /// The broker property that supplies the default (a Kafka "synonym").
+    pub broker_synonym: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+const fn def(
+    name: &'static str,
+    kind: ConfigType,
+    broker_synonym: Option<&'static str>,
+    doc: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        kind,
+        broker_synonym,
+        doc,
+    }
+}
+
+/// Every topic config key accepted, in Kafka's alphabetical order.
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    def("cleanup.policy", ConfigType::List, Some("log.cleanup.policy"), "delete, compact or both: how old log segments are discarded."),
+    def("compression.type", ConfigType::String, Some("compression.type"), "Final compression of stored batches; batches are kept as the producer sent them (producer)."),
+    def("delete.retention.ms", ConfigType::Long, Some("log.cleaner.delete.retention.ms"), "How long tombstones are kept on compacted topics."),
+    def("file.delete.delay.ms", ConfigType::Long, Some("log.segment.delete.delay.ms"), "Delay before a deleted segment file is removed."),
+    def("flush.messages", ConfigType::Long, Some("log.flush.interval.messages"), "Force an fsync after this many messages."),
+    def("flush.ms", ConfigType::Long, Some("log.flush.interval.ms"), "Force an fsync after this much time."),
+    def("index.interval.bytes", ConfigType::Int, Some("log.index.interval.bytes"), "Bytes between offset index entries."),
+    def("max.compaction.lag.ms", ConfigType::Long, Some("log.cleaner.max.compaction.lag.ms"), "Maximum time a record stays uncompacted."),
+    def("max.message.bytes", ConfigType::Int, Some("message.max.bytes"), "Largest record batch size allowed."),
+    def("message.timestamp.after.max.ms", ConfigType::Long, Some("log.message.timestamp.after.max.ms"), "Allowed future skew of a record timestamp."),
+    def("message.timestamp.before.max.ms", ConfigType::Long, Some("log.message.timestamp.before.max.ms"), "Allowed past skew of a record timestamp."),
+    def("message.timestamp.type", ConfigType::String, Some("log.message.timestamp.type"), "CreateTime or LogAppendTime."),
+    def("min.cleanable.dirty.ratio", ConfigType::Double, Some("log.cleaner.min.cleanable.ratio"), "Dirty ratio that triggers compaction."),
+    def("min.compaction.lag.ms", ConfigType::Long, Some("log.cleaner.min.compaction.lag.ms"), "Minimum time a record stays uncompacted."),
+    def("min.insync.replicas", ConfigType::Int, Some("min.insync.replicas"), "In-sync replicas required for acks=all."),
+    def("preallocate", ConfigType::Boolean, Some("log.preallocate"), "Preallocate segment files."),
+    def("retention.bytes", ConfigType::Long, Some("log.retention.bytes"), "Maximum partition size before old segments are deleted (-1: no limit)."),
+    def("retention.ms", ConfigType::Long, Some("log.retention.ms"), "Maximum age of a segment before it is deleted (-1: no limit)."),
+    def("segment.bytes", ConfigType::Int, Some("log.segment.bytes"), "Segment file size."),
+    def("segment.index.bytes", ConfigType::Int, Some("log.index.size.max.bytes"), "Offset index size."),
+    def("segment.jitter.ms", ConfigType::Long, Some("log.roll.jitter.ms"), "Random jitter subtracted from segment.ms."),
+    def("segment.ms", ConfigType::Long, Some("log.roll.ms"), "Time after which the active segment rolls."),
+    def("unclean.leader.election.enable", ConfigType::Boolean, Some("unclean.leader.election.enable"), "Allow out-of-sync replicas to become leader."),
+];
+
+/// Looks a topic config key up.
+pub fn lookup(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks one topic config value; the error text is what clients see.
+pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    let Some(d) = lookup(name) else {
+        return Err(format!("Unknown topic config name: {name}"));
+    };
+    let num_err = || format!("Invalid value {value} for configuration {name}");
+    match d.kind {
+        ConfigType::Boolean => {
+            if value != "true" && value != "false" {
+                return Err(format!(
+                    "Invalid value {value} for configuration {name}: Expected value to be either true or false"
+                ));
+            }
+        }
+        ConfigType::Int => {
+            let v: i32 = value.parse().map_err(|_| num_err())?;
+            let min = match name {
+                "segment.bytes" => 14,
+                "max.message.bytes" | "index.interval.bytes" => 0,
+                "min.insync.replicas" => 1,
+                "segment.index.bytes" => 4,
+                _ => i32::MIN,
+            };
+            if v < min {
+                return Err(format!(
+                    "Invalid value {value} for configuration {name}: Value must be at least {min}"
+                ));
+            }
+        }
+        ConfigType::Long => {
+            let v: i64 = value.parse().map_err(|_| num_err())?;
+            let min = match name {
+                "retention.ms" | "retention.bytes" => -1,
+                "segment.ms" | "flush.messages" | "flush.ms" => 1,
+                _ => 0,
+            };
+            if v < min {
+                return Err(format!(
+                    "Invalid value {value} for configuration {name}: Value must be at least {min}"
+                ));
+            }
+        }
+        ConfigType::Double => {
+            let v: f64 = value.parse().map_err(|_| num_err())?;
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!(
+                    "Invalid value {value} for configuration {name}: Value must be between 0 and 1"
+                ));
+            }
+        }
+        ConfigType::List => {
+            parse_cleanup_policy(name, value).map_err(|e| e.to_string())?;
+        }
+        ConfigType::String => match name {
+            "message.timestamp.type" => {
+                parse_timestamp_type(name, value).map_err(|e| e.to_string())?;
+            }
+            "compression.type" => {
+                const OK: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
+                if !OK.contains(&value) {
+                    return Err(format!(
+                        "Invalid value {value} for configuration compression.type: String must be one of: {}",
+                        OK.join(", ")
+                    ));
+                }
+            }
+            _ => {}
+        },
+    }
+    Ok(())
+}
+
+/// The value a topic has for `name` when it sets no override (from the broker's defaults).
+pub fn default_value(name: &str, broker: &BrokerConfig) -> String {
+    let d = &broker.log_defaults;
+    match name {
+        "cleanup.policy" => match (d.cleanup_policy.compact, d.cleanup_policy.delete) {
+            (true, true) => "compact,delete".into(),
+            (true, false) => "compact".into(),
+            _ => "delete".into(),
+        },
+        "compression.type" => "producer".into(),
+        "delete.retention.ms" => d.delete_retention_ms.to_string(),
+        "file.delete.delay.ms" => "60000".into(),
+        "flush.messages" => d.flush_messages.min(i64::MAX as u64).to_string(),
+        "flush.ms" => d.flush_ms.to_string(),
+        "index.interval.bytes" => d.index_interval_bytes.to_string(),
+        "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "max.message.bytes" => d.max_message_bytes.to_string(),
+        "message.timestamp.after.max.ms" | "message.timestamp.before.max.ms" => {
+            i64::MAX.to_string()
+        }
+        "message.timestamp.type" => match d.message_timestamp_type {
+            TimestampType::CreateTime => "CreateTime".into(),
+            TimestampType::LogAppendTime => "LogAppendTime".into(),
+        },
+        "min.cleanable.dirty.ratio" => d.min_cleanable_dirty_ratio.to_string(),
+        "min.compaction.lag.ms" => d.min_compaction_lag_ms.to_string(),
+        "min.insync.replicas" => broker.min_insync_replicas.to_string(),
+        "preallocate" | "unclean.leader.election.enable" => "false".into(),
+        "retention.bytes" => d.retention_bytes.to_string(),
+        "retention.ms" => d.retention_ms.to_string(),
+        "segment.bytes" => d.segment_bytes.to_string(),
+        "segment.index.bytes" => "10485760".into(),
+        "segment.jitter.ms" => "0".into(),
+        "segment.ms" => d.segment_ms.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The log configuration of a topic: broker defaults with the topic's overrides applied.
+/// Overrides were validated when they were set, so a value that no longer parses keeps the default.
+pub fn log_config(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> LogConfig {
+    let mut c = broker.log_defaults.clone();
+    for (k, v) in overrides {
+        match k.as_str() {
+            "cleanup.policy" => {
+                if let Ok(p) = parse_cleanup_policy(k, v) {
+                    c.cleanup_policy = p;
+                }
+            }
+            "delete.retention.ms" => set(&mut c.delete_retention_ms, v),
+            "flush.messages" => set(&mut c.flush_messages, v),
+            "flush.ms" => set(&mut c.flush_ms, v),
+            "index.interval.bytes" => set(&mut c.index_interval_bytes, v),
+            "max.message.bytes" => set(&mut c.max_message_bytes, v),
+            "message.timestamp.type" => {
+                if let Ok(t) = parse_timestamp_type(k, v) {
+                    c.message_timestamp_type = t;
+                }
+            }
+            "min.cleanable.dirty.ratio" => set(&mut c.min_cleanable_dirty_ratio, v),
+            "min.compaction.lag.ms" => set(&mut c.min_compaction_lag_ms, v),
+            "retention.bytes" => set(&mut c.retention_bytes, v),
+            "retention.ms" => set(&mut c.retention_ms, v),
+            "segment.bytes" => set(&mut c.segment_bytes, v),
+            "segment.ms" => set(&mut c.segment_ms, v),
+            _ => {}
+        }
+    }
+    c
+}
+
+fn set<T: std::str::FromStr>(slot: &mut T, value: &str) {
+    if let Ok(v) = value.parse() {
+        *slot = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker() -> BrokerConfig {
+        BrokerConfig::from_properties(BTreeMap::new()).unwrap()
+    }
+
+    #[test]
+    fn validation_matches_kafka_messages() {
+        assert!(validate("retention.ms", "-1").is_ok());
+        assert!(validate("retention.ms", "-2").is_err());
+        assert!(validate("retention.ms", "abc").is_err());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("cleanup.policy", "never").is_err());
+        assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate("no.such.config", "1")
+            .unwrap_err()
+            .contains("Unknown topic config"));
+        assert!(validate("compression.type", "zstd").is_ok());
+        assert!(validate("compression.type", "brotli").is_err());
+    }
+
+    #[test]
+    fn overrides_map_onto_the_log_config() {
+        let b = broker();
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        o.insert("cleanup.policy".to_string(), "compact".to_string());
+        o.insert("segment.bytes".to_string(), "2048".to_string());
+        let c = log_config(&o, &b);
+        assert_eq!(c.retention_ms, 1000);
+        assert!(c.cleanup_policy.compact && !c.cleanup_policy.delete);
+        assert_eq!(c.segment_bytes, 2048);
+        assert_eq!(default_value("retention.ms", &b), "604800000");
+    }
+
+    #[test]
+    fn every_key_has_a_default() {
+        let b = broker();
+        for d in TOPIC_CONFIGS {
+            let v = default_value(d.name, &b);
+            assert!(!v.is_empty(), "{}", d.name);
+            assert!(validate(d.name, &v).is_ok(), "{} = {v}", d.name);
+        }
+    }
+}

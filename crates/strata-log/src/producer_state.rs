@@ -1,0 +1,242 @@
+//! Idempotent-producer state of one partition, following Kafka's ProducerStateManager: per producer
+//! id the current epoch and the metadata of its last five batches. Pure: the log feeds it batch
+//! headers (after offsets are assigned) and rebuilds it from a header scan on open.
+
+use crate::batch::BatchHeader;
+use crate::error::LogError;
+use std::collections::{HashMap, VecDeque};
+
+/// How many recent batches per producer are remembered for duplicate detection.
+pub const RETAINED_BATCHES_PER_PRODUCER: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchMetadata {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchMetadata>,
+}
+
+/// Outcome of checking a request against producer state.
+#[derive(Debug)]
+pub(crate) enum SequenceCheck {
+    /// Append; the map holds the producer entries as they will be after the append.
+    Append(HashMap<i64, ProducerEntry>),
+    /// A retry of an already written batch: its original offsets.
+    Duplicate { first_offset: i64, last_offset: i64 },
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ProducerStateTable {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
+    next_seq == last_seq.wrapping_add(1) || (next_seq == 0 && last_seq == i32::MAX)
+}
+
+fn push_batch(entry: &mut ProducerEntry, header: &BatchHeader) {
+    if header.is_control() || header.base_sequence < 0 {
+        return;
+    }
+    entry.batches.push_back(BatchMetadata {
+        first_seq: header.base_sequence,
+        last_seq: header.last_sequence(),
+        first_offset: header.base_offset,
+        last_offset: header.last_offset(),
+    });
+    while entry.batches.len() > RETAINED_BATCHES_PER_PRODUCER {
+        entry.batches.pop_front();
+    }
+}
+
+impl ProducerStateTable {
+    /// Validates leader-appended batches (offsets already assigned) in order.
+    pub fn check(&self, headers: &[BatchHeader]) -> Result<SequenceCheck, LogError> {
+        let mut staged: HashMap<i64, ProducerEntry> = HashMap::new();
+        for h in headers.iter().filter(|h| h.has_producer_id()) {
+            let current = staged
+                .get(&h.producer_id)
+                .or_else(|| self.producers.get(&h.producer_id))
+                .cloned();
+            let mut entry = match current {
+                None => ProducerEntry {
+                    epoch: h.producer_epoch,
+                    batches: VecDeque::new(),
+                },
+                Some(entry) => {
+                    if h.producer_epoch < entry.epoch {
+                        return Err(LogError::InvalidProducerEpoch);
+                    }
+                    if !h.is_control() && h.base_sequence >= 0 {
+                        if h.producer_epoch == entry.epoch {
+                            if let Some(dup) = entry.batches.iter().find(|b| {
+                                b.first_seq == h.base_sequence && b.last_seq == h.last_sequence()
+                            }) {
+                                return Ok(SequenceCheck::Duplicate {
+                                    first_offset: dup.first_offset,
+                                    last_offset: dup.last_offset,
+                                });
+                            }
+                            if let Some(last) = entry.batches.back() {
+                                if !in_sequence(last.last_seq, h.base_sequence) {
+                                    return Err(LogError::OutOfOrderSequence {
+                                        producer_id: h.producer_id,
+                                        expected: last.last_seq.wrapping_add(1),
+                                        received: h.base_sequence,
+                                    });
+                                }
+                            }
+                        } else if h.base_sequence != 0 {
+                            return Err(LogError::OutOfOrderSequence {
+                                producer_id: h.producer_id,
+                                expected: 0,
+                                received: h.base_sequence,
+                            });
+                        }
+                    }
+                    if h.producer_epoch != entry.epoch {
+                        ProducerEntry {
+                            epoch: h.producer_epoch,
+                            batches: VecDeque::new(),
+                        }
+                    } else {
+                        entry
+                    }
+                }
+            };
+            push_batch(&mut entry, h);
+            staged.insert(h.producer_id, entry);
+        }
+        Ok(SequenceCheck::Append(staged))
+    }
+
+    /// Installs entries produced by a successful [`check`](Self::check).
+    pub fn commit(&mut self, staged: HashMap<i64, ProducerEntry>) {
+        self.producers.extend(staged);
+    }
+
+    /// Records a batch without validation (replication, rebuild on open).
+    pub fn observe(&mut self, h: &BatchHeader) {
+        if !h.has_producer_id() {
+            return;
+        }
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: h.producer_epoch,
+                batches: VecDeque::new(),
+            });
+        if h.producer_epoch > entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        push_batch(entry, h);
+    }
+
+    /// Forgets batches at or above `offset` (log truncation) and producers left without any.
+    pub fn truncate_from(&mut self, offset: i64) {
+        self.producers.retain(|_, entry| {
+            let had_batches = !entry.batches.is_empty();
+            entry.batches.retain(|b| b.last_offset < offset);
+            !had_batches || !entry.batches.is_empty()
+        });
+    }
+
+    #[cfg(test)]
+    pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
+        BatchHeader {
+            base_offset,
+            batch_length: 49,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            records_count: count,
+        }
+    }
+
+    fn append(t: &mut ProducerStateTable, h: BatchHeader) -> Result<SequenceCheck, LogError> {
+        let r = t.check(&[h])?;
+        if let SequenceCheck::Append(staged) = r {
+            t.commit(staged.clone());
+            return Ok(SequenceCheck::Append(staged));
+        }
+        Ok(r)
+    }
+
+    #[test]
+    fn sequence_rules() {
+        let mut t = ProducerStateTable::default();
+        // Unknown producer: any sequence accepted.
+        assert!(matches!(append(&mut t, header(1, 0, 7, 3, 0)), Ok(SequenceCheck::Append(_))));
+        // Next in sequence.
+        assert!(matches!(append(&mut t, header(1, 0, 10, 2, 3)), Ok(SequenceCheck::Append(_))));
+        // Retry of the first batch.
+        assert!(matches!(
+            append(&mut t, header(1, 0, 7, 3, 99)),
+            Ok(SequenceCheck::Duplicate { first_offset: 0, last_offset: 2 })
+        ));
+        // Gap.
+        assert!(matches!(
+            append(&mut t, header(1, 0, 13, 1, 5)),
+            Err(LogError::OutOfOrderSequence { expected: 12, received: 13, .. })
+        ));
+        // New epoch must restart at 0.
+        assert!(matches!(
+            append(&mut t, header(1, 1, 5, 1, 5)),
+            Err(LogError::OutOfOrderSequence { expected: 0, .. })
+        ));
+        assert!(append(&mut t, header(1, 1, 0, 1, 5)).is_ok());
+        // Old epoch is fenced.
+        assert!(matches!(append(&mut t, header(1, 0, 12, 1, 6)), Err(LogError::InvalidProducerEpoch)));
+        // Wrap-around.
+        let mut t = ProducerStateTable::default();
+        assert!(append(&mut t, header(2, 0, i32::MAX, 1, 0)).is_ok());
+        assert!(append(&mut t, header(2, 0, 0, 1, 1)).is_ok());
+    }
+
+    #[test]
+    fn keeps_last_five_batches_and_truncates() {
+        let mut t = ProducerStateTable::default();
+        for i in 0..8 {
+            t.observe(&header(1, 0, i, 1, i as i64));
+        }
+        assert_eq!(t.entry(1).map(|e| e.batches.len()), Some(5));
+        t.truncate_from(6);
+        assert_eq!(t.entry(1).and_then(|e| e.batches.back()).map(|b| b.last_offset), Some(5));
+        t.truncate_from(0);
+        assert!(t.entry(1).is_none());
+    }
+
+    #[test]
+    fn multi_batch_request_is_checked_in_order() {
+        let t = ProducerStateTable::default();
+        let ok = t.check(&[header(1, 0, 0, 2, 0), header(1, 0, 2, 2, 2)]);
+        assert!(matches!(ok, Ok(SequenceCheck::Append(_))));
+        let bad = t.check(&[header(1, 0, 0, 2, 0), header(1, 0, 3, 2, 2)]);
+        assert!(matches!(bad, Err(LogError::OutOfOrderSequence { .. })));
+    }
+}

@@ -1,0 +1,172 @@
+"""Python handle on the test Kubernetes control plane of tests/env/k8s/cluster.sh.
+
+    cp = ControlPlane(tmpdir).up()          # etcd, apiserver, controller-manager, scheduler, kwok
+    cp.kubectl("get", "nodes")               # -> stdout (str); raises KubectlError on failure
+    cp.get_json("pods", namespace="x")       # -> parsed `kubectl get -o json`
+    cp.apply(yaml_text)
+    cp.wait_until(lambda: ..., timeout=60, what="...")
+    cp.env                                    # KUBECONFIG + PATH (kubectl, helm) for subprocesses
+    cp.down()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+K8S_DIR = Path(__file__).resolve().parent
+CLUSTER_SH = K8S_DIR / "cluster.sh"
+
+
+class KubectlError(RuntimeError):
+    pass
+
+
+class ControlPlane:
+    def __init__(self, directory: os.PathLike | str, zones: int = 3, nodes_per_zone: int = 2,
+                 pvs_per_zone: int = 12, up_timeout: int = 240):
+        self.dir = Path(directory).resolve()
+        self.zones = zones
+        self.nodes_per_zone = nodes_per_zone
+        self.pvs_per_zone = pvs_per_zone
+        self.up_timeout = up_timeout
+        self.up_seconds: float | None = None
+        self._env: dict[str, str] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def up(self) -> "ControlPlane":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, STRATA_K8S_UP_TIMEOUT=str(self.up_timeout))
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [str(CLUSTER_SH), "up", str(self.dir), "--zones", str(self.zones),
+             "--nodes-per-zone", str(self.nodes_per_zone), "--pvs-per-zone", str(self.pvs_per_zone)],
+            env=env, capture_output=True, text=True, timeout=self.up_timeout + 60)
+        self.up_seconds = time.monotonic() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"cluster.sh up failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
+        self._load_env()
+        return self
+
+    def down(self) -> None:
+        subprocess.run([str(CLUSTER_SH), "down", str(self.dir)], capture_output=True, text=True,
+                       timeout=120, check=False)
+
+    def __enter__(self) -> "ControlPlane":
+        return self.up()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.down()
+
+    # -- access ----------------------------------------------------------------------------
+    @property
+    def kubeconfig(self) -> Path:
+        return self.dir / "kubeconfig"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """os.environ plus KUBECONFIG and a PATH with kubectl, kwok and helm first."""
+        if self._env is None:
+            self._load_env()
+        assert self._env is not None
+        return dict(self._env)
+
+    @property
+    def bin_dir(self) -> Path:
+        return Path(self.env["PATH"].split(os.pathsep, 1)[0])
+
+    def log(self, component: str) -> Path:
+        """Log file of etcd, kube-apiserver, kube-controller-manager, kube-scheduler or kwok."""
+        return self.dir / "log" / f"{component}.log"
+
+    def _load_env(self) -> None:
+        out = subprocess.run([str(CLUSTER_SH), "env", str(self.dir)], capture_output=True,
+                             text=True, check=True).stdout
+        env = dict(os.environ)
+        for line in out.splitlines():
+            if line.startswith("export ") and "=" in line:
+                key, value = line[len("export "):].split("=", 1)
+                env[key] = value.replace("$PATH", os.environ.get("PATH", ""))
+        self._env = env
+
+    # -- kubectl ---------------------------------------------------------------------------
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 60) -> str:
+        proc = subprocess.run([str(self.bin_dir / "kubectl"), *args], input=input, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise KubectlError(f"kubectl {' '.join(args)} failed ({proc.returncode}): "
+                               f"{proc.stderr.strip()}")
+        return proc.stdout
+
+    def apply(self, manifest: str, *extra: str) -> str:
+        return self.kubectl("apply", "-f", "-", *extra, input=manifest)
+
+    def get_json(self, *what: str, namespace: str | None = None, selector: str | None = None) -> Any:
+        args = ["get", *what, "-o", "json"]
+        if namespace:
+            args += ["-n", namespace]
+        if selector:
+            args += ["-l", selector]
+        return json.loads(self.kubectl(*args))
+
+    def items(self, *what: str, **kw: Any) -> list[dict]:
+        return self.get_json(*what, **kw).get("items", [])
+
+    # -- waiting ---------------------------------------------------------------------------
+    @staticmethod
+    def wait_until(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5,
+                   what: str = "condition") -> Any:
+        """Polls predicate until it returns something truthy (returned), or raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        last_err: Exception | None = None
+        while True:
+            try:
+                value = predicate()
+                if value:
+                    return value
+            except (KubectlError, subprocess.TimeoutExpired) as e:
+                last_err = e
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}"
+                                   + (f" (last error: {last_err})" if last_err else ""))
+            time.sleep(interval)
+
+    # -- cluster facts ---------------------------------------------------------------------
+    def node_zones(self) -> dict[str, str]:
+        """Node name -> topology.kubernetes.io/zone."""
+        return {n["metadata"]["name"]: n["metadata"]["labels"].get("topology.kubernetes.io/zone", "")
+                for n in self.items("nodes")}
+
+    def ready_nodes(self) -> list[str]:
+        return [n["metadata"]["name"] for n in self.items("nodes") if _cond(n, "Ready")]
+
+    def ready_pods(self, namespace: str, selector: str | None = None) -> list[dict]:
+        return [p for p in self.items("pods", namespace=namespace, selector=selector)
+                if p.get("status", {}).get("phase") == "Running" and _cond(p, "Ready")
+                and not p["metadata"].get("deletionTimestamp")]
+
+    def recycle_volumes(self) -> int:
+        """Makes Released PersistentVolumes of strata-local Available again (clears claimRef),
+        so that a long test session does not run out of the static pool. Returns how many."""
+        n = 0
+        for pv in self.items("pv"):
+            if pv.get("status", {}).get("phase") == "Released" and \
+                    pv["spec"].get("storageClassName") == "strata-local":
+                self.kubectl("patch", "pv", pv["metadata"]["name"], "--type=json",
+                             "-p", '[{"op":"remove","path":"/spec/claimRef"}]')
+                n += 1
+        return n
+
+
+def _cond(obj: dict, ctype: str) -> bool:
+    return any(c.get("type") == ctype and c.get("status") == "True"
+               for c in obj.get("status", {}).get("conditions", []) or [])
+
+
+def names(objs: Iterable[dict]) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in objs)
