@@ -225,6 +225,27 @@ def ck_read_all(bootstrap: str, topic: str, partitions: int, timeout: float = 18
         c.close()
 
 
+def ck_committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int] | None:
+    """The offsets `group` committed for each partition of `topic` (OffsetFetch through a consumer
+    of the group that does not join it), or None while the coordinator cannot answer.
+
+    AdminClient.list_consumer_group_offsets is avoided: librdkafka (2.16 and kcat's 2.0) crashes
+    in rd_kafka_cgrp_op when an admin OffsetFetch gets a coordinator error, e.g. just after a
+    broker restart."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        res = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=15)
+    except KafkaException:
+        return None
+    finally:
+        c.close()
+    if any(tp.error is not None for tp in res):
+        return None
+    return [tp.offset for tp in sorted(res, key=lambda tp: tp.partition)]
+
+
 # --------------------------------------------------------------------------------------------
 # Group member in its own process
 

@@ -138,6 +138,9 @@ class Member:
             self.proc.kill()
             self.proc.wait(timeout=30)
         self.stderr.close()
+        # Shown by pytest only when the test failed.
+        tail = Path(self.stderr.name).read_text(errors="replace").splitlines()[-20:]
+        print(f"--- member {self.name} (exit {self.proc.returncode}), stderr tail:", *tail, sep="\n")
 
 
 def assert_clean(summary, expect):

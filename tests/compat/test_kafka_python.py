@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -34,7 +35,7 @@ def kp_produce(bootstrap, topic, recs, codec=None, timeout=300):
     """Sends `recs` (explicit partition, key, value, headers, timestamp), flushes once and asserts
     every send was acknowledged."""
     p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type=codec,
-                      linger_ms=20, batch_size=256 * 1024, buffer_memory=256 * 1024 * 1024,
+                      linger_ms=20, batch_size=256 * 1024,
                       max_request_size=4 * 1024 * 1024)
     try:
         futures = [p.send(topic, value=r.value, key=r.key, partition=r.partition,
@@ -94,37 +95,55 @@ def test_produce_consume_100k(broker, codec):
 
 
 class _Member:
-    """An in-process kafka-python group member polled by the test thread."""
+    """An in-process kafka-python group member with a thread of its own that polls, records what
+    it consumed and commits it (a member polled from a shared thread can miss rebalances)."""
 
     def __init__(self, bootstrap, group, topic):
         self.seen: list[tuple[int, int, bytes]] = []
+        self.assigned: set[int] = set()
         self.c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
                                auto_offset_reset="earliest", enable_auto_commit=False,
                                session_timeout_ms=6000, heartbeat_interval_ms=1000)
-        self.open = True
+        self._stop = threading.Event()
+        self.error = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
 
-    @property
-    def assigned(self) -> set[int]:
-        return {tp.partition for tp in self.c.assignment()} if self.open else set()
-
-    def pump(self):
-        if not self.open:
-            return
-        offs = {}
-        for tp, msgs in self.c.poll(timeout_ms=200, max_records=500).items():
-            for m in msgs:
-                self.seen.append((m.partition, m.offset, m.key))
-                offs[tp] = OffsetAndMetadata(m.offset + 1, "", -1)
-        if offs:
-            try:
-                self.c.commit(offs)
-            except KafkaError:
-                pass  # a rebalance raced the commit: the records come again (at least once)
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                offs = {}
+                for tp, msgs in self.c.poll(timeout_ms=500, max_records=500).items():
+                    for m in msgs:
+                        self.seen.append((m.partition, m.offset, m.key))
+                        offs[tp] = OffsetAndMetadata(m.offset + 1, "", -1)
+                if offs:
+                    try:
+                        self.c.commit(offs)
+                    except KafkaError:
+                        pass  # a rebalance raced the commit: the records come again
+                self.assigned = {tp.partition for tp in self.c.assignment()}
+        except Exception as e:  # surfaced by close()
+            self.error = e
+        finally:
+            self.assigned = set()
+            self.c.close(autocommit=False)
 
     def close(self):
-        if self.open:
-            self.c.close(autocommit=False)
-            self.open = False
+        self._stop.set()
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "group member thread did not stop"
+        assert self.error is None, f"group member failed: {self.error!r}"
+
+
+def kp_committed(bootstrap, group, tps):
+    """The group's committed offsets for `tps` (OffsetFetch through the admin client)."""
+    admin = kp_admin(bootstrap)
+    try:
+        res = admin.list_group_offsets({group: tps})[group]
+    finally:
+        admin.close()
+    return [res[tp].offset if tp in res else None for tp in tps]
 
 
 def _keys(seen):
@@ -149,8 +168,6 @@ def test_group_rebalance_commit_restart(broker, tmp_path):
     m3 = _Member(bs, group, topic)
     try:
         def settled_a():
-            m2.pump()
-            m3.pump()
             a1, a2, a3 = dying.assignment(), m2.assigned, m3.assigned
             seen = _keys(m2.seen) | _keys(m3.seen) | {k for _, _, k in dying.consumed()}
             return (a1 and a2 and a3 and not (a1 & a2) and not (a1 & a3) and not (a2 & a3)
@@ -163,8 +180,6 @@ def test_group_rebalance_commit_restart(broker, tmp_path):
         kp_produce(bs, topic, phase_b)
 
         def settled_b():
-            m2.pump()
-            m3.pump()
             return (m2.assigned | m3.assigned == all_parts
                     and {r.key for r in phase_b} <= _keys(m2.seen) | _keys(m3.seen))
         wait_until(settled_b, 120, "survivors taking over the dead member's partitions")
@@ -175,17 +190,14 @@ def test_group_rebalance_commit_restart(broker, tmp_path):
         kp_produce(bs, topic, phase_c)
 
         def settled_c():
-            m2.pump()
             return m2.assigned == all_parts and {r.key for r in phase_c} <= _keys(m2.seen)
         wait_until(settled_c, 120, "last member owning all partitions and phase C consumed")
 
         total = 3 * per_phase
         tps = [TopicPartition(topic, p) for p in range(partitions)]
 
-        def all_committed():
-            m2.pump()
-            return [m2.c.committed(tp) for tp in tps] == [total] * partitions
-        wait_until(all_committed, 60, "every partition committed up to its end")
+        wait_until(lambda: kp_committed(bs, group, tps) == [total] * partitions, 60,
+                   "every partition committed up to its end")
 
         every = {r.key for r in phase_a + phase_b + phase_c}
         seen = _keys(m2.seen) | _keys(m3.seen) | {k for _, _, k in dying.consumed()}
@@ -198,21 +210,15 @@ def test_group_rebalance_commit_restart(broker, tmp_path):
 
     broker.restart()
 
-    def fetched():
-        admin = kp_admin(bs)
-        try:
-            res = admin.list_group_offsets({group: tps})[group]
-        finally:
-            admin.close()
-        return sorted((tp.partition, om.offset) for tp, om in res.items())
-    committed = wait_until(fetched, 90, "OffsetFetch answered after restart")
-    assert committed == [(p, total) for p in range(partitions)]
+    committed = wait_until(lambda: kp_committed(bs, group, tps), 90,
+                           "OffsetFetch answered after restart")
+    assert committed == [total] * partitions
 
     phase_d = make_records(10 * partitions, partitions, tag="d")
     kp_produce(bs, topic, phase_d)
     m4 = _Member(bs, group, topic)
     try:
-        wait_until(lambda: (m4.pump(), {r.key for r in phase_d} <= _keys(m4.seen))[1], 120,
+        wait_until(lambda: {r.key for r in phase_d} <= _keys(m4.seen), 120,
                    "new member consuming the records produced after the restart")
         redelivered = [(p, o, k) for p, o, k in m4.seen if o < total]
         assert not redelivered, f"re-delivered below the committed offset: {redelivered[:5]}"

@@ -2,8 +2,9 @@
 
 kcat cannot set per-message timestamps or per-message headers: records get the CreateTime
 librdkafka stamps at produce time (checked to lie within the produce run), and the headers given
-with -H on the command line (varied here per partition, one kcat run per partition). Topic creation
-and the committed-offset check use confluent-kafka's AdminClient, since kcat has no admin mode.
+with -H on the command line (varied here per partition, one kcat run per partition). kcat has no
+admin mode: topics are created with confluent-kafka's AdminClient, and a group's committed offsets
+are read with a confluent-kafka consumer of that group.
 """
 
 from __future__ import annotations
@@ -16,13 +17,10 @@ import subprocess
 
 import pytest
 from confluent_kafka import TopicPartition
-from confluent_kafka import ConsumerGroupTopicPartitions
-from confluent_kafka.admin import AdminClient
-from confluent_kafka import KafkaException
 
 from harness import unique_topic, wait_until
 
-from scenarios import CODECS, Rec, create_topic, make_records, now_ms, verify_records
+from scenarios import CODECS, Rec, ck_committed, create_topic, make_records, now_ms, verify_records
 
 KCAT = shutil.which("kcat")
 pytestmark = pytest.mark.skipif(KCAT is None, reason="kcat not installed (tests/env/install/kcat.sh)")
@@ -225,17 +223,8 @@ def test_group_rebalance_commit_restart(broker, tmp_path):
             c.close()
         assert sum(ends) == 3600
 
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-
         def committed():
-            """The group's committed offsets per partition (OffsetFetch by a neutral client)."""
-            admin = AdminClient({"bootstrap.servers": bs})
-            try:
-                res = admin.list_consumer_group_offsets(
-                    [ConsumerGroupTopicPartitions(group, tps)])[group].result(15)
-            except (KafkaException, TimeoutError):
-                return None
-            return [tp.offset for tp in sorted(res.topic_partitions, key=lambda t: t.partition)]
+            return ck_committed(bs, group, topic, partitions)
         wait_until(lambda: committed() == ends, 60, "kcat's auto-commit reaching the end offsets")
         last.signal(signal.SIGTERM)
 

@@ -6,7 +6,6 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions,
                                    NewTopic, OffsetSpec, ResourceType)
@@ -14,8 +13,8 @@ from confluent_kafka import TopicCollection
 
 from harness import unique_topic, wait_until
 
-from scenarios import (CODECS, MemberProcess, Rec, ck_produce, ck_read_all, create_topic,
-                       make_records, now_ms, verify_records)
+from scenarios import (CODECS, MemberProcess, Rec, ck_committed, ck_produce, ck_read_all,
+                       create_topic, make_records, now_ms, verify_records)
 
 N_RECORDS = 100_000
 
@@ -160,17 +159,9 @@ def test_group_rebalance_commit_restart(broker, tmp_path):
 
     broker.restart()
 
-    admin = AdminClient({"bootstrap.servers": bs})
-
-    def fetched():
-        try:
-            res = admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group, tps)])[group].result(15)
-        except (KafkaException, TimeoutError):
-            return None  # coordinator still loading after the restart
-        return sorted((tp.partition, tp.offset) for tp in res.topic_partitions)
-    committed = wait_until(fetched, 90, "OffsetFetch answered after restart")
-    assert committed == [(p, total) for p in range(partitions)]
+    committed = wait_until(lambda: ck_committed(bs, group, topic, partitions), 90,
+                           "OffsetFetch answered after restart")
+    assert committed == [total] * partitions
 
     phase_d = make_records(10 * partitions, partitions, tag="d")
     ck_produce(bs, topic, phase_d)

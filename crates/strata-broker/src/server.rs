@@ -68,7 +68,7 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, tracker: TaskTrac
 async fn connection(
     broker: Arc<Broker>,
     mut stream: TcpStream,
-    _peer: SocketAddr,
+    peer: SocketAddr,
 ) -> Result<(), ConnectionError> {
     let max = broker.config.socket_request_max_bytes;
     let mut out = BytesMut::with_capacity(64 * 1024);
@@ -98,7 +98,7 @@ async fn connection(
         let frame = frame.freeze();
 
         out.clear();
-        if let Some(()) = handle_frame(&broker, frame, &mut out).await? {
+        if let Some(()) = handle_frame(&broker, peer, frame, &mut out).await? {
             stream.write_all(&out).await?;
         }
     }
@@ -108,6 +108,7 @@ async fn connection(
 /// Returns `None` when the request expects no response (produce with acks=0).
 async fn handle_frame(
     broker: &Broker,
+    peer: SocketAddr,
     frame: Bytes,
     out: &mut BytesMut,
 ) -> Result<Option<()>, ConnectionError> {
@@ -141,7 +142,8 @@ async fn handle_frame(
         correlation_id,
         client = header.client_id.as_deref().unwrap_or("")
     );
-    let reply = handlers::dispatch(broker, key, version, &header, buf)
+    let ctx = handlers::RequestContext { header, peer };
+    let reply = handlers::dispatch(broker, key, version, &ctx, buf)
         .instrument(span)
         .await
         .map_err(|e| ConnectionError::Malformed(format!("{key:?} v{version}: {e}")))?;

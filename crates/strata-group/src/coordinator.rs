@@ -249,7 +249,11 @@ impl GroupCoordinator {
     }
 
     /// LeaveGroup, single member (v0-v2) or a batch (v3+).
-    pub async fn leave_group(&self, req: LeaveGroupRequest, api_version: i16) -> LeaveGroupResponse {
+    pub async fn leave_group(
+        &self,
+        req: LeaveGroupRequest,
+        api_version: i16,
+    ) -> LeaveGroupResponse {
         self.inner.handle_leave(req, api_version)
     }
 
@@ -272,7 +276,11 @@ impl GroupCoordinator {
     }
 
     /// ListGroups with the states (v4+) and types (v5+) filters.
-    pub async fn list_groups(&self, req: ListGroupsRequest, api_version: i16) -> ListGroupsResponse {
+    pub async fn list_groups(
+        &self,
+        req: ListGroupsRequest,
+        api_version: i16,
+    ) -> ListGroupsResponse {
         self.inner.handle_list(req, api_version)
     }
 
@@ -314,7 +322,12 @@ impl GroupCoordinator {
             .offsets
             .iter()
             .map(|((topic, partition), v)| {
-                (topic.clone(), *partition, v.offset, Some(v.metadata.clone()))
+                (
+                    topic.clone(),
+                    *partition,
+                    v.offset,
+                    Some(v.metadata.clone()),
+                )
             })
             .collect()
     }
@@ -645,7 +658,9 @@ impl Inner {
         };
         let fenced = code(ResponseError::FencedInstanceId);
         if let Some(join) = member.awaiting_join.take() {
-            let _ = join.reply.send(join_error(old_id, fenced, join.api_version));
+            let _ = join
+                .reply
+                .send(join_error(old_id, fenced, join.api_version));
         }
         if let Some(sync) = member.awaiting_sync.take() {
             let _ = sync.send(sync_error(fenced));
@@ -663,7 +678,9 @@ impl Inner {
         group.members.insert(new_id.clone(), member);
         group.members.move_index(group.members.len() - 1, index);
         if let Some(instance) = &params.instance_id {
-            group.static_members.insert(instance.clone(), new_id.clone());
+            group
+                .static_members
+                .insert(instance.clone(), new_id.clone());
         }
         if was_leader {
             group.leader = Some(new_id.clone());
@@ -720,7 +737,10 @@ impl Inner {
         let epoch = group.rebalance_epoch;
         let rebalance_timeout = group.rebalance_timeout_ms().max(0);
         if initial {
-            let delay = self.config.initial_rebalance_delay_ms.clamp(0, rebalance_timeout);
+            let delay = self
+                .config
+                .initial_rebalance_delay_ms
+                .clamp(0, rebalance_timeout);
             group.in_initial_delay = true;
             group.new_member_added = false;
             self.spawn_join_timer(
@@ -772,7 +792,11 @@ impl Inner {
             return;
         }
         group.protocol = group.select_protocol();
-        if !group.leader.as_ref().is_some_and(|l| group.members.contains_key(l)) {
+        if !group
+            .leader
+            .as_ref()
+            .is_some_and(|l| group.members.contains_key(l))
+        {
             group.leader = group.members.keys().next().cloned();
         }
         group.transition(GroupState::CompletingRebalance, now);
@@ -849,8 +873,7 @@ impl Inner {
                     return;
                 }
                 let mut group = group_arc.lock();
-                if group.rebalance_epoch != epoch || group.state != GroupState::PreparingRebalance
-                {
+                if group.rebalance_epoch != epoch || group.state != GroupState::PreparingRebalance {
                     return;
                 }
                 if let Some(left) = remaining {
@@ -1052,7 +1075,11 @@ impl Inner {
         }
     }
 
-    fn handle_leave(self: &Arc<Self>, req: LeaveGroupRequest, api_version: i16) -> LeaveGroupResponse {
+    fn handle_leave(
+        self: &Arc<Self>,
+        req: LeaveGroupRequest,
+        api_version: i16,
+    ) -> LeaveGroupResponse {
         let leaving: Vec<(String, Option<String>)> = if api_version >= 3 {
             req.members
                 .iter()
@@ -1140,7 +1167,12 @@ impl Inner {
     // ---------------------------------------------------------------- offsets
 
     /// Kafka's `validateOffsetCommit` plus the state check of `doCommitOffsets`.
-    fn commit_error(group: &Group, generation: i32, member_id: &str, instance: Option<&str>) -> i16 {
+    fn commit_error(
+        group: &Group,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> i16 {
         if group.state == GroupState::Dead {
             return code(ResponseError::CoordinatorNotAvailable);
         }
@@ -1273,10 +1305,7 @@ impl Inner {
         let too_large_code = code(ResponseError::OffsetMetadataTooLarge);
         let failed = code(ResponseError::CoordinatorNotAvailable);
         respond(&|topic, partition| {
-            if too_large
-                .iter()
-                .any(|(t, p)| t == topic && *p == partition)
-            {
+            if too_large.iter().any(|(t, p)| t == topic && *p == partition) {
                 too_large_code
             } else if stored {
                 NONE
@@ -1324,7 +1353,11 @@ impl Inner {
         }
     }
 
-    fn handle_offset_fetch(&self, req: OffsetFetchRequest, api_version: i16) -> OffsetFetchResponse {
+    fn handle_offset_fetch(
+        &self,
+        req: OffsetFetchRequest,
+        api_version: i16,
+    ) -> OffsetFetchResponse {
         let unavailable = self.is_shutting_down();
         let error = code(ResponseError::CoordinatorNotAvailable);
         let epoch = |v: &Option<OffsetValue>| {
@@ -1339,7 +1372,8 @@ impl Inner {
                 .groups
                 .iter()
                 .map(|g| {
-                    let mut group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                    let mut group =
+                        OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
                     if unavailable {
                         return group.with_error_code(error);
                     }
@@ -1359,9 +1393,9 @@ impl Inner {
                                         .with_partition_index(p)
                                         .with_committed_offset(v.as_ref().map_or(-1, |v| v.offset))
                                         .with_committed_leader_epoch(epoch(&v))
-                                        .with_metadata(Some(sb(
-                                            v.as_ref().map_or("", |v| v.metadata.as_str()),
-                                        )))
+                                        .with_metadata(Some(sb(v
+                                            .as_ref()
+                                            .map_or("", |v| v.metadata.as_str()))))
                                 })
                                 .collect();
                             OffsetFetchResponseTopics::default()
@@ -1379,7 +1413,11 @@ impl Inner {
                 .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
-        let partition_error = if unavailable && api_version < 2 { error } else { NONE };
+        let partition_error = if unavailable && api_version < 2 {
+            error
+        } else {
+            NONE
+        };
         let topics = if unavailable && api_version >= 2 {
             Vec::new()
         } else {
@@ -1393,7 +1431,9 @@ impl Inner {
                                 .with_partition_index(p)
                                 .with_committed_offset(v.as_ref().map_or(-1, |v| v.offset))
                                 .with_committed_leader_epoch(epoch(&v))
-                                .with_metadata(Some(sb(v.as_ref().map_or("", |v| v.metadata.as_str()))))
+                                .with_metadata(Some(sb(v
+                                    .as_ref()
+                                    .map_or("", |v| v.metadata.as_str()))))
                                 .with_error_code(partition_error)
                         })
                         .collect();
@@ -1457,15 +1497,18 @@ impl Inner {
         ListGroupsResponse::default().with_groups(listed)
     }
 
-    fn handle_describe(&self, req: DescribeGroupsRequest, api_version: i16) -> DescribeGroupsResponse {
+    fn handle_describe(
+        &self,
+        req: DescribeGroupsRequest,
+        api_version: i16,
+    ) -> DescribeGroupsResponse {
         let groups = req
             .groups
             .iter()
             .map(|group_id| {
                 let described = DescribedGroup::default().with_group_id(group_id.clone());
                 if self.is_shutting_down() {
-                    return described
-                        .with_error_code(code(ResponseError::CoordinatorNotAvailable));
+                    return described.with_error_code(code(ResponseError::CoordinatorNotAvailable));
                 }
                 let Some(group) = self.group(group_id) else {
                     return described.with_group_state(sb(GroupState::Dead.as_str()));
@@ -1557,17 +1600,29 @@ impl Inner {
                     }
                 };
                 match (key, value) {
-                    (RecordKey::Offset { group, topic, partition: p }, Some(value)) => {
-                        match record::decode_offset_value(&value) {
-                            Ok(v) => {
-                                offsets.entry(group).or_default().insert((topic, p), v);
-                            }
-                            Err(e) => {
-                                tracing::warn!(partition, error = %e, "skipping undecodable offset")
-                            }
+                    (
+                        RecordKey::Offset {
+                            group,
+                            topic,
+                            partition: p,
+                        },
+                        Some(value),
+                    ) => match record::decode_offset_value(&value) {
+                        Ok(v) => {
+                            offsets.entry(group).or_default().insert((topic, p), v);
                         }
-                    }
-                    (RecordKey::Offset { group, topic, partition: p }, None) => {
+                        Err(e) => {
+                            tracing::warn!(partition, error = %e, "skipping undecodable offset")
+                        }
+                    },
+                    (
+                        RecordKey::Offset {
+                            group,
+                            topic,
+                            partition: p,
+                        },
+                        None,
+                    ) => {
                         if let Some(o) = offsets.get_mut(&group) {
                             o.remove(&(topic, p));
                         }
@@ -1595,14 +1650,25 @@ impl Inner {
         let mut restored: Vec<(Arc<Mutex<Group>>, Vec<(String, u64)>)> = Vec::new();
         {
             let mut groups = self.groups.lock();
+            // A group whose offsets and metadata were all tombstoned is gone.
             let ids: std::collections::HashSet<String> = offsets
-                .keys()
-                .cloned()
-                .chain(metadata.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()))
+                .iter()
+                .filter(|(_, o)| !o.is_empty())
+                .map(|(k, _)| k.clone())
+                .chain(
+                    metadata
+                        .iter()
+                        .filter(|(_, v)| v.is_some())
+                        .map(|(k, _)| k.clone()),
+                )
                 .collect();
             for id in ids {
                 let mut group = Group::new(id.clone(), now);
-                group.offsets = offsets.remove(&id).unwrap_or_default().into_iter().collect();
+                group.offsets = offsets
+                    .remove(&id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
                 let mut timers = Vec::new();
                 if let Some(Some(m)) = metadata.remove(&id) {
                     group.generation = m.generation;
@@ -1614,7 +1680,9 @@ impl Inner {
                             let incarnation = self.next_incarnation();
                             let protocol = group.protocol.clone().unwrap_or_default();
                             if let Some(instance) = &mm.group_instance_id {
-                                group.static_members.insert(instance.clone(), mm.member_id.clone());
+                                group
+                                    .static_members
+                                    .insert(instance.clone(), mm.member_id.clone());
                             }
                             timers.push((mm.member_id.clone(), incarnation));
                             group.members.insert(
@@ -1689,9 +1757,9 @@ async fn session_expiry(
         }
         let mut group = group_arc.lock();
         let expired = match group.members.get(&member_id) {
-            Some(m) if m.incarnation == incarnation => m
-                .session_deadline()
-                .is_some_and(|d| d <= Instant::now()),
+            Some(m) if m.incarnation == incarnation => {
+                m.session_deadline().is_some_and(|d| d <= Instant::now())
+            }
             _ => return,
         };
         if expired {

@@ -338,7 +338,13 @@ mod tests {
         .collect();
         assert_eq!(
             names,
-            ["Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"]
+            [
+                "Empty",
+                "PreparingRebalance",
+                "CompletingRebalance",
+                "Stable",
+                "Dead"
+            ]
         );
     }
 }

@@ -17,3 +17,6 @@ pub use coordinator::{ClientInfo, GroupCoordinator};
 pub use group::GroupState;
 pub use offsets_log::{InMemoryOffsetsLog, OffsetsLog, OffsetsLogError};
 pub use partition::{java_string_hash_code, partition_for};
+
+#[cfg(test)]
+mod tests;

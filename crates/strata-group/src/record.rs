@@ -217,7 +217,8 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> Result<String, RecordError> {
-        self.nullable_string()?.ok_or(RecordError::InvalidLength(-1))
+        self.nullable_string()?
+            .ok_or(RecordError::InvalidLength(-1))
     }
 
     fn bytes(&mut self) -> Result<Bytes, RecordError> {
@@ -332,10 +333,7 @@ mod tests {
     #[test]
     fn offset_key_golden() {
         let key = encode_offset_key("g", "t", 3);
-        assert_eq!(
-            &key[..],
-            &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 3][..]
-        );
+        assert_eq!(&key[..], &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 3][..]);
         assert_eq!(
             decode_key(&key),
             Ok(RecordKey::Offset {

@@ -147,7 +147,9 @@ impl BatchHeader {
             2 => Ok(Compression::Snappy),
             3 => Ok(Compression::Lz4),
             4 => Ok(Compression::Zstd),
-            other => Err(LogError::CorruptBatch(format!("unknown compression codec {other}"))),
+            other => Err(LogError::CorruptBatch(format!(
+                "unknown compression codec {other}"
+            ))),
         }
     }
     pub fn timestamp_type(&self) -> TimestampType {
@@ -279,7 +281,11 @@ pub fn set_log_append_time(batch: &mut [u8], append_time_ms: i64) {
 /// Copies the header fields a rewrite must keep (leader epoch, attributes except compression,
 /// max timestamp, producer id/epoch, base sequence) from `original` into `rewritten`, then
 /// recomputes the CRC. Used by compaction after re-encoding a batch's surviving records.
-pub(crate) fn restore_header_fields(rewritten: &mut [u8], original: &BatchHeader, base_sequence: i32) {
+pub(crate) fn restore_header_fields(
+    rewritten: &mut [u8],
+    original: &BatchHeader,
+    base_sequence: i32,
+) {
     set_partition_leader_epoch(rewritten, original.partition_leader_epoch);
     let compression_bits = i16_at(rewritten, ATTRIBUTES_AT) & 0x7;
     let attributes = (original.attributes & !0x7) | compression_bits;
@@ -288,7 +294,8 @@ pub(crate) fn restore_header_fields(rewritten: &mut [u8], original: &BatchHeader
         rewritten[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8]
             .copy_from_slice(&original.max_timestamp.to_be_bytes());
     }
-    rewritten[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&original.producer_id.to_be_bytes());
+    rewritten[PRODUCER_ID_AT..PRODUCER_ID_AT + 8]
+        .copy_from_slice(&original.producer_id.to_be_bytes());
     rewritten[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2]
         .copy_from_slice(&original.producer_epoch.to_be_bytes());
     rewritten[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_sequence.to_be_bytes());
@@ -302,7 +309,8 @@ mod tests {
     fn sample_batch() -> Vec<u8> {
         // Header-only batch with zero records: structurally valid for these tests.
         let mut b = vec![0u8; BATCH_HEADER_LEN];
-        b[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&((BATCH_HEADER_LEN - LOG_OVERHEAD) as i32).to_be_bytes());
+        b[LENGTH_AT..LENGTH_AT + 4]
+            .copy_from_slice(&((BATCH_HEADER_LEN - LOG_OVERHEAD) as i32).to_be_bytes());
         b[MAGIC_AT] = 2;
         b[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&3i32.to_be_bytes());
         b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
@@ -333,7 +341,10 @@ mod tests {
         assert!(matches!(validate_batch(&b), Err(LogError::CorruptBatch(_))));
         let mut b = sample_batch();
         b[MAGIC_AT] = 1;
-        assert!(matches!(validate_batch(&b), Err(LogError::UnsupportedMagic(1))));
+        assert!(matches!(
+            validate_batch(&b),
+            Err(LogError::UnsupportedMagic(1))
+        ));
         let mut two = sample_batch();
         two.extend_from_slice(&sample_batch()[..30]);
         let results: Vec<_> = batches(&two).collect();

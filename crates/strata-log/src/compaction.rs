@@ -63,8 +63,8 @@ pub(crate) fn clean_segment(
         let retained: Vec<Record> = records
             .into_iter()
             .filter(|r| {
-                let expired_tombstone = r.value.is_none()
-                    && r.timestamp.saturating_add(delete_retention_ms) <= now_ms;
+                let expired_tombstone =
+                    r.value.is_none() && r.timestamp.saturating_add(delete_retention_ms) <= now_ms;
                 keys.is_latest(r) && !expired_tombstone
             })
             .collect();
@@ -95,7 +95,11 @@ fn reencode(original: &BatchHeader, records: &[Record]) -> Result<Vec<u8>, LogEr
         } else {
             original.base_sequence
         };
-        restore_header_fields(&mut out[position..position + h.total_size()], original, base_sequence);
+        restore_header_fields(
+            &mut out[position..position + h.total_size()],
+            original,
+            base_sequence,
+        );
     }
     Ok(out)
 }

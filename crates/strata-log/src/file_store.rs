@@ -22,7 +22,11 @@ fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).append(true).create(true).open(path)
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
 }
 
 /// One segment's files.
@@ -86,7 +90,11 @@ impl SegmentData for FileSegment {
         self.offset_index.sync_data()?;
         self.time_index.sync_data()
     }
-    fn append_index_entries(&mut self, offset_entries: &[u8], time_entries: &[u8]) -> io::Result<()> {
+    fn append_index_entries(
+        &mut self,
+        offset_entries: &[u8],
+        time_entries: &[u8],
+    ) -> io::Result<()> {
         if !offset_entries.is_empty() {
             (&self.offset_index).write_all(offset_entries)?;
         }
@@ -131,7 +139,9 @@ pub struct FileStore {
 impl FileStore {
     /// Opens (creating if missing) a partition directory, removes leftovers of interrupted
     /// compactions and metadata writes, and returns the segments sorted by base offset.
-    pub(crate) fn open(dir: &Path) -> Result<(FileStore, Vec<LoadedSegment<FileSegment>>), LogError> {
+    pub(crate) fn open(
+        dir: &Path,
+    ) -> Result<(FileStore, Vec<LoadedSegment<FileSegment>>), LogError> {
         fs::create_dir_all(dir)?;
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -161,7 +171,12 @@ impl FileStore {
                 time_index,
             });
         }
-        Ok((FileStore { dir: dir.to_path_buf() }, segments))
+        Ok((
+            FileStore {
+                dir: dir.to_path_buf(),
+            },
+            segments,
+        ))
     }
 
     pub fn dir(&self) -> &Path {

@@ -78,16 +78,28 @@ mod tests {
     #[test]
     fn lookups() {
         let idx = [
-            OffsetIndexEntry { relative_offset: 9, position: 100 },
-            OffsetIndexEntry { relative_offset: 19, position: 200 },
+            OffsetIndexEntry {
+                relative_offset: 9,
+                position: 100,
+            },
+            OffsetIndexEntry {
+                relative_offset: 19,
+                position: 200,
+            },
         ];
         assert_eq!(position_for(&idx, 5), 0);
         assert_eq!(position_for(&idx, 9), 100);
         assert_eq!(position_for(&idx, 25), 200);
         assert_eq!(encode_offset_index(&idx).len(), 16);
         let t = [
-            TimeIndexEntry { timestamp: 10, relative_offset: 4 },
-            TimeIndexEntry { timestamp: 20, relative_offset: 8 },
+            TimeIndexEntry {
+                timestamp: 10,
+                relative_offset: 4,
+            },
+            TimeIndexEntry {
+                timestamp: 20,
+                relative_offset: 8,
+            },
         ];
         assert_eq!(offset_before_timestamp(&t, 10), None);
         assert_eq!(offset_before_timestamp(&t, 11), Some(4));

@@ -74,7 +74,12 @@ pub trait PartitionLog: Send + Sync {
     /// `leader_epoch` into each header and applies LogAppendTime when configured. Idempotent
     /// producers follow Kafka's sequence rules; a retried batch returns the original offsets with
     /// `duplicate: true`.
-    fn append_as_leader(&self, records: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError>;
+    fn append_as_leader(
+        &self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError>;
     /// Appends batches that already carry their offsets (follower replication). Base offsets must
     /// not go below the log end offset (gaps are allowed). CRCs are validated.
     fn append_with_offsets(&self, records: &[u8]) -> Result<AppendInfo, LogError>;

@@ -84,7 +84,9 @@ impl Log<FileStore> {
     pub fn open(dir: &Path, config: LogConfig) -> Result<FileLog, LogError> {
         let (store, segments) = FileStore::open(dir)?;
         let number = |name: &str| -> Result<Option<i64>, LogError> {
-            Ok(store.read_metadata(name)?.and_then(|s| s.trim().parse().ok()))
+            Ok(store
+                .read_metadata(name)?
+                .and_then(|s| s.trim().parse().ok()))
         };
         let metadata = LoadedMetadata {
             log_start_offset: number(LOG_START_OFFSET_FILE)?,
@@ -134,7 +136,10 @@ impl<S: SegmentStore> Log<S> {
         let mut corrupt_from: Option<i64> = None;
         for (i, l) in loaded.into_iter().enumerate() {
             if corrupt_from.is_some() {
-                warn!(base_offset = l.base_offset, "removing segment after a corrupt segment");
+                warn!(
+                    base_offset = l.base_offset,
+                    "removing segment after a corrupt segment"
+                );
                 store.remove_segment(l.base_offset, l.data)?;
                 continue;
             }
@@ -162,7 +167,10 @@ impl<S: SegmentStore> Log<S> {
                 producers.observe(h);
                 scanned_epochs.assign(h.partition_leader_epoch, h.base_offset);
             }
-            segment.roll_base_ms = headers.first().map(|(_, h)| h.max_timestamp).filter(|&t| t >= 0);
+            segment.roll_base_ms = headers
+                .first()
+                .map(|(_, h)| h.max_timestamp)
+                .filter(|&t| t >= 0);
             segments.insert(segment.base_offset, segment);
         }
         if segments.is_empty() {
@@ -194,7 +202,12 @@ impl<S: SegmentStore> Log<S> {
             store.write_metadata(LEADER_EPOCH_CHECKPOINT_FILE, &epochs.to_checkpoint())?;
         }
         producers.truncate_from(log_end_offset);
-        debug!(log_start_offset, log_end_offset, segments = segments.len(), "log recovered");
+        debug!(
+            log_start_offset,
+            log_end_offset,
+            segments = segments.len(),
+            "log recovered"
+        );
         Ok(Log {
             store,
             config: RwLock::new(config),
@@ -217,29 +230,40 @@ impl<S: SegmentStore> Log<S> {
     fn roll(&self, st: &mut LogState<S::Data>, base_offset: i64) -> Result<(), LogError> {
         st.active_mut().seal()?;
         let data = self.store.create_segment(base_offset)?;
-        st.segments.insert(base_offset, Segment::new(base_offset, data));
+        st.segments
+            .insert(base_offset, Segment::new(base_offset, data));
         debug!(base_offset, "rolled new segment");
         Ok(())
     }
 
     /// Makes room for a batch: rolls by size, time or offset range, or re-bases an empty active
     /// segment so the batch's offsets are representable.
-    fn prepare_for_batch(&self, st: &mut LogState<S::Data>, h: &BatchHeader, config: &LogConfig, now_ms: i64) -> Result<(), LogError> {
+    fn prepare_for_batch(
+        &self,
+        st: &mut LogState<S::Data>,
+        h: &BatchHeader,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         let active = st.active();
         let size = h.total_size() as u64;
         let offset_overflow = h.last_offset() - active.base_offset > MAX_RELATIVE_OFFSET;
         if active.is_empty() {
-            if h.base_offset != active.base_offset && (offset_overflow || h.base_offset > active.base_offset) {
+            if h.base_offset != active.base_offset
+                && (offset_overflow || h.base_offset > active.base_offset)
+            {
                 let old_base = active.base_offset;
                 if let Some(old) = st.segments.remove(&old_base) {
                     self.store.remove_segment(old_base, old.data)?;
                 }
                 let data = self.store.create_segment(h.base_offset)?;
-                st.segments.insert(h.base_offset, Segment::new(h.base_offset, data));
+                st.segments
+                    .insert(h.base_offset, Segment::new(h.base_offset, data));
             }
             return Ok(());
         }
-        let full = active.size() + size > config.segment_bytes || active.size() + size > u32::MAX as u64;
+        let full =
+            active.size() + size > config.segment_bytes || active.size() + size > u32::MAX as u64;
         let old = active
             .roll_base_ms
             .is_some_and(|t| now_ms.saturating_sub(t) > config.segment_ms);
@@ -329,11 +353,19 @@ impl<S: SegmentStore> Log<S> {
         Ok(())
     }
 
-    fn apply_retention(&self, st: &mut LogState<S::Data>, config: &LogConfig, now_ms: i64, report: &mut MaintenanceReport) -> Result<(), LogError> {
+    fn apply_retention(
+        &self,
+        st: &mut LogState<S::Data>,
+        config: &LogConfig,
+        now_ms: i64,
+        report: &mut MaintenanceReport,
+    ) -> Result<(), LogError> {
         if config.retention_ms >= 0 {
             let horizon = now_ms.saturating_sub(config.retention_ms);
             while st.segments.len() > 1 {
-                let Some(oldest) = st.segments.values().next() else { break };
+                let Some(oldest) = st.segments.values().next() else {
+                    break;
+                };
                 let newest_timestamp = if oldest.max_timestamp >= 0 {
                     oldest.max_timestamp
                 } else {
@@ -349,7 +381,9 @@ impl<S: SegmentStore> Log<S> {
         if config.retention_bytes >= 0 {
             let mut total = st.size_bytes();
             while st.segments.len() > 1 {
-                let Some(oldest) = st.segments.values().next() else { break };
+                let Some(oldest) = st.segments.values().next() else {
+                    break;
+                };
                 let remaining = total - oldest.size();
                 if remaining < config.retention_bytes as u64 {
                     break;
@@ -361,7 +395,12 @@ impl<S: SegmentStore> Log<S> {
             }
         }
         if report.segments_deleted > 0 {
-            let first_base = st.segments.keys().next().copied().unwrap_or(st.log_start_offset);
+            let first_base = st
+                .segments
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(st.log_start_offset);
             self.advance_log_start(st, first_base)?;
         }
         Ok(())
@@ -370,7 +409,12 @@ impl<S: SegmentStore> Log<S> {
     /// Compacts the cleanable segments when the dirty ratio calls for it. The new contents are
     /// computed under the read lock; the swap takes the write lock and skips segments that
     /// changed meanwhile (truncation or deletion).
-    fn compact(&self, config: &LogConfig, now_ms: i64, report: &mut MaintenanceReport) -> Result<(), LogError> {
+    fn compact(
+        &self,
+        config: &LogConfig,
+        now_ms: i64,
+        report: &mut MaintenanceReport,
+    ) -> Result<(), LogError> {
         struct Plan {
             base_offset: i64,
             old_size: u64,
@@ -407,7 +451,9 @@ impl<S: SegmentStore> Log<S> {
                     dirty += segment.size();
                 }
             }
-            if dirty == 0 || (dirty as f64) / ((clean + dirty) as f64) < config.min_cleanable_dirty_ratio {
+            if dirty == 0
+                || (dirty as f64) / ((clean + dirty) as f64) < config.min_cleanable_dirty_ratio
+            {
                 return Ok(());
             }
             let mut contents = Vec::with_capacity(cleanable.len());
@@ -437,7 +483,9 @@ impl<S: SegmentStore> Log<S> {
             if plan.base_offset == active_base {
                 continue;
             }
-            let Some(segment) = st.segments.get_mut(&plan.base_offset) else { continue };
+            let Some(segment) = st.segments.get_mut(&plan.base_offset) else {
+                continue;
+            };
             if segment.size() != plan.old_size {
                 continue;
             }
@@ -462,7 +510,11 @@ impl<S: SegmentStore> Log<S> {
     }
 
     /// First record at or after `from_offset` in a batch with timestamp >= `ts`, scanning one segment.
-    fn search_segment_for_timestamp(segment: &Segment<S::Data>, ts: i64, log_start: i64) -> Result<Option<(i64, i64)>, LogError> {
+    fn search_segment_for_timestamp(
+        segment: &Segment<S::Data>,
+        ts: i64,
+        log_start: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
         let mut position = offset_before_timestamp(&segment.time_index, ts)
             .map_or(0, |rel| position_for(&segment.offset_index, rel) as u64);
         while position < segment.size() {
@@ -484,7 +536,12 @@ impl<S: SegmentStore> Log<S> {
 }
 
 impl<S: SegmentStore> PartitionLog for Log<S> {
-    fn append_as_leader(&self, records: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
+    fn append_as_leader(
+        &self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         let config = self.config();
         let mut headers = validate_batches(records)?;
         for (position, h) in &headers {
@@ -603,7 +660,9 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
             let chunk = segment.read(position, want)?;
             let mut end = first.total_size();
             while end + BATCH_HEADER_LEN <= chunk.len() {
-                let Ok(h) = BatchHeader::parse(&chunk[end..]) else { break };
+                let Ok(h) = BatchHeader::parse(&chunk[end..]) else {
+                    break;
+                };
                 if end + h.total_size() > chunk.len() || h.last_offset() >= max_offset {
                     break;
                 }
@@ -631,7 +690,9 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
             if segment.max_timestamp < ts || segment.next_offset <= st.log_start_offset {
                 continue;
             }
-            if let Some(found) = Self::search_segment_for_timestamp(segment, ts, st.log_start_offset)? {
+            if let Some(found) =
+                Self::search_segment_for_timestamp(segment, ts, st.log_start_offset)?
+            {
                 return Ok(Some(found));
             }
         }
@@ -642,7 +703,9 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
         let st = self.state.read();
         let mut best: Option<&Segment<S::Data>> = None;
         for segment in st.segments.values() {
-            if segment.max_timestamp >= 0 && best.is_none_or(|b| segment.max_timestamp > b.max_timestamp) {
+            if segment.max_timestamp >= 0
+                && best.is_none_or(|b| segment.max_timestamp > b.max_timestamp)
+            {
                 best = Some(segment);
             }
         }
@@ -655,7 +718,9 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
         let found = records
             .iter()
             .find(|r| r.timestamp == segment.max_timestamp)
-            .map_or((h.base_offset, segment.max_timestamp), |r| (r.offset, r.timestamp));
+            .map_or((h.base_offset, segment.max_timestamp), |r| {
+                (r.offset, r.timestamp)
+            });
         Ok(Some(found))
     }
 
@@ -700,6 +765,12 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
                 }
             }
         };
+        if new_end < st.log_start_offset {
+            // Removing a batch that straddles the log start leaves nothing readable.
+            let start = st.log_start_offset;
+            drop(st);
+            return self.truncate_fully_and_start_at(start);
+        }
         st.log_end_offset = new_end;
         st.producers.truncate_from(new_end);
         if st.epochs.truncate_from_end(new_end) {
@@ -709,7 +780,8 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
         st.cleaner_checkpoint = st.cleaner_checkpoint.min(new_end);
         if st.recovery_point > new_end {
             st.recovery_point = new_end;
-            self.store.write_metadata(RECOVERY_POINT_FILE, &new_end.to_string())?;
+            self.store
+                .write_metadata(RECOVERY_POINT_FILE, &new_end.to_string())?;
         }
         Ok(())
     }
@@ -729,8 +801,10 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
         st.unflushed_messages = 0;
         st.producers = ProducerStateTable::default();
         st.epochs = LeaderEpochCache::default();
-        self.store.write_metadata(LOG_START_OFFSET_FILE, &offset.to_string())?;
-        self.store.write_metadata(RECOVERY_POINT_FILE, &offset.to_string())?;
+        self.store
+            .write_metadata(LOG_START_OFFSET_FILE, &offset.to_string())?;
+        self.store
+            .write_metadata(RECOVERY_POINT_FILE, &offset.to_string())?;
         self.store
             .write_metadata(LEADER_EPOCH_CHECKPOINT_FILE, &st.epochs.to_checkpoint())?;
         Ok(())
@@ -750,7 +824,9 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
         }
         loop {
             let mut bases = st.segments.keys();
-            let (Some(_), Some(&second)) = (bases.next(), bases.next()) else { break };
+            let (Some(_), Some(&second)) = (bases.next(), bases.next()) else {
+                break;
+            };
             if second > offset {
                 break;
             }

@@ -23,7 +23,9 @@ impl SegmentData for MemorySegment {
     fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
         let start = usize::try_from(position).map_err(|_| io::ErrorKind::UnexpectedEof)?;
         match start.checked_add(len) {
-            Some(end) if end <= self.bytes.len() => Ok(Bytes::copy_from_slice(&self.bytes[start..end])),
+            Some(end) if end <= self.bytes.len() => {
+                Ok(Bytes::copy_from_slice(&self.bytes[start..end]))
+            }
             _ => Err(io::ErrorKind::UnexpectedEof.into()),
         }
     }
@@ -34,7 +36,11 @@ impl SegmentData for MemorySegment {
     fn sync(&self) -> io::Result<()> {
         Ok(())
     }
-    fn append_index_entries(&mut self, _offset_entries: &[u8], _time_entries: &[u8]) -> io::Result<()> {
+    fn append_index_entries(
+        &mut self,
+        _offset_entries: &[u8],
+        _time_entries: &[u8],
+    ) -> io::Result<()> {
         Ok(())
     }
     fn write_indexes(&mut self, _offset_index: &[u8], _time_index: &[u8]) -> io::Result<()> {

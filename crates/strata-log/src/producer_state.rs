@@ -191,18 +191,31 @@ mod tests {
     fn sequence_rules() {
         let mut t = ProducerStateTable::default();
         // Unknown producer: any sequence accepted.
-        assert!(matches!(append(&mut t, header(1, 0, 7, 3, 0)), Ok(SequenceCheck::Append(_))));
+        assert!(matches!(
+            append(&mut t, header(1, 0, 7, 3, 0)),
+            Ok(SequenceCheck::Append(_))
+        ));
         // Next in sequence.
-        assert!(matches!(append(&mut t, header(1, 0, 10, 2, 3)), Ok(SequenceCheck::Append(_))));
+        assert!(matches!(
+            append(&mut t, header(1, 0, 10, 2, 3)),
+            Ok(SequenceCheck::Append(_))
+        ));
         // Retry of the first batch.
         assert!(matches!(
             append(&mut t, header(1, 0, 7, 3, 99)),
-            Ok(SequenceCheck::Duplicate { first_offset: 0, last_offset: 2 })
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 0,
+                last_offset: 2
+            })
         ));
         // Gap.
         assert!(matches!(
             append(&mut t, header(1, 0, 13, 1, 5)),
-            Err(LogError::OutOfOrderSequence { expected: 12, received: 13, .. })
+            Err(LogError::OutOfOrderSequence {
+                expected: 12,
+                received: 13,
+                ..
+            })
         ));
         // New epoch must restart at 0.
         assert!(matches!(
@@ -211,7 +224,10 @@ mod tests {
         ));
         assert!(append(&mut t, header(1, 1, 0, 1, 5)).is_ok());
         // Old epoch is fenced.
-        assert!(matches!(append(&mut t, header(1, 0, 12, 1, 6)), Err(LogError::InvalidProducerEpoch)));
+        assert!(matches!(
+            append(&mut t, header(1, 0, 12, 1, 6)),
+            Err(LogError::InvalidProducerEpoch)
+        ));
         // Wrap-around.
         let mut t = ProducerStateTable::default();
         assert!(append(&mut t, header(2, 0, i32::MAX, 1, 0)).is_ok());
@@ -226,7 +242,12 @@ mod tests {
         }
         assert_eq!(t.entry(1).map(|e| e.batches.len()), Some(5));
         t.truncate_from(6);
-        assert_eq!(t.entry(1).and_then(|e| e.batches.back()).map(|b| b.last_offset), Some(5));
+        assert_eq!(
+            t.entry(1)
+                .and_then(|e| e.batches.back())
+                .map(|b| b.last_offset),
+            Some(5)
+        );
         t.truncate_from(0);
         assert!(t.entry(1).is_none());
     }

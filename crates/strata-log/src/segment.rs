@@ -98,11 +98,18 @@ impl<D: SegmentData> Segment<D> {
     }
 
     /// Appends one batch whose offsets are final.
-    pub fn append_batch(&mut self, batch: &[u8], h: &BatchHeader, interval: u64, now_ms: i64) -> Result<(), LogError> {
+    pub fn append_batch(
+        &mut self,
+        batch: &[u8],
+        h: &BatchHeader,
+        interval: u64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         let position = self.data.len();
         self.data.append(batch)?;
         let (offset_entries, time_entries) = self.index_batch(position, h, interval);
-        self.data.append_index_entries(&offset_entries, &time_entries)?;
+        self.data
+            .append_index_entries(&offset_entries, &time_entries)?;
         self.roll_base_ms.get_or_insert(now_ms);
         self.unflushed = true;
         Ok(())
@@ -200,7 +207,11 @@ impl<D: SegmentData> Segment<D> {
     }
 
     /// Writes the in-memory indexes to the index files unless they already hold exactly that.
-    pub fn persist_indexes_if_changed(&mut self, offset_file: &[u8], time_file: &[u8]) -> Result<(), LogError> {
+    pub fn persist_indexes_if_changed(
+        &mut self,
+        offset_file: &[u8],
+        time_file: &[u8],
+    ) -> Result<(), LogError> {
         let offsets = encode_offset_index(&self.offset_index);
         let times = encode_time_index(&self.time_index);
         if offsets != offset_file || times != time_file {

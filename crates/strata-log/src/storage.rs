@@ -22,7 +22,11 @@ pub trait SegmentData: Send + Sync {
     /// Makes record data and indexes durable.
     fn sync(&self) -> io::Result<()>;
     /// Appends encoded entries to the offset and time index files.
-    fn append_index_entries(&mut self, offset_entries: &[u8], time_entries: &[u8]) -> io::Result<()>;
+    fn append_index_entries(
+        &mut self,
+        offset_entries: &[u8],
+        time_entries: &[u8],
+    ) -> io::Result<()>;
     /// Replaces both index files.
     fn write_indexes(&mut self, offset_index: &[u8], time_index: &[u8]) -> io::Result<()>;
     /// Atomically replaces the record data (compaction); the caller rewrites the indexes after.

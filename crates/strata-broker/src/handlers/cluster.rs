@@ -5,17 +5,18 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ProducerId, RequestHeader,
+    InitProducerIdResponse, ProducerId,
 };
 
 use crate::broker::Broker;
+use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 
 pub async fn describe_cluster(
     broker: &Broker,
     _req: DescribeClusterRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> DescribeClusterResponse {
     let adv = broker.config.advertised();
     DescribeClusterResponse::default()
@@ -34,7 +35,7 @@ pub async fn init_producer_id(
     broker: &Broker,
     req: InitProducerIdRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))

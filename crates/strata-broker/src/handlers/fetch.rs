@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use strata_log::LogError;
 use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::fetch_session::{SessionPartition, SessionResolution};
+use crate::handlers::RequestContext;
 use crate::handlers::{check_leader_epoch, code, str_bytes};
 use crate::partition::TopicPartition;
 
@@ -31,7 +32,7 @@ pub async fn handle(
     broker: &Broker,
     req: FetchRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> FetchResponse {
     let uses_ids = version >= 13;
     let mut unknown_ids = Vec::new();

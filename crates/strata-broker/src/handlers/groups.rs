@@ -5,6 +5,7 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::*;
 
 use crate::broker::Broker;
+use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -13,7 +14,7 @@ pub async fn find_coordinator(
     broker: &Broker,
     req: FindCoordinatorRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> FindCoordinatorResponse {
     let adv = broker.config.advertised();
     let node = BrokerId(broker.config.node_id);
@@ -58,16 +59,20 @@ pub async fn join_group(
     broker: &Broker,
     req: JoinGroupRequest,
     version: i16,
-    _header: &RequestHeader,
+    ctx: &RequestContext,
 ) -> JoinGroupResponse {
-    broker.groups.join_group(req, version).await
+    let client = strata_group::ClientInfo {
+        client_id: ctx.client_id().to_string(),
+        client_host: format!("/{}", ctx.peer.ip()),
+    };
+    broker.groups.join_group_from(req, version, client).await
 }
 
 pub async fn sync_group(
     broker: &Broker,
     req: SyncGroupRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> SyncGroupResponse {
     broker.groups.sync_group(req, version).await
 }
@@ -76,7 +81,7 @@ pub async fn heartbeat(
     broker: &Broker,
     req: HeartbeatRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> HeartbeatResponse {
     broker.groups.heartbeat(req, version).await
 }
@@ -85,7 +90,7 @@ pub async fn leave_group(
     broker: &Broker,
     req: LeaveGroupRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> LeaveGroupResponse {
     broker.groups.leave_group(req, version).await
 }
@@ -94,7 +99,7 @@ pub async fn offset_commit(
     broker: &Broker,
     req: OffsetCommitRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> OffsetCommitResponse {
     broker.groups.offset_commit(req, version).await
 }
@@ -103,7 +108,7 @@ pub async fn offset_fetch(
     broker: &Broker,
     req: OffsetFetchRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> OffsetFetchResponse {
     broker.groups.offset_fetch(req, version).await
 }
@@ -112,7 +117,7 @@ pub async fn list_groups(
     broker: &Broker,
     req: ListGroupsRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> ListGroupsResponse {
     broker.groups.list_groups(req, version).await
 }
@@ -121,7 +126,7 @@ pub async fn describe_groups(
     broker: &Broker,
     req: DescribeGroupsRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> DescribeGroupsResponse {
     broker.groups.describe_groups(req, version).await
 }
@@ -130,7 +135,7 @@ pub async fn delete_groups(
     broker: &Broker,
     req: DeleteGroupsRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> DeleteGroupsResponse {
     broker.groups.delete_groups(req, version).await
 }

@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{
-    BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
-};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
 use crate::broker::{Broker, OFFSETS_TOPIC};
+use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes, validate_topic_name};
 use crate::metadata::TopicMeta;
 
@@ -23,7 +22,7 @@ pub async fn handle(
     broker: &Broker,
     req: MetadataRequest,
     version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> MetadataResponse {
     let node = broker.config.node_id;
     let adv = broker.config.advertised();

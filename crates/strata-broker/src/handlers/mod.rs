@@ -18,6 +18,18 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 
+/// Who sent a request: the header and the connection's peer.
+pub struct RequestContext {
+    pub header: RequestHeader,
+    pub peer: std::net::SocketAddr,
+}
+
+impl RequestContext {
+    pub fn client_id(&self) -> &str {
+        self.header.client_id.as_deref().unwrap_or("")
+    }
+}
+
 /// What the connection writes back.
 pub enum Reply {
     /// Nothing (produce with acks=0).
@@ -37,13 +49,13 @@ pub async fn dispatch(
     broker: &Broker,
     key: ApiKey,
     version: i16,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     mut body: Bytes,
 ) -> anyhow::Result<Reply> {
     macro_rules! route {
         ($req:ty, $handler:path) => {{
             let req = <$req>::decode(&mut body, version)?;
-            let resp = $handler(broker, req, version, header).await;
+            let resp = $handler(broker, req, version, ctx).await;
             encode(&resp, version)
         }};
     }
@@ -53,7 +65,7 @@ pub async fn dispatch(
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version)?;
             let acks = req.acks;
-            let resp = produce::handle(broker, req, version, header).await;
+            let resp = produce::handle(broker, req, version, ctx).await;
             if acks == 0 {
                 Ok(Reply::None)
             } else {

@@ -13,11 +13,12 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{
     DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
 use strata_log::LogError;
 
 use crate::broker::Broker;
+use crate::handlers::RequestContext;
 use crate::handlers::{check_leader_epoch, code};
 
 const LATEST: i64 = -1;
@@ -30,7 +31,7 @@ pub async fn list_offsets(
     broker: &Broker,
     req: ListOffsetsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> ListOffsetsResponse {
     let topics = req
         .topics
@@ -86,7 +87,7 @@ pub async fn offset_for_leader_epoch(
     broker: &Broker,
     req: OffsetForLeaderEpochRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> OffsetForLeaderEpochResponse {
     let topics = req
         .topics
@@ -128,7 +129,7 @@ pub async fn delete_records(
     broker: &Broker,
     req: DeleteRecordsRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> DeleteRecordsResponse {
     let topics = req
         .topics

@@ -4,17 +4,18 @@
 //! `min.insync.replicas` exceeds 1 fails with NOT_ENOUGH_REPLICAS, as Kafka does.
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use strata_log::{LogError, BATCH_HEADER_LEN};
 
 use crate::broker::{now_ms, Broker};
+use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 
 pub async fn handle(
     broker: &Broker,
     req: ProduceRequest,
     _version: i16,
-    _header: &RequestHeader,
+    _ctx: &RequestContext,
 ) -> ProduceResponse {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The test command: installs what the suites need (idempotently, quietly), builds the workspace
+# once in the release profile, and runs every test: Rust unit/property tests, the black-box
+# compatibility suites against Strata and the reference Apache Kafka broker, and the control-plane
+# suites. Exits non-zero when anything fails.
+#
+#   tests/run.sh            everything
+#   tests/run.sh -k kafkajs extra pytest arguments narrow the black-box suites
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/env/common.sh"
+cd "$STRATA_ROOT"
+start=$(date +%s)
+
+# Installs run one after another in the background while cargo builds (apt and pip do not like
+# running concurrently); each logs to the cache. The order puts what others build on first.
+mkdir -p "$STRATA_CACHE/logs"
+rm -f "$STRATA_CACHE/logs/install-failed"
+ordered=(python kafka kcat node java-client k8s)
+for script in "$here"/env/install/*.sh; do
+  name="$(basename "$script" .sh)"
+  [[ " ${ordered[*]} " == *" $name "* ]] || ordered+=("$name")
+done
+(
+  for name in "${ordered[@]}"; do
+    [ -f "$here/env/install/$name.sh" ] || continue
+    if ! bash "$here/env/install/$name.sh" >"$STRATA_CACHE/logs/install-$name.log" 2>&1; then
+      echo "$name" >"$STRATA_CACHE/logs/install-failed"
+      exit 1
+    fi
+  done
+) &
+installs=$!
+log "cargo build (release)"
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+cargo build --release --workspace --all-targets --quiet
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+log "cargo test"
+cargo test --release --workspace --quiet 2>&1 | tee "$STRATA_CACHE/logs/cargo-test.log" | grep -E "^test result|FAILED|panicked|error" || true
+if grep -qE "^test result: FAILED|error(\[|:)" "$STRATA_CACHE/logs/cargo-test.log"; then
+  echo "cargo test failed; see $STRATA_CACHE/logs/cargo-test.log" >&2
+  exit 1
+fi
+
+if ! wait "$installs"; then
+  name="$(cat "$STRATA_CACHE/logs/install-failed" 2>/dev/null || echo unknown)"
+  echo "install step '$name' failed:" >&2
+  tail -n 30 "$STRATA_CACHE/logs/install-$name.log" >&2
+  exit 1
+fi
+log "installs done after $(( $(date +%s) - start )) s"
+
+export STRATA_BROKER_BIN="$STRATA_ROOT/target/release/strata-broker"
+export PATH="$STRATA_CACHE/bin:$PATH"
+mkdir -p "$STRATA_ROOT/tests/.work"
+"$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
+  --junitxml="$STRATA_ROOT/tests/.work/junit.xml" \
+  "$here/compat" "$here/e2e" "$@"
+"$STRATA_VENV/bin/python" "$here/harness/report.py" >"$STRATA_ROOT/tests/.work/compat-table.md" 2>/dev/null || true
+log "all tests passed in $(( $(date +%s) - start )) s"
