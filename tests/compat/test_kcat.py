@@ -16,7 +16,7 @@ import signal
 import subprocess
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from harness import unique_topic, wait_until
 
@@ -214,7 +214,6 @@ def test_group_rebalance_commit_restart(broker, tmp_path):
                    "last member consuming everything")
         assert last.assignment() == all_parts
 
-        from confluent_kafka import Consumer
         c = Consumer({"bootstrap.servers": bs, "group.id": unique_topic("kcat-wm")})
         try:
             ends = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
-                                   ConfigSource, NewPartitions,
-                                   NewTopic, OffsetSpec, ResourceType)
-from confluent_kafka import TopicCollection
+                                   ConfigSource, NewPartitions, NewTopic, OffsetSpec, ResourceType)
 
 from harness import unique_topic, wait_until
 

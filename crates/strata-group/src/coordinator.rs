@@ -47,7 +47,7 @@ use crate::{partition_for, GroupConfig};
 
 /// Kafka's `offset.metadata.max.bytes` default.
 const MAX_METADATA_BYTES: usize = 4096;
-/// Kafka's `GroupCoordinator.NewMemberJoinTimeoutMs`, unused by clients that use member ids.
+/// The group type of every group this coordinator runs (ListGroups v5 `group_type`).
 const PROTOCOL_TYPE_CLASSIC: &str = "classic";
 
 const NONE: i16 = 0;
@@ -107,8 +107,16 @@ struct JoinParams {
     api_version: i16,
 }
 
-type JoinOutcome = Result<oneshot::Receiver<JoinGroupResponse>, JoinGroupResponse>;
-type SyncOutcome = Result<oneshot::Receiver<SyncGroupResponse>, SyncGroupResponse>;
+/// A response available now, or one that arrives when the rest of the group is ready.
+enum Answer<T> {
+    Now(T),
+    Later(oneshot::Receiver<T>),
+}
+
+type JoinOutcome = Answer<JoinGroupResponse>;
+type SyncOutcome = Answer<SyncGroupResponse>;
+/// Offsets of one group per topic: (partition, committed value if any).
+type TopicOffsets = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
 
 fn protocol_name_field(name: Option<&str>, api_version: i16) -> Option<StrBytes> {
     // Nullable from v7; earlier versions encode a missing protocol as "".
@@ -222,8 +230,8 @@ impl GroupCoordinator {
     ) -> JoinGroupResponse {
         let member_id = req.member_id.to_string();
         match self.inner.handle_join(req, api_version, client) {
-            Err(response) => response,
-            Ok(rx) => rx.await.unwrap_or_else(|_| {
+            Answer::Now(response) => response,
+            Answer::Later(rx) => rx.await.unwrap_or_else(|_| {
                 join_error(
                     &member_id,
                     code(ResponseError::RebalanceInProgress),
@@ -236,8 +244,8 @@ impl GroupCoordinator {
     /// SyncGroup; followers wait for the leader's assignment.
     pub async fn sync_group(&self, req: SyncGroupRequest, api_version: i16) -> SyncGroupResponse {
         match self.inner.handle_sync(req, api_version) {
-            Err(response) => response,
-            Ok(rx) => rx
+            Answer::Now(response) => response,
+            Answer::Later(rx) => rx
                 .await
                 .unwrap_or_else(|_| sync_error(code(ResponseError::RebalanceInProgress))),
         }
@@ -432,7 +440,8 @@ impl Inner {
         client: ClientInfo,
     ) -> JoinOutcome {
         let member_id = req.member_id.to_string();
-        let fail = |error: ResponseError| Err(join_error(&member_id, code(error), api_version));
+        let fail =
+            |error: ResponseError| Answer::Now(join_error(&member_id, code(error), api_version));
         if self.is_shutting_down() {
             return fail(ResponseError::CoordinatorNotAvailable);
         }
@@ -511,21 +520,21 @@ impl Inner {
                 return self.replace_static_member(group_arc, group, &old_id, new_id, params);
             }
             params.member_id = new_id;
-            return Ok(self.add_member_and_rebalance(group_arc, group, params));
+            return Answer::Later(self.add_member_and_rebalance(group_arc, group, params));
         }
         if params.api_version >= 4 {
             // KIP-394: the member must come back with the id, so that a lost response cannot
             // leave an unknown member behind.
             group.pending_members.insert(new_id.clone());
             self.spawn_pending_expiry(group_arc, new_id.clone(), params.session_timeout_ms);
-            return Err(join_error(
+            return Answer::Now(join_error(
                 &new_id,
                 code(ResponseError::MemberIdRequired),
                 params.api_version,
             ));
         }
         params.member_id = new_id;
-        Ok(self.add_member_and_rebalance(group_arc, group, params))
+        Answer::Later(self.add_member_and_rebalance(group_arc, group, params))
     }
 
     fn join_current_member(
@@ -537,17 +546,17 @@ impl Inner {
         let member_id = params.member_id.clone();
         let v = params.api_version;
         if group.pending_members.contains(&member_id) {
-            return Ok(self.add_member_and_rebalance(group_arc, group, params));
+            return Answer::Later(self.add_member_and_rebalance(group_arc, group, params));
         }
         if group.is_fenced(&member_id, params.instance_id.as_deref()) {
-            return Err(join_error(
+            return Answer::Now(join_error(
                 &member_id,
                 code(ResponseError::FencedInstanceId),
                 v,
             ));
         }
         let Some(member) = group.members.get(&member_id) else {
-            return Err(join_error(
+            return Answer::Now(join_error(
                 &member_id,
                 code(ResponseError::UnknownMemberId),
                 v,
@@ -556,23 +565,23 @@ impl Inner {
         let same = member.same_protocols(&params.protocols);
         match group.state {
             GroupState::PreparingRebalance => {
-                Ok(self.update_member_and_rebalance(group_arc, group, params))
+                Answer::Later(self.update_member_and_rebalance(group_arc, group, params))
             }
             GroupState::CompletingRebalance if same => {
                 // The join response was lost: answer it again.
                 let leader = group.is_leader(&member_id);
-                Err(join_response(group, &member_id, v, leader, false))
+                Answer::Now(join_response(group, &member_id, v, leader, false))
             }
             GroupState::Stable if same && !group.is_leader(&member_id) => {
                 if let Some(m) = group.members.get_mut(&member_id) {
                     m.last_heartbeat = Instant::now();
                 }
-                Err(join_response(group, &member_id, v, false, false))
+                Answer::Now(join_response(group, &member_id, v, false, false))
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
-                Ok(self.update_member_and_rebalance(group_arc, group, params))
+                Answer::Later(self.update_member_and_rebalance(group_arc, group, params))
             }
-            GroupState::Empty | GroupState::Dead => Err(join_error(
+            GroupState::Empty | GroupState::Dead => Answer::Now(join_error(
                 &member_id,
                 code(ResponseError::UnknownMemberId),
                 v,
@@ -651,10 +660,10 @@ impl Inner {
         let v = params.api_version;
         let was_leader = group.is_leader(old_id);
         let Some(index) = group.members.get_index_of(old_id) else {
-            return Err(join_error(&new_id, code(ResponseError::UnknownMemberId), v));
+            return Answer::Now(join_error(&new_id, code(ResponseError::UnknownMemberId), v));
         };
         let Some((_, mut member)) = group.members.shift_remove_index(index) else {
-            return Err(join_error(&new_id, code(ResponseError::UnknownMemberId), v));
+            return Answer::Now(join_error(&new_id, code(ResponseError::UnknownMemberId), v));
         };
         let fenced = code(ResponseError::FencedInstanceId);
         if let Some(join) = member.awaiting_join.take() {
@@ -694,7 +703,7 @@ impl Inner {
                 if let Err(e) = self.store_group_metadata(group) {
                     tracing::warn!(group = %group.id, error = %e, "group metadata not written");
                 }
-                Err(join_response(group, &new_id, v, leader, leader))
+                Answer::Now(join_response(group, &new_id, v, leader, leader))
             }
             _ => {
                 let (tx, rx) = oneshot::channel();
@@ -705,7 +714,7 @@ impl Inner {
                     });
                 }
                 self.maybe_prepare_rebalance(group_arc, group);
-                Ok(rx)
+                Answer::Later(rx)
             }
         }
     }
@@ -928,7 +937,7 @@ impl Inner {
     // ---------------------------------------------------------------- SyncGroup
 
     fn handle_sync(self: &Arc<Self>, req: SyncGroupRequest, api_version: i16) -> SyncOutcome {
-        let fail = |error: ResponseError| Err(sync_error(code(error)));
+        let fail = |error: ResponseError| Answer::Now(sync_error(code(error)));
         if self.is_shutting_down() {
             return fail(ResponseError::CoordinatorNotAvailable);
         }
@@ -978,7 +987,7 @@ impl Inner {
                     }
                     None => Bytes::new(),
                 };
-                Err(sync_response(&group, assignment, api_version))
+                Answer::Now(sync_response(&group, assignment, api_version))
             }
             GroupState::CompletingRebalance => {
                 let (tx, rx) = oneshot::channel();
@@ -993,7 +1002,7 @@ impl Inner {
                         .collect();
                     self.complete_sync(&group_arc, &mut group, assignments, api_version);
                 }
-                Ok(rx)
+                Answer::Later(rx)
             }
         }
     }
@@ -1320,7 +1329,7 @@ impl Inner {
         &self,
         group_id: &str,
         requested: Option<Vec<(String, Vec<i32>)>>,
-    ) -> Vec<(String, Vec<(i32, Option<OffsetValue>)>)> {
+    ) -> TopicOffsets {
         let group = self.group(group_id);
         let group = group.as_ref().map(|g| g.lock());
         let offsets = group.as_ref().map(|g| &g.offsets);
@@ -1339,7 +1348,7 @@ impl Inner {
                 })
                 .collect(),
             None => {
-                let mut out: Vec<(String, Vec<(i32, Option<OffsetValue>)>)> = Vec::new();
+                let mut out: TopicOffsets = Vec::new();
                 for ((topic, partition), value) in offsets.into_iter().flatten() {
                     match out.last_mut() {
                         Some((t, values)) if t == topic => {
@@ -1647,7 +1656,9 @@ impl Inner {
         }
         let runtime = tokio::runtime::Handle::try_current().ok();
         let now = now_ms();
-        let mut restored: Vec<(Arc<Mutex<Group>>, Vec<(String, u64)>)> = Vec::new();
+        // Groups with the (member id, incarnation) of each restored member, for their timers.
+        type RestoredGroup = (Arc<Mutex<Group>>, Vec<(String, u64)>);
+        let mut restored: Vec<RestoredGroup> = Vec::new();
         {
             let mut groups = self.groups.lock();
             // A group whose offsets and metadata were all tombstoned is gone.

@@ -163,7 +163,7 @@ impl BatchHeader {
 
 /// CRC-32C of a whole batch as stored in its header (covers `attributes` to the end).
 pub fn compute_crc(batch: &[u8]) -> u32 {
-    crc32c::crc32c(&batch[ATTRIBUTES_AT..])
+    crc32c::crc32c(batch.get(ATTRIBUTES_AT..).unwrap_or(&[]))
 }
 
 /// Checks that `batch` is exactly one complete batch whose CRC matches; returns its header.
@@ -253,7 +253,8 @@ pub fn validate_batches(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>, LogErro
     batches(buf).collect()
 }
 
-/// Writes the base offset (not covered by the CRC).
+/// Writes the base offset (not covered by the CRC). The setters below expect a batch that passed
+/// validation and panic on a buffer shorter than [`BATCH_HEADER_LEN`] (a caller bug).
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
 }

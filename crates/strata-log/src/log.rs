@@ -499,7 +499,7 @@ impl<S: SegmentStore> Log<S> {
             segment.next_offset = plan.next_offset;
             segment.persist_indexes()?;
             report.segments_compacted += 1;
-            report.bytes_reclaimed += plan.old_size - plan.cleaned.len() as u64;
+            report.bytes_reclaimed += plan.old_size.saturating_sub(plan.cleaned.len() as u64);
         }
         if cleaned_up_to > st.cleaner_checkpoint {
             st.cleaner_checkpoint = cleaned_up_to;

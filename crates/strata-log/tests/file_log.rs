@@ -135,7 +135,6 @@ fn missing_or_damaged_indexes_are_rebuilt() {
         index_interval_bytes: 100,
         ..LogConfig::default()
     };
-    let before: Vec<Vec<u8>>;
     {
         let log = FileLog::open(&partition_dir(&dir), config.clone()).unwrap();
         for i in 0..40 {
@@ -146,7 +145,7 @@ fn missing_or_damaged_indexes_are_rebuilt() {
     }
     let pdir = partition_dir(&dir);
     let indexes: Vec<PathBuf> = files_with_suffix(&pdir, "index");
-    before = indexes.iter().map(|p| fs::read(p).unwrap()).collect();
+    let before: Vec<Vec<u8>> = indexes.iter().map(|p| fs::read(p).unwrap()).collect();
     assert!(before.iter().any(|b| !b.is_empty()));
     // Delete one offset index, truncate a time index mid-entry, fill another with garbage.
     fs::remove_file(&indexes[0]).unwrap();

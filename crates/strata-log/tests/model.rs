@@ -68,17 +68,14 @@ fn apply(log: &dyn PartitionLog, model: &mut Model, op: &Op) -> Result<(), TestC
             log.truncate_to(target).unwrap();
             if target < model.end {
                 model.batches.retain(|&(base, _)| base < target);
+                model.end = target;
                 // A batch straddling the target is removed whole.
                 if let Some(&(base, n)) = model.batches.last() {
                     if base + n as i64 > target {
                         model.batches.pop();
+                        model.end = base;
                     }
                 }
-                model.end = model
-                    .batches
-                    .last()
-                    .map_or(target, |&(b, n)| b + n as i64)
-                    .min(target);
                 if target <= model.log_start {
                     model.log_start = target;
                 }
