@@ -21,7 +21,7 @@ names=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 all_there() { for n in "${names[@]}"; do [ -x "$bin/$n" ] || return 1; done; [ -x "$STRATA_CACHE/bin/helm" ]; }
 if stamp_ok k8s "$want" && all_there; then exit 0; fi
 
-apt_install openssl ca-certificates
+apt_install openssl ca-certificates curl
 mkdir -p "$bin" "$STRATA_CACHE/bin"
 
 # Version stamps as the Kubernetes release build sets them (hack/lib/version.sh), so that

@@ -30,7 +30,7 @@ const LATEST_TIERED: i64 = -5;
 pub async fn list_offsets(
     broker: &Broker,
     req: ListOffsetsRequest,
-    _version: i16,
+    version: i16,
     _ctx: &RequestContext,
 ) -> ListOffsetsResponse {
     let topics = req
@@ -66,7 +66,12 @@ pub async fn list_offsets(
                         Ok(Some((offset, timestamp))) => resp
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(if offset >= 0 { epoch } else { -1 }),
+                            // The leader epoch field exists from v4 on.
+                            .with_leader_epoch(if offset >= 0 && version >= 4 {
+                                epoch
+                            } else {
+                                -1
+                            }),
                         Ok(None) => resp,
                         Err(e) => {
                             tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "offset lookup failed");
