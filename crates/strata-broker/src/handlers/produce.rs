@@ -45,7 +45,7 @@ pub async fn handle(
                 partitions.push(resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             };
-            if !matches!(acks, -1 | 0 | 1) {
+            if !(-1..=1).contains(&acks) {
                 partitions.push(resp.with_error_code(code::INVALID_REQUIRED_ACKS));
                 continue;
             }
@@ -111,9 +111,9 @@ fn produce_error(e: &LogError) -> (i16, String) {
     let c = match e {
         LogError::CorruptBatch(_) => code::CORRUPT_MESSAGE,
         LogError::InvalidRecord(_) => code::INVALID_RECORD,
-        LogError::RecordTooLarge { .. } => code::MESSAGE_TOO_LARGE,
+        LogError::RecordTooLarge => code::MESSAGE_TOO_LARGE,
         LogError::OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
-        LogError::InvalidProducerEpoch { .. } => code::INVALID_PRODUCER_EPOCH,
+        LogError::InvalidProducerEpoch => code::INVALID_PRODUCER_EPOCH,
         LogError::UnsupportedMagic(_) => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
         _ => code::KAFKA_STORAGE_ERROR,
     };
