@@ -9,6 +9,7 @@ pub mod fetch_session;
 pub mod handlers;
 pub mod metadata;
 pub mod partition;
+pub mod process;
 pub mod server;
 pub mod topic_config;
 

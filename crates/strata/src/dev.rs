@@ -41,23 +41,8 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         println!("  bootstrap.servers = {}", handle.local_addr);
         println!("  data              = {}", args.data_dir.display());
         println!("Press Ctrl-C to stop.");
-        wait_for_signal().await;
+        strata_broker::process::shutdown_signal().await;
         handle.shutdown().await;
         anyhow::Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
