@@ -45,7 +45,11 @@ use crate::common::default_true;
         description = "Racks in the cluster",
         json_path = ".status.racks"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaClusterSpec {
@@ -99,7 +103,10 @@ pub struct KafkaClusterSpec {
 pub struct Rack {
     /// Rack name: used as `broker.rack` and in the names of the rack's StatefulSet and pods.
     /// A DNS label: lowercase letters, digits and `-`.
-    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
 
     /// Zone the rack's pods are pinned to, matched against the node label named by
@@ -138,7 +145,10 @@ pub struct Storage {
 #[serde(rename_all = "camelCase")]
 pub struct Listener {
     /// Listener name, unique in the cluster; becomes the Kafka listener name (upper-cased).
-    #[schemars(length(min = 1, max = 25), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 25),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
 
     /// TCP port the listener binds on every broker.

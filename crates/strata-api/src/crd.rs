@@ -29,9 +29,6 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_norway::E
 
 /// Every CRD as one multi-document YAML stream.
 pub fn all_to_yaml() -> Result<String, serde_norway::Error> {
-    let docs = all()
-        .iter()
-        .map(to_yaml)
-        .collect::<Result<Vec<_>, _>>()?;
+    let docs = all().iter().map(to_yaml).collect::<Result<Vec<_>, _>>()?;
     Ok(docs.join("---\n"))
 }

@@ -41,7 +41,11 @@ use crate::common::{default_true, ClusterReference};
         description = "Records not yet mirrored",
         json_path = ".status.lagRecords"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MirrorFlowSpec {

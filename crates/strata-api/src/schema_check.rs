@@ -32,7 +32,15 @@ fn check_node(node: &Value, path: &str, out: &mut Vec<String>) {
     let int_or_string = flag(obj, "x-kubernetes-int-or-string");
     let preserve = flag(obj, "x-kubernetes-preserve-unknown-fields");
 
-    for forbidden in ["$ref", "$schema", "oneOf", "allOf", "not", "definitions", "$defs"] {
+    for forbidden in [
+        "$ref",
+        "$schema",
+        "oneOf",
+        "allOf",
+        "not",
+        "definitions",
+        "$defs",
+    ] {
         if obj.contains_key(forbidden) {
             out.push(format!("{here}: `{forbidden}` is not allowed"));
         }
@@ -40,7 +48,9 @@ fn check_node(node: &Value, path: &str, out: &mut Vec<String>) {
     if let Some(any_of) = obj.get("anyOf") {
         let pattern = serde_json::json!([{"type": "integer"}, {"type": "string"}]);
         if !(int_or_string && *any_of == pattern) {
-            out.push(format!("{here}: `anyOf` other than the int-or-string pattern"));
+            out.push(format!(
+                "{here}: `anyOf` other than the int-or-string pattern"
+            ));
         }
     }
 
@@ -60,7 +70,9 @@ fn check_node(node: &Value, path: &str, out: &mut Vec<String>) {
             out.push(format!("{here}: `properties` on a non-object"));
         }
         if obj.contains_key("additionalProperties") {
-            out.push(format!("{here}: both `properties` and `additionalProperties`"));
+            out.push(format!(
+                "{here}: both `properties` and `additionalProperties`"
+            ));
         }
         match props.as_object() {
             Some(props) => {
@@ -107,8 +119,13 @@ fn check_node(node: &Value, path: &str, out: &mut Vec<String>) {
 
 /// A list-map's keys must be scalar fields of its items that are required or defaulted.
 fn check_list_map(obj: &Map<String, Value>, here: &str, out: &mut Vec<String>) {
-    let Some(keys) = obj.get("x-kubernetes-list-map-keys").and_then(Value::as_array) else {
-        out.push(format!("{here}: list-type map without x-kubernetes-list-map-keys"));
+    let Some(keys) = obj
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+    else {
+        out.push(format!(
+            "{here}: list-type map without x-kubernetes-list-map-keys"
+        ));
         return;
     };
     let items = obj.get("items").and_then(Value::as_object);
@@ -239,7 +256,9 @@ fn validate_object(
         } else if let Some(sub) = s.get("additionalProperties").filter(|a| a.is_object()) {
             validate_at(sub, child, &child_path, false, out);
         } else if !flag(s, "x-kubernetes-preserve-unknown-fields") {
-            out.push(format!("{child_path}: unknown field (the API server prunes it)"));
+            out.push(format!(
+                "{child_path}: unknown field (the API server prunes it)"
+            ));
         }
     }
 }

@@ -29,9 +29,14 @@ fn by_kind(kind: &str) -> CustomResourceDefinition {
         .expect("kind is rendered")
 }
 
-/// Compares every rendered CRD with its file in `dir`, and `dir` holds no other CRD files.
-fn assert_no_drift(dir: &Path) {
-    let fix = "regenerate with `cargo run -p strata-api --bin crdgen -- --write";
+/// Compares every rendered CRD with its file in `<repo>/rel`, and that directory holds no
+/// other CRD files of the group.
+fn assert_no_drift(rel: &str) {
+    let dir = repo_root().join(rel);
+    let fix = format!(
+        "regenerate from the repository root with \
+         `cargo run -p strata-api --bin crdgen -- --write {rel}`"
+    );
     let mut expected_files = BTreeSet::new();
     for definition in crd::all() {
         let name = crd::file_name(&definition);
@@ -40,13 +45,11 @@ fn assert_no_drift(dir: &Path) {
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             on_disk == rendered,
-            "{} is missing or differs from the Rust types; {fix} {}`",
-            path.display(),
-            dir.display()
+            "{rel}/{name} is missing or differs from the Rust types; {fix}"
         );
         expected_files.insert(name);
     }
-    let present: BTreeSet<String> = std::fs::read_dir(dir)
+    let present: BTreeSet<String> = std::fs::read_dir(&dir)
         .expect("directory is readable")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -55,22 +58,20 @@ fn assert_no_drift(dir: &Path) {
     let stale: Vec<_> = present.difference(&expected_files).collect();
     assert!(
         stale.is_empty(),
-        "{} holds CRDs no Rust type renders: {stale:?}; delete them and {fix} {}`",
-        dir.display(),
-        dir.display()
+        "{rel} holds CRDs no Rust type renders: {stale:?}; delete them and {fix}"
     );
 }
 
 #[test]
 fn checked_in_crds_match_the_rust_types() {
-    assert_no_drift(&repo_root().join("crds"));
+    assert_no_drift("crds");
 }
 
 #[test]
 fn chart_crds_match_the_rust_types_when_the_chart_exists() {
-    let chart = repo_root().join("charts/strata-operator/crds");
-    if chart.is_dir() {
-        assert_no_drift(&chart);
+    let chart = "charts/strata-operator/crds";
+    if repo_root().join(chart).is_dir() {
+        assert_no_drift(chart);
     }
 }
 
@@ -140,7 +141,10 @@ fn every_field_is_described() {
         // `metadata` is described by Kubernetes itself.
         missing.retain(|p| p != ".metadata");
         let kind = &definition.spec.names.kind;
-        assert!(missing.is_empty(), "{kind}: fields without a doc comment: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{kind}: fields without a doc comment: {missing:?}"
+        );
     }
 }
 
@@ -161,7 +165,10 @@ fn names_scope_and_subresources() {
         let version = &d.spec.versions[0];
         assert_eq!(version.name, "v1alpha1");
         assert!(version.served && version.storage);
-        let status = version.subresources.as_ref().and_then(|s| s.status.as_ref());
+        let status = version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref());
         assert!(status.is_some(), "{kind} has a status subresource");
     }
 }
@@ -194,7 +201,11 @@ fn printer_columns() {
             for segment in path.trim_start_matches('.').split('.') {
                 node = &node["properties"][segment];
             }
-            assert!(!node.is_null(), "{kind}: column {} reads {path}", column.name);
+            assert!(
+                !node.is_null(),
+                "{kind}: column {} reads {path}",
+                column.name
+            );
         }
     }
 }

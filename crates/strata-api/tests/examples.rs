@@ -36,7 +36,10 @@ fn load<K: CustomResourceExt + DeserializeOwned + PartialEq + std::fmt::Debug>(
     let mut defaulted = manifest;
     schema_check::apply_defaults(&schema, &mut defaulted);
     let problems = schema_check::validate(&schema, &defaulted);
-    assert!(problems.is_empty(), "defaulted manifest is invalid: {problems:?}");
+    assert!(
+        problems.is_empty(),
+        "defaulted manifest is invalid: {problems:?}"
+    );
     let server: K = serde_json::from_value(defaulted).expect("defaulted manifest deserializes");
     assert_eq!(local, server, "serde defaults and schema defaults disagree");
     local
@@ -46,7 +49,11 @@ fn load<K: CustomResourceExt + DeserializeOwned + PartialEq + std::fmt::Debug>(
 fn stretch_cluster_example() {
     let cluster: KafkaCluster = load(fixture("stretch-cluster.yaml"));
     let spec = &cluster.spec;
-    let zones: Vec<_> = spec.racks.iter().filter_map(|r| r.zone.as_deref()).collect();
+    let zones: Vec<_> = spec
+        .racks
+        .iter()
+        .filter_map(|r| r.zone.as_deref())
+        .collect();
     assert_eq!(zones, ["eu-west-1a", "eu-west-1b", "eu-west-1c"]);
     assert_eq!(spec.racks.iter().map(|r| r.brokers).sum::<i32>(), 6);
     assert_eq!(spec.topology_key, "topology.kubernetes.io/zone");
@@ -54,7 +61,10 @@ fn stretch_cluster_example() {
     assert!(spec.storage.retain_on_delete);
     assert_eq!(spec.listeners[0].authentication, Authentication::None);
     assert!(!spec.listeners[0].tls);
-    assert_eq!(spec.listeners[1].authentication, Authentication::ScramSha512);
+    assert_eq!(
+        spec.listeners[1].authentication,
+        Authentication::ScramSha512
+    );
     assert_eq!(spec.config["min.insync.replicas"], "2");
     let requests = spec.resources.as_ref().and_then(|r| r.requests.as_ref());
     assert_eq!(requests.map(|r| r["cpu"].0.as_str()), Some("500m"));
@@ -76,7 +86,10 @@ fn topic_example() {
 fn mirror_flow_example() {
     let flow: MirrorFlow = load(fixture("mirrorflow.yaml"));
     let spec = &flow.spec;
-    assert_eq!(spec.source.cluster_ref, Some(ClusterReference::new("stretch")));
+    assert_eq!(
+        spec.source.cluster_ref,
+        Some(ClusterReference::new("stretch"))
+    );
     assert!(spec.source.bootstrap_servers.is_none());
     let tls = spec.target.tls.as_ref().expect("target has TLS");
     assert_eq!(tls.ca_key, "ca.crt");
@@ -129,7 +142,13 @@ fn minimal_cluster_gets_every_default() {
     );
     assert!(spec.config.is_empty());
     assert_eq!(spec.template, PodTemplateOverrides::default());
-    assert_eq!((spec.racks[0].zone.clone(), spec.racks[0].node_selector.clone()), (None, None));
+    assert_eq!(
+        (
+            spec.racks[0].zone.clone(),
+            spec.racks[0].node_selector.clone()
+        ),
+        (None, None)
+    );
 }
 
 #[test]
@@ -142,7 +161,10 @@ fn minimal_topic_gets_every_default() {
     }));
     assert_eq!(topic.spec.deletion_policy, DeletionPolicy::Retain);
     assert_eq!(topic.spec.topic_name, None);
-    assert_eq!((topic.spec.partitions, topic.spec.replication_factor), (None, None));
+    assert_eq!(
+        (topic.spec.partitions, topic.spec.replication_factor),
+        (None, None)
+    );
 }
 
 #[test]
@@ -158,7 +180,10 @@ fn minimal_mirror_flow_gets_every_default() {
     }));
     let spec = flow.spec;
     assert_eq!(spec.topics.include, [".*"]);
-    assert_eq!(spec.groups.exclude, ["console-consumer-.*", "connect-.*", "__.*"]);
+    assert_eq!(
+        spec.groups.exclude,
+        ["console-consumer-.*", "connect-.*", "__.*"]
+    );
     assert_eq!(spec.naming, NamingMode::Prefixed);
     assert_eq!(spec.offsets, OffsetMode::Translate);
     assert_eq!(
@@ -173,7 +198,11 @@ fn minimal_mirror_flow_gets_every_default() {
     );
     assert_eq!(spec.tuning, Tuning::default());
     assert_eq!(
-        (spec.tuning.batch_size, spec.tuning.fetch_max_bytes, spec.tuning.max_in_flight),
+        (
+            spec.tuning.batch_size,
+            spec.tuning.fetch_max_bytes,
+            spec.tuning.max_in_flight
+        ),
         (16384, 52_428_800, 5)
     );
     assert_eq!(spec.replicas, 1);
@@ -232,7 +261,10 @@ fn status_round_trips() {
     assert_eq!(status.phase, Some(MirrorPhase::FailedOver));
     assert_eq!(status.active_cluster, Some(ActiveSide::Target));
     let record = status.last_failover.clone().expect("failover recorded");
-    assert_eq!((record.records_at_risk, record.from, record.to), (17, ActiveSide::Source, ActiveSide::Target));
+    assert_eq!(
+        (record.records_at_risk, record.from, record.to),
+        (17, ActiveSide::Source, ActiveSide::Target)
+    );
     let again: MirrorFlowStatus =
         serde_json::from_value(serde_json::to_value(&status).expect("serializes")).expect("again");
     assert_eq!(again, status);

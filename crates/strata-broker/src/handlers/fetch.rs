@@ -109,6 +109,14 @@ pub async fn handle(
             .map(|m| m.id)
             .unwrap_or_default()
     };
+    let wanted_of = |tp: TopicPartition, sp: SessionPartition, incremental: bool| Wanted {
+        topic_id: topic_id_of(&tp.topic),
+        tp,
+        fetch_offset: sp.fetch_offset,
+        max_bytes: sp.max_bytes,
+        current_leader_epoch: sp.current_leader_epoch,
+        last_sent: incremental.then_some((sp.last_high_watermark, sp.last_log_start_offset)),
+    };
     let (session_id, wanted): (i32, Vec<Wanted>) = match resolution {
         SessionResolution::Error(err) => {
             return FetchResponse::default()
@@ -119,14 +127,7 @@ pub async fn handle(
             session_id,
             updates
                 .into_iter()
-                .map(|(tp, sp)| Wanted {
-                    topic_id: topic_id_of(&tp.topic),
-                    tp,
-                    fetch_offset: sp.fetch_offset,
-                    max_bytes: sp.max_bytes,
-                    current_leader_epoch: sp.current_leader_epoch,
-                    last_sent: None,
-                })
+                .map(|(tp, sp)| wanted_of(tp, sp, false))
                 .collect(),
         ),
         SessionResolution::Incremental {
@@ -136,14 +137,7 @@ pub async fn handle(
             session_id,
             partitions
                 .into_iter()
-                .map(|(tp, sp)| Wanted {
-                    topic_id: topic_id_of(&tp.topic),
-                    tp,
-                    fetch_offset: sp.fetch_offset,
-                    max_bytes: sp.max_bytes,
-                    current_leader_epoch: sp.current_leader_epoch,
-                    last_sent: Some((sp.last_high_watermark, sp.last_log_start_offset)),
-                })
+                .map(|(tp, sp)| wanted_of(tp, sp, true))
                 .collect(),
         ),
     };
