@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::common::default_true;
 
 /// Desired state of a Strata Kafka cluster.
+// `printcolumn(type_ = ..)` repeats per column, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "kafka.strata.dev",

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::common::ClusterReference;
 
 /// Desired state of a Kafka topic.
+// `printcolumn(type_ = ..)` repeats per column, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "kafka.strata.dev",
