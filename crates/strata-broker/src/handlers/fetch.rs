@@ -102,15 +102,16 @@ pub async fn handle(
     } else {
         SessionResolution::Full { session_id: 0 }
     };
-    let topic_id_of = |name: &str| {
+    // The hosted partition carries its topic id: no metadata copy on the fetch path.
+    let topic_id_of = |tp: &TopicPartition| {
         broker
-            .metadata
-            .topic(name)
-            .map(|m| m.id)
+            .partitions
+            .get(&tp.topic, tp.partition)
+            .map(|p| p.topic_id)
             .unwrap_or_default()
     };
     let wanted_of = |tp: TopicPartition, sp: SessionPartition, incremental: bool| Wanted {
-        topic_id: topic_id_of(&tp.topic),
+        topic_id: topic_id_of(&tp),
         tp,
         fetch_offset: sp.fetch_offset,
         max_bytes: sp.max_bytes,
