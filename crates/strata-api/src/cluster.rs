@@ -231,6 +231,11 @@ pub struct KafkaClusterStatus {
     #[serde(default)]
     pub broker_ids: BTreeMap<String, Vec<i32>>,
 
+    /// Id block of each rack (ids block*100 .. block*100+99); kept for removed racks so their
+    /// ids are never reused.
+    #[serde(default)]
+    pub rack_id_blocks: BTreeMap<String, i32>,
+
     /// Number of brokers whose pod is ready.
     #[serde(default)]
     pub ready_brokers: i32,

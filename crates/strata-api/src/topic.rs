@@ -122,4 +122,10 @@ pub struct KafkaTopicStatus {
     /// Replication factor the topic has in Kafka.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_factor: Option<i32>,
+
+    /// Topic config keys this resource set, so a key removed from spec.config is reset to the
+    /// broker default.
+    // Serialized even when empty: a merge patch of the status must be able to clear the list.
+    #[serde(default)]
+    pub managed_config: Vec<String>,
 }

@@ -160,6 +160,7 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "log.cleaner.enable",
+    "unclean.leader.election.enable",
     "log.cleaner.backoff.ms",
     "log.cleaner.threads",
     "group.coordinator.rebalance.protocols",

@@ -1,0 +1,234 @@
+//! ACLs through DescribeAcls and CreateAcls. A broker that does not advertise these APIs
+//! (Strata today) yields [`Error::Unsupported`]; a Kafka broker without an authorizer answers
+//! SECURITY_DISABLED, returned as [`Error::Kafka`]. The enums carry Kafka's wire codes and
+//! keep codes they do not know, so bindings round-trip between clusters unchanged.
+
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::{CreateAclsRequest, DescribeAclsRequest};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::client::Target;
+use crate::{Admin, Error};
+
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+            /// A code this client does not name.
+            Other(i8),
+        }
+
+        impl $name {
+            /// Kafka's wire code.
+            pub fn code(self) -> i8 {
+                match self {
+                    $($name::$variant => $code,)*
+                    $name::Other(c) => c,
+                }
+            }
+
+            /// The value of a wire code.
+            pub fn from_code(code: i8) -> Self {
+                match code {
+                    $($code => $name::$variant,)*
+                    c => $name::Other(c),
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// What an ACL protects (`ResourceType`).
+    AclResourceType {
+        Any = 1,
+        Topic = 2,
+        Group = 3,
+        Cluster = 4,
+        TransactionalId = 5,
+        DelegationToken = 6,
+        User = 7,
+    }
+);
+
+wire_enum!(
+    /// How the resource name matches (`PatternType`).
+    AclPatternType {
+        Any = 1,
+        Match = 2,
+        Literal = 3,
+        Prefixed = 4,
+    }
+);
+
+wire_enum!(
+    /// The operation an ACL allows or denies (`AclOperation`).
+    AclOperation {
+        Any = 1,
+        All = 2,
+        Read = 3,
+        Write = 4,
+        Create = 5,
+        Delete = 6,
+        Alter = 7,
+        Describe = 8,
+        ClusterAction = 9,
+        DescribeConfigs = 10,
+        AlterConfigs = 11,
+        IdempotentWrite = 12,
+        CreateTokens = 13,
+        DescribeTokens = 14,
+        TwoPhaseCommit = 15,
+    }
+);
+
+wire_enum!(
+    /// Allow or deny (`AclPermissionType`).
+    AclPermission {
+        Any = 1,
+        Deny = 2,
+        Allow = 3,
+    }
+);
+
+/// One ACL: `principal` from `host` may (or may not) perform `operation` on the resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AclBinding {
+    pub resource_type: AclResourceType,
+    pub resource_name: String,
+    pub pattern_type: AclPatternType,
+    /// `User:alice`.
+    pub principal: String,
+    /// `*` for any host.
+    pub host: String,
+    pub operation: AclOperation,
+    pub permission: AclPermission,
+}
+
+impl Admin {
+    /// Every ACL of the cluster.
+    pub async fn describe_acls(&self) -> Result<Vec<AclBinding>, Error> {
+        let c = &self.client;
+        c.retry("DescribeAcls", || async move {
+            let conn = c.connection_for(&Target::Any).await?;
+            let (_, resp) = conn
+                .request(
+                    |_| {
+                        DescribeAclsRequest::default()
+                            .with_resource_type_filter(AclResourceType::Any.code())
+                            .with_resource_name_filter(None)
+                            .with_pattern_type_filter(AclPatternType::Any.code())
+                            .with_principal_filter(None)
+                            .with_host_filter(None)
+                            .with_operation(AclOperation::Any.code())
+                            .with_permission_type(AclPermission::Any.code())
+                    },
+                    c.timeout(),
+                )
+                .await?;
+            Error::check(
+                "DescribeAcls",
+                resp.error_code,
+                resp.error_message.as_deref(),
+            )?;
+            let mut out = Vec::new();
+            for r in resp.resources {
+                for a in r.acls {
+                    out.push(AclBinding {
+                        resource_type: AclResourceType::from_code(r.resource_type),
+                        resource_name: r.resource_name.to_string(),
+                        pattern_type: AclPatternType::from_code(r.pattern_type),
+                        principal: a.principal.to_string(),
+                        host: a.host.to_string(),
+                        operation: AclOperation::from_code(a.operation),
+                        permission: AclPermission::from_code(a.permission_type),
+                    });
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Creates ACLs (creating one that exists is not an error in Kafka).
+    pub async fn create_acls(&self, acls: &[AclBinding]) -> Result<(), Error> {
+        if acls.is_empty() {
+            return Ok(());
+        }
+        let c = &self.client;
+        c.retry("CreateAcls", || async move {
+            let conn = c.connection_for(&Target::Any).await?;
+            let (_, resp) = conn
+                .request(|_| create_acls_request(acls), c.timeout())
+                .await?;
+            for r in resp.results {
+                Error::check("CreateAcls", r.error_code, r.error_message.as_deref())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn create_acls_request(acls: &[AclBinding]) -> CreateAclsRequest {
+    let sb = |s: &str| StrBytes::from_string(s.to_string());
+    CreateAclsRequest::default().with_creations(
+        acls.iter()
+            .map(|a| {
+                AclCreation::default()
+                    .with_resource_type(a.resource_type.code())
+                    .with_resource_name(sb(&a.resource_name))
+                    .with_resource_pattern_type(a.pattern_type.code())
+                    .with_principal(sb(&a.principal))
+                    .with_host(sb(&a.host))
+                    .with_operation(a.operation.code())
+                    .with_permission_type(a.permission.code())
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::versions::implemented;
+    use kafka_protocol::messages::ApiKey;
+    use kafka_protocol::protocol::Encodable;
+
+    #[test]
+    fn codes_round_trip_and_unknown_codes_are_kept() {
+        for code in -2..20 {
+            assert_eq!(AclOperation::from_code(code).code(), code);
+            assert_eq!(AclResourceType::from_code(code).code(), code);
+            assert_eq!(AclPatternType::from_code(code).code(), code);
+            assert_eq!(AclPermission::from_code(code).code(), code);
+        }
+        assert_eq!(AclOperation::from_code(3), AclOperation::Read);
+        assert_eq!(AclResourceType::from_code(2), AclResourceType::Topic);
+        assert_eq!(AclPatternType::from_code(4), AclPatternType::Prefixed);
+        assert_eq!(AclPermission::from_code(3), AclPermission::Allow);
+        assert_eq!(AclPermission::from_code(9), AclPermission::Other(9));
+    }
+
+    #[test]
+    fn create_acls_encodes_at_every_negotiable_version() {
+        let acl = AclBinding {
+            resource_type: AclResourceType::Topic,
+            resource_name: "orders".into(),
+            pattern_type: AclPatternType::Literal,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Write,
+            permission: AclPermission::Deny,
+        };
+        let (lo, hi) = implemented(ApiKey::CreateAcls);
+        for v in lo..=hi {
+            create_acls_request(std::slice::from_ref(&acl))
+                .encode(&mut bytes::BytesMut::new(), v)
+                .unwrap_or_else(|e| panic!("CreateAcls v{v}: {e}"));
+        }
+    }
+}

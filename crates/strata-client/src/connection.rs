@@ -1,0 +1,460 @@
+//! One TCP connection to one broker. Opening it performs the ApiVersions handshake (KIP-511
+//! fallback included), so every request afterwards is sent at a negotiated version. Requests
+//! are pipelined: a writer task sends frames in submission order and a reader task matches
+//! responses to requests by correlation id, so callers never wait for each other's round trip
+//! (the broker still handles a connection's requests one at a time, which is why the client
+//! keeps separate connections for fetches and produces). Frames are length-checked before
+//! anything is allocated. When
+//! the connection breaks, every request waiting on it fails with [`Error::Io`] and the
+//! connection reports itself closed so that the pool opens a new one; a request that times out
+//! closes the connection too (as the Java client does), since the broker is not answering.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::versions::{api_name, implemented, BrokerVersions};
+use crate::Error;
+
+/// Largest response frame accepted; anything bigger is treated as a broken stream.
+const MAX_RESPONSE_BYTES: i32 = 512 * 1024 * 1024;
+
+/// `UNSUPPORTED_VERSION`: the ApiVersions reply to a too-new request (KIP-511).
+const UNSUPPORTED_VERSION: i16 = 35;
+
+/// A request waiting for its response.
+struct Pending {
+    key: ApiKey,
+    version: i16,
+    reply: oneshot::Sender<Result<Bytes, Error>>,
+}
+
+/// What the writer task is asked to do with a frame.
+enum Expect {
+    /// Register the request and deliver its response body.
+    Response(Pending),
+    /// No response will come (produce with acks=0): report once the frame is written.
+    Written(oneshot::Sender<Result<(), Error>>),
+}
+
+struct Outgoing {
+    correlation_id: i32,
+    frame: Bytes,
+    expect: Expect,
+}
+
+/// State shared by the handle and its two tasks.
+struct Shared {
+    addr: String,
+    pending: Mutex<HashMap<i32, Pending>>,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn closed_error(&self) -> Error {
+        Error::io(
+            io::ErrorKind::ConnectionAborted,
+            format!("connection to {} is closed", self.addr),
+        )
+    }
+
+    /// Marks the connection closed and fails every request waiting on it.
+    fn fail(&self, error: Error) {
+        self.closed.store(true, Ordering::SeqCst);
+        let pending: Vec<Pending> = self.pending.lock().drain().map(|(_, p)| p).collect();
+        for p in pending {
+            let _ = p.reply.send(Err(error.clone()));
+        }
+    }
+}
+
+/// A handshaken connection to one broker.
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    versions: BrokerVersions,
+    client_id: StrBytes,
+    next_correlation: AtomicI32,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Connection {
+    /// Opens a TCP connection to `addr` and negotiates versions, all within `timeout`.
+    pub(crate) async fn open(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Connection, Error> {
+        let connect_error = |source: io::Error| Error::Connect {
+            addr: addr.to_string(),
+            source,
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(connect_error(e)),
+            Err(_) => {
+                return Err(connect_error(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within {} ms", timeout.as_millis()),
+                )))
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut conn = Connection::spawn(addr, client_id, stream);
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match conn.handshake(remaining).await {
+            Ok(versions) => {
+                conn.versions = versions;
+                Ok(conn)
+            }
+            Err(e) => {
+                conn.close();
+                Err(match e {
+                    Error::Timeout { what } => connect_error(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("handshake: {what}"),
+                    )),
+                    other => other,
+                })
+            }
+        }
+    }
+
+    fn spawn(addr: &str, client_id: &str, stream: TcpStream) -> Connection {
+        let shared = Arc::new(Shared {
+            addr: addr.to_string(),
+            pending: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        });
+        let (read, write) = stream.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_loop(shared.clone(), write, rx));
+        let reader = tokio::spawn(read_loop(shared.clone(), read));
+        Connection {
+            shared,
+            versions: BrokerVersions::default(),
+            client_id: StrBytes::from_string(client_id.to_string()),
+            next_correlation: AtomicI32::new(0),
+            outgoing: tx,
+            tasks: [writer, reader],
+        }
+    }
+
+    /// Sends ApiVersions at the highest version we know, falling back to the version the
+    /// broker names when it answers UNSUPPORTED_VERSION in the v0 format (KIP-511).
+    async fn handshake(&self, timeout: Duration) -> Result<BrokerVersions, Error> {
+        let (_, ours_max) = implemented(ApiKey::ApiVersions);
+        let mut version = ours_max;
+        for _ in 0..2 {
+            let mut req = ApiVersionsRequest::default();
+            if version >= 3 {
+                req = req
+                    .with_client_software_name(StrBytes::from_static_str("strata-client"))
+                    .with_client_software_version(StrBytes::from_static_str(env!(
+                        "CARGO_PKG_VERSION"
+                    )));
+            }
+            let body = self
+                .roundtrip(ApiKey::ApiVersions, version, &req, timeout)
+                .await?;
+            // The error code leads the body in every version, so it can be read before
+            // knowing which version the broker answered with.
+            let code = body
+                .get(0..2)
+                .map(|b| i16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| Error::Protocol("empty ApiVersions response".into()))?;
+            let answered_at = if code == UNSUPPORTED_VERSION {
+                0
+            } else {
+                version
+            };
+            let resp = ApiVersionsResponse::decode(&mut body.clone(), answered_at)
+                .map_err(|e| Error::Protocol(format!("ApiVersions v{answered_at}: {e}")))?;
+            if code == UNSUPPORTED_VERSION {
+                let broker_max = resp
+                    .api_keys
+                    .iter()
+                    .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+                    .map(|k| k.max_version)
+                    .unwrap_or(0);
+                if broker_max >= version {
+                    break;
+                }
+                version = broker_max;
+                continue;
+            }
+            Error::check("ApiVersions", resp.error_code, None)?;
+            return Ok(BrokerVersions::new(
+                resp.api_keys
+                    .iter()
+                    .map(|k| (k.api_key, k.min_version, k.max_version)),
+            ));
+        }
+        Err(Error::Unsupported {
+            api: "ApiVersions",
+            reason: format!(
+                "{} refused every ApiVersions version tried",
+                self.shared.addr
+            ),
+        })
+    }
+
+    /// Whether the connection broke or was closed; a closed connection is never reused.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst) || self.outgoing.is_closed()
+    }
+
+    /// Closes the connection, failing whatever waits on it.
+    pub(crate) fn close(&self) {
+        self.shared.fail(self.shared.closed_error());
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+
+    /// The version this connection will use for `key`.
+    pub(crate) fn version(&self, key: ApiKey) -> Result<i16, Error> {
+        self.versions.negotiate(key)
+    }
+
+    /// The broker's advertised range for `key`.
+    pub(crate) fn broker_range(&self, key: ApiKey) -> Option<(i16, i16)> {
+        self.versions.range(key)
+    }
+
+    /// Sends a request built for the negotiated version and decodes its response.
+    ///
+    /// Cancellation: dropping the future abandons the response (it is discarded when it
+    /// arrives); the request itself may or may not have reached the broker.
+    pub(crate) async fn request<R: Request>(
+        &self,
+        build: impl FnOnce(i16) -> R,
+        timeout: Duration,
+    ) -> Result<(i16, R::Response), Error> {
+        let key = api_key::<R>()?;
+        let version = self.version(key)?;
+        let req = build(version);
+        let resp = self.request_at(key, version, &req, timeout).await?;
+        Ok((version, resp))
+    }
+
+    /// Sends `req` at `version` and decodes its response.
+    pub(crate) async fn request_at<R: Request>(
+        &self,
+        key: ApiKey,
+        version: i16,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<R::Response, Error> {
+        let mut body = self.roundtrip(key, version, req, timeout).await?;
+        R::Response::decode(&mut body, version)
+            .map_err(|e| Error::Protocol(format!("decoding {} v{version}: {e}", api_name(key))))
+    }
+
+    /// Sends a request that the broker does not answer (produce with acks=0); returns once
+    /// the frame is written.
+    pub(crate) async fn send_without_response<R: Request>(
+        &self,
+        version: i16,
+        req: &R,
+    ) -> Result<(), Error> {
+        let key = api_key::<R>()?;
+        let (correlation_id, frame) = self.frame(key, version, req)?;
+        let (tx, rx) = oneshot::channel();
+        self.submit(Outgoing {
+            correlation_id,
+            frame,
+            expect: Expect::Written(tx),
+        })?;
+        rx.await.unwrap_or_else(|_| Err(self.shared.closed_error()))
+    }
+
+    async fn roundtrip<R: Encodable>(
+        &self,
+        key: ApiKey,
+        version: i16,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<Bytes, Error> {
+        let (correlation_id, frame) = self.frame(key, version, req)?;
+        let (tx, rx) = oneshot::channel();
+        self.submit(Outgoing {
+            correlation_id,
+            frame,
+            expect: Expect::Response(Pending {
+                key,
+                version,
+                reply: tx,
+            }),
+        })?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(self.shared.closed_error()),
+            Err(_) => {
+                tracing::debug!(broker = %self.shared.addr, api = api_name(key), "request timed out; closing the connection");
+                self.close();
+                Err(Error::Timeout {
+                    what: format!(
+                        "{} v{version} to {} got no response within {} ms",
+                        api_name(key),
+                        self.shared.addr,
+                        timeout.as_millis()
+                    ),
+                })
+            }
+        }
+    }
+
+    fn submit(&self, out: Outgoing) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(self.shared.closed_error());
+        }
+        self.outgoing
+            .send(out)
+            .map_err(|_| self.shared.closed_error())
+    }
+
+    /// `[size][request header][body]`.
+    fn frame<R: Encodable>(
+        &self,
+        key: ApiKey,
+        version: i16,
+        req: &R,
+    ) -> Result<(i32, Bytes), Error> {
+        let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let encode_error = |e: &dyn std::fmt::Display| {
+            Error::Protocol(format!("encoding {} v{version}: {e}", api_name(key)))
+        };
+        let mut buf = BytesMut::with_capacity(64 + req.compute_size(version).unwrap_or(0));
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .map_err(|e| encode_error(&e))?;
+        req.encode(&mut buf, version)
+            .map_err(|e| encode_error(&e))?;
+        let len = i32::try_from(buf.len() - 4)
+            .map_err(|_| Error::Protocol(format!("{} request too large", api_name(key))))?;
+        buf[0..4].copy_from_slice(&len.to_be_bytes());
+        Ok((correlation_id, buf.freeze()))
+    }
+}
+
+/// The API key of a request type.
+pub(crate) fn api_key<R: Request>() -> Result<ApiKey, Error> {
+    ApiKey::try_from(R::KEY).map_err(|()| Error::Protocol(format!("unknown api key {}", R::KEY)))
+}
+
+/// Writes frames in submission order; a request is registered before its frame is written so
+/// that the reader can always match the response.
+async fn write_loop(
+    shared: Arc<Shared>,
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    while let Some(out) = rx.recv().await {
+        if shared.closed.load(Ordering::SeqCst) {
+            reject(out, shared.closed_error());
+            continue;
+        }
+        let written = match out.expect {
+            Expect::Response(p) => {
+                shared.pending.lock().insert(out.correlation_id, p);
+                None
+            }
+            Expect::Written(tx) => Some(tx),
+        };
+        match write.write_all(&out.frame).await {
+            Ok(()) => {
+                if let Some(tx) = written {
+                    let _ = tx.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let error = Error::io(e.kind(), format!("writing to {}: {e}", shared.addr));
+                if let Some(tx) = written {
+                    let _ = tx.send(Err(error.clone()));
+                }
+                shared.fail(error);
+            }
+        }
+    }
+}
+
+fn reject(out: Outgoing, error: Error) {
+    match out.expect {
+        Expect::Response(p) => {
+            let _ = p.reply.send(Err(error));
+        }
+        Expect::Written(tx) => {
+            let _ = tx.send(Err(error));
+        }
+    }
+}
+
+/// Reads response frames and hands each body to the request with its correlation id.
+async fn read_loop(shared: Arc<Shared>, mut read: tokio::net::tcp::OwnedReadHalf) {
+    let error = loop {
+        let size = match read.read_i32().await {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                break Error::io(
+                    io::ErrorKind::ConnectionReset,
+                    format!("{} closed the connection", shared.addr),
+                )
+            }
+            Err(e) => break Error::io(e.kind(), format!("reading from {}: {e}", shared.addr)),
+        };
+        if !(4..=MAX_RESPONSE_BYTES).contains(&size) {
+            break Error::Protocol(format!(
+                "response frame of {size} bytes from {} (limit {MAX_RESPONSE_BYTES})",
+                shared.addr
+            ));
+        }
+        let mut frame = BytesMut::zeroed(size as usize);
+        if let Err(e) = read.read_exact(&mut frame).await {
+            break Error::io(e.kind(), format!("reading from {}: {e}", shared.addr));
+        }
+        let mut frame = frame.freeze();
+        let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let Some(p) = shared.pending.lock().remove(&correlation_id) else {
+            break Error::Protocol(format!(
+                "response with unknown correlation id {correlation_id} from {}",
+                shared.addr
+            ));
+        };
+        let result = ResponseHeader::decode(&mut frame, p.key.response_header_version(p.version))
+            .map(|_| frame)
+            .map_err(|e| Error::Protocol(format!("{} response header: {e}", api_name(p.key))));
+        // The waiter may have given up (cancelled); its response is then dropped.
+        let _ = p.reply.send(result);
+    };
+    tracing::debug!(broker = %shared.addr, %error, "connection closed");
+    shared.fail(error);
+}

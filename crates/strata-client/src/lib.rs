@@ -1,0 +1,43 @@
+//! An async Kafka client built on `kafka-protocol`, used by Strata's operator, mirror and CLI.
+//! It speaks to Apache Kafka and to Strata brokers alike: every connection starts with
+//! ApiVersions and each request uses the highest version both sides support. [`Client`] holds
+//! the connections (per broker: one for admin and metadata, one for fetches, one for produces;
+//! requests on each are pipelined) and the metadata cache; [`Admin`] wraps the admin APIs;
+//! [`Producer`], [`Client::fetch`] and [`Client::list_offsets`] are the data path. Errors are
+//! one [`Error`] type whose [`Error::is_retriable`] drives the retries.
+//!
+//! Known limitation: `kafka-protocol` keeps record headers in a map, so a fetched record with
+//! a repeated header key shows that key once ([`FetchedPartition::batches`] keeps the exact
+//! bytes), and [`Producer::send`] refuses records with repeated header keys.
+
+mod acl;
+mod admin;
+mod client;
+mod config;
+mod connection;
+mod error;
+mod fetch;
+mod metadata;
+mod producer;
+mod records;
+mod versions;
+
+pub use acl::{AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType};
+pub use admin::{
+    Admin, ConfigEntry, ConfigOp, ConfigSource, CreatedTopic, GroupDescription, GroupListing,
+    GroupMember, NewTopic,
+};
+pub use client::{Client, Target};
+pub use config::ClientConfig;
+pub use error::{error_name, Error};
+pub use fetch::{
+    FetchPartitionSpec, FetchRequestSpec, FetchResult, FetchedPartition, ListedOffset, OffsetSpec,
+};
+pub use kafka_protocol::ResponseError;
+pub use metadata::{
+    BrokerInfo, ClusterDescription, ClusterMetadata, PartitionMetadata, TopicMetadata,
+};
+pub use producer::{
+    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+};
+pub use records::{Compression, FetchedRecord, RawBatch, TimestampType};

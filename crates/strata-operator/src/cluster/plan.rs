@@ -1,0 +1,1657 @@
+//! Validation of a `KafkaCluster` into a [`ClusterPlan`]: the typed, checked value the builder
+//! and the reconciler work from. Pure: no client. Every rule a builder would otherwise trip
+//! over is checked here and reported as an [`InvalidSpec`] whose `reason` becomes the
+//! `Ready=False` condition reason; things that work but need attention become
+//! [`PlanWarning`]s for the `Degraded` condition. Broker ids come from
+//! [`crate::names::RackAssignment`], seeded with `status.rackIdBlocks`; the controller voters
+//! and each broker's `server.properties` are decided here and nowhere else.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::ResourceExt;
+use sha2::{Digest, Sha256};
+use strata_api::{Authentication, KafkaCluster, PodTemplateOverrides, Storage};
+
+use crate::names::{self, AssignmentError, ClusterNames, RackAssignment, IDS_PER_RACK};
+
+/// Port of the controller-quorum listener on every broker.
+pub const CONTROLLER_PORT: i32 = 9093;
+/// Kafka name of the controller-quorum listener.
+pub const CONTROLLER_LISTENER: &str = "CONTROLLER";
+/// Mount point of the broker's volume.
+pub const DATA_MOUNT: &str = "/var/lib/strata";
+/// `log.dirs` of every broker: a directory on the volume (not its root, which may hold
+/// `lost+found`).
+pub const LOG_DIR: &str = "/var/lib/strata/data";
+/// Mount point of the ConfigMap with the brokers' properties files.
+pub const CONFIG_MOUNT: &str = "/etc/strata/config";
+/// Directory under which TLS listener `<name>` finds `tls.crt`, `tls.key` (and `ca.crt`).
+pub const TLS_MOUNT_ROOT: &str = "/etc/strata/tls";
+
+/// Condition reasons of [`InvalidSpec`] and [`PlanWarning`].
+pub mod reason {
+    /// No racks, or no brokers in any rack.
+    pub const NO_BROKERS: &str = "NoBrokers";
+    /// A rack's broker count is negative.
+    pub const INVALID_BROKER_COUNT: &str = "InvalidBrokerCount";
+    /// Two racks with the same name.
+    pub const DUPLICATE_RACK_NAME: &str = "DuplicateRackName";
+    /// Two listeners with the same name or port, or one clashing with the controller listener.
+    pub const DUPLICATE_LISTENER: &str = "DuplicateListener";
+    /// A listener that cannot be built (name, port, mTLS without TLS, none at all).
+    pub const INVALID_LISTENER: &str = "InvalidListener";
+    /// TLS or SASL on a listener, which this release's broker cannot serve.
+    pub const UNSUPPORTED_LISTENER: &str = "UnsupportedListener";
+    /// A rack with more brokers than its id block, or colliding recorded blocks.
+    pub const BROKER_ID_COLLISION: &str = "BrokerIdCollision";
+    /// `spec.config` sets a property the operator owns.
+    pub const RESERVED_PROPERTY: &str = "ReservedProperty";
+    /// `spec.config` has a malformed key or value.
+    pub const INVALID_PROPERTY: &str = "InvalidProperty";
+    /// `min.insync.replicas` above `default.replication.factor`.
+    pub const MIN_INSYNC_ABOVE_REPLICATION: &str = "MinInsyncAboveReplication";
+    /// A replication factor above the number of brokers.
+    pub const REPLICATION_ABOVE_BROKERS: &str = "ReplicationAboveBrokers";
+    /// `spec.controllerVoters` below 1.
+    pub const INVALID_CONTROLLER_VOTERS: &str = "InvalidControllerVoters";
+    /// A cluster or rack name that does not make valid child object names.
+    pub const INVALID_NAME: &str = "InvalidName";
+    /// A rack with a zone but an empty `spec.topologyKey`.
+    pub const INVALID_PLACEMENT: &str = "InvalidPlacement";
+    /// A malformed `spec.storage.size`.
+    pub const INVALID_STORAGE: &str = "InvalidStorage";
+
+    /// Warning: fewer than three racks hold voters, so losing one rack can lose the quorum.
+    pub const FEWER_THAN_THREE_VOTER_RACKS: &str = "FewerThanThreeVoterRacks";
+    /// Warning: some rack holds so many voters that losing it loses the quorum.
+    pub const RACK_LOSS_BREAKS_QUORUM: &str = "RackLossBreaksQuorum";
+    /// Warning: an even number of voters tolerates no more failures than one fewer.
+    pub const EVEN_VOTER_COUNT: &str = "EvenVoterCount";
+    /// Warning: fewer brokers than `spec.controllerVoters`.
+    pub const VOTERS_CAPPED: &str = "VotersCapped";
+}
+
+/// Properties the operator sets itself; `spec.config` may not.
+pub const RESERVED_PROPERTIES: &[&str] = &[
+    "node.id",
+    "broker.id",
+    "broker.rack",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "log.dir",
+    "metadata.log.dir",
+    "controller.listener.names",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+];
+
+/// Broker properties whose value must be a whole number.
+const INTEGER_PROPERTIES: &[&str] = &[
+    "controlled.shutdown.timeout.ms",
+    "default.replication.factor",
+    "group.initial.rebalance.delay.ms",
+    "group.max.session.timeout.ms",
+    "group.max.size",
+    "group.min.session.timeout.ms",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleaner.threads",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.index.interval.bytes",
+    "log.retention.bytes",
+    "log.retention.check.interval.ms",
+    "log.retention.hours",
+    "log.retention.minutes",
+    "log.retention.ms",
+    "log.roll.hours",
+    "log.roll.ms",
+    "log.segment.bytes",
+    "message.max.bytes",
+    "min.insync.replicas",
+    "num.io.threads",
+    "num.network.threads",
+    "num.partitions",
+    "num.recovery.threads.per.data.dir",
+    "num.replica.fetchers",
+    "offsets.retention.minutes",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "replica.fetch.max.bytes",
+    "replica.lag.time.max.ms",
+    "socket.receive.buffer.bytes",
+    "socket.request.max.bytes",
+    "socket.send.buffer.bytes",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.replication.factor",
+];
+
+/// Broker properties whose value must be `true` or `false`.
+const BOOLEAN_PROPERTIES: &[&str] = &[
+    "auto.create.topics.enable",
+    "auto.leader.rebalance.enable",
+    "delete.topic.enable",
+    "log.cleaner.enable",
+    "unclean.leader.election.enable",
+];
+
+/// Replication factors of internal topics, each bounded by the number of brokers.
+const REPLICATION_PROPERTIES: &[&str] = &[
+    "default.replication.factor",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+];
+
+/// What the broker image this operator deploys can serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrokerCapabilities {
+    /// TLS listeners.
+    pub tls: bool,
+    /// SASL authentication (SCRAM, PLAIN).
+    pub sasl: bool,
+}
+
+impl BrokerCapabilities {
+    /// The broker of this release: PLAINTEXT listeners only.
+    pub const CURRENT: Self = Self {
+        tls: false,
+        sasl: false,
+    };
+    /// Every listener kind the operator can render (for tests and future brokers).
+    pub const ALL: Self = Self {
+        tls: true,
+        sasl: true,
+    };
+}
+
+/// What validation needs beyond the resource itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanContext {
+    /// Broker image used when `spec.image` is unset.
+    pub broker_image: String,
+    /// DNS domain of the Kubernetes cluster (pod DNS names end in it).
+    pub cluster_domain: String,
+    /// What the broker image can serve.
+    pub capabilities: BrokerCapabilities,
+}
+
+impl PlanContext {
+    /// A context with the default cluster domain and this release's broker capabilities.
+    pub fn new(broker_image: impl Into<String>) -> Self {
+        Self {
+            broker_image: broker_image.into(),
+            cluster_domain: names::DEFAULT_CLUSTER_DOMAIN.to_owned(),
+            capabilities: BrokerCapabilities::CURRENT,
+        }
+    }
+}
+
+/// A spec the operator refuses: `reason` is the CamelCase condition reason, `message` says
+/// what to change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct InvalidSpec {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn invalid(reason: &'static str, message: impl Into<String>) -> InvalidSpec {
+    InvalidSpec {
+        reason,
+        message: message.into(),
+    }
+}
+
+/// Something that works but needs attention, for the `Degraded` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanWarning {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// One listener of every broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerPlan {
+    /// Name in the spec; also the container and Service port name.
+    pub name: String,
+    /// Kafka listener name: upper-cased, `-` → `_`.
+    pub kafka_name: String,
+    pub port: i32,
+    pub tls: bool,
+    pub authentication: Authentication,
+}
+
+impl ListenerPlan {
+    /// Kafka security protocol of the listener.
+    pub fn security_protocol(&self) -> &'static str {
+        match (self.tls, self.sasl_mechanism().is_some()) {
+            (false, false) => "PLAINTEXT",
+            (true, false) => "SSL",
+            (false, true) => "SASL_PLAINTEXT",
+            (true, true) => "SASL_SSL",
+        }
+    }
+
+    /// SASL mechanism of the listener, if it authenticates with SASL.
+    pub fn sasl_mechanism(&self) -> Option<&'static str> {
+        match self.authentication {
+            Authentication::ScramSha512 => Some("SCRAM-SHA-512"),
+            Authentication::ScramSha256 => Some("SCRAM-SHA-256"),
+            Authentication::Plain => Some("PLAIN"),
+            Authentication::None | Authentication::Mtls => None,
+        }
+    }
+
+    /// Where the listener's certificate and key are mounted.
+    pub fn tls_mount(&self) -> String {
+        format!("{TLS_MOUNT_ROOT}/{}", self.name)
+    }
+
+    /// Prefix of Kafka's per-listener properties: `listener.name.<kafka name lower-cased>.`.
+    fn property_prefix(&self) -> String {
+        format!("listener.name.{}.", self.kafka_name.to_lowercase())
+    }
+}
+
+/// One rack, in block order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RackPlan {
+    pub name: String,
+    /// Id block: the rack's brokers have ids `block*100 + ordinal`.
+    pub block: i32,
+    /// Brokers to run (the spec's count, or more while a scale-down is held).
+    pub brokers: i32,
+    pub zone: Option<String>,
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// `false` for a rack the spec no longer has, kept by [`ClusterPlan::hold_rack`] while its
+    /// brokers still hold partitions: its brokers stay in the ConfigMap and the status, but
+    /// its placement is unknown, so no StatefulSet is built for it (the reconciler leaves the
+    /// existing one alone).
+    pub in_spec: bool,
+}
+
+impl RackPlan {
+    /// Ids of the rack's brokers, by ordinal.
+    pub fn ids(&self) -> Vec<i32> {
+        (0..self.brokers)
+            .map(|ordinal| names::broker_id(self.block, ordinal))
+            .collect()
+    }
+}
+
+/// One broker of the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerPlan {
+    /// `node.id`.
+    pub id: i32,
+    pub rack: String,
+    /// Ordinal in the rack's StatefulSet.
+    pub ordinal: i32,
+    /// Pod name.
+    pub pod: String,
+    /// Whether the broker is a controller-quorum voter.
+    pub voter: bool,
+}
+
+/// A validated `KafkaCluster`: everything the builder and the reconciler need, already checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterPlan {
+    names: ClusterNames,
+    racks: Vec<RackPlan>,
+    assignment: RackAssignment,
+    requested_voters: i32,
+    voters: Vec<i32>,
+    listeners: Vec<ListenerPlan>,
+    /// Cluster-wide broker properties: operator-owned ones, layout defaults, then spec.config.
+    config: BTreeMap<String, String>,
+    image: String,
+    topology_key: String,
+    storage: Storage,
+    resources: Option<ResourceRequirements>,
+    template: PodTemplateOverrides,
+    /// Warnings for the `Degraded` condition, most important first.
+    pub warnings: Vec<PlanWarning>,
+}
+
+/// Validates `cluster` into a plan. The previous id assignment comes from
+/// `cluster.status.rackIdBlocks`; a missing namespace is read as `default`.
+pub fn plan(cluster: &KafkaCluster, ctx: &PlanContext) -> Result<ClusterPlan, InvalidSpec> {
+    let spec = &cluster.spec;
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    let namespace = cluster.namespace().unwrap_or_else(|| "default".to_owned());
+    let names = ClusterNames::new(&name, &namespace, &ctx.cluster_domain);
+    check_cluster_name(&name)?;
+
+    // Racks.
+    if spec.racks.is_empty() {
+        return Err(invalid(
+            reason::NO_BROKERS,
+            "spec.racks is empty; add at least one rack with brokers > 0",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for rack in &spec.racks {
+        if !seen.insert(rack.name.as_str()) {
+            return Err(invalid(
+                reason::DUPLICATE_RACK_NAME,
+                format!(
+                    "rack {} appears more than once in spec.racks; rack names must be unique",
+                    rack.name
+                ),
+            ));
+        }
+        check_rack_name(&names, &rack.name)?;
+        if rack.brokers < 0 {
+            return Err(invalid(
+                reason::INVALID_BROKER_COUNT,
+                format!(
+                    "rack {} has brokers: {}; use 0 or more",
+                    rack.name, rack.brokers
+                ),
+            ));
+        }
+        if rack.zone.is_some() && spec.topology_key.is_empty() {
+            return Err(invalid(
+                reason::INVALID_PLACEMENT,
+                format!(
+                    "rack {} sets a zone but spec.topologyKey is empty; set it to the node \
+                     label that holds the zone (topology.kubernetes.io/zone)",
+                    rack.name
+                ),
+            ));
+        }
+    }
+    let total: i32 = spec.racks.iter().map(|r| r.brokers).sum();
+    if total == 0 {
+        return Err(invalid(
+            reason::NO_BROKERS,
+            "every rack has brokers: 0; give at least one rack a broker",
+        ));
+    }
+    let recorded = cluster
+        .status
+        .as_ref()
+        .map(|s| s.rack_id_blocks.clone())
+        .unwrap_or_default();
+    let assignment = RackAssignment::assign(
+        &recorded,
+        spec.racks.iter().map(|r| (r.name.as_str(), r.brokers)),
+    )
+    .map_err(|e: AssignmentError| invalid(reason::BROKER_ID_COLLISION, e.to_string()))?;
+    let mut racks: Vec<RackPlan> = spec
+        .racks
+        .iter()
+        .map(|r| RackPlan {
+            name: r.name.clone(),
+            // Every spec rack got a block from `assign`.
+            block: assignment.block(&r.name).unwrap_or_default(),
+            brokers: r.brokers,
+            zone: r.zone.clone(),
+            node_selector: r.node_selector.clone(),
+            in_spec: true,
+        })
+        .collect();
+    racks.sort_by_key(|r| r.block);
+
+    if spec.controller_voters < 1 {
+        return Err(invalid(
+            reason::INVALID_CONTROLLER_VOTERS,
+            format!(
+                "spec.controllerVoters is {}; use 1 or more (3 survives one lost voter)",
+                spec.controller_voters
+            ),
+        ));
+    }
+
+    let listeners = plan_listeners(spec, ctx.capabilities)?;
+    check_storage(&spec.storage)?;
+    let operator_config = operator_properties(&listeners);
+    check_config(&spec.config, &operator_config)?;
+    let defaults = layout_defaults(&spec.config, total)?;
+    let mut config = operator_config;
+    config.extend(defaults);
+    config.extend(spec.config.clone());
+
+    let mut plan = ClusterPlan {
+        names,
+        racks,
+        assignment,
+        requested_voters: spec.controller_voters,
+        voters: Vec::new(),
+        listeners,
+        config,
+        image: spec
+            .image
+            .clone()
+            .unwrap_or_else(|| ctx.broker_image.clone()),
+        topology_key: spec.topology_key.clone(),
+        storage: spec.storage.clone(),
+        resources: spec.resources.clone(),
+        template: spec.template.clone(),
+        warnings: Vec::new(),
+    };
+    plan.voters = choose_voters(&plan.racks, plan.voter_count());
+    plan.warnings = voter_warnings(&plan);
+    Ok(plan)
+}
+
+fn is_dns_label(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    !text.is_empty()
+        && text.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-')
+}
+
+/// Longest StatefulSet name: its pods get a `controller-revision-hash` label of
+/// `<name>-<hash of up to 10 characters>`, and label values are at most 63 characters.
+const MAX_STATEFUL_SET_NAME: usize = 52;
+
+fn check_cluster_name(name: &str) -> Result<(), InvalidSpec> {
+    // Services need DNS-1035 labels: `c-bootstrap` must start with a letter and fit 63.
+    let starts_with_letter = name.as_bytes().first().is_some_and(u8::is_ascii_lowercase);
+    let longest = format!("{name}-bootstrap");
+    if !is_dns_label(name) || !starts_with_letter || longest.len() > 63 {
+        return Err(invalid(
+            reason::INVALID_NAME,
+            format!(
+                "cluster name {name:?} cannot name its Services ({longest}); use at most 52 \
+                 lowercase letters, digits and '-', starting with a letter"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_rack_name(names: &ClusterNames, rack: &str) -> Result<(), InvalidSpec> {
+    let sts = names.stateful_set(rack);
+    if !is_dns_label(rack) || sts.len() > MAX_STATEFUL_SET_NAME {
+        return Err(invalid(
+            reason::INVALID_NAME,
+            format!(
+                "rack {rack:?} makes the StatefulSet name {sts:?}; rack names are lowercase \
+                 letters, digits and '-', and cluster name + '-' + rack name fit in \
+                 {MAX_STATEFUL_SET_NAME} characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Port names (container and Service) must be IANA service names: at most 15 lowercase
+/// letters, digits and '-', with a letter, no leading, trailing or doubled '-'.
+fn is_port_name(name: &str) -> bool {
+    is_dns_label(name)
+        && name.len() <= 15
+        && name.bytes().any(|b| b.is_ascii_lowercase())
+        && !name.contains("--")
+}
+
+fn plan_listeners(
+    spec: &strata_api::KafkaClusterSpec,
+    capabilities: BrokerCapabilities,
+) -> Result<Vec<ListenerPlan>, InvalidSpec> {
+    if spec.listeners.is_empty() {
+        return Err(invalid(
+            reason::INVALID_LISTENER,
+            "spec.listeners is empty; clients need at least one listener (e.g. plain on 9092)",
+        ));
+    }
+    let mut names_seen = BTreeSet::new();
+    let mut ports_seen = BTreeMap::new();
+    let mut out = Vec::new();
+    for l in &spec.listeners {
+        let kafka_name = l.name.to_uppercase().replace('-', "_");
+        if !is_port_name(&l.name) {
+            return Err(invalid(
+                reason::INVALID_LISTENER,
+                format!(
+                    "listener name {:?} is not a valid port name; use at most 15 lowercase \
+                     letters, digits and single '-', with at least one letter",
+                    l.name
+                ),
+            ));
+        }
+        if kafka_name == CONTROLLER_LISTENER {
+            return Err(invalid(
+                reason::DUPLICATE_LISTENER,
+                "listener name controller is taken by the controller-quorum listener; rename it",
+            ));
+        }
+        if !names_seen.insert(l.name.as_str()) {
+            return Err(invalid(
+                reason::DUPLICATE_LISTENER,
+                format!(
+                    "listener {} appears more than once; names must be unique",
+                    l.name
+                ),
+            ));
+        }
+        if !(1..=65535).contains(&l.port) {
+            return Err(invalid(
+                reason::INVALID_LISTENER,
+                format!("listener {} has port {}; use 1-65535", l.name, l.port),
+            ));
+        }
+        if l.port == CONTROLLER_PORT {
+            return Err(invalid(
+                reason::DUPLICATE_LISTENER,
+                format!(
+                    "listener {} uses port {CONTROLLER_PORT}, which the controller quorum \
+                     listens on; choose another port",
+                    l.name
+                ),
+            ));
+        }
+        if let Some(other) = ports_seen.insert(l.port, l.name.as_str()) {
+            return Err(invalid(
+                reason::DUPLICATE_LISTENER,
+                format!(
+                    "listeners {other} and {} both use port {}; ports must be unique",
+                    l.name, l.port
+                ),
+            ));
+        }
+        if l.authentication == Authentication::Mtls && !l.tls {
+            return Err(invalid(
+                reason::INVALID_LISTENER,
+                format!(
+                    "listener {} uses authentication: mtls without tls: true; client \
+                     certificates need TLS",
+                    l.name
+                ),
+            ));
+        }
+        let listener = ListenerPlan {
+            name: l.name.clone(),
+            kafka_name,
+            port: l.port,
+            tls: l.tls,
+            authentication: l.authentication,
+        };
+        let needs_tls = l.tls && !capabilities.tls;
+        let needs_sasl = listener.sasl_mechanism().is_some() && !capabilities.sasl;
+        if needs_tls || needs_sasl {
+            return Err(invalid(
+                reason::UNSUPPORTED_LISTENER,
+                format!(
+                    "listener {} asks for {}, but the broker of this release serves PLAINTEXT \
+                     listeners only; use tls: false and authentication: none",
+                    l.name,
+                    listener.security_protocol()
+                ),
+            ));
+        }
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+fn check_storage(storage: &Storage) -> Result<(), InvalidSpec> {
+    let size = storage.size.0.trim();
+    let digits_end = size
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(size.len());
+    let (number, suffix) = size.split_at(digits_end);
+    let suffix_ok = [
+        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E",
+    ]
+    .contains(&suffix)
+        || (suffix.starts_with(['e', 'E'])
+            && suffix.len() > 1
+            && suffix[1..].bytes().all(|b| b.is_ascii_digit()));
+    let positive = number.parse::<f64>().is_ok_and(|n| n > 0.0);
+    if !(suffix_ok && positive) {
+        return Err(invalid(
+            reason::INVALID_STORAGE,
+            format!(
+                "spec.storage.size {:?} is not a positive Kubernetes quantity; write e.g. 100Gi",
+                storage.size.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Cluster-wide properties the operator owns (beyond the per-broker ones).
+fn operator_properties(listeners: &[ListenerPlan]) -> BTreeMap<String, String> {
+    let mut p = BTreeMap::new();
+    let mut protocols: Vec<String> = listeners
+        .iter()
+        .map(|l| format!("{}:{}", l.kafka_name, l.security_protocol()))
+        .collect();
+    protocols.push(format!("{CONTROLLER_LISTENER}:PLAINTEXT"));
+    p.insert("listener.security.protocol.map".into(), protocols.join(","));
+    p.insert(
+        "controller.listener.names".into(),
+        CONTROLLER_LISTENER.into(),
+    );
+    p.insert(
+        "inter.broker.listener.name".into(),
+        listeners[0].kafka_name.clone(),
+    );
+    p.insert("log.dirs".into(), LOG_DIR.into());
+    if let Some(mechanism) = listeners[0].sasl_mechanism() {
+        p.insert(
+            "sasl.mechanism.inter.broker.protocol".into(),
+            mechanism.into(),
+        );
+    }
+    if listeners.iter().any(|l| l.tls) {
+        // Kafka reads PEM material from files through the directory config provider.
+        p.insert("config.providers".into(), "dir".into());
+        p.insert(
+            "config.providers.dir.class".into(),
+            "org.apache.kafka.common.config.provider.DirectoryConfigProvider".into(),
+        );
+    }
+    for l in listeners {
+        let prefix = l.property_prefix();
+        let file = |key: &str| format!("${{dir:{}:{key}}}", l.tls_mount());
+        if l.tls {
+            p.insert(format!("{prefix}ssl.keystore.type"), "PEM".into());
+            p.insert(
+                format!("{prefix}ssl.keystore.certificate.chain"),
+                file("tls.crt"),
+            );
+            p.insert(format!("{prefix}ssl.keystore.key"), file("tls.key"));
+        }
+        if l.authentication == Authentication::Mtls {
+            p.insert(format!("{prefix}ssl.client.auth"), "required".into());
+            p.insert(format!("{prefix}ssl.truststore.type"), "PEM".into());
+            p.insert(
+                format!("{prefix}ssl.truststore.certificates"),
+                file("ca.crt"),
+            );
+        }
+        if let Some(mechanism) = l.sasl_mechanism() {
+            p.insert(format!("{prefix}sasl.enabled.mechanisms"), mechanism.into());
+        }
+    }
+    p
+}
+
+fn check_config(
+    config: &BTreeMap<String, String>,
+    operator: &BTreeMap<String, String>,
+) -> Result<(), InvalidSpec> {
+    for (key, value) in config {
+        if RESERVED_PROPERTIES.contains(&key.as_str()) || operator.contains_key(key) {
+            return Err(invalid(
+                reason::RESERVED_PROPERTY,
+                format!(
+                    "spec.config sets {key}, which the operator derives from the racks and \
+                     listeners; remove it (use spec.racks / spec.listeners instead)"
+                ),
+            ));
+        }
+        let key_ok = !key.is_empty()
+            && !key.starts_with(['#', '!'])
+            && !key.contains(|c: char| c.is_whitespace() || c == '=' || c == ':');
+        if !key_ok {
+            return Err(invalid(
+                reason::INVALID_PROPERTY,
+                format!(
+                    "spec.config key {key:?} is not a property name; use Kafka names such as \
+                     log.retention.hours"
+                ),
+            ));
+        }
+        if value.contains(['\n', '\r']) {
+            return Err(invalid(
+                reason::INVALID_PROPERTY,
+                format!("spec.config {key} spans several lines; write it on one line"),
+            ));
+        }
+        let value = value.trim();
+        if INTEGER_PROPERTIES.contains(&key.as_str()) && value.parse::<i64>().is_err() {
+            return Err(invalid(
+                reason::INVALID_PROPERTY,
+                format!("spec.config {key} is {value:?}; it takes a whole number"),
+            ));
+        }
+        if BOOLEAN_PROPERTIES.contains(&key.as_str())
+            && !(value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"))
+        {
+            return Err(invalid(
+                reason::INVALID_PROPERTY,
+                format!("spec.config {key} is {value:?}; it takes true or false"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn config_int(config: &BTreeMap<String, String>, key: &str) -> Option<i64> {
+    // `check_config` ran first: known integer properties parse.
+    config.get(key).and_then(|v| v.trim().parse().ok())
+}
+
+/// Defaults chosen from the layout for properties `spec.config` leaves unset, after checking
+/// the replication settings against the number of brokers.
+fn layout_defaults(
+    config: &BTreeMap<String, String>,
+    total_brokers: i32,
+) -> Result<BTreeMap<String, String>, InvalidSpec> {
+    let total = i64::from(total_brokers);
+    let replication = config_int(config, "default.replication.factor").unwrap_or(total.min(3));
+    let min_insync =
+        config_int(config, "min.insync.replicas").unwrap_or(if replication >= 3 { 2 } else { 1 });
+    for key in REPLICATION_PROPERTIES
+        .iter()
+        .chain(["min.insync.replicas", "transaction.state.log.min.isr"].iter())
+    {
+        if let Some(v) = config_int(config, key) {
+            if v < 1 {
+                return Err(invalid(
+                    reason::INVALID_PROPERTY,
+                    format!("spec.config {key} is {v}; use 1 or more"),
+                ));
+            }
+        }
+    }
+    for key in REPLICATION_PROPERTIES {
+        if let Some(v) = config_int(config, key) {
+            if v > total {
+                return Err(invalid(
+                    reason::REPLICATION_ABOVE_BROKERS,
+                    format!(
+                        "spec.config {key} is {v} but the cluster has {total} broker(s); \
+                         lower it to at most {total} or add brokers"
+                    ),
+                ));
+            }
+        }
+    }
+    if min_insync > replication {
+        return Err(invalid(
+            reason::MIN_INSYNC_ABOVE_REPLICATION,
+            format!(
+                "min.insync.replicas {min_insync} is above default.replication.factor \
+                 {replication}: producers with acks=all could never write; lower \
+                 min.insync.replicas to at most {replication}"
+            ),
+        ));
+    }
+    let defaults = [
+        ("default.replication.factor", replication),
+        ("min.insync.replicas", min_insync),
+        ("offsets.topic.replication.factor", replication),
+        ("transaction.state.log.replication.factor", replication),
+        ("transaction.state.log.min.isr", min_insync),
+    ];
+    Ok(defaults
+        .into_iter()
+        .filter(|(key, _)| !config.contains_key(*key))
+        .map(|(key, value)| (key.to_owned(), value.to_string()))
+        .collect())
+}
+
+/// `count` voters, round-robin over the racks in block order: ordinal 0 of each rack, then
+/// ordinal 1 of each rack, and so on. Independent of the spec's rack order.
+fn choose_voters(racks: &[RackPlan], count: i32) -> Vec<i32> {
+    let mut voters = Vec::new();
+    let deepest = racks.iter().map(|r| r.brokers).max().unwrap_or(0);
+    for ordinal in 0..deepest {
+        for rack in racks.iter().filter(|r| ordinal < r.brokers) {
+            if voters.len() as i32 == count {
+                return voters;
+            }
+            voters.push(names::broker_id(rack.block, ordinal));
+        }
+    }
+    voters
+}
+
+fn voter_warnings(plan: &ClusterPlan) -> Vec<PlanWarning> {
+    let mut warnings = Vec::new();
+    let count = plan.voters.len() as i32;
+    let majority = count / 2 + 1;
+    let per_rack: Vec<(&str, i32)> = plan
+        .racks
+        .iter()
+        .map(|r| {
+            let ids = r.ids();
+            let n = plan.voters.iter().filter(|v| ids.contains(v)).count() as i32;
+            (r.name.as_str(), n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let fatal: Vec<&str> = per_rack
+        .iter()
+        .filter(|(_, n)| count - n < majority)
+        .map(|(rack, _)| *rack)
+        .collect();
+    if per_rack.len() < 3 {
+        warnings.push(PlanWarning {
+            reason: reason::FEWER_THAN_THREE_VOTER_RACKS,
+            message: format!(
+                "the {count} controller voter(s) sit in {} rack(s) ({}); losing rack {} loses \
+                 the controller quorum; spread brokers over at least 3 racks (zones)",
+                per_rack.len(),
+                per_rack
+                    .iter()
+                    .map(|(r, _)| *r)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                fatal.first().copied().unwrap_or_default()
+            ),
+        });
+    } else if let Some(rack) = fatal.first() {
+        warnings.push(PlanWarning {
+            reason: reason::RACK_LOSS_BREAKS_QUORUM,
+            message: format!(
+                "rack {rack} holds too many of the {count} controller voters: losing it loses \
+                 the controller quorum; add brokers to the other racks"
+            ),
+        });
+    }
+    if count % 2 == 0 {
+        warnings.push(PlanWarning {
+            reason: reason::EVEN_VOTER_COUNT,
+            message: format!(
+                "{count} controller voters tolerate no more failures than {}; use an odd number",
+                count - 1
+            ),
+        });
+    }
+    if count < plan.requested_voters {
+        warnings.push(PlanWarning {
+            reason: reason::VOTERS_CAPPED,
+            message: format!(
+                "spec.controllerVoters is {} but the cluster has only {count} broker(s), so \
+                 it runs {count} voter(s)",
+                plan.requested_voters
+            ),
+        });
+    }
+    warnings
+}
+
+fn render_properties(header: &str, properties: &BTreeMap<String, String>) -> String {
+    let mut out = format!("# {header}\n");
+    for (key, value) in properties {
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+        out.push('\n');
+    }
+    out
+}
+
+impl ClusterPlan {
+    /// Names and labels of the cluster's children.
+    pub fn names(&self) -> &ClusterNames {
+        &self.names
+    }
+
+    /// Namespace of the cluster.
+    pub fn namespace(&self) -> &str {
+        self.names.namespace()
+    }
+
+    /// Racks in the spec, in block order.
+    pub fn racks(&self) -> &[RackPlan] {
+        &self.racks
+    }
+
+    /// Ids of the controller-quorum voters, in the order they were chosen.
+    pub fn voters(&self) -> &[i32] {
+        &self.voters
+    }
+
+    /// Warnings for the `Degraded` condition, most important first.
+    pub fn warnings(&self) -> &[PlanWarning] {
+        &self.warnings
+    }
+
+    /// Listeners of every broker, in spec order (the first is the inter-broker listener).
+    pub fn listeners(&self) -> &[ListenerPlan] {
+        &self.listeners
+    }
+
+    /// Broker image.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// Node label holding the zone a rack is pinned to.
+    pub fn topology_key(&self) -> &str {
+        &self.topology_key
+    }
+
+    /// Storage of each broker.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Resources of the broker container.
+    pub fn resources(&self) -> Option<&ResourceRequirements> {
+        self.resources.as_ref()
+    }
+
+    /// Overrides of the broker pods.
+    pub fn template(&self) -> &PodTemplateOverrides {
+        &self.template
+    }
+
+    /// Every broker, rack by rack in block order, then by ordinal.
+    pub fn brokers(&self) -> Vec<BrokerPlan> {
+        self.racks
+            .iter()
+            .flat_map(|rack| {
+                (0..rack.brokers).map(move |ordinal| {
+                    let id = names::broker_id(rack.block, ordinal);
+                    BrokerPlan {
+                        id,
+                        rack: rack.name.clone(),
+                        ordinal,
+                        pod: self.names.pod(&rack.name, ordinal),
+                        voter: self.voters.contains(&id),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Broker ids of each rack in the spec (empty for a rack with no brokers): what
+    /// `status.brokerIds` records.
+    pub fn broker_ids(&self) -> BTreeMap<String, Vec<i32>> {
+        self.racks
+            .iter()
+            .map(|r| (r.name.clone(), r.ids()))
+            .collect()
+    }
+
+    /// Id block of every rack the cluster ever had: what `status.rackIdBlocks` records.
+    pub fn rack_id_blocks(&self) -> BTreeMap<String, i32> {
+        self.assignment.blocks().clone()
+    }
+
+    /// `host:port` clients bootstrap from (the bootstrap Service, first listener).
+    pub fn bootstrap_address(&self) -> String {
+        self.names.bootstrap_address(self.listeners[0].port)
+    }
+
+    /// Ids in `previous` (a `status.brokerIds`) that this plan no longer runs, ascending.
+    pub fn leaving_brokers(&self, previous: &BTreeMap<String, Vec<i32>>) -> Vec<i32> {
+        let current: BTreeSet<i32> = self.racks.iter().flat_map(RackPlan::ids).collect();
+        let leaving: BTreeSet<i32> = previous
+            .values()
+            .flatten()
+            .copied()
+            .filter(|id| !current.contains(id))
+            .collect();
+        leaving.into_iter().collect()
+    }
+
+    /// Raises `rack`'s broker count back to `brokers` (never lowers it, never beyond the id
+    /// block), so a scale-down whose leaving brokers still hold partitions does not happen;
+    /// voters are chosen again for the new count. A rack the spec no longer has comes back
+    /// with `in_spec: false` (see [`RackPlan::in_spec`]); a rack that never had a block is
+    /// ignored.
+    pub fn hold_rack(&mut self, rack: &str, brokers: i32) {
+        let brokers = brokers.clamp(0, IDS_PER_RACK);
+        match self.racks.iter_mut().find(|r| r.name == rack) {
+            Some(r) => r.brokers = r.brokers.max(brokers),
+            None => {
+                let Some(block) = self.assignment.block(rack) else {
+                    return;
+                };
+                self.racks.push(RackPlan {
+                    name: rack.to_owned(),
+                    block,
+                    brokers,
+                    zone: None,
+                    node_selector: None,
+                    in_spec: false,
+                });
+                self.racks.sort_by_key(|r| r.block);
+            }
+        }
+        self.voters = choose_voters(&self.racks, self.voter_count());
+    }
+
+    fn voter_count(&self) -> i32 {
+        let total: i32 = self.racks.iter().map(|r| r.brokers).sum();
+        self.requested_voters.min(total)
+    }
+
+    /// `controller.quorum.voters`: `id@<pod dns>:9093,…`.
+    fn quorum_voters(&self) -> String {
+        self.brokers()
+            .iter()
+            .filter(|b| b.voter)
+            .map(|b| {
+                format!(
+                    "{}@{}:{CONTROLLER_PORT}",
+                    b.id,
+                    self.names.pod_dns_of(&b.pod)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn listeners_value(&self, voter: bool) -> String {
+        let mut items: Vec<String> = self
+            .listeners
+            .iter()
+            .map(|l| format!("{}://0.0.0.0:{}", l.kafka_name, l.port))
+            .collect();
+        if voter {
+            items.push(format!("{CONTROLLER_LISTENER}://0.0.0.0:{CONTROLLER_PORT}"));
+        }
+        items.join(",")
+    }
+
+    fn advertised_value(&self, host: &str) -> String {
+        self.listeners
+            .iter()
+            .map(|l| format!("{}://{host}:{}", l.kafka_name, l.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The properties every broker of `rack` shares: cluster-wide ones plus the rack.
+    fn rack_properties(&self, rack: &str) -> BTreeMap<String, String> {
+        let mut p = self.config.clone();
+        p.insert("controller.quorum.voters".into(), self.quorum_voters());
+        p.insert("broker.rack".into(), rack.to_owned());
+        p
+    }
+
+    /// The `server.properties` of one broker, by key.
+    pub fn properties(&self, broker: &BrokerPlan) -> BTreeMap<String, String> {
+        let mut p = self.rack_properties(&broker.rack);
+        p.insert("node.id".into(), broker.id.to_string());
+        let roles = if broker.voter {
+            "broker,controller"
+        } else {
+            "broker"
+        };
+        p.insert("process.roles".into(), roles.into());
+        p.insert("listeners".into(), self.listeners_value(broker.voter));
+        p.insert(
+            "advertised.listeners".into(),
+            self.advertised_value(&self.names.pod_dns_of(&broker.pod)),
+        );
+        p
+    }
+
+    /// The `server.properties` file of one broker, keys sorted, with a header comment.
+    pub fn properties_file(&self, broker: &BrokerPlan) -> String {
+        let header = format!(
+            "Broker {} (rack {}) of KafkaCluster {}/{}. Written by strata-operator; edits are overwritten.",
+            broker.id,
+            broker.rack,
+            self.names.namespace(),
+            self.names.cluster()
+        );
+        render_properties(&header, &self.properties(broker))
+    }
+
+    /// Every broker's properties file by ConfigMap key (`<pod>.properties`).
+    pub fn properties_files(&self) -> BTreeMap<String, String> {
+        self.brokers()
+            .iter()
+            .map(|b| {
+                (
+                    self.names.properties_key(&b.rack, b.ordinal),
+                    self.properties_file(b),
+                )
+            })
+            .collect()
+    }
+
+    /// sha256 (hex) of what the brokers of `rack` read from their properties, with each
+    /// broker's own id and address left out: any change of configuration, listeners or
+    /// voters changes it, scaling the rack does not (so a scale-up restarts nobody).
+    pub fn config_hash(&self, rack: &str) -> String {
+        let mut p = self.rack_properties(rack);
+        p.insert("listeners".into(), self.listeners_value(false));
+        p.insert(
+            "advertised.listeners".into(),
+            self.advertised_value(&self.names.pod_dns_of("$(POD_NAME)")),
+        );
+        let text = render_properties(&format!("rack {rack}"), &p);
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_api::{KafkaClusterSpec, KafkaClusterStatus, Listener, Rack};
+
+    fn rack(name: &str, brokers: i32) -> Rack {
+        Rack {
+            name: name.to_owned(),
+            zone: Some(format!("zone-{name}")),
+            node_selector: None,
+            brokers,
+        }
+    }
+
+    fn listener(name: &str, port: i32) -> Listener {
+        Listener {
+            name: name.to_owned(),
+            port,
+            tls: false,
+            authentication: Authentication::None,
+        }
+    }
+
+    fn cluster(racks: Vec<Rack>) -> KafkaCluster {
+        let spec: KafkaClusterSpec = serde_json::from_value(serde_json::json!({
+            "racks": [],
+            "storage": {"size": "10Gi"},
+        }))
+        .unwrap();
+        let mut c = KafkaCluster::new("c", KafkaClusterSpec { racks, ..spec });
+        c.metadata.namespace = Some("ns".to_owned());
+        c
+    }
+
+    fn with_blocks(mut c: KafkaCluster, blocks: &[(&str, i32)]) -> KafkaCluster {
+        c.status = Some(KafkaClusterStatus {
+            rack_id_blocks: blocks.iter().map(|(r, b)| (r.to_string(), *b)).collect(),
+            ..Default::default()
+        });
+        c
+    }
+
+    fn ctx() -> PlanContext {
+        PlanContext::new("img")
+    }
+
+    fn ok(c: &KafkaCluster) -> ClusterPlan {
+        plan(c, &ctx()).expect("valid spec")
+    }
+
+    fn reason_of(c: &KafkaCluster) -> &'static str {
+        plan(c, &ctx()).expect_err("invalid spec").reason
+    }
+
+    fn ids(p: &ClusterPlan) -> BTreeMap<String, Vec<i32>> {
+        p.broker_ids()
+    }
+
+    fn map(entries: &[(&str, &[i32])]) -> BTreeMap<String, Vec<i32>> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect()
+    }
+
+    /// What the reconciler writes back and the next plan reads.
+    fn next(c: &KafkaCluster, racks: Vec<Rack>) -> KafkaCluster {
+        let p = ok(c);
+        let blocks: Vec<(String, i32)> = p.rack_id_blocks().into_iter().collect();
+        let mut c = cluster(racks);
+        c.status = Some(KafkaClusterStatus {
+            rack_id_blocks: blocks.into_iter().collect(),
+            broker_ids: p.broker_ids(),
+            ..Default::default()
+        });
+        c
+    }
+
+    #[test]
+    fn new_cluster_blocks_follow_spec_order() {
+        let p = ok(&cluster(vec![rack("b", 2), rack("a", 1)]));
+        assert_eq!(ids(&p), map(&[("b", &[0, 1]), ("a", &[100])]));
+        assert_eq!(p.racks()[0].name, "b");
+    }
+
+    #[test]
+    fn adding_a_rack_keeps_existing_ids() {
+        let c0 = cluster(vec![rack("a", 2), rack("b", 2)]);
+        let c1 = next(&c0, vec![rack("new", 1), rack("a", 2), rack("b", 2)]);
+        assert_eq!(
+            ids(&ok(&c1)),
+            map(&[("a", &[0, 1]), ("b", &[100, 101]), ("new", &[200])])
+        );
+    }
+
+    #[test]
+    fn reordering_racks_changes_nothing() {
+        let c0 = cluster(vec![rack("a", 2), rack("b", 2), rack("c", 1)]);
+        let p0 = ok(&c0);
+        let c1 = next(&c0, vec![rack("c", 1), rack("a", 2), rack("b", 2)]);
+        let p1 = ok(&c1);
+        assert_eq!(p0.broker_ids(), p1.broker_ids());
+        assert_eq!(p0.voters(), p1.voters());
+        assert_eq!(p0.properties_files(), p1.properties_files());
+    }
+
+    #[test]
+    fn removed_rack_keeps_its_block_and_gets_it_back() {
+        let c0 = cluster(vec![rack("a", 1), rack("b", 1), rack("c", 1)]);
+        let c1 = next(&c0, vec![rack("a", 1), rack("c", 1)]);
+        let p1 = ok(&c1);
+        assert_eq!(ids(&p1), map(&[("a", &[0]), ("c", &[200])]));
+        assert_eq!(
+            p1.rack_id_blocks()["b"],
+            1,
+            "removed rack's block is retained"
+        );
+        assert_eq!(p1.leaving_brokers(&ok(&c0).broker_ids()), vec![100]);
+
+        // A new rack after a removed one does not reuse its block.
+        let c2 = next(&c1, vec![rack("a", 1), rack("c", 1), rack("d", 1)]);
+        assert_eq!(ids(&ok(&c2))["d"], vec![300]);
+
+        // Re-adding the removed rack's name gives it its old ids back.
+        let c3 = next(
+            &c2,
+            vec![rack("a", 1), rack("b", 1), rack("c", 1), rack("d", 1)],
+        );
+        assert_eq!(ids(&ok(&c3))["b"], vec![100]);
+    }
+
+    #[test]
+    fn rack_with_zero_brokers_keeps_ids_reserved() {
+        let p = ok(&cluster(vec![rack("a", 3), rack("idle", 0)]));
+        assert_eq!(ids(&p), map(&[("a", &[0, 1, 2]), ("idle", &[])]));
+        assert_eq!(p.rack_id_blocks()["idle"], 1);
+        assert_eq!(p.brokers().len(), 3);
+    }
+
+    #[test]
+    fn voters_round_robin_in_block_order() {
+        let p = ok(&cluster(vec![rack("a", 2), rack("b", 2), rack("c", 2)]));
+        assert_eq!(p.voters(), &[0, 100, 200]);
+        let mut c = cluster(vec![rack("a", 3), rack("b", 1), rack("c", 2)]);
+        c.spec.controller_voters = 5;
+        assert_eq!(ok(&c).voters(), &[0, 100, 200, 1, 201]);
+        // Reordering the spec does not move the voters once blocks are recorded.
+        let c2 = next(&c, vec![rack("c", 2), rack("b", 1), rack("a", 3)]);
+        let mut c2 = c2;
+        c2.spec.controller_voters = 5;
+        assert_eq!(ok(&c2).voters(), &[0, 100, 200, 1, 201]);
+    }
+
+    #[test]
+    fn voter_properties() {
+        let p = ok(&cluster(vec![rack("a", 2), rack("b", 1), rack("c", 1)]));
+        let brokers = p.brokers();
+        let voter = &brokers[0];
+        let plain = brokers.iter().find(|b| !b.voter).unwrap();
+        assert_eq!(plain.id, 1);
+        let vp = p.properties(voter);
+        assert_eq!(vp["process.roles"], "broker,controller");
+        assert_eq!(
+            vp["listeners"],
+            "PLAIN://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093"
+        );
+        assert_eq!(
+            vp["controller.quorum.voters"],
+            "0@c-a-0.c-brokers.ns.svc.cluster.local:9093,\
+             100@c-b-0.c-brokers.ns.svc.cluster.local:9093,\
+             200@c-c-0.c-brokers.ns.svc.cluster.local:9093"
+        );
+        let pp = p.properties(plain);
+        assert_eq!(pp["process.roles"], "broker");
+        assert_eq!(pp["listeners"], "PLAIN://0.0.0.0:9092");
+        assert_eq!(
+            pp["advertised.listeners"],
+            "PLAIN://c-a-1.c-brokers.ns.svc.cluster.local:9092"
+        );
+        assert_eq!(pp["node.id"], "1");
+        assert_eq!(pp["broker.rack"], "a");
+        assert_eq!(
+            pp["listener.security.protocol.map"],
+            "PLAIN:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        );
+        assert_eq!(pp["inter.broker.listener.name"], "PLAIN");
+        assert_eq!(pp["log.dirs"], "/var/lib/strata/data");
+    }
+
+    #[test]
+    fn defaults_follow_the_broker_count() {
+        let one = ok(&cluster(vec![rack("a", 1)]));
+        let p = one.properties(&one.brokers()[0]);
+        assert_eq!(
+            (
+                p["default.replication.factor"].as_str(),
+                p["min.insync.replicas"].as_str(),
+                p["offsets.topic.replication.factor"].as_str()
+            ),
+            ("1", "1", "1")
+        );
+        let two = ok(&cluster(vec![rack("a", 1), rack("b", 1)]));
+        let p = two.properties(&two.brokers()[0]);
+        assert_eq!(p["default.replication.factor"], "2");
+        assert_eq!(p["min.insync.replicas"], "1");
+        let six = ok(&cluster(vec![rack("a", 2), rack("b", 2), rack("c", 2)]));
+        let p = six.properties(&six.brokers()[0]);
+        assert_eq!(p["default.replication.factor"], "3");
+        assert_eq!(p["min.insync.replicas"], "2");
+        assert_eq!(p["offsets.topic.replication.factor"], "3");
+        assert_eq!(p["transaction.state.log.min.isr"], "2");
+    }
+
+    #[test]
+    fn spec_config_overrides_defaults() {
+        let mut c = cluster(vec![rack("a", 3)]);
+        c.spec
+            .config
+            .insert("min.insync.replicas".into(), "1".into());
+        c.spec
+            .config
+            .insert("log.retention.hours".into(), "24".into());
+        let p = ok(&c);
+        let props = p.properties(&p.brokers()[0]);
+        assert_eq!(props["min.insync.replicas"], "1");
+        assert_eq!(props["default.replication.factor"], "3");
+        assert_eq!(props["log.retention.hours"], "24");
+    }
+
+    #[test]
+    fn no_brokers_is_refused() {
+        assert_eq!(reason_of(&cluster(vec![])), reason::NO_BROKERS);
+        assert_eq!(
+            reason_of(&cluster(vec![rack("a", 0), rack("b", 0)])),
+            reason::NO_BROKERS
+        );
+    }
+
+    #[test]
+    fn duplicate_rack_name_is_refused() {
+        assert_eq!(
+            reason_of(&cluster(vec![rack("a", 1), rack("a", 2)])),
+            reason::DUPLICATE_RACK_NAME
+        );
+    }
+
+    #[test]
+    fn duplicate_listeners_are_refused() {
+        let mut c = cluster(vec![rack("a", 1)]);
+        c.spec.listeners = vec![listener("plain", 9092), listener("plain", 9094)];
+        assert_eq!(reason_of(&c), reason::DUPLICATE_LISTENER);
+        c.spec.listeners = vec![listener("plain", 9092), listener("other", 9092)];
+        assert_eq!(reason_of(&c), reason::DUPLICATE_LISTENER);
+        c.spec.listeners = vec![listener("plain", CONTROLLER_PORT)];
+        assert_eq!(reason_of(&c), reason::DUPLICATE_LISTENER);
+        c.spec.listeners = vec![listener("controller", 9092)];
+        assert_eq!(reason_of(&c), reason::DUPLICATE_LISTENER);
+    }
+
+    #[test]
+    fn malformed_listeners_are_refused() {
+        let mut c = cluster(vec![rack("a", 1)]);
+        c.spec.listeners = vec![listener("much-too-long-listener", 9092)];
+        assert_eq!(reason_of(&c), reason::INVALID_LISTENER);
+        c.spec.listeners = vec![];
+        assert_eq!(reason_of(&c), reason::INVALID_LISTENER);
+        let mut mtls = listener("mtls", 9094);
+        mtls.authentication = Authentication::Mtls;
+        c.spec.listeners = vec![mtls];
+        assert_eq!(
+            plan(
+                &c,
+                &PlanContext {
+                    capabilities: BrokerCapabilities::ALL,
+                    ..ctx()
+                }
+            )
+            .unwrap_err()
+            .reason,
+            reason::INVALID_LISTENER
+        );
+    }
+
+    #[test]
+    fn tls_and_sasl_need_broker_support() {
+        let mut c = cluster(vec![rack("a", 1)]);
+        let mut tls = listener("tls", 9094);
+        tls.tls = true;
+        c.spec.listeners = vec![listener("plain", 9092), tls];
+        assert_eq!(reason_of(&c), reason::UNSUPPORTED_LISTENER);
+        let mut scram = listener("scram", 9094);
+        scram.authentication = Authentication::ScramSha512;
+        c.spec.listeners = vec![listener("plain", 9092), scram];
+        assert_eq!(reason_of(&c), reason::UNSUPPORTED_LISTENER);
+        let all = PlanContext {
+            capabilities: BrokerCapabilities::ALL,
+            ..ctx()
+        };
+        let p = plan(&c, &all).expect("allowed with SASL support");
+        let props = p.properties(&p.brokers()[0]);
+        assert_eq!(
+            props["listener.name.scram.sasl.enabled.mechanisms"],
+            "SCRAM-SHA-512"
+        );
+        assert_eq!(
+            props["listener.security.protocol.map"],
+            "PLAIN:PLAINTEXT,SCRAM:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
+        );
+    }
+
+    #[test]
+    fn too_many_brokers_in_a_rack_is_an_id_collision() {
+        assert_eq!(
+            reason_of(&cluster(vec![rack("a", 101)])),
+            reason::BROKER_ID_COLLISION
+        );
+    }
+
+    #[test]
+    fn colliding_recorded_blocks_are_refused() {
+        let c = with_blocks(
+            cluster(vec![rack("a", 1), rack("b", 1)]),
+            &[("a", 0), ("b", 0)],
+        );
+        let err = plan(&c, &ctx()).unwrap_err();
+        assert_eq!(err.reason, reason::BROKER_ID_COLLISION);
+        assert!(err.message.contains("block 0"), "{}", err.message);
+    }
+
+    #[test]
+    fn reserved_properties_are_refused() {
+        for key in RESERVED_PROPERTIES {
+            let mut c = cluster(vec![rack("a", 1)]);
+            c.spec.config.insert((*key).to_owned(), "1".to_owned());
+            assert_eq!(reason_of(&c), reason::RESERVED_PROPERTY, "{key}");
+        }
+    }
+
+    #[test]
+    fn malformed_properties_are_refused() {
+        for (key, value) in [
+            ("num.partitions", "many"),
+            ("log.retention.hours", "1.5"),
+            ("auto.create.topics.enable", "yes"),
+            ("bad key", "1"),
+            ("log.retention.hours", "1\nnode.id=7"),
+            ("default.replication.factor", "0"),
+        ] {
+            let mut c = cluster(vec![rack("a", 3)]);
+            c.spec.config.insert(key.to_owned(), value.to_owned());
+            assert_eq!(reason_of(&c), reason::INVALID_PROPERTY, "{key}={value:?}");
+        }
+    }
+
+    #[test]
+    fn min_insync_above_replication_is_refused() {
+        let mut c = cluster(vec![rack("a", 3)]);
+        c.spec
+            .config
+            .insert("default.replication.factor".into(), "2".into());
+        c.spec
+            .config
+            .insert("min.insync.replicas".into(), "3".into());
+        assert_eq!(reason_of(&c), reason::MIN_INSYNC_ABOVE_REPLICATION);
+        // Against the default RF too: 2 brokers give RF 2.
+        let mut c = cluster(vec![rack("a", 2)]);
+        c.spec
+            .config
+            .insert("min.insync.replicas".into(), "3".into());
+        assert_eq!(reason_of(&c), reason::MIN_INSYNC_ABOVE_REPLICATION);
+    }
+
+    #[test]
+    fn replication_above_brokers_is_refused() {
+        let mut c = cluster(vec![rack("a", 2)]);
+        c.spec
+            .config
+            .insert("default.replication.factor".into(), "3".into());
+        assert_eq!(reason_of(&c), reason::REPLICATION_ABOVE_BROKERS);
+        let mut c = cluster(vec![rack("a", 2)]);
+        c.spec
+            .config
+            .insert("offsets.topic.replication.factor".into(), "3".into());
+        assert_eq!(reason_of(&c), reason::REPLICATION_ABOVE_BROKERS);
+    }
+
+    #[test]
+    fn names_that_cannot_become_objects_are_refused() {
+        let mut c = cluster(vec![rack("a", 1)]);
+        c.metadata.name = Some("1kafka".into());
+        assert_eq!(reason_of(&c), reason::INVALID_NAME);
+        let long = "r".repeat(51);
+        assert_eq!(
+            reason_of(&cluster(vec![rack(&long, 1)])),
+            reason::INVALID_NAME
+        );
+        assert_eq!(
+            reason_of(&cluster(vec![rack("Upper", 1)])),
+            reason::INVALID_NAME
+        );
+    }
+
+    #[test]
+    fn other_refusals() {
+        let mut c = cluster(vec![rack("a", -1), rack("b", 1)]);
+        assert_eq!(reason_of(&c), reason::INVALID_BROKER_COUNT);
+        c = cluster(vec![rack("a", 1)]);
+        c.spec.controller_voters = 0;
+        assert_eq!(reason_of(&c), reason::INVALID_CONTROLLER_VOTERS);
+        c = cluster(vec![rack("a", 1)]);
+        c.spec.storage.size.0 = "ten gigs".into();
+        assert_eq!(reason_of(&c), reason::INVALID_STORAGE);
+        c = cluster(vec![rack("a", 1)]);
+        c.spec.topology_key = String::new();
+        assert_eq!(reason_of(&c), reason::INVALID_PLACEMENT);
+    }
+
+    fn warning_reasons(p: &ClusterPlan) -> Vec<&'static str> {
+        p.warnings().iter().map(|w| w.reason).collect()
+    }
+
+    #[test]
+    fn three_racks_with_one_voter_each_is_not_degraded() {
+        let p = ok(&cluster(vec![rack("a", 1), rack("b", 2), rack("c", 2)]));
+        assert!(p.warnings().is_empty(), "{:?}", p.warnings());
+    }
+
+    #[test]
+    fn two_racks_cannot_survive_losing_one() {
+        let p = ok(&cluster(vec![rack("a", 2), rack("b", 2)]));
+        assert_eq!(p.voters(), &[0, 100, 1]);
+        assert_eq!(warning_reasons(&p), [reason::FEWER_THAN_THREE_VOTER_RACKS]);
+        assert!(p.warnings()[0].message.contains("losing rack a"));
+    }
+
+    #[test]
+    fn uneven_racks_can_concentrate_voters() {
+        let mut c = cluster(vec![rack("a", 1), rack("b", 1), rack("c", 5)]);
+        c.spec.controller_voters = 5;
+        let p = ok(&c);
+        assert_eq!(p.voters(), &[0, 100, 200, 201, 202]);
+        assert_eq!(warning_reasons(&p), [reason::RACK_LOSS_BREAKS_QUORUM]);
+    }
+
+    #[test]
+    fn even_and_capped_voters_are_warned() {
+        let mut c = cluster(vec![rack("a", 2), rack("b", 2), rack("c", 2), rack("d", 2)]);
+        c.spec.controller_voters = 4;
+        let p = ok(&c);
+        assert_eq!(warning_reasons(&p), [reason::EVEN_VOTER_COUNT]);
+        let p = ok(&cluster(vec![rack("a", 1)]));
+        assert_eq!(p.voters(), &[0]);
+        assert_eq!(
+            warning_reasons(&p),
+            [reason::FEWER_THAN_THREE_VOTER_RACKS, reason::VOTERS_CAPPED]
+        );
+    }
+
+    #[test]
+    fn hold_rack_and_leaving_brokers() {
+        let c0 = cluster(vec![rack("a", 3), rack("b", 3), rack("c", 3)]);
+        let previous = ok(&c0).broker_ids();
+        let c1 = next(&c0, vec![rack("a", 1), rack("b", 3)]);
+        let mut p = ok(&c1);
+        assert_eq!(p.leaving_brokers(&previous), vec![1, 2, 200, 201, 202]);
+        p.hold_rack("a", 3);
+        assert_eq!(p.leaving_brokers(&previous), vec![200, 201, 202]);
+        assert_eq!(p.broker_ids()["a"], vec![0, 1, 2]);
+        // Holding never lowers.
+        p.hold_rack("b", 1);
+        assert_eq!(p.broker_ids()["b"], vec![100, 101, 102]);
+        // A removed rack comes back outside the spec, with its old ids.
+        p.hold_rack("c", 3);
+        assert_eq!(p.leaving_brokers(&previous), Vec::<i32>::new());
+        assert_eq!(p.broker_ids()["c"], vec![200, 201, 202]);
+        assert!(!p.racks()[2].in_spec);
+        assert_eq!(p.brokers().len(), 9);
+        // A rack that never existed is ignored.
+        p.hold_rack("never", 2);
+        assert_eq!(p.racks().len(), 3);
+    }
+
+    #[test]
+    fn hold_rack_restores_voters_capped_by_the_scale_down() {
+        let c0 = cluster(vec![rack("a", 3)]);
+        let before = ok(&c0).voters().to_vec();
+        let c1 = next(&c0, vec![rack("a", 1)]);
+        let mut p = ok(&c1);
+        assert_eq!(p.voters(), &[0]);
+        p.hold_rack("a", 3);
+        assert_eq!(p.voters(), before.as_slice());
+    }
+
+    #[test]
+    fn config_hash_ignores_scale_but_not_config() {
+        let small = ok(&cluster(vec![rack("a", 3), rack("b", 3), rack("c", 3)]));
+        let big = ok(&cluster(vec![rack("a", 5), rack("b", 3), rack("c", 3)]));
+        assert_eq!(small.config_hash("a"), big.config_hash("a"));
+        assert_ne!(small.config_hash("a"), small.config_hash("b"));
+        let mut c = cluster(vec![rack("a", 3), rack("b", 3), rack("c", 3)]);
+        c.spec
+            .config
+            .insert("log.retention.hours".into(), "1".into());
+        assert_ne!(ok(&c).config_hash("a"), small.config_hash("a"));
+        // Voter changes reach every rack.
+        let mut c = cluster(vec![rack("a", 3), rack("b", 3), rack("c", 3)]);
+        c.spec.controller_voters = 5;
+        assert_ne!(ok(&c).config_hash("c"), small.config_hash("c"));
+    }
+
+    #[test]
+    fn properties_file_is_sorted_and_parseable() {
+        let p = ok(&cluster(vec![rack("a", 1)]));
+        let file = p.properties_file(&p.brokers()[0]);
+        let keys: Vec<&str> = file
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split_once('=').expect("key=value").0)
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        assert!(file.starts_with("# Broker 0 (rack a) of KafkaCluster ns/c."));
+    }
+}

@@ -1,0 +1,201 @@
+//! Rolling restarts, decided purely from what was observed: which broker pods run an outdated
+//! pod template, whether every broker is up, and what the cluster itself reports (under-
+//! replicated partitions, the controller). Pure: no client. The StatefulSets use the `OnDelete`
+//! strategy, so nothing restarts unless the reconciler deletes the pod this module names.
+//!
+//! Rules, in order: nothing outdated → up to date; any expected broker missing or not ready →
+//! wait; the health check failed or reports under-replicated partitions → wait; otherwise
+//! restart exactly one outdated broker — brokers that are not the controller leader first, by
+//! id, and the controller leader last (so leadership moves once, at the end).
+
+use crate::kafka::ClusterSnapshot;
+
+/// One broker pod as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerPod {
+    pub name: String,
+    pub broker_id: i32,
+    pub ready: bool,
+    /// The pod runs an older template than its StatefulSet's update revision.
+    pub outdated: bool,
+}
+
+/// What the reconciler should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollStep {
+    /// Every pod runs the current template.
+    UpToDate,
+    /// A restart is due but not safe yet; the reason goes into the `Progressing` condition.
+    Wait { reason: String, message: String },
+    /// Delete this pod now; `remaining` counts the outdated pods including this one.
+    Restart {
+        pod: String,
+        broker_id: i32,
+        remaining: usize,
+    },
+}
+
+/// Brokers whose pods must be restarted, in restart order (controller leader last).
+pub fn restart_order(pods: &[BrokerPod], controller: Option<i32>) -> Vec<&BrokerPod> {
+    let mut outdated: Vec<&BrokerPod> = pods.iter().filter(|p| p.outdated).collect();
+    outdated.sort_by_key(|p| (Some(p.broker_id) == controller, p.broker_id));
+    outdated
+}
+
+/// Whether any pod needs a restart (the reconciler asks the cluster for health only then).
+pub fn restart_pending(pods: &[BrokerPod]) -> bool {
+    pods.iter().any(|p| p.outdated)
+}
+
+/// Decides the next step. `expected` lists every broker pod the plan wants (name, id);
+/// `health` is the cluster's own report, or why it could not be obtained.
+pub fn next_step(
+    expected: &[(String, i32)],
+    pods: &[BrokerPod],
+    health: Result<&ClusterSnapshot, String>,
+) -> RollStep {
+    if !restart_pending(pods) {
+        return RollStep::UpToDate;
+    }
+    for (name, id) in expected {
+        match pods.iter().find(|p| &p.name == name) {
+            None => {
+                return RollStep::Wait {
+                    reason: "WaitingForBroker".to_owned(),
+                    message: format!("restart paused: broker {id} (pod {name}) does not exist yet"),
+                }
+            }
+            Some(p) if !p.ready => {
+                return RollStep::Wait {
+                    reason: "WaitingForBroker".to_owned(),
+                    message: format!("restart paused: broker {id} (pod {name}) is not ready"),
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let snapshot = match health {
+        Ok(s) => s,
+        Err(e) => {
+            return RollStep::Wait {
+                reason: "HealthCheckFailed".to_owned(),
+                message: format!("restart paused: cannot check cluster health: {e}"),
+            }
+        }
+    };
+    let urp = snapshot.under_replicated();
+    if !urp.is_empty() {
+        let shown: Vec<&str> = urp.iter().take(10).map(String::as_str).collect();
+        let more = if urp.len() > shown.len() {
+            format!(" and {} more", urp.len() - shown.len())
+        } else {
+            String::new()
+        };
+        return RollStep::Wait {
+            reason: "UnderReplicatedPartitions".to_owned(),
+            message: format!(
+                "restart paused: {} under-replicated partitions: {}{more}",
+                urp.len(),
+                shown.join(", ")
+            ),
+        };
+    }
+    let order = restart_order(pods, snapshot.controller_id);
+    match order.first() {
+        Some(p) => RollStep::Restart {
+            pod: p.name.clone(),
+            broker_id: p.broker_id,
+            remaining: order.len(),
+        },
+        None => RollStep::UpToDate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::PartitionReplicas;
+
+    fn pod(id: i32, ready: bool, outdated: bool) -> BrokerPod {
+        BrokerPod {
+            name: format!("c-a-{id}"),
+            broker_id: id,
+            ready,
+            outdated,
+        }
+    }
+
+    fn expected(ids: &[i32]) -> Vec<(String, i32)> {
+        ids.iter().map(|id| (format!("c-a-{id}"), *id)).collect()
+    }
+
+    fn healthy(controller: i32) -> ClusterSnapshot {
+        ClusterSnapshot {
+            controller_id: Some(controller),
+            brokers: [0, 1, 2].into(),
+            partitions: vec![PartitionReplicas {
+                topic: "t".into(),
+                partition: 0,
+                replicas: vec![0, 1, 2],
+                isr: vec![0, 1, 2],
+            }],
+        }
+    }
+
+    #[test]
+    fn nothing_outdated_is_up_to_date_without_health() {
+        let pods = [pod(0, true, false), pod(1, false, false)];
+        assert_eq!(
+            next_step(&expected(&[0, 1]), &pods, Err("unreachable".into())),
+            RollStep::UpToDate
+        );
+    }
+
+    #[test]
+    fn controller_leader_restarts_last() {
+        let mut pods = vec![pod(0, true, true), pod(1, true, true), pod(2, true, true)];
+        let exp = expected(&[0, 1, 2]);
+        let mut order = Vec::new();
+        let health = healthy(0);
+        while let RollStep::Restart { broker_id, .. } = next_step(&exp, &pods, Ok(&health)) {
+            order.push(broker_id);
+            if let Some(p) = pods.iter_mut().find(|p| p.broker_id == broker_id) {
+                p.outdated = false;
+            }
+        }
+        assert_eq!(order, [1, 2, 0]);
+    }
+
+    #[test]
+    fn waits_for_not_ready_or_missing_brokers() {
+        let pods = [pod(0, true, true), pod(1, false, false)];
+        let step = next_step(&expected(&[0, 1]), &pods, Ok(&healthy(0)));
+        assert!(
+            matches!(step, RollStep::Wait { ref reason, .. } if reason == "WaitingForBroker"),
+            "{step:?}"
+        );
+        let pods = [pod(0, true, true)];
+        let step = next_step(&expected(&[0, 1]), &pods, Ok(&healthy(0)));
+        assert!(
+            matches!(step, RollStep::Wait { ref message, .. } if message.contains("does not exist")),
+            "{step:?}"
+        );
+    }
+
+    #[test]
+    fn waits_for_under_replicated_partitions_and_failed_health() {
+        let pods = [pod(0, true, true), pod(1, true, false)];
+        let mut sick = healthy(1);
+        sick.partitions[0].isr = vec![0, 1];
+        let step = next_step(&expected(&[0, 1]), &pods, Ok(&sick));
+        assert!(
+            matches!(step, RollStep::Wait { ref message, .. } if message.contains("t-0")),
+            "{step:?}"
+        );
+        let step = next_step(&expected(&[0, 1]), &pods, Err("connection refused".into()));
+        assert!(
+            matches!(step, RollStep::Wait { ref reason, .. } if reason == "HealthCheckFailed"),
+            "{step:?}"
+        );
+    }
+}

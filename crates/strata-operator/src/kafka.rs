@@ -1,0 +1,469 @@
+//! What the operator asks of a running Kafka cluster, behind the [`KafkaAdmin`] trait so that
+//! reconcilers are unit-testable: a health snapshot (controller, brokers, replicas and ISR of
+//! every partition) and the topic calls of the `KafkaTopic` controller. [`ClientAdmin`] is the
+//! real implementation over `strata-client`; it talks the public Kafka admin API only, so it
+//! works against Strata and Apache Kafka alike.
+//!
+//! Where a cluster is reached is decided by [`BootstrapResolver`]: normally the cluster's
+//! bootstrap Service, or — for tests that run brokers outside the cluster — an explicit
+//! override per `namespace/name` (`--kafka-bootstrap-override`, documented as test-only).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use strata_client::{Client, ClientConfig, ConfigOp, ConfigSource, NewTopic};
+
+use crate::topic::plan::ObservedTopic;
+
+/// A Kafka cluster the operator talks to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KafkaTarget {
+    /// `namespace/name` of the KafkaCluster, for messages.
+    pub cluster: String,
+    /// `host:port` to bootstrap from.
+    pub bootstrap: String,
+}
+
+/// Why an admin call failed. `Unreachable` and `Retriable` are requeued with backoff; `Refused`
+/// is the cluster saying no (invalid request, policy), reported in status.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot reach Kafka cluster {cluster} at {bootstrap}: {source}")]
+    Unreachable {
+        cluster: String,
+        bootstrap: String,
+        #[source]
+        source: strata_client::Error,
+    },
+    #[error("Kafka cluster {cluster} refused {what}: {source}")]
+    Refused {
+        cluster: String,
+        what: String,
+        #[source]
+        source: strata_client::Error,
+    },
+}
+
+impl AdminError {
+    /// A short CamelCase kind for conditions and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AdminError::Unreachable { .. } => "ClusterUnreachable",
+            AdminError::Refused { .. } => "KafkaRequestRefused",
+        }
+    }
+}
+
+/// One partition's replica placement as the cluster reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionReplicas {
+    pub topic: String,
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+impl PartitionReplicas {
+    pub fn under_replicated(&self) -> bool {
+        self.isr.len() < self.replicas.len()
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+/// What the cluster says about itself: the input of the rolling-restart health check and of
+/// the scale-down guard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterSnapshot {
+    pub controller_id: Option<i32>,
+    pub brokers: BTreeSet<i32>,
+    pub partitions: Vec<PartitionReplicas>,
+}
+
+impl ClusterSnapshot {
+    /// Partitions whose ISR is smaller than their replica set (`topic-partition` labels).
+    pub fn under_replicated(&self) -> Vec<String> {
+        self.partitions
+            .iter()
+            .filter(|p| p.under_replicated())
+            .map(PartitionReplicas::label)
+            .collect()
+    }
+
+    /// Partitions with a replica on any of `brokers`, with the replicas they have there.
+    pub fn partitions_on(&self, brokers: &[i32]) -> Vec<(String, Vec<i32>)> {
+        self.partitions
+            .iter()
+            .filter_map(|p| {
+                let here: Vec<i32> = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| brokers.contains(r))
+                    .collect();
+                (!here.is_empty()).then(|| (p.label(), here))
+            })
+            .collect()
+    }
+}
+
+/// The admin calls the reconcilers make. Boxed futures keep the trait object-safe.
+pub trait KafkaAdmin: Send + Sync + 'static {
+    fn snapshot<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+    ) -> BoxFuture<'a, Result<ClusterSnapshot, AdminError>>;
+
+    /// The topic as the cluster has it, or `None` when it does not exist.
+    fn describe_topic<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ObservedTopic>, AdminError>>;
+
+    fn create_topic<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        name: &'a str,
+        partitions: Option<i32>,
+        replication_factor: Option<i32>,
+        config: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), AdminError>>;
+
+    fn create_partitions<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        name: &'a str,
+        total: i32,
+    ) -> BoxFuture<'a, Result<(), AdminError>>;
+
+    fn alter_topic_config<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        name: &'a str,
+        set: &'a BTreeMap<String, String>,
+        delete: &'a [String],
+    ) -> BoxFuture<'a, Result<(), AdminError>>;
+
+    /// Deletes the topic; a topic that does not exist counts as deleted.
+    fn delete_topic<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), AdminError>>;
+}
+
+/// Maps a KafkaCluster to the address its admin calls go to.
+#[derive(Debug, Clone, Default)]
+pub struct BootstrapResolver {
+    overrides: HashMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --kafka-bootstrap-override {0:?}: expected NAMESPACE/NAME=HOST:PORT")]
+pub struct InvalidOverride(String);
+
+impl BootstrapResolver {
+    /// Parses `namespace/name=host:port` entries.
+    pub fn with_overrides<'a>(
+        entries: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, InvalidOverride> {
+        let mut overrides = HashMap::new();
+        for entry in entries {
+            let (key, addr) = entry
+                .split_once('=')
+                .ok_or_else(|| InvalidOverride(entry.to_owned()))?;
+            if !key.contains('/') || !addr.contains(':') {
+                return Err(InvalidOverride(entry.to_owned()));
+            }
+            overrides.insert(key.trim().to_owned(), addr.trim().to_owned());
+        }
+        Ok(Self { overrides })
+    }
+
+    /// The target for cluster `namespace/name` whose in-cluster bootstrap address is `default`.
+    pub fn resolve(&self, namespace: &str, name: &str, default: &str) -> KafkaTarget {
+        let cluster = format!("{namespace}/{name}");
+        let bootstrap = self
+            .overrides
+            .get(&cluster)
+            .cloned()
+            .unwrap_or_else(|| default.to_owned());
+        KafkaTarget { cluster, bootstrap }
+    }
+}
+
+/// [`KafkaAdmin`] over `strata-client`, with one cached client per bootstrap address (a client
+/// whose call failed with a connection error is dropped and rebuilt on the next call).
+pub struct ClientAdmin {
+    clients: Mutex<HashMap<String, Client>>,
+    request_timeout: Duration,
+}
+
+impl Default for ClientAdmin {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(10))
+    }
+}
+
+impl ClientAdmin {
+    pub fn new(request_timeout: Duration) -> Self {
+        Self {
+            clients: Mutex::new(HashMap::new()),
+            request_timeout,
+        }
+    }
+
+    async fn client(&self, target: &KafkaTarget) -> Result<Client, AdminError> {
+        if let Some(c) = self.clients.lock().get(&target.bootstrap) {
+            return Ok(c.clone());
+        }
+        let mut config = ClientConfig::new([target.bootstrap.clone()]);
+        config.client_id = "strata-operator".to_owned();
+        config.request_timeout = self.request_timeout;
+        config.connect_timeout = Duration::from_secs(5);
+        config.retries = 2;
+        let client = Client::connect(config)
+            .await
+            .map_err(|source| AdminError::Unreachable {
+                cluster: target.cluster.clone(),
+                bootstrap: target.bootstrap.clone(),
+                source,
+            })?;
+        self.clients
+            .lock()
+            .insert(target.bootstrap.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// Classifies a failed call; transport failures also evict the cached client.
+    fn fail(&self, target: &KafkaTarget, what: &str, source: strata_client::Error) -> AdminError {
+        if source.code().is_none() {
+            self.clients.lock().remove(&target.bootstrap);
+            AdminError::Unreachable {
+                cluster: target.cluster.clone(),
+                bootstrap: target.bootstrap.clone(),
+                source,
+            }
+        } else {
+            AdminError::Refused {
+                cluster: target.cluster.clone(),
+                what: what.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+impl KafkaAdmin for ClientAdmin {
+    fn snapshot<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+    ) -> BoxFuture<'a, Result<ClusterSnapshot, AdminError>> {
+        Box::pin(async move {
+            let client = self.client(target).await?;
+            let metadata = client
+                .metadata(None)
+                .await
+                .map_err(|e| self.fail(target, "Metadata", e))?;
+            let controller_id = match client.describe_cluster().await {
+                Ok(d) => Some(d.controller_id).filter(|id| *id >= 0),
+                Err(_) => metadata.controller_id.filter(|id| *id >= 0),
+            };
+            let mut partitions = Vec::new();
+            for (name, topic) in &metadata.topics {
+                for p in &topic.partitions {
+                    partitions.push(PartitionReplicas {
+                        topic: name.clone(),
+                        partition: p.partition,
+                        replicas: p.replicas.clone(),
+                        isr: p.isr.clone(),
+                    });
+                }
+            }
+            partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            Ok(ClusterSnapshot {
+                controller_id,
+                brokers: metadata.brokers.iter().map(|b| b.id).collect(),
+                partitions,
+            })
+        })
+    }
+
+    fn describe_topic<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ObservedTopic>, AdminError>> {
+        Box::pin(async move {
+            let client = self.client(target).await?;
+            let metadata = client
+                .metadata(Some(&[name.to_owned()]))
+                .await
+                .map_err(|e| self.fail(target, "Metadata", e))?;
+            let Some(topic) = metadata.topics.get(name) else {
+                return Ok(None);
+            };
+            let configs = client
+                .admin()
+                .describe_topic_configs(name)
+                .await
+                .map_err(|e| self.fail(target, "DescribeConfigs", e))?;
+            let configs = configs
+                .into_iter()
+                .filter(|c| c.source == ConfigSource::DynamicTopic)
+                .filter_map(|c| c.value.map(|v| (c.name, v)))
+                .collect();
+            let replication_factor = topic
+                .partitions
+                .iter()
+                .map(|p| p.replicas.len())
+                .max()
+                .unwrap_or(0);
+            Ok(Some(ObservedTopic {
+                topic_id: topic.id.map(|id| id.to_string()),
+                partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
+                replication_factor: i32::try_from(replication_factor).unwrap_or(i32::MAX),
+                configs,
+            }))
+        })
+    }
+
+    fn create_topic<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        name: &'a str,
+        partitions: Option<i32>,
+        replication_factor: Option<i32>,
+        config: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), AdminError>> {
+        Box::pin(async move {
+            let client = self.client(target).await?;
+            let topic = NewTopic {
+                name: name.to_owned(),
+                partitions,
+                replication_factor: replication_factor.and_then(|rf| i16::try_from(rf).ok()),
+                configs: config.clone(),
+            };
+            client
+                .admin()
+                .create_topic(&topic)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.fail(target, &format!("creating topic {name}"), e))
+        })
+    }
+
+    fn create_partitions<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        name: &'a str,
+        total: i32,
+    ) -> BoxFuture<'a, Result<(), AdminError>> {
+        Box::pin(async move {
+            let client = self.client(target).await?;
+            client
+                .admin()
+                .create_partitions(name, total)
+                .await
+                .map_err(|e| {
+                    self.fail(
+                        target,
+                        &format!("growing topic {name} to {total} partitions"),
+                        e,
+                    )
+                })
+        })
+    }
+
+    fn alter_topic_config<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        name: &'a str,
+        set: &'a BTreeMap<String, String>,
+        delete: &'a [String],
+    ) -> BoxFuture<'a, Result<(), AdminError>> {
+        Box::pin(async move {
+            let client = self.client(target).await?;
+            let ops: Vec<ConfigOp> = set
+                .iter()
+                .map(|(k, v)| ConfigOp::Set(k.clone(), v.clone()))
+                .chain(delete.iter().map(|k| ConfigOp::Delete(k.clone())))
+                .collect();
+            client
+                .admin()
+                .incremental_alter_topic_configs(name, &ops)
+                .await
+                .map_err(|e| self.fail(target, &format!("altering the config of topic {name}"), e))
+        })
+    }
+
+    fn delete_topic<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), AdminError>> {
+        Box::pin(async move {
+            let client = self.client(target).await?;
+            match client.admin().delete_topic(name).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.is(kafka_protocol::ResponseError::UnknownTopicOrPartition) => Ok(()),
+                Err(e) => Err(self.fail(target, &format!("deleting topic {name}"), e)),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_parse_and_resolve() {
+        let r = BootstrapResolver::with_overrides(["kafka/prod=127.0.0.1:19092"]).expect("valid");
+        assert_eq!(
+            r.resolve("kafka", "prod", "prod-bootstrap.kafka.svc:9092")
+                .bootstrap,
+            "127.0.0.1:19092"
+        );
+        assert_eq!(
+            r.resolve("kafka", "other", "other-bootstrap.kafka.svc:9092")
+                .bootstrap,
+            "other-bootstrap.kafka.svc:9092"
+        );
+        assert!(BootstrapResolver::with_overrides(["prod=127.0.0.1:1"]).is_err());
+        assert!(BootstrapResolver::with_overrides(["a/b"]).is_err());
+    }
+
+    #[test]
+    fn snapshot_finds_under_replicated_and_placed_partitions() {
+        let snap = ClusterSnapshot {
+            controller_id: Some(0),
+            brokers: [0, 1, 2].into(),
+            partitions: vec![
+                PartitionReplicas {
+                    topic: "a".into(),
+                    partition: 0,
+                    replicas: vec![0, 1, 2],
+                    isr: vec![0, 1],
+                },
+                PartitionReplicas {
+                    topic: "a".into(),
+                    partition: 1,
+                    replicas: vec![1, 2],
+                    isr: vec![1, 2],
+                },
+            ],
+        };
+        assert_eq!(snap.under_replicated(), ["a-0"]);
+        assert_eq!(
+            snap.partitions_on(&[2]),
+            [("a-0".to_owned(), vec![2]), ("a-1".to_owned(), vec![2])]
+        );
+        assert!(snap.partitions_on(&[7]).is_empty());
+    }
+}

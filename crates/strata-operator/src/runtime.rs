@@ -1,0 +1,274 @@
+//! The operator process: metrics/health endpoints, leader election, and the two controllers
+//! (`KafkaCluster`, `KafkaTopic`) per watched namespace scope. Controllers run only while this
+//! process holds the leader Lease; losing it ends the process (it restarts as a candidate), so
+//! two replicas never act at once. SIGTERM stops the controllers gracefully (in-flight
+//! reconciliations finish), releases the Lease so a standby takes over at once, then exits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use strata_api::{KafkaCluster, KafkaTopic};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::plan::PlanContext;
+use crate::context::{object_key, Context, ErrorBackoff, Timing};
+use crate::kafka::{BootstrapResolver, ClientAdmin};
+use crate::leader::{LeaderElection, LeaseTiming};
+use crate::metrics::{self, Metrics};
+use crate::{cluster, names, topic};
+
+/// Everything `strata-operator run` is configured with.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Namespaces to watch; empty watches all namespaces.
+    pub namespaces: Vec<String>,
+    pub leader_election: bool,
+    pub lease_name: String,
+    pub lease_namespace: String,
+    pub holder_id: String,
+    pub metrics_addr: SocketAddr,
+    pub plan: PlanContext,
+    pub resolver: BootstrapResolver,
+    pub timing: Timing,
+}
+
+/// Runs the operator until `shutdown` fires or leadership is lost.
+pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::new());
+    let (addr, http) =
+        metrics::serve(config.metrics_addr, metrics.clone(), shutdown.clone()).await?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    // A standby that waits for the Lease is healthy and ready: it is doing its job.
+    metrics.set_ready(true);
+
+    let (leading_tx, mut leading_rx) = watch::channel(!config.leader_election);
+    let stop_controllers = shutdown.child_token();
+    let election = if config.leader_election {
+        let api: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
+        let election = LeaderElection::new(
+            api,
+            &config.lease_name,
+            &config.holder_id,
+            LeaseTiming::default(),
+        );
+        tracing::info!(lease = %config.lease_name, namespace = %config.lease_namespace,
+            holder = %config.holder_id, "waiting for leadership");
+        let token = shutdown.clone();
+        Some(tokio::spawn(election.run(leading_tx, token)))
+    } else {
+        None
+    };
+
+    // Wait until we lead (or are told to stop).
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = leading_rx.wait_for(|l| *l) => {}
+    }
+    let mut result = Ok(());
+    if !shutdown.is_cancelled() {
+        metrics.set_leader(true);
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            admin: Arc::new(ClientAdmin::default()),
+            resolver: config.resolver.clone(),
+            plan: config.plan.clone(),
+            metrics: metrics.clone(),
+            reporter: Reporter {
+                controller: "strata-operator".to_owned(),
+                instance: Some(config.holder_id.clone()),
+            },
+            backoff: ErrorBackoff::default(),
+            timing: config.timing.clone(),
+        });
+        let controllers = run_controllers(&config.namespaces, ctx, stop_controllers.clone());
+        tokio::pin!(controllers);
+        match election {
+            Some(mut handle) => {
+                tokio::select! {
+                    _ = &mut controllers => {}
+                    joined = &mut handle => {
+                        // The election only returns early when leadership is lost.
+                        stop_controllers.cancel();
+                        if let Ok(Err(e)) = joined {
+                            result = Err(anyhow::Error::new(e));
+                        }
+                        controllers.await;
+                    }
+                }
+                if result.is_ok() {
+                    // Shutting down: the election releases the Lease after the controllers stop.
+                    let _ = handle.await;
+                }
+            }
+            None => controllers.await,
+        }
+        metrics.set_leader(false);
+    } else if let Some(handle) = election {
+        let _ = handle.await;
+    }
+    shutdown.cancel();
+    let _ = http.await;
+    result
+}
+
+/// Runs both controllers for every namespace scope until `stop` fires.
+async fn run_controllers(namespaces: &[String], ctx: Arc<Context>, stop: CancellationToken) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut tasks = Vec::new();
+    for scope in scopes {
+        tasks.push(tokio::spawn(cluster_controller(
+            ctx.clone(),
+            scope.clone(),
+            stop.clone(),
+        )));
+        tasks.push(tokio::spawn(topic_controller(
+            ctx.clone(),
+            scope,
+            stop.clone(),
+        )));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn api<K>(client: &Client, scope: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn cluster_controller(ctx: Arc<Context>, scope: Option<String>, stop: CancellationToken) {
+    let client = &ctx.client;
+    let managed = watcher::Config::default().labels(&names::managed_selector());
+    Controller::new(api::<KafkaCluster>(client, &scope), watcher::Config::default())
+        .owns(api::<StatefulSet>(client, &scope), managed.clone())
+        .owns(api::<ConfigMap>(client, &scope), managed.clone())
+        .owns(api::<Service>(client, &scope), managed.clone())
+        .owns(api::<PodDisruptionBudget>(client, &scope), managed.clone())
+        // Pods belong to StatefulSets, not to the cluster: map them back by label.
+        .watches(api::<Pod>(client, &scope), managed, |pod: Pod| {
+            let cluster = pod.labels().get(names::CLUSTER_LABEL).cloned();
+            let namespace = pod.namespace();
+            cluster.map(|c| ObjectRef::<KafkaCluster>::new(&c).within(namespace.as_deref().unwrap_or("default")))
+        })
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(reconcile_cluster, cluster_error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(controller = cluster::reconcile::CONTROLLER, error = %e, "controller event");
+            }
+        })
+        .await;
+}
+
+async fn topic_controller(ctx: Arc<Context>, scope: Option<String>, stop: CancellationToken) {
+    let client = &ctx.client;
+    let controller = Controller::new(
+        api::<KafkaTopic>(client, &scope),
+        watcher::Config::default(),
+    );
+    let topics = controller.store();
+    // A cluster that appears or changes (e.g. becomes reachable) re-triggers its topics.
+    controller
+        .watches(
+            api::<KafkaCluster>(client, &scope),
+            watcher::Config::default(),
+            move |kc: KafkaCluster| {
+                let namespace = kc.namespace();
+                let name = kc.name_any();
+                topics
+                    .state()
+                    .into_iter()
+                    .filter(|t| t.namespace() == namespace && t.spec.cluster_ref.name == name)
+                    .map(|t| ObjectRef::from_obj(&*t))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(reconcile_topic, topic_error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(controller = topic::reconcile::CONTROLLER, error = %e, "controller event");
+            }
+        })
+        .await;
+}
+
+async fn reconcile_cluster(
+    obj: Arc<KafkaCluster>,
+    ctx: Arc<Context>,
+) -> Result<Action, cluster::reconcile::Error> {
+    let started = Instant::now();
+    let key = format!("{}:{}", cluster::reconcile::CONTROLLER, object_key(&*obj));
+    let result = cluster::reconcile::reconcile(obj, ctx.clone()).await;
+    ctx.metrics
+        .reconciled(cluster::reconcile::CONTROLLER, started.elapsed());
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
+}
+
+fn cluster_error_policy(
+    obj: Arc<KafkaCluster>,
+    error: &cluster::reconcile::Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = format!("{}:{}", cluster::reconcile::CONTROLLER, object_key(&*obj));
+    ctx.metrics
+        .failed(cluster::reconcile::CONTROLLER, error.reason());
+    let delay = ctx.backoff.failed(&key);
+    tracing::warn!(cluster = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_topic(
+    obj: Arc<KafkaTopic>,
+    ctx: Arc<Context>,
+) -> Result<Action, topic::reconcile::Error> {
+    let started = Instant::now();
+    let key = format!("{}:{}", topic::reconcile::CONTROLLER, object_key(&*obj));
+    let result = topic::reconcile::reconcile(obj, ctx.clone()).await;
+    ctx.metrics
+        .reconciled(topic::reconcile::CONTROLLER, started.elapsed());
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
+}
+
+fn topic_error_policy(
+    obj: Arc<KafkaTopic>,
+    error: &topic::reconcile::Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = format!("{}:{}", topic::reconcile::CONTROLLER, object_key(&*obj));
+    ctx.metrics
+        .failed(topic::reconcile::CONTROLLER, error.reason());
+    let delay = ctx.backoff.failed(&key);
+    tracing::warn!(topic = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
