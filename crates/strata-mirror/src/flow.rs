@@ -1,0 +1,272 @@
+//! A running mirror flow: [`Mirror::start`] connects to both clusters, creates the mirror's
+//! topics, runs one topic sync, loads the offset syncs already on the target, and then runs the
+//! loops (topic refresh, replication tasks, checkpoints, heartbeats, `/metrics`) on one
+//! cancellation token and task tracker. [`MirrorHandle::shutdown`] is the graceful stop: the
+//! replication tasks finish the round in flight, wait for its acknowledgements and commit
+//! progress before the handle returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use strata_client::{Client, FetchPartitionSpec, FetchRequestSpec, OffsetSpec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::assignment::PartitionAssignment;
+use crate::config::MirrorConfig;
+use crate::metrics::MirrorMetrics;
+use crate::policy::{GroupSelection, ReplicationPolicy, TopicSelection};
+use crate::records::OffsetSync;
+use crate::replication::ReplicationTask;
+use crate::topics::{MirroredTopics, TopicSync};
+use crate::translation::OffsetSyncStore;
+use crate::{checkpoint, heartbeat, metrics, MirrorError};
+
+/// What every loop of a flow shares.
+pub struct FlowContext {
+    pub config: MirrorConfig,
+    pub policy: ReplicationPolicy,
+    pub groups: GroupSelection,
+    pub assignment: PartitionAssignment,
+    pub source: Client,
+    pub target: Client,
+    pub topics: MirroredTopics,
+    pub syncs: Mutex<OffsetSyncStore>,
+    pub metrics: Arc<MirrorMetrics>,
+    pub shutdown: CancellationToken,
+}
+
+/// How a process runs a flow, besides the flow's configuration.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub assignment: PartitionAssignment,
+    /// Where to serve `/metrics`; `None` serves nothing.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            assignment: PartitionAssignment::single(),
+            metrics_addr: None,
+        }
+    }
+}
+
+/// Entry point of the library.
+pub struct Mirror;
+
+/// A started flow.
+pub struct MirrorHandle {
+    ctx: Arc<FlowContext>,
+    tracker: TaskTracker,
+    /// The bound `/metrics` address, when served.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl Mirror {
+    /// Starts a flow; returns once the first topic sync is done and the loops are running.
+    pub async fn start(
+        config: MirrorConfig,
+        options: RunOptions,
+    ) -> Result<MirrorHandle, MirrorError> {
+        config.validate()?;
+        let policy =
+            ReplicationPolicy::new(config.naming, &config.source.alias, &config.target.alias);
+        let selection = TopicSelection::compile(&config.topics)?;
+        let groups = GroupSelection::compile(&config.groups)?;
+        let source = Client::connect(config.source_client()).await?;
+        let target = Client::connect(config.target_client()).await?;
+        let topic_sync = TopicSync::new(
+            source.clone(),
+            target.clone(),
+            policy.clone(),
+            selection,
+            config.sync.topic_configs,
+            config.mirror.replication_factor,
+        );
+        topic_sync.ensure_internal_topics().await?;
+        topic_sync.refresh().await?;
+        let mut syncs = OffsetSyncStore::new();
+        load_offset_syncs(&target, &policy.offset_syncs_topic(), &mut syncs).await?;
+        let metrics = Arc::new(MirrorMetrics::new(
+            &config.source.alias,
+            &config.target.alias,
+        ));
+        let ctx = Arc::new(FlowContext {
+            policy,
+            groups,
+            assignment: options.assignment,
+            source,
+            target,
+            topics: topic_sync.topics(),
+            syncs: Mutex::new(syncs),
+            metrics: metrics.clone(),
+            shutdown: CancellationToken::new(),
+            config,
+        });
+        let tracker = TaskTracker::new();
+        let metrics_addr = match options.metrics_addr {
+            Some(addr) => {
+                let (bound, task) = metrics::serve(addr, metrics, ctx.shutdown.clone()).await?;
+                tracker.spawn(async move {
+                    let _ = task.await;
+                });
+                Some(bound)
+            }
+            None => None,
+        };
+        {
+            let ctx = ctx.clone();
+            tracker.spawn(async move {
+                let mut tick = tokio::time::interval(ctx.config.refresh_topics_interval());
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = ctx.shutdown.cancelled() => break,
+                    }
+                    if let Err(e) = topic_sync.refresh().await {
+                        tracing::warn!(error = %e, "topic refresh failed");
+                    }
+                }
+            });
+        }
+        for task in 0..ctx.assignment.tasks {
+            let replication = ReplicationTask::new(ctx.clone(), task);
+            let shutdown = ctx.shutdown.clone();
+            tracker.spawn(async move {
+                if let Err(e) = replication.run().await {
+                    tracing::error!(task, error = %e, "replication task failed; stopping the mirror");
+                    shutdown.cancel();
+                }
+            });
+        }
+        if ctx.config.mirror.emit_checkpoints {
+            tracker.spawn(checkpoint::run(ctx.clone()));
+        }
+        if ctx.config.mirror.emit_heartbeats && ctx.assignment.ordinal == 0 {
+            tracker.spawn(heartbeat::run(ctx.clone()));
+        }
+        tracker.close();
+        tracing::info!(
+            source = %ctx.config.source.alias,
+            target = %ctx.config.target.alias,
+            topics = ctx.topics.read().len(),
+            ordinal = ctx.assignment.ordinal,
+            replicas = ctx.assignment.replicas,
+            "mirror started"
+        );
+        Ok(MirrorHandle {
+            ctx,
+            tracker,
+            metrics_addr,
+        })
+    }
+}
+
+impl MirrorHandle {
+    /// Stops gracefully: in-flight rounds finish, progress is committed.
+    pub async fn shutdown(self) {
+        self.ctx.shutdown.cancel();
+        self.tracker.wait().await;
+    }
+
+    /// Waits until the flow stops by itself (a fatal error) or `shutdown` is called elsewhere.
+    pub async fn stopped(&self) {
+        self.ctx.shutdown.cancelled().await;
+    }
+
+    /// The flow's token, to stop it from a signal handler.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.ctx.shutdown.clone()
+    }
+
+    /// Waits for every loop to end after the token fired.
+    pub async fn join(self) {
+        self.tracker.wait().await;
+    }
+
+    pub fn metrics(&self) -> &MirrorMetrics {
+        &self.ctx.metrics
+    }
+
+    /// The translation of committed source offset `c` of a source partition, from the syncs
+    /// this process knows.
+    pub fn translate(&self, topic: &str, partition: i32, c: i64) -> Option<i64> {
+        self.ctx.syncs.lock().translate(topic, partition, c)
+    }
+
+    /// Source topics currently mirrored, with their remote names.
+    pub fn mirrored_topics(&self) -> Vec<(String, String)> {
+        self.ctx
+            .topics
+            .read()
+            .iter()
+            .map(|(t, plan)| (t.clone(), plan.remote.clone()))
+            .collect()
+    }
+}
+
+/// Reads the offset-syncs topic from its start to its end into `store`.
+async fn load_offset_syncs(
+    target: &Client,
+    topic: &str,
+    store: &mut OffsetSyncStore,
+) -> Result<(), MirrorError> {
+    let earliest = target
+        .list_offsets(topic, &[0], OffsetSpec::Earliest)
+        .await?;
+    let latest = target.list_offsets(topic, &[0], OffsetSpec::Latest).await?;
+    let (Some(from), Some(to)) = (earliest.get(&0), latest.get(&0)) else {
+        return Ok(());
+    };
+    let (mut at, end) = (from.offset, to.offset);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut loaded = 0usize;
+    while at < end {
+        if Instant::now() > deadline {
+            tracing::warn!(
+                topic,
+                at,
+                end,
+                "offset syncs not fully loaded in time; continuing"
+            );
+            break;
+        }
+        let mut spec = FetchRequestSpec::new([FetchPartitionSpec {
+            topic: topic.to_string(),
+            partition: 0,
+            offset: at,
+        }]);
+        spec.max_wait_ms = 100;
+        let fetched = target.fetch(spec).await?;
+        let Some(fp) = fetched.partitions.into_values().next() else {
+            break;
+        };
+        if let Some(e) = fp.error {
+            if !e.is_retriable() {
+                return Err(e.into());
+            }
+            continue;
+        }
+        for rec in &fp.records {
+            let (Some(k), Some(v)) = (&rec.key, &rec.value) else {
+                continue;
+            };
+            match OffsetSync::decode(k, v) {
+                Ok(sync) => {
+                    store.record(&sync);
+                    loaded += 1;
+                }
+                Err(e) => tracing::warn!(offset = rec.offset, error = %e, "skipping offset sync"),
+            }
+        }
+        at = fp.next_offset.max(at + 1);
+    }
+    tracing::info!(topic, loaded, "offset syncs loaded");
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `strata-mirror`: MirrorMaker-2-style replication from a source Kafka cluster to a target one,
+//! over the public Kafka protocol only ("remote consume, local produce"). [`MirrorConfig`] is
+//! the flow (YAML/JSON in the `MirrorFlow` shape, or MM2 properties via
+//! [`MirrorConfig::from_mm2_properties`]); [`Mirror::start`] runs it and returns a
+//! [`MirrorHandle`] whose `shutdown` is the graceful stop. Offsets are translated (MM2 offset
+//! syncs and checkpoints); the offset-preserving mode is not implemented yet.
+
+pub mod assignment;
+pub mod checkpoint;
+pub mod config;
+pub mod flow;
+pub mod heartbeat;
+pub mod metrics;
+pub mod mm2;
+pub mod policy;
+pub mod records;
+pub mod replication;
+pub mod topics;
+pub mod translation;
+
+pub use assignment::{AssignmentError, PartitionAssignment};
+pub use config::{ConfigError, MirrorConfig, MirrorOptions};
+pub use flow::{Mirror, MirrorHandle, RunOptions};
+pub use metrics::MirrorMetrics;
+pub use policy::{GroupSelection, ReplicationPolicy, TopicSelection, PROVENANCE_HEADER};
+pub use records::{Checkpoint, Heartbeat, OffsetSync};
+pub use translation::OffsetSyncStore;
+
+/// Everything starting or running a flow can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Assignment(#[from] AssignmentError),
+    #[error("Kafka client: {0}")]
+    Client(#[from] strata_client::Error),
+    #[error(transparent)]
+    Decode(#[from] records::DecodeError),
+    #[error("metrics endpoint: {0}")]
+    Io(#[from] std::io::Error),
+}
