@@ -157,6 +157,13 @@ pub trait KafkaAdmin: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), AdminError>>;
 }
 
+/// A topic id as Kafka prints it (`kafka-topics --describe`): URL-safe base64 of the 16 bytes,
+/// no padding.
+pub fn kafka_topic_id(id: uuid::Uuid) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
 /// Maps a KafkaCluster to the address its admin calls go to.
 #[derive(Debug, Clone, Default)]
 pub struct BootstrapResolver {
@@ -325,7 +332,7 @@ impl KafkaAdmin for ClientAdmin {
                 .max()
                 .unwrap_or(0);
             Ok(Some(ObservedTopic {
-                topic_id: topic.id.map(|id| id.to_string()),
+                topic_id: topic.id.map(kafka_topic_id),
                 partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
                 replication_factor: i32::try_from(replication_factor).unwrap_or(i32::MAX),
                 configs,
@@ -421,6 +428,12 @@ impl KafkaAdmin for ClientAdmin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_ids_print_as_kafka_prints_them() {
+        let id = uuid::Uuid::from_u128(0x18c188b7_a31e_479c_a168_d173c63f095c);
+        assert_eq!(kafka_topic_id(id), "GMGIt6MeR5yhaNFzxj8JXA");
+    }
 
     #[test]
     fn overrides_parse_and_resolve() {

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -55,8 +55,11 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     metrics.set_ready(true);
 
     let (leading_tx, mut leading_rx) = watch::channel(!config.leader_election);
-    let stop_controllers = shutdown.child_token();
-    let election = if config.leader_election {
+    let stop_controllers = CancellationToken::new();
+    // The election outlives the controllers: the Lease is released only after they stopped, so a
+    // standby never starts while this process may still act.
+    let stop_election = CancellationToken::new();
+    let mut election = if config.leader_election {
         let api: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
         let election = LeaderElection::new(
             api,
@@ -66,8 +69,9 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         );
         tracing::info!(lease = %config.lease_name, namespace = %config.lease_namespace,
             holder = %config.holder_id, "waiting for leadership");
-        let token = shutdown.clone();
-        Some(tokio::spawn(election.run(leading_tx, token)))
+        Some(tokio::spawn(
+            election.run(leading_tx, stop_election.clone()),
+        ))
     } else {
         None
     };
@@ -93,30 +97,42 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
             backoff: ErrorBackoff::default(),
             timing: config.timing.clone(),
         });
-        let controllers = run_controllers(&config.namespaces, ctx, stop_controllers.clone());
-        tokio::pin!(controllers);
-        match election {
-            Some(mut handle) => {
+        let controllers = tokio::spawn(run_controllers(
+            config.namespaces.clone(),
+            ctx,
+            stop_controllers.clone(),
+        ));
+        // Run until SIGTERM, or until the election ends early: that only happens when the
+        // Lease was lost, and then this process must stop acting at once.
+        match election.as_mut() {
+            Some(handle) => {
                 tokio::select! {
-                    _ = &mut controllers => {}
-                    joined = &mut handle => {
-                        // The election only returns early when leadership is lost.
-                        stop_controllers.cancel();
-                        if let Ok(Err(e)) = joined {
-                            result = Err(anyhow::Error::new(e));
-                        }
-                        controllers.await;
+                    _ = shutdown.cancelled() => {}
+                    joined = handle => {
+                        election = None;
+                        result = match joined {
+                            Ok(Err(e)) => Err(anyhow::Error::new(e)),
+                            Ok(Ok(())) => Ok(()),
+                            Err(e) => Err(anyhow::Error::new(e)),
+                        };
                     }
                 }
-                if result.is_ok() {
-                    // Shutting down: the election releases the Lease after the controllers stop.
-                    let _ = handle.await;
-                }
             }
-            None => controllers.await,
+            None => shutdown.cancelled().await,
+        }
+        stop_controllers.cancel();
+        // In-flight reconciliations finish; a controller stuck waiting (e.g. for a watch
+        // that never became ready) must not keep the process past its grace period.
+        if tokio::time::timeout(CONTROLLER_STOP_GRACE, controllers)
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?CONTROLLER_STOP_GRACE, "controllers did not stop in time");
         }
         metrics.set_leader(false);
-    } else if let Some(handle) = election {
+    }
+    stop_election.cancel();
+    if let Some(handle) = election {
         let _ = handle.await;
     }
     shutdown.cancel();
@@ -124,8 +140,11 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     result
 }
 
+/// How long shutdown waits for the controllers to finish in-flight work.
+const CONTROLLER_STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs both controllers for every namespace scope until `stop` fires.
-async fn run_controllers(namespaces: &[String], ctx: Arc<Context>, stop: CancellationToken) {
+async fn run_controllers(namespaces: Vec<String>, ctx: Arc<Context>, stop: CancellationToken) {
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {

@@ -159,7 +159,10 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     let (stateful_sets, storage_notes) = apply_children(&ctx, &namespace, children, &owner).await?;
     delete_orphans(&ctx, &namespace, &plan, &guard, &stateful_sets).await?;
     let pods = list_pods(&ctx, &namespace, &name).await?;
-    label_pods(&ctx, &namespace, &plan, &pods).await?;
+    if let Err(e) = label_pods(&ctx, &namespace, &plan, &pods).await {
+        // Labels are for people and selectors of others; the status must still be written.
+        tracing::warn!(cluster = %name, error = %e, "could not label broker pods");
+    }
     let (broker_pods, unsettled) = observe_pods(&plan, &stateful_sets, &pods);
     let roll_state = roll(&cluster, &plan, &broker_pods, &unsettled, &namespace, &ctx).await?;
 
@@ -173,7 +176,11 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         &broker_pods,
         &roll_state,
     );
-    let busy = roll_state.is_some() || status.ready_brokers < plan_broker_count(&plan);
+    // A blocked scale-down is re-checked as often as a rollout: the partitions leave the
+    // brokers through Kafka, which sends Kubernetes no event.
+    let busy = roll_state.is_some()
+        || guard.message.is_some()
+        || status.ready_brokers < plan_broker_count(&plan);
     write_status(&api, &cluster, status).await?;
     Ok(Action::requeue(if busy || !unsettled.is_empty() {
         ctx.timing.progress
@@ -724,19 +731,24 @@ async fn write_status(
     if cluster.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    api.patch_status(
-        &cluster.name_any(),
-        // Server-side apply, so map keys dropped from the status (a removed rack) disappear.
-        &PatchParams::apply(crate::names::FIELD_MANAGER).force(),
-        &Patch::Apply(json!({
-            "apiVersion": strata_api::API_VERSION,
-            "kind": "KafkaCluster",
-            "status": status,
-        })),
-    )
-    .await
-    .map_err(kube_err("writing status"))?;
-    Ok(())
+    match api
+        .patch_status(
+            &cluster.name_any(),
+            // Server-side apply, so map keys dropped from the status (a removed rack) disappear.
+            &PatchParams::apply(crate::names::FIELD_MANAGER).force(),
+            &Patch::Apply(json!({
+                "apiVersion": strata_api::API_VERSION,
+                "kind": "KafkaCluster",
+                "status": status,
+            })),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Deleted meanwhile (e.g. its namespace is going away): nothing left to report on.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(kube_err("writing status")(e)),
+    }
 }
 
 #[cfg(test)]
