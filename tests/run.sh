@@ -51,11 +51,17 @@ if ! wait "$installs"; then
 fi
 log "installs done after $(( $(date +%s) - start )) s"
 
+# Static binaries for the image test (tests/image), once per run; needs the musl target and
+# musl-gcc that install/image.sh provides, hence after the installs.
+log "cargo build (release, x86_64-unknown-linux-musl) for the container image"
+cargo build --release --target x86_64-unknown-linux-musl --bins --quiet
+export STRATA_MUSL_DIR="$STRATA_ROOT/target/x86_64-unknown-linux-musl/release"
+
 export STRATA_BROKER_BIN="$STRATA_ROOT/target/release/strata-broker"
 export PATH="$STRATA_CACHE/bin:$PATH"
 mkdir -p "$STRATA_ROOT/tests/.work"
 "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
   --junitxml="$STRATA_ROOT/tests/.work/junit.xml" \
-  "$here/compat" "$here/e2e" "$@"
+  "$here/compat" "$here/e2e" "$here/deploy" "$here/image" "$@"
 "$STRATA_VENV/bin/python" "$here/harness/report.py" >"$STRATA_ROOT/tests/.work/compat-table.md" 2>/dev/null || true
 log "all tests passed in $(( $(date +%s) - start )) s"

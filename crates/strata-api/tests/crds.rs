@@ -1,5 +1,7 @@
-//! The rendered CRDs: the copies checked into the repository match the Rust types, every schema
-//! is structural, and names, scope, subresources and printer columns are what users type.
+//! The rendered CRDs: the copies checked into the repository (`crds/` with its kustomization, and
+//! the chart's `crds/` with the keep annotation) are exactly what `crdgen` writes from the Rust
+//! types, every schema is structural, and names, scope, subresources and printer columns are
+//! what users type.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -29,50 +31,151 @@ fn by_kind(kind: &str) -> CustomResourceDefinition {
         .expect("kind is rendered")
 }
 
-/// Compares every rendered CRD with its file in `<repo>/rel`, and that directory holds no
-/// other CRD files of the group.
-fn assert_no_drift(rel: &str) {
-    let dir = repo_root().join(rel);
-    let fix = format!(
-        "regenerate from the repository root with \
-         `cargo run -p strata-api --bin crdgen -- --write {rel}`"
-    );
-    let mut expected_files = BTreeSet::new();
-    for definition in crd::all() {
-        let name = crd::file_name(&definition);
-        let path = dir.join(&name);
-        let rendered = crd::to_yaml(&definition).expect("CRD renders");
-        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            on_disk == rendered,
-            "{rel}/{name} is missing or differs from the Rust types; {fix}"
-        );
-        expected_files.insert(name);
-    }
-    let present: BTreeSet<String> = std::fs::read_dir(&dir)
-        .expect("directory is readable")
+/// How to fix any drift below.
+const FIX: &str = "regenerate from the repository root with \
+                   `cargo run -p strata-api --bin crdgen -- --write-all`";
+
+/// Plain copy of the CRDs (`kubectl apply -f crds/`, kustomize base of `deploy/operator`).
+const CRDS: &str = "crds";
+/// The chart's copy, installed by Helm from the chart's `crds/` directory.
+const CHART_CRDS: &str = "charts/strata-operator/crds";
+
+/// The CRD files (`*.yaml` naming the API group) in `dir`, by file name.
+fn crd_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{} is not readable: {e}", dir.display()))
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".yaml") && n.contains(strata_api::GROUP))
+        .collect()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Runs the real `crdgen --write-all` into a scratch repository root and returns that root.
+fn crdgen_output(test: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("crdgen-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("crates/strata-api")).expect("scratch root");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crdgen"))
+        .arg("--write-all")
+        .arg(&root)
+        .output()
+        .expect("crdgen runs");
+    assert!(
+        out.status.success(),
+        "crdgen --write-all failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    root
+}
+
+/// Every file crdgen writes into `rel` is checked in unchanged, and `rel` holds no other CRD.
+fn assert_checked_in(generated_root: &Path, rel: &str) {
+    let generated = generated_root.join(rel);
+    let checked_in = repo_root().join(rel);
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&generated).expect("crdgen wrote the directory") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            read(&checked_in.join(&name)) == read(&generated.join(&name)),
+            "{rel}/{name} is missing or differs from what crdgen writes; {FIX}"
+        );
+        names.push(name);
+    }
+    assert!(!names.is_empty(), "crdgen wrote nothing into {rel}");
+    let stale: Vec<_> = crd_files(&checked_in)
+        .difference(&crd_files(&generated))
+        .cloned()
         .collect();
-    let stale: Vec<_> = present.difference(&expected_files).collect();
     assert!(
         stale.is_empty(),
-        "{rel} holds CRDs no Rust type renders: {stale:?}; delete them and {fix}"
+        "{rel} holds CRDs no Rust type renders: {stale:?}; delete them and {FIX}"
     );
 }
 
 #[test]
 fn checked_in_crds_match_the_rust_types() {
-    assert_no_drift("crds");
+    let dir = repo_root().join(CRDS);
+    let mut expected = BTreeSet::new();
+    for definition in crd::all() {
+        let name = crd::file_name(&definition);
+        let rendered = crd::to_yaml(&definition).expect("CRD renders");
+        assert!(
+            read(&dir.join(&name)) == rendered,
+            "{CRDS}/{name} is missing or differs from the Rust types; {FIX}"
+        );
+        expected.insert(name);
+    }
+    assert_eq!(
+        crd_files(&dir),
+        expected,
+        "stale CRD files in {CRDS}; {FIX}"
+    );
 }
 
 #[test]
-fn chart_crds_match_the_rust_types_when_the_chart_exists() {
-    let chart = "charts/strata-operator/crds";
-    if repo_root().join(chart).is_dir() {
-        assert_no_drift(chart);
+fn checked_in_crd_directories_are_what_crdgen_writes() {
+    let root = crdgen_output("dirs");
+    assert_checked_in(&root, CRDS);
+    assert_checked_in(&root, CHART_CRDS);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn chart_crds_differ_from_the_plain_copy_only_by_the_keep_annotation() {
+    let plain_dir = repo_root().join(CRDS);
+    let chart_dir = repo_root().join(CHART_CRDS);
+    assert_eq!(
+        crd_files(&chart_dir),
+        crd_files(&plain_dir),
+        "the chart ships other CRDs than crds/; {FIX}"
+    );
+    for name in crd_files(&plain_dir) {
+        let plain: Value = serde_norway::from_str(&read(&plain_dir.join(&name))).expect("YAML");
+        let mut chart: Value = serde_norway::from_str(&read(&chart_dir.join(&name))).expect("YAML");
+        let annotations = chart["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap_or_else(|| panic!("{CHART_CRDS}/{name} has no annotations; {FIX}"));
+        assert_eq!(
+            annotations.remove("helm.sh/resource-policy"),
+            Some(Value::String("keep".into())),
+            "{CHART_CRDS}/{name} must carry helm.sh/resource-policy: keep; {FIX}"
+        );
+        assert!(
+            annotations.is_empty(),
+            "{CHART_CRDS}/{name}: other annotations"
+        );
+        chart["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .remove("annotations");
+        assert_eq!(
+            chart, plain,
+            "{CHART_CRDS}/{name} differs from {CRDS}/{name}; {FIX}"
+        );
     }
+}
+
+#[test]
+fn crds_kustomization_lists_every_crd() {
+    let text = read(&repo_root().join(CRDS).join("Kustomization"));
+    let kustomization: Value = serde_norway::from_str(&text).expect("crds/Kustomization is YAML");
+    assert_eq!(kustomization["kind"], "Kustomization");
+    let listed: BTreeSet<String> = kustomization["resources"]
+        .as_array()
+        .expect("resources list")
+        .iter()
+        .map(|r| r.as_str().expect("file name").to_owned())
+        .collect();
+    assert_eq!(listed, crd_files(&repo_root().join(CRDS)), "{FIX}");
 }
 
 #[test]

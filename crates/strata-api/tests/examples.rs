@@ -1,7 +1,10 @@
-//! Example manifests (a 3-zone stretch cluster, a topic, an active-standby MirrorFlow) parse
-//! into the types and validate against the rendered schemas, and defaults agree between serde
-//! and the schema: an object defaulted by the API server deserializes to the same value as the
-//! manifest deserialized locally.
+//! Example manifests (the fixtures here, and every document of every `deploy/examples/*.yaml`
+//! users apply) parse into the types and validate against the rendered schemas, and defaults
+//! agree between serde and the schema: an object defaulted by the API server deserializes to the
+//! same value as the manifest deserialized locally.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use kube::CustomResourceExt;
 use serde::de::DeserializeOwned;
@@ -29,19 +32,32 @@ fn schema<K: CustomResourceExt>() -> Value {
 fn load<K: CustomResourceExt + DeserializeOwned + PartialEq + std::fmt::Debug>(
     manifest: Value,
 ) -> K {
+    load_named("manifest", manifest)
+}
+
+/// [`load`], with `what` naming the manifest in failure messages.
+fn load_named<K: CustomResourceExt + DeserializeOwned + PartialEq + std::fmt::Debug>(
+    what: &str,
+    manifest: Value,
+) -> K {
     let schema = schema::<K>();
     let problems = schema_check::validate(&schema, &manifest);
-    assert!(problems.is_empty(), "manifest is invalid: {problems:?}");
-    let local: K = serde_json::from_value(manifest.clone()).expect("manifest deserializes");
+    assert!(problems.is_empty(), "{what} is invalid: {problems:?}");
+    let local: K = serde_json::from_value(manifest.clone())
+        .unwrap_or_else(|e| panic!("{what} does not deserialize: {e}"));
     let mut defaulted = manifest;
     schema_check::apply_defaults(&schema, &mut defaulted);
     let problems = schema_check::validate(&schema, &defaulted);
     assert!(
         problems.is_empty(),
-        "defaulted manifest is invalid: {problems:?}"
+        "defaulted {what} is invalid: {problems:?}"
     );
-    let server: K = serde_json::from_value(defaulted).expect("defaulted manifest deserializes");
-    assert_eq!(local, server, "serde defaults and schema defaults disagree");
+    let server: K = serde_json::from_value(defaulted)
+        .unwrap_or_else(|e| panic!("defaulted {what} does not deserialize: {e}"));
+    assert_eq!(
+        local, server,
+        "{what}: serde defaults and schema defaults disagree"
+    );
     local
 }
 
@@ -273,4 +289,214 @@ fn status_round_trips() {
         &serde_json::to_value(&status).expect("serializes"),
     );
     assert!(problems.is_empty(), "{problems:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// deploy/examples: every custom resource users are told to apply.
+
+fn deploy_examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/examples")
+}
+
+/// Every custom resource of the API group in one `deploy/examples` file, checked and typed.
+#[derive(Default)]
+struct ExampleFile {
+    clusters: Vec<KafkaCluster>,
+    topics: Vec<KafkaTopic>,
+    flows: Vec<MirrorFlow>,
+}
+
+fn load_example_file(path: &Path) -> ExampleFile {
+    use serde::Deserialize;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let text = std::fs::read_to_string(path).expect("example is readable");
+    let mut file = ExampleFile::default();
+    for (i, document) in serde_norway::Deserializer::from_str(&text).enumerate() {
+        let doc = Value::deserialize(document)
+            .unwrap_or_else(|e| panic!("{name}: document {i} is not YAML: {e}"));
+        if doc.is_null() {
+            continue;
+        }
+        let api_version = doc["apiVersion"].as_str().unwrap_or_default();
+        if !api_version.starts_with(&format!("{GROUP}/")) {
+            continue; // core objects are validated by tests/deploy with Kubernetes' schemas
+        }
+        assert_eq!(api_version, API_VERSION, "{name}: document {i}");
+        let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+        let what = format!("deploy/examples/{name}: {kind} {}", doc["metadata"]["name"]);
+        match kind.as_str() {
+            "KafkaCluster" => file.clusters.push(load_named(&what, doc)),
+            "KafkaTopic" => file.topics.push(load_named(&what, doc)),
+            "MirrorFlow" => file.flows.push(load_named(&what, doc)),
+            other => panic!("{what}: unknown kind {other}"),
+        }
+    }
+    file
+}
+
+fn deploy_examples() -> BTreeMap<String, ExampleFile> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(deploy_examples_dir()).expect("deploy/examples exists") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            out.insert(name, load_example_file(&path));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_deploy_example_matches_the_schemas() {
+    let examples = deploy_examples();
+    let names: Vec<&str> = examples.keys().map(String::as_str).collect();
+    for expected in [
+        "active-standby.yaml",
+        "single-zone.yaml",
+        "stretch-3-zone.yaml",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "deploy/examples/{expected} missing: {names:?}"
+        );
+    }
+    for (name, file) in &examples {
+        let count = file.clusters.len() + file.topics.len() + file.flows.len();
+        assert!(count > 0, "{name} holds no Strata resource");
+    }
+}
+
+#[test]
+fn deploy_examples_reference_only_their_own_clusters_and_can_share_a_namespace() {
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    for (name, file) in deploy_examples() {
+        let clusters: BTreeSet<String> = file
+            .clusters
+            .iter()
+            .map(|c| c.metadata.name.clone().expect("named"))
+            .collect();
+        for topic in &file.topics {
+            assert!(
+                clusters.contains(&topic.spec.cluster_ref.name),
+                "{name}: topic {:?} names a cluster the file does not create",
+                topic.metadata.name
+            );
+        }
+        for flow in &file.flows {
+            for side in [&flow.spec.source, &flow.spec.target] {
+                let cluster = side.cluster_ref.as_ref().map(|r| r.name.clone());
+                assert!(
+                    cluster.is_some_and(|c| clusters.contains(&c))
+                        != side.bootstrap_servers.is_some(),
+                    "{name}: each side of a flow names exactly one cluster of the file"
+                );
+            }
+        }
+        let kinds = file
+            .clusters
+            .iter()
+            .map(|c| ("KafkaCluster", &c.metadata))
+            .chain(file.topics.iter().map(|t| ("KafkaTopic", &t.metadata)))
+            .chain(file.flows.iter().map(|f| ("MirrorFlow", &f.metadata)));
+        for (kind, metadata) in kinds {
+            assert!(
+                metadata.namespace.is_none(),
+                "{name}: {kind} sets a namespace"
+            );
+            let key = (kind.to_owned(), metadata.name.clone().expect("named"));
+            assert!(
+                seen.insert(key.clone()),
+                "{name}: {key:?} also defined by another example"
+            );
+        }
+    }
+}
+
+#[test]
+fn stretch_example_spans_the_three_zones_with_rf3_and_min_isr2() {
+    let examples = deploy_examples();
+    let file = &examples["stretch-3-zone.yaml"];
+    assert_eq!(file.clusters.len(), 1);
+    let spec = &file.clusters[0].spec;
+    let racks: Vec<(&str, Option<&str>)> = spec
+        .racks
+        .iter()
+        .map(|r| (r.name.as_str(), r.zone.as_deref()))
+        .collect();
+    assert_eq!(
+        racks,
+        [
+            ("zone-a", Some("zone-a")),
+            ("zone-b", Some("zone-b")),
+            ("zone-c", Some("zone-c"))
+        ]
+    );
+    assert!(spec.racks.iter().all(|r| r.brokers >= 1));
+    assert_eq!(spec.topology_key, "topology.kubernetes.io/zone");
+    assert_eq!(spec.controller_voters, 3);
+    assert_eq!(spec.config["default.replication.factor"], "3");
+    assert_eq!(spec.config["min.insync.replicas"], "2");
+    assert!(!file.topics.is_empty());
+    for topic in &file.topics {
+        assert_eq!(topic.spec.replication_factor, Some(3));
+        assert_eq!(topic.spec.config["min.insync.replicas"], "2");
+    }
+}
+
+#[test]
+fn single_zone_example_is_one_rack_of_three() {
+    let examples = deploy_examples();
+    let file = &examples["single-zone.yaml"];
+    assert_eq!(file.clusters.len(), 1);
+    let racks = &file.clusters[0].spec.racks;
+    assert_eq!(racks.len(), 1);
+    assert_eq!(racks[0].brokers, 3);
+    assert_eq!(file.topics.len(), 1);
+}
+
+#[test]
+fn active_standby_example_mirrors_primary_to_standby_with_failover() {
+    let examples = deploy_examples();
+    let file = &examples["active-standby.yaml"];
+    let clusters: Vec<_> = file
+        .clusters
+        .iter()
+        .map(|c| c.metadata.name.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(clusters, ["primary", "standby"]);
+    assert_eq!(file.flows.len(), 1);
+    let spec = &file.flows[0].spec;
+    assert_eq!(
+        spec.source.cluster_ref,
+        Some(ClusterReference::new("primary"))
+    );
+    assert_eq!(
+        spec.target.cluster_ref,
+        Some(ClusterReference::new("standby"))
+    );
+    // Preserve keeps offsets equal on both sides; it needs Identity naming.
+    assert_eq!(
+        (spec.naming, spec.offsets),
+        (NamingMode::Identity, OffsetMode::Preserve)
+    );
+    assert_eq!(spec.failover.active, ActiveSide::Source);
+    assert!(spec.failover.discovery_service.is_some());
+}
+
+#[test]
+fn deploy_example_volumes_bind_from_the_default_storage_class() {
+    for (name, file) in deploy_examples() {
+        for cluster in &file.clusters {
+            let storage = &cluster.spec.storage;
+            assert_eq!(
+                storage.storage_class_name, None,
+                "{name}: use the default class"
+            );
+            assert_eq!(storage.size.0, "10Gi", "{name}: small volumes");
+        }
+    }
 }

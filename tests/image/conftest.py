@@ -1,0 +1,97 @@
+"""Fixtures of the container-image test.
+
+- ``musl_bins``: directory of the static x86_64-unknown-linux-musl release binaries. tests/run.sh
+  builds them once per run (after the installs, see there) and exports STRATA_MUSL_DIR; run alone
+  (``pytest tests/image``), the fixture runs the same cargo build itself, once per session.
+- ``engine``/``image``: the runtime image built with buildah from the Dockerfile's runtime stage
+  (see oci.py), in a private storage that is removed afterwards, with the figures (image size,
+  build time) printed at the end of the run and written to tests/.work/image-figures.txt.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import oci  # noqa: E402
+
+FIGURES: dict[str, str] = {}
+
+
+def _record(name: str, value: str) -> None:
+    FIGURES[name] = value
+
+
+@pytest.fixture(scope="session")
+def musl_bins() -> Path:
+    built = os.environ.get("STRATA_MUSL_DIR")
+    if built:
+        return Path(built)
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        ["cargo", "build", "--release", "--target", oci.MUSL_TARGET, "--bins", "--quiet"],
+        cwd=oci.REPO_ROOT, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        pytest.fail(f"musl build failed (tests/env/install/image.sh installs the target and "
+                    f"musl-tools):\n{proc.stderr[-4000:]}")
+    _record("musl build (cargo, in the fixture)", f"{time.monotonic() - t0:.0f} s")
+    return oci.REPO_ROOT / "target" / oci.MUSL_TARGET / "release"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    eng = oci.Engine(tmp_path_factory.mktemp("oci"))
+    try:
+        yield eng
+    finally:
+        eng.destroy()
+
+
+@pytest.fixture(scope="module")
+def image(engine, musl_bins, tmp_path_factory):
+    """Tag of the built image; its context holds stripped copies of the Dockerfile's BINARIES."""
+    lines = oci.dockerfile_lines()
+    context = tmp_path_factory.mktemp("context")
+    (context / "out" / "bin").mkdir(parents=True)
+    (context / "out" / "data").mkdir(parents=True)
+    total = 0
+    for name in oci.binaries(lines):
+        src = musl_bins / name
+        assert src.is_file(), f"{src} missing: the musl build did not produce {name}"
+        oci.strip_copy(src, context / "out" / "bin" / name)
+        total += (context / "out" / "bin" / name).stat().st_size
+    (context / "Containerfile").write_text(oci.containerfile_from_dockerfile(lines))
+    tag = f"localhost/strata-image-test:{uuid.uuid4().hex[:10]}"
+    t0 = time.monotonic()
+    engine.build(context, tag)
+    _record("image build (buildah, FROM scratch)", f"{time.monotonic() - t0:.1f} s")
+    size = int(engine.inspect(tag)["Size"])
+    _record("image size", f"{oci.human_size(size)} ({size} bytes; binaries {oci.human_size(total)})")
+    shutil.rmtree(context, ignore_errors=True)  # the image holds its own copy
+    return tag
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FIGURES:
+        return
+    terminalreporter.section("container image")
+    lines = [f"{k}: {v}" for k, v in FIGURES.items()]
+    for line in lines:
+        terminalreporter.write_line(line)
+    out = oci.REPO_ROOT / "tests" / ".work"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "image-figures.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def record_figure():
+    return _record
