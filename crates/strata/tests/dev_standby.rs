@@ -1,0 +1,184 @@
+//! `strata dev --standby` as a developer runs it: the binary starts two clusters and a mirror;
+//! records produced to the first appear under the same topic name on the standby, and a
+//! consumer group's committed offset reaches the standby translated.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_client::{
+    Client, ClientConfig, FetchPartitionSpec, FetchRequestSpec, NewTopic, ProducerConfig,
+    ProducerRecord,
+};
+
+/// Stops the dev process (SIGTERM, then SIGKILL) however the test ends.
+struct DevProcess(Child);
+
+impl DevProcess {
+    /// SIGTERM, then the exit status (None when it had to be killed after 15 s).
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        None
+    }
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("ephemeral port")
+        .port()
+}
+
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_receives_records_and_group_offsets() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let (port, standby_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["dev", "--standby", "--port", &port.to_string()])
+        .args(["--standby-port", &standby_port.to_string()])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strata dev starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut dev = DevProcess(child);
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.starts_with("Press Ctrl-C"))
+            .collect()
+    })
+    .await
+    .expect("reader joins");
+    let printed = lines.join("\n");
+    assert!(
+        printed.contains(&format!("bootstrap.servers = 127.0.0.1:{port}")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("standby           = 127.0.0.1:{standby_port}")),
+        "{printed}"
+    );
+
+    let primary = Client::connect(ClientConfig::new([format!("127.0.0.1:{port}")]))
+        .await
+        .expect("primary reachable");
+    let standby = Client::connect(ClientConfig::new([format!("127.0.0.1:{standby_port}")]))
+        .await
+        .expect("standby reachable");
+    let mut topic = NewTopic::new("orders");
+    topic.partitions = Some(2);
+    primary
+        .admin()
+        .create_topic(&topic)
+        .await
+        .expect("topic created");
+    let producer = primary.producer(ProducerConfig::default());
+    let mut acks = Vec::new();
+    for i in 0..100i64 {
+        let record = ProducerRecord {
+            topic: "orders".into(),
+            partition: (i % 2) as i32,
+            key: Some(format!("k{i}").into_bytes().into()),
+            value: Some(format!("v{i}").into_bytes().into()),
+            headers: vec![],
+            timestamp: 1_700_000_000_000 + i,
+        };
+        acks.push(producer.send(record).await.expect("queued"));
+    }
+    for ack in acks {
+        ack.await.expect("acknowledged");
+    }
+
+    // Same name on the standby (Identity naming), every record, in order per partition.
+    for partition in 0..2 {
+        let values = wait_for("records on the standby", Duration::from_secs(60), || {
+            let standby = standby.clone();
+            async move {
+                let spec = FetchRequestSpec::new(vec![FetchPartitionSpec {
+                    topic: "orders".into(),
+                    partition,
+                    offset: 0,
+                }]);
+                let fetched = standby.fetch(spec).await.ok()?;
+                let p = fetched.partitions.get(&("orders".to_string(), partition))?;
+                let values: Vec<String> = p
+                    .records
+                    .iter()
+                    .filter_map(|r| r.value.as_ref())
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect();
+                (values.len() >= 50).then_some(values)
+            }
+        })
+        .await;
+        let expected: Vec<String> = (0..100)
+            .filter(|i| i % 2 == partition as i64)
+            .map(|i| format!("v{i}"))
+            .collect();
+        assert_eq!(values, expected, "partition {partition}");
+    }
+
+    // A group committed on the primary shows up on the standby, never ahead of the source.
+    let committed = [(("orders".to_string(), 0), 30i64)].into_iter().collect();
+    primary
+        .admin()
+        .commit_group_offsets("billing", &committed)
+        .await
+        .expect("commit on primary");
+    let translated = wait_for("translated group offset", Duration::from_secs(60), || {
+        let standby = standby.clone();
+        async move {
+            let offsets = standby.admin().fetch_group_offsets("billing").await.ok()?;
+            offsets
+                .get(&("orders".to_string(), 0))
+                .copied()
+                .filter(|o| *o >= 0)
+        }
+    })
+    .await;
+    assert!(
+        translated <= 30,
+        "translated offset {translated} must not pass the source's 30"
+    );
+    let status = dev.stop();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "strata dev stops cleanly on SIGTERM: {status:?}"
+    );
+}
