@@ -60,6 +60,8 @@ impl Context {
     ) where
         K: Resource<DynamicType = ()>,
     {
+        // A recorder per event: kube's recorder folds events with the same reason about the same
+        // object into one, which would hide the second broker restart of a rollout.
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         let event = Event {
             type_,

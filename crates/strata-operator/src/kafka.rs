@@ -27,13 +27,21 @@ pub struct KafkaTarget {
 }
 
 /// Why an admin call failed. `Unreachable` and `Retriable` are requeued with backoff; `Refused`
-/// is the cluster saying no (invalid request, policy), reported in status.
+/// is the cluster saying no (invalid request, policy), reported in status and re-checked at the
+/// resync interval.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("cannot reach Kafka cluster {cluster} at {bootstrap}: {source}")]
     Unreachable {
         cluster: String,
         bootstrap: String,
+        #[source]
+        source: strata_client::Error,
+    },
+    #[error("Kafka cluster {cluster} could not complete {what} yet: {source}")]
+    Retriable {
+        cluster: String,
+        what: String,
         #[source]
         source: strata_client::Error,
     },
@@ -51,6 +59,7 @@ impl AdminError {
     pub fn reason(&self) -> &'static str {
         match self {
             AdminError::Unreachable { .. } => "ClusterUnreachable",
+            AdminError::Retriable { .. } => "ClusterBusy",
             AdminError::Refused { .. } => "KafkaRequestRefused",
         }
     }
@@ -249,6 +258,14 @@ impl ClientAdmin {
 
     /// Classifies a failed call; transport failures also evict the cached client.
     fn fail(&self, target: &KafkaTarget, what: &str, source: strata_client::Error) -> AdminError {
+        if source.is_retriable() && source.code().is_some() {
+            // NOT_CONTROLLER, REQUEST_TIMED_OUT, ...: the cluster is busy, not saying no.
+            return AdminError::Retriable {
+                cluster: target.cluster.clone(),
+                what: what.to_owned(),
+                source,
+            };
+        }
         if source.code().is_none() {
             self.clients.lock().remove(&target.bootstrap);
             AdminError::Unreachable {
@@ -356,12 +373,13 @@ impl KafkaAdmin for ClientAdmin {
                 replication_factor: replication_factor.and_then(|rf| i16::try_from(rf).ok()),
                 configs: config.clone(),
             };
-            client
-                .admin()
-                .create_topic(&topic)
-                .await
-                .map(|_| ())
-                .map_err(|e| self.fail(target, &format!("creating topic {name}"), e))
+            match client.admin().create_topic(&topic).await {
+                Ok(_) => Ok(()),
+                // Metadata lagged behind a create that already happened: the next describe
+                // sees it, and the diff takes over from there.
+                Err(e) if e.is(kafka_protocol::ResponseError::TopicAlreadyExists) => Ok(()),
+                Err(e) => Err(self.fail(target, &format!("creating topic {name}"), e)),
+            }
         })
     }
 

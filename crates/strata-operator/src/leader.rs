@@ -79,21 +79,38 @@ impl LeaderElection {
     ) -> Result<(), ElectionError> {
         let mut last_renewal: Option<Instant> = None;
         loop {
-            let attempt = self.try_acquire_or_renew().await;
+            // Stamped before the request: a slow call must not extend our own deadline.
+            let attempted_at = Instant::now();
+            // Bounded: a hung API call must never keep a leader acting past its renew deadline
+            // while a standby, seeing no renewals, takes the Lease.
+            let budget = match (last_renewal, *leading.borrow()) {
+                (Some(at), true) => self.timing.renew_deadline.saturating_sub(at.elapsed()),
+                _ => self.timing.renew_deadline,
+            };
+            let attempt = match tokio::time::timeout(budget, self.try_acquire_or_renew()).await {
+                Ok(result) => Some(result),
+                Err(_) => {
+                    if *leading.borrow() {
+                        return Err(ElectionError::Lost(self.timing.renew_deadline));
+                    }
+                    tracing::warn!(lease = %self.name, "lease request timed out");
+                    None
+                }
+            };
             match attempt {
-                Ok(Attempt::Leading) => {
-                    last_renewal = Some(Instant::now());
+                None => {}
+                Some(Ok(Attempt::Leading)) => {
+                    last_renewal = Some(attempted_at);
                     if !*leading.borrow() {
                         tracing::info!(lease = %self.name, holder = %self.holder, "acquired leadership");
                         leading.send_replace(true);
                     }
                 }
-                Ok(Attempt::Following) => {
-                    if *leading.borrow() {
-                        return Err(ElectionError::Lost(self.timing.renew_deadline));
-                    }
+                Some(Ok(Attempt::Following)) if *leading.borrow() => {
+                    return Err(ElectionError::Lost(self.timing.renew_deadline));
                 }
-                Err(e) => {
+                Some(Ok(Attempt::Following)) => {}
+                Some(Err(e)) => {
                     tracing::warn!(lease = %self.name, error = %e, "lease update failed");
                 }
             }

@@ -76,13 +76,20 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
         None
     };
 
-    // Wait until we lead (or are told to stop).
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = leading_rx.wait_for(|l| *l) => {}
-    }
+    // Wait until we lead (or are told to stop). A closed channel means the election task
+    // died: never act without the Lease.
     let mut result = Ok(());
-    if !shutdown.is_cancelled() {
+    let leading = tokio::select! {
+        _ = shutdown.cancelled() => false,
+        led = leading_rx.wait_for(|l| *l) => match led {
+            Ok(_) => true,
+            Err(_) => {
+                result = Err(anyhow::anyhow!("leader election stopped before acquiring the Lease"));
+                false
+            }
+        },
+    };
+    if leading {
         metrics.set_leader(true);
         let ctx = Arc::new(Context {
             client: client.clone(),
@@ -97,11 +104,12 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
             backoff: ErrorBackoff::default(),
             timing: config.timing.clone(),
         });
-        let controllers = tokio::spawn(run_controllers(
+        let mut controllers = tokio::spawn(run_controllers(
             config.namespaces.clone(),
             ctx,
             stop_controllers.clone(),
         ));
+        let mut lost = false;
         // Run until SIGTERM, or until the election ends early: that only happens when the
         // Lease was lost, and then this process must stop acting at once.
         match election.as_mut() {
@@ -110,6 +118,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
                     _ = shutdown.cancelled() => {}
                     joined = handle => {
                         election = None;
+                        lost = true;
                         result = match joined {
                             Ok(Err(e)) => Err(anyhow::Error::new(e)),
                             Ok(Ok(())) => Ok(()),
@@ -121,13 +130,21 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
             None => shutdown.cancelled().await,
         }
         stop_controllers.cancel();
-        // In-flight reconciliations finish; a controller stuck waiting (e.g. for a watch
-        // that never became ready) must not keep the process past its grace period.
-        if tokio::time::timeout(CONTROLLER_STOP_GRACE, controllers)
-            .await
-            .is_err()
-        {
-            tracing::warn!(grace = ?CONTROLLER_STOP_GRACE, "controllers did not stop in time");
+        // In-flight reconciliations get a grace period, unless the Lease was lost: another
+        // replica may already hold it, so then this process stops acting at once. A
+        // controller stuck waiting (e.g. for a watch that never became ready) is aborted.
+        let stopped = !lost
+            && tokio::time::timeout(CONTROLLER_STOP_GRACE, &mut controllers)
+                .await
+                .is_ok();
+        if !stopped {
+            if !lost {
+                tracing::warn!(grace = ?CONTROLLER_STOP_GRACE, "controllers did not stop in time");
+            }
+            // Aborting drops the JoinSet inside, which aborts every controller task; wait for
+            // that before the Lease is released.
+            controllers.abort();
+            let _ = controllers.await;
         }
         metrics.set_leader(false);
     }
@@ -150,22 +167,13 @@ async fn run_controllers(namespaces: Vec<String>, ctx: Arc<Context>, stop: Cance
     } else {
         namespaces.iter().cloned().map(Some).collect()
     };
-    let mut tasks = Vec::new();
+    // A JoinSet, so that aborting this future aborts every controller task with it.
+    let mut tasks = tokio::task::JoinSet::new();
     for scope in scopes {
-        tasks.push(tokio::spawn(cluster_controller(
-            ctx.clone(),
-            scope.clone(),
-            stop.clone(),
-        )));
-        tasks.push(tokio::spawn(topic_controller(
-            ctx.clone(),
-            scope,
-            stop.clone(),
-        )));
+        tasks.spawn(cluster_controller(ctx.clone(), scope.clone(), stop.clone()));
+        tasks.spawn(topic_controller(ctx.clone(), scope, stop.clone()));
     }
-    for t in tasks {
-        let _ = t.await;
-    }
+    while tasks.join_next().await.is_some() {}
 }
 
 fn api<K>(client: &Client, scope: &Option<String>) -> Api<K>

@@ -514,6 +514,10 @@ impl KafkaAdmin for FakeAdmin {
 pub fn context(client: Client, admin: Arc<FakeAdmin>) -> Arc<crate::context::Context> {
     use std::time::Duration;
     Arc::new(crate::context::Context {
+        reporter: kube::runtime::events::Reporter {
+            controller: "strata-operator".to_owned(),
+            instance: Some("test".to_owned()),
+        },
         client,
         admin,
         resolver: crate::kafka::BootstrapResolver::default(),
@@ -523,10 +527,6 @@ pub fn context(client: Client, admin: Arc<FakeAdmin>) -> Arc<crate::context::Con
             capabilities: crate::cluster::plan::BrokerCapabilities::CURRENT,
         },
         metrics: Arc::new(crate::metrics::Metrics::new()),
-        reporter: kube::runtime::events::Reporter {
-            controller: "strata-operator".to_owned(),
-            instance: Some("test".to_owned()),
-        },
         backoff: crate::context::ErrorBackoff::default(),
         timing: crate::context::Timing {
             resync: Duration::from_secs(300),

@@ -139,7 +139,11 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     };
 
     // Step 3: hold back brokers that would leave with data on them, then build.
-    let guard = guard_scale_down(&cluster, &mut plan, &previous, &namespace, &ctx).await;
+    // Brokers that exist now: what the status recorded, and what the StatefulSets run (the
+    // status may be stale or lost, e.g. after a restore; the StatefulSets are the truth).
+    let existing = list_stateful_sets(&ctx, &namespace, &name).await?;
+    let current_ids = current_brokers(&plan, &previous, &existing);
+    let guard = guard_scale_down(&cluster, &mut plan, &current_ids, &namespace, &ctx).await;
     if let Some(message) = &guard.message {
         ctx.event(
             &*cluster,
@@ -157,7 +161,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         .controller_owner_ref(&())
         .ok_or(Error::NotNamespaced)?;
     let (stateful_sets, storage_notes) = apply_children(&ctx, &namespace, children, &owner).await?;
-    delete_orphans(&ctx, &namespace, &plan, &guard, &stateful_sets).await?;
+    delete_orphans(&ctx, &namespace, &plan, &guard, &existing, &stateful_sets).await?;
     let pods = list_pods(&ctx, &namespace, &name).await?;
     if let Err(e) = label_pods(&ctx, &namespace, &plan, &pods).await {
         // Labels are for people and selectors of others; the status must still be written.
@@ -198,11 +202,11 @@ fn plan_broker_count(plan: &ClusterPlan) -> i32 {
 async fn guard_scale_down(
     cluster: &KafkaCluster,
     plan: &mut ClusterPlan,
-    previous: &KafkaClusterStatus,
+    current_ids: &BTreeMap<String, Vec<i32>>,
     namespace: &str,
     ctx: &Context,
 ) -> ScaleDownGuard {
-    let leaving = plan.leaving_brokers(&previous.broker_ids);
+    let leaving = plan.leaving_brokers(current_ids);
     let mut guard = ScaleDownGuard {
         held: BTreeMap::new(),
         message: None,
@@ -242,7 +246,7 @@ async fn guard_scale_down(
                 join_ids(&leaving)
             ),
         };
-    for (rack, ids) in &previous.broker_ids {
+    for (rack, ids) in current_ids {
         let leaving_here: Vec<i32> = ids
             .iter()
             .copied()
@@ -390,21 +394,63 @@ fn keep_claim_templates(desired: &mut StatefulSet, existing: &StatefulSet) -> Op
 
 /// Deletes StatefulSets of this cluster that the plan no longer has (a removed rack), unless
 /// the scale-down guard holds the rack because its brokers still carry data.
+async fn list_stateful_sets(
+    ctx: &Context,
+    namespace: &str,
+    cluster: &str,
+) -> Result<Vec<StatefulSet>, Error> {
+    let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
+    Ok(api
+        .list(&ListParams::default().labels(&names::cluster_selector(cluster)))
+        .await
+        .map_err(kube_err("listing StatefulSets"))?
+        .items)
+}
+
+/// Broker ids by rack that exist now: the status's record joined with the ids the existing
+/// StatefulSets' replica counts imply (for racks whose id block is known).
+fn current_brokers(
+    plan: &ClusterPlan,
+    previous: &KafkaClusterStatus,
+    existing: &[StatefulSet],
+) -> BTreeMap<String, Vec<i32>> {
+    let blocks = plan.rack_id_blocks();
+    let mut ids = previous.broker_ids.clone();
+    for sts in existing {
+        let Some(rack) = sts.labels().get(names::RACK_LABEL) else {
+            continue;
+        };
+        let Some(block) = blocks.get(rack) else {
+            continue;
+        };
+        let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let entry = ids.entry(rack.clone()).or_default();
+        for ordinal in 0..replicas {
+            let id = names::broker_id(*block, ordinal);
+            if !entry.contains(&id) {
+                entry.push(id);
+            }
+        }
+        entry.sort_unstable();
+    }
+    ids
+}
+
+/// Deletes StatefulSets of this cluster that the plan no longer has (a removed rack), unless
+/// the scale-down guard holds the rack because its brokers still carry data, or the rack's id
+/// block is unknown (its brokers could not be checked).
 async fn delete_orphans(
     ctx: &Context,
     namespace: &str,
     plan: &ClusterPlan,
     guard: &ScaleDownGuard,
+    existing: &[StatefulSet],
     desired: &[StatefulSet],
 ) -> Result<(), Error> {
     let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
-    let selector = names::cluster_selector(plan.names().cluster());
-    let existing = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(kube_err("listing StatefulSets"))?;
     let wanted: BTreeSet<String> = desired.iter().map(ResourceExt::name_any).collect();
-    for sts in existing.items {
+    let blocks = plan.rack_id_blocks();
+    for sts in existing {
         let name = sts.name_any();
         let rack = sts
             .labels()
@@ -412,6 +458,11 @@ async fn delete_orphans(
             .cloned()
             .unwrap_or_default();
         if wanted.contains(&name) || guard.held.contains_key(&rack) {
+            continue;
+        }
+        if !blocks.contains_key(&rack) {
+            tracing::warn!(statefulset = %name, %rack,
+                "keeping the StatefulSet of an unknown rack: its broker ids cannot be checked");
             continue;
         }
         tracing::info!(statefulset = %name, "deleting StatefulSet of a removed rack");
@@ -583,6 +634,9 @@ async fn roll(
                     }),
                     ..DeleteParams::default()
                 };
+                // A delete, not an eviction: the disruption controller keeps an evicted pod's
+                // name in the budget's disruptedPods for up to two minutes, and a StatefulSet
+                // brings the pod back under the same name, so evictions stall every restart.
                 match api.delete(&pod, &params).await {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
@@ -1147,5 +1201,31 @@ mod tests {
             ("True", "StorageChangeUnsupported")
         );
         assert!(message.contains("c-a"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_scale_down_is_checked_even_when_the_status_was_lost() {
+        let (client, api) = FakeApi::start();
+        let admin = Arc::new(FakeAdmin::default());
+        *admin.snapshot.lock() = healthy(
+            0,
+            vec![PartitionReplicas {
+                topic: "orders".into(),
+                partition: 0,
+                replicas: vec![2],
+                isr: vec![2],
+            }],
+        );
+        let ctx = context(client, admin.clone());
+        insert_cluster(&api, one_rack(3, json!({})));
+        run(&api, &ctx).await.expect("reconciled");
+        // A restore brings the resource back without its status, and with fewer brokers.
+        api.update(&cluster_path(), |o| {
+            o.as_object_mut().map(|m| m.remove("status"));
+            o["spec"]["racks"][0]["brokers"] = json!(2);
+        });
+        run(&api, &ctx).await.expect("reconciled");
+        assert_eq!(api.get(&sts_path("a")).expect("sts")["spec"]["replicas"], 3);
+        assert_eq!(condition(&api, "Degraded").1, "ScaleDownBlocked");
     }
 }

@@ -261,7 +261,11 @@ async fn older_owner(
         .items
         .iter()
         .filter(|other| other.uid() != topic.uid())
-        .filter(|other| other.meta().deletion_timestamp.is_none())
+        // An object being deleted still owns the topic while its finalizer may delete it.
+        .filter(|other| {
+            other.meta().deletion_timestamp.is_none()
+                || other.finalizers().iter().any(|f| f == FINALIZER)
+        })
         .filter(|other| other.spec.cluster_ref == topic.spec.cluster_ref)
         .filter(|other| plan::desired(other).is_ok_and(|d| d.name == desired.name))
         .filter(|other| key(other) < mine)
@@ -311,7 +315,12 @@ async fn patch_finalizers(
 ) -> Result<(), Error> {
     let current = topic.finalizers();
     let patch: serde_json::Value = if current.is_empty() {
-        json!([{ "op": "add", "path": "/metadata/finalizers", "value": finalizers }])
+        // Guarded by the resourceVersion we read: a finalizer someone added meanwhile is not
+        // silently replaced.
+        json!([
+            { "op": "test", "path": "/metadata/resourceVersion", "value": topic.resource_version() },
+            { "op": "add", "path": "/metadata/finalizers", "value": finalizers },
+        ])
     } else {
         json!([
             { "op": "test", "path": "/metadata/finalizers", "value": current },
