@@ -8,6 +8,7 @@ pub mod config;
 pub mod fetch_session;
 pub mod handlers;
 pub mod metadata;
+pub mod mirror_target;
 pub mod partition;
 pub mod process;
 pub mod server;

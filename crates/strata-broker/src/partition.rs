@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use strata_log::{AppendInfo, FileLog, LogConfig, LogError, PartitionLog};
+use strata_log::{AppendInfo, BatchHeader, FileLog, LogConfig, LogError, PartitionLog};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -62,6 +62,51 @@ impl Partition {
         let info = self.log.append_with_offsets(records)?;
         self.advance_high_watermark(self.log.log_end_offset());
         Ok(info)
+    }
+
+    /// Appends a mirror's batches at their own offsets (see [`crate::mirror_target`]): whole
+    /// batches already below the log end offset are skipped as re-sends; the rest must start
+    /// at or after it. Returns the first batch's base offset; `duplicate` when nothing was new.
+    pub fn append_preserving(&self, records: &[u8]) -> Result<AppendInfo, LogError> {
+        let end = self.log.log_end_offset();
+        let mut first: Option<BatchHeader> = None;
+        let mut pos = 0;
+        let mut skipped = 0u64;
+        while pos < records.len() {
+            let h = BatchHeader::parse(&records[pos..])?;
+            if pos + h.total_size() > records.len() {
+                return Err(LogError::CorruptBatch(format!(
+                    "batch at byte {pos} claims {} bytes, {} remain",
+                    h.total_size(),
+                    records.len() - pos
+                )));
+            }
+            let first = *first.get_or_insert(h);
+            if h.last_offset() >= end {
+                if h.base_offset < end {
+                    return Err(LogError::InvalidRecord(format!(
+                        "batch {}..={} straddles the log end offset {end}",
+                        h.base_offset,
+                        h.last_offset()
+                    )));
+                }
+                let mut info = self.append_with_offsets(&records[pos..])?;
+                info.base_offset = first.base_offset;
+                return Ok(info);
+            }
+            skipped += h.records_count as u64;
+            pos += h.total_size();
+        }
+        let (base, last) = first.map_or((end, end - 1), |h| (h.base_offset, h.last_offset()));
+        tracing::debug!(topic = %self.topic, partition = self.index, base, last, skipped,
+            "mirror re-sent batches the log already holds");
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            log_append_time: -1,
+            record_count: 0,
+            duplicate: true,
+        })
     }
 
     fn advance_high_watermark(&self, to: i64) {

@@ -68,6 +68,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("segment.index.bytes", ConfigType::Int, Some("log.index.size.max.bytes"), "Offset index size."),
     def("segment.jitter.ms", ConfigType::Long, Some("log.roll.jitter.ms"), "Random jitter subtracted from segment.ms."),
     def("segment.ms", ConfigType::Long, Some("log.roll.ms"), "Time after which the active segment rolls."),
+    def("strata.mirror.source", ConfigType::String, None, "Strata: marks the topic as the target of an offset-preserving mirror flow from this source cluster alias; only strata-mirror writes to it. Delete it to promote the topic (see mirror_target)."),
     def("unclean.leader.election.enable", ConfigType::Boolean, Some("unclean.leader.election.enable"), "Allow out-of-sync replicas to become leader."),
 ];
 
@@ -142,6 +143,9 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
                     ));
                 }
             }
+            crate::mirror_target::MIRROR_SOURCE_CONFIG => {
+                crate::mirror_target::validate_source_alias(value)?;
+            }
             _ => {}
         },
     }
@@ -182,6 +186,7 @@ pub fn default_value(name: &str, broker: &BrokerConfig) -> String {
         "segment.index.bytes" => "10485760".into(),
         "segment.jitter.ms" => "0".into(),
         "segment.ms" => d.segment_ms.to_string(),
+        // Not a mirror target unless set.
         _ => String::new(),
     }
 }
@@ -265,7 +270,10 @@ mod tests {
     #[test]
     fn every_key_has_a_default() {
         let b = broker();
-        for d in TOPIC_CONFIGS {
+        for d in TOPIC_CONFIGS
+            .iter()
+            .filter(|d| d.name != crate::mirror_target::MIRROR_SOURCE_CONFIG)
+        {
             let v = default_value(d.name, &b);
             assert!(!v.is_empty(), "{}", d.name);
             assert!(validate(d.name, &v).is_ok(), "{} = {v}", d.name);

@@ -77,6 +77,9 @@ pub struct FetchRequestSpec {
     pub partition_max_bytes: i32,
     /// `client.rack`, for fetching from the closest replica (KIP-392; Fetch v11+).
     pub rack_id: Option<String>,
+    /// Decode (and decompress) records; off, only whole batches and their headers are
+    /// returned (`records` stays empty), for forwarding batches unchanged.
+    pub decode_records: bool,
 }
 
 impl FetchRequestSpec {
@@ -89,6 +92,7 @@ impl FetchRequestSpec {
             max_bytes: 52_428_800,
             partition_max_bytes: 1_048_576,
             rack_id: None,
+            decode_records: true,
         }
     }
 }
@@ -331,6 +335,7 @@ impl Client {
         meta: &ClusterMetadata,
         spec: &FetchRequestSpec,
     ) -> Result<Vec<FetchedPartition>, Error> {
+        let decode = spec.decode_records;
         let conn = self.broker_channel(leader, Channel::Fetch).await?;
         let mut version = conn.version(ApiKey::Fetch)?;
         let ids: HashMap<&str, Uuid> = parts
@@ -395,7 +400,7 @@ impl Client {
                     continue;
                 }
                 let raw = p.records.unwrap_or_default();
-                let fetched = match decode_batches(&raw, offset) {
+                let fetched = match decode_batches(&raw, offset, decode) {
                     Ok(decoded) => {
                         let next_offset = decoded
                             .batches

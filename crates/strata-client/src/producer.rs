@@ -858,7 +858,37 @@ impl Client {
         batch: Bytes,
         acks: Acks,
     ) -> Result<i64, Error> {
-        let batches = &crate::records::with_base_offset_zero(batch)?;
+        let batch = crate::records::with_base_offset_zero(batch)?;
+        self.produce_batches(topic, partition, batch, acks).await
+    }
+}
+
+impl Client {
+    /// Appends whole record batches exactly as given, base offsets included, to one partition
+    /// with one Produce request, retrying retriable errors; returns the base offset the broker
+    /// reports. This is Strata's offset-preserving append for mirror targets (topics with
+    /// `strata.mirror.source`): the broker keeps the offsets and skips batches it already has,
+    /// so a retry is harmless. Other brokers (and Strata topics that are not mirror targets)
+    /// refuse it; use [`Client::produce_raw`] there.
+    pub async fn produce_preserving_offsets(
+        &self,
+        topic: &str,
+        partition: i32,
+        batches: Bytes,
+        acks: Acks,
+    ) -> Result<i64, Error> {
+        self.produce_batches(topic, partition, batches, acks).await
+    }
+
+    /// One Produce request carrying `batches` for one partition, retried while retriable.
+    async fn produce_batches(
+        &self,
+        topic: &str,
+        partition: i32,
+        batches: Bytes,
+        acks: Acks,
+    ) -> Result<i64, Error> {
+        let batches = &batches;
         self.retry("Produce", || async move {
             let meta = self.metadata_for(&[topic.to_string()]).await?;
             let (leader, _) = crate::fetch::leader_of(&meta, topic, partition)?;

@@ -30,6 +30,10 @@ const LENGTH_OFFSET: usize = 8;
 const MAGIC_OFFSET: usize = 16;
 const LAST_OFFSET_DELTA_OFFSET: usize = 23;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
+const ATTRIBUTES_OFFSET: usize = 21;
+const RECORDS_COUNT_OFFSET: usize = 57;
+/// The control-batch bit of a v2 batch's attributes.
+const CONTROL_FLAG: u8 = 0x20;
 /// The bytes before the length field's coverage starts.
 const LOG_OVERHEAD: usize = 12;
 
@@ -85,6 +89,10 @@ pub struct RawBatch {
     pub last_offset: i64,
     /// Transaction markers and other control batches.
     pub control: bool,
+    /// Records in the batch, as its header says.
+    pub records_count: i32,
+    /// The batch's max timestamp, as its header says.
+    pub max_timestamp: i64,
     pub bytes: Bytes,
 }
 
@@ -110,7 +118,14 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
 /// Splits `raw` into whole batches and decodes them. Records before `from_offset` (a batch
 /// may start before the fetch offset) and control records are left out of `records`; every
 /// whole batch is kept in `batches`.
-pub(crate) fn decode_batches(raw: &Bytes, from_offset: i64) -> Result<DecodedRecords, Error> {
+/// Splits a fetched partition's bytes into whole batches and, with `decode`, decodes the
+/// records at or after `from_offset` (decompressing them); without it only the batch headers
+/// are read, which is what forwarding batches unchanged needs.
+pub(crate) fn decode_batches(
+    raw: &Bytes,
+    from_offset: i64,
+    decode: bool,
+) -> Result<DecodedRecords, Error> {
     let mut out = DecodedRecords::default();
     let mut pos = 0usize;
     while raw.len() - pos >= LOG_OVERHEAD {
@@ -142,12 +157,24 @@ pub(crate) fn decode_batches(raw: &Bytes, from_offset: i64) -> Result<DecodedRec
         let base_offset = be_i64(raw, pos);
         let last_offset = base_offset + i64::from(be_i32(raw, pos + LAST_OFFSET_DELTA_OFFSET));
         let max_timestamp = be_i64(raw, pos + MAX_TIMESTAMP_OFFSET);
+        let records_count = be_i32(raw, pos + RECORDS_COUNT_OFFSET);
+        let control = raw[pos + ATTRIBUTES_OFFSET + 1] & CONTROL_FLAG != 0;
         let bytes = raw.slice(pos..end);
+        out.batches.push(RawBatch {
+            base_offset,
+            last_offset,
+            control,
+            records_count,
+            max_timestamp,
+            bytes: bytes.clone(),
+        });
+        pos = end;
+        if !decode || control || last_offset < from_offset {
+            continue;
+        }
         let set = RecordBatchDecoder::decode(&mut bytes.clone())
             .map_err(|e| Error::Protocol(format!("record batch at offset {base_offset}: {e}")))?;
-        let mut control = false;
         for r in set.records {
-            control |= r.control;
             if r.control || r.offset < from_offset {
                 continue;
             }
@@ -169,13 +196,6 @@ pub(crate) fn decode_batches(raw: &Bytes, from_offset: i64) -> Result<DecodedRec
                     .collect(),
             });
         }
-        out.batches.push(RawBatch {
-            base_offset,
-            last_offset,
-            control,
-            bytes,
-        });
-        pos = end;
     }
     out.raw = raw.slice(0..pos);
     Ok(out)
@@ -312,7 +332,7 @@ mod tests {
                 assert_eq!(infos.len(), 1, "{compression:?} {stamp:?}: one batch");
                 assert_eq!(infos[0].base_sequence, stamp.base_sequence);
                 assert_eq!(infos[0].producer_id, stamp.producer_id);
-                let decoded = decode_batches(&at_offset(&batch, 100), 0).unwrap();
+                let decoded = decode_batches(&at_offset(&batch, 100), 0, true).unwrap();
                 assert_eq!(decoded.records.len(), 5);
                 for (i, r) in decoded.records.iter().enumerate() {
                     let i = i as i64;
@@ -350,12 +370,12 @@ mod tests {
         raw.extend_from_slice(&at_offset(&b, 12));
         raw.extend_from_slice(&at_offset(&b, 13)[..20]);
         let raw = Bytes::from(raw);
-        let decoded = decode_batches(&raw, 11).unwrap();
+        let decoded = decode_batches(&raw, 11, true).unwrap();
         let offsets: Vec<i64> = decoded.records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![11, 12]);
         assert_eq!(decoded.batches.len(), 2);
         assert_eq!(decoded.raw.len(), a.len() + b.len());
-        assert!(decode_batches(&Bytes::from_static(&[0; 11]), 0)
+        assert!(decode_batches(&Bytes::from_static(&[0; 11]), 0, true)
             .unwrap()
             .batches
             .is_empty());
@@ -384,17 +404,17 @@ mod tests {
         let last = corrupt.len() - 1;
         corrupt[last] ^= 0xff;
         assert!(matches!(
-            decode_batches(&Bytes::from(corrupt), 0),
+            decode_batches(&Bytes::from(corrupt), 0, true),
             Err(Error::Protocol(_))
         ));
         let mut old = a.to_vec();
         old[MAGIC_OFFSET] = 1;
         assert!(matches!(
-            decode_batches(&Bytes::from(old), 0),
+            decode_batches(&Bytes::from(old), 0, true),
             Err(Error::Unsupported { .. })
         ));
         let mut negative = a.to_vec();
         negative[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        assert!(decode_batches(&Bytes::from(negative), 0).is_err());
+        assert!(decode_batches(&Bytes::from(negative), 0, true).is_err());
     }
 }

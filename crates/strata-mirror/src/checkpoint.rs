@@ -1,6 +1,7 @@
 //! Consumer-group checkpoints: every checkpoint interval, read the committed source offsets of
 //! the selected groups, translate those of the partitions this process owns with the
-//! [`crate::translation`] rule, write them as MM2 [`Checkpoint`] records to
+//! [`crate::translation`] rule (under `offsets: Preserve` the offset stays as it is, capped at
+//! the target's log end offset), write them as MM2 [`Checkpoint`] records to
 //! `<source>.checkpoints.internal` on the target and, with `sync.groupOffsets`, commit them for
 //! the groups that have no active members on the target (`describe_groups`). A target commit
 //! only ever moves a group forward: an offset the group already passed on the target is left
@@ -12,10 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use strata_client::{Producer, ProducerRecord};
+use strata_api::mirror::OffsetMode;
+use strata_client::{OffsetSpec, Producer, ProducerRecord};
 
 use crate::flow::FlowContext;
 use crate::records::Checkpoint;
+use crate::topics::TopicPlan;
 use crate::MirrorError;
 
 /// Runs checkpoint rounds until shutdown.
@@ -49,6 +52,10 @@ pub async fn checkpoint_once(ctx: &FlowContext, producer: &Producer) -> Result<u
         .filter(|g| ctx.groups.matches(g))
         .collect();
     let plans = ctx.topics.read().clone();
+    let preserved = match ctx.config.offsets {
+        OffsetMode::Preserve if !groups.is_empty() => Some(target_ends(ctx, &plans).await?),
+        _ => None,
+    };
     let mut written = 0;
     for group in groups {
         let started = Instant::now();
@@ -68,7 +75,12 @@ pub async fn checkpoint_once(ctx: &FlowContext, producer: &Producer) -> Result<u
                     if *p >= plan.partitions || !ctx.assignment.owns(topic, *p) {
                         return None;
                     }
-                    let d = syncs.translate(topic, *p, c)?;
+                    let d = match &preserved {
+                        // Same offsets on both sides, but never past what the target holds:
+                        // a consumer positioned beyond the log end would be reset.
+                        Some(ends) => c.min(*ends.get(&(plan.remote.clone(), *p))?),
+                        None => syncs.translate(topic, *p, c)?,
+                    };
                     Some(Checkpoint {
                         group: group.clone(),
                         topic: plan.remote.clone(),
@@ -111,6 +123,32 @@ pub async fn checkpoint_once(ctx: &FlowContext, producer: &Producer) -> Result<u
         ctx.metrics.checkpointed(&group, started.elapsed());
     }
     Ok(written)
+}
+
+/// Log end offsets of the remote partitions this process owns (Preserve mode).
+async fn target_ends(
+    ctx: &FlowContext,
+    plans: &BTreeMap<String, TopicPlan>,
+) -> Result<BTreeMap<(String, i32), i64>, MirrorError> {
+    let mut ends = BTreeMap::new();
+    for (topic, plan) in plans {
+        let owned: Vec<i32> = (0..plan.partitions)
+            .filter(|&p| ctx.assignment.owns(topic, p))
+            .collect();
+        if owned.is_empty() {
+            continue;
+        }
+        let listed = ctx
+            .target
+            .list_offsets(&plan.remote, &owned, OffsetSpec::Latest)
+            .await?;
+        ends.extend(
+            listed
+                .into_iter()
+                .map(|(p, l)| ((plan.remote.clone(), p), l.offset)),
+        );
+    }
+    Ok(ends)
 }
 
 /// Commits translated offsets for `group` on the target when nobody consumes there.

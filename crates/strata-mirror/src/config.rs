@@ -218,11 +218,6 @@ impl MirrorConfig {
                 self.source.alias
             )));
         }
-        if self.offsets == OffsetMode::Preserve {
-            return Err(ConfigError::Unsupported(
-                "offsets: Preserve (use Translate)".to_string(),
-            ));
-        }
         crate::policy::TopicSelection::compile(&self.topics)?;
         crate::policy::GroupSelection::compile(&self.groups)?;
         let t = &self.tuning;
@@ -271,6 +266,14 @@ impl MirrorConfig {
     pub fn target_client(&self) -> ClientConfig {
         let mut c = ClientConfig::new(bootstrap_list(&self.target));
         c.client_id = format!("strata-mirror-{}-{}", self.source.alias, self.target.alias);
+        c
+    }
+
+    /// Client settings for offset-preserving appends to a Strata target (`offsets: Preserve`):
+    /// the broker accepts them from this client id only.
+    pub fn preserve_client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new(bootstrap_list(&self.target));
+        c.client_id = crate::preserve::PRESERVE_CLIENT_ID.to_string();
         c
     }
 
@@ -355,10 +358,12 @@ mirror: { replicationFactor: 3 }
     }
 
     #[test]
-    fn preserve_is_refused_clearly() {
+    fn preserve_uses_its_own_client_id_toward_the_target() {
         let yaml = "source: {alias: a, bootstrapServers: 'x:1'}\ntarget: {alias: b, bootstrapServers: 'y:1'}\noffsets: Preserve\n";
-        let e = MirrorConfig::parse(yaml, "test").unwrap_err();
-        assert!(e.to_string().contains("not yet supported"), "{e}");
+        let c = MirrorConfig::parse(yaml, "test").unwrap();
+        assert_eq!(c.offsets, OffsetMode::Preserve);
+        assert_eq!(c.preserve_client().client_id, "strata-mirror-preserve");
+        assert_ne!(c.target_client().client_id, c.preserve_client().client_id);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use parking_lot::Mutex;
+use strata_api::mirror::OffsetMode;
 use strata_client::{Client, FetchPartitionSpec, FetchRequestSpec, OffsetSpec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,6 +20,7 @@ use crate::assignment::PartitionAssignment;
 use crate::config::MirrorConfig;
 use crate::metrics::MirrorMetrics;
 use crate::policy::{GroupSelection, ReplicationPolicy, TopicSelection};
+use crate::preserve::PreserveTask;
 use crate::records::OffsetSync;
 use crate::replication::ReplicationTask;
 use crate::topics::{MirroredTopics, TopicSync};
@@ -32,6 +35,8 @@ pub struct FlowContext {
     pub assignment: PartitionAssignment,
     pub source: Client,
     pub target: Client,
+    /// The target connection for offset-preserving appends (`offsets: Preserve` only).
+    pub preserve: Option<Client>,
     pub topics: MirroredTopics,
     pub syncs: Mutex<OffsetSyncStore>,
     pub metrics: Arc<MirrorMetrics>,
@@ -79,6 +84,11 @@ impl Mirror {
         let groups = GroupSelection::compile(&config.groups)?;
         let source = Client::connect(config.source_client()).await?;
         let target = Client::connect(config.target_client()).await?;
+        let preserving = config.offsets == OffsetMode::Preserve;
+        let preserve = match preserving {
+            true => Some(Client::connect(config.preserve_client()).await?),
+            false => None,
+        };
         let topic_sync = TopicSync::new(
             source.clone(),
             target.clone(),
@@ -86,7 +96,8 @@ impl Mirror {
             selection,
             config.sync.topic_configs,
             config.mirror.replication_factor,
-        );
+        )
+        .preserving_offsets(preserving.then(|| config.source.alias.clone()));
         topic_sync.ensure_internal_topics().await?;
         topic_sync.refresh().await?;
         let mut syncs = OffsetSyncStore::new();
@@ -101,6 +112,7 @@ impl Mirror {
             assignment: options.assignment,
             source,
             target,
+            preserve,
             topics: topic_sync.topics(),
             syncs: Mutex::new(syncs),
             metrics: metrics.clone(),
@@ -136,10 +148,13 @@ impl Mirror {
             });
         }
         for task in 0..ctx.assignment.tasks {
-            let replication = ReplicationTask::new(ctx.clone(), task);
+            let replication = match ctx.config.offsets {
+                OffsetMode::Translate => ReplicationTask::new(ctx.clone(), task).run().boxed(),
+                OffsetMode::Preserve => PreserveTask::new(ctx.clone(), task).run().boxed(),
+            };
             let shutdown = ctx.shutdown.clone();
             tracker.spawn(async move {
-                if let Err(e) = replication.run().await {
+                if let Err(e) = replication.await {
                     tracing::error!(task, error = %e, "replication task failed; stopping the mirror");
                     shutdown.cancel();
                 }
@@ -156,6 +171,7 @@ impl Mirror {
             source = %ctx.config.source.alias,
             target = %ctx.config.target.alias,
             topics = ctx.topics.read().len(),
+            offsets = ?ctx.config.offsets,
             ordinal = ctx.assignment.ordinal,
             replicas = ctx.assignment.replicas,
             "mirror started"

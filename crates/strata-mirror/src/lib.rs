@@ -2,8 +2,8 @@
 //! over the public Kafka protocol only ("remote consume, local produce"). [`MirrorConfig`] is
 //! the flow (YAML/JSON in the `MirrorFlow` shape, or MM2 properties via
 //! [`MirrorConfig::from_mm2_properties`]); [`Mirror::start`] runs it and returns a
-//! [`MirrorHandle`] whose `shutdown` is the graceful stop. Offsets are translated (MM2 offset
-//! syncs and checkpoints); the offset-preserving mode is not implemented yet.
+//! [`MirrorHandle`] whose `shutdown` is the graceful stop. Offsets are either translated (MM2
+//! offset syncs and checkpoints, any Kafka target) or preserved ([`preserve`], Strata targets).
 
 pub mod assignment;
 pub mod checkpoint;
@@ -13,6 +13,7 @@ pub mod heartbeat;
 pub mod metrics;
 pub mod mm2;
 pub mod policy;
+pub mod preserve;
 pub mod records;
 pub mod replication;
 pub mod topics;

@@ -18,6 +18,7 @@ use parking_lot::RwLock;
 use strata_client::{Admin, Client, ConfigOp, ConfigSource, NewTopic, ResponseError};
 
 use crate::policy::{ReplicationPolicy, TopicSelection, HEARTBEATS_TOPIC};
+use crate::preserve::MIRROR_SOURCE_CONFIG;
 use crate::MirrorError;
 
 /// Topic configs never copied (MM2's `config.properties.exclude` default): replication
@@ -30,6 +31,8 @@ pub const EXCLUDED_CONFIGS: &[&str] = &[
     "message.timestamp.type",
     "unclean.leader.election.enable",
     "min.insync.replicas",
+    // The target's own marker of an offset-preserving flow, never a source's.
+    crate::preserve::MIRROR_SOURCE_CONFIG,
 ];
 
 /// A source topic being mirrored.
@@ -57,6 +60,8 @@ pub struct TopicSync {
     selection: TopicSelection,
     sync_configs: bool,
     replication_factor: Option<i16>,
+    /// `offsets: Preserve`: the source alias every remote topic is marked with.
+    preserve_from: Option<String>,
     topics: MirroredTopics,
 }
 
@@ -76,8 +81,16 @@ impl TopicSync {
             selection,
             sync_configs,
             replication_factor,
+            preserve_from: None,
             topics: Arc::default(),
         }
+    }
+
+    /// Marks remote topics as offset-preserving mirror targets of `source_alias` (created
+    /// with the marker; an existing topic is marked only while it is empty).
+    pub fn preserving_offsets(mut self, source_alias: Option<String>) -> TopicSync {
+        self.preserve_from = source_alias;
+        self
     }
 
     pub fn topics(&self) -> MirroredTopics {
@@ -170,16 +183,36 @@ impl TopicSync {
         };
         let Some(have) = existing else {
             tracing::info!(topic, remote, partitions, "creating remote topic");
+            let mut configs = desired;
+            if let Some(alias) = &self.preserve_from {
+                configs.insert(MIRROR_SOURCE_CONFIG.to_string(), alias.clone());
+            }
             create_if_missing(
                 target_admin,
                 remote,
                 partitions,
                 self.replication_factor,
-                desired,
+                configs,
             )
-            .await?;
+            .await
+            .map_err(|e| match (&self.preserve_from, e) {
+                (Some(_), MirrorError::Client(e)) if e.is(ResponseError::InvalidConfig) => {
+                    MirrorError::Client(strata_client::Error::Unsupported {
+                        api: "CreateTopics",
+                        reason: format!(
+                            "the target refused the topic config {MIRROR_SOURCE_CONFIG} ({e}); \
+                             offsets: Preserve needs a Strata target, use Translate for others"
+                        ),
+                    })
+                }
+                (_, e) => e,
+            })?;
             return Ok(partitions);
         };
+        if let Some(alias) = &self.preserve_from {
+            self.check_preserve_marker(target_admin, remote, have, alias)
+                .await?;
+        }
         let mut mirrored = have.min(partitions);
         if have < partitions {
             tracing::info!(remote, from = have, to = partitions, "adding partitions");
@@ -214,6 +247,69 @@ impl TopicSync {
         }
         Ok(mirrored)
     }
+}
+
+impl TopicSync {
+    /// An existing remote topic must carry this flow's marker; an empty one is marked, one
+    /// with records (or another flow's marker) is refused: its offsets cannot match the source.
+    async fn check_preserve_marker(
+        &self,
+        target_admin: &Admin,
+        remote: &str,
+        partitions: i32,
+        alias: &str,
+    ) -> Result<(), MirrorError> {
+        let marker = target_admin
+            .describe_topic_configs(remote)
+            .await?
+            .into_iter()
+            .find(|e| e.name == MIRROR_SOURCE_CONFIG && e.source == ConfigSource::DynamicTopic)
+            .and_then(|e| e.value);
+        match marker.as_deref() {
+            Some(a) if a == alias => return Ok(()),
+            Some(other) => {
+                return Err(refused(format!(
+                    "remote topic {remote} is the mirror target of '{other}', not '{alias}'"
+                )))
+            }
+            None => {}
+        }
+        let all: Vec<i32> = (0..partitions).collect();
+        let ends = self
+            .target
+            .list_offsets(remote, &all, strata_client::OffsetSpec::Latest)
+            .await?;
+        if let Some((p, end)) = ends.iter().find(|(_, l)| l.offset > 0) {
+            return Err(refused(format!(
+                "remote topic {remote} already holds records (partition {p} ends at {}) and is \
+                 not a mirror target; offsets: Preserve cannot keep source offsets in it \
+                 (delete it, or use offsets: Translate)",
+                end.offset
+            )));
+        }
+        tracing::info!(
+            remote,
+            alias,
+            "marking the empty remote topic as a mirror target"
+        );
+        target_admin
+            .incremental_alter_topic_configs(
+                remote,
+                &[ConfigOp::Set(
+                    MIRROR_SOURCE_CONFIG.to_string(),
+                    alias.to_string(),
+                )],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn refused(reason: String) -> MirrorError {
+    MirrorError::Client(strata_client::Error::Unsupported {
+        api: "Preserve",
+        reason,
+    })
 }
 
 /// The copied overrides set on a topic.

@@ -20,7 +20,7 @@ fn version_and_config_errors() {
     let path = dir.path().join("flow.yaml");
     std::fs::write(
         &path,
-        "source: {alias: a, bootstrapServers: 'x:1'}\ntarget: {alias: b, bootstrapServers: 'y:1'}\noffsets: Preserve\n",
+        "source: {alias: a, bootstrapServers: 'x:1'}\ntarget: {alias: b, bootstrapServers: 'y:1'}\nmirror: {tasks: 0}\n",
     )
     .unwrap();
     let out = Command::new(BIN)
@@ -30,7 +30,7 @@ fn version_and_config_errors() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not yet supported"), "{err}");
+    assert!(err.contains("mirror.tasks >= 1"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,9 @@
 //! Produce: appends client record batches to partition logs as the client sent them (the log
 //! validates CRC-32C, assigns offsets, deduplicates idempotent retries). acks 0, 1 and all are
 //! accepted; with one replica the in-sync set is this broker alone, so `acks=all` on a topic whose
-//! `min.insync.replicas` exceeds 1 fails with NOT_ENOUGH_REPLICAS, as Kafka does.
+//! `min.insync.replicas` exceeds 1 fails with NOT_ENOUGH_REPLICAS, as Kafka does. Mirror
+//! targets (`strata.mirror.source`) take offset-preserving appends from strata-mirror only
+//! (see [`crate::mirror_target`]).
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
@@ -10,12 +12,13 @@ use strata_log::{LogError, BATCH_HEADER_LEN};
 use crate::broker::{now_ms, Broker};
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
+use crate::mirror_target::{self, ProduceMode};
 
 pub async fn handle(
     broker: &Broker,
     req: ProduceRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> ProduceResponse {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -31,6 +34,9 @@ pub async fn handle(
             .and_then(|m| m.configs.get("min.insync.replicas"))
             .and_then(|v| v.parse::<i32>().ok())
             .unwrap_or(broker.config.min_insync_replicas);
+        let mode = meta.as_ref().map_or(ProduceMode::Assign, |m| {
+            mirror_target::produce_mode(&m.name, &m.configs, ctx.client_id())
+        });
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
             let mut resp = PartitionProduceResponse::default()
@@ -58,6 +64,13 @@ pub async fn handle(
                 );
                 continue;
             }
+            if let ProduceMode::Refused(message) = &mode {
+                partitions.push(
+                    resp.with_error_code(code::POLICY_VIOLATION)
+                        .with_error_message(Some(str_bytes(message.clone()))),
+                );
+                continue;
+            }
             let Some(records) = pd.records else {
                 partitions.push(resp.with_error_code(code::CORRUPT_MESSAGE));
                 continue;
@@ -67,8 +80,13 @@ pub async fn handle(
                 partitions.push(resp.with_error_code(code::UNSUPPORTED_FOR_MESSAGE_FORMAT));
                 continue;
             }
-            let mut buf = records.to_vec();
-            match partition.append_as_leader(&mut buf, now_ms()) {
+            let result = if mode == ProduceMode::Preserve {
+                partition.append_preserving(&records)
+            } else {
+                let mut buf = records.to_vec();
+                partition.append_as_leader(&mut buf, now_ms())
+            };
+            match result {
                 Ok(info) => {
                     appended |= !info.duplicate;
                     resp = resp

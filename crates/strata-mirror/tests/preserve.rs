@@ -1,0 +1,235 @@
+//! `offsets: Preserve` between two in-process Strata brokers: target offsets equal source
+//! offsets record by record, a restart resumes from the target's log end without duplicates,
+//! group offsets carry over unchanged, and the broker's mirror-target extension refuses every
+//! other writer, skips re-sent batches, and lets a promoted topic take normal producers.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use strata_api::mirror::{NamingMode, OffsetMode};
+use strata_client::{
+    Acks, Client, ClientConfig, ConfigOp, FetchPartitionSpec, FetchRequestSpec, OffsetSpec,
+    ProducerConfig, ProducerRecord, ResponseError,
+};
+use strata_mirror::preserve::{MIRROR_SOURCE_CONFIG, PRESERVE_CLIENT_ID};
+use strata_mirror::{Mirror, MirrorConfig, RunOptions};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn preserve_flow(source: &TestBroker, target: &TestBroker) -> MirrorConfig {
+    let mut c = flow(("east", source), ("west", target));
+    c.naming = NamingMode::Identity;
+    c.offsets = OffsetMode::Preserve;
+    c
+}
+
+async fn preserving_client(broker: &TestBroker) -> Client {
+    let mut c = ClientConfig::new([broker.addr.clone()]);
+    c.client_id = PRESERVE_CLIENT_ID.to_string();
+    c.request_timeout = Duration::from_secs(10);
+    Client::connect(c).await.expect("client connects")
+}
+
+async fn send_one(client: &Client, topic: &str) -> Result<i64, strata_client::Error> {
+    let producer = client.producer(ProducerConfig::default());
+    let delivery = producer
+        .send(ProducerRecord {
+            topic: topic.to_string(),
+            partition: 0,
+            key: None,
+            value: Some(Bytes::from_static(b"local write")),
+            headers: Vec::new(),
+            timestamp: -1,
+        })
+        .await?;
+    producer.flush().await.ok();
+    let result = delivery.await.map(|m| m.offset);
+    producer.close().await;
+    result
+}
+
+/// (offset, key, value, headers, timestamp) of every record, by partition.
+type Exact = BTreeMap<i32, Vec<(i64, Content)>>;
+
+async fn exact(client: &Client, topic: &str) -> Exact {
+    read_all(client, topic)
+        .await
+        .into_iter()
+        .map(|(p, rs)| (p, rs.iter().map(|r| (r.offset, content(r))).collect()))
+        .collect()
+}
+
+#[test]
+fn the_mirror_and_the_broker_agree_on_the_extension() {
+    assert_eq!(
+        MIRROR_SOURCE_CONFIG,
+        strata_broker::mirror_target::MIRROR_SOURCE_CONFIG
+    );
+    assert_eq!(
+        PRESERVE_CLIENT_ID,
+        strata_broker::mirror_target::PRESERVE_CLIENT_ID
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_are_preserved_across_restarts_and_groups_need_no_translation() {
+    let source = TestBroker::start().await;
+    let target = TestBroker::start().await;
+    let src = source.client().await;
+    let dst = target.client().await;
+    create_topic(&src, "orders", 3, &[]).await;
+    produce(&src, "orders", 3, 0, 1500).await;
+
+    let mirror = Mirror::start(preserve_flow(&source, &target), RunOptions::default())
+        .await
+        .expect("mirror starts");
+    wait_for("1500 records on the target", WAIT, || async {
+        (count(&dst, "orders").await >= 1500).then_some(())
+    })
+    .await;
+    assert_eq!(exact(&dst, "orders").await, exact(&src, "orders").await);
+
+    // The remote topic is a mirror target: marked, and closed to other producers.
+    let configs = dst.admin().describe_topic_configs("orders").await.unwrap();
+    let marker = configs.iter().find(|c| c.name == MIRROR_SOURCE_CONFIG);
+    assert_eq!(marker.and_then(|c| c.value.as_deref()), Some("east"));
+    let refused = send_one(&dst, "orders")
+        .await
+        .expect_err("a normal producer must be refused");
+    assert!(refused.is(ResponseError::PolicyViolation), "{refused}");
+    assert!(
+        refused.to_string().contains(MIRROR_SOURCE_CONFIG),
+        "{refused}"
+    );
+
+    // Stop, write more, start again: the target resumes at its own log end, no duplicate.
+    mirror.shutdown().await;
+    produce(&src, "orders", 3, 1500, 600).await;
+    let mirror = Mirror::start(preserve_flow(&source, &target), RunOptions::default())
+        .await
+        .expect("mirror restarts");
+    wait_for("2100 records on the target", WAIT, || async {
+        (count(&dst, "orders").await >= 2100).then_some(())
+    })
+    .await;
+    assert_eq!(count(&dst, "orders").await, 2100, "no duplicates");
+    assert_eq!(exact(&dst, "orders").await, exact(&src, "orders").await);
+
+    // A group's committed source offsets arrive on the target unchanged.
+    let committed: BTreeMap<(String, i32), i64> = [
+        (("orders".to_string(), 0), 321),
+        (("orders".to_string(), 2), 700),
+    ]
+    .into();
+    src.admin()
+        .commit_group_offsets("billing", &committed)
+        .await
+        .unwrap();
+    let synced = wait_for("the group's offsets on the target", WAIT, || async {
+        let got = dst.admin().fetch_group_offsets("billing").await.ok()?;
+        (got.len() == 2).then_some(got)
+    })
+    .await;
+    assert_eq!(synced, committed);
+
+    // Promotion: without the marker the topic is a normal topic again.
+    mirror.shutdown().await;
+    dst.admin()
+        .incremental_alter_topic_configs("orders", &[ConfigOp::Delete(MIRROR_SOURCE_CONFIG.into())])
+        .await
+        .unwrap();
+    let end = dst
+        .list_offsets("orders", &[0], OffsetSpec::Latest)
+        .await
+        .unwrap()[&0]
+        .offset;
+    assert_eq!(send_one(&dst, "orders").await.expect("promoted topic"), end);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_skips_resent_batches_and_refuses_misplaced_ones() {
+    let source = TestBroker::start().await;
+    let target = TestBroker::start().await;
+    let src = source.client().await;
+    let dst = target.client().await;
+    let mirror_side = preserving_client(&target).await;
+    create_topic(&src, "t", 1, &[]).await;
+    produce(&src, "t", 1, 0, 50).await;
+    create_topic(&dst, "t", 1, &[(MIRROR_SOURCE_CONFIG, "east")]).await;
+    create_topic(&dst, "plain", 1, &[]).await;
+
+    let mut spec = FetchRequestSpec::new([FetchPartitionSpec {
+        topic: "t".into(),
+        partition: 0,
+        offset: 0,
+    }]);
+    spec.decode_records = false;
+    let fetched = src.fetch(spec).await.unwrap();
+    let raw = fetched.partitions.into_values().next().unwrap().raw;
+    assert!(!raw.is_empty());
+
+    let base = mirror_side
+        .produce_preserving_offsets("t", 0, raw.clone(), Acks::All)
+        .await
+        .expect("first append");
+    assert_eq!(base, 0);
+    let end = |c: &Client| {
+        let c = c.clone();
+        async move { c.list_offsets("t", &[0], OffsetSpec::Latest).await.unwrap()[&0].offset }
+    };
+    assert_eq!(end(&dst).await, 50);
+    // A re-send (lost acknowledgement, restarted mirror) is a no-op, not an error.
+    mirror_side
+        .produce_preserving_offsets("t", 0, raw.clone(), Acks::All)
+        .await
+        .expect("re-send is accepted");
+    assert_eq!(end(&dst).await, 50);
+    assert_eq!(exact(&dst, "t").await, exact(&src, "t").await);
+
+    // The mirror's client cannot preserve offsets into a topic that is not a mirror target.
+    let e = mirror_side
+        .produce_preserving_offsets("plain", 0, raw, Acks::All)
+        .await
+        .expect_err("unmarked topic");
+    assert!(e.is(ResponseError::PolicyViolation), "{e}");
+    assert!(e.to_string().contains("not a mirror target"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preserve_refuses_an_existing_topic_with_records() {
+    let source = TestBroker::start().await;
+    let target = TestBroker::start().await;
+    let src = source.client().await;
+    let dst = target.client().await;
+    create_topic(&src, "taken", 1, &[]).await;
+    create_topic(&src, "fresh", 1, &[]).await;
+    produce(&src, "taken", 1, 0, 10).await;
+    produce(&src, "fresh", 1, 0, 10).await;
+    create_topic(&dst, "taken", 1, &[]).await;
+    send_one(&dst, "taken").await.expect("local record");
+
+    let mirror = Mirror::start(preserve_flow(&source, &target), RunOptions::default())
+        .await
+        .expect("mirror starts");
+    wait_for("the fresh topic mirrored", WAIT, || async {
+        (count(&dst, "fresh").await >= 10).then_some(())
+    })
+    .await;
+    let mirrored: Vec<String> = mirror
+        .mirrored_topics()
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert!(mirrored.contains(&"fresh".to_string()), "{mirrored:?}");
+    assert!(!mirrored.contains(&"taken".to_string()), "{mirrored:?}");
+    assert_eq!(
+        count(&dst, "taken").await,
+        1,
+        "the local record is untouched"
+    );
+    mirror.shutdown().await;
+}
