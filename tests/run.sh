@@ -59,9 +59,13 @@ export STRATA_MUSL_DIR="$STRATA_ROOT/target/x86_64-unknown-linux-musl/release"
 
 export STRATA_BROKER_BIN="$STRATA_ROOT/target/release/strata-broker"
 export PATH="$STRATA_CACHE/bin:$PATH"
+export STRATA_MIRROR_BIN="$STRATA_ROOT/target/release/strata-mirror"
 mkdir -p "$STRATA_ROOT/tests/.work"
+rm -f "$STRATA_ROOT/tests/.work/mirror-figures.jsonl"
 "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
   --junitxml="$STRATA_ROOT/tests/.work/junit.xml" \
-  "$here/compat" "$here/e2e" "$here/deploy" "$here/image" "$@"
+  "$here/compat" "$here/mirror" "$here/e2e" "$here/deploy" "$here/image" "$@"
+log "mirror figures (duplicates, latencies; printed, not asserted):"
+"$STRATA_VENV/bin/python" -c "import sys; sys.path.insert(0, sys.argv[1]); from harness.mirror import print_figures; print_figures()" "$here" >&2 || true
 "$STRATA_VENV/bin/python" "$here/harness/report.py" >"$STRATA_ROOT/tests/.work/compat-table.md" 2>/dev/null || true
 log "all tests passed in $(( $(date +%s) - start )) s"

@@ -166,6 +166,9 @@ type TopicPartition = (String, i32);
 
 struct Batch {
     records: Vec<OutgoingRecord>,
+    /// A whole batch handed over already encoded ([`Producer::send_batch`]) and its record
+    /// count; it is re-stamped, never re-encoded, and takes no other records.
+    prebuilt: Option<(Bytes, usize)>,
     waiters: Vec<Waiter>,
     bytes: usize,
     created: Instant,
@@ -175,6 +178,15 @@ struct Batch {
     /// The stamp to send with (assigned when the batch is drained).
     stamp: ProducerStamp,
     memory: Option<OwnedSemaphorePermit>,
+}
+
+impl Batch {
+    /// Records in the batch (what the sequence advances by).
+    fn record_count(&self) -> usize {
+        self.prebuilt
+            .as_ref()
+            .map_or(self.records.len(), |(_, n)| *n)
+    }
 }
 
 #[derive(Default)]
@@ -315,7 +327,10 @@ impl Producer {
                 .or_default();
             ps.appended += 1;
             let fits = ps.queue.back().is_some_and(|b| {
-                b.encoded.is_none() && b.attempts == 0 && b.bytes + size <= batch_size
+                b.encoded.is_none()
+                    && b.prebuilt.is_none()
+                    && b.attempts == 0
+                    && b.bytes + size <= batch_size
             });
             if fits {
                 if let Some(b) = ps.queue.back_mut() {
@@ -332,6 +347,7 @@ impl Producer {
             } else {
                 ps.queue.push_back(Batch {
                     records: vec![outgoing],
+                    prebuilt: None,
                     waiters: vec![tx],
                     bytes: size,
                     created: Instant::now(),
@@ -346,6 +362,61 @@ impl Producer {
         if wake {
             self.shared.wake.notify_one();
         }
+        Ok(DeliveryFuture(rx))
+    }
+
+    /// Queues one whole record batch fetched from another cluster (a [`crate::RawBatch`] for
+    /// which [`crate::RawBatch::reproducible`] holds) for `topic`/`partition`, as one unit:
+    /// its records, compression and timestamps are kept, and it gets this producer's id,
+    /// epoch and sequence (so ordering, retries and idempotence work as for other batches).
+    /// The future resolves to the offset the batch's first record got.
+    pub async fn send_batch(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: &crate::RawBatch,
+    ) -> Result<DeliveryFuture, Error> {
+        if !batch.reproducible() {
+            return Err(Error::Unsupported {
+                api: "Produce",
+                reason: "a control, transactional, LogAppendTime or compacted batch cannot be \
+                         produced again as it is"
+                    .into(),
+            });
+        }
+        let size = batch.bytes.len();
+        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        let memory = self
+            .shared
+            .memory
+            .clone()
+            .acquire_many_owned(permits.min(self.shared.config.buffer_memory as u32))
+            .await
+            .map_err(|_| Error::Closed("producer closed".into()))?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = self.shared.state.lock();
+            if st.closing {
+                return Err(Error::Closed("send after close".into()));
+            }
+            let ps = st
+                .partitions
+                .entry((topic.to_string(), partition))
+                .or_default();
+            ps.appended += 1;
+            ps.queue.push_back(Batch {
+                records: Vec::new(),
+                prebuilt: Some((batch.bytes.clone(), batch.records_count.max(0) as usize)),
+                waiters: vec![tx],
+                bytes: size,
+                created: Instant::now(),
+                attempts: 0,
+                encoded: None,
+                stamp: ProducerStamp::NONE,
+                memory: Some(memory),
+            });
+        }
+        self.shared.wake.notify_one();
         Ok(DeliveryFuture(rx))
     }
 
@@ -599,6 +670,7 @@ fn drain(shared: &Shared) -> (Vec<(i32, Dispatch)>, Option<Instant>, bool) {
         let due = front.created + config.linger;
         let is_ready = hurry
             || front.attempts > 0
+            || front.prebuilt.is_some()
             || ps.queue.len() > 1
             || front.bytes >= config.batch_size
             || due <= now;
@@ -645,7 +717,7 @@ fn drain(shared: &Shared) -> (Vec<(i32, Dispatch)>, Option<Instant>, bool) {
                     producer_epoch: epoch,
                     base_sequence: ps.next_sequence,
                 };
-                ps.next_sequence = next_sequence(ps.next_sequence, batch.records.len());
+                ps.next_sequence = next_sequence(ps.next_sequence, batch.record_count());
             }
         }
         ps.in_flight = true;
@@ -712,7 +784,10 @@ async fn produce(
         let bytes = match &d.batch.encoded {
             Some((_, bytes)) => bytes.clone(),
             None => {
-                let bytes = encode_batch(&d.batch.records, d.batch.stamp, config.compression)?;
+                let bytes = match &d.batch.prebuilt {
+                    Some((raw, _)) => crate::records::restamp(raw, d.batch.stamp)?,
+                    None => encode_batch(&d.batch.records, d.batch.stamp, config.compression)?,
+                };
                 d.batch.encoded = Some((d.batch.stamp, bytes.clone()));
                 bytes
             }

@@ -91,6 +91,8 @@ pub struct RawBatch {
     pub control: bool,
     /// Records in the batch, as its header says.
     pub records_count: i32,
+    /// The batch attributes (compression, timestamp type, transactional, control bits).
+    pub attributes: i16,
     /// The batch's max timestamp, as its header says.
     pub max_timestamp: i64,
     pub bytes: Bytes,
@@ -158,13 +160,18 @@ pub(crate) fn decode_batches(
         let last_offset = base_offset + i64::from(be_i32(raw, pos + LAST_OFFSET_DELTA_OFFSET));
         let max_timestamp = be_i64(raw, pos + MAX_TIMESTAMP_OFFSET);
         let records_count = be_i32(raw, pos + RECORDS_COUNT_OFFSET);
-        let control = raw[pos + ATTRIBUTES_OFFSET + 1] & CONTROL_FLAG != 0;
+        let attributes = i16::from_be_bytes([
+            raw[pos + ATTRIBUTES_OFFSET],
+            raw[pos + ATTRIBUTES_OFFSET + 1],
+        ]);
+        let control = attributes & i16::from(CONTROL_FLAG) != 0;
         let bytes = raw.slice(pos..end);
         out.batches.push(RawBatch {
             base_offset,
             last_offset,
             control,
             records_count,
+            attributes,
             max_timestamp,
             bytes: bytes.clone(),
         });
@@ -216,6 +223,48 @@ pub(crate) fn with_base_offset_zero(batch: Bytes) -> Result<Bytes, Error> {
     let mut bytes = batch.to_vec();
     bytes[0..8].fill(0);
     Ok(Bytes::from(bytes))
+}
+
+impl RawBatch {
+    /// Whether the batch can be produced again as it is, under a new producer stamp
+    /// ([`crate::Producer::send_batch`]): a data batch, not transactional, with CreateTime
+    /// timestamps and one record per offset (compacted batches have gaps, which brokers
+    /// refuse on produce).
+    pub fn reproducible(&self) -> bool {
+        const TIMESTAMP_TYPE_FLAG: i16 = 0x08;
+        const TRANSACTIONAL_FLAG: i16 = 0x10;
+        !self.control
+            && self.attributes & (TIMESTAMP_TYPE_FLAG | TRANSACTIONAL_FLAG) == 0
+            && self.records_count > 0
+            && self.last_offset - self.base_offset + 1 == i64::from(self.records_count)
+    }
+}
+
+/// A copy of a whole v2 batch re-stamped for producing: base offset 0, this producer's id,
+/// epoch and base sequence, partition leader epoch -1, and the CRC-32C computed again (it
+/// covers everything from the attributes on). Records, compression and timestamps are kept.
+pub(crate) fn restamp(batch: &Bytes, stamp: ProducerStamp) -> Result<Bytes, Error> {
+    const LEADER_EPOCH_OFFSET: usize = 12;
+    const CRC_OFFSET: usize = 17;
+    const PRODUCER_ID_OFFSET: usize = 43;
+    let whole = batch.len() >= BATCH_HEADER_BYTES
+        && usize::try_from(be_i32(batch, LENGTH_OFFSET)).ok() == Some(batch.len() - LOG_OVERHEAD);
+    if !whole || batch[MAGIC_OFFSET] != 2 {
+        return Err(Error::Protocol(
+            "send_batch takes exactly one whole v2 record batch".into(),
+        ));
+    }
+    let mut b = batch.to_vec();
+    b[0..8].fill(0);
+    b[LEADER_EPOCH_OFFSET..LEADER_EPOCH_OFFSET + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    b[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&stamp.producer_id.to_be_bytes());
+    b[PRODUCER_ID_OFFSET + 8..PRODUCER_ID_OFFSET + 10]
+        .copy_from_slice(&stamp.producer_epoch.to_be_bytes());
+    b[PRODUCER_ID_OFFSET + 10..PRODUCER_ID_OFFSET + 14]
+        .copy_from_slice(&stamp.base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(Bytes::from(b))
 }
 
 /// A record to encode into a produced batch.

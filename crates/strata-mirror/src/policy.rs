@@ -78,17 +78,24 @@ impl ReplicationPolicy {
         false
     }
 
+    /// Whether a record with this provenance chain came from the target (and must not go back).
+    pub fn from_target(&self, chain: Option<&[u8]>) -> bool {
+        chain
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .is_some_and(|c| c.split(',').any(|a| a == self.target))
+    }
+
     /// The provenance chain to write on a mirrored record, given the one it arrived with, or
     /// `None` when the record must be skipped because it came from the target. Both namings
     /// skip such records; only `Identity` writes the header (under `Prefixed` the topic name
     /// already says where a record came from, and records stay byte-identical, as with MM2).
     pub fn skip_record(&self, chain: Option<&[u8]>) -> Option<String> {
+        if self.from_target(chain) {
+            return None;
+        }
         let previous = chain
             .and_then(|c| std::str::from_utf8(c).ok())
             .unwrap_or("");
-        if previous.split(',').any(|a| a == self.target) {
-            return None;
-        }
         Some(if previous.is_empty() {
             self.source.clone()
         } else {
@@ -101,10 +108,12 @@ impl ReplicationPolicy {
         format!("{}.checkpoints.internal", self.source)
     }
 
-    /// Name of the offset-syncs topic on the target (MM2: `mm2-offset-syncs.<target>.internal`,
-    /// as with `offset-syncs.topic.location=target`).
+    /// Name of the offset-syncs topic on the target: `mm2-offset-syncs.<source>.internal`, as
+    /// MM2 names it with `offset-syncs.topic.location=target` (it names the *other* cluster of
+    /// the flow). Named after the source, flows from several sources into one target
+    /// (hub-and-spoke) keep their syncs apart, though their topics may share names.
     pub fn offset_syncs_topic(&self) -> String {
-        format!("mm2-offset-syncs.{}.internal", self.target)
+        format!("mm2-offset-syncs.{}.internal", self.source)
     }
 
     /// The source consumer group holding this flow's acknowledged progress.
@@ -272,6 +281,11 @@ mod tests {
     fn mm2_topic_names() {
         let p = prefixed("us", "eu");
         assert_eq!(p.checkpoints_topic(), "us.checkpoints.internal");
-        assert_eq!(p.offset_syncs_topic(), "mm2-offset-syncs.eu.internal");
+        // Named after the source: two sources into one target keep their syncs apart.
+        assert_eq!(p.offset_syncs_topic(), "mm2-offset-syncs.us.internal");
+        assert_ne!(
+            p.offset_syncs_topic(),
+            prefixed("ap", "eu").offset_syncs_topic()
+        );
     }
 }

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use strata_api::mirror::NamingMode;
 use strata_client::{
-    FetchPartitionSpec, FetchRequestSpec, FetchResult, OffsetSpec, Producer, ProducerRecord,
-    ResponseError,
+    FetchPartitionSpec, FetchRequestSpec, FetchResult, FetchedRecord, OffsetSpec, Producer,
+    ProducerRecord, ResponseError,
 };
 
 use crate::flow::FlowContext;
@@ -43,10 +43,24 @@ struct PartitionPosition {
     remote: String,
     /// Next source offset to mirror: everything below it is acknowledged by the target.
     acked: i64,
+    /// Next source offset to fetch: records below it were handed to the producer (equal to
+    /// `acked` when nothing is in flight).
+    fetched: i64,
     /// Last value committed to the progress group.
     committed: i64,
     /// Source offset of the last offset sync emitted, if any since start.
     last_sync: Option<i64>,
+}
+
+/// One partition's records of a dispatched round, waiting for acknowledgements.
+struct Sent {
+    key: (String, i32),
+    /// (first source offset, records, delivery): one record, or a whole source batch.
+    deliveries: Vec<(i64, i64, strata_client::DeliveryFuture)>,
+    next_offset: i64,
+    high_watermark: i64,
+    bytes: u64,
+    newest: i64,
 }
 
 /// One replication task of a flow.
@@ -79,6 +93,9 @@ impl ReplicationTask {
         let mut producer = ctx.target.producer(ctx.config.producer());
         let mut last_commit = Instant::now();
         let mut failures = 0u32;
+        // Records handed to the producer and not yet settled: the next fetch runs while the
+        // target acknowledges them.
+        let mut pending: Vec<Sent> = Vec::new();
         while !ctx.shutdown.is_cancelled() {
             if let Err(e) = self.assign().await {
                 tracing::warn!(task = self.task, error = %e, "cannot assign partitions");
@@ -90,14 +107,27 @@ impl ReplicationTask {
                 }
                 continue;
             }
-            let spec = self.fetch_spec();
-            let fetched = tokio::select! {
-                r = ctx.source.fetch(spec) => r,
-                _ = ctx.shutdown.cancelled() => break,
+            let fetch = {
+                let (source, spec, shutdown) =
+                    (ctx.source.clone(), self.fetch_spec(), ctx.shutdown.clone());
+                async move {
+                    tokio::select! {
+                        r = source.fetch(spec) => Some(r),
+                        _ = shutdown.cancelled() => None,
+                    }
+                }
             };
-            let outcome = match fetched {
-                Ok(fetched) => self.round(&producer, fetched).await,
-                Err(e) => Err(e.into()),
+            let in_flight = std::mem::take(&mut pending);
+            let (fetched, settled) = tokio::join!(fetch, self.settle(&producer, in_flight));
+            let outcome = match (settled, fetched) {
+                (Err(e), _) => Err(e),
+                (Ok(()), None) => break,
+                (Ok(()), Some(Err(e))) => Err(e.into()),
+                (Ok(()), Some(Ok(fetched))) => {
+                    self.dispatch(&producer, fetched).await.map(|sent| {
+                        pending = sent;
+                    })
+                }
             };
             match outcome {
                 Ok(()) => failures = 0,
@@ -106,7 +136,12 @@ impl ReplicationTask {
                     let pause = Duration::from_millis(100 * u64::from(failures.min(20)));
                     tracing::warn!(task = self.task, error = %e, ?pause,
                         "replication round failed; re-reading from the last acknowledged offsets");
-                    // A fresh producer: the failed one may hold batches that will never succeed.
+                    // Whatever was in flight is re-read; a fresh producer, since the failed
+                    // one may hold batches that will never succeed.
+                    pending.clear();
+                    for pos in self.positions.values_mut() {
+                        pos.fetched = pos.acked;
+                    }
                     producer.close().await;
                     producer = ctx.target.producer(ctx.config.producer());
                     tokio::select! {
@@ -119,6 +154,9 @@ impl ReplicationTask {
                 self.commit_progress().await;
                 last_commit = Instant::now();
             }
+        }
+        if let Err(e) = self.settle(&producer, pending).await {
+            tracing::warn!(task = self.task, error = %e, "last round not acknowledged; it will be re-read");
         }
         producer.close().await;
         self.commit_progress().await;
@@ -178,7 +216,7 @@ impl ReplicationTask {
             FetchPartitionSpec {
                 topic: topic.clone(),
                 partition: *p,
-                offset: pos.acked,
+                offset: pos.fetched,
             }
         }));
         spec.min_bytes = t.fetch_min_bytes;
@@ -187,21 +225,14 @@ impl ReplicationTask {
         spec
     }
 
-    /// Produces what one fetch returned and waits for the target's acknowledgements.
-    async fn round(
+    /// Hands what one fetch returned to the producer (without waiting for acknowledgements)
+    /// and moves each partition's fetch position past it.
+    async fn dispatch(
         &mut self,
         producer: &Producer,
         fetched: FetchResult,
-    ) -> Result<(), MirrorError> {
+    ) -> Result<Vec<Sent>, MirrorError> {
         let ctx = self.ctx.clone();
-        struct Sent {
-            key: (String, i32),
-            deliveries: Vec<(i64, strata_client::DeliveryFuture)>,
-            next_offset: i64,
-            high_watermark: i64,
-            bytes: u64,
-            newest: i64,
-        }
         let mut sent = Vec::new();
         for ((topic, p), fp) in fetched.partitions {
             let key = (topic.clone(), p);
@@ -209,7 +240,7 @@ impl ReplicationTask {
                 continue;
             };
             if let Some(e) = fp.error {
-                if e.is(ResponseError::OffsetOutOfRange) {
+                if e.is(ResponseError::OffsetOutOfRange) && pos.fetched == pos.acked {
                     let earliest = ctx
                         .source
                         .list_offsets(&topic, &[p], OffsetSpec::Earliest)
@@ -218,6 +249,7 @@ impl ReplicationTask {
                         tracing::warn!(topic, partition = p, from = pos.acked, to = l.offset,
                             "position out of range on the source (retention?); restarting at the earliest offset");
                         pos.acked = l.offset;
+                        pos.fetched = l.offset;
                     }
                 } else {
                     tracing::debug!(topic, partition = p, error = %e, "fetch error");
@@ -226,39 +258,54 @@ impl ReplicationTask {
             }
             let mut s = Sent {
                 key: key.clone(),
-                deliveries: Vec::with_capacity(fp.records.len()),
-                next_offset: fp.next_offset.max(pos.acked),
+                deliveries: Vec::with_capacity(fp.batches.len()),
+                next_offset: fp.next_offset.max(pos.fetched),
                 high_watermark: fp.high_watermark,
                 bytes: 0,
                 newest: -1,
             };
-            for rec in fp.records {
-                if rec.offset < pos.acked {
+            // Under Prefixed naming records stay byte-identical, so a whole source batch is
+            // produced again as it is (no re-encoding, no re-compression) unless one of its
+            // records must be skipped; otherwise, and under Identity (which adds a header),
+            // record by record.
+            let whole_batches = ctx.policy.naming() == NamingMode::Prefixed;
+            let mut records = fp.records.into_iter().peekable();
+            for batch in &fp.batches {
+                let mut in_batch = Vec::new();
+                while let Some(r) = records.next_if(|r| r.offset <= batch.last_offset) {
+                    if r.offset >= pos.fetched {
+                        in_batch.push(r);
+                    }
+                }
+                if in_batch.is_empty() {
                     continue;
                 }
-                let chain = rec
-                    .headers
-                    .iter()
-                    .find(|(k, _)| k == PROVENANCE_HEADER)
-                    .and_then(|(_, v)| v.as_deref());
-                let Some(new_chain) = ctx.policy.skip_record(chain) else {
-                    self.skipped += 1;
-                    continue;
-                };
-                let mut headers = rec.headers;
-                if ctx.policy.naming() == NamingMode::Identity {
-                    headers.retain(|(k, _)| k != PROVENANCE_HEADER);
-                    headers.push((PROVENANCE_HEADER.to_string(), Some(Bytes::from(new_chain))));
-                }
-                s.bytes += (rec.key.as_ref().map_or(0, Bytes::len)
-                    + rec.value.as_ref().map_or(0, Bytes::len)
-                    + headers
+                let as_is = whole_batches
+                    && batch.reproducible()
+                    && batch.base_offset >= pos.fetched
+                    && in_batch.len() == batch.records_count as usize
+                    && !in_batch
                         .iter()
-                        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
-                        .sum::<usize>()) as u64;
-                s.newest = s.newest.max(rec.timestamp);
-                let delivery = producer
-                    .send(ProducerRecord {
+                        .any(|r| ctx.policy.from_target(provenance(r)));
+                if as_is {
+                    s.bytes += in_batch.iter().map(record_bytes).sum::<u64>();
+                    s.newest = s.newest.max(batch.max_timestamp);
+                    let delivery = producer.send_batch(&pos.remote, p, batch).await?;
+                    s.deliveries
+                        .push((batch.base_offset, in_batch.len() as i64, delivery));
+                    continue;
+                }
+                for rec in in_batch {
+                    let Some(new_chain) = ctx.policy.skip_record(provenance(&rec)) else {
+                        self.skipped += 1;
+                        continue;
+                    };
+                    let mut headers = rec.headers;
+                    if ctx.policy.naming() == NamingMode::Identity {
+                        headers.retain(|(k, _)| k != PROVENANCE_HEADER);
+                        headers.push((PROVENANCE_HEADER.to_string(), Some(Bytes::from(new_chain))));
+                    }
+                    let record = ProducerRecord {
                         topic: pos.remote.clone(),
                         partition: p,
                         key: rec.key,
@@ -266,20 +313,37 @@ impl ReplicationTask {
                         headers,
                         // A negative timestamp would mean "now" to the producer.
                         timestamp: rec.timestamp.max(0),
-                    })
-                    .await?;
-                s.deliveries.push((rec.offset, delivery));
+                    };
+                    s.bytes += produced_bytes(&record);
+                    s.newest = s.newest.max(rec.timestamp);
+                    let delivery = producer.send(record).await?;
+                    s.deliveries.push((rec.offset, 1, delivery));
+                }
             }
+            pos.fetched = s.next_offset;
             ctx.metrics.fetched(&pos.remote, p, s.newest);
+            ctx.metrics
+                .lag(&pos.remote, p, s.high_watermark - pos.acked);
             sent.push(s);
         }
+        Ok(sent)
+    }
+
+    /// Waits for the target's acknowledgements of one dispatched round, advances the
+    /// acknowledged positions and emits offset syncs.
+    async fn settle(&mut self, producer: &Producer, sent: Vec<Sent>) -> Result<(), MirrorError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let ctx = self.ctx.clone();
         producer.flush().await?;
         for s in sent {
-            let count = s.deliveries.len() as u64;
             let mut acked = Vec::with_capacity(s.deliveries.len());
-            for (offset, delivery) in s.deliveries {
-                acked.push((offset, delivery.await?.offset));
+            for (offset, n, delivery) in s.deliveries {
+                let base = delivery.await?.offset;
+                acked.extend((0..n).map(|i| (offset + i, base + i)));
             }
+            let count = acked.len() as u64;
             let Some(pos) = self.positions.get_mut(&s.key) else {
                 continue;
             };
@@ -360,10 +424,41 @@ impl ReplicationTask {
     }
 }
 
+/// The provenance chain a record arrived with.
+fn provenance(r: &FetchedRecord) -> Option<&[u8]> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == PROVENANCE_HEADER)
+        .and_then(|(_, v)| v.as_deref())
+}
+
+/// Key, value and header bytes of a fetched record (the byte-rate metric's measure).
+fn record_bytes(r: &FetchedRecord) -> u64 {
+    payload_bytes(&r.key, &r.value, &r.headers)
+}
+
+fn produced_bytes(r: &ProducerRecord) -> u64 {
+    payload_bytes(&r.key, &r.value, &r.headers)
+}
+
+fn payload_bytes(
+    key: &Option<Bytes>,
+    value: &Option<Bytes>,
+    headers: &[(String, Option<Bytes>)],
+) -> u64 {
+    (key.as_ref().map_or(0, Bytes::len)
+        + value.as_ref().map_or(0, Bytes::len)
+        + headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
+            .sum::<usize>()) as u64
+}
+
 fn position(remote: &str, offset: i64) -> PartitionPosition {
     PartitionPosition {
         remote: remote.to_string(),
         acked: offset,
+        fetched: offset,
         committed: offset,
         last_sync: None,
     }
