@@ -488,16 +488,37 @@ impl Admin {
         &self,
         group: &str,
     ) -> Result<BTreeMap<(String, i32), i64>, Error> {
+        Ok(self
+            .fetch_group_commits(group)
+            .await?
+            .into_iter()
+            .map(|(k, c)| (k, c.offset))
+            .collect())
+    }
+
+    /// Like [`Admin::fetch_group_offsets`], with each commit's metadata string.
+    pub async fn fetch_group_commits(
+        &self,
+        group: &str,
+    ) -> Result<BTreeMap<(String, i32), Committed>, Error> {
         self.client
             .coordinator_request(
                 group,
                 |v| offset_fetch_request(v, group),
                 |version, resp| {
                     let mut out = BTreeMap::new();
-                    let mut keep = |topic: &str, partition: i32, offset: i64, code: i16| {
+                    let mut keep = |topic: &str,
+                                    partition: i32,
+                                    offset: i64,
+                                    metadata: Option<StrBytes>,
+                                    code: i16| {
                         Error::check("OffsetFetch", code, None)?;
                         if offset >= 0 {
-                            out.insert((topic.to_string(), partition), offset);
+                            let metadata = metadata.map(|m| m.to_string()).unwrap_or_default();
+                            out.insert(
+                                (topic.to_string(), partition),
+                                Committed { offset, metadata },
+                            );
                         }
                         Ok::<(), Error>(())
                     };
@@ -518,6 +539,7 @@ impl Admin {
                                     &t.name.0,
                                     p.partition_index,
                                     p.committed_offset,
+                                    p.metadata,
                                     p.error_code,
                                 )?;
                             }
@@ -530,6 +552,7 @@ impl Admin {
                                     &t.name.0,
                                     p.partition_index,
                                     p.committed_offset,
+                                    p.metadata,
                                     p.error_code,
                                 )?;
                             }
@@ -549,13 +572,29 @@ impl Admin {
         group: &str,
         offsets: &BTreeMap<(String, i32), i64>,
     ) -> Result<(), Error> {
-        if offsets.is_empty() {
+        let commits = offsets
+            .iter()
+            .map(|(k, &offset)| {
+                let metadata = String::new();
+                (k.clone(), Committed { offset, metadata })
+            })
+            .collect();
+        self.commit_group_commits(group, &commits).await
+    }
+
+    /// Like [`Admin::commit_group_offsets`], with a metadata string per commit.
+    pub async fn commit_group_commits(
+        &self,
+        group: &str,
+        commits: &BTreeMap<(String, i32), Committed>,
+    ) -> Result<(), Error> {
+        if commits.is_empty() {
             return Ok(());
         }
         self.client
             .coordinator_request(
                 group,
-                |_| offset_commit_request(group, offsets),
+                |_| offset_commit_request(group, commits),
                 |_, resp| {
                     for t in resp.topics {
                         for p in t.partitions {
@@ -567,6 +606,13 @@ impl Admin {
             )
             .await
     }
+}
+
+/// A committed group offset with its metadata string (empty when none was given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub offset: i64,
+    pub metadata: String,
 }
 
 fn create_topics_request(topic: &NewTopic, timeout_ms: i32) -> CreateTopicsRequest {
@@ -647,14 +693,15 @@ fn offset_fetch_request(version: i16, group: &str) -> OffsetFetchRequest {
 
 fn offset_commit_request(
     group: &str,
-    offsets: &BTreeMap<(String, i32), i64>,
+    commits: &BTreeMap<(String, i32), Committed>,
 ) -> OffsetCommitRequest {
     let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-    for ((topic, partition), offset) in offsets {
+    for ((topic, partition), c) in commits {
         topics.entry(topic).or_default().push(
             OffsetCommitRequestPartition::default()
                 .with_partition_index(*partition)
-                .with_committed_offset(*offset),
+                .with_committed_offset(c.offset)
+                .with_committed_metadata(Some(sb(&c.metadata))),
         );
     }
     OffsetCommitRequest::default()
@@ -716,7 +763,7 @@ mod tests {
             )
         });
         encodes(ApiKey::OffsetFetch, |v| offset_fetch_request(v, "g"));
-        let offsets = BTreeMap::from([(("t".to_string(), 0), 5), (("t".to_string(), 1), 7)]);
+        let offsets = BTreeMap::from([(("t".to_string(), 0), committed(5, "m"))]);
         encodes(ApiKey::OffsetCommit, |_| {
             offset_commit_request("g", &offsets)
         });
@@ -736,14 +783,21 @@ mod tests {
     #[test]
     fn commit_groups_partitions_by_topic() {
         let offsets = BTreeMap::from([
-            (("a".to_string(), 1), 10),
-            (("a".to_string(), 0), 5),
-            (("b".to_string(), 0), 1),
+            (("a".to_string(), 1), committed(10, "")),
+            (("a".to_string(), 0), committed(5, "x")),
+            (("b".to_string(), 0), committed(1, "")),
         ]);
         let req = offset_commit_request("g", &offsets);
         assert_eq!(req.generation_id_or_member_epoch, -1);
         assert_eq!(req.topics.len(), 2);
         assert_eq!(req.topics[0].partitions.len(), 2);
+        let metadata = req.topics[0].partitions[0].committed_metadata.as_deref();
+        assert_eq!(metadata, Some("x"));
+    }
+
+    fn committed(offset: i64, metadata: &str) -> Committed {
+        let metadata = metadata.to_string();
+        Committed { offset, metadata }
     }
 
     #[test]

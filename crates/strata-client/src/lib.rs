@@ -24,8 +24,8 @@ mod versions;
 
 pub use acl::{AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType};
 pub use admin::{
-    Admin, ConfigEntry, ConfigOp, ConfigSource, CreatedTopic, GroupDescription, GroupListing,
-    GroupMember, NewTopic,
+    Admin, Committed, ConfigEntry, ConfigOp, ConfigSource, CreatedTopic, GroupDescription,
+    GroupListing, GroupMember, NewTopic,
 };
 pub use client::{Client, Target};
 pub use config::ClientConfig;

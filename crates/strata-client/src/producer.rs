@@ -169,6 +169,9 @@ struct Batch {
     /// A whole batch handed over already encoded ([`Producer::send_batch`]) and its record
     /// count; it is re-stamped, never re-encoded, and takes no other records.
     prebuilt: Option<(Bytes, usize)>,
+    /// Queued whole ([`Producer::send_records`], [`Producer::send_batch`]): it takes no more
+    /// records, has one waiter for all of them, and goes out without lingering.
+    sealed: bool,
     waiters: Vec<Waiter>,
     bytes: usize,
     created: Instant,
@@ -261,14 +264,65 @@ impl Producer {
     ///
     /// Cancellation: dropping this future before it completes appends nothing.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
+        let (outgoing, size) = self.outgoing(&record)?;
+        let (topic, partition) = (record.topic, record.partition);
+        let memory = self.reserve(size).await?;
+        let (tx, rx) = oneshot::channel();
+        let batch_size = self.shared.config.batch_size;
+        let wake = {
+            let mut st = self.shared.state.lock();
+            if st.closing {
+                return Err(Error::Closed("send after close".into()));
+            }
+            let ps = st.partitions.entry((topic, partition)).or_default();
+            ps.appended += 1;
+            let fits = ps.queue.back().is_some_and(|b| {
+                b.encoded.is_none() && !b.sealed && b.attempts == 0 && b.bytes + size <= batch_size
+            });
+            if fits {
+                if let Some(b) = ps.queue.back_mut() {
+                    b.records.push(outgoing);
+                    b.waiters.push(tx);
+                    b.bytes += size;
+                    if let Some(m) = b.memory.as_mut() {
+                        m.merge(memory);
+                    }
+                    b.bytes >= batch_size
+                } else {
+                    false
+                }
+            } else {
+                ps.queue.push_back(Batch {
+                    records: vec![outgoing],
+                    prebuilt: None,
+                    sealed: false,
+                    waiters: vec![tx],
+                    bytes: size,
+                    created: Instant::now(),
+                    attempts: 0,
+                    encoded: None,
+                    stamp: ProducerStamp::NONE,
+                    memory: Some(memory),
+                });
+                true
+            }
+        };
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(DeliveryFuture(rx))
+    }
+
+    /// Checks a record and converts it for encoding; returns it with its size estimate.
+    fn outgoing(&self, record: &ProducerRecord) -> Result<(OutgoingRecord, usize), Error> {
         let mut headers = IndexMap::with_capacity(record.headers.len());
         let mut size = RECORD_OVERHEAD
             + record.key.as_ref().map_or(0, Bytes::len)
             + record.value.as_ref().map_or(0, Bytes::len);
-        for (k, v) in record.headers {
+        for (k, v) in &record.headers {
             size += k.len() + v.as_ref().map_or(0, Bytes::len) + 2;
             if headers
-                .insert(StrBytes::from_string(k.clone()), v)
+                .insert(StrBytes::from_string(k.clone()), v.clone())
                 .is_some()
             {
                 return Err(Error::Unsupported {
@@ -293,76 +347,63 @@ impl Producer {
                 Some(&format!("a record of {size} bytes exceeds buffer_memory")),
             ));
         }
-        if self.shared.state.lock().closing {
-            return Err(Error::Closed("send after close".into()));
-        }
-        let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        let memory = self
-            .shared
-            .memory
-            .clone()
-            .acquire_many_owned(permits)
-            .await
-            .map_err(|_| Error::Closed("producer closed".into()))?;
         let outgoing = OutgoingRecord {
             timestamp: if record.timestamp < 0 {
                 now_ms()
             } else {
                 record.timestamp
             },
-            key: record.key,
-            value: record.value,
+            key: record.key.clone(),
+            value: record.value.clone(),
             headers,
         };
-        let (tx, rx) = oneshot::channel();
-        let batch_size = self.shared.config.batch_size;
-        let wake = {
-            let mut st = self.shared.state.lock();
-            if st.closing {
-                return Err(Error::Closed("send after close".into()));
-            }
-            let ps = st
-                .partitions
-                .entry((record.topic, record.partition))
-                .or_default();
-            ps.appended += 1;
-            let fits = ps.queue.back().is_some_and(|b| {
-                b.encoded.is_none()
-                    && b.prebuilt.is_none()
-                    && b.attempts == 0
-                    && b.bytes + size <= batch_size
-            });
-            if fits {
-                if let Some(b) = ps.queue.back_mut() {
-                    b.records.push(outgoing);
-                    b.waiters.push(tx);
-                    b.bytes += size;
-                    if let Some(m) = b.memory.as_mut() {
-                        m.merge(memory);
-                    }
-                    b.bytes >= batch_size
-                } else {
-                    false
-                }
-            } else {
-                ps.queue.push_back(Batch {
-                    records: vec![outgoing],
-                    prebuilt: None,
-                    waiters: vec![tx],
-                    bytes: size,
-                    created: Instant::now(),
-                    attempts: 0,
-                    encoded: None,
-                    stamp: ProducerStamp::NONE,
-                    memory: Some(memory),
-                });
-                true
-            }
-        };
-        if wake {
-            self.shared.wake.notify_one();
+        Ok((outgoing, size))
+    }
+
+    /// Waits for `size` bytes of `buffer_memory`.
+    async fn reserve(&self, size: usize) -> Result<OwnedSemaphorePermit, Error> {
+        if self.shared.state.lock().closing {
+            return Err(Error::Closed("send after close".into()));
         }
-        Ok(DeliveryFuture(rx))
+        let permits = u32::try_from(size.min(self.shared.config.buffer_memory)).unwrap_or(u32::MAX);
+        self.shared
+            .memory
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| Error::Closed("producer closed".into()))
+    }
+
+    /// Queues `records`, all for one partition, as one batch of their own (the caller keeps
+    /// it within `batch.size` and the topic's `max.message.bytes`): one call, one
+    /// acknowledgement, resolving to the offset of the first record (the others follow it).
+    pub async fn send_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[ProducerRecord],
+    ) -> Result<DeliveryFuture, Error> {
+        let mut outgoing = Vec::with_capacity(records.len());
+        let mut size = 0;
+        for r in records {
+            if r.topic != topic || r.partition != partition {
+                return Err(Error::Unsupported {
+                    api: "Produce",
+                    reason: "send_records takes records of one partition".into(),
+                });
+            }
+            let (o, s) = self.outgoing(r)?;
+            outgoing.push(o);
+            size += s;
+        }
+        if outgoing.is_empty() {
+            return Err(Error::Unsupported {
+                api: "Produce",
+                reason: "send_records needs at least one record".into(),
+            });
+        }
+        let memory = self.reserve(size).await?;
+        self.enqueue_batch(topic, partition, outgoing, None, size, memory)
     }
 
     /// Queues one whole record batch fetched from another cluster (a [`crate::RawBatch`] for
@@ -385,14 +426,21 @@ impl Producer {
             });
         }
         let size = batch.bytes.len();
-        let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        let memory = self
-            .shared
-            .memory
-            .clone()
-            .acquire_many_owned(permits.min(self.shared.config.buffer_memory as u32))
-            .await
-            .map_err(|_| Error::Closed("producer closed".into()))?;
+        let memory = self.reserve(size).await?;
+        let prebuilt = Some((batch.bytes.clone(), batch.records_count.max(0) as usize));
+        self.enqueue_batch(topic, partition, Vec::new(), prebuilt, size, memory)
+    }
+
+    /// Appends a batch of its own to a partition's queue and wakes the sender.
+    fn enqueue_batch(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<OutgoingRecord>,
+        prebuilt: Option<(Bytes, usize)>,
+        size: usize,
+        memory: OwnedSemaphorePermit,
+    ) -> Result<DeliveryFuture, Error> {
         let (tx, rx) = oneshot::channel();
         {
             let mut st = self.shared.state.lock();
@@ -405,8 +453,9 @@ impl Producer {
                 .or_default();
             ps.appended += 1;
             ps.queue.push_back(Batch {
-                records: Vec::new(),
-                prebuilt: Some((batch.bytes.clone(), batch.records_count.max(0) as usize)),
+                records,
+                prebuilt,
+                sealed: true,
                 waiters: vec![tx],
                 bytes: size,
                 created: Instant::now(),
@@ -670,7 +719,7 @@ fn drain(shared: &Shared) -> (Vec<(i32, Dispatch)>, Option<Instant>, bool) {
         let due = front.created + config.linger;
         let is_ready = hurry
             || front.attempts > 0
-            || front.prebuilt.is_some()
+            || front.sealed
             || ps.queue.len() > 1
             || front.bytes >= config.batch_size
             || due <= now;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use strata_api::mirror::OffsetMode;
-use strata_client::{OffsetSpec, Producer, ProducerRecord};
+use strata_client::{Committed, OffsetSpec, Producer, ProducerRecord};
 
 use crate::flow::FlowContext;
 use crate::records::Checkpoint;
@@ -59,7 +59,7 @@ pub async fn checkpoint_once(ctx: &FlowContext, producer: &Producer) -> Result<u
     let mut written = 0;
     for group in groups {
         let started = Instant::now();
-        let offsets = match source_admin.fetch_group_offsets(&group).await {
+        let offsets = match source_admin.fetch_group_commits(&group).await {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(group, error = %e, "cannot read group offsets on the source");
@@ -70,7 +70,8 @@ pub async fn checkpoint_once(ctx: &FlowContext, producer: &Producer) -> Result<u
             let syncs = ctx.syncs.lock();
             offsets
                 .iter()
-                .filter_map(|((topic, p), &c)| {
+                .filter_map(|((topic, p), commit)| {
+                    let c = commit.offset;
                     let plan = plans.get(topic)?;
                     if *p >= plan.partitions || !ctx.assignment.owns(topic, *p) {
                         return None;
@@ -87,7 +88,7 @@ pub async fn checkpoint_once(ctx: &FlowContext, producer: &Producer) -> Result<u
                         partition: *p,
                         upstream: c,
                         downstream: d,
-                        metadata: String::new(),
+                        metadata: commit.metadata.clone(),
                     })
                 })
                 .collect()
@@ -163,18 +164,24 @@ async fn sync_group(
         return Ok(());
     }
     let current = target_admin.fetch_group_offsets(group).await?;
-    let commit: BTreeMap<(String, i32), i64> = checkpoints
+    let commit: BTreeMap<(String, i32), Committed> = checkpoints
         .iter()
         .filter(|cp| {
             current
                 .get(&(cp.topic.clone(), cp.partition))
                 .is_none_or(|&have| have < cp.downstream)
         })
-        .map(|cp| ((cp.topic.clone(), cp.partition), cp.downstream))
+        .map(|cp| {
+            let committed = Committed {
+                offset: cp.downstream,
+                metadata: cp.metadata.clone(),
+            };
+            ((cp.topic.clone(), cp.partition), committed)
+        })
         .collect();
     if !commit.is_empty() {
         tracing::debug!(group, partitions = commit.len(), "syncing group offsets");
-        target_admin.commit_group_offsets(group, &commit).await?;
+        target_admin.commit_group_commits(group, &commit).await?;
     }
     Ok(())
 }

@@ -55,8 +55,8 @@ struct PartitionPosition {
 /// One partition's records of a dispatched round, waiting for acknowledgements.
 struct Sent {
     key: (String, i32),
-    /// (first source offset, records, delivery): one record, or a whole source batch.
-    deliveries: Vec<(i64, i64, strata_client::DeliveryFuture)>,
+    /// (source offsets, delivery) of each batch queued: the target offsets follow the first.
+    deliveries: Vec<(Vec<i64>, strata_client::DeliveryFuture)>,
     next_offset: i64,
     high_watermark: i64,
     bytes: u64,
@@ -269,6 +269,7 @@ impl ReplicationTask {
             // records must be skipped; otherwise, and under Identity (which adds a header),
             // record by record.
             let whole_batches = ctx.policy.naming() == NamingMode::Prefixed;
+            let batch_size = ctx.config.producer().batch_size.max(1);
             let mut records = fp.records.into_iter().peekable();
             for batch in &fp.batches {
                 let mut in_batch = Vec::new();
@@ -291,10 +292,15 @@ impl ReplicationTask {
                     s.bytes += in_batch.iter().map(record_bytes).sum::<u64>();
                     s.newest = s.newest.max(batch.max_timestamp);
                     let delivery = producer.send_batch(&pos.remote, p, batch).await?;
-                    s.deliveries
-                        .push((batch.base_offset, in_batch.len() as i64, delivery));
+                    let upstream = in_batch.iter().map(|r| r.offset).collect();
+                    s.deliveries.push((upstream, delivery));
                     continue;
                 }
+                // Record by record, in chunks of at most `batch.size` bytes, each queued as
+                // one batch of its own.
+                let mut chunk: Vec<ProducerRecord> = Vec::new();
+                let mut upstream: Vec<i64> = Vec::new();
+                let mut chunk_bytes = 0usize;
                 for rec in in_batch {
                     let Some(new_chain) = ctx.policy.skip_record(provenance(&rec)) else {
                         self.skipped += 1;
@@ -314,10 +320,22 @@ impl ReplicationTask {
                         // A negative timestamp would mean "now" to the producer.
                         timestamp: rec.timestamp.max(0),
                     };
-                    s.bytes += produced_bytes(&record);
+                    let size = produced_bytes(&record);
+                    if !chunk.is_empty() && chunk_bytes + size as usize > batch_size {
+                        let delivery = producer.send_records(&pos.remote, p, &chunk).await?;
+                        s.deliveries.push((std::mem::take(&mut upstream), delivery));
+                        chunk.clear();
+                        chunk_bytes = 0;
+                    }
+                    s.bytes += size;
                     s.newest = s.newest.max(rec.timestamp);
-                    let delivery = producer.send(record).await?;
-                    s.deliveries.push((rec.offset, 1, delivery));
+                    chunk_bytes += size as usize;
+                    chunk.push(record);
+                    upstream.push(rec.offset);
+                }
+                if !chunk.is_empty() {
+                    let delivery = producer.send_records(&pos.remote, p, &chunk).await?;
+                    s.deliveries.push((upstream, delivery));
                 }
             }
             pos.fetched = s.next_offset;
@@ -339,9 +357,9 @@ impl ReplicationTask {
         producer.flush().await?;
         for s in sent {
             let mut acked = Vec::with_capacity(s.deliveries.len());
-            for (offset, n, delivery) in s.deliveries {
+            for (upstream, delivery) in s.deliveries {
                 let base = delivery.await?.offset;
-                acked.extend((0..n).map(|i| (offset + i, base + i)));
+                acked.extend(upstream.into_iter().zip(base..));
             }
             let count = acked.len() as u64;
             let Some(pos) = self.positions.get_mut(&s.key) else {
