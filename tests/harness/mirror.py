@@ -13,17 +13,16 @@ import copy
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
-from .brokers import REPO_ROOT, _spawn_watchdog
-from .util import free_port, process_alive, tail
+from .brokers import REPO_ROOT
+from .process import STOP_TIMEOUT, ManagedProcess
+from .util import free_port
 
 START_TIMEOUT = 90.0  # seconds until /healthz answers (topic sync runs before it is served)
-STOP_TIMEOUT = 30.0
 
 FIGURES_PATH = Path(os.environ.get("STRATA_MIRROR_FIGURES") or REPO_ROOT / "tests" / ".work" / "mirror-figures.jsonl")
 
@@ -95,11 +94,13 @@ def parse_metrics(text):
     return out
 
 
-class MirrorProcess:
+class MirrorProcess(ManagedProcess):
     """One ``strata-mirror`` process. ``config`` (a dict) is written to ``work_dir/flow.yaml``
     (as JSON, which YAML reads); or ``mm2_properties`` (text) to ``work_dir/mm2.properties`` with
     ``source``/``target`` naming the flow. The log (stderr) goes to ``work_dir/mirror.log``, kept
     across restarts."""
+
+    what = "strata-mirror"
 
     def __init__(self, work_dir, config=None, *, mm2_properties=None, source=None, target=None,
                  ordinal=0, replicas=1, binary=None, env=None):
@@ -115,11 +116,8 @@ class MirrorProcess:
         self.ordinal, self.replicas = ordinal, replicas
         self.binary = Path(binary) if binary else strata_mirror_bin()
         self.env = dict(env or {})
-        self.log_path = self.work_dir / "mirror.log"
-        self.pid = None
+        super().__init__(self.work_dir / "mirror.log")
         self.metrics_port = None
-        self._proc = None
-        self._paused = False
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -154,12 +152,7 @@ class MirrorProcess:
         env.update(self.env)
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== start: {' '.join(cmd)}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                          cwd=self.work_dir, env=env, start_new_session=True)
-        self.pid = self._proc.pid
-        self._paused = False
-        _spawn_watchdog(self.pid)
+        self._popen(cmd, cwd=self.work_dir, env=env)
 
         def healthy():
             if self._proc.poll() is not None:
@@ -187,74 +180,16 @@ class MirrorProcess:
             self.kill9()
             raise
 
-    def running(self):
-        return self.pid is not None and process_alive(self.pid)
-
-    @property
-    def returncode(self):
-        return None if self._proc is None else self._proc.returncode
-
-    def _wait_exit(self, timeout):
-        try:
-            self._proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM (graceful: in-flight records acknowledged, progress committed), wait up to
         ``timeout`` seconds, then SIGKILL. True when it exited in time; idempotent."""
-        if self._proc is None:
-            return True
-        clean = True
-        if self.running():
-            os.kill(self.pid, signal.SIGTERM)
-            if self._paused:
-                os.kill(self.pid, signal.SIGCONT)
-                self._paused = False
-            clean = self._wait_exit(timeout)
-            if not clean:
-                self.kill9()
-        self._proc.wait(timeout=STOP_TIMEOUT)
-        self.pid = None
-        return clean
-
-    def kill9(self):
-        """SIGKILL, then wait until the process is gone."""
-        if self._proc is None:
-            return
-        if self.running():
-            os.kill(self.pid, signal.SIGKILL)
-        if not self._wait_exit(STOP_TIMEOUT):
-            raise AssertionError(f"strata-mirror pid {self.pid} survived SIGKILL")
-        self.pid = None
-        self._paused = False
-
-    def pause(self):
-        """SIGSTOP: the process keeps its connections but does nothing."""
-        os.kill(self.pid, signal.SIGSTOP)
-        self._paused = True
-
-    def resume(self):
-        """SIGCONT after :meth:`pause`."""
-        os.kill(self.pid, signal.SIGCONT)
-        self._paused = False
+        return super().stop(timeout)
 
     def restart(self):
         """Graceful stop, then start with the same configuration (a new metrics port)."""
         self.stop()
         return self.start()
 
-    def __enter__(self):
-        if not self.running():
-            self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def __repr__(self):
-        return f"<MirrorProcess pid={self.pid} dir={self.work_dir}>"
 
     # --- observation ------------------------------------------------------------------------
 
@@ -273,9 +208,6 @@ class MirrorProcess:
         want = {k: str(v) for k, v in labels.items()}
         values = [v for n, l, v in self.scrape() if n == name and all(l.get(k) == x for k, x in want.items())]
         return sum(values) if values else None
-
-    def log_tail(self, lines=60):
-        return tail(self.log_path, lines)
 
     def log_text(self):
         try:

@@ -19,15 +19,13 @@ topic-partitions to copy starts no task, hence two separate waits).
 """
 import os
 import re
-import signal
 import struct
-import subprocess
 import time
 from collections import namedtuple
 from pathlib import Path
 
-from .brokers import KAFKA_SH, _spawn_watchdog
-from .util import process_alive, tail
+from .brokers import KAFKA_SH
+from .process import ManagedProcess
 
 START_TIMEOUT = 180.0  # seconds until the connectors run: a JVM start on a busy 2-core machine
 STOP_TIMEOUT = 45.0  # SIGTERM grace period: the herders stop their tasks and commit offsets
@@ -64,11 +62,13 @@ def mm2_properties(clusters, source, target, settings=None):
     return "\n".join(lines) + "\n"
 
 
-class MirrorMaker2Process:
+class MirrorMaker2Process(ManagedProcess):
     """One MirrorMaker 2 JVM in dedicated mode. ``properties`` (text) is written to
     ``work_dir/mm2.properties``; ``clusters`` restricts the herders to flows whose target is
     one of these aliases (``--clusters``); ``heap`` overrides the JVM heap options of kafka.sh
     (``KAFKA_HEAP_OPTS``)."""
+
+    what = "MirrorMaker 2"
 
     def __init__(self, work_dir, properties, *, clusters=None, heap=None):
         self.work_dir = Path(work_dir).resolve()
@@ -77,9 +77,7 @@ class MirrorMaker2Process:
         self.clusters = list(clusters or [])
         self.heap = heap
         self.properties_path = self.work_dir / "mm2.properties"
-        self.log_path = self.work_dir / "mm2.log"
-        self.pid = None
-        self._proc = None
+        super().__init__(self.work_dir / "mm2.log")
         self._log_start = 0  # byte offset in the log where the current run begins
 
     def command(self):
@@ -103,11 +101,7 @@ class MirrorMaker2Process:
             env["KAFKA_HEAP_OPTS"] = self.heap
         with open(self.log_path, "ab") as log:
             self._log_start = log.tell()
-            self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT, cwd=self.work_dir, env=env,
-                                          start_new_session=True)
-        self.pid = self._proc.pid
-        _spawn_watchdog(self.pid)
+        self._popen(self.command(), cwd=self.work_dir, env=env)
         flows = flows if flows is not None else self.enabled_flows()
         try:
             # The connector lines do not name the flow: with N flows, each appears N times.
@@ -151,51 +145,10 @@ class MirrorMaker2Process:
                                             f"tail of {self.log_path}:\n{self.log_tail()}")
             time.sleep(0.2)  # poll interval of the deadline loop
 
-    def running(self):
-        return self.pid is not None and process_alive(self.pid)
-
-    def _wait_exit(self, timeout):
-        try:
-            self._proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-
     def stop(self, timeout=STOP_TIMEOUT):
-        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. True on a clean exit in time;
-        idempotent."""
-        if self._proc is None:
-            return True
-        clean = True
-        if self.running():
-            os.kill(self.pid, signal.SIGTERM)
-            clean = self._wait_exit(timeout)
-            if not clean:
-                self.kill9()
-        self._proc.wait(timeout=STOP_TIMEOUT)
-        self.pid = None
-        return clean
-
-    def kill9(self):
-        """SIGKILL, then wait until the JVM is gone."""
-        if self._proc is None:
-            return
-        if self.running():
-            os.kill(self.pid, signal.SIGKILL)
-        if not self._wait_exit(STOP_TIMEOUT):
-            raise AssertionError(f"MirrorMaker 2 pid {self.pid} survived SIGKILL")
-        self.pid = None
-
-    def __enter__(self):
-        if not self.running():
-            self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def __repr__(self):
-        return f"<MirrorMaker2Process pid={self.pid} dir={self.work_dir}>"
+        """SIGTERM, wait up to ``timeout`` seconds (the herders stop their tasks and commit
+        offsets), then SIGKILL. True on a clean exit in time; idempotent."""
+        return super().stop(timeout)
 
     # --- observation ------------------------------------------------------------------------
 
@@ -207,9 +160,6 @@ class MirrorMaker2Process:
                 return f.read().decode(errors="replace")
         except OSError:
             return ""
-
-    def log_tail(self, lines=60):
-        return tail(self.log_path, lines)
 
     def errors(self):
         """The ERROR lines of the current run's log, each with the first line of its exception

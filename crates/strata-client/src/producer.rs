@@ -184,6 +184,28 @@ struct Batch {
 }
 
 impl Batch {
+    fn new(
+        records: Vec<OutgoingRecord>,
+        prebuilt: Option<(Bytes, usize)>,
+        sealed: bool,
+        waiter: Waiter,
+        bytes: usize,
+        memory: OwnedSemaphorePermit,
+    ) -> Batch {
+        Batch {
+            records,
+            prebuilt,
+            sealed,
+            waiters: vec![waiter],
+            bytes,
+            created: Instant::now(),
+            attempts: 0,
+            encoded: None,
+            stamp: ProducerStamp::NONE,
+            memory: Some(memory),
+        }
+    }
+
     /// Records in the batch (what the sequence advances by).
     fn record_count(&self) -> usize {
         self.prebuilt
@@ -292,18 +314,8 @@ impl Producer {
                     false
                 }
             } else {
-                ps.queue.push_back(Batch {
-                    records: vec![outgoing],
-                    prebuilt: None,
-                    sealed: false,
-                    waiters: vec![tx],
-                    bytes: size,
-                    created: Instant::now(),
-                    attempts: 0,
-                    encoded: None,
-                    stamp: ProducerStamp::NONE,
-                    memory: Some(memory),
-                });
+                let batch = Batch::new(vec![outgoing], None, false, tx, size, memory);
+                ps.queue.push_back(batch);
                 true
             }
         };
@@ -452,18 +464,8 @@ impl Producer {
                 .entry((topic.to_string(), partition))
                 .or_default();
             ps.appended += 1;
-            ps.queue.push_back(Batch {
-                records,
-                prebuilt,
-                sealed: true,
-                waiters: vec![tx],
-                bytes: size,
-                created: Instant::now(),
-                attempts: 0,
-                encoded: None,
-                stamp: ProducerStamp::NONE,
-                memory: Some(memory),
-            });
+            let batch = Batch::new(records, prebuilt, true, tx, size, memory);
+            ps.queue.push_back(batch);
         }
         self.shared.wake.notify_one();
         Ok(DeliveryFuture(rx))

@@ -25,7 +25,7 @@ use crate::records::OffsetSync;
 use crate::replication::ReplicationTask;
 use crate::topics::{MirroredTopics, TopicSync};
 use crate::translation::OffsetSyncStore;
-use crate::{checkpoint, heartbeat, metrics, MirrorError};
+use crate::{acls, checkpoint, heartbeat, metrics, MirrorError};
 
 /// What every loop of a flow shares.
 pub struct FlowContext {
@@ -41,6 +41,21 @@ pub struct FlowContext {
     pub syncs: Mutex<OffsetSyncStore>,
     pub metrics: Arc<MirrorMetrics>,
     pub shutdown: CancellationToken,
+}
+
+impl FlowContext {
+    /// Sleeps for `d`, or less when the flow shuts down meanwhile.
+    pub async fn pause(&self, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// How long a replication loop waits after its `failures`-th failed round in a row.
+pub fn failure_backoff(failures: u32) -> Duration {
+    Duration::from_millis(100 * u64::from(failures.min(20)))
 }
 
 /// How a process runs a flow, besides the flow's configuration.
@@ -165,6 +180,9 @@ impl Mirror {
         }
         if ctx.config.mirror.emit_heartbeats && ctx.assignment.ordinal == 0 {
             tracker.spawn(heartbeat::run(ctx.clone()));
+        }
+        if ctx.config.sync.acls && ctx.assignment.ordinal == 0 {
+            tracker.spawn(acls::run(ctx.clone()));
         }
         tracker.close();
         tracing::info!(

@@ -5,6 +5,7 @@
 //! [`MirrorHandle`] whose `shutdown` is the graceful stop. Offsets are either translated (MM2
 //! offset syncs and checkpoints, any Kafka target) or preserved ([`preserve`], Strata targets).
 
+pub mod acls;
 pub mod assignment;
 pub mod checkpoint;
 pub mod config;

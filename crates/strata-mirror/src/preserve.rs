@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use strata_client::{Acks, FetchPartitionSpec, FetchRequestSpec, OffsetSpec, ResponseError};
 
-use crate::flow::FlowContext;
+use crate::flow::{failure_backoff, FlowContext};
 use crate::MirrorError;
 
 /// The topic config that marks a mirror target on a Strata broker (value: source alias).
@@ -65,10 +65,7 @@ impl PreserveTask {
                 tracing::warn!(task = self.task, error = %e, "cannot assign partitions");
             }
             if self.positions.is_empty() {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = ctx.shutdown.cancelled() => {}
-                }
+                ctx.pause(Duration::from_millis(200)).await;
                 continue;
             }
             let fetched = tokio::select! {
@@ -83,15 +80,12 @@ impl PreserveTask {
                 Ok(()) => failures = 0,
                 Err(e) => {
                     failures += 1;
-                    let pause = Duration::from_millis(100 * u64::from(failures.min(20)));
+                    let pause = failure_backoff(failures);
                     tracing::warn!(task = self.task, error = %e, ?pause,
                         "replication round failed; resuming from the target's log end offsets");
                     // The target's log end offset is the truth; re-read it.
                     self.positions.clear();
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = ctx.shutdown.cancelled() => {}
-                    }
+                    ctx.pause(pause).await;
                 }
             }
         }

@@ -32,7 +32,7 @@ use strata_client::{
     ProducerRecord, ResponseError,
 };
 
-use crate::flow::FlowContext;
+use crate::flow::{failure_backoff, FlowContext};
 use crate::policy::PROVENANCE_HEADER;
 use crate::records::OffsetSync;
 use crate::MirrorError;
@@ -101,10 +101,7 @@ impl ReplicationTask {
                 tracing::warn!(task = self.task, error = %e, "cannot assign partitions");
             }
             if self.positions.is_empty() {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = ctx.shutdown.cancelled() => {}
-                }
+                ctx.pause(Duration::from_millis(200)).await;
                 continue;
             }
             let fetch = {
@@ -133,7 +130,7 @@ impl ReplicationTask {
                 Ok(()) => failures = 0,
                 Err(e) => {
                     failures += 1;
-                    let pause = Duration::from_millis(100 * u64::from(failures.min(20)));
+                    let pause = failure_backoff(failures);
                     tracing::warn!(task = self.task, error = %e, ?pause,
                         "replication round failed; re-reading from the last acknowledged offsets");
                     // Whatever was in flight is re-read; a fresh producer, since the failed
@@ -144,10 +141,7 @@ impl ReplicationTask {
                     }
                     producer.close().await;
                     producer = ctx.target.producer(ctx.config.producer());
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = ctx.shutdown.cancelled() => {}
-                    }
+                    ctx.pause(pause).await;
                 }
             }
             if last_commit.elapsed() >= ctx.config.progress_commit_interval() {
