@@ -4,9 +4,11 @@
 //!
 //! - Produce requests from the client id [`PRESERVE_CLIENT_ID`] append the record batches as
 //!   they were fetched from the source, base offsets included (nothing is re-assigned, so target
-//!   offsets equal source offsets and consumer offsets need no translation). Batches the log
-//!   already holds (a retry, a restarted mirror) are skipped, so re-sending is harmless; a batch
-//!   that straddles the log end offset is refused as corrupt input.
+//!   offsets equal source offsets and consumer offsets need no translation). Records,
+//!   compression and timestamps are kept; the source's producer ids and transaction markers
+//!   are not (see `Partition::append_preserving`). Batches the log already holds (a retry, a
+//!   restarted mirror) are skipped, so re-sending is harmless; a batch that straddles the log
+//!   end offset is refused with INVALID_RECORD.
 //! - Every other producer gets `POLICY_VIOLATION` with a message that names the config: the
 //!   topic belongs to the mirror, and writing to it would break offset equality.
 //! - Deleting the config (`kafka-configs --alter --delete-config strata.mirror.source`) promotes

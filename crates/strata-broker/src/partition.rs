@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use strata_log::{AppendInfo, BatchHeader, FileLog, LogConfig, LogError, PartitionLog};
+use strata_log::{batch, AppendInfo, BatchHeader, FileLog, LogConfig, LogError, PartitionLog};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -66,47 +66,55 @@ impl Partition {
 
     /// Appends a mirror's batches at their own offsets (see [`crate::mirror_target`]): whole
     /// batches already below the log end offset are skipped as re-sends; the rest must start
-    /// at or after it. Returns the first batch's base offset; `duplicate` when nothing was new.
+    /// at or after it. Records, compression and timestamps are kept; each batch gets this
+    /// partition's leader epoch and loses the source's producer identity (producer ids of
+    /// another cluster would collide with this one's after promotion); transaction markers
+    /// are not copied (this log keeps no transaction state for the source's producers), which
+    /// leaves their offsets as gaps. Returns the first batch's base offset; `duplicate` when
+    /// nothing was new.
     pub fn append_preserving(&self, records: &[u8]) -> Result<AppendInfo, LogError> {
         let end = self.log.log_end_offset();
+        let epoch = self.leader_epoch();
         let mut first: Option<BatchHeader> = None;
-        let mut pos = 0;
+        let mut kept: Vec<u8> = Vec::with_capacity(records.len());
         let mut skipped = 0u64;
-        while pos < records.len() {
-            let h = BatchHeader::parse(&records[pos..])?;
-            if pos + h.total_size() > records.len() {
-                return Err(LogError::CorruptBatch(format!(
-                    "batch at byte {pos} claims {} bytes, {} remain",
-                    h.total_size(),
-                    records.len() - pos
+        for (pos, h) in batch::validate_batches(records)? {
+            first.get_or_insert(h);
+            if h.last_offset() < end {
+                skipped += h.records_count as u64;
+                continue;
+            }
+            if h.base_offset < end {
+                return Err(LogError::InvalidRecord(format!(
+                    "batch {}..={} straddles the log end offset {end}",
+                    h.base_offset,
+                    h.last_offset()
                 )));
             }
-            let first = *first.get_or_insert(h);
-            if h.last_offset() >= end {
-                if h.base_offset < end {
-                    return Err(LogError::InvalidRecord(format!(
-                        "batch {}..={} straddles the log end offset {end}",
-                        h.base_offset,
-                        h.last_offset()
-                    )));
-                }
-                let mut info = self.append_with_offsets(&records[pos..])?;
-                info.base_offset = first.base_offset;
-                return Ok(info);
+            if h.is_control() {
+                continue;
             }
-            skipped += h.records_count as u64;
-            pos += h.total_size();
+            let at = kept.len();
+            kept.extend_from_slice(&records[pos..pos + h.total_size()]);
+            let copy = &mut kept[at..];
+            batch::set_partition_leader_epoch(copy, epoch);
+            batch::clear_producer(copy);
         }
-        let (base, last) = first.map_or((end, end - 1), |h| (h.base_offset, h.last_offset()));
-        tracing::debug!(topic = %self.topic, partition = self.index, base, last, skipped,
-            "mirror re-sent batches the log already holds");
-        Ok(AppendInfo {
-            base_offset: base,
-            last_offset: last,
-            log_append_time: -1,
-            record_count: 0,
-            duplicate: true,
-        })
+        let first = first.ok_or_else(|| LogError::CorruptBatch("no record batch".into()))?;
+        if kept.is_empty() {
+            tracing::debug!(topic = %self.topic, partition = self.index, skipped,
+                "nothing new in the mirror's append (re-sent batches or markers only)");
+            return Ok(AppendInfo {
+                base_offset: first.base_offset,
+                last_offset: first.last_offset(),
+                log_append_time: -1,
+                record_count: 0,
+                duplicate: true,
+            });
+        }
+        let mut info = self.append_with_offsets(&kept)?;
+        info.base_offset = first.base_offset;
+        Ok(info)
     }
 
     fn advance_high_watermark(&self, to: i64) {

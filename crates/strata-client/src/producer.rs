@@ -429,6 +429,7 @@ impl Producer {
         partition: i32,
         batch: &crate::RawBatch,
     ) -> Result<DeliveryFuture, Error> {
+        crate::records::check_one_batch(&batch.bytes)?;
         if !batch.reproducible() {
             return Err(Error::Unsupported {
                 api: "Produce",

@@ -117,12 +117,10 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(x)
 }
 
-/// Splits `raw` into whole batches and decodes them. Records before `from_offset` (a batch
-/// may start before the fetch offset) and control records are left out of `records`; every
-/// whole batch is kept in `batches`.
-/// Splits a fetched partition's bytes into whole batches and, with `decode`, decodes the
-/// records at or after `from_offset` (decompressing them); without it only the batch headers
-/// are read, which is what forwarding batches unchanged needs.
+/// Splits a fetched partition's bytes into whole batches (every one kept in `batches`) and,
+/// with `decode`, decodes the records at or after `from_offset` into `records` (a batch may
+/// start before the fetch offset; control records are left out). Without `decode` only the
+/// batch headers are read, which is what forwarding batches unchanged needs.
 pub(crate) fn decode_batches(
     raw: &Bytes,
     from_offset: i64,
@@ -210,13 +208,7 @@ pub(crate) fn decode_batches(
 
 /// One whole v2 batch with its base offset set to 0, as a Produce request must carry it.
 pub(crate) fn with_base_offset_zero(batch: Bytes) -> Result<Bytes, Error> {
-    let whole = batch.len() >= BATCH_HEADER_BYTES
-        && usize::try_from(be_i32(&batch, LENGTH_OFFSET)).ok() == Some(batch.len() - LOG_OVERHEAD);
-    if !whole || batch[MAGIC_OFFSET] != 2 {
-        return Err(Error::Protocol(
-            "produce_raw takes exactly one whole v2 record batch".into(),
-        ));
-    }
+    check_one_batch(&batch)?;
     if be_i64(&batch, 0) == 0 {
         return Ok(batch);
     }
@@ -240,6 +232,18 @@ impl RawBatch {
     }
 }
 
+/// Checks that `batch` is exactly one whole v2 record batch.
+pub(crate) fn check_one_batch(batch: &[u8]) -> Result<(), Error> {
+    let whole = batch.len() >= BATCH_HEADER_BYTES
+        && usize::try_from(be_i32(batch, LENGTH_OFFSET)).ok() == Some(batch.len() - LOG_OVERHEAD);
+    if !whole || batch[MAGIC_OFFSET] != 2 {
+        return Err(Error::Protocol(
+            "expected exactly one whole v2 record batch".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A copy of a whole v2 batch re-stamped for producing: base offset 0, this producer's id,
 /// epoch and base sequence, partition leader epoch -1, and the CRC-32C computed again (it
 /// covers everything from the attributes on). Records, compression and timestamps are kept.
@@ -247,13 +251,7 @@ pub(crate) fn restamp(batch: &Bytes, stamp: ProducerStamp) -> Result<Bytes, Erro
     const LEADER_EPOCH_OFFSET: usize = 12;
     const CRC_OFFSET: usize = 17;
     const PRODUCER_ID_OFFSET: usize = 43;
-    let whole = batch.len() >= BATCH_HEADER_BYTES
-        && usize::try_from(be_i32(batch, LENGTH_OFFSET)).ok() == Some(batch.len() - LOG_OVERHEAD);
-    if !whole || batch[MAGIC_OFFSET] != 2 {
-        return Err(Error::Protocol(
-            "send_batch takes exactly one whole v2 record batch".into(),
-        ));
-    }
+    check_one_batch(batch)?;
     let mut b = batch.to_vec();
     b[0..8].fill(0);
     b[LEADER_EPOCH_OFFSET..LEADER_EPOCH_OFFSET + 4].copy_from_slice(&(-1i32).to_be_bytes());

@@ -270,6 +270,18 @@ pub fn update_crc(batch: &mut [u8]) {
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Removes the batch's producer identity (producer id, epoch and base sequence -1, not
+/// transactional) and recomputes the CRC: for batches copied from another cluster, whose
+/// producer ids mean nothing here and would collide with this cluster's own.
+pub fn clear_producer(batch: &mut [u8]) {
+    let attributes = i16_at(batch, ATTRIBUTES_AT) & !TRANSACTIONAL_BIT;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
+    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
+    batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    update_crc(batch);
+}
+
 /// Marks the batch as LogAppendTime with `append_time_ms` as its max timestamp (Kafka leaves the
 /// base timestamp alone; readers use the max timestamp for every record) and recomputes the CRC.
 pub fn set_log_append_time(batch: &mut [u8], append_time_ms: i64) {

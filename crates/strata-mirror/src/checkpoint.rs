@@ -53,7 +53,7 @@ pub async fn checkpoint_once(ctx: &FlowContext, producer: &Producer) -> Result<u
         .collect();
     let plans = ctx.topics.read().clone();
     let preserved = match ctx.config.offsets {
-        OffsetMode::Preserve if !groups.is_empty() => Some(target_ends(ctx, &plans).await?),
+        OffsetMode::Preserve if !groups.is_empty() => Some(target_ends(ctx, &plans).await),
         _ => None,
     };
     let mut written = 0;
@@ -130,7 +130,7 @@ pub async fn checkpoint_once(ctx: &FlowContext, producer: &Producer) -> Result<u
 async fn target_ends(
     ctx: &FlowContext,
     plans: &BTreeMap<String, TopicPlan>,
-) -> Result<BTreeMap<(String, i32), i64>, MirrorError> {
+) -> BTreeMap<(String, i32), i64> {
     let mut ends = BTreeMap::new();
     for (topic, plan) in plans {
         let owned: Vec<i32> = (0..plan.partitions)
@@ -139,17 +139,25 @@ async fn target_ends(
         if owned.is_empty() {
             continue;
         }
-        let listed = ctx
+        let listed = match ctx
             .target
             .list_offsets(&plan.remote, &owned, OffsetSpec::Latest)
-            .await?;
+            .await
+        {
+            Ok(listed) => listed,
+            Err(e) => {
+                // This topic's checkpoints wait for the next round; the others go on.
+                tracing::warn!(remote = %plan.remote, error = %e, "cannot list the target's log end offsets");
+                continue;
+            }
+        };
         ends.extend(
             listed
                 .into_iter()
                 .map(|(p, l)| ((plan.remote.clone(), p), l.offset)),
         );
     }
-    Ok(ends)
+    ends
 }
 
 /// Commits translated offsets for `group` on the target when nobody consumes there.

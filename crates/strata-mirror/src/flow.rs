@@ -44,6 +44,16 @@ pub struct FlowContext {
 }
 
 impl FlowContext {
+    /// A fetch of these source positions with the flow's fetch tuning.
+    pub fn fetch_spec(&self, at: impl IntoIterator<Item = FetchPartitionSpec>) -> FetchRequestSpec {
+        let t = &self.config.tuning;
+        let mut spec = FetchRequestSpec::new(at);
+        spec.min_bytes = t.fetch_min_bytes;
+        spec.max_wait_ms = t.fetch_max_wait_ms;
+        spec.max_bytes = t.fetch_max_bytes;
+        spec
+    }
+
     /// Sleeps for `d`, or less when the flow shuts down meanwhile.
     pub async fn pause(&self, d: Duration) {
         tokio::select! {

@@ -1,19 +1,23 @@
 //! `offsets: Preserve`: the replication loop for a Strata target, where every record keeps its
-//! source offset. Record batches are forwarded exactly as the source returned them (not
-//! decoded, decompressed or re-encoded: producer ids, sequences, compression and timestamps
-//! travel unchanged) with the broker's offset-preserving append, which only topics marked
-//! [`MIRROR_SOURCE_CONFIG`] accept and only from [`PRESERVE_CLIENT_ID`] (the broker side is
-//! `strata_broker::mirror_target`).
+//! source offset. Record batches are forwarded as the source returned them (not decoded,
+//! decompressed or re-encoded: records, compression and timestamps travel unchanged; the
+//! broker drops the source's producer ids and transaction markers) with the broker's
+//! offset-preserving append, which only topics marked [`MIRROR_SOURCE_CONFIG`] accept and only
+//! from [`PRESERVE_CLIENT_ID`] (the broker side is `strata_broker::mirror_target`).
 //!
 //! Progress needs no bookkeeping: the target's log end offset *is* the next source offset to
 //! mirror, so a partition resumes from it after any restart or crash, and batches re-sent after
 //! a lost acknowledgement are skipped by the broker. Hence no duplicates on the target, ever,
 //! and no offset syncs: a consumer's committed source offset is valid on the target as it is.
 //!
-//! A source position that fell out of range moves to the source's earliest offset (retention
-//! deleted what the mirror had not copied yet: nothing the mirror could do); a target that is
-//! ahead of its source (the source was recreated) cannot be made equal again, so that
-//! partition stops with an error in the log instead of writing at wrong offsets.
+//! Before a partition resumes, the last record the target holds is compared with the source's
+//! record at that offset: a target that does not hold the source's records (written while the
+//! topic was promoted, or the source was recreated) cannot be made equal again, so that
+//! partition stops with an error in the log instead of writing at wrong offsets; so does one
+//! whose target is ahead of the source or refuses a batch as straddling its log end. A source
+//! position that fell out of range moves to the source's earliest offset (retention deleted
+//! what the mirror had not copied yet: nothing the mirror could do). An append that fails
+//! otherwise re-reads that partition's log end offset; the other partitions go on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -115,7 +119,18 @@ impl PreserveTask {
                 .target
                 .list_offsets(&plan.remote, &fresh, OffsetSpec::Latest)
                 .await?;
+            let resuming: Vec<(i32, i64)> = ends
+                .iter()
+                .filter(|(_, l)| l.offset > 0)
+                .map(|(p, l)| (*p, l.offset - 1))
+                .collect();
+            for (p, why) in self.differences(topic, &plan.remote, &resuming).await? {
+                self.stop_partition(&(topic.clone(), p), &why);
+            }
             for (p, end) in ends {
+                if self.diverged.contains(&(topic.clone(), p)) {
+                    continue;
+                }
                 tracing::info!(
                     topic,
                     partition = p,
@@ -134,18 +149,81 @@ impl PreserveTask {
         Ok(())
     }
 
+    /// For each (partition, offset): why the target's record at that offset is not the
+    /// source's (key, value, headers and timestamp compared), if it is not. Offsets the source
+    /// no longer has, or that hold no record on the target, cannot be compared and pass.
+    async fn differences(
+        &self,
+        topic: &str,
+        remote: &str,
+        at: &[(i32, i64)],
+    ) -> Result<Vec<(i32, String)>, MirrorError> {
+        if at.is_empty() {
+            return Ok(Vec::new());
+        }
+        let read = |client: &strata_client::Client, name: &str| {
+            let spec = self
+                .ctx
+                .fetch_spec(at.iter().map(|&(p, offset)| FetchPartitionSpec {
+                    topic: name.to_string(),
+                    partition: p,
+                    offset,
+                }));
+            let client = client.clone();
+            async move {
+                let mut spec = spec;
+                spec.max_wait_ms = 0;
+                client.fetch(spec).await
+            }
+        };
+        let (source, target) = tokio::join!(
+            read(&self.ctx.source, topic),
+            read(&self.ctx.target, remote)
+        );
+        let (source, target) = (source?, target?);
+        let mut out = Vec::new();
+        for &(p, offset) in at {
+            let record = |fetched: &strata_client::FetchResult, name: &str| {
+                fetched
+                    .partitions
+                    .get(&(name.to_string(), p))
+                    .and_then(|fp| fp.records.iter().find(|r| r.offset == offset))
+                    .map(|r| {
+                        (
+                            r.timestamp,
+                            r.key.clone(),
+                            r.value.clone(),
+                            r.headers.clone(),
+                        )
+                    })
+            };
+            let (Some(theirs), Some(ours)) = (record(&source, topic), record(&target, remote))
+            else {
+                continue;
+            };
+            if theirs != ours {
+                out.push((
+                    p,
+                    format!(
+                        "the target's record at offset {offset} is not the source's (records \
+                         were written to the remote topic while it was not a mirror target?)"
+                    ),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     fn fetch_spec(&self) -> FetchRequestSpec {
-        let t = &self.ctx.config.tuning;
-        let mut spec = FetchRequestSpec::new(self.positions.iter().map(|((topic, p), pos)| {
-            FetchPartitionSpec {
+        let at = self
+            .positions
+            .iter()
+            .map(|((topic, p), pos)| FetchPartitionSpec {
                 topic: topic.clone(),
                 partition: *p,
                 offset: pos.next,
-            }
-        }));
-        spec.min_bytes = t.fetch_min_bytes;
-        spec.max_wait_ms = t.fetch_max_wait_ms;
-        spec.max_bytes = t.fetch_max_bytes;
+            });
+        let mut spec = self.ctx.fetch_spec(at);
         spec.decode_records = false;
         spec
     }
@@ -213,7 +291,6 @@ impl PreserveTask {
             preserve.produce_preserving_offsets(&s.remote, s.key.1, s.bytes.clone(), Acks::All)
         });
         let results = futures::future::join_all(appends).await;
-        let mut first_error = None;
         for (s, result) in sends.into_iter().zip(results) {
             match result {
                 Ok(_) => {
@@ -230,17 +307,28 @@ impl PreserveTask {
                     ctx.metrics
                         .lag(&s.remote, s.key.1, s.high_watermark - s.next);
                 }
+                Err(e) if e.is(ResponseError::InvalidRecord) => {
+                    self.stop_partition(&s.key, &format!("the target refused a batch: {e}"));
+                }
                 Err(e) => {
+                    // Resume this partition from the target's log end offset; a promoted topic
+                    // (POLICY_VIOLATION) leaves the flow at the next topic refresh.
                     tracing::warn!(topic = %s.key.0, partition = s.key.1, error = %e,
-                        "offset-preserving append failed");
-                    first_error.get_or_insert(e);
+                        "offset-preserving append failed; re-reading the target's log end offset");
+                    self.positions.remove(&s.key);
                 }
             }
         }
-        match first_error {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
+        Ok(())
+    }
+
+    /// Stops mirroring a partition whose offsets can no longer be kept equal.
+    fn stop_partition(&mut self, key: &(String, i32), why: &str) {
+        let remote = self.positions.remove(key).map(|p| p.remote);
+        tracing::error!(topic = %key.0, partition = key.1, remote = ?remote, why,
+            "offsets cannot be preserved for this partition; it is no longer mirrored \
+             (restart the mirror after repairing or deleting the remote topic)");
+        self.diverged.insert(key.clone());
     }
 
     /// The source no longer has the position: catch up to its earliest offset, or stop the
@@ -268,12 +356,11 @@ impl PreserveTask {
                 "records deleted on the source before they were mirrored; continuing at the source's earliest offset");
             pos.next = first.offset;
         } else if pos.next > end.offset {
-            tracing::error!(topic, partition = p, target_end = pos.next, source_end = end.offset,
-                remote = %pos.remote,
-                "the target partition is ahead of its source (was the source topic recreated?); \
-                 offsets cannot be preserved, so this partition is no longer mirrored");
-            self.positions.remove(key);
-            self.diverged.insert(key.clone());
+            let why = format!(
+                "the target ends at {} but the source at {} (was the source topic recreated?)",
+                pos.next, end.offset
+            );
+            self.stop_partition(key, &why);
         }
         Ok(())
     }

@@ -52,6 +52,9 @@ struct PartitionPosition {
     last_sync: Option<i64>,
 }
 
+/// Bytes a record takes in a batch beyond its key, value and headers (an upper estimate).
+const RECORD_FRAMING: usize = 24;
+
 /// One partition's records of a dispatched round, waiting for acknowledgements.
 struct Sent {
     key: (String, i32),
@@ -205,18 +208,15 @@ impl ReplicationTask {
     }
 
     fn fetch_spec(&self) -> FetchRequestSpec {
-        let t = &self.ctx.config.tuning;
-        let mut spec = FetchRequestSpec::new(self.positions.iter().map(|((topic, p), pos)| {
-            FetchPartitionSpec {
+        let at = self
+            .positions
+            .iter()
+            .map(|((topic, p), pos)| FetchPartitionSpec {
                 topic: topic.clone(),
                 partition: *p,
                 offset: pos.fetched,
-            }
-        }));
-        spec.min_bytes = t.fetch_min_bytes;
-        spec.max_wait_ms = t.fetch_max_wait_ms;
-        spec.max_bytes = t.fetch_max_bytes;
-        spec
+            });
+        self.ctx.fetch_spec(at)
     }
 
     /// Hands what one fetch returned to the producer (without waiting for acknowledgements)
@@ -315,7 +315,9 @@ impl ReplicationTask {
                         timestamp: rec.timestamp.max(0),
                     };
                     let size = produced_bytes(&record);
-                    if !chunk.is_empty() && chunk_bytes + size as usize > batch_size {
+                    // Payload plus the record framing (length, attributes, deltas, varints).
+                    let framed = size as usize + RECORD_FRAMING;
+                    if !chunk.is_empty() && chunk_bytes + framed > batch_size {
                         let delivery = producer.send_records(&pos.remote, p, &chunk).await?;
                         s.deliveries.push((std::mem::take(&mut upstream), delivery));
                         chunk.clear();
@@ -323,7 +325,7 @@ impl ReplicationTask {
                     }
                     s.bytes += size;
                     s.newest = s.newest.max(rec.timestamp);
-                    chunk_bytes += size as usize;
+                    chunk_bytes += framed;
                     chunk.push(record);
                     upstream.push(rec.offset);
                 }
@@ -353,7 +355,11 @@ impl ReplicationTask {
             let mut acked = Vec::with_capacity(s.deliveries.len());
             for (upstream, delivery) in s.deliveries {
                 let base = delivery.await?.offset;
-                acked.extend(upstream.into_iter().zip(base..));
+                // -1: acknowledged without an offset (acks=0, or a duplicate the broker did not
+                // place); such records yield no offset syncs.
+                if base >= 0 {
+                    acked.extend(upstream.into_iter().zip(base..));
+                }
             }
             let count = acked.len() as u64;
             let Some(pos) = self.positions.get_mut(&s.key) else {

@@ -145,7 +145,8 @@ impl TopicSync {
                 )
                 .await
             {
-                Ok(mirrored) => {
+                Ok(None) => {}
+                Ok(Some(mirrored)) => {
                     plans.insert(
                         name.clone(),
                         TopicPlan {
@@ -166,7 +167,8 @@ impl TopicSync {
         Ok(())
     }
 
-    /// Syncs one topic; returns how many partitions are mirrored.
+    /// Syncs one topic; returns how many partitions are mirrored, or `None` when the topic
+    /// cannot be mirrored at all (a Preserve flow and a remote topic that is not its target).
     async fn sync_topic(
         &self,
         source_admin: &Admin,
@@ -175,7 +177,7 @@ impl TopicSync {
         remote: &str,
         partitions: i32,
         existing: Option<i32>,
-    ) -> Result<i32, MirrorError> {
+    ) -> Result<Option<i32>, MirrorError> {
         let desired = if self.sync_configs {
             source_overrides(source_admin, topic).await?
         } else {
@@ -207,11 +209,23 @@ impl TopicSync {
                 }
                 (_, e) => e,
             })?;
-            return Ok(partitions);
+            return Ok(Some(partitions));
         };
         if let Some(alias) = &self.preserve_from {
-            self.check_preserve_marker(target_admin, remote, have, alias)
-                .await?;
+            match self
+                .check_preserve_marker(target_admin, remote, have, alias)
+                .await
+            {
+                Ok(()) => {}
+                Err(MirrorError::Client(strata_client::Error::Unsupported {
+                    api: PRESERVE_REFUSAL,
+                    reason,
+                })) => {
+                    tracing::warn!(topic, remote, reason, "not mirrored");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let mut mirrored = have.min(partitions);
         if have < partitions {
@@ -245,7 +259,7 @@ impl TopicSync {
                     .await?;
             }
         }
-        Ok(mirrored)
+        Ok(Some(mirrored))
     }
 }
 
@@ -305,9 +319,12 @@ impl TopicSync {
     }
 }
 
+/// What a Preserve flow's refusal of a remote topic is reported as.
+const PRESERVE_REFUSAL: &str = "Preserve";
+
 fn refused(reason: String) -> MirrorError {
     MirrorError::Client(strata_client::Error::Unsupported {
-        api: "Preserve",
+        api: PRESERVE_REFUSAL,
         reason,
     })
 }

@@ -189,6 +189,26 @@ async fn the_broker_skips_resent_batches_and_refuses_misplaced_ones() {
         .expect("re-send is accepted");
     assert_eq!(end(&dst).await, 50);
     assert_eq!(exact(&dst, "t").await, exact(&src, "t").await);
+    // The source's producer ids stay behind: after promotion they would collide with the
+    // target's own producers (same ids, sequences from 0).
+    let producer_ids = |c: &Client| {
+        let c = c.clone();
+        async move {
+            let spec = FetchRequestSpec::new([FetchPartitionSpec {
+                topic: "t".into(),
+                partition: 0,
+                offset: 0,
+            }]);
+            let fetched = c.fetch(spec).await.unwrap();
+            let fp = fetched.partitions.into_values().next().unwrap();
+            fp.batches
+                .iter()
+                .map(|b| i64::from_be_bytes(b.bytes[43..51].try_into().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(producer_ids(&src).await.iter().all(|&id| id >= 0));
+    assert!(producer_ids(&dst).await.iter().all(|&id| id == -1));
 
     // The mirror's client cannot preserve offsets into a topic that is not a mirror target.
     let e = mirror_side
@@ -230,6 +250,64 @@ async fn preserve_refuses_an_existing_topic_with_records() {
         count(&dst, "taken").await,
         1,
         "the local record is untouched"
+    );
+    mirror.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_written_while_promoted_is_not_resumed_blindly() {
+    let source = TestBroker::start().await;
+    let target = TestBroker::start().await;
+    let src = source.client().await;
+    let dst = target.client().await;
+    create_topic(&src, "orders", 2, &[]).await;
+    produce(&src, "orders", 2, 0, 100).await;
+    let mirror = Mirror::start(preserve_flow(&source, &target), RunOptions::default())
+        .await
+        .expect("mirror starts");
+    wait_for("100 records on the target", WAIT, || async {
+        (count(&dst, "orders").await >= 100).then_some(())
+    })
+    .await;
+    mirror.shutdown().await;
+
+    // Promoted, written to locally, then marked again by hand: partition 0 now holds a record
+    // the source does not have at that offset.
+    let marker = |op| async {
+        dst.admin()
+            .incremental_alter_topic_configs("orders", &[op])
+            .await
+            .unwrap()
+    };
+    marker(ConfigOp::Delete(MIRROR_SOURCE_CONFIG.into())).await;
+    let local = send_one(&dst, "orders").await.expect("promoted topic");
+    marker(ConfigOp::Set(MIRROR_SOURCE_CONFIG.into(), "east".into())).await;
+    produce(&src, "orders", 2, 100, 100).await;
+
+    let mirror = Mirror::start(preserve_flow(&source, &target), RunOptions::default())
+        .await
+        .expect("mirror restarts");
+    let ends = |c: &Client| {
+        let c = c.clone();
+        async move {
+            c.list_offsets("orders", &[0, 1], OffsetSpec::Latest)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(p, l)| (p, l.offset))
+                .collect::<BTreeMap<i32, i64>>()
+        }
+    };
+    wait_for("partition 1 caught up", WAIT, || async {
+        (ends(&dst).await[&1] == ends(&src).await[&1]).then_some(())
+    })
+    .await;
+    // Partition 0 is stopped, not resumed past the local record at source offsets.
+    assert_eq!(ends(&dst).await[&0], local + 1);
+    let p0 = &read_all(&dst, "orders").await[&0];
+    assert_eq!(
+        p0.last().map(|r| r.value.clone()),
+        Some(Some(Bytes::from_static(b"local write")))
     );
     mirror.shutdown().await;
 }
