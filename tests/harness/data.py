@@ -281,6 +281,15 @@ def consume_group(bootstrap, group, topic, *, max_records=None, commit=True, tim
     return [r for p in sorted(parts) for r in parts[p]]
 
 
+def commit_offsets(bootstrap, group, topic, offsets):
+    """Commits {partition: offset} for ``group`` without joining it (admin-style commit)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+    finally:
+        c.close()
+
+
 def committed_offsets(bootstrap, group, topic, partitions, timeout=10):
     """{partition: committed offset} of ``group`` on ``topic`` (partitions without a commit are
     left out), read with the admin API so no member joins the group."""

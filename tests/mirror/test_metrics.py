@@ -18,9 +18,9 @@ import time
 import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from harness.data import create_topic, value_of, wait_mirrored
+from harness.data import commit_offsets, create_topic, value_of, wait_mirrored
 from harness.mirror import flow_config, record_figure
 from harness.util import wait_until
 
@@ -74,14 +74,6 @@ def samples(mirror, name, topic=None):
         if n == name and (topic is None or labels.get("topic") == topic):
             out[labels.get("partition", labels.get("group", ""))] = v
     return out
-
-
-def commit_offsets(bootstrap, group, topic, offsets):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
-    finally:
-        c.close()
 
 
 def test_metrics_are_exposed_with_documented_names_and_labels(strata_pair, mirror_factory):

@@ -18,11 +18,11 @@ import re
 import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions)
 
-from harness.data import (BASE_TS, PROVENANCE_HEADER, committed_offsets, create_topic, headers_of,
+from harness.data import (BASE_TS, PROVENANCE_HEADER, commit_offsets, committed_offsets, create_topic, headers_of,
                           index_of, produce, read_all, record_counts, strip_provenance, value_of,
                           wait_mirrored, watermarks)
 from harness.mirror import flow_config, record_figure
@@ -65,15 +65,6 @@ def alter_topic(bootstrap, topic, set_configs=None, delete=()):
     admin = _admin(bootstrap)
     res = ConfigResource("topic", topic, incremental_configs=ops)
     admin.incremental_alter_configs([res])[res].result(timeout=30)
-
-
-def commit_offsets(bootstrap, group, topic, offsets):
-    """Commits {partition: offset} for ``group`` without joining it (admin-style commit)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
-    finally:
-        c.close()
 
 
 def total(bootstrap, topic):
