@@ -312,13 +312,19 @@ def machine_line(records):
             f"{records} records of {RECORD_SIZE} B per producer run, topic with {PARTITIONS} partitions.")
 
 
+def markdown_table(columns, rows, results, fmt):
+    """A markdown table: one column per key of ``columns`` (key -> heading), one row per
+    (key, label) of ``rows``, cells ``fmt(results[column].get(row key), row key)``."""
+    lines = ["| Measurement | " + " | ".join(columns.values()) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for key, label in rows:
+        lines.append(f"| {label} | " + " | ".join(fmt(results[c].get(key), key) for c in columns) + " |")
+    return "\n".join(lines)
+
+
 def render(results, targets, records):
-    cols = [k for k in ("kafka", "strata") if k in targets]
-    lines = ["| Measurement | " + " | ".join(COLUMNS[c] for c in cols) + " |",
-             "|---|" + "---:|" * len(cols)]
-    for key, label in ROWS:
-        lines.append(f"| {label} | " + " | ".join(fmt(results[c].get(key), key) for c in cols) + " |")
-    return "\n".join(lines) + "\n\n" + machine_line(records) + "\n"
+    cols = {k: COLUMNS[k] for k in ("kafka", "strata") if k in targets}
+    return markdown_table(cols, ROWS, results, fmt) + "\n\n" + machine_line(records) + "\n"
 
 
 def main():

@@ -45,7 +45,7 @@ from harness.data import create_topic, produce  # noqa: E402
 from harness.mirror import MirrorProcess, strata_mirror_bin  # noqa: E402
 from harness.mm2 import MirrorMaker2Process, mm2_properties  # noqa: E402
 
-from compare import RssSampler  # noqa: E402  (tests/bench/compare.py)
+from compare import RssSampler, markdown_table  # noqa: E402  (tests/bench/compare.py)
 
 TOPIC = "bench"
 SOURCE, TARGET = "a", "b"
@@ -332,11 +332,8 @@ def machine_line(args):
 
 
 def render(results, columns, args):
-    lines = ["| Measurement | " + " | ".join(COLUMNS[c] for c in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
-    for key, label in ROWS:
-        lines.append(f"| {label} | " + " | ".join(fmt(results[c].get(key), key) for c in columns) + " |")
-    return "\n".join(lines) + "\n\n" + machine_line(args) + "\n"
+    table = markdown_table({c: COLUMNS[c] for c in columns}, ROWS, results, fmt)
+    return table + "\n\n" + machine_line(args) + "\n"
 
 
 def main():
