@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what the suites need (idempotently, quietly), builds the workspace
 # once in the release profile, and runs every test: Rust unit/property tests, the black-box
-# compatibility suites against Strata and the reference Apache Kafka broker, and the control-plane
-# suites. Exits non-zero when anything fails.
+# compatibility suites against Strata and the reference Apache Kafka broker, the control-plane
+# suites and the real-node suites (pods on kubelet + containerd nodes). Exits non-zero when
+# anything fails.
 #
 #   tests/run.sh            everything
 #   tests/run.sh -k kafkajs extra pytest arguments narrow the black-box suites
@@ -64,7 +65,7 @@ mkdir -p "$STRATA_ROOT/tests/.work"
 rm -f "$STRATA_ROOT/tests/.work/mirror-figures.jsonl"
 "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
   --junitxml="$STRATA_ROOT/tests/.work/junit.xml" \
-  "$here/compat" "$here/mirror" "$here/e2e" "$here/deploy" "$here/image" "$@"
+  "$here/compat" "$here/mirror" "$here/e2e" "$here/deploy" "$here/image" "$here/nodes" "$@"
 log "mirror figures (duplicates, latencies; printed, not asserted):"
 "$STRATA_VENV/bin/python" -c "import sys; sys.path.insert(0, sys.argv[1]); from harness.mirror import print_figures; print_figures()" "$here" >&2 || true
 "$STRATA_VENV/bin/python" "$here/harness/report.py" >"$STRATA_ROOT/tests/.work/compat-table.md" 2>/dev/null || true

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(TESTS / "env" / "k8s"))
 
-from controlplane import CLUSTER_SH, ControlPlane, KubectlError  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
 from harness import kube  # noqa: E402
 from harness.kube import Namespaces  # noqa: E402
 from harness.operator import STOP_TIMEOUT, OperatorProcess  # noqa: E402
@@ -39,21 +38,11 @@ OPERATOR_LOGS = REPO / "tests" / ".work" / "operator-e2e"
 
 _live_operators: list[OperatorProcess] = []  # for failure reports
 
-# Takes the control plane down when the pytest process is gone (killed, or timed out hard).
-_CP_WATCHDOG = r"""
-owner=$1 sh=$2 dir=$3
-while kill -0 "$owner" 2>/dev/null; do sleep 2; done
-"$sh" down "$dir" >/dev/null 2>&1
-"""
-
-
 @pytest.fixture(scope="session")
 def cp(tmp_path_factory):
     """The session's Kubernetes control plane: 3 zones x 2 kwok nodes, 12 local PVs per zone."""
     plane = ControlPlane(tmp_path_factory.mktemp("k8s"), zones=3, nodes_per_zone=2, pvs_per_zone=12)
-    subprocess.run(["setsid", "-f", "bash", "-c", _CP_WATCHDOG, "strata-cp-watchdog", str(os.getpid()),
-                    str(CLUSTER_SH), str(plane.dir)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=True, timeout=30)
+    plane.down_when_gone(os.getpid())
     try:
         try:
             plane.up()
@@ -155,13 +144,4 @@ def pytest_runtest_makereport(item, call):
     if b is not None and hasattr(b, "log_tail"):
         report.sections.append((f"{b.kind} broker log ({b.log_path})", b.log_tail(40)))
     for plane, ns in list(kube.live_namespaces):
-        try:
-            state = plane.kubectl("get", "kafkaclusters,kafkatopics,statefulsets,pods,pvc", "-n", ns,
-                                  "-o", "wide", check=False, timeout=20)
-            conds = plane.kubectl("get", "kafkaclusters,kafkatopics", "-n", ns, "-o",
-                                  "jsonpath={range .items[*]}{.kind}/{.metadata.name} gen={.metadata.generation} "
-                                  "{.status}{\"\\n\"}{end}", check=False, timeout=20)
-            events = plane.kubectl("get", "events", "-n", ns, "--sort-by=.lastTimestamp", check=False, timeout=20)
-        except (KubectlError, subprocess.TimeoutExpired) as e:
-            state, conds, events = str(e), "", ""
-        report.sections.append((f"namespace {ns}", f"{state}\n{conds}\n{events[-4000:]}"))
+        report.sections.append((f"namespace {ns}", kube.namespace_report(plane, ns)))

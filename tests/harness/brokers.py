@@ -31,13 +31,16 @@ def strata_broker_bin():
     return Path(os.environ.get("STRATA_BROKER_BIN") or REPO_ROOT / "target" / "release" / "strata-broker")
 
 
-def kafka_tool(name, *args, timeout=180, check=True, input=None):
+def kafka_tool(name, *args, timeout=180, check=True, input=None, wrap=None):
     """Runs a Kafka command-line tool (``kafka.sh tool NAME ARGS``) to completion.
 
     Returns the CompletedProcess (text stdout/stderr). With ``check``, a non-zero exit raises an
-    AssertionError that shows the command and both outputs.
+    AssertionError that shows the command and both outputs. ``wrap`` turns the command line into
+    the one to run (e.g. ``ControlPlane.cluster_dns_command``).
     """
     cmd = [str(KAFKA_SH), "tool", name, *[str(a) for a in args]]
+    if wrap is not None:
+        cmd = wrap(cmd)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
                           stdin=None if input is not None else subprocess.DEVNULL)
     if check and proc.returncode != 0:

@@ -2,6 +2,7 @@
 installing the CRDs, namespaces that clean up after themselves, reading conditions and events."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,3 +119,19 @@ def events_for(cp, namespace, name, reason=None):
     # only have lastTimestamp
     return sorted(evs, key=lambda e: (e.get("eventTime") or e.get("lastTimestamp") or "",
                                       e["metadata"].get("creationTimestamp", "")))
+
+
+def namespace_report(cp, namespace):
+    """The state of a namespace for a failure report: custom resources, workloads, pods and claims,
+    the custom resources' status, and the latest events."""
+    try:
+        state = cp.kubectl("get", "kafkaclusters,kafkatopics,statefulsets,deployments,pods,pvc", "-n",
+                           namespace, "-o", "wide", check=False, timeout=20)
+        conds = cp.kubectl("get", "kafkaclusters,kafkatopics", "-n", namespace, "-o",
+                           "jsonpath={range .items[*]}{.kind}/{.metadata.name} gen={.metadata.generation} "
+                           "{.status}{\"\\n\"}{end}", check=False, timeout=20)
+        events = cp.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False,
+                            timeout=20)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:  # KubectlError is a RuntimeError
+        return str(e)
+    return f"{state}\n{conds}\n{events[-4000:]}"

@@ -9,9 +9,6 @@
 """
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -33,18 +30,13 @@ def _record(name: str, value: str) -> None:
 
 @pytest.fixture(scope="session")
 def musl_bins() -> Path:
-    built = os.environ.get("STRATA_MUSL_DIR")
-    if built:
-        return Path(built)
-    t0 = time.monotonic()
-    proc = subprocess.run(
-        ["cargo", "build", "--release", "--target", oci.MUSL_TARGET, "--bins", "--quiet"],
-        cwd=oci.REPO_ROOT, capture_output=True, text=True, timeout=3600)
-    if proc.returncode != 0:
-        pytest.fail(f"musl build failed (tests/env/install/image.sh installs the target and "
-                    f"musl-tools):\n{proc.stderr[-4000:]}")
-    _record("musl build (cargo, in the fixture)", f"{time.monotonic() - t0:.0f} s")
-    return oci.REPO_ROOT / "target" / oci.MUSL_TARGET / "release"
+    try:
+        path, seconds = oci.musl_bins_dir()
+    except AssertionError as e:
+        pytest.fail(str(e))
+    if seconds is not None:
+        _record("musl build (cargo, in the fixture)", f"{seconds:.0f} s")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +51,12 @@ def engine(tmp_path_factory):
 @pytest.fixture(scope="module")
 def image(engine, musl_bins, tmp_path_factory):
     """Tag of the built image; its context holds stripped copies of the Dockerfile's BINARIES."""
-    lines = oci.dockerfile_lines()
-    context = tmp_path_factory.mktemp("context")
-    (context / "out" / "bin").mkdir(parents=True)
-    (context / "out" / "data").mkdir(parents=True)
-    total = 0
-    for name in oci.binaries(lines):
-        src = musl_bins / name
-        assert src.is_file(), f"{src} missing: the musl build did not produce {name}"
-        oci.strip_copy(src, context / "out" / "bin" / name)
-        total += (context / "out" / "bin" / name).stat().st_size
-    (context / "Containerfile").write_text(oci.containerfile_from_dockerfile(lines))
     tag = f"localhost/strata-image-test:{uuid.uuid4().hex[:10]}"
     t0 = time.monotonic()
-    engine.build(context, tag)
+    total = oci.build_image(engine, musl_bins, tmp_path_factory.mktemp("context"), tag)
     _record("image build (buildah, FROM scratch)", f"{time.monotonic() - t0:.1f} s")
     size = int(engine.inspect(tag)["Size"])
     _record("image size", f"{oci.human_size(size)} ({size} bytes; binaries {oci.human_size(total)})")
-    shutil.rmtree(context, ignore_errors=True)  # the image holds its own copy
     return tag
 
 

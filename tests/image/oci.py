@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import tomllib
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,6 +136,10 @@ class Engine:
         self.buildah("bud", "--isolation", "chroot", "--pull=never", "--layers=false", "-q",
                      "-f", str(context / "Containerfile"), "-t", tag, str(context), timeout=600)
 
+    def save(self, tag: str, archive: Path, name: str | None = None) -> None:
+        """Writes the image as a docker archive, named ``name`` (default: ``tag``) inside."""
+        self.buildah("push", "-q", tag, f"docker-archive:{archive}:{name or tag}", timeout=300)
+
     def inspect(self, tag: str) -> dict:
         return json.loads(self.podman("image", "inspect", tag).stdout)[0]
 
@@ -188,6 +193,50 @@ def netns(name: str):
 
 def in_netns(name: str, *argv: str, **kw) -> subprocess.CompletedProcess:
     return run(["ip", "netns", "exec", name, *argv], **kw)
+
+
+# -- the image of this checkout --------------------------------------------------------------------
+
+def musl_bins_dir() -> tuple[Path, float | None]:
+    """Directory of the static x86_64-unknown-linux-musl release binaries, and the seconds a build
+    took here (None when none was needed). tests/run.sh builds them once per run (after the
+    installs) and exports STRATA_MUSL_DIR; without it (a suite run alone) this runs the same cargo
+    build."""
+    built = os.environ.get("STRATA_MUSL_DIR")
+    if built:
+        return Path(built), None
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        ["cargo", "build", "--release", "--target", MUSL_TARGET, "--bins", "--quiet"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise AssertionError(f"musl build failed (tests/env/install/image.sh installs the target and "
+                             f"musl-tools):\n{proc.stderr[-4000:]}")
+    return REPO_ROOT / "target" / MUSL_TARGET / "release", time.monotonic() - t0
+
+
+def build_image(engine: "Engine", musl_bins: Path, context: Path, tag: str) -> int:
+    """Builds the Dockerfile's runtime stage as ``tag`` around stripped copies of the Dockerfile's
+    BINARIES from ``musl_bins`` (``context`` is a scratch directory, removed afterwards). Returns
+    the total size of the binaries in bytes."""
+    lines = dockerfile_lines()
+    (context / "out" / "bin").mkdir(parents=True)
+    (context / "out" / "data").mkdir(parents=True)
+    total = 0
+    for name in binaries(lines):
+        src = musl_bins / name
+        assert src.is_file(), f"{src} missing: the musl build did not produce {name}"
+        strip_copy(src, context / "out" / "bin" / name)
+        total += (context / "out" / "bin" / name).stat().st_size
+    (context / "Containerfile").write_text(containerfile_from_dockerfile(lines))
+    engine.build(context, tag)
+    shutil.rmtree(context, ignore_errors=True)  # the image holds its own copy
+    return total
+
+
+def image_name() -> str:
+    """The name users pull and the chart defaults to: ghcr.io/strata-dev/strata:<version>."""
+    return f"ghcr.io/strata-dev/strata:{workspace_version()}"
 
 
 def human_size(n: int) -> str:

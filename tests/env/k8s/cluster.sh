@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane on 127.0.0.1 for end-to-end tests, with fake nodes (kwok).
+# A real Kubernetes control plane on 127.0.0.1 for end-to-end tests, with fake nodes (kwok) and,
+# with --real-nodes, one real node per zone (kubelet + containerd, kube-proxy, CoreDNS).
 #
-#   cluster.sh up DIR [--zones N] [--nodes-per-zone M] [--pvs-per-zone K]
+#   cluster.sh up DIR [--zones N] [--nodes-per-zone M] [--pvs-per-zone K] [--real-nodes]
 #   cluster.sh down DIR
 #   cluster.sh env DIR          prints `export KUBECONFIG=...` and `export PATH=...`
 #   cluster.sh status DIR
+#   cluster.sh import DIR ARCHIVE...   image archives (docker/OCI) into every real node
+#   cluster.sh zone-down DIR ZONE      the zone's real node dies (kubelet, containers, bridge)
+#   cluster.sh zone-up DIR ZONE        and comes back; returns once the node is Ready
 #
 # `up` runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from the binaries
 # that tests/env/install/k8s.sh built, with all state, PID files and logs in DIR, then creates
 # N zones (zone-a, zone-b, ...) of M kwok nodes each, the default StorageClass `strata-local`
 # (WaitForFirstConsumer, no provisioner) and K local PersistentVolumes per zone, pinned to the zone.
 # The admin kubeconfig (client certificate in system:masters) is DIR/kubeconfig.
+#
+# --real-nodes (see nodes.sh, which also lists what it changes outside DIR): the API server
+# listens on 10.201.0.1, the host end of a veth pair into the network namespace of the nodes,
+# instead of 127.0.0.1, so that pods reach it; each zone gets a kubelet node `real-zone-X` with
+# its own containerd, bridge and pod subnet, `K` local PersistentVolumes in directories under DIR
+# pinned to that node, and the cluster gets kube-proxy and CoreDNS (kube-dns, 10.96.0.10).
+# --nodes-per-zone 0 leaves out the kwok nodes.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/../common.sh"
 . "$here/versions.env"
 BIN="${STRATA_K8S_BIN:-$STRATA_CACHE/k8s-$K8S_VERSION/bin}"
 UP_TIMEOUT="${STRATA_K8S_UP_TIMEOUT:-180}"        # seconds, whole of `up`
+APISERVER_IP=127.0.0.1
 STOP_TIMEOUT="${STRATA_K8S_STOP_TIMEOUT:-15}"     # seconds per process before SIGKILL
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_IP=10.96.0.1
@@ -24,25 +36,38 @@ SERVICE_IP=10.96.0.1
 PROCS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 die() { log "cluster: $*"; exit 1; }
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+. "$here/nodes.sh"
 
 # ---------------------------------------------------------------------------------------------
 # processes
 
 pid_of() { # pid_of DIR NAME: the PID recorded for NAME if that process is still ours and alive
-  local f="$1/run/$2.pid" pid
+  local f="$1/run/$2.pid" pid binary="$BIN/$2"
   [ -f "$f" ] || return 1
+  [ -f "$1/run/$2.bin" ] && binary="$(cat "$1/run/$2.bin")"
   pid="$(cat "$f")"
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
   # guard against a recycled PID: the process must be our binary
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$BIN/$2 " || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$binary " || return 1
   echo "$pid"
 }
 
 start() { # start DIR NAME ARGS...: runs BIN/NAME in the background, PID in DIR/run, log in DIR/log
-  local dir="$1" name="$2"; shift 2
+  start_as "$1" "$2" "$BIN/$2" "${@:3}"
+}
+
+# start_as DIR NAME BINARY ARGS...: like start, for any binary; with SPAWN_NETNS set, inside that
+# network namespace (nsenter execs the binary: the PID is the binary's).
+start_as() {
+  local dir="$1" name="$2" binary="$3"; shift 3
   mkdir -p "$dir/run" "$dir/log"
-  setsid "$BIN/$name" "$@" >>"$dir/log/$name.log" 2>&1 </dev/null &
+  echo "$binary" >"$dir/run/$name.bin"
+  if [ -n "${SPAWN_NETNS:-}" ]; then
+    setsid nsenter --net="/run/netns/$SPAWN_NETNS" -- "$binary" "$@" >>"$dir/log/$name.log" 2>&1 </dev/null &
+  else
+    setsid "$binary" "$@" >>"$dir/log/$name.log" 2>&1 </dev/null &
+  fi
   echo $! >"$dir/run/$name.pid"
 }
 
@@ -76,10 +101,10 @@ alive_or_die() { # alive_or_die DIR NAME: fails `up` with the log tail when NAME
 
 # wait_for DIR WHAT CMD...: retries CMD until it succeeds, every process is alive, or the deadline
 wait_for() {
-  local dir="$1" what="$2" proc; shift 2
+  local dir="$1" what="$2" f; shift 2
   while ! "$@" >/dev/null 2>&1; do
-    for proc in "${PROCS[@]}"; do
-      [ -f "$dir/run/$proc.pid" ] && { alive_or_die "$dir" "$proc" || return 1; }
+    for f in "$dir"/run/*.pid; do
+      [ -f "$f" ] && { alive_or_die "$dir" "$(basename "$f" .pid)" || return 1; }
     done
     [ $SECONDS -lt "$DEADLINE" ] || { log "cluster: timed out waiting for $what"; return 1; }
     sleep 0.5
@@ -108,7 +133,7 @@ pki() { # pki DIR: CA, apiserver serving cert, client certs, service-account key
   openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
   openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
   cert "$p" apiserver "/CN=kube-apiserver" serverAuth \
-    "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$SERVICE_IP"
+    "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$SERVICE_IP,IP:$NODES_HOST_IP"
   cert "$p" admin "/O=system:masters/CN=strata-admin" clientAuth
   cert "$p" controller-manager "/CN=system:kube-controller-manager" clientAuth
   cert "$p" scheduler "/CN=system:kube-scheduler" clientAuth
@@ -137,7 +162,7 @@ cert() { # cert PKI NAME SUBJECT EKU [SAN [CA]]
 }
 
 kubeconfig() { # kubeconfig DIR CERTNAME OUT: a kubeconfig with embedded certificates
-  local p="$1/pki" server="https://127.0.0.1:$(cat "$1/run/apiserver.port")"
+  local p="$1/pki" server="https://$(cat "$1/run/apiserver.host"):$(cat "$1/run/apiserver.port")"
   cat >"$3" <<EOF
 apiVersion: v1
 kind: Config
@@ -244,18 +269,20 @@ EOF
 # commands
 
 cmd_up() {
-  local dir="" zones=3 per_zone=2 pvs=12
+  local dir="" zones=3 per_zone=2 pvs=12 real=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --zones) zones="$2"; shift 2 ;;
       --nodes-per-zone) per_zone="$2"; shift 2 ;;
       --pvs-per-zone) pvs="$2"; shift 2 ;;
+      --real-nodes) real=1; shift ;;
       -*) usage ;;
       *) [ -z "$dir" ] || usage; dir="$1"; shift ;;
     esac
   done
   [ -n "$dir" ] || usage
   [ "$zones" -ge 1 ] && [ "$zones" -le 26 ] || die "--zones must be 1..26"
+  [ -z "$real" ] || [ "$zones" -le 9 ] || die "--real-nodes: at most 9 zones"
   for n in "${PROCS[@]}"; do [ -x "$BIN/$n" ] || die "$BIN/$n missing: run tests/env/install/k8s.sh"; done
   mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
   if pid_of "$dir" kube-apiserver >/dev/null; then
@@ -268,11 +295,21 @@ cmd_up() {
   UP_DIR="$dir"
   trap 'rc=$?; [ $rc -eq 0 ] || { log "cluster: up failed, logs in $UP_DIR/log"; cmd_down "$UP_DIR"; }' EXIT
 
+  local api_ip=127.0.0.1 kcm_real=()
+  if [ -n "$real" ]; then
+    nodes_claim "$dir"
+    nodes_net_up "$zones"
+    api_ip="$NODES_HOST_IP"
+    # a node that stops reporting is NotReady after 20 s (pods of a zone that went down leave
+    # the Services' endpoints)
+    kcm_real=(--node-monitor-grace-period=20s)
+  fi
   [ -f "$dir/pki/front-proxy-client.crt" ] || pki "$dir"
   local etcd_port peer_port api_port kcm_port sched_port kwok_port
   read -r etcd_port peer_port api_port kcm_port sched_port kwok_port <<<"$(free_ports 6)"
   mkdir -p "$dir/run" "$dir/log" "$dir/etcd"
   echo "$api_port" >"$dir/run/apiserver.port"
+  echo "$api_ip" >"$dir/run/apiserver.host"
   echo "$etcd_port" >"$dir/run/etcd.port"
   kubeconfig "$dir" admin "$dir/kubeconfig"
   kubeconfig "$dir" controller-manager "$dir/controller-manager.kubeconfig"
@@ -288,7 +325,7 @@ cmd_up() {
 
   local pki="$dir/pki"
   start "$dir" kube-apiserver \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
+    --bind-address="$api_ip" --advertise-address="$api_ip" --secure-port="$api_port" \
     --etcd-servers="http://127.0.0.1:$etcd_port" \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" --cert-dir="$dir/run/apiserver" \
     --client-ca-file="$pki/ca.crt" \
@@ -303,6 +340,7 @@ cmd_up() {
     --service-cluster-ip-range="$SERVICE_CIDR" --allow-privileged=true \
     --enable-admission-plugins=NodeRestriction \
     --endpoint-reconciler-type=none \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
     --profiling=false --v=1
   wait_for "$dir" "kube-apiserver /readyz" $kc get --raw=/readyz
 
@@ -314,7 +352,7 @@ cmd_up() {
     --controllers='*' --use-service-account-credentials=true \
     --root-ca-file="$pki/ca.crt" --service-account-private-key-file="$pki/sa.key" \
     --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --service-cluster-ip-range="$SERVICE_CIDR" "${kcm_real[@]}" \
     --leader-elect=false --profiling=false --v=1
   start "$dir" kube-scheduler \
     --kubeconfig="$dir/scheduler.kubeconfig" \
@@ -322,15 +360,25 @@ cmd_up() {
     --authorization-kubeconfig="$dir/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$sched_port" --cert-dir="$dir/run/scheduler" \
     --leader-elect=false --profiling=false --v=1
-  start "$dir" kwok --kubeconfig="$dir/kwok.kubeconfig" --config="$here/kwok-stages.yaml" \
-    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --node-lease-duration-seconds=40 --cidr=10.244.0.1/16 \
-    --server-address="127.0.0.1:$kwok_port"
+  if [ "$per_zone" -gt 0 ]; then
+    start "$dir" kwok --kubeconfig="$dir/kwok.kubeconfig" --config="$here/kwok-stages.yaml" \
+      --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+      --node-lease-duration-seconds=40 --cidr=10.244.0.1/16 \
+      --server-address="127.0.0.1:$kwok_port"
+  fi
 
   wait_for "$dir" "kube-controller-manager /healthz" curl -sfk "https://127.0.0.1:$kcm_port/healthz"
   wait_for "$dir" "kube-scheduler /healthz" curl -sfk "https://127.0.0.1:$sched_port/healthz"
 
-  { nodes_yaml "$zones" "$per_zone"; storage_yaml "$zones" "$pvs"; } >"$dir/objects.yaml"
+  local kwok_pvs="$pvs"
+  [ -z "$real" ] || kwok_pvs=0
+  {
+    nodes_yaml "$zones" "$per_zone"; storage_yaml "$zones" "$kwok_pvs"
+    if [ -n "$real" ]; then
+      real_storage_yaml "$dir" "$zones" "$pvs"; coredns_yaml; apiserver_endpoints_yaml "$api_ip" "$api_port"
+    fi
+  } >"$dir/objects.yaml"
+  [ -z "$real" ] || nodes_up "$dir" "$zones"
   wait_for "$dir" "nodes and storage created" $kc apply -f "$dir/objects.yaml"
   local want=$((zones * per_zone))
   ready_nodes() {
@@ -341,16 +389,41 @@ cmd_up() {
   wait_for "$dir" "$want nodes Ready" ready_nodes
   # pods need the namespace's default ServiceAccount (created by the controller manager)
   wait_for "$dir" "default ServiceAccount" $kc -n default get serviceaccount default
+  [ -z "$real" ] || nodes_ready "$dir" "$zones"
   trap - EXIT
-  log "cluster: up in $((SECONDS - t0))s: $zones zones x $per_zone kwok nodes, $((zones * pvs)) PVs, apiserver https://127.0.0.1:$api_port"
+  local what="$zones zones x $per_zone kwok nodes"
+  [ -z "$real" ] || what="$zones zones x (1 real node + $per_zone kwok nodes)"
+  log "cluster: up in $((SECONDS - t0))s: $what, $((zones * pvs)) PVs, apiserver https://$api_ip:$api_port"
   echo "$dir/kubeconfig"
 }
 
 cmd_down() {
   local dir="${1:-}"; [ -n "$dir" ] || usage
   [ -d "$dir" ] || return 0
-  local i
+  dir="$(cd "$dir" && pwd)"
+  local i nodes=""
+  if [ -d "$dir/nodes" ] || { [ -f "$NODES_OWNER" ] && [ "$(cat "$NODES_OWNER")" = "$dir" ]; }; then
+    nodes=1
+  fi
+  # nodes first (the API server waits, until SIGKILL, for watches of clients still running when
+  # it stops), their network last (it holds the API server's address)
+  [ -z "$nodes" ] || nodes_stop "$dir"
   for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do stop "$dir" "${PROCS[$i]}"; done
+  [ -z "$nodes" ] || nodes_clean "$dir"
+}
+
+cmd_import() {
+  local dir="${1:-}"; [ -n "$dir" ] && [ $# -ge 2 ] || usage
+  dir="$(cd "$dir" && pwd)"; shift
+  [ -d "$dir/nodes" ] || die "no real nodes in $dir"
+  images_import "$dir" "$@"
+}
+
+cmd_zone() { # cmd_zone down|up DIR ZONE
+  local what="$1" dir="${2:-}" zone="${3:-}"
+  [ -n "$dir" ] && [ -n "$zone" ] || usage
+  dir="$(cd "$dir" && pwd)"
+  if [ "$what" = down ]; then nodes_zone_down "$dir" "$zone"; else nodes_zone_up "$dir" "$zone"; fi
 }
 
 cmd_env() {
@@ -363,10 +436,19 @@ cmd_env() {
 
 cmd_status() {
   local dir="${1:-}"; [ -n "$dir" ] || usage
-  local n pid rc=0
+  local n pid rc=0 zone
   for n in "${PROCS[@]}"; do
+    [ "$n" = kwok ] && [ ! -f "$dir/run/kwok.bin" ] && continue   # started without kwok nodes
     if pid="$(pid_of "$dir" "$n")"; then echo "$n running pid $pid"; else echo "$n stopped"; rc=1; fi
   done
+  for zone in $(nodes_zones "$dir"); do
+    for n in "containerd-$zone" "kubelet-$zone"; do
+      if pid="$(pid_of "$dir" "$n")"; then echo "$n running pid $pid"; else echo "$n stopped"; fi
+    done
+  done
+  if [ -d "$dir/nodes" ]; then
+    if pid="$(pid_of "$dir" kube-proxy)"; then echo "kube-proxy running pid $pid"; else echo "kube-proxy stopped"; rc=1; fi
+  fi
   return $rc
 }
 
@@ -375,5 +457,8 @@ case "${1:-}" in
   down) shift; cmd_down "$@" ;;
   env) shift; cmd_env "$@" ;;
   status) shift; cmd_status "$@" ;;
+  import) shift; cmd_import "$@" ;;
+  zone-down) shift; cmd_zone down "$@" ;;
+  zone-up) shift; cmd_zone up "$@" ;;
   *) usage ;;
 esac

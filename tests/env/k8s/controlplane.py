@@ -7,12 +7,20 @@
     cp.wait_until(lambda: ..., timeout=60, what="...")
     cp.env                                    # KUBECONFIG + PATH (kubectl, helm) for subprocesses
     cp.down()
+
+With ``real_nodes=True`` it also runs one real node per zone (kubelet + containerd, kube-proxy,
+CoreDNS; see nodes.sh):
+
+    cp.import_images(archive)                 # a docker/OCI archive into every node's containerd
+    cp.zone_down("zone-b"); cp.zone_up("zone-b")
+    cp.cluster_dns_command(["kafka-topics", ...])  # argv that resolves cluster names (CoreDNS)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -22,18 +30,32 @@ K8S_DIR = Path(__file__).resolve().parent
 CLUSTER_SH = K8S_DIR / "cluster.sh"
 
 
+_WATCHDOG = r"""
+owner=$1 sh=$2 dir=$3
+while kill -0 "$owner" 2>/dev/null; do sleep 2; done
+"$sh" down "$dir" >/dev/null 2>&1
+"""
+
+
+def versions() -> dict[str, str]:
+    """The pinned versions and image names of versions.env."""
+    return dict(line.split("=", 1) for line in (K8S_DIR / "versions.env").read_text().splitlines()
+                if line and not line.startswith("#"))
+
+
 class KubectlError(RuntimeError):
     pass
 
 
 class ControlPlane:
     def __init__(self, directory: os.PathLike | str, zones: int = 3, nodes_per_zone: int = 2,
-                 pvs_per_zone: int = 12, up_timeout: int = 240):
+                 pvs_per_zone: int = 12, up_timeout: int = 240, real_nodes: bool = False):
         self.dir = Path(directory).resolve()
         self.zones = zones
         self.nodes_per_zone = nodes_per_zone
         self.pvs_per_zone = pvs_per_zone
         self.up_timeout = up_timeout
+        self.real_nodes = real_nodes
         self.up_seconds: float | None = None
         self._env: dict[str, str] | None = None
 
@@ -44,7 +66,8 @@ class ControlPlane:
         t0 = time.monotonic()
         proc = subprocess.run(
             [str(CLUSTER_SH), "up", str(self.dir), "--zones", str(self.zones),
-             "--nodes-per-zone", str(self.nodes_per_zone), "--pvs-per-zone", str(self.pvs_per_zone)],
+             "--nodes-per-zone", str(self.nodes_per_zone), "--pvs-per-zone", str(self.pvs_per_zone),
+             *(["--real-nodes"] if self.real_nodes else [])],
             env=env, capture_output=True, text=True, timeout=self.up_timeout + 60)
         self.up_seconds = time.monotonic() - t0
         if proc.returncode != 0:
@@ -54,7 +77,52 @@ class ControlPlane:
 
     def down(self) -> None:
         subprocess.run([str(CLUSTER_SH), "down", str(self.dir)], capture_output=True, text=True,
-                       timeout=120, check=False)
+                       timeout=180, check=False)
+
+    # -- real nodes ------------------------------------------------------------------------
+    def _cluster_sh(self, *args: str, timeout: float = 180) -> str:
+        proc = subprocess.run([str(CLUSTER_SH), *args], capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"cluster.sh {' '.join(args)} failed ({proc.returncode}):\n"
+                               f"{proc.stderr}{proc.stdout}")
+        return proc.stdout
+
+    def import_images(self, *archives: os.PathLike | str) -> None:
+        """Imports image archives (docker-archive or OCI) into the containerd of every real node
+        that is up."""
+        self._cluster_sh("import", str(self.dir), *map(str, archives))
+
+    def zone_down(self, zone: str) -> None:
+        """The zone's real node dies: kubelet SIGKILLed, containers killed, bridge down."""
+        self._cluster_sh("zone-down", str(self.dir), zone)
+
+    def zone_up(self, zone: str) -> None:
+        """The zone's real node comes back; returns once the Node is Ready again."""
+        self._cluster_sh("zone-up", str(self.dir), zone)
+
+    @property
+    def resolv_conf(self) -> Path:
+        """A resolv.conf naming the cluster DNS (the kube-dns Service), for host clients."""
+        return self.dir / "nodes" / "resolv.conf"
+
+    def cluster_dns_command(self, argv: list[str]) -> list[str]:
+        """``argv`` run on the host as a machine of the cluster network: resolving through the
+        cluster DNS (the kube-dns Service, reached through kube-proxy), so that Service and pod
+        names (e.g. the brokers' advertised listeners) resolve. The resolv.conf is bound over
+        /etc/resolv.conf in a private mount namespace of that process only."""
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(self.resolv_conf), *argv]
+
+    def node_log(self, component: str) -> Path:
+        """Log of a real-node process: kubelet-zone-a, containerd-zone-b, kube-proxy, ..."""
+        return self.dir / "log" / f"{component}.log"
+
+    def down_when_gone(self, owner_pid: int) -> None:
+        """Starts a watchdog that takes this cluster down once ``owner_pid`` is gone (a test
+        process killed, or timed out hard, never runs its teardown)."""
+        subprocess.run(["setsid", "-f", "bash", "-c", _WATCHDOG, "strata-cp-watchdog", str(owner_pid),
+                        str(CLUSTER_SH), str(self.dir)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True, timeout=30)
 
     def __enter__(self) -> "ControlPlane":
         return self.up()
@@ -152,11 +220,17 @@ class ControlPlane:
 
     def recycle_volumes(self) -> int:
         """Makes Released PersistentVolumes of strata-local Available again (clears claimRef),
-        so that a long test session does not run out of the static pool. Returns how many."""
+        so that a long test session does not run out of the static pool. The directory of a real
+        node's volume is emptied first, as a provisioner's Delete would: the next claim starts
+        with an empty volume. Returns how many."""
         n = 0
         for pv in self.items("pv"):
             if pv.get("status", {}).get("phase") == "Released" and \
                     pv["spec"].get("storageClassName") == "strata-local":
+                path = Path((pv["spec"].get("local") or {}).get("path", "/nonexistent"))
+                if self.dir in path.parents and path.is_dir():
+                    shutil.rmtree(path)
+                    path.mkdir()
                 self.kubectl("patch", "pv", pv["metadata"]["name"], "--type=json",
                              "-p", '[{"op":"remove","path":"/spec/claimRef"}]')
                 n += 1

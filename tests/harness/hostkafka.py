@@ -1,0 +1,287 @@
+"""Kafka clients (librdkafka through confluent-kafka) on the host of the real-node cluster, run as
+processes that resolve names through the cluster DNS (``ControlPlane.cluster_dns_command``), as a
+machine inside the cluster network would: bootstrap through a Service name, then the brokers'
+advertised pod names.
+
+    kafka = HostKafka(cp)
+    kafka.metadata("c-bootstrap.ns.svc:9092")          # {"brokers": {id: "host:port"}, ...}
+    acked = kafka.produce(bootstrap, "t", 1000)        # [(partition, offset, value), ...]
+    kafka.consume(bootstrap, "t", 1000)                # [(partition, offset, value), ...]
+    kafka.consume(bootstrap, "t")                      # everything up to the end offsets
+    kafka.describe_broker_configs(bootstrap, 0)        # {"log.retention.ms": "3600000", ...}
+    with kafka.load(bootstrap, "t", seconds=60) as run:  # acks=all load in the background
+        ...
+    run.result()                                       # {"acked": [...], "errors": {...}}
+
+This file is also the client program itself (``python hostkafka.py COMMAND JSON``), which
+prints one JSON document; it imports nothing from the harness so it runs from anywhere.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve()
+
+
+# --- the client program ---------------------------------------------------------------------------
+
+def _conf(bootstrap: str, **extra) -> dict:
+    return {"bootstrap.servers": bootstrap, "log_level": 3, **extra}
+
+
+def cmd_metadata(a: dict) -> dict:
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient(_conf(a["bootstrap"]))
+    md = admin.list_topics(timeout=a.get("timeout", 20))
+    return {"cluster_id": md.cluster_id, "controller_id": md.controller_id,
+            "brokers": {str(b.id): f"{b.host}:{b.port}" for b in md.brokers.values()},
+            "topics": {t: {str(p.id): {"leader": p.leader, "replicas": list(p.replicas), "isrs": list(p.isrs)}
+                           for p in tm.partitions.values()}
+                       for t, tm in md.topics.items() if not t.startswith("__")}}
+
+
+def cmd_create_topic(a: dict) -> dict:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient(_conf(a["bootstrap"]))
+    fut = admin.create_topics([NewTopic(a["topic"], a["partitions"], a["replication_factor"],
+                                        config=a.get("config") or {})], operation_timeout=30)[a["topic"]]
+    try:
+        fut.result(timeout=60)
+        return {"created": True}
+    except KafkaException as e:  # the broker's answer, e.g. INVALID_REPLICATION_FACTOR
+        err = e.args[0]
+        return {"created": False, "error": err.name(), "message": err.str()}
+
+
+def cmd_describe_broker_configs(a: dict) -> dict:
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+    admin = AdminClient(_conf(a["bootstrap"]))
+    res = ConfigResource(ResourceType.BROKER, str(a["broker"]))
+    configs = admin.describe_configs([res], request_timeout=30)[res].result(timeout=60)
+    return {k: v.value for k, v in configs.items()}
+
+
+def cmd_produce(a: dict) -> dict:
+    from confluent_kafka import Producer
+    p = Producer(_conf(a["bootstrap"], acks=a.get("acks", "all"), **{"enable.idempotence": True,
+                                                                      "linger.ms": 5}))
+    acked, errors = [], {}
+
+    def report(err, msg):
+        if err is None:
+            acked.append((msg.partition(), msg.offset(), msg.value().decode()))
+        else:
+            errors[err.name()] = errors.get(err.name(), 0) + 1
+    prefix = a.get("prefix", "v")
+    for i in range(a["count"]):
+        while True:
+            try:
+                p.produce(a["topic"], key=f"k{i}".encode(), value=f"{prefix}-{i}".encode(), on_delivery=report)
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+    left = p.flush(a.get("timeout", 60))
+    return {"acked": acked, "errors": errors, "undelivered": left}
+
+
+def cmd_consume(a: dict) -> dict:
+    """Reads ``count`` records, or (count None) every partition up to its end offset at the start."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer(_conf(a["bootstrap"], **{"group.id": a.get("group", f"host-{os.getpid()}"),
+                                          "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+    topic = a["topic"]
+    md = c.list_topics(topic, timeout=20).topics[topic]
+    if md.error is not None:
+        raise SystemExit(f"topic {topic}: {md.error}")
+    parts = sorted(md.partitions)
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1] for p in parts}
+    next_offset = {p: 0 for p in parts}
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    want, records = a.get("count"), []
+
+    def done():
+        if want is not None:
+            return len(records) >= want
+        return all(next_offset[p] >= ends[p] for p in parts)
+    deadline = time.monotonic() + a.get("timeout", 60)
+    while not done() and time.monotonic() < deadline:
+        for m in c.consume(500, timeout=1.0):
+            if m.error() is None:
+                records.append((m.partition(), m.offset(), m.value().decode()))
+                next_offset[m.partition()] = m.offset() + 1
+    c.close()
+    return {"records": records, "ends": {str(p): e for p, e in ends.items()}}
+
+
+def cmd_load(a: dict) -> dict:
+    """acks=all, idempotent producer at a steady rate until SIGTERM or ``seconds``; every delivery
+    report recorded. Prints {"progress": acked, "errors": n} lines every second while it runs; the
+    returned document is the last line."""
+    from confluent_kafka import Producer
+    p = Producer(_conf(a["bootstrap"], acks="all", **{
+        "enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": a.get("message_timeout_ms", 120000),
+        "metadata.max.age.ms": 5000, "reconnect.backoff.max.ms": 1000}))
+    acked, errors = [], {}
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+
+    def report(err, msg):
+        if err is None:
+            acked.append((msg.partition(), msg.offset(), msg.value().decode()))
+        else:
+            errors[err.name()] = errors.get(err.name(), 0) + 1
+    rate, i = a.get("rate", 200), 0
+    t0 = last = time.monotonic()
+    end = t0 + a["seconds"]
+    while not stop and time.monotonic() < end:
+        due = int((time.monotonic() - t0) * rate)
+        while i < due:
+            try:
+                p.produce(a["topic"], key=f"k{i}".encode(), value=f"load-{i}".encode(), on_delivery=report)
+                i += 1
+            except BufferError:
+                break
+        p.poll(0.05)
+        if time.monotonic() - last >= 1:
+            last = time.monotonic()
+            print(json.dumps({"progress": len(acked), "errors": sum(errors.values())}), flush=True)
+    left = p.flush(a.get("flush_timeout", 120))
+    return {"sent": i, "acked": acked, "errors": errors, "undelivered": left}
+
+
+COMMANDS = {"metadata": cmd_metadata, "create-topic": cmd_create_topic, "produce": cmd_produce,
+            "consume": cmd_consume, "describe-broker-configs": cmd_describe_broker_configs, "load": cmd_load}
+
+
+def main() -> None:
+    out = COMMANDS[sys.argv[1]](json.loads(sys.argv[2]))
+    print(json.dumps(out), flush=True)
+
+
+# --- the test side --------------------------------------------------------------------------------
+
+class HostKafka:
+    """Runs the client program through ``cp.cluster_dns_command`` with the test's Python."""
+
+    def __init__(self, cp, python: str | None = None):
+        self.cp = cp
+        self.python = python or sys.executable
+
+    def command(self, name: str, **args) -> list[str]:
+        return self.cp.cluster_dns_command([self.python, str(SCRIPT), name, json.dumps(args)])
+
+    def run(self, name: str, timeout_s: float = 180, **args):
+        proc = subprocess.run(self.command(name, **args), capture_output=True, text=True, timeout=timeout_s)
+        if proc.returncode != 0:
+            raise AssertionError(f"host client {name} {args} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.splitlines()[-1])
+
+    def metadata(self, bootstrap: str, timeout: float = 20) -> dict:
+        return self.run("metadata", bootstrap=bootstrap, timeout=timeout)
+
+    def create_topic(self, bootstrap: str, topic: str, partitions: int, replication_factor: int,
+                     config: dict | None = None) -> dict:
+        return self.run("create-topic", bootstrap=bootstrap, topic=topic, partitions=partitions,
+                        replication_factor=replication_factor, config=config or {})
+
+    def produce(self, bootstrap: str, topic: str, count: int, prefix: str = "v") -> list[tuple]:
+        out = self.run("produce", bootstrap=bootstrap, topic=topic, count=count, prefix=prefix)
+        assert not out["errors"] and not out["undelivered"], f"produce to {topic}: {out['errors']}"
+        return [tuple(r) for r in out["acked"]]
+
+    def consume(self, bootstrap: str, topic: str, count: int | None = None, timeout: float = 60) -> list[tuple]:
+        """``count`` records, or (None) every record up to the partitions' end offsets."""
+        out = self.run("consume", bootstrap=bootstrap, topic=topic, count=count, timeout=timeout,
+                       group=f"check-{time.monotonic_ns()}", timeout_s=timeout + 120)
+        return [tuple(r) for r in out["records"]]
+
+    def describe_broker_configs(self, bootstrap: str, broker: int) -> dict:
+        return self.run("describe-broker-configs", bootstrap=bootstrap, broker=broker)
+
+    def load(self, bootstrap: str, topic: str, seconds: float, rate: int = 200) -> "LoadRun":
+        return LoadRun(self.command("load", bootstrap=bootstrap, topic=topic, seconds=seconds, rate=rate),
+                       seconds)
+
+
+class LoadRun:
+    """A background acks=all load; ``acked()`` is its latest count of acknowledged records,
+    ``stop()`` ends it early, ``result()`` waits for its report."""
+
+    def __init__(self, argv: list[str], seconds: float):
+        # stderr (librdkafka's log) in a file: a full pipe would block the producer
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+                                     stdin=subprocess.DEVNULL)
+        self.seconds = seconds
+        self._progress = {"progress": 0, "errors": 0}
+        self._last = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            doc = json.loads(line)
+            if "progress" in doc:
+                self._progress = doc
+            else:
+                self._last = doc
+
+    def acked(self) -> int:
+        return self._progress["progress"]
+
+    def errors(self) -> int:
+        return self._progress["errors"]
+
+    def __enter__(self) -> "LoadRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.stop()
+            try:
+                self.proc.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def result(self, timeout: float | None = None) -> dict:
+        self.proc.wait(timeout=timeout or self.seconds + 240)
+        self._reader.join(timeout=30)
+        if self.proc.returncode != 0 or self._last is None:
+            self._stderr.seek(0)
+            raise AssertionError(f"load exited {self.proc.returncode}:\n{self._stderr.read()[-3000:]}")
+        return self._last
+
+
+def check_acked(acked: list[tuple], read: list[tuple]) -> dict:
+    """The replication checker: every acknowledged (partition, offset, value) must be read back at
+    that offset with that value. Returns counts of lost, changed and duplicated records."""
+    by_pos = {}
+    dup = 0
+    for p, o, v in read:
+        if (p, o) in by_pos:
+            dup += 1
+        by_pos[(p, o)] = v
+    lost = [(p, o, v) for p, o, v in acked if (p, o) not in by_pos]
+    changed = [(p, o, v, by_pos[(p, o)]) for p, o, v in acked if (p, o) in by_pos and by_pos[(p, o)] != v]
+    values = [v for _, _, v in read]
+    return {"acked": len(acked), "read": len(read), "lost": lost, "changed": changed,
+            "duplicate_offsets": dup, "duplicate_values": len(values) - len(set(values))}
+
+
+if __name__ == "__main__":
+    main()

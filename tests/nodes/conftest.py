@@ -1,0 +1,154 @@
+"""Fixtures of the real-node suites (tests/nodes/): pods that run processes.
+
+- ``nodes``: ONE cluster per test session with a real node per zone (zone-a/b/c: kubelet +
+  containerd + runc + CNI bridge each, one kube-proxy, CoreDNS behind kube-dns; 4 local
+  PersistentVolumes per zone pinned to its node), from ``tests/env/k8s/cluster.sh up
+  --real-nodes``; no kwok nodes. A watchdog takes it down when the test process dies without its
+  teardown.
+- ``strata_image``: the project's image built from this checkout's static binaries (as the image
+  test builds it) and imported into every node's containerd as ghcr.io/strata-dev/strata:<version>,
+  the name the chart and the operator use; nothing is pulled.
+- ``operator_release``: ``helm install`` of charts/strata-operator into strata-system with its
+  defaults: the operator runs as pods of its own image under its ServiceAccount.
+- ``kafka``: host clients (harness/hostkafka.py) resolving through the cluster DNS.
+- ``namespaces``: ``make(name)``, deleted at the end of the module.
+
+A failing test shows the state and events of the namespaces that exist and the operator pods' logs.
+Figures (cluster up, image build and import) are printed at the end of the run and written to
+tests/.work/nodes-figures.txt.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+REPO = TESTS.parent
+for p in (TESTS, TESTS / "env" / "k8s", TESTS / "image"):
+    sys.path.insert(0, str(p))
+
+import oci  # noqa: E402
+from controlplane import ControlPlane  # noqa: E402
+from harness import kube  # noqa: E402
+from harness.hostkafka import HostKafka  # noqa: E402
+from harness.kube import Namespaces  # noqa: E402
+
+CHART = REPO / "charts" / "strata-operator"
+RELEASE = "strata-operator"
+SYSTEM_NS = "strata-system"
+FIGURES: dict[str, str] = {}
+
+
+def record(name: str, value: str) -> None:
+    FIGURES[name] = value
+
+
+@pytest.fixture(scope="session")
+def nodes(tmp_path_factory):
+    """The session's cluster of real nodes, one per zone."""
+    plane = ControlPlane(tmp_path_factory.mktemp("realnodes"), zones=3, nodes_per_zone=0,
+                         pvs_per_zone=4, real_nodes=True, up_timeout=300)
+    plane.down_when_gone(os.getpid())
+    try:
+        plane.up()
+        record("real-node cluster up (control plane, 3 nodes Ready, CoreDNS ready)", f"{plane.up_seconds:.1f} s")
+        print(f"\nreal-node cluster up in {plane.up_seconds:.1f}s ({plane.dir})")
+        yield plane
+    finally:
+        t0 = time.monotonic()
+        plane.down()
+        record("real-node cluster down", f"{time.monotonic() - t0:.1f} s")
+
+
+@pytest.fixture(scope="session")
+def strata_image(nodes, tmp_path_factory) -> str:
+    """ghcr.io/strata-dev/strata:<version>, built here and imported into every node."""
+    try:
+        musl_bins, seconds = oci.musl_bins_dir()
+    except AssertionError as e:
+        pytest.fail(str(e))
+    if seconds is not None:
+        record("musl build (cargo, in the fixture)", f"{seconds:.0f} s")
+    work = tmp_path_factory.mktemp("node-image")
+    engine = oci.Engine(work / "engine")
+    tag = oci.image_name()
+    archive = work / "strata.tar"
+    t0 = time.monotonic()
+    try:
+        oci.build_image(engine, musl_bins, work / "context", tag)
+        engine.save(tag, archive)
+    finally:
+        engine.destroy()
+    t1 = time.monotonic()
+    nodes.import_images(archive)
+    record("project image build (buildah) / import into 3 nodes", f"{t1 - t0:.1f} s / {time.monotonic() - t1:.1f} s")
+    archive.unlink()
+    return tag
+
+
+def helm(cp, *args, check=True, timeout=300):
+    proc = subprocess.run(["helm", *args], env=cp.env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def operator_release(nodes, strata_image):
+    """The chart installed with its defaults (two operator pods, leader election); uninstalled at
+    the end of the session."""
+    t0 = time.monotonic()
+    helm(nodes, "install", RELEASE, str(CHART), "-n", SYSTEM_NS, "--create-namespace",
+         "--wait", "--timeout", "180s")
+    record("helm install --wait (operator pods Ready)", f"{time.monotonic() - t0:.1f} s")
+    kube.live_namespaces.append((nodes, SYSTEM_NS))
+    try:
+        yield RELEASE
+    finally:
+        kube.live_namespaces.remove((nodes, SYSTEM_NS))
+        helm(nodes, "uninstall", RELEASE, "-n", SYSTEM_NS, "--wait", "--timeout", "120s", check=False)
+
+
+@pytest.fixture(scope="session")
+def kafka(nodes):
+    return HostKafka(nodes)
+
+
+@pytest.fixture(scope="module")
+def namespaces(nodes):
+    ns = Namespaces(nodes)
+    yield ns
+    ns.cleanup()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FIGURES:
+        return
+    terminalreporter.section("real nodes")
+    lines = [f"{k}: {v}" for k, v in FIGURES.items()]
+    for line in lines:
+        terminalreporter.write_line(line)
+    out = REPO / "tests" / ".work"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "nodes-figures.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for plane, ns in list(kube.live_namespaces):
+        if not getattr(plane, "real_nodes", False):
+            continue
+        report.sections.append((f"namespace {ns}", kube.namespace_report(plane, ns)))
+        if ns == SYSTEM_NS:
+            logs = plane.kubectl("logs", "-n", ns, "-l", "app.kubernetes.io/name=strata-operator",
+                                 "--tail=30", "--prefix", check=False, timeout=30)
+            report.sections.append(("operator pods' logs", logs))

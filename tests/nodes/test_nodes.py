@@ -1,0 +1,151 @@
+"""Real nodes, as a user of the cluster sees them: one kubelet node per zone, cluster DNS, Services.
+
+1. Three nodes are Ready, one per zone, labelled like cloud nodes, running containerd.
+2. A StatefulSet of network probes spreads one pod per zone behind a headless Service; in each
+   pod, a neighbour's name resolves through CoreDNS (search domains of the pod's resolv.conf) to
+   that pod's IP, and an HTTP request reaches the pod in the other zone.
+3. A ClusterIP Service answers from the host (through kube-proxy) and spreads requests over the
+   pods of all three zones; by name too, through the cluster DNS.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from controlplane import versions
+
+pytestmark = pytest.mark.timeout(300)
+
+ZONES = ["zone-a", "zone-b", "zone-c"]
+NS = "nodes-net"
+
+
+def probe_manifest(image: str) -> str:
+    return f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: probe}}
+spec:
+  clusterIP: None
+  selector: {{app: probe}}
+  ports: [{{name: http, port: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: probe-web}}
+spec:
+  selector: {{app: probe}}
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: probe}}
+spec:
+  serviceName: probe
+  replicas: 3
+  podManagementPolicy: Parallel
+  selector: {{matchLabels: {{app: probe}}}}
+  template:
+    metadata: {{labels: {{app: probe}}}}
+    spec:
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: topology.kubernetes.io/zone
+        whenUnsatisfiable: DoNotSchedule
+        labelSelector: {{matchLabels: {{app: probe}}}}
+      securityContext: {{runAsNonRoot: true, runAsUser: 65532}}
+      containers:
+      - name: probe
+        image: {image}
+        imagePullPolicy: Never
+        args: [serve, ":8080"]
+        env:
+        - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+        - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+        ports: [{{name: http, containerPort: 8080}}]
+        readinessProbe:
+          httpGet: {{path: /, port: 8080}}
+          periodSeconds: 2
+        securityContext: {{readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}}
+"""
+
+
+@pytest.fixture(scope="module")
+def probes(nodes, namespaces):
+    """The probe pods, Ready: {pod name: (zone, pod IP)}."""
+    namespaces.make(NS)
+    nodes.apply(probe_manifest(versions()["NETPROBE_IMAGE"]), "-n", NS)
+    nodes.kubectl("rollout", "status", "statefulset/probe", "-n", NS, "--timeout=120s", timeout=150)
+    zones = nodes.node_zones()
+    pods = {}
+    for p in nodes.items("pods", namespace=NS, selector="app=probe"):
+        pods[p["metadata"]["name"]] = (zones[p["spec"]["nodeName"]], p["status"]["podIP"])
+    return pods
+
+
+def test_nodes_ready_one_per_zone(nodes):
+    # 1. kubectl get nodes -L topology.kubernetes.io/zone
+    listed = {n["metadata"]["name"]: n for n in nodes.items("nodes")}
+    assert sorted(listed) == [f"real-{z}" for z in ZONES], sorted(listed)
+    for name, node in listed.items():
+        labels = node["metadata"]["labels"]
+        zone = name.removeprefix("real-")
+        assert labels["topology.kubernetes.io/zone"] == zone, labels
+        assert labels["topology.kubernetes.io/region"] == "strata-test", labels
+        assert labels["kubernetes.io/hostname"] == name, labels
+        assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+        info = node["status"]["nodeInfo"]
+        assert info["containerRuntimeVersion"].startswith("containerd://"), info
+        assert info["kubeletVersion"] == versions()["K8S_VERSION"], info
+        addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+        assert addresses["InternalIP"].startswith("10.201.0."), addresses
+    # CoreDNS runs as pods on the nodes, behind the kube-dns Service
+    dns = nodes.get_json("service", "kube-dns", namespace="kube-system")
+    assert dns["spec"]["clusterIP"] == "10.96.0.10"
+    assert nodes.ready_pods("kube-system", "k8s-app=kube-dns")
+
+
+def test_pods_resolve_each_other_through_coredns_and_talk_across_zones(nodes, probes):
+    # 2. one probe pod per zone
+    assert sorted(zone for zone, _ in probes.values()) == ZONES, probes
+    names = sorted(probes)
+    for i, pod in enumerate(names):
+        other = names[(i + 1) % len(names)]
+        other_zone, other_ip = probes[other]
+        # a short name, completed by the search domains the kubelet wrote into the pod
+        resolved = nodes.kubectl("exec", "-n", NS, pod, "--", "/netprobe", "lookup", f"{other}.probe").split()
+        assert resolved == [other_ip], f"{pod} resolved {other}.probe to {resolved}, pod IP {other_ip}"
+        fqdn = f"{other}.probe.{NS}.svc.cluster.local"
+        body = nodes.kubectl("exec", "-n", NS, pod, "--", "/netprobe", "get", f"http://{fqdn}:8080/")
+        assert body.strip() == f"pod={other} node=real-{other_zone}", body
+        assert probes[pod][0] != other_zone
+    # the headless Service lists every pod
+    all_ips = nodes.kubectl("exec", "-n", NS, names[0], "--", "/netprobe", "lookup", "probe").split()
+    assert sorted(all_ips) == sorted(ip for _, ip in probes.values())
+
+
+def test_cluster_ip_service_answers_from_the_host(nodes, probes):
+    # 3. the host reaches a ClusterIP through kube-proxy, spread over the three zones
+    svc = nodes.get_json("service", "probe-web", namespace=NS)
+    ip = svc["spec"]["clusterIP"]
+    seen = set()
+
+    def every_pod_answered():
+        with urllib.request.urlopen(f"http://{ip}/", timeout=5) as r:
+            seen.add(r.read().decode().split()[0])
+        return len(seen) == 3
+    nodes.wait_until(every_pod_answered, timeout=60, interval=0.05, what=f"answers of all probe pods via {ip}")
+    assert seen == {f"pod={p}" for p in probes}
+    # by name, through the cluster DNS
+    script = ("import json, socket, urllib.request; "
+              f"r = urllib.request.urlopen('http://probe-web.{NS}.svc.cluster.local/', timeout=5); "
+              f"print(json.dumps([socket.gethostbyname('probe-web.{NS}.svc.cluster.local'), r.read().decode()]))")
+    out = subprocess.run(nodes.cluster_dns_command(["python3", "-c", script]), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    resolved, body = json.loads(out.stdout)
+    assert resolved == ip
+    assert body.startswith("pod=probe-"), body
