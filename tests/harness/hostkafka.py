@@ -178,7 +178,9 @@ class HostKafka:
         self.python = python or sys.executable
 
     def command(self, name: str, **args) -> list[str]:
-        return self.cp.cluster_dns_command([self.python, str(SCRIPT), name, json.dumps(args)])
+        # -I: the script's directory (harness/, whose operator.py would shadow the standard
+        # library's) stays off sys.path
+        return self.cp.cluster_dns_command([self.python, "-I", str(SCRIPT), name, json.dumps(args)])
 
     def run(self, name: str, timeout_s: float = 180, **args):
         proc = subprocess.run(self.command(name, **args), capture_output=True, text=True, timeout=timeout_s)

@@ -6,6 +6,9 @@
    that pod's IP, and an HTTP request reaches the pod in the other zone.
 3. A ClusterIP Service answers from the host (through kube-proxy) and spreads requests over the
    pods of all three zones; by name too, through the cluster DNS.
+4. `cluster.sh zone-down zone-b`: the zone's node turns NotReady, its pod leaves the Service,
+   which keeps answering from the two other zones; `zone-up`: the node is Ready again and its pod
+   runs and answers again.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import urllib.request
 import pytest
 
 from controlplane import versions
+from harness.util import wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -137,7 +141,7 @@ def test_cluster_ip_service_answers_from_the_host(nodes, probes):
         with urllib.request.urlopen(f"http://{ip}/", timeout=5) as r:
             seen.add(r.read().decode().split()[0])
         return len(seen) == 3
-    nodes.wait_until(every_pod_answered, timeout=60, interval=0.05, what=f"answers of all probe pods via {ip}")
+    wait_until(every_pod_answered, 60, f"answers of all probe pods via {ip}", interval=0.05)
     assert seen == {f"pod={p}" for p in probes}
     # by name, through the cluster DNS
     script = ("import json, socket, urllib.request; "
@@ -149,3 +153,46 @@ def test_cluster_ip_service_answers_from_the_host(nodes, probes):
     resolved, body = json.loads(out.stdout)
     assert resolved == ip
     assert body.startswith("pod=probe-"), body
+
+
+def test_zone_down_and_up(nodes, probes):
+    # 4. zone-b goes away
+    (down_pod,) = [p for p, (zone, _) in probes.items() if zone == "zone-b"]
+    ip = nodes.get_json("service", "probe-web", namespace=NS)["spec"]["clusterIP"]
+
+    def endpoints():
+        slices = nodes.items("endpointslices", namespace=NS, selector="kubernetes.io/service-name=probe-web")
+        return {e["targetRef"]["name"] for s in slices for e in s.get("endpoints") or []
+                if (e.get("conditions") or {}).get("ready")}
+
+    def node_ready(name):
+        node = nodes.get_json("node", name)
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+    nodes.zone_down("zone-b")
+    try:
+        nodes.wait_until(lambda: not node_ready("real-zone-b"), timeout=90, what="real-zone-b NotReady")
+        nodes.wait_until(lambda: endpoints() == set(probes) - {down_pod}, timeout=60,
+                         what=f"{down_pod} out of the Service's endpoints")
+
+        def answered_by_others():
+            """20 requests in a row answered, none by the pod of zone-b (kube-proxy follows the
+            endpoints within a moment)."""
+            answers = set()
+            for _ in range(20):
+                with urllib.request.urlopen(f"http://{ip}/", timeout=5) as r:
+                    answers.add(r.read().decode().split()[0])
+            return answers if f"pod={down_pod}" not in answers else None
+        answers = wait_until(answered_by_others, 60, "the Service answering from zone-a and zone-c")
+        assert answers <= {f"pod={p}" for p in probes if p != down_pod}, answers
+    finally:
+        nodes.zone_up("zone-b")
+    # back: the kubelet restarts the pod's sandbox and container on the node
+    assert node_ready("real-zone-b")
+    nodes.wait_until(lambda: endpoints() == set(probes), timeout=120, what=f"{down_pod} back in the Service")
+    pod = nodes.get_json("pod", down_pod, namespace=NS)
+    assert pod["spec"]["nodeName"] == "real-zone-b"
+    body = nodes.kubectl("exec", "-n", NS, sorted(probes)[0], "--", "/netprobe", "get",
+                         f"http://{down_pod}.probe:8080/")
+    assert body.strip() == f"pod={down_pod} node=real-zone-b", body
+    nodes.wait_until(lambda: len(nodes.ready_pods("kube-system", "k8s-app=kube-dns")) == 2, timeout=120,
+                     what="CoreDNS back to two ready replicas")

@@ -1,0 +1,92 @@
+"""The stretch example (deploy/examples/stretch-3-zone.yaml: 3 zones x 2 brokers, topics at RF 3 /
+min.insync.replicas 2) keeps its promise on real nodes when a whole zone goes away:
+
+1. `kubectl apply` of the example: six broker pods, two per zone, the cluster Ready and its
+   topics created by the operator.
+2. An acks=all, idempotent librdkafka producer on the host writes to `orders` through the
+   bootstrap Service.
+3. `zone-down zone-b` (its kubelet, containers and network gone): writes continue, acknowledged by
+   the two other zones.
+4. `zone-up zone-b`: its brokers return and every partition's ISR is full (3) again.
+5. Everything acknowledged is read back at its offset with its value: 0 acknowledged records lost.
+
+Skipped, saying so, while the brokers of one cluster do not replicate yet (issue #16): then the
+six pods are six single-node clusters and a topic with replication factor 3 cannot be created.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.hostkafka import check_acked
+from harness.kube import has_condition
+
+pytestmark = pytest.mark.timeout(900)
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "deploy" / "examples" / "stretch-3-zone.yaml"
+NS = "stretch"
+DOWN_ZONE = "zone-b"
+
+
+def test_stretch_cluster_survives_a_zone_going_down_under_acks_all_load(nodes, kafka, operator_release,
+                                                                        namespaces):
+    # 1. the example, as its header says to apply it
+    namespaces.make(NS)
+    nodes.kubectl("apply", "-n", NS, "-f", str(EXAMPLE))
+
+    def pods_ready():
+        return len(nodes.ready_pods(NS, "kafka.strata.dev/cluster=stretch")) == 6
+    nodes.wait_until(pods_ready, timeout=300, interval=1, what="six stretch broker pods Ready")
+    cluster = nodes.get_json("kafkacluster", "stretch", namespace=NS)
+    bootstrap = cluster["status"]["bootstrapAddress"]
+
+    md = kafka.metadata(bootstrap)
+    if len(md["brokers"]) < 6:
+        probe = kafka.create_topic(bootstrap, "rf3-probe", 1, 3, {"min.insync.replicas": "2"})
+        if not probe["created"]:
+            pytest.skip("brokers do not replicate yet (issue #16: replicated cluster): Metadata through "
+                        f"the stretch cluster's bootstrap Service lists broker(s) {sorted(md['brokers'])} "
+                        f"of 6, and CreateTopics with replication factor 3 answered {probe['error']}")
+    nodes.wait_until(lambda: len(kafka.metadata(bootstrap)["brokers"]) == 6, timeout=120,
+                     what="all six brokers in the cluster's metadata")
+
+    def topic_ready():
+        t = nodes.get_json("kafkatopic", "orders", namespace=NS)
+        return has_condition(t, "Ready", "True")
+    nodes.wait_until(topic_ready, timeout=120, what="KafkaTopic orders Ready")
+
+    def isr_full():
+        parts = kafka.metadata(bootstrap)["topics"].get("orders", {})
+        return len(parts) == 6 and all(len(p["isrs"]) == 3 for p in parts.values())
+    nodes.wait_until(isr_full, timeout=120, what="orders: 6 partitions with 3 in-sync replicas")
+
+    # 2. acks=all load through the bootstrap Service
+    with kafka.load(bootstrap, "orders", seconds=600, rate=200) as load:
+        nodes.wait_until(lambda: load.acked() >= 1000, timeout=120, what="1000 records acknowledged")
+
+        # 3. zone-b goes down; the two other zones keep acknowledging writes
+        nodes.zone_down(DOWN_ZONE)
+        at_down = load.acked()
+        nodes.wait_until(lambda: load.acked() >= at_down + 3000, timeout=240, interval=1,
+                         what=f"3000 more records acknowledged with {DOWN_ZONE} down")
+
+        # 4. zone-b back: its brokers rejoin, every ISR is full again
+        nodes.zone_up(DOWN_ZONE)
+        nodes.wait_until(pods_ready, timeout=300, interval=1, what="six stretch broker pods Ready again")
+        nodes.wait_until(isr_full, timeout=300, interval=1, what="every ISR of orders full again")
+        at_up = load.acked()
+        nodes.wait_until(lambda: load.acked() >= at_up + 1000, timeout=120, what="writes after zone-up")
+        load.stop()
+        result = load.result()
+
+    # 5. the replication checker: nothing acknowledged is lost or changed
+    acked = [tuple(r) for r in result["acked"]]
+    read = kafka.consume(bootstrap, "orders", timeout=180)
+    report = check_acked(acked, read)
+    print(f"\nzone-down {DOWN_ZONE} under acks=all: sent {result['sent']}, acknowledged {report['acked']}, "
+          f"errors {result['errors']}, read {report['read']}, lost {len(report['lost'])}, "
+          f"changed {len(report['changed'])}, duplicate values {report['duplicate_values']}")
+    assert report["lost"] == [], f"{len(report['lost'])} acknowledged records lost: {report['lost'][:10]}"
+    assert report["changed"] == [], report["changed"][:10]
