@@ -4,11 +4,14 @@ so its configuration and its failures stay local; every test runs against both t
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -272,3 +275,57 @@ def test_oversized_and_garbage_requests_are_refused(target_kind, broker_factory)
                                         b"after-garbage-4", b"after-too-large-5"]
     finally:
         canary.close()
+
+
+FUZZ_FRAMES = 5000
+FUZZ_SEED = 20261204
+_fuzz_outcomes = {}  # target -> one letter per frame (R response, C closed, N no answer)
+
+
+def _fuzz_bin():
+    return Path(os.environ.get("STRATA_FUZZ_BIN")
+                or Path(__file__).resolve().parents[2] / "target" / "release" / "strata-fuzz")
+
+
+@pytest.mark.timeout(600)
+def test_mutated_client_frames_are_answered_as_kafka_answers_them(target_kind, broker_factory, tmp_path):
+    """Frames captured from librdkafka, kafka-python and Kafka's Java tools (tests/fuzz/corpus),
+    re-encoded at every advertised version and mutated (bit flips, huge counts and lengths,
+    truncation, splices): the broker must answer or close each one and keep serving, and where
+    Kafka answers a frame Strata must not close it. Both brokers get the same frames."""
+    broker = broker_factory(target_kind)
+    bs = broker.bootstrap
+    topic = unique_topic("fuzz-canary")
+    create_topic(bs, topic, 1)
+    canary = _Canary(bs, topic)
+    try:
+        canary.check("before")
+        out = tmp_path / "wire.json"
+        proc = subprocess.run(
+            [str(_fuzz_bin()), "--seed", str(FUZZ_SEED), "wire", "--bootstrap", bs,
+             "--frames", str(FUZZ_FRAMES), "--pid", str(broker.pid), "--out", str(out)],
+            capture_output=True, text=True, timeout=500)
+        print(proc.stdout)
+        assert proc.returncode == 0, f"strata-fuzz wire failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
+        report = json.loads(out.read_text())
+        assert report["failed_probes"] == 0 and broker.running(), "the broker stopped answering"
+        if target_kind == "strata":
+            assert report["peak_rss_kib"] < 200 * 1024, report["peak_rss_kib"]
+        canary.check("after")
+        # Mutated deletes and produces never touched the canary topic.
+        assert [r.key for r in ck_read_all(bs, topic, 1)] == [b"before-1", b"after-2"]
+    finally:
+        canary.close()
+
+    _fuzz_outcomes[target_kind] = report["outcomes"]
+    if set(_fuzz_outcomes) != {"strata", "kafka"}:
+        return
+    strata, kafka = _fuzz_outcomes["strata"], _fuzz_outcomes["kafka"]
+    pairs = {}
+    for s_out, k_out in zip(strata, kafka):
+        pairs[s_out + k_out] = pairs.get(s_out + k_out, 0) + 1
+    print("outcome pairs (Strata, Kafka):", dict(sorted(pairs.items())))
+    same = sum(n for p, n in pairs.items() if p[0] == p[1])
+    assert same >= 0.95 * FUZZ_FRAMES, pairs
+    # Closing a connection that Kafka answers would break a client Kafka serves.
+    assert pairs.get("CR", 0) <= 0.01 * FUZZ_FRAMES, pairs

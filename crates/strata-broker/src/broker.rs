@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions,
     TimestampType as RecordTimestampType,
 };
 use strata_group::{GroupConfig, GroupCoordinator, OffsetsLog, OffsetsLogError};
@@ -279,7 +279,7 @@ impl OffsetsLog for PartitionOffsetsLog {
                 break;
             }
             let mut buf = slice.bytes.clone();
-            let sets = RecordBatchDecoder::decode_all(&mut buf)
+            let sets = strata_kafka::records::decode_batches(&mut buf)
                 .map_err(|e| OffsetsLogError::Storage(format!("decoding {OFFSETS_TOPIC}: {e}")))?;
             let mut next = offset;
             for set in sets {

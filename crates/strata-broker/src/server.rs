@@ -1,6 +1,7 @@
 //! The connection layer: accept loop, framing and the request/response cycle. A frame's length
-//! is checked against `socket.request.max.bytes` before anything is allocated; a frame that
-//! cannot be decoded closes that connection only, with a log line. Requests of one connection are
+//! is checked against `socket.request.max.bytes` before anything is allocated and its buffer
+//! grows only with the bytes that arrive (`strata-kafka::frame`); a frame that cannot be decoded
+//! closes that connection only, with a log line. Requests of one connection are
 //! handled one at a time and answered in order, as Kafka does (its network layer mutes a channel
 //! until the response is sent), which keeps responses ordered even when a fetch or join waits.
 
@@ -8,9 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use strata_kafka::frame::{read_frame, FrameError, FrameLimits};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -25,10 +27,22 @@ pub enum ConnectionError {
     FrameTooLarge { size: i64, max: usize },
     #[error("malformed request: {0}")]
     Malformed(String),
+    #[error("produce with acks=0 failed ({0}); closing the connection so the producer refreshes its metadata")]
+    Acks0ProduceFailed(String),
     #[error("unsupported request: api key {api_key} version {version}")]
     Unsupported { api_key: i16, version: i16 },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+impl From<FrameError> for ConnectionError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::TooLarge { size, max } => ConnectionError::FrameTooLarge { size, max },
+            FrameError::TooSmall { .. } => ConnectionError::Malformed(e.to_string()),
+            FrameError::Io(e) => ConnectionError::Io(e),
+        }
+    }
 }
 
 /// Accepts connections until shutdown; each connection runs in its own task on `tracker`.
@@ -70,38 +84,80 @@ async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
 ) -> Result<(), ConnectionError> {
-    let max = broker.config.socket_request_max_bytes;
+    let limits = FrameLimits {
+        min: 8,
+        max: broker.config.socket_request_max_bytes,
+    };
     let mut out = BytesMut::with_capacity(64 * 1024);
     loop {
         // Between requests a shutdown closes the connection; a request being handled finishes.
-        let size = tokio::select! {
+        // A frame cut short by the shutdown was never handled, so nothing is lost with it.
+        let frame = tokio::select! {
             _ = broker.shutdown.cancelled() => return Ok(()),
-            size = stream.read_i32() => match size {
-                Ok(s) => s,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e.into()),
+            frame = read_frame(&mut stream, limits) => match frame? {
+                Some(frame) => frame.freeze(),
+                None => return Ok(()),
             },
         };
-        if size < 0 || size as usize > max {
-            return Err(ConnectionError::FrameTooLarge {
-                size: i64::from(size),
-                max,
-            });
-        }
-        if size < 8 {
-            return Err(ConnectionError::Malformed(format!(
-                "frame of {size} bytes is shorter than a request header"
-            )));
-        }
-        let mut frame = BytesMut::zeroed(size as usize);
-        stream.read_exact(&mut frame).await?;
-        let frame = frame.freeze();
-
         out.clear();
         if let Some(()) = handle_frame(&broker, peer, frame, &mut out).await? {
             stream.write_all(&out).await?;
         }
     }
+}
+
+/// A request frame whose header and body decoded.
+pub enum ParsedFrame {
+    /// ApiVersions at a version not served, answered in v0 (KIP-511).
+    ApiVersionsTooNew { correlation_id: i32 },
+    /// A request of an advertised API at an advertised version.
+    Request {
+        key: ApiKey,
+        version: i16,
+        header: RequestHeader,
+        body: Box<RequestKind>,
+    },
+}
+
+/// Checks and decodes one request frame (without its length prefix). This is the only place
+/// the broker decodes requests; `strata-fuzz` drives it directly with mutated frames.
+pub fn parse_frame(frame: Bytes) -> Result<ParsedFrame, ConnectionError> {
+    if frame.len() < 8 {
+        return Err(ConnectionError::Malformed(format!(
+            "frame of {} bytes is shorter than a request header",
+            frame.len()
+        )));
+    }
+    let api_key = frame.slice(0..2).get_i16();
+    let version = frame.slice(2..4).get_i16();
+    let correlation_id = frame.slice(4..8).get_i32();
+    let Ok(key) = ApiKey::try_from(api_key) else {
+        return Err(ConnectionError::Unsupported { api_key, version });
+    };
+    let supported = api_versions::supported(key);
+    // KIP-511: an ApiVersions at any version not served is answered in v0 with the full table
+    // (Kafka answers negative versions too).
+    let served = |(min, max): (i16, i16)| (min..=max).contains(&version);
+    if key == ApiKey::ApiVersions && supported.is_some_and(|range| !served(range)) {
+        return Ok(ParsedFrame::ApiVersionsTooNew { correlation_id });
+    }
+    let Some((min, max)) = supported else {
+        return Err(ConnectionError::Unsupported { api_key, version });
+    };
+    if version < min.max(api_versions::decodable_min(key)) || version > max {
+        return Err(ConnectionError::Unsupported { api_key, version });
+    }
+    let mut buf = frame;
+    let header = RequestHeader::decode(&mut buf, key.request_header_version(version))
+        .map_err(|e| ConnectionError::Malformed(format!("request header: {e:#}")))?;
+    let body = RequestKind::decode(key, &mut buf, version)
+        .map_err(|e| ConnectionError::Malformed(format!("{key:?} v{version}: {e:#}")))?;
+    Ok(ParsedFrame::Request {
+        key,
+        version,
+        header,
+        body: Box::new(body),
+    })
 }
 
 /// Decodes one request frame and writes the length-prefixed response into `out`.
@@ -112,29 +168,20 @@ async fn handle_frame(
     frame: Bytes,
     out: &mut BytesMut,
 ) -> Result<Option<()>, ConnectionError> {
-    let api_key = frame.slice(0..2).get_i16();
-    let version = frame.slice(2..4).get_i16();
-    let correlation_id = frame.slice(4..8).get_i32();
-    let Ok(key) = ApiKey::try_from(api_key) else {
-        return Err(ConnectionError::Unsupported { api_key, version });
+    let (key, version, header, body) = match parse_frame(frame)? {
+        ParsedFrame::ApiVersionsTooNew { correlation_id } => {
+            let body = api_versions::unsupported_version_response(broker);
+            encode_response(out, ApiKey::ApiVersions, 0, correlation_id, &body)?;
+            return Ok(Some(()));
+        }
+        ParsedFrame::Request {
+            key,
+            version,
+            header,
+            body,
+        } => (key, version, header, body),
     };
-    let supported = api_versions::supported(key);
-    if key == ApiKey::ApiVersions && supported.is_some_and(|(_, max)| version > max) {
-        // KIP-511: answer a too-new ApiVersions with v0 and UNSUPPORTED_VERSION so the client
-        // retries with a version we speak.
-        let body = api_versions::unsupported_version_response(broker);
-        encode_response(out, key, 0, correlation_id, &body)?;
-        return Ok(Some(()));
-    }
-    let Some((min, max)) = supported else {
-        return Err(ConnectionError::Unsupported { api_key, version });
-    };
-    if version < min.max(api_versions::decodable_min(key)) || version > max {
-        return Err(ConnectionError::Unsupported { api_key, version });
-    }
-    let mut buf = frame;
-    let header = RequestHeader::decode(&mut buf, key.request_header_version(version))
-        .map_err(|e| ConnectionError::Malformed(format!("request header: {e}")))?;
+    let correlation_id = header.correlation_id;
     let span = tracing::debug_span!(
         "request",
         api = ?key,
@@ -143,12 +190,13 @@ async fn handle_frame(
         client = header.client_id.as_deref().unwrap_or("")
     );
     let ctx = handlers::RequestContext { header, peer };
-    let reply = handlers::dispatch(broker, key, version, &ctx, buf)
+    let reply = handlers::dispatch(broker, *body, version, &ctx)
         .instrument(span)
         .await
-        .map_err(|e| ConnectionError::Malformed(format!("{key:?} v{version}: {e}")))?;
+        .map_err(|e| ConnectionError::Malformed(format!("{key:?} v{version}: {e:#}")))?;
     match reply {
         handlers::Reply::None => Ok(None),
+        handlers::Reply::Close(errors) => Err(ConnectionError::Acks0ProduceFailed(errors)),
         handlers::Reply::Encoded(body) => {
             write_frame(out, key, version, correlation_id, |b| {
                 b.put_slice(&body);

@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader, ResponseKind,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use strata_kafka::frame::{read_frame, FrameError, FrameLimits};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -30,7 +31,7 @@ use crate::versions::{api_name, implemented, BrokerVersions};
 use crate::Error;
 
 /// Largest response frame accepted; anything bigger is treated as a broken stream.
-const MAX_RESPONSE_BYTES: i32 = 512 * 1024 * 1024;
+const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 
 /// `UNSUPPORTED_VERSION`: the ApiVersions reply to a too-new request (KIP-511).
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -269,8 +270,7 @@ impl Connection {
         timeout: Duration,
     ) -> Result<R::Response, Error> {
         let mut body = self.roundtrip(key, version, req, timeout).await?;
-        R::Response::decode(&mut body, version)
-            .map_err(|e| Error::Protocol(format!("decoding {} v{version}: {e}", api_name(key))))
+        decode_body(key, version, &mut body)
     }
 
     /// Sends a request that the broker does not answer (produce with acks=0); returns once
@@ -418,29 +418,49 @@ fn reject(out: Outgoing, error: Error) {
     }
 }
 
+/// Decodes a response header (after the correlation id was read) and leaves `frame` at the body.
+fn decode_header(key: ApiKey, version: i16, frame: &mut Bytes) -> Result<(), Error> {
+    ResponseHeader::decode(frame, key.response_header_version(version))
+        .map(|_| ())
+        .map_err(|e| Error::Protocol(format!("{} response header: {e:#}", api_name(key))))
+}
+
+/// Decodes a response body.
+fn decode_body<T: Decodable>(key: ApiKey, version: i16, body: &mut Bytes) -> Result<T, Error> {
+    T::decode(body, version)
+        .map_err(|e| Error::Protocol(format!("decoding {} v{version}: {e:#}", api_name(key))))
+}
+
+/// Decodes one response frame (without its length prefix) of `key` at `version` exactly as a
+/// connection does: header, then body. Public so that fuzzing drives the client's decoders with
+/// the bytes a hostile or broken broker could send.
+pub fn decode_response(key: ApiKey, version: i16, frame: Bytes) -> Result<ResponseKind, Error> {
+    let mut frame = frame;
+    decode_header(key, version, &mut frame)?;
+    ResponseKind::decode(key, &mut frame, version)
+        .map_err(|e| Error::Protocol(format!("decoding {} v{version}: {e:#}", api_name(key))))
+}
+
 /// Reads response frames and hands each body to the request with its correlation id.
 async fn read_loop(shared: Arc<Shared>, mut read: tokio::net::tcp::OwnedReadHalf) {
+    let limits = FrameLimits {
+        min: 4,
+        max: MAX_RESPONSE_BYTES,
+    };
     let error = loop {
-        let size = match read.read_i32().await {
-            Ok(s) => s,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+        let frame = match read_frame(&mut read, limits).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
                 break Error::io(
                     io::ErrorKind::ConnectionReset,
                     format!("{} closed the connection", shared.addr),
                 )
             }
-            Err(e) => break Error::io(e.kind(), format!("reading from {}: {e}", shared.addr)),
+            Err(FrameError::Io(e)) => {
+                break Error::io(e.kind(), format!("reading from {}: {e}", shared.addr))
+            }
+            Err(e) => break Error::Protocol(format!("response from {}: {e}", shared.addr)),
         };
-        if !(4..=MAX_RESPONSE_BYTES).contains(&size) {
-            break Error::Protocol(format!(
-                "response frame of {size} bytes from {} (limit {MAX_RESPONSE_BYTES})",
-                shared.addr
-            ));
-        }
-        let mut frame = BytesMut::zeroed(size as usize);
-        if let Err(e) = read.read_exact(&mut frame).await {
-            break Error::io(e.kind(), format!("reading from {}: {e}", shared.addr));
-        }
         let mut frame = frame.freeze();
         let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
         let Some(p) = shared.pending.lock().remove(&correlation_id) else {
@@ -449,9 +469,7 @@ async fn read_loop(shared: Arc<Shared>, mut read: tokio::net::tcp::OwnedReadHalf
                 shared.addr
             ));
         };
-        let result = ResponseHeader::decode(&mut frame, p.key.response_header_version(p.version))
-            .map(|_| frame)
-            .map_err(|e| Error::Protocol(format!("{} response header: {e}", api_name(p.key))));
+        let result = decode_header(p.key, p.version, &mut frame).map(|()| frame);
         // The waiter may have given up (cancelled); its response is then dropped.
         let _ = p.reply.send(result);
     };

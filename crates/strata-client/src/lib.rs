@@ -29,6 +29,7 @@ pub use admin::{
 };
 pub use client::{Client, Target};
 pub use config::ClientConfig;
+pub use connection::decode_response;
 pub use error::{error_name, Error};
 pub use fetch::{
     FetchPartitionSpec, FetchRequestSpec, FetchResult, FetchedPartition, ListedOffset, OffsetSpec,
@@ -40,4 +41,4 @@ pub use metadata::{
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
-pub use records::{Compression, FetchedRecord, RawBatch, TimestampType};
+pub use records::{decode_fetched_records, Compression, FetchedRecord, RawBatch, TimestampType};

@@ -3,7 +3,7 @@
 //! whole batches (a fetch response may end in a partial batch, which Kafka allows and which is
 //! dropped here) by reading the two framing fields every batch starts with — base offset and
 //! length — plus the fixed-position header fields kafka-protocol does not report (last offset
-//! delta, max timestamp); each whole batch is then decoded by `RecordBatchDecoder`. On the way
+//! delta, max timestamp); each whole batch is then decoded by `strata_kafka::records` (decompression bounded). On the way
 //! out, producer records become one v2 batch with `RecordBatchEncoder`.
 //!
 //! Header limitation: `kafka-protocol` keeps a record's headers in an ordered map, so a record
@@ -16,8 +16,8 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression as WireCompression, Record, RecordBatchDecoder, RecordBatchEncoder,
-    RecordEncodeOptions, TimestampType as WireTimestampType,
+    Compression as WireCompression, Record, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType as WireTimestampType,
 };
 
 use crate::Error;
@@ -117,6 +117,13 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(x)
 }
 
+/// Decodes the records of a fetched partition's bytes (the `records` field of a Fetch response
+/// partition), as [`crate::Client::fetch`] does: whole batches only, control records left out,
+/// decompression bounded.
+pub fn decode_fetched_records(raw: &Bytes) -> Result<Vec<FetchedRecord>, Error> {
+    Ok(decode_batches(raw, 0, true)?.records)
+}
+
 /// Splits a fetched partition's bytes into whole batches (every one kept in `batches`) and,
 /// with `decode`, decodes the records at or after `from_offset` into `records` (a batch may
 /// start before the fetch offset; control records are left out). Without `decode` only the
@@ -177,7 +184,7 @@ pub(crate) fn decode_batches(
         if !decode || control || last_offset < from_offset {
             continue;
         }
-        let set = RecordBatchDecoder::decode(&mut bytes.clone())
+        let set = strata_kafka::records::decode_batch(&mut bytes.clone())
             .map_err(|e| Error::Protocol(format!("record batch at offset {base_offset}: {e}")))?;
         for r in set.records {
             if r.control || r.offset < from_offset {
@@ -333,6 +340,7 @@ pub(crate) fn encode_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::records::RecordBatchDecoder;
 
     fn record(i: i64) -> OutgoingRecord {
         let mut headers = IndexMap::new();

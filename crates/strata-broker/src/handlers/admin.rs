@@ -41,12 +41,27 @@ const OP_SUBTRACT: i8 = 3;
 
 type Refusal = (i16, String);
 
+/// At most this many partitions are created by one CreateTopics or CreatePartitions request, as
+/// Kafka's controller limits it (`MAX_PARTITIONS_PER_BATCH`): a request beyond it (a typo, or a
+/// malformed count) is refused as a whole instead of holding the broker while it creates them.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";
+
 pub async fn create_topics(
     broker: &Broker,
     req: CreateTopicsRequest,
     version: i16,
     _ctx: &RequestContext,
 ) -> CreateTopicsResponse {
+    let requested: i64 = req
+        .topics
+        .iter()
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => i64::from(broker.config.num_partitions),
+            (0, n) => i64::from(n.max(0)),
+            (n, _) => n as i64,
+        })
+        .sum();
     let mut results = Vec::new();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -54,7 +69,12 @@ pub async fn create_topics(
             .with_name(t.name.clone())
             .with_num_partitions(-1)
             .with_replication_factor(-1);
-        match check_new_topic(broker, &t) {
+        let checked = if requested > MAX_PARTITIONS_PER_REQUEST {
+            Err((code::POLICY_VIOLATION, TOO_MANY_PARTITIONS.to_string()))
+        } else {
+            check_new_topic(broker, &t)
+        };
+        match checked {
             Err((code, message)) => {
                 result = result
                     .with_error_code(code)
@@ -283,6 +303,14 @@ pub async fn create_partitions(
     _version: i16,
     _ctx: &RequestContext,
 ) -> CreatePartitionsResponse {
+    let added: i64 = req
+        .topics
+        .iter()
+        .filter_map(|t| {
+            let current = broker.metadata.topic(&t.name.0)?.partitions;
+            Some(i64::from(t.count.saturating_sub(current).max(0)))
+        })
+        .sum();
     let results = req
         .topics
         .into_iter()
@@ -295,6 +323,9 @@ pub async fn create_partitions(
                     .with_error_code(code)
                     .with_error_message(Some(str_bytes(message)))
             };
+            if added > MAX_PARTITIONS_PER_REQUEST {
+                return refuse(code::POLICY_VIOLATION, TOO_MANY_PARTITIONS.to_string());
+            }
             let Some(meta) = broker.metadata.topic(&name) else {
                 return refuse(
                     code::UNKNOWN_TOPIC_OR_PARTITION,

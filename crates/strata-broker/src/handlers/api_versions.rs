@@ -48,6 +48,11 @@ pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
         .map(|(_, min, max)| (*min, *max))
 }
 
+/// Every served API with its advertised (min, max).
+pub fn served() -> impl Iterator<Item = (ApiKey, i16, i16)> {
+    SERVED.iter().copied()
+}
+
 /// The lowest version the codec decodes; below it a request is refused even if advertised.
 pub fn decodable_min(key: ApiKey) -> i16 {
     key.valid_versions().min

@@ -1,11 +1,10 @@
-//! Request handlers, one module per API group. `dispatch` decodes the body of a request with
-//! `kafka-protocol`, calls the handler and encodes its response at the request's version.
-//! Handlers never fail on what a client sent: bad input becomes an error code in the response;
-//! only an undecodable body is an `Err` (the connection layer then closes the connection).
+//! Request handlers, one module per API group. `dispatch` takes a request the connection layer
+//! decoded, calls its handler and encodes the response at the request's version. Handlers never
+//! fail on what a client sent: bad input becomes an error code in the response.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use crate::broker::Broker;
 
@@ -34,6 +33,9 @@ impl RequestContext {
 pub enum Reply {
     /// Nothing (produce with acks=0).
     None,
+    /// Nothing, and the connection is closed: a produce with acks=0 failed, and closing is how
+    /// Kafka tells such a producer to refresh its metadata. Carries the errors for the log.
+    Close(String),
     /// The encoded response body.
     Encoded(BytesMut),
 }
@@ -44,67 +46,70 @@ fn encode<T: Encodable>(resp: &T, version: i16) -> anyhow::Result<Reply> {
     Ok(Reply::Encoded(buf))
 }
 
-/// Decodes, handles and encodes one request.
+/// Handles one decoded request and encodes its response at the request's version.
 pub async fn dispatch(
     broker: &Broker,
-    key: ApiKey,
+    request: RequestKind,
     version: i16,
     ctx: &RequestContext,
-    mut body: Bytes,
 ) -> anyhow::Result<Reply> {
     macro_rules! route {
-        ($req:ty, $handler:path) => {{
-            let req = <$req>::decode(&mut body, version)?;
-            let resp = $handler(broker, req, version, ctx).await;
+        ($req:expr, $handler:path) => {{
+            let resp = $handler(broker, $req, version, ctx).await;
             encode(&resp, version)
         }};
     }
-    match key {
-        ApiKey::ApiVersions => route!(ApiVersionsRequest, api_versions::handle),
-        ApiKey::Metadata => route!(MetadataRequest, metadata::handle),
-        ApiKey::Produce => {
-            let req = ProduceRequest::decode(&mut body, version)?;
+    match request {
+        RequestKind::ApiVersions(req) => route!(req, api_versions::handle),
+        RequestKind::Metadata(req) => route!(req, metadata::handle),
+        RequestKind::Produce(req) => {
             let acks = req.acks;
             let resp = produce::handle(broker, req, version, ctx).await;
-            if acks == 0 {
+            if acks != 0 {
+                return encode(&resp, version);
+            }
+            let errors: Vec<String> = resp
+                .responses
+                .iter()
+                .flat_map(|t| {
+                    t.partition_responses
+                        .iter()
+                        .filter(|p| p.error_code != code::NONE)
+                        .map(move |p| format!("{}-{}: error {}", t.name.0, p.index, p.error_code))
+                })
+                .collect();
+            if errors.is_empty() {
                 Ok(Reply::None)
             } else {
-                encode(&resp, version)
+                Ok(Reply::Close(errors.join(", ")))
             }
         }
-        ApiKey::Fetch => route!(FetchRequest, fetch::handle),
-        ApiKey::ListOffsets => route!(ListOffsetsRequest, offsets::list_offsets),
-        ApiKey::OffsetForLeaderEpoch => {
-            route!(
-                OffsetForLeaderEpochRequest,
-                offsets::offset_for_leader_epoch
-            )
+        RequestKind::Fetch(req) => route!(req, fetch::handle),
+        RequestKind::ListOffsets(req) => route!(req, offsets::list_offsets),
+        RequestKind::OffsetForLeaderEpoch(req) => route!(req, offsets::offset_for_leader_epoch),
+        RequestKind::DeleteRecords(req) => route!(req, offsets::delete_records),
+        RequestKind::CreateTopics(req) => route!(req, admin::create_topics),
+        RequestKind::DeleteTopics(req) => route!(req, admin::delete_topics),
+        RequestKind::CreatePartitions(req) => route!(req, admin::create_partitions),
+        RequestKind::DescribeConfigs(req) => route!(req, admin::describe_configs),
+        RequestKind::AlterConfigs(req) => route!(req, admin::alter_configs),
+        RequestKind::IncrementalAlterConfigs(req) => {
+            route!(req, admin::incremental_alter_configs)
         }
-        ApiKey::DeleteRecords => route!(DeleteRecordsRequest, offsets::delete_records),
-        ApiKey::CreateTopics => route!(CreateTopicsRequest, admin::create_topics),
-        ApiKey::DeleteTopics => route!(DeleteTopicsRequest, admin::delete_topics),
-        ApiKey::CreatePartitions => route!(CreatePartitionsRequest, admin::create_partitions),
-        ApiKey::DescribeConfigs => route!(DescribeConfigsRequest, admin::describe_configs),
-        ApiKey::AlterConfigs => route!(AlterConfigsRequest, admin::alter_configs),
-        ApiKey::IncrementalAlterConfigs => {
-            route!(
-                IncrementalAlterConfigsRequest,
-                admin::incremental_alter_configs
-            )
-        }
-        ApiKey::FindCoordinator => route!(FindCoordinatorRequest, groups::find_coordinator),
-        ApiKey::JoinGroup => route!(JoinGroupRequest, groups::join_group),
-        ApiKey::SyncGroup => route!(SyncGroupRequest, groups::sync_group),
-        ApiKey::Heartbeat => route!(HeartbeatRequest, groups::heartbeat),
-        ApiKey::LeaveGroup => route!(LeaveGroupRequest, groups::leave_group),
-        ApiKey::OffsetCommit => route!(OffsetCommitRequest, groups::offset_commit),
-        ApiKey::OffsetFetch => route!(OffsetFetchRequest, groups::offset_fetch),
-        ApiKey::ListGroups => route!(ListGroupsRequest, groups::list_groups),
-        ApiKey::DescribeGroups => route!(DescribeGroupsRequest, groups::describe_groups),
-        ApiKey::DeleteGroups => route!(DeleteGroupsRequest, groups::delete_groups),
-        ApiKey::InitProducerId => route!(InitProducerIdRequest, cluster::init_producer_id),
-        ApiKey::DescribeCluster => route!(DescribeClusterRequest, cluster::describe_cluster),
-        other => anyhow::bail!("{other:?} is not served"),
+        RequestKind::FindCoordinator(req) => route!(req, groups::find_coordinator),
+        RequestKind::JoinGroup(req) => route!(req, groups::join_group),
+        RequestKind::SyncGroup(req) => route!(req, groups::sync_group),
+        RequestKind::Heartbeat(req) => route!(req, groups::heartbeat),
+        RequestKind::LeaveGroup(req) => route!(req, groups::leave_group),
+        RequestKind::OffsetCommit(req) => route!(req, groups::offset_commit),
+        RequestKind::OffsetFetch(req) => route!(req, groups::offset_fetch),
+        RequestKind::ListGroups(req) => route!(req, groups::list_groups),
+        RequestKind::DescribeGroups(req) => route!(req, groups::describe_groups),
+        RequestKind::DeleteGroups(req) => route!(req, groups::delete_groups),
+        RequestKind::InitProducerId(req) => route!(req, cluster::init_producer_id),
+        RequestKind::DescribeCluster(req) => route!(req, cluster::describe_cluster),
+        // The connection layer decodes only advertised APIs.
+        _ => anyhow::bail!("request of an API that is not served"),
     }
 }
 

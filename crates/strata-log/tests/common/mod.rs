@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions,
     TimestampType as WireTimestampType,
 };
 use std::path::Path;
@@ -76,7 +76,7 @@ pub type Decoded = (i64, Option<String>, Option<String>, i64);
 
 pub fn decode(bytes: &Bytes) -> Vec<Decoded> {
     let mut buf = bytes.clone();
-    let sets = RecordBatchDecoder::decode_all(&mut buf).expect("decode");
+    let sets = strata_kafka::records::decode_batches(&mut buf).expect("decode");
     sets.into_iter()
         .flat_map(|s| s.records)
         .map(|r| {

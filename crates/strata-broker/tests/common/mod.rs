@@ -1,0 +1,186 @@
+//! The real `strata-broker` binary on loopback, driven through raw sockets: frames are built with
+//! `kafka-protocol` where they are valid and by hand where they must not be.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+/// A broker process with its own log directory, killed when dropped.
+pub struct BrokerProcess {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl BrokerProcess {
+    /// Starts the binary with `props` on top of a single-node configuration and waits until it
+    /// answers ApiVersions.
+    pub fn start(props: &[(&str, &str)]) -> BrokerProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut config = format!(
+            "node.id=1\nlisteners=PLAINTEXT://127.0.0.1:{port}\nadvertised.listeners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\noffsets.topic.num.partitions=2\n",
+            dir.path().join("data").display()
+        );
+        for (k, v) in props {
+            config.push_str(&format!("{k}={v}\n"));
+        }
+        let config_path = dir.path().join("server.properties");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("broker.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_strata-broker"))
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn strata-broker");
+        let broker = BrokerProcess { child, port, dir };
+        wait_for(
+            Duration::from_secs(30),
+            "the broker to answer ApiVersions",
+            || broker.alive_and_answering(),
+        );
+        broker
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+
+    /// The process runs and a fresh connection gets an ApiVersions response.
+    pub fn alive_and_answering(&self) -> bool {
+        let Ok(mut conn) = TcpStream::connect(self.addr()) else {
+            return false;
+        };
+        conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        conn.write_all(&api_versions_frame(99)).is_ok()
+            && matches!(read_response(&mut conn), Reply::Frame(_))
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let conn = TcpStream::connect(self.addr()).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        conn.set_nodelay(true).ok();
+        conn
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Retries `check` every 50 ms until it holds; panics with `what` at the deadline.
+pub fn wait_for(deadline: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What a request got back.
+#[derive(Debug)]
+pub enum Reply {
+    /// A response frame (without its length prefix).
+    Frame(Bytes),
+    /// The broker closed the connection.
+    Closed,
+    /// Nothing within the read timeout.
+    Silent,
+}
+
+pub fn read_response(conn: &mut TcpStream) -> Reply {
+    let mut size = [0u8; 4];
+    match conn.read_exact(&mut size) {
+        Ok(()) => {}
+        Err(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            return Reply::Silent
+        }
+        Err(_) => return Reply::Closed,
+    }
+    let size = i32::from_be_bytes(size);
+    let mut body = vec![0u8; size.clamp(0, 64 << 20) as usize];
+    match conn.read_exact(&mut body) {
+        Ok(()) => Reply::Frame(Bytes::from(body)),
+        Err(_) => Reply::Closed,
+    }
+}
+
+/// `[size][header][body]` with a real request header of `key` at `version`.
+pub fn frame(key: ApiKey, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut header = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("strata-broker-tests")))
+        .encode(&mut header, key.request_header_version(version))
+        .expect("header");
+    let mut out = BytesMut::new();
+    out.put_i32((header.len() + body.len()) as i32);
+    out.put_slice(&header);
+    out.put_slice(body);
+    out.to_vec()
+}
+
+/// A request encoded with `kafka-protocol`.
+pub fn encoded<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, req: &T) -> Vec<u8> {
+    let mut body = BytesMut::new();
+    req.encode(&mut body, version).expect("encode");
+    frame(key, version, correlation_id, &body)
+}
+
+pub fn api_versions_frame(correlation_id: i32) -> Vec<u8> {
+    frame(ApiKey::ApiVersions, 0, correlation_id, &[])
+}
+
+/// Sends `bytes` and reads what comes back.
+pub fn send(conn: &mut TcpStream, bytes: &[u8]) -> Reply {
+    if conn.write_all(bytes).is_err() {
+        return Reply::Closed;
+    }
+    read_response(conn)
+}

@@ -1,0 +1,418 @@
+//! Hostile input through the real binary on loopback: every shape of a count or length that
+//! claims more than the frame holds (arrays, compact arrays, strings, bytes, nested arrays,
+//! record and header counts inside batches), a decompression bomb and frames that announce more
+//! bytes than they send. Each must cost the broker a closed connection or an error response,
+//! never the process, and leave other connections and stored records as they were. Kafka's
+//! behaviour is the expectation: it closes a connection whose request does not parse and answers
+//! a produce of a corrupt batch with an error code.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::*;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ProduceRequest,
+    ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// An unsigned varint claiming about a billion.
+const HUGE_VARINT: [u8; 5] = [0xFF, 0xFF, 0xFF, 0xFF, 0x03];
+
+fn be_i32(v: i32) -> [u8; 4] {
+    v.to_be_bytes()
+}
+
+fn string(s: &str) -> Vec<u8> {
+    let mut v = (s.len() as i16).to_be_bytes().to_vec();
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+fn compact_string(s: &str) -> Vec<u8> {
+    let mut v = vec![(s.len() + 1) as u8];
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// The request is refused by closing its connection, and the broker keeps serving.
+fn assert_closed_and_alive(broker: &BrokerProcess, what: &str, bytes: &[u8]) {
+    let mut conn = broker.connect();
+    match send(&mut conn, bytes) {
+        Reply::Closed => {}
+        other => panic!("{what}: expected the connection to be closed, got {other:?}"),
+    }
+    assert!(
+        broker.alive_and_answering(),
+        "{what}: the broker stopped answering"
+    );
+}
+
+fn create_topic(broker: &BrokerProcess, name: &str, configs: &[(&str, &str)]) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.into())))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            )]);
+    let mut conn = broker.connect();
+    let Reply::Frame(mut resp) = send(&mut conn, &encoded(ApiKey::CreateTopics, 4, 1, &req)) else {
+        panic!("no CreateTopics response");
+    };
+    let _ = resp.split_to(4); // correlation id (response header v0)
+    let resp = CreateTopicsResponse::decode(&mut resp, 4).expect("CreateTopics response");
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "{:?}",
+        resp.topics[0].error_message
+    );
+}
+
+fn record(key: &str, value: Vec<u8>) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: 0,
+        timestamp: 1_700_000_000_000,
+        key: Some(Bytes::from(key.to_string())),
+        value: Some(Bytes::from(value)),
+        headers: Default::default(),
+    }
+}
+
+fn encode_batch(records: &[Record], compression: Compression) -> Bytes {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode batch");
+    buf.freeze()
+}
+
+/// A v2 batch header (CRC filled in) around hand-made record bytes.
+fn raw_batch(records_count: i32, records: &[u8]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i64(0); // base offset
+    b.put_i32((49 + records.len()) as i32); // batch length
+    b.put_i32(-1); // partition leader epoch
+    b.put_i8(2); // magic
+    b.put_u32(0); // crc, below
+    b.put_i16(0); // attributes
+    b.put_i32(0); // last offset delta
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(-1); // producer id
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(records_count);
+    b.put_slice(records);
+    strata_log::batch::update_crc(&mut b);
+    b.freeze()
+}
+
+/// One record `k` → `v` whose header count is `header_count` (the varint given raw).
+fn raw_record(header_count: &[u8]) -> Vec<u8> {
+    let body = cat(&[&[0, 0, 0, 2, b'k', 2, b'v'], header_count]);
+    let mut r = vec![(body.len() as u8) << 1];
+    r.extend_from_slice(&body);
+    r
+}
+
+fn produce(broker: &BrokerProcess, topic: &str, batch: Bytes, acks: i16) -> ProduceResponse {
+    let req = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    let mut conn = broker.connect();
+    let Reply::Frame(mut resp) = send(&mut conn, &encoded(ApiKey::Produce, 9, 5, &req)) else {
+        panic!("no Produce response");
+    };
+    // Response header v1: correlation id + tagged fields.
+    let _ = resp.split_to(5);
+    ProduceResponse::decode(&mut resp, 9).expect("Produce response")
+}
+
+fn produce_error(resp: &ProduceResponse) -> i16 {
+    resp.responses[0].partition_responses[0].error_code
+}
+
+fn fetch_values(broker: &BrokerProcess, topic: &str) -> Vec<(Bytes, Bytes)> {
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let mut conn = broker.connect();
+    let Reply::Frame(mut resp) = send(&mut conn, &encoded(ApiKey::Fetch, 12, 6, &req)) else {
+        panic!("no Fetch response");
+    };
+    let _ = resp.split_to(5);
+    let resp = FetchResponse::decode(&mut resp, 12).expect("Fetch response");
+    let mut records = resp.responses[0].partitions[0]
+        .records
+        .clone()
+        .unwrap_or_default();
+    strata_kafka::records::decode_batches(&mut records)
+        .expect("stored batches decode")
+        .into_iter()
+        .flat_map(|set| set.records)
+        .map(|r| (r.key.unwrap_or_default(), r.value.unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn oversized_counts_and_lengths_close_the_connection_only() {
+    let broker = BrokerProcess::start(&[]);
+    // A connection that lives through everything below and a record stored before it.
+    let mut bystander = broker.connect();
+    assert!(matches!(
+        send(&mut bystander, &api_versions_frame(1)),
+        Reply::Frame(_)
+    ));
+    create_topic(&broker, "kept", &[]);
+    let kept = encode_batch(&[record("a", b"before".to_vec())], Compression::None);
+    assert_eq!(produce_error(&produce(&broker, "kept", kept, -1)), 0);
+
+    let huge = be_i32(0x7FFF_FFFF);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // Metadata v0: the topics array claims 2^31-1 entries.
+        ("array", frame(ApiKey::Metadata, 0, 2, &huge)),
+        // Metadata v12: a compact topics array claiming about a billion entries.
+        (
+            "compact array",
+            frame(ApiKey::Metadata, 12, 3, &cat(&[&HUGE_VARINT, &[0, 0, 0]])),
+        ),
+        // CreateTopics v4: a topic name announcing 32767 bytes, three sent.
+        (
+            "string",
+            frame(
+                ApiKey::CreateTopics,
+                4,
+                4,
+                &cat(&[&be_i32(1), &0x7FFFi16.to_be_bytes(), b"abc"]),
+            ),
+        ),
+        // SyncGroup v3: the assignments array of the original report.
+        (
+            "assignments array",
+            frame(
+                ApiKey::SyncGroup,
+                3,
+                5,
+                &cat(&[
+                    &string("g"),
+                    &be_i32(1),
+                    &string("m"),
+                    &(-1i16).to_be_bytes(),
+                    &huge,
+                ]),
+            ),
+        ),
+        // SyncGroup v3: one assignment whose bytes announce 2^31-1.
+        (
+            "bytes",
+            frame(
+                ApiKey::SyncGroup,
+                3,
+                6,
+                &cat(&[
+                    &string("g"),
+                    &be_i32(1),
+                    &string("m"),
+                    &(-1i16).to_be_bytes(),
+                    &be_i32(1),
+                    &string("m"),
+                    &huge,
+                ]),
+            ),
+        ),
+        // SyncGroup v5 (flexible): compact bytes announcing about a billion.
+        (
+            "compact bytes",
+            frame(
+                ApiKey::SyncGroup,
+                5,
+                7,
+                &cat(&[
+                    &compact_string("g"),
+                    &be_i32(1),
+                    &compact_string("m"),
+                    &[0, 0, 0],
+                    &[2],
+                    &compact_string("m"),
+                    &HUGE_VARINT,
+                ]),
+            ),
+        ),
+        // CreateTopics v4: a valid topic whose configs array claims 2^31-1 entries.
+        (
+            "nested array",
+            frame(
+                ApiKey::CreateTopics,
+                4,
+                8,
+                &cat(&[
+                    &be_i32(1),
+                    &string("t"),
+                    &be_i32(1),
+                    &1i16.to_be_bytes(),
+                    &be_i32(0),
+                    &huge,
+                ]),
+            ),
+        ),
+        // ListOffsets v5: topics[0].partitions claims 2^31-1 entries.
+        (
+            "nested array in ListOffsets",
+            frame(
+                ApiKey::ListOffsets,
+                5,
+                9,
+                &cat(&[&be_i32(-1), &[0], &be_i32(1), &string("t"), &huge]),
+            ),
+        ),
+    ];
+    for (what, bytes) in &cases {
+        assert_closed_and_alive(&broker, what, bytes);
+    }
+
+    // The bystander connection and the stored record are untouched.
+    assert!(matches!(
+        send(&mut bystander, &api_versions_frame(2)),
+        Reply::Frame(_)
+    ));
+    assert_eq!(
+        fetch_values(&broker, "kept"),
+        vec![(Bytes::from_static(b"a"), Bytes::from_static(b"before"))]
+    );
+    // One log line per closed connection, naming the reason.
+    let log = broker.log();
+    assert!(log.contains("closing connection"), "{log}");
+    assert!(log.contains("exceeds the"), "{log}");
+    assert!(
+        broker.peak_rss_kib() < 128 * 1024,
+        "peak RSS {} KiB",
+        broker.peak_rss_kib()
+    );
+}
+
+#[test]
+fn corrupt_record_and_header_counts_and_bombs_get_an_error_response() {
+    let broker = BrokerProcess::start(&[]);
+    // Compacted topics look inside every batch (every record needs a key), so their produce
+    // path decodes records.
+    create_topic(&broker, "compacted", &[("cleanup.policy", "compact")]);
+
+    let cases: Vec<(&str, Bytes)> = vec![
+        ("record count", raw_batch(0x7FFF_FFFF, &raw_record(&[0]))),
+        ("header count", raw_batch(1, &raw_record(&HUGE_VARINT))),
+        (
+            "gzip bomb",
+            encode_batch(&[record("k", vec![0; 40 << 20])], Compression::Gzip),
+        ),
+        (
+            "zstd bomb",
+            encode_batch(&[record("k", vec![0; 40 << 20])], Compression::Zstd),
+        ),
+    ];
+    for (what, batch) in cases {
+        assert!(
+            batch.len() < 1 << 20,
+            "{what}: batch of {} bytes",
+            batch.len()
+        );
+        let code = produce_error(&produce(&broker, "compacted", batch, -1));
+        assert_ne!(code, 0, "{what}: the corrupt batch was accepted");
+        assert!(
+            broker.alive_and_answering(),
+            "{what}: the broker stopped answering"
+        );
+    }
+    // Nothing of it was stored; a good record still is.
+    let good = encode_batch(&[record("k", b"good".to_vec())], Compression::Gzip);
+    assert_eq!(produce_error(&produce(&broker, "compacted", good, -1)), 0);
+    assert_eq!(
+        fetch_values(&broker, "compacted"),
+        vec![(Bytes::from_static(b"k"), Bytes::from_static(b"good"))]
+    );
+    // The bombs were refused before expanding: far below their 40 MiB.
+    assert!(
+        broker.peak_rss_kib() < 128 * 1024,
+        "peak RSS {} KiB",
+        broker.peak_rss_kib()
+    );
+}
+
+#[test]
+fn frames_that_announce_more_than_they_send_cost_little_memory() {
+    let broker = BrokerProcess::start(&[]);
+    let before = broker.peak_rss_kib();
+    // Forty connections each announce a frame of just under socket.request.max.bytes (100 MiB)
+    // and send eight bytes of it.
+    let mut held = Vec::new();
+    for i in 0..40u8 {
+        let mut conn = broker.connect();
+        let mut bytes = (104_857_599i32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[0, 18, 0, 0, 0, 0, 0, i]);
+        conn.write_all(&bytes).expect("write");
+        held.push(conn);
+    }
+    wait_for(
+        Duration::from_secs(10),
+        "the broker to answer meanwhile",
+        || broker.alive_and_answering(),
+    );
+    let after = broker.peak_rss_kib();
+    assert!(
+        after < before + 32 * 1024,
+        "40 announced 100 MiB frames raised the peak RSS from {before} to {after} KiB"
+    );
+    drop(held);
+    // A frame over the limit closes its connection at once.
+    let mut conn = broker.connect();
+    conn.write_all(&(104_857_601i32).to_be_bytes())
+        .expect("write");
+    assert!(matches!(read_response(&mut conn), Reply::Closed));
+}

@@ -1,0 +1,198 @@
+//! `strata-fuzz`: mutation fuzzing on the stable toolchain (see the library docs).
+//!
+//!   strata-fuzz decode [--frames N | --seconds S] [--seed S]   in process, prints figures
+//!   strata-fuzz wire --bootstrap HOST:PORT [--frames N] [--pid PID] [--out FILE]
+//!
+//! Both exit non-zero when something broke: a panic or an allocation over the bound (decode), a
+//! broker that stopped answering (wire).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use strata_fuzz::alloc::{rss_kib, CountingAlloc};
+use strata_fuzz::corpus::{expand_requests, Corpus};
+use strata_fuzz::decode::{self, AllocBound};
+use strata_fuzz::wire::{self, WireConfig};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+#[derive(Parser)]
+#[command(
+    name = "strata-fuzz",
+    about = "Mutation fuzzing of Strata's decoders and brokers"
+)]
+struct Args {
+    /// Directory of captured frames (`*.requests.bin`, `*.responses.bin`).
+    #[arg(long, global = true, default_value_os_t = default_corpus())]
+    corpus: PathBuf,
+    /// Seed of the mutations: the same seed gives the same frames.
+    #[arg(long, global = true, default_value_t = 1)]
+    seed: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mutated frames through the broker's request decoding and the client's response and
+    /// record decoding, in this process.
+    Decode {
+        #[arg(long, default_value_t = 1_000_000)]
+        frames: u64,
+        /// Stop after this many seconds even if fewer frames were tried.
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mutated request frames over TCP to a running broker.
+    Wire {
+        #[arg(long)]
+        bootstrap: String,
+        #[arg(long, default_value_t = 10_000)]
+        frames: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+        /// The broker's process id, for its memory figures.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Write the report (with per-frame outcomes) as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Writes the frames a `wire` run with the same seed sends (length prefix included), in the
+    /// corpus entry format, to reproduce one.
+    Frames {
+        #[arg(long, default_value_t = 10_000)]
+        frames: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn default_corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz/corpus")
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let corpus = Corpus::load(&args.corpus)?;
+    let requests = expand_requests(
+        &corpus.requests,
+        strata_broker::handlers::api_versions::supported,
+    );
+    match args.command {
+        Command::Decode {
+            frames,
+            seconds,
+            json,
+        } => {
+            let report = decode::run(
+                &corpus,
+                &requests,
+                frames,
+                seconds.map(Duration::from_secs),
+                args.seed,
+                AllocBound::DEFAULT,
+            );
+            let rss = rss_kib(std::process::id());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "strata-fuzz decode: {} frames in {:.1} s (seed {}, {} request API/version pairs)",
+                    report.frames, report.seconds, report.seed, report.request_coverage
+                );
+                for (name, c) in [
+                    ("broker requests", &report.broker_request),
+                    ("client responses", &report.client_response),
+                    ("record batches", &report.record_batch),
+                ] {
+                    println!(
+                        "  {name:<17} {:>9} tried, {:>8} decoded, {:>9} refused, {} panics, {} over the bound; most allocated for one frame {} bytes (input {} bytes), worst ratio {:.1}x",
+                        c.tried, c.decoded, c.refused, c.panics, c.over_bound, c.max_allocated, c.max_allocated_input, c.max_ratio
+                    );
+                }
+                println!(
+                    "  bound: {}x the frame + {} KiB; process peak RSS {} KiB",
+                    report.bound.factor,
+                    report.bound.slack / 1024,
+                    rss.map(|r| r.1).unwrap_or(0)
+                );
+                for f in &report.findings {
+                    println!(
+                        "  FINDING {:?} api {} v{} allocated {} panic {:?}: {}",
+                        f.target, f.key, f.version, f.allocated, f.panic, f.hex
+                    );
+                }
+            }
+            if report.panics() > 0 || report.over_bound() > 0 {
+                std::process::exit(1);
+            }
+        }
+        Command::Frames { frames, out } => {
+            let entries: Vec<strata_fuzz::corpus::Frame> =
+                wire::frames(&requests, frames, args.seed)
+                    .into_iter()
+                    .map(|(key, bytes)| strata_fuzz::corpus::Frame {
+                        key,
+                        version: -1,
+                        bytes,
+                    })
+                    .collect();
+            std::fs::write(out, strata_fuzz::corpus::serialize(&entries))?;
+        }
+        Command::Wire {
+            bootstrap,
+            frames,
+            concurrency,
+            timeout_ms,
+            pid,
+            out,
+        } => {
+            let config = WireConfig {
+                bootstrap,
+                frames,
+                seed: args.seed,
+                concurrency,
+                timeout: Duration::from_millis(timeout_ms),
+                probe_every: 250,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(wire::run(&config, &requests));
+            let rss = pid.and_then(rss_kib);
+            println!(
+                "strata-fuzz wire {}: {} frames in {:.1} s: {} responses, {} closed, {} no answer; probes {} ({} failed); broker RSS now/peak {} KiB",
+                config.bootstrap,
+                report.frames,
+                report.seconds,
+                report.responses,
+                report.closed,
+                report.no_answer,
+                report.probes,
+                report.failed_probes,
+                rss.map(|(now, peak)| format!("{now}/{peak}")).unwrap_or_else(|| "n/a".into())
+            );
+            if let Some(out) = out {
+                let mut value = serde_json::to_value(&report)?;
+                if let Some((now, peak)) = rss {
+                    value["rss_kib"] = now.into();
+                    value["peak_rss_kib"] = peak.into();
+                }
+                std::fs::write(out, serde_json::to_vec(&value)?)?;
+            }
+            if report.failed_probes > 0 {
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}

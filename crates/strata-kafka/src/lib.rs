@@ -1,0 +1,11 @@
+//! Kafka's wire rules that every Strata crate shares, each written once: reading a
+//! length-prefixed frame without trusting its length, and decoding record batches with a bound on
+//! what decompression may produce. Pure: no broker state, no client state, no Kubernetes.
+//!
+//! Every reader of untrusted bytes in the workspace (the broker's connections, the client's
+//! responses, stored batches) goes through this crate, so a guard added here covers all of them.
+//! The array, string and record counts inside messages are guarded one level further down, in the
+//! `kafka-protocol` decoders themselves (see `vendor/kafka-protocol` and the README).
+
+pub mod frame;
+pub mod records;
