@@ -8,6 +8,9 @@
 #   kafka.sh start-cluster DIR --brokers N [--racks a,b,c] [--prop k=v]...
 #       N combined-mode nodes forming one KRaft quorum (node i in DIR/node<i>, broker.rack from
 #       --racks, given per node in order); prints the bootstrap list once all N are registered.
+#   kafka.sh run-node DIR         one node configured by the caller (DIR/server.properties with
+#       log.dirs=DIR/data, DIR/cluster.id) in the foreground: formats its storage once, then the
+#       JVM replaces the shell (same PID); for harnesses that run each node themselves.
 #   kafka.sh stop DIR             SIGTERM to the node(s) started in DIR, SIGKILL after a deadline.
 #   kafka.sh bootstrap DIR        the bootstrap address(es) of what runs in DIR.
 #   kafka.sh tool NAME ARGS...    a Kafka command-line tool: topics, configs, consumer-groups,
@@ -137,27 +140,54 @@ write_node_config() {
   echo "127.0.0.1:$port" >"$dir/bootstrap"
 }
 
-# launch_node DIR CLUSTER_ID: formats the storage (once) and starts the node in the background.
-launch_node() {
+# format_node DIR CLUSTER_ID: formats the storage of the node configured in DIR/server.properties
+# (log.dirs) once; a node whose DIR/data holds meta.properties is left as it is.
+format_node() {
   local dir="$1" cid="$2" cp; cp="$(classpath)"
-  if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
-    die "$dir already runs a node (pid $(cat "$dir/pid"))"
-  fi
   if [ ! -f "$dir/data/meta.properties" ]; then
     java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
       -Dlog4j2.configurationFile="$here/log4j2-tools.properties" -cp "$cp" \
       kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" --ignore-formatted \
       >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "storage format failed in $dir"; }
   fi
-  # The subshell execs into java (same PID) in a session of its own, detached from the caller.
+}
+
+# exec_node DIR: replaces the calling shell with the node's JVM (same PID).
+exec_node() {
+  local dir="$1" cp; cp="$(classpath)"
   # shellcheck disable=SC2086
-  ( exec setsid java ${KAFKA_HEAP_OPTS:--Xms64m -Xmx512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  exec java ${KAFKA_HEAP_OPTS:--Xms64m -Xmx512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
       -XX:ParallelGCThreads=2 -XX:ConcGCThreads=1 -XX:CICompilerCount=2 -Djava.awt.headless=true \
       -Dlog4j2.configurationFile="$here/log4j2-broker.properties" -Dkafka.logs.dir="$dir" \
-      -cp "$cp" kafka.Kafka "$dir/server.properties" ) </dev/null >>"$dir/broker.log" 2>&1 &
+      -cp "$cp" kafka.Kafka "$dir/server.properties"
+}
+
+# launch_node DIR CLUSTER_ID: formats the storage (once) and starts the node in the background.
+launch_node() {
+  local dir="$1" cid="$2"
+  if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
+    die "$dir already runs a node (pid $(cat "$dir/pid"))"
+  fi
+  format_node "$dir" "$cid"
+  # The subshell execs into run-node, which execs into java (same PID), in a session of its own,
+  # detached from the caller.
+  ( exec setsid "$here/kafka.sh" run-node "$dir" ) </dev/null >>"$dir/broker.log" 2>&1 &
   echo $! >"$dir/pid"
 }
 
+# run-node DIR: runs in the foreground the node whose DIR/server.properties the caller wrote
+# (log.dirs=DIR/data), formatting its storage first with the id in DIR/cluster.id when DIR/data
+# holds no meta.properties yet; the JVM keeps this PID.
+cmd_run_node() {
+  local dir="${1:?usage: kafka.sh run-node DIR}"
+  dir="$(cd "$dir" && pwd)"
+  [ -f "$dir/server.properties" ] || die "run-node: $dir/server.properties is missing"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    [ -s "$dir/cluster.id" ] || die "run-node: $dir is not formatted and $dir/cluster.id is missing"
+    format_node "$dir" "$(cat "$dir/cluster.id")"
+  fi
+  exec_node "$dir"
+}
 
 cmd_start_broker() {
   local dir="" port="" cport="" aport="" props=()
@@ -282,6 +312,7 @@ cmd="${1:-help}"; [ $# -gt 0 ] && shift
 case "$cmd" in
   start-broker) cmd_start_broker "$@" ;;
   start-cluster) cmd_start_cluster "$@" ;;
+  run-node) cmd_run_node "$@" ;;
   stop) cmd_stop "$@" ;;
   bootstrap) cat "${1:?usage: kafka.sh bootstrap DIR}/bootstrap" ;;
   tool)
