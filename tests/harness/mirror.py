@@ -216,11 +216,12 @@ class MirrorProcess(ManagedProcess):
             return ""
 
 
-def record_figure(test, name, value):
-    """Prints a measured figure and appends it as a JSON line to tests/.work/mirror-figures.jsonl."""
+def record_figure(test, name, value, path=FIGURES_PATH):
+    """Prints a measured figure and appends it as a JSON line to ``path`` (default
+    tests/.work/mirror-figures.jsonl)."""
     print(f"FIGURE {test} {name} = {value}")
-    FIGURES_PATH.parent.mkdir(parents=True, exist_ok=True)
-    with open(FIGURES_PATH, "a") as f:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
         f.write(json.dumps({"test": test, "name": name, "value": value,
                             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
 

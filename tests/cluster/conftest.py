@@ -1,0 +1,144 @@
+"""Fixtures of the replicated-cluster suites (tests/cluster): every scenario runs against a Strata
+cluster and against the reference Apache Kafka cluster (STRATA_TARGETS=strata,kafka restricts
+the targets).
+
+- ``target_kind``: session-scoped here (the plugin's is per module), so that one cluster of each
+  kind serves every module: pytest runs all scenarios of one kind, then all of the other.
+- ``cluster``: ONE cluster per kind for the session: 6 nodes, racks a,b,c (node i in rack
+  "abc"[(i-1) % 3]: a = {1, 4}, b = {2, 5}, c = {3, 6}), nodes 1-3 controller voters (combined
+  mode), 4-6 brokers only, CLUSTER_PROPS (RF 3, min.insync.replicas 2, broker session 4 s,
+  replica lag 6 s). Each node has its own network namespace when the machine allows it (see
+  harness/netns.py); otherwise loopback, and ``cluster.network_unavailable`` says why.
+- ``healthy_cluster``: the same cluster, with every fault undone before and after the test
+  (SIGCONT, heal, restart what is down, wait until all 6 are registered), so that a failing
+  scenario does not fail the next ones.
+
+Strata gating: until Strata forms a replicated cluster (issue #16), the Strata cluster fixture
+SKIPS every Strata scenario, with the evidence, when (a) each Strata node's Metadata still lists
+only itself (``alone_timeout`` below), or (b) the cluster forms but refuses a replication factor
+of 3 with INVALID_REPLICATION_FACTOR. Anything else (a node exits, a partial cluster, another
+error) fails. STRATA_REQUIRE_CLUSTER=1 turns the skip into a failure.
+
+A failing test shows the tail of every node's log. Figures (failover times, losses under unclean
+election) are printed at the end of the run and written to tests/.work/cluster-figures.jsonl.
+"""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.pytest_plugin import *  # noqa: E402,F401,F403  (hooks: outcome recording)
+from harness.pytest_plugin import TARGETS  # noqa: E402
+from harness.cluster import CLUSTER_PROPS, ClusterFormationError, make_cluster, netns_available  # noqa: E402
+from harness.replication import FIGURES_PATH, print_figures  # noqa: E402
+
+ISSUE = "issue #16 (replicated cluster)"
+REQUIRE_CLUSTER = os.environ.get("STRATA_REQUIRE_CLUSTER") == "1"
+BROKERS = 6
+RACKS = "a,b,c"
+STRATA_FORM_TIMEOUT = 60.0  # a Strata cluster that finds itself: elections, registrations
+STRATA_ALONE_TIMEOUT = 10.0  # every Strata node still lists only itself: no cluster support yet
+
+_netns_reason = []
+
+
+def _network():
+    if not _netns_reason:
+        _netns_reason.append(netns_available())
+    return "netns" if _netns_reason[0] is None else "loopback"
+
+
+@pytest.fixture(scope="session", params=TARGETS, ids=TARGETS)
+def target_kind(request):  # noqa: F811  (session-scoped override of the plugin's fixture)
+    """The implementation under test: "strata" or "kafka"."""
+    return request.param
+
+
+def _gate_strata(c, reason):
+    c.close()
+    if REQUIRE_CLUSTER:
+        pytest.fail(f"STRATA_REQUIRE_CLUSTER=1 and {reason}")
+    pytest.skip(f"Strata does not form a replicated cluster yet, {ISSUE}: {reason}")
+
+
+@pytest.fixture(scope="session")
+def cluster(target_kind, tmp_path_factory):
+    """The session's 6-node cluster of ``target_kind`` (see the module docstring)."""
+    network = _network()
+    c = make_cluster(target_kind, tmp_path_factory.mktemp(f"{target_kind}-cluster"), brokers=BROKERS,
+                     racks=RACKS, props=CLUSTER_PROPS, network=network)
+    c.network_unavailable = _netns_reason[0]
+    try:
+        if target_kind == "strata":
+            c.start(timeout=STRATA_FORM_TIMEOUT, alone_timeout=STRATA_ALONE_TIMEOUT)
+        else:
+            c.start()
+    except ClusterFormationError as e:
+        if target_kind == "strata" and e.cluster_of_one:
+            views = ", ".join(f"node {i} lists {v}" for i, v in sorted(e.views.items()))
+            _gate_strata(c, f"after {STRATA_ALONE_TIMEOUT:.0f}s each node's Metadata lists only itself ({views})")
+        c.close()
+        raise
+    except BaseException:
+        c.close()
+        raise
+    if target_kind == "strata":
+        refusal = _rf3_refusal(c)
+        if refusal:
+            _gate_strata(c, f"CreateTopics with replication factor 3 is refused: {refusal}")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _rf3_refusal(c):
+    """The INVALID_REPLICATION_FACTOR error of creating an RF-3 topic, or None once it works."""
+    from confluent_kafka import KafkaException
+    try:
+        c.create_topic("cluster-probe-rf3", partitions=1, replication_factor=3, timeout=60)
+    except KafkaException as e:
+        err = e.args[0]
+        if err.name() == "INVALID_REPLICATION_FACTOR":
+            return f"{err.name()}: {err.str()}"
+        raise
+    return None
+
+
+@pytest.fixture
+def healthy_cluster(cluster):
+    """The session's cluster with every fault undone before and after the test."""
+    cluster.restore()
+    yield cluster
+    cluster.restore()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # noqa: F811  (this suite's version of the plugin hook)
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and hasattr(item, "funcargs"):
+        c = item.funcargs.get("healthy_cluster") or item.funcargs.get("cluster")
+        if c is not None and hasattr(c, "log_tails"):
+            report.sections.append((f"{c.kind} cluster node logs", c.log_tails(40)))
+
+
+def pytest_sessionstart(session):
+    try:
+        FIGURES_PATH.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES_PATH.exists():
+        terminalreporter.write_sep("-", "replicated-cluster figures (measured, not asserted)")
+        import contextlib
+        import io
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            print_figures(FIGURES_PATH)
+        terminalreporter.write(buf.getvalue())
