@@ -562,8 +562,10 @@ class Cluster:
         from confluent_kafka.admin import NewTopic
         cfg = {k: str(v) for k, v in (configs or {}).items()}
         if assignment is not None:
-            new = NewTopic(topic, replica_assignment=[list(a) for a in assignment], config=cfg)
             partitions = len(assignment)
+            # confluent-kafka wants the partition count beside an explicit assignment
+            new = NewTopic(topic, num_partitions=partitions, replica_assignment=[list(a) for a in assignment],
+                           config=cfg)
         else:
             new = NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor, config=cfg)
         admin = self.admin()  # held: the futures fail when the client is collected
