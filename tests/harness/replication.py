@@ -285,6 +285,76 @@ def produce_sync(bootstrap, topic, values, partition=0, timeout=60, idempotent=F
     return acks, errors
 
 
+class GroupConsumer:
+    """A confluent-kafka consumer in a thread, member of ``group``, subscribed to ``topic`` from the
+    earliest offset: records every (partition, offset, value) it consumes in :attr:`consumed` and
+    commits its position synchronously after every poll that advanced it (a failed commit is
+    counted in :attr:`commit_errors` and retried after the next poll). Partitions taken away by a
+    rebalance are not committed any more by this member."""
+
+    def __init__(self, bootstrap, group, topic, name, config=None):
+        from confluent_kafka import Consumer
+        conf = {"bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
+                "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                "session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "fetch.wait.max.ms": 100,
+                "log_level": 2}
+        conf.update(config or {})
+        self.topic, self.name = topic, name
+        self.consumed = []
+        self.commits_ok = 0
+        self.commit_errors = Counter()
+        self.error = None
+        self._consumer = Consumer(conf)
+        self._pending = {}  # partition -> next offset, not yet committed
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self):
+        self._consumer.subscribe([self.topic], on_revoke=self._on_revoke)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def _on_revoke(self, consumer, partitions):
+        for tp in partitions:
+            self._pending.pop(tp.partition, None)
+
+    def _run(self):
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+        c = self._consumer
+        try:
+            while not self._stop.is_set():
+                for m in c.consume(num_messages=500, timeout=0.2):
+                    err = m.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            self.commit_errors["consume " + err.name()] += 1
+                        continue
+                    value = m.value().split(b" ", 1)[0].decode() if m.value() is not None else None
+                    self.consumed.append(Ack(m.partition(), m.offset(), value))
+                    self._pending[m.partition()] = m.offset() + 1
+                if self._pending:
+                    offsets = [TopicPartition(self.topic, p, o) for p, o in self._pending.items()]
+                    try:
+                        c.commit(offsets=offsets, asynchronous=False)
+                        self.commits_ok += 1
+                        for tp in offsets:
+                            if self._pending.get(tp.partition) == tp.offset:
+                                del self._pending[tp.partition]
+                    except KafkaException as e:
+                        self.commit_errors[e.args[0].name()] += 1
+        except Exception as e:  # surfaced by stop()
+            self.error = e
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self._consumer.close()
+        if self.error is not None:
+            raise self.error
+
+
 # --- verdicts ------------------------------------------------------------------------------------
 
 class RecordCheck:
