@@ -191,6 +191,21 @@ class HostKafka:
     def metadata(self, bootstrap: str, timeout: float = 20) -> dict:
         return self.run("metadata", bootstrap=bootstrap, timeout=timeout)
 
+    def cluster_size(self, bootstrap: str, expected: int, settle: float = 10, timeout: float = 120) -> int:
+        """How many brokers Metadata through ``bootstrap`` lists, waiting for ``expected``. A
+        broker that lists only itself for ``settle`` seconds is a cluster of one (a broker that
+        does not replicate yet); once two or more are listed, the rest get ``timeout``."""
+        deadline, joining = time.monotonic() + settle, False
+        while True:
+            n = len(self.metadata(bootstrap)["brokers"])
+            if n >= expected:
+                return n
+            if n >= 2 and not joining:  # one cluster forming: give the others time to register
+                deadline, joining = time.monotonic() + timeout, True
+            if time.monotonic() >= deadline:
+                return n
+            time.sleep(0.5)  # poll interval of the deadline loop
+
     def create_topic(self, bootstrap: str, topic: str, partitions: int, replication_factor: int,
                      config: dict | None = None) -> dict:
         return self.run("create-topic", bootstrap=bootstrap, topic=topic, partitions=partitions,

@@ -15,7 +15,7 @@
 # The host reaches pods and Service IPs through those two routes (no forwarding on the host, so
 # nothing from the namespace can leave the machine); pods reach the API server through the
 # `kubernetes` Service (kube-proxy DNATs 10.96.0.1:443 to 10.201.0.1:<port>). Host clients that must
-# resolve cluster names run with CLUSTER_RESOLV (a resolv.conf naming the kube-dns Service) bound
+# resolve cluster names run with DIR/nodes/resolv.conf (naming the kube-dns Service) bound
 # over /etc/resolv.conf in a private mount namespace (see controlplane.py: cluster_dns_command).
 #
 # One set of real nodes per machine at a time: the namespace, device and cgroup names are fixed.
@@ -596,7 +596,13 @@ nodes_clean() {
   cgroups_remove ""
   [ -e "/run/netns/$NODES_NETNS" ] && ip netns del "$NODES_NETNS"
   ip link del "$NODES_HOST_IF" 2>/dev/null || true
+  # libcni's cache of the sandboxes' networks (containerd sets up each sandbox's loopback as
+  # the network cni-loopback): ours are the sandboxes our containerds recorded
   rm -f /var/lib/cni/results/strata-nodes-zone-* 2>/dev/null || true
+  local sb
+  for sb in "$dir"/nodes/zone-*/containerd/root/io.containerd.grpc.v1.cri/sandboxes/*; do
+    [ -d "$sb" ] && rm -f "/var/lib/cni/results/cni-loopback-$(basename "$sb")-lo"
+  done
   # containerd 1.6 keeps shim sockets in /run/containerd/s whatever its state dir: the ones
   # nothing listens on any more were our killed shims
   if [ -d /run/containerd/s ]; then
