@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -13,6 +13,7 @@ use kafka_protocol::records::{
     TimestampType as RecordTimestampType,
 };
 use strata_group::{GroupConfig, GroupCoordinator, OffsetsLog, OffsetsLogError};
+use strata_kafka::now_ms;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -44,14 +45,6 @@ pub enum BrokerError {
     },
     #[error("loading committed offsets: {0}")]
     Offsets(#[from] OffsetsLogError),
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 pub struct Broker {

@@ -10,7 +10,6 @@ pub mod handlers;
 pub mod metadata;
 pub mod mirror_target;
 pub mod partition;
-pub mod process;
 pub mod server;
 pub mod topic_config;
 

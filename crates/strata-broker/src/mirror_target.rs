@@ -24,11 +24,8 @@
 
 use std::collections::BTreeMap;
 
-/// The topic config that marks a mirror target; its value is the source cluster's alias.
-pub const MIRROR_SOURCE_CONFIG: &str = "strata.mirror.source";
-
-/// The client id of `strata-mirror`'s connections to the target in `Preserve` mode.
-pub const PRESERVE_CLIENT_ID: &str = "strata-mirror-preserve";
+use strata_kafka::preserve::{MIRROR_SOURCE_CONFIG, PRESERVE_CLIENT_ID};
+use strata_kafka::topic_name;
 
 /// How a Produce request may write to one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,11 +62,10 @@ pub fn produce_mode(
 
 /// Checks a value of `strata.mirror.source`: a cluster alias.
 pub fn validate_source_alias(value: &str) -> Result<(), String> {
+    // The alias prefixes remote topic names (`<alias>.<topic>`), so it obeys the topic-name rule.
     let ok = !value.is_empty()
-        && value.len() <= 249
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && value.len() <= topic_name::MAX_LEN
+        && value.chars().all(topic_name::is_legal_char);
     if ok {
         Ok(())
     } else {

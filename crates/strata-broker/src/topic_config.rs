@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use strata_kafka::preserve::MIRROR_SOURCE_CONFIG;
 use strata_log::{LogConfig, TimestampType};
 
 use crate::config::{parse_cleanup_policy, parse_timestamp_type, BrokerConfig};
@@ -68,7 +69,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("segment.index.bytes", ConfigType::Int, Some("log.index.size.max.bytes"), "Offset index size."),
     def("segment.jitter.ms", ConfigType::Long, Some("log.roll.jitter.ms"), "Random jitter subtracted from segment.ms."),
     def("segment.ms", ConfigType::Long, Some("log.roll.ms"), "Time after which the active segment rolls."),
-    def("strata.mirror.source", ConfigType::String, None, "Strata: marks the topic as the target of an offset-preserving mirror flow from this source cluster alias; only strata-mirror writes to it. Delete it to promote the topic (see mirror_target)."),
+    def(MIRROR_SOURCE_CONFIG, ConfigType::String, None, "Strata: marks the topic as the target of an offset-preserving mirror flow from this source cluster alias; only strata-mirror writes to it. Delete it to promote the topic (see mirror_target)."),
     def("unclean.leader.election.enable", ConfigType::Boolean, Some("unclean.leader.election.enable"), "Allow out-of-sync replicas to become leader."),
 ];
 
@@ -143,7 +144,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
                     ));
                 }
             }
-            crate::mirror_target::MIRROR_SOURCE_CONFIG => {
+            MIRROR_SOURCE_CONFIG => {
                 crate::mirror_target::validate_source_alias(value)?;
             }
             _ => {}
@@ -272,7 +273,7 @@ mod tests {
         let b = broker();
         for d in TOPIC_CONFIGS
             .iter()
-            .filter(|d| d.name != crate::mirror_target::MIRROR_SOURCE_CONFIG)
+            .filter(|d| d.name != MIRROR_SOURCE_CONFIG)
         {
             let v = default_value(d.name, &b);
             assert!(!v.is_empty(), "{}", d.name);

@@ -273,7 +273,7 @@ impl MirrorConfig {
     /// the broker accepts them from this client id only.
     pub fn preserve_client(&self) -> ClientConfig {
         let mut c = ClientConfig::new(bootstrap_list(&self.target));
-        c.client_id = crate::preserve::PRESERVE_CLIENT_ID.to_string();
+        c.client_id = strata_kafka::preserve::PRESERVE_CLIENT_ID.to_string();
         c
     }
 

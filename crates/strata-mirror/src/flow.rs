@@ -25,7 +25,7 @@ use crate::records::OffsetSync;
 use crate::replication::ReplicationTask;
 use crate::topics::{MirroredTopics, TopicSync};
 use crate::translation::OffsetSyncStore;
-use crate::{acls, checkpoint, heartbeat, metrics, MirrorError};
+use crate::{acls, checkpoint, heartbeat, MirrorError};
 
 /// What every loop of a flow shares.
 pub struct FlowContext {
@@ -147,7 +147,8 @@ impl Mirror {
         let tracker = TaskTracker::new();
         let metrics_addr = match options.metrics_addr {
             Some(addr) => {
-                let (bound, task) = metrics::serve(addr, metrics, ctx.shutdown.clone()).await?;
+                let (bound, task) =
+                    strata_process::serve_endpoints(addr, metrics, ctx.shutdown.clone()).await?;
                 tracker.spawn(async move {
                     let _ = task.await;
                 });

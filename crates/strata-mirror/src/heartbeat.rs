@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use strata_client::ProducerRecord;
+use strata_kafka::now_ms;
 
 use crate::flow::FlowContext;
-use crate::metrics::now_ms;
 use crate::policy::HEARTBEATS_TOPIC;
 use crate::records::Heartbeat;
 

@@ -44,15 +44,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // Colour only on a terminal: `kubectl logs` and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    strata_process::init_logging();
     let args = Args::parse();
     let config = match (
         &args.config,
@@ -80,11 +72,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(addr) = handle.metrics_addr {
         tracing::info!(%addr, "serving /metrics");
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot install the SIGTERM handler")?;
     tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+        signal = strata_process::shutdown_signal() => tracing::info!(%signal, "stopping"),
         _ = handle.stopped() => tracing::error!("the mirror stopped on an error"),
     }
     handle.shutdown().await;

@@ -1,5 +1,5 @@
-//! The mirror's metrics and the HTTP endpoint that serves them (`/metrics`, Prometheus text;
-//! `/healthz`). Owns the registry; the replication, checkpoint and heartbeat loops only call the
+//! The mirror's metrics, served by `strata_process::serve_endpoints` (`/metrics`, Prometheus
+//! text; `/healthz`, `/readyz`). Owns the registry; the replication, checkpoint and heartbeat loops only call the
 //! recording methods. Every name has the `strata_mirror_` prefix; MirrorMaker 2's metric names
 //! (`record-age-ms`, `byte-rate`, `replication-latency-ms`, `checkpoint-latency-ms`) become
 //! snake case. Per-partition series carry `source`, `target`, `topic` (the remote topic) and
@@ -17,23 +17,16 @@
 //! | `strata_mirror_heartbeat_latency_ms` | gauge | time a heartbeat took to be acknowledged by the target |
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
+use strata_kafka::now_ms;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabel {
@@ -78,13 +71,6 @@ pub struct MirrorMetrics {
     checkpoint_latency: Family<GroupLabel, Gauge>,
     heartbeat_latency: Family<FlowLabel, Gauge>,
     windows: Mutex<HashMap<(String, i32), RateWindow>>,
-}
-
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl MirrorMetrics {
@@ -233,37 +219,10 @@ impl MirrorMetrics {
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `addr` until `shutdown` fires; returns the bound address.
-pub async fn serve(
-    addr: SocketAddr,
-    metrics: Arc<MirrorMetrics>,
-    shutdown: CancellationToken,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(metrics);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "metrics endpoint failed");
-        }
-    });
-    Ok((local, task))
-}
-
-async fn metrics_handler(State(metrics): State<Arc<MirrorMetrics>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.encode(),
-    )
+impl strata_process::Exposition for MirrorMetrics {
+    fn encode(&self) -> String {
+        MirrorMetrics::encode(self)
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! source offset. Record batches are forwarded as the source returned them (not decoded,
 //! decompressed or re-encoded: records, compression and timestamps travel unchanged; the
 //! broker drops the source's producer ids and transaction markers) with the broker's
-//! offset-preserving append, which only topics marked [`MIRROR_SOURCE_CONFIG`] accept and only
-//! from [`PRESERVE_CLIENT_ID`] (the broker side is `strata_broker::mirror_target`).
+//! offset-preserving append, which only topics marked
+//! [`MIRROR_SOURCE_CONFIG`](strata_kafka::preserve::MIRROR_SOURCE_CONFIG) accept and only from
+//! [`PRESERVE_CLIENT_ID`](strata_kafka::preserve::PRESERVE_CLIENT_ID) (the broker side is
+//! `strata_broker::mirror_target`).
 //!
 //! Progress needs no bookkeeping: the target's log end offset *is* the next source offset to
 //! mirror, so a partition resumes from it after any restart or crash, and batches re-sent after
@@ -27,12 +29,6 @@ use strata_client::{Acks, FetchPartitionSpec, FetchRequestSpec, OffsetSpec, Resp
 
 use crate::flow::{failure_backoff, FlowContext};
 use crate::MirrorError;
-
-/// The topic config that marks a mirror target on a Strata broker (value: source alias).
-pub const MIRROR_SOURCE_CONFIG: &str = "strata.mirror.source";
-
-/// The client id the broker accepts offset-preserving appends from.
-pub const PRESERVE_CLIENT_ID: &str = "strata-mirror-preserve";
 
 /// One owned partition: the remote topic and the next source offset to copy.
 #[derive(Debug, Clone)]

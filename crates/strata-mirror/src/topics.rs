@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use strata_client::{Admin, Client, ConfigOp, ConfigSource, NewTopic, ResponseError};
+use strata_kafka::preserve::MIRROR_SOURCE_CONFIG;
 
 use crate::policy::{ReplicationPolicy, TopicSelection, HEARTBEATS_TOPIC};
-use crate::preserve::MIRROR_SOURCE_CONFIG;
 use crate::MirrorError;
 
 /// Topic configs never copied (MM2's `config.properties.exclude` default): replication
@@ -32,7 +32,7 @@ pub const EXCLUDED_CONFIGS: &[&str] = &[
     "unclean.leader.election.enable",
     "min.insync.replicas",
     // The target's own marker of an offset-preserving flow, never a source's.
-    crate::preserve::MIRROR_SOURCE_CONFIG,
+    MIRROR_SOURCE_CONFIG,
 ];
 
 /// A source topic being mirrored.

@@ -15,7 +15,7 @@ use strata_client::{
     Acks, Client, ClientConfig, ConfigOp, FetchPartitionSpec, FetchRequestSpec, OffsetSpec,
     ProducerConfig, ProducerRecord, ResponseError,
 };
-use strata_mirror::preserve::{MIRROR_SOURCE_CONFIG, PRESERVE_CLIENT_ID};
+use strata_kafka::preserve::{MIRROR_SOURCE_CONFIG, PRESERVE_CLIENT_ID};
 use strata_mirror::{Mirror, MirrorConfig, RunOptions};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -61,18 +61,6 @@ async fn exact(client: &Client, topic: &str) -> Exact {
         .into_iter()
         .map(|(p, rs)| (p, rs.iter().map(|r| (r.offset, content(r))).collect()))
         .collect()
-}
-
-#[test]
-fn the_mirror_and_the_broker_agree_on_the_extension() {
-    assert_eq!(
-        MIRROR_SOURCE_CONFIG,
-        strata_broker::mirror_target::MIRROR_SOURCE_CONFIG
-    );
-    assert_eq!(
-        PRESERVE_CLIENT_ID,
-        strata_broker::mirror_target::PRESERVE_CLIENT_ID
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,7 +137,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(run) => {
-            init_tracing();
+            strata_process::init_logging();
             let resolver = match BootstrapResolver::with_overrides(
                 run.bootstrap_overrides.iter().map(String::as_str),
             ) {
@@ -186,8 +186,8 @@ fn main() -> ExitCode {
                 let shutdown = CancellationToken::new();
                 let signals = shutdown.clone();
                 tokio::spawn(async move {
-                    wait_for_signal().await;
-                    tracing::info!("shutting down");
+                    let signal = strata_process::shutdown_signal().await;
+                    tracing::info!(%signal, "shutting down");
                     signals.cancel();
                 });
                 match runtime::run(config, shutdown).await {
@@ -202,23 +202,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("STRATA_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        // Colour only on a terminal: `kubectl logs` and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
@@ -230,26 +213,4 @@ fn hostname() -> String {
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| format!("strata-operator-{}", std::process::id()))
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

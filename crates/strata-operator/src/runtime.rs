@@ -26,7 +26,7 @@ use crate::cluster::plan::PlanContext;
 use crate::context::{object_key, Context, ErrorBackoff, Timing};
 use crate::kafka::{BootstrapResolver, ClientAdmin};
 use crate::leader::{LeaderElection, LeaseTiming};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::{cluster, names, topic};
 
 /// Everything `strata-operator run` is configured with.
@@ -49,7 +49,8 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::new());
     let (addr, http) =
-        metrics::serve(config.metrics_addr, metrics.clone(), shutdown.clone()).await?;
+        strata_process::serve_endpoints(config.metrics_addr, metrics.clone(), shutdown.clone())
+            .await?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
     // A standby that waits for the Lease is healthy and ready: it is doing its job.
     metrics.set_ready(true);

@@ -106,7 +106,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         }
         println!("  data              = {}", args.data_dir.display());
         println!("Press Ctrl-C to stop.");
-        strata_broker::process::shutdown_signal().await;
+        strata_process::shutdown_signal().await;
         // The mirror first: it commits its progress while both brokers still serve.
         if let Some((broker, mirror)) = standby {
             mirror.shutdown().await;

@@ -27,7 +27,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    strata_broker::process::init_tracing();
+    strata_process::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dev(args) => dev::run(args),

@@ -22,7 +22,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    strata_broker::process::init_tracing();
+    strata_process::init_logging();
     let args = Args::parse();
     let config = match BrokerConfig::load(args.config.as_deref(), &args.overrides) {
         Ok(c) => c,
@@ -50,8 +50,8 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
-        strata_broker::process::shutdown_signal().await;
-        tracing::info!("shutdown signal received");
+        let signal = strata_process::shutdown_signal().await;
+        tracing::info!(%signal, "shutting down");
         handle.shutdown().await;
         std::process::ExitCode::SUCCESS
     })

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::handlers::RequestContext;
-use crate::handlers::{code, str_bytes, validate_topic_name};
+use crate::handlers::{code, str_bytes};
 use crate::metadata::TopicMeta;
 
 /// "Not requested" marker for authorized-operations fields.
@@ -91,7 +91,7 @@ fn lookup_or_create(
     if let Some(t) = broker.metadata.topic(name) {
         return Ok(t);
     }
-    if validate_topic_name(name).is_err() {
+    if strata_kafka::topic_name::validate(name).is_err() {
         return Err(code::INVALID_TOPIC_EXCEPTION);
     }
     if !(allow_auto_create && broker.config.auto_create_topics) {

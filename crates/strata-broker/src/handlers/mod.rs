@@ -8,14 +8,15 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use crate::broker::Broker;
 
-pub mod admin;
 pub mod api_versions;
 pub mod cluster;
+pub mod configs;
 pub mod fetch;
 pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod topics;
 
 /// Who sent a request: the header and the connection's peer.
 pub struct RequestContext {
@@ -88,13 +89,13 @@ pub async fn dispatch(
         RequestKind::ListOffsets(req) => route!(req, offsets::list_offsets),
         RequestKind::OffsetForLeaderEpoch(req) => route!(req, offsets::offset_for_leader_epoch),
         RequestKind::DeleteRecords(req) => route!(req, offsets::delete_records),
-        RequestKind::CreateTopics(req) => route!(req, admin::create_topics),
-        RequestKind::DeleteTopics(req) => route!(req, admin::delete_topics),
-        RequestKind::CreatePartitions(req) => route!(req, admin::create_partitions),
-        RequestKind::DescribeConfigs(req) => route!(req, admin::describe_configs),
-        RequestKind::AlterConfigs(req) => route!(req, admin::alter_configs),
+        RequestKind::CreateTopics(req) => route!(req, topics::create_topics),
+        RequestKind::DeleteTopics(req) => route!(req, topics::delete_topics),
+        RequestKind::CreatePartitions(req) => route!(req, topics::create_partitions),
+        RequestKind::DescribeConfigs(req) => route!(req, configs::describe_configs),
+        RequestKind::AlterConfigs(req) => route!(req, configs::alter_configs),
         RequestKind::IncrementalAlterConfigs(req) => {
-            route!(req, admin::incremental_alter_configs)
+            route!(req, configs::incremental_alter_configs)
         }
         RequestKind::FindCoordinator(req) => route!(req, groups::find_coordinator),
         RequestKind::JoinGroup(req) => route!(req, groups::join_group),
@@ -144,29 +145,8 @@ pub mod code {
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }
 
-/// Kafka's topic-name rule: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
-pub fn validate_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("Topic name is illegal, it can't be empty".into());
-    }
-    if name == "." || name == ".." {
-        return Err("Topic name cannot be \".\" or \"..\"".into());
-    }
-    if name.len() > 249 {
-        return Err(format!(
-            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
-        ));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
-    {
-        return Err(format!(
-            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
-        ));
-    }
-    Ok(())
-}
+/// A refusal: the error code and the message the client sees.
+pub type Refusal = (i16, String);
 
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -186,16 +166,6 @@ pub fn check_leader_epoch(client: i32, ours: i32) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topic_names_follow_kafka_rules() {
-        assert!(validate_topic_name("orders.v1_eu-west").is_ok());
-        assert!(validate_topic_name("").is_err());
-        assert!(validate_topic_name("..").is_err());
-        assert!(validate_topic_name("has space").is_err());
-        assert!(validate_topic_name(&"x".repeat(250)).is_err());
-        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
-    }
 
     #[test]
     fn leader_epoch_checks() {

@@ -7,9 +7,10 @@
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use strata_kafka::now_ms;
 use strata_log::{LogError, BATCH_HEADER_LEN};
 
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 use crate::mirror_target::{self, ProduceMode};

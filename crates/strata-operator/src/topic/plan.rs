@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube::ResourceExt;
 use strata_api::KafkaTopic;
+use strata_kafka::topic_name;
 
 /// Condition reasons of [`InvalidTopic`] and [`TopicAction::Refused`].
 pub mod reason {
@@ -60,9 +61,6 @@ pub const TOPIC_CONFIGS: &[&str] = &[
     "segment.ms",
     "unclean.leader.election.enable",
 ];
-
-/// Longest topic name Kafka accepts.
-pub const MAX_TOPIC_NAME: usize = 249;
 
 /// A `KafkaTopic` the operator refuses: `reason` is the condition reason, `message` says what
 /// to change.
@@ -125,21 +123,18 @@ fn invalid(reason: &'static str, message: String) -> InvalidTopic {
     InvalidTopic { reason, message }
 }
 
-/// Checks a topic name against Kafka's rules.
+/// Checks a topic name against Kafka's rules (`strata_kafka::topic_name`).
 pub fn check_topic_name(name: &str) -> Result<(), InvalidTopic> {
-    let chars_ok = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if name.is_empty() || name.len() > MAX_TOPIC_NAME || !chars_ok || name == "." || name == ".." {
-        return Err(invalid(
+    topic_name::validate(name).map_err(|_| {
+        invalid(
             reason::INVALID_TOPIC_NAME,
             format!(
-                "topic name {name:?} is not valid in Kafka: use 1 to {MAX_TOPIC_NAME} of \
-                 a-z, A-Z, 0-9, '.', '_' and '-' (not \".\" or \"..\"); set spec.topicName"
+                "topic name {name:?} is not valid in Kafka: use 1 to {} of \
+                 a-z, A-Z, 0-9, '.', '_' and '-' (not \".\" or \"..\"); set spec.topicName",
+                topic_name::MAX_LEN
             ),
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Validates `topic` into the topic it asks for.
