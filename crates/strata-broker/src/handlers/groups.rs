@@ -1,7 +1,11 @@
 //! Consumer groups: FindCoordinator (this broker coordinates every group) and the classic group
-//! protocol, delegated to the `strata-group` coordinator. Transaction coordinators are not served.
+//! protocol, delegated to the `strata-group` coordinator after the checks Kafka makes against the
+//! cluster's topics. Transaction coordinators are not served.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::*;
 
 use crate::broker::Broker;
@@ -95,13 +99,57 @@ pub async fn leave_group(
     broker.groups.leave_group(req, version).await
 }
 
+/// OffsetCommit, checked against the cluster's topics first as Kafka's `KafkaApis` does: a
+/// partition of a topic that does not exist, or beyond the topic's partition count, is answered
+/// UNKNOWN_TOPIC_OR_PARTITION and never reaches the coordinator; when no partition is left the
+/// coordinator is not asked at all (so no group comes into being).
 pub async fn offset_commit(
     broker: &Broker,
-    req: OffsetCommitRequest,
+    mut req: OffsetCommitRequest,
     version: i16,
     _ctx: &RequestContext,
 ) -> OffsetCommitResponse {
-    broker.groups.offset_commit(req, version).await
+    let mut answered: Vec<OffsetCommitResponseTopic> = Vec::new();
+    for topic in &mut req.topics {
+        let partitions = broker
+            .metadata
+            .topic(&topic.name.0)
+            .map_or(0, |meta| meta.partitions);
+        let (known, unknown) = std::mem::take(&mut topic.partitions)
+            .into_iter()
+            .partition(|p| (0..partitions).contains(&p.partition_index));
+        topic.partitions = known;
+        if unknown.is_empty() {
+            continue;
+        }
+        answered.push(
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(
+                    unknown
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                        })
+                        .collect(),
+                ),
+        );
+    }
+    req.topics.retain(|t| !t.partitions.is_empty());
+    if req.topics.is_empty() {
+        return OffsetCommitResponse::default().with_topics(answered);
+    }
+    let mut resp = broker.groups.offset_commit(req, version).await;
+    // Kafka's response builder: the coordinator's partitions join the topic already answered.
+    for topic in std::mem::take(&mut resp.topics) {
+        match answered.iter_mut().find(|t| t.name == topic.name) {
+            Some(t) => t.partitions.extend(topic.partitions),
+            None => answered.push(topic),
+        }
+    }
+    resp.with_topics(answered)
 }
 
 pub async fn offset_fetch(
