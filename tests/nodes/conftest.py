@@ -1,7 +1,7 @@
 """Fixtures of the real-node suites (tests/nodes/): pods that run processes.
 
 - ``nodes``: ONE cluster per test session with a real node per zone (zone-a/b/c: kubelet +
-  containerd + runc + CNI bridge each, one kube-proxy, CoreDNS behind kube-dns; 4 local
+  containerd + runc + CNI bridge each, one kube-proxy, CoreDNS behind kube-dns; 6 local
   PersistentVolumes per zone pinned to its node), from ``tests/env/k8s/cluster.sh up
   --real-nodes``; no kwok nodes. A watchdog takes it down when the test process dies without its
   teardown.
@@ -52,7 +52,7 @@ def record(name: str, value: str) -> None:
 def nodes(tmp_path_factory):
     """The session's cluster of real nodes, one per zone."""
     plane = ControlPlane(tmp_path_factory.mktemp("realnodes"), zones=3, nodes_per_zone=0,
-                         pvs_per_zone=4, real_nodes=True, up_timeout=300)
+                         pvs_per_zone=6, real_nodes=True, up_timeout=300)
     plane.down_when_gone(os.getpid())
     try:
         plane.up()
