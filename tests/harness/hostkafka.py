@@ -11,7 +11,7 @@ advertised pod names.
     kafka.describe_broker_configs(bootstrap, 0)        # {"log.retention.ms": "3600000", ...}
     with kafka.load(bootstrap, "t", seconds=60) as run:  # acks=all load in the background
         ...
-    run.result()                                       # {"acked": [...], "errors": {...}}
+    run.result()                                       # {"acked": [[p, o, "host.<seq>"], ...], "errors": {...}}
 
 This file is also the client program itself (``python hostkafka.py COMMAND JSON``), which
 prints one JSON document; it imports nothing from the harness so it runs from anywhere.
@@ -147,7 +147,8 @@ def cmd_load(a: dict) -> dict:
         due = int((time.monotonic() - t0) * rate)
         while i < due:
             try:
-                p.produce(a["topic"], key=f"k{i}".encode(), value=f"load-{i}".encode(), on_delivery=report)
+                # "<producer>.<seq>", the value format of the replication checker (harness/replication.py)
+                p.produce(a["topic"], key=f"k{i}".encode(), value=f"host.{i}".encode(), on_delivery=report)
                 i += 1
             except BufferError:
                 break
@@ -282,22 +283,6 @@ class LoadRun:
             self._stderr.seek(0)
             raise AssertionError(f"load exited {self.proc.returncode}:\n{self._stderr.read()[-3000:]}")
         return self._last
-
-
-def check_acked(acked: list[tuple], read: list[tuple]) -> dict:
-    """The replication checker: every acknowledged (partition, offset, value) must be read back at
-    that offset with that value. Returns counts of lost, changed and duplicated records."""
-    by_pos = {}
-    dup = 0
-    for p, o, v in read:
-        if (p, o) in by_pos:
-            dup += 1
-        by_pos[(p, o)] = v
-    lost = [(p, o, v) for p, o, v in acked if (p, o) not in by_pos]
-    changed = [(p, o, v, by_pos[(p, o)]) for p, o, v in acked if (p, o) in by_pos and by_pos[(p, o)] != v]
-    values = [v for _, _, v in read]
-    return {"acked": len(acked), "read": len(read), "lost": lost, "changed": changed,
-            "duplicate_offsets": dup, "duplicate_values": len(values) - len(set(values))}
 
 
 if __name__ == "__main__":
