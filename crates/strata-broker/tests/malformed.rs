@@ -13,14 +13,11 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::*;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ProduceRequest,
-    ProduceResponse, TopicName,
+    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -58,36 +55,6 @@ fn assert_closed_and_alive(broker: &BrokerProcess, what: &str, bytes: &[u8]) {
     assert!(
         broker.alive_and_answering(),
         "{what}: the broker stopped answering"
-    );
-}
-
-fn create_topic(broker: &BrokerProcess, name: &str, configs: &[(&str, &str)]) {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_string(name.into())))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(k.to_string()))
-                            .with_value(Some(StrBytes::from_string(v.to_string())))
-                    })
-                    .collect(),
-            )]);
-    let mut conn = broker.connect();
-    let Reply::Frame(mut resp) = send(&mut conn, &encoded(ApiKey::CreateTopics, 4, 1, &req)) else {
-        panic!("no CreateTopics response");
-    };
-    let _ = resp.split_to(4); // correlation id (response header v0)
-    let resp = CreateTopicsResponse::decode(&mut resp, 4).expect("CreateTopics response");
-    assert_eq!(
-        resp.topics[0].error_code, 0,
-        "{:?}",
-        resp.topics[0].error_message
     );
 }
 
@@ -157,17 +124,11 @@ fn produce(broker: &BrokerProcess, topic: &str, batch: Bytes, acks: i16) -> Prod
         .with_acks(acks)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_name(topic_name(topic))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(batch))])]);
-    let mut conn = broker.connect();
-    let Reply::Frame(mut resp) = send(&mut conn, &encoded(ApiKey::Produce, 9, 5, &req)) else {
-        panic!("no Produce response");
-    };
-    // Response header v1: correlation id + tagged fields.
-    let _ = resp.split_to(5);
-    ProduceResponse::decode(&mut resp, 9).expect("Produce response")
+    call(&mut broker.connect(), ApiKey::Produce, 9, &req)
 }
 
 fn produce_error(resp: &ProduceResponse) -> i16 {
@@ -179,17 +140,12 @@ fn fetch_values(broker: &BrokerProcess, topic: &str) -> Vec<(Bytes, Bytes)> {
         .with_max_wait_ms(0)
         .with_max_bytes(1 << 20)
         .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_topic(topic_name(topic))
             .with_partitions(vec![FetchPartition::default()
                 .with_partition(0)
                 .with_fetch_offset(0)
                 .with_partition_max_bytes(1 << 20)])]);
-    let mut conn = broker.connect();
-    let Reply::Frame(mut resp) = send(&mut conn, &encoded(ApiKey::Fetch, 12, 6, &req)) else {
-        panic!("no Fetch response");
-    };
-    let _ = resp.split_to(5);
-    let resp = FetchResponse::decode(&mut resp, 12).expect("Fetch response");
+    let resp: FetchResponse = call(&mut broker.connect(), ApiKey::Fetch, 12, &req);
     let mut records = resp.responses[0].partitions[0]
         .records
         .clone()
@@ -211,7 +167,7 @@ fn oversized_counts_and_lengths_close_the_connection_only() {
         send(&mut bystander, &api_versions_frame(1)),
         Reply::Frame(_)
     ));
-    create_topic(&broker, "kept", &[]);
+    create_topic(&broker, "kept", 1, &[]);
     let kept = encode_batch(&[record("a", b"before".to_vec())], Compression::None);
     assert_eq!(produce_error(&produce(&broker, "kept", kept, -1)), 0);
 
@@ -343,7 +299,7 @@ fn corrupt_record_and_header_counts_and_bombs_get_an_error_response() {
     let broker = BrokerProcess::start(&[]);
     // Compacted topics look inside every batch (every record needs a key), so their produce
     // path decodes records.
-    create_topic(&broker, "compacted", &[("cleanup.policy", "compact")]);
+    create_topic(&broker, "compacted", 1, &[("cleanup.policy", "compact")]);
 
     let cases: Vec<(&str, Bytes)> = vec![
         ("record count", raw_batch(0x7FFF_FFFF, &raw_record(&[0]))),

@@ -7,11 +7,15 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 /// A broker process with its own log directory, killed when dropped.
 pub struct BrokerProcess {
@@ -183,4 +187,61 @@ pub fn send(conn: &mut TcpStream, bytes: &[u8]) -> Reply {
         return Reply::Closed;
     }
     read_response(conn)
+}
+
+/// Sends `req` as `key` at `version` and decodes its response, checking the correlation id.
+/// Panics when the broker closes the connection or stays silent.
+pub fn call<Req: Encodable, Resp: Decodable>(
+    conn: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> Resp {
+    static NEXT_CORRELATION_ID: AtomicI32 = AtomicI32::new(1000);
+    let id = NEXT_CORRELATION_ID.fetch_add(1, Ordering::Relaxed);
+    let mut body = match send(conn, &encoded(key, version, id, req)) {
+        Reply::Frame(body) => body,
+        other => panic!("{key:?} v{version}: no response ({other:?})"),
+    };
+    let header = ResponseHeader::decode(&mut body, key.response_header_version(version))
+        .expect("response header");
+    assert_eq!(
+        header.correlation_id, id,
+        "{key:?} v{version}: correlation id"
+    );
+    Resp::decode(&mut body, version).expect("response body")
+}
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(str_bytes(name))
+}
+
+pub fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// Creates `name` with `partitions` partitions and topic `configs`; panics unless it succeeds.
+pub fn create_topic(broker: &BrokerProcess, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(str_bytes(k))
+                            .with_value(Some(str_bytes(v)))
+                    })
+                    .collect(),
+            )]);
+    let resp: CreateTopicsResponse = call(&mut broker.connect(), ApiKey::CreateTopics, 4, &req);
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "{:?}",
+        resp.topics[0].error_message
+    );
 }
