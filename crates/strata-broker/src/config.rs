@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use strata_kafka::properties;
 use strata_log::{CleanupPolicy, LogConfig, TimestampType};
 
 /// Why a configuration was refused; the message names the property and the accepted values.
@@ -140,32 +141,6 @@ pub struct BrokerConfig {
     pub raw: BTreeMap<String, String>,
 }
 
-/// Properties accepted silently although this broker does not act on them (KRaft and JVM
-/// settings that deployments carry over from Kafka).
-const ACCEPTED_IGNORED: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-    "inter.broker.listener.name",
-    "listener.security.protocol.map",
-    "num.network.threads",
-    "num.io.threads",
-    "socket.send.buffer.bytes",
-    "socket.receive.buffer.bytes",
-    "num.recovery.threads.per.data.dir",
-    "offsets.topic.replication.factor",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
-    "share.coordinator.state.topic.replication.factor",
-    "share.coordinator.state.topic.min.isr",
-    "log.cleaner.enable",
-    "unclean.leader.election.enable",
-    "log.cleaner.backoff.ms",
-    "log.cleaner.threads",
-    "group.coordinator.rebalance.protocols",
-];
-
 impl BrokerConfig {
     /// Reads a properties file and applies `overrides` (`key=value`, later wins).
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig, ConfigError> {
@@ -297,8 +272,11 @@ impl BrokerConfig {
             raw: props.clone(),
         };
         cfg.validate()?;
+        // Kafka properties this broker does not act on (KRaft and JVM settings that deployments
+        // carry over from Kafka) are accepted silently; only names outside the shared list of
+        // Kafka's properties are worth a warning.
         for key in props.keys() {
-            if !KNOWN.contains(&key.as_str()) && !ACCEPTED_IGNORED.contains(&key.as_str()) {
+            if properties::broker_property(key).is_none() {
                 tracing::warn!(property = %key, "unknown broker property ignored");
             }
         }
@@ -374,48 +352,6 @@ impl BrokerConfig {
     }
 }
 
-/// Property names this broker acts on.
-const KNOWN: &[&str] = &[
-    "node.id",
-    "broker.id",
-    "listeners",
-    "advertised.listeners",
-    "log.dirs",
-    "log.dir",
-    "broker.rack",
-    "num.partitions",
-    "default.replication.factor",
-    "min.insync.replicas",
-    "auto.create.topics.enable",
-    "delete.topic.enable",
-    "message.max.bytes",
-    "socket.request.max.bytes",
-    "log.retention.check.interval.ms",
-    "log.segment.bytes",
-    "log.roll.ms",
-    "log.roll.hours",
-    "log.retention.ms",
-    "log.retention.minutes",
-    "log.retention.hours",
-    "log.retention.bytes",
-    "log.cleanup.policy",
-    "log.cleaner.delete.retention.ms",
-    "log.cleaner.min.cleanable.ratio",
-    "log.cleaner.min.compaction.lag.ms",
-    "log.flush.interval.messages",
-    "log.flush.interval.ms",
-    "log.index.interval.bytes",
-    "log.message.timestamp.type",
-    "offsets.topic.num.partitions",
-    "offsets.retention.minutes",
-    "group.initial.rebalance.delay.ms",
-    "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms",
-    "group.max.size",
-    "cluster.id",
-    "controlled.shutdown.timeout.ms",
-];
-
 fn parse_properties(
     path: &Path,
     text: &str,
@@ -485,8 +421,17 @@ pub fn parse_timestamp_type(key: &str, value: &str) -> Result<TimestampType, Con
 
 struct Props<'a>(&'a BTreeMap<String, String>);
 
+#[cfg(test)]
+thread_local! {
+    /// Every property name `from_properties` reads, for the test that keeps the shared list
+    /// of Kafka properties complete.
+    static READ: std::cell::RefCell<std::collections::BTreeSet<String>> = Default::default();
+}
+
 impl Props<'_> {
     fn get(&self, key: &str) -> Option<&str> {
+        #[cfg(test)]
+        READ.with(|read| read.borrow_mut().insert(key.to_string()));
         self.0.get(key).map(String::as_str)
     }
     fn invalid(&self, key: &str, reason: &str) -> ConfigError {
@@ -527,6 +472,19 @@ impl Props<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_property_read_is_a_known_kafka_property() {
+        BrokerConfig::from_properties(BTreeMap::new()).expect("defaults");
+        let read = READ.with(|read| read.borrow().clone());
+        assert!(read.len() > 30, "{read:?}");
+        for key in read {
+            assert!(
+                properties::broker_property(&key).is_some(),
+                "{key} is read but missing from strata_kafka::properties"
+            );
+        }
+    }
 
     fn load(text: &str) -> Result<BrokerConfig, ConfigError> {
         let mut props = BTreeMap::new();

@@ -4,74 +4,75 @@
 //! value is acceptable, so CreateTopics, AlterConfigs and IncrementalAlterConfigs agree.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use strata_kafka::preserve::MIRROR_SOURCE_CONFIG;
+use strata_kafka::properties::{self, ValueType};
 use strata_log::{LogConfig, TimestampType};
 
 use crate::config::{parse_cleanup_policy, parse_timestamp_type, BrokerConfig};
 
-/// Kafka's `ConfigType` codes as DescribeConfigs v3+ reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigType {
-    Boolean = 1,
-    String = 2,
-    Int = 3,
-    Long = 5,
-    Double = 6,
-    List = 7,
-}
-
-/// One topic config key.
+/// One topic config key the broker serves: Kafka's name, type and broker synonym (from
+/// `strata_kafka::properties`) with the broker's own description.
 #[derive(Debug)]
 pub struct TopicConfigDef {
     pub name: &'static str,
-    pub kind: ConfigType,
+    pub kind: ValueType,
     /// The broker property that supplies the default (a Kafka "synonym").
     pub broker_synonym: Option<&'static str>,
     pub doc: &'static str,
 }
 
-const fn def(
-    name: &'static str,
-    kind: ConfigType,
-    broker_synonym: Option<&'static str>,
-    doc: &'static str,
-) -> TopicConfigDef {
-    TopicConfigDef {
-        name,
-        kind,
-        broker_synonym,
-        doc,
-    }
-}
+/// The topic configs served, in Kafka's alphabetical order, with their descriptions. Every
+/// name but Strata's own `strata.mirror.source` is one of Kafka's topic configs.
+const SERVED: &[(&str, &str)] = &[
+    ("cleanup.policy", "delete, compact or both: how old log segments are discarded."),
+    ("compression.type", "Final compression of stored batches; batches are kept as the producer sent them (producer)."),
+    ("delete.retention.ms", "How long tombstones are kept on compacted topics."),
+    ("file.delete.delay.ms", "Delay before a deleted segment file is removed."),
+    ("flush.messages", "Force an fsync after this many messages."),
+    ("flush.ms", "Force an fsync after this much time."),
+    ("index.interval.bytes", "Bytes between offset index entries."),
+    ("max.compaction.lag.ms", "Maximum time a record stays uncompacted."),
+    ("max.message.bytes", "Largest record batch size allowed."),
+    ("message.timestamp.after.max.ms", "Allowed future skew of a record timestamp."),
+    ("message.timestamp.before.max.ms", "Allowed past skew of a record timestamp."),
+    ("message.timestamp.type", "CreateTime or LogAppendTime."),
+    ("min.cleanable.dirty.ratio", "Dirty ratio that triggers compaction."),
+    ("min.compaction.lag.ms", "Minimum time a record stays uncompacted."),
+    ("min.insync.replicas", "In-sync replicas required for acks=all."),
+    ("preallocate", "Preallocate segment files."),
+    ("retention.bytes", "Maximum partition size before old segments are deleted (-1: no limit)."),
+    ("retention.ms", "Maximum age of a segment before it is deleted (-1: no limit)."),
+    ("segment.bytes", "Segment file size."),
+    ("segment.index.bytes", "Offset index size."),
+    ("segment.jitter.ms", "Random jitter subtracted from segment.ms."),
+    ("segment.ms", "Time after which the active segment rolls."),
+    (MIRROR_SOURCE_CONFIG, "Strata: marks the topic as the target of an offset-preserving mirror flow from this source cluster alias; only strata-mirror writes to it. Delete it to promote the topic (see mirror_target)."),
+    ("unclean.leader.election.enable", "Allow out-of-sync replicas to become leader."),
+];
 
 /// Every topic config key accepted, in Kafka's alphabetical order.
-pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def("cleanup.policy", ConfigType::List, Some("log.cleanup.policy"), "delete, compact or both: how old log segments are discarded."),
-    def("compression.type", ConfigType::String, Some("compression.type"), "Final compression of stored batches; batches are kept as the producer sent them (producer)."),
-    def("delete.retention.ms", ConfigType::Long, Some("log.cleaner.delete.retention.ms"), "How long tombstones are kept on compacted topics."),
-    def("file.delete.delay.ms", ConfigType::Long, Some("log.segment.delete.delay.ms"), "Delay before a deleted segment file is removed."),
-    def("flush.messages", ConfigType::Long, Some("log.flush.interval.messages"), "Force an fsync after this many messages."),
-    def("flush.ms", ConfigType::Long, Some("log.flush.interval.ms"), "Force an fsync after this much time."),
-    def("index.interval.bytes", ConfigType::Int, Some("log.index.interval.bytes"), "Bytes between offset index entries."),
-    def("max.compaction.lag.ms", ConfigType::Long, Some("log.cleaner.max.compaction.lag.ms"), "Maximum time a record stays uncompacted."),
-    def("max.message.bytes", ConfigType::Int, Some("message.max.bytes"), "Largest record batch size allowed."),
-    def("message.timestamp.after.max.ms", ConfigType::Long, Some("log.message.timestamp.after.max.ms"), "Allowed future skew of a record timestamp."),
-    def("message.timestamp.before.max.ms", ConfigType::Long, Some("log.message.timestamp.before.max.ms"), "Allowed past skew of a record timestamp."),
-    def("message.timestamp.type", ConfigType::String, Some("log.message.timestamp.type"), "CreateTime or LogAppendTime."),
-    def("min.cleanable.dirty.ratio", ConfigType::Double, Some("log.cleaner.min.cleanable.ratio"), "Dirty ratio that triggers compaction."),
-    def("min.compaction.lag.ms", ConfigType::Long, Some("log.cleaner.min.compaction.lag.ms"), "Minimum time a record stays uncompacted."),
-    def("min.insync.replicas", ConfigType::Int, Some("min.insync.replicas"), "In-sync replicas required for acks=all."),
-    def("preallocate", ConfigType::Boolean, Some("log.preallocate"), "Preallocate segment files."),
-    def("retention.bytes", ConfigType::Long, Some("log.retention.bytes"), "Maximum partition size before old segments are deleted (-1: no limit)."),
-    def("retention.ms", ConfigType::Long, Some("log.retention.ms"), "Maximum age of a segment before it is deleted (-1: no limit)."),
-    def("segment.bytes", ConfigType::Int, Some("log.segment.bytes"), "Segment file size."),
-    def("segment.index.bytes", ConfigType::Int, Some("log.index.size.max.bytes"), "Offset index size."),
-    def("segment.jitter.ms", ConfigType::Long, Some("log.roll.jitter.ms"), "Random jitter subtracted from segment.ms."),
-    def("segment.ms", ConfigType::Long, Some("log.roll.ms"), "Time after which the active segment rolls."),
-    def(MIRROR_SOURCE_CONFIG, ConfigType::String, None, "Strata: marks the topic as the target of an offset-preserving mirror flow from this source cluster alias; only strata-mirror writes to it. Delete it to promote the topic (see mirror_target)."),
-    def("unclean.leader.election.enable", ConfigType::Boolean, Some("unclean.leader.election.enable"), "Allow out-of-sync replicas to become leader."),
-];
+pub static TOPIC_CONFIGS: LazyLock<Vec<TopicConfigDef>> = LazyLock::new(|| {
+    SERVED
+        .iter()
+        .map(|&(name, doc)| match properties::topic_config(name) {
+            Some(kafka) => TopicConfigDef {
+                name: kafka.name,
+                kind: kafka.kind,
+                broker_synonym: kafka.broker_synonym,
+                doc,
+            },
+            // Strata's extension, not a Kafka topic config (a test checks there is no other).
+            None => TopicConfigDef {
+                name,
+                kind: ValueType::String,
+                broker_synonym: None,
+                doc,
+            },
+        })
+        .collect()
+});
 
 /// Looks a topic config key up.
 pub fn lookup(name: &str) -> Option<&'static TopicConfigDef> {
@@ -85,14 +86,14 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
     };
     let num_err = || format!("Invalid value {value} for configuration {name}");
     match d.kind {
-        ConfigType::Boolean => {
+        ValueType::Boolean => {
             if value != "true" && value != "false" {
                 return Err(format!(
                     "Invalid value {value} for configuration {name}: Expected value to be either true or false"
                 ));
             }
         }
-        ConfigType::Int => {
+        ValueType::Int | ValueType::Short => {
             let v: i32 = value.parse().map_err(|_| num_err())?;
             let min = match name {
                 "segment.bytes" => 14,
@@ -107,7 +108,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
                 ));
             }
         }
-        ConfigType::Long => {
+        ValueType::Long => {
             let v: i64 = value.parse().map_err(|_| num_err())?;
             let min = match name {
                 "retention.ms" | "retention.bytes" => -1,
@@ -120,7 +121,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
                 ));
             }
         }
-        ConfigType::Double => {
+        ValueType::Double => {
             let v: f64 = value.parse().map_err(|_| num_err())?;
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!(
@@ -128,10 +129,10 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
                 ));
             }
         }
-        ConfigType::List => {
+        ValueType::List => {
             parse_cleanup_policy(name, value).map_err(|e| e.to_string())?;
         }
-        ConfigType::String => match name {
+        ValueType::String => match name {
             "message.timestamp.type" => {
                 parse_timestamp_type(name, value).map_err(|e| e.to_string())?;
             }
@@ -266,6 +267,18 @@ mod tests {
         assert!(c.cleanup_policy.compact && !c.cleanup_policy.delete);
         assert_eq!(c.segment_bytes, 2048);
         assert_eq!(default_value("retention.ms", &b), "604800000");
+    }
+
+    #[test]
+    fn every_served_key_but_the_mirror_marker_is_a_kafka_topic_config() {
+        for d in TOPIC_CONFIGS.iter() {
+            assert_eq!(
+                properties::topic_config(d.name).is_none(),
+                d.name == MIRROR_SOURCE_CONFIG,
+                "{}",
+                d.name
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Kafka's wire rules that every Strata crate shares, each written once: reading a
 //! length-prefixed frame without trusting its length, decoding record batches with a bound on
-//! what decompression may produce, the topic-name rule, Kafka's millisecond clock, and the names of
-//! Strata's one protocol extension (`preserve`). Pure: no broker state, no client state, no
-//! Kubernetes.
+//! what decompression may produce, the topic-name rule, Kafka's configuration names and types
+//! (`properties`), Kafka's millisecond clock, and the names of Strata's one protocol extension
+//! (`preserve`). Pure: no broker state, no client state, no Kubernetes.
 //!
 //! Every reader of untrusted bytes in the workspace (the broker's connections, the client's
 //! responses, stored batches) goes through this crate, so a guard added here covers all of them.
@@ -11,6 +11,7 @@
 
 pub mod frame;
 pub mod preserve;
+pub mod properties;
 pub mod records;
 pub mod timestamp;
 pub mod topic_name;

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use strata_kafka::properties::ValueType;
 
 use crate::broker::Broker;
 use crate::handlers::RequestContext;
@@ -314,7 +315,7 @@ pub async fn incremental_alter_configs(
                                 configs.remove(&key);
                             }
                             OP_APPEND | OP_SUBTRACT => {
-                                if def.kind != topic_config::ConfigType::List {
+                                if def.kind != ValueType::List {
                                     return Err((
                                         code::INVALID_CONFIG,
                                         format!("Config value append is not allowed for config key: {key}"),

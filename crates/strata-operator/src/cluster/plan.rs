@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 use strata_api::{Authentication, KafkaCluster, PodTemplateOverrides, Storage};
+use strata_kafka::properties::{self, ValueType};
 
 use crate::names::{self, AssignmentError, ClusterNames, RackAssignment, IDS_PER_RACK};
 
@@ -88,56 +89,6 @@ pub const RESERVED_PROPERTIES: &[&str] = &[
     "controller.listener.names",
     "listener.security.protocol.map",
     "inter.broker.listener.name",
-];
-
-/// Broker properties whose value must be a whole number.
-const INTEGER_PROPERTIES: &[&str] = &[
-    "controlled.shutdown.timeout.ms",
-    "default.replication.factor",
-    "group.initial.rebalance.delay.ms",
-    "group.max.session.timeout.ms",
-    "group.max.size",
-    "group.min.session.timeout.ms",
-    "log.cleaner.delete.retention.ms",
-    "log.cleaner.min.compaction.lag.ms",
-    "log.cleaner.threads",
-    "log.flush.interval.messages",
-    "log.flush.interval.ms",
-    "log.index.interval.bytes",
-    "log.retention.bytes",
-    "log.retention.check.interval.ms",
-    "log.retention.hours",
-    "log.retention.minutes",
-    "log.retention.ms",
-    "log.roll.hours",
-    "log.roll.ms",
-    "log.segment.bytes",
-    "message.max.bytes",
-    "min.insync.replicas",
-    "num.io.threads",
-    "num.network.threads",
-    "num.partitions",
-    "num.recovery.threads.per.data.dir",
-    "num.replica.fetchers",
-    "offsets.retention.minutes",
-    "offsets.topic.num.partitions",
-    "offsets.topic.replication.factor",
-    "replica.fetch.max.bytes",
-    "replica.lag.time.max.ms",
-    "socket.receive.buffer.bytes",
-    "socket.request.max.bytes",
-    "socket.send.buffer.bytes",
-    "transaction.state.log.min.isr",
-    "transaction.state.log.replication.factor",
-];
-
-/// Broker properties whose value must be `true` or `false`.
-const BOOLEAN_PROPERTIES: &[&str] = &[
-    "auto.create.topics.enable",
-    "auto.leader.rebalance.enable",
-    "delete.topic.enable",
-    "log.cleaner.enable",
-    "unclean.leader.election.enable",
 ];
 
 /// Replication factors of internal topics, each bounded by the number of brokers.
@@ -712,13 +663,15 @@ fn check_config(
             ));
         }
         let value = value.trim();
-        if INTEGER_PROPERTIES.contains(&key.as_str()) && value.parse::<i64>().is_err() {
+        // Kafka's type of the property, where the shared list knows it.
+        let kind = properties::broker_property(key).map(|p| p.kind);
+        if kind.is_some_and(ValueType::is_whole_number) && value.parse::<i64>().is_err() {
             return Err(invalid(
                 reason::INVALID_PROPERTY,
                 format!("spec.config {key} is {value:?}; it takes a whole number"),
             ));
         }
-        if BOOLEAN_PROPERTIES.contains(&key.as_str())
+        if kind == Some(ValueType::Boolean)
             && !(value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"))
         {
             return Err(invalid(

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube::ResourceExt;
 use strata_api::KafkaTopic;
-use strata_kafka::topic_name;
+use strata_kafka::{properties, topic_name};
 
 /// Condition reasons of [`InvalidTopic`] and [`TopicAction::Refused`].
 pub mod reason {
@@ -24,43 +24,6 @@ pub mod reason {
     /// A replication factor different from the topic's.
     pub const REPLICATION_FACTOR_CHANGE_REFUSED: &str = "ReplicationFactorChangeRefused";
 }
-
-/// Topic-level config names Kafka knows (Kafka 4.x `TopicConfig`).
-pub const TOPIC_CONFIGS: &[&str] = &[
-    "cleanup.policy",
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "compression.type",
-    "compression.zstd.level",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "index.interval.bytes",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "remote.log.copy.disable",
-    "remote.log.delete.on.disable",
-    "remote.storage.enable",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
 
 /// A `KafkaTopic` the operator refuses: `reason` is the condition reason, `message` says what
 /// to change.
@@ -161,7 +124,7 @@ pub fn desired(topic: &KafkaTopic) -> Result<DesiredTopic, InvalidTopic> {
         .config
         .keys()
         .map(String::as_str)
-        .filter(|k| !TOPIC_CONFIGS.contains(k))
+        .filter(|k| properties::topic_config(k).is_none())
         .collect();
     if !unknown.is_empty() {
         return Err(invalid(
