@@ -13,9 +13,9 @@ use strata_client::{
     AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType, Error, ResponseError,
 };
 
-use crate::flow::FlowContext;
+use crate::context::FlowContext;
+use crate::error::MirrorError;
 use crate::topics::TopicPlan;
-use crate::MirrorError;
 
 /// The ACL a source binding becomes on the target, or `None` when it is not copied.
 pub fn target_binding(

@@ -13,13 +13,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use strata_api::mirror::OffsetMode;
 use strata_client::{Committed, OffsetSpec, Producer, ProducerRecord};
+use strata_flow::OffsetMode;
 
-use crate::flow::FlowContext;
+use crate::context::FlowContext;
+use crate::error::MirrorError;
 use crate::records::Checkpoint;
 use crate::topics::TopicPlan;
-use crate::MirrorError;
 
 /// Runs checkpoint rounds until shutdown.
 pub async fn run(ctx: Arc<FlowContext>) {

@@ -9,11 +9,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use strata_api::mirror::{
+use strata_client::{ClientConfig, Compression, ProducerConfig};
+use strata_flow::{
     ClusterEndpoint, CompressionType, FailoverSpec, GroupFilter, NamingMode, OffsetMode, SyncSpec,
     TopicFilter, Tuning,
 };
-use strata_client::{ClientConfig, Compression, ProducerConfig};
+
+use crate::policy::{GroupSelection, InvalidPattern, TopicSelection};
 
 /// Why a configuration cannot be read or cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,8 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("invalid mirror configuration: {0}")]
     Invalid(String),
+    #[error("invalid mirror configuration: {0}")]
+    Pattern(#[from] InvalidPattern),
     #[error("{0} is not yet supported by strata-mirror")]
     Unsupported(String),
     #[error("MirrorMaker 2 properties: {0}")]
@@ -218,8 +222,8 @@ impl MirrorConfig {
                 self.source.alias
             )));
         }
-        crate::policy::TopicSelection::compile(&self.topics)?;
-        crate::policy::GroupSelection::compile(&self.groups)?;
+        TopicSelection::compile(&self.topics)?;
+        GroupSelection::compile(&self.groups)?;
         let t = &self.tuning;
         let checks = [
             (

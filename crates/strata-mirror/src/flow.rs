@@ -1,7 +1,8 @@
 //! A running mirror flow: [`Mirror::start`] connects to both clusters, creates the mirror's
-//! topics, runs one topic sync, loads the offset syncs already on the target, and then runs the
-//! loops (topic refresh, replication tasks, checkpoints, heartbeats, `/metrics`) on one
-//! cancellation token and task tracker. [`MirrorHandle::shutdown`] is the graceful stop: the
+//! topics, runs one topic sync, loads the offset syncs already on the target, builds the shared
+//! [`FlowContext`] and then runs the loops (topic refresh, replication tasks, checkpoints,
+//! heartbeats, ACL sync, `/metrics`) on one cancellation token and task tracker. Orchestration
+//! only: the loops live in their own modules and take what they share from `context`. [`MirrorHandle::shutdown`] is the graceful stop: the
 //! replication tasks finish the round in flight, wait for its acknowledgements and commit
 //! progress before the handle returns.
 
@@ -11,62 +12,23 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use parking_lot::Mutex;
-use strata_api::mirror::OffsetMode;
 use strata_client::{Client, FetchPartitionSpec, FetchRequestSpec, OffsetSpec};
+use strata_flow::OffsetMode;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::assignment::PartitionAssignment;
 use crate::config::MirrorConfig;
+use crate::context::FlowContext;
+use crate::error::MirrorError;
 use crate::metrics::MirrorMetrics;
 use crate::policy::{GroupSelection, ReplicationPolicy, TopicSelection};
 use crate::preserve::PreserveTask;
 use crate::records::OffsetSync;
 use crate::replication::ReplicationTask;
-use crate::topics::{MirroredTopics, TopicSync};
+use crate::topics::TopicSync;
 use crate::translation::OffsetSyncStore;
-use crate::{acls, checkpoint, heartbeat, MirrorError};
-
-/// What every loop of a flow shares.
-pub struct FlowContext {
-    pub config: MirrorConfig,
-    pub policy: ReplicationPolicy,
-    pub groups: GroupSelection,
-    pub assignment: PartitionAssignment,
-    pub source: Client,
-    pub target: Client,
-    /// The target connection for offset-preserving appends (`offsets: Preserve` only).
-    pub preserve: Option<Client>,
-    pub topics: MirroredTopics,
-    pub syncs: Mutex<OffsetSyncStore>,
-    pub metrics: Arc<MirrorMetrics>,
-    pub shutdown: CancellationToken,
-}
-
-impl FlowContext {
-    /// A fetch of these source positions with the flow's fetch tuning.
-    pub fn fetch_spec(&self, at: impl IntoIterator<Item = FetchPartitionSpec>) -> FetchRequestSpec {
-        let t = &self.config.tuning;
-        let mut spec = FetchRequestSpec::new(at);
-        spec.min_bytes = t.fetch_min_bytes;
-        spec.max_wait_ms = t.fetch_max_wait_ms;
-        spec.max_bytes = t.fetch_max_bytes;
-        spec
-    }
-
-    /// Sleeps for `d`, or less when the flow shuts down meanwhile.
-    pub async fn pause(&self, d: Duration) {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = self.shutdown.cancelled() => {}
-        }
-    }
-}
-
-/// How long a replication loop waits after its `failures`-th failed round in a row.
-pub fn failure_backoff(failures: u32) -> Duration {
-    Duration::from_millis(100 * u64::from(failures.min(20)))
-}
+use crate::{acls, checkpoint, heartbeat};
 
 /// How a process runs a flow, besides the flow's configuration.
 #[derive(Debug, Clone)]

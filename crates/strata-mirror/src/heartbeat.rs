@@ -10,7 +10,7 @@ use std::time::Instant;
 use strata_client::ProducerRecord;
 use strata_kafka::now_ms;
 
-use crate::flow::FlowContext;
+use crate::context::FlowContext;
 use crate::policy::HEARTBEATS_TOPIC;
 use crate::records::Heartbeat;
 

@@ -9,6 +9,8 @@ pub mod acls;
 pub mod assignment;
 pub mod checkpoint;
 pub mod config;
+pub mod context;
+pub mod error;
 pub mod flow;
 pub mod heartbeat;
 pub mod metrics;
@@ -22,23 +24,10 @@ pub mod translation;
 
 pub use assignment::{AssignmentError, PartitionAssignment};
 pub use config::{ConfigError, MirrorConfig, MirrorOptions};
+pub use context::FlowContext;
+pub use error::MirrorError;
 pub use flow::{Mirror, MirrorHandle, RunOptions};
 pub use metrics::MirrorMetrics;
 pub use policy::{GroupSelection, ReplicationPolicy, TopicSelection, PROVENANCE_HEADER};
 pub use records::{Checkpoint, Heartbeat, OffsetSync};
 pub use translation::OffsetSyncStore;
-
-/// Everything starting or running a flow can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum MirrorError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Assignment(#[from] AssignmentError),
-    #[error("Kafka client: {0}")]
-    Client(#[from] strata_client::Error),
-    #[error(transparent)]
-    Decode(#[from] records::DecodeError),
-    #[error("metrics endpoint: {0}")]
-    Io(#[from] std::io::Error),
-}

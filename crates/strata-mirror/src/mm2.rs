@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use strata_api::mirror::{CompressionType, NamingMode};
+use strata_flow::{CompressionType, NamingMode};
 
 use crate::config::{ConfigError, MirrorConfig};
 

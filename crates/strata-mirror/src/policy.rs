@@ -18,9 +18,7 @@
 //! topics would collide.
 
 use regex::Regex;
-use strata_api::mirror::{GroupFilter, NamingMode, TopicFilter};
-
-use crate::config::ConfigError;
+use strata_flow::{GroupFilter, NamingMode, TopicFilter};
 
 /// Header naming the clusters a record was mirrored from, oldest first (`east,west`).
 pub const PROVENANCE_HEADER: &str = "strata.mirror.origin";
@@ -136,13 +134,26 @@ pub fn is_internal_topic(topic: &str) -> bool {
         || topic.starts_with("mm2-")
 }
 
-fn compile_all(patterns: &[String], what: &str) -> Result<Vec<Regex>, ConfigError> {
+/// A filter pattern that is not a valid regular expression.
+#[derive(Debug, thiserror::Error)]
+#[error("{filter} regex {pattern:?} is invalid: {message}")]
+pub struct InvalidPattern {
+    /// Which list: `topics.include`, `groups.exclude`, ...
+    pub filter: &'static str,
+    pub pattern: String,
+    pub message: String,
+}
+
+fn compile_all(patterns: &[String], filter: &'static str) -> Result<Vec<Regex>, InvalidPattern> {
     patterns
         .iter()
         .map(|p| {
             // Whole-name match, as MM2's regex filters use `matches()`.
-            Regex::new(&format!("^(?:{p})$"))
-                .map_err(|e| ConfigError::Invalid(format!("{what} regex {p:?} is invalid: {e}")))
+            Regex::new(&format!("^(?:{p})$")).map_err(|e| InvalidPattern {
+                filter,
+                pattern: p.clone(),
+                message: e.to_string(),
+            })
         })
         .collect()
 }
@@ -166,7 +177,7 @@ impl Selection {
 pub struct TopicSelection(Selection);
 
 impl TopicSelection {
-    pub fn compile(filter: &TopicFilter) -> Result<TopicSelection, ConfigError> {
+    pub fn compile(filter: &TopicFilter) -> Result<TopicSelection, InvalidPattern> {
         Ok(TopicSelection(Selection {
             include: compile_all(&filter.include, "topics.include")?,
             exclude: compile_all(&filter.exclude, "topics.exclude")?,
@@ -183,7 +194,7 @@ impl TopicSelection {
 pub struct GroupSelection(Selection);
 
 impl GroupSelection {
-    pub fn compile(filter: &GroupFilter) -> Result<GroupSelection, ConfigError> {
+    pub fn compile(filter: &GroupFilter) -> Result<GroupSelection, InvalidPattern> {
         Ok(GroupSelection(Selection {
             include: compile_all(&filter.include, "groups.include")?,
             exclude: compile_all(&filter.exclude, "groups.exclude")?,

@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use strata_client::{Acks, FetchPartitionSpec, FetchRequestSpec, OffsetSpec, ResponseError};
 
-use crate::flow::{failure_backoff, FlowContext};
-use crate::MirrorError;
+use crate::context::{failure_backoff, FlowContext};
+use crate::error::MirrorError;
 
 /// One owned partition: the remote topic and the next source offset to copy.
 #[derive(Debug, Clone)]

@@ -26,16 +26,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_api::mirror::NamingMode;
 use strata_client::{
     FetchPartitionSpec, FetchRequestSpec, FetchResult, FetchedRecord, OffsetSpec, Producer,
     ProducerRecord, ResponseError,
 };
+use strata_flow::NamingMode;
 
-use crate::flow::{failure_backoff, FlowContext};
+use crate::context::{failure_backoff, FlowContext};
+use crate::error::MirrorError;
 use crate::policy::PROVENANCE_HEADER;
 use crate::records::OffsetSync;
-use crate::MirrorError;
 
 /// Where one owned partition stands.
 #[derive(Debug, Clone)]

@@ -18,8 +18,8 @@ use parking_lot::RwLock;
 use strata_client::{Admin, Client, ConfigOp, ConfigSource, NewTopic, ResponseError};
 use strata_kafka::preserve::MIRROR_SOURCE_CONFIG;
 
+use crate::error::MirrorError;
 use crate::policy::{ReplicationPolicy, TopicSelection, HEARTBEATS_TOPIC};
-use crate::MirrorError;
 
 /// Topic configs never copied (MM2's `config.properties.exclude` default): replication
 /// throttles, timestamp policy, unclean election and the ISR minimum depend on the target

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use strata_api::mirror::NamingMode;
+use strata_flow::NamingMode;
 use strata_client::OffsetSpec;
 use strata_mirror::{Mirror, RunOptions};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use strata_api::mirror::{NamingMode, OffsetMode};
+use strata_flow::{NamingMode, OffsetMode};
 use strata_client::{
     Acks, Client, ClientConfig, ConfigOp, FetchPartitionSpec, FetchRequestSpec, OffsetSpec,
     ProducerConfig, ProducerRecord, ResponseError,

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use strata_api::NamingMode;
 use strata_broker::{BrokerConfig, BrokerHandle};
+use strata_flow::NamingMode;
 use strata_mirror::{Mirror, MirrorConfig, RunOptions};
 
 #[derive(Args, Debug)]
