@@ -35,8 +35,8 @@ fn version_and_config_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mm2_properties_drive_a_flow_and_sigterm_stops_it() {
-    let source = TestBroker::start().await;
-    let target = TestBroker::start().await;
+    let source = TestBroker::start(&[]).await;
+    let target = TestBroker::start(&[]).await;
     let src = source.client().await;
     let dst = target.client().await;
     create_topic(&src, "clicks", 3, &[]).await;
@@ -90,8 +90,8 @@ async fn mm2_properties_drive_a_flow_and_sigterm_stops_it() {
 /// partition; what a crash costs is re-reads (duplicates), which the test counts and prints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_loses_nothing_and_counts_duplicates() {
-    let source = TestBroker::start().await;
-    let target = TestBroker::start().await;
+    let source = TestBroker::start(&[]).await;
+    let target = TestBroker::start(&[]).await;
     let src = source.client().await;
     let dst = target.client().await;
     create_topic(&src, "payments", 4, &[]).await;

@@ -7,16 +7,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use strata_flow::NamingMode;
 use strata_client::OffsetSpec;
+use strata_flow::NamingMode;
 use strata_mirror::{Mirror, RunOptions};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_arrive_in_partition_order_with_keys_headers_timestamps() {
-    let source = TestBroker::start().await;
-    let target = TestBroker::start().await;
+    let source = TestBroker::start(&[]).await;
+    let target = TestBroker::start(&[]).await;
     let src = source.client().await;
     let dst = target.client().await;
     create_topic(
@@ -136,8 +136,8 @@ async fn records_arrive_in_partition_order_with_keys_headers_timestamps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_mirror_resumes_without_loss() {
-    let source = TestBroker::start().await;
-    let target = TestBroker::start().await;
+    let source = TestBroker::start(&[]).await;
+    let target = TestBroker::start(&[]).await;
     let src = source.client().await;
     let dst = target.client().await;
     create_topic(&src, "events", 4, &[]).await;
@@ -183,8 +183,8 @@ async fn a_restarted_mirror_resumes_without_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_offsets_are_translated_and_never_ahead() {
-    let source = TestBroker::start().await;
-    let target = TestBroker::start().await;
+    let source = TestBroker::start(&[]).await;
+    let target = TestBroker::start(&[]).await;
     let src = source.client().await;
     let dst = target.client().await;
     create_topic(&src, "pay", 2, &[]).await;
@@ -289,8 +289,8 @@ async fn settle(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_active_active_never_loops() {
-    let a = TestBroker::start().await;
-    let b = TestBroker::start().await;
+    let a = TestBroker::start(&[]).await;
+    let b = TestBroker::start(&[]).await;
     let ca = a.client().await;
     let cb = b.client().await;
     create_topic(&ca, "events", 2, &[]).await;
@@ -325,8 +325,8 @@ async fn identity_active_active_never_loops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefixed_active_active_never_loops() {
-    let a = TestBroker::start().await;
-    let b = TestBroker::start().await;
+    let a = TestBroker::start(&[]).await;
+    let b = TestBroker::start(&[]).await;
     let ca = a.client().await;
     let cb = b.client().await;
     create_topic(&ca, "orders", 2, &[]).await;
@@ -387,8 +387,8 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_split_a_flow_by_ordinal() {
-    let source = TestBroker::start().await;
-    let target = TestBroker::start().await;
+    let source = TestBroker::start(&[]).await;
+    let target = TestBroker::start(&[]).await;
     let src = source.client().await;
     let dst = target.client().await;
     create_topic(&src, "logs", 8, &[]).await;

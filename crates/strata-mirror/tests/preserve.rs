@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use strata_flow::{NamingMode, OffsetMode};
 use strata_client::{
     Acks, Client, ClientConfig, ConfigOp, FetchPartitionSpec, FetchRequestSpec, OffsetSpec,
     ProducerConfig, ProducerRecord, ResponseError,
 };
+use strata_flow::{NamingMode, OffsetMode};
 use strata_kafka::preserve::{MIRROR_SOURCE_CONFIG, PRESERVE_CLIENT_ID};
 use strata_mirror::{Mirror, MirrorConfig, RunOptions};
 
@@ -65,8 +65,8 @@ async fn exact(client: &Client, topic: &str) -> Exact {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_are_preserved_across_restarts_and_groups_need_no_translation() {
-    let source = TestBroker::start().await;
-    let target = TestBroker::start().await;
+    let source = TestBroker::start(&[]).await;
+    let target = TestBroker::start(&[]).await;
     let src = source.client().await;
     let dst = target.client().await;
     create_topic(&src, "orders", 3, &[]).await;
@@ -140,8 +140,8 @@ async fn offsets_are_preserved_across_restarts_and_groups_need_no_translation() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_skips_resent_batches_and_refuses_misplaced_ones() {
-    let source = TestBroker::start().await;
-    let target = TestBroker::start().await;
+    let source = TestBroker::start(&[]).await;
+    let target = TestBroker::start(&[]).await;
     let src = source.client().await;
     let dst = target.client().await;
     let mirror_side = preserving_client(&target).await;
@@ -209,8 +209,8 @@ async fn the_broker_skips_resent_batches_and_refuses_misplaced_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preserve_refuses_an_existing_topic_with_records() {
-    let source = TestBroker::start().await;
-    let target = TestBroker::start().await;
+    let source = TestBroker::start(&[]).await;
+    let target = TestBroker::start(&[]).await;
     let src = source.client().await;
     let dst = target.client().await;
     create_topic(&src, "taken", 1, &[]).await;
@@ -244,8 +244,8 @@ async fn preserve_refuses_an_existing_topic_with_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_written_while_promoted_is_not_resumed_blindly() {
-    let source = TestBroker::start().await;
-    let target = TestBroker::start().await;
+    let source = TestBroker::start(&[]).await;
+    let target = TestBroker::start(&[]).await;
     let src = source.client().await;
     let dst = target.client().await;
     create_topic(&src, "orders", 2, &[]).await;

@@ -10,6 +10,7 @@ use strata_client::{
     Client, ClientConfig, FetchPartitionSpec, FetchRequestSpec, NewTopic, ProducerConfig,
     ProducerRecord,
 };
+use strata_testkit::{free_port, wait_for};
 
 /// Stops the dev process (SIGTERM, then SIGKILL) however the test ends.
 struct DevProcess(Child);
@@ -36,28 +37,6 @@ impl Drop for DevProcess {
         if let Ok(None) = self.0.try_wait() {
             self.stop();
         }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("ephemeral port")
-        .port()
-}
-
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

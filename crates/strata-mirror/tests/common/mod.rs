@@ -1,72 +1,17 @@
-//! Test support: in-process Strata brokers on loopback ports (data in temporary directories),
-//! a source-data producer, a whole-topic reader and a deadline-bounded wait.
+//! Test support of the mirror suites: flows between in-process brokers (`strata-testkit`), a
+//! source-data producer, a whole-topic reader and record comparison.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bytes::Bytes;
-use strata_broker::{BrokerConfig, BrokerHandle};
 use strata_client::{
-    Client, ClientConfig, FetchPartitionSpec, FetchRequestSpec, FetchedRecord, NewTopic,
-    OffsetSpec, ProducerConfig, ProducerRecord,
+    Client, FetchPartitionSpec, FetchRequestSpec, FetchedRecord, NewTopic, OffsetSpec,
+    ProducerConfig, ProducerRecord,
 };
 use strata_mirror::MirrorConfig;
-
-pub struct TestBroker {
-    pub handle: Option<BrokerHandle>,
-    pub addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl TestBroker {
-    pub async fn start() -> TestBroker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        // The broker advertises its configured port, so pick a free one up front.
-        let mut last_error = None;
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("ephemeral port")
-                .port();
-            let props = vec![
-                "node.id=1".to_string(),
-                format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
-                format!("log.dirs={}", dir.path().display()),
-                "group.initial.rebalance.delay.ms=0".to_string(),
-                "offsets.topic.num.partitions=2".to_string(),
-                "num.partitions=1".to_string(),
-            ];
-            let config = BrokerConfig::load(None, &props).expect("broker config");
-            match strata_broker::start(config).await {
-                Ok(handle) => {
-                    return TestBroker {
-                        addr: handle.local_addr.to_string(),
-                        handle: Some(handle),
-                        _dir: dir,
-                    }
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        panic!("broker did not start: {last_error:?}");
-    }
-
-    pub async fn client(&self) -> Client {
-        let mut c = ClientConfig::new([self.addr.clone()]);
-        c.request_timeout = Duration::from_secs(10);
-        c.retry_backoff = Duration::from_millis(20);
-        c.retry_backoff_max = Duration::from_millis(200);
-        Client::connect(c).await.expect("client connects")
-    }
-
-    pub async fn stop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown().await;
-        }
-    }
-}
+pub use strata_testkit::{wait_for, TestBroker};
 
 /// A flow between two test brokers with short intervals.
 pub fn flow(source: (&str, &TestBroker), target: (&str, &TestBroker)) -> MirrorConfig {
@@ -175,24 +120,6 @@ pub async fn count(client: &Client, topic: &str) -> usize {
     {
         Ok(ends) => ends.values().map(|l| l.offset as usize).sum(),
         Err(_) => 0,
-    }
-}
-
-/// Polls `check` until it returns `Some` or the deadline passes.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
