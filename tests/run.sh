@@ -65,7 +65,7 @@ mkdir -p "$STRATA_ROOT/tests/.work"
 rm -f "$STRATA_ROOT/tests/.work/mirror-figures.jsonl"
 "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
   --junitxml="$STRATA_ROOT/tests/.work/junit.xml" \
-  "$here/compat" "$here/mirror" "$here/e2e" "$here/deploy" "$here/image" "$here/nodes" "$@"
+  "$here/compat" "$here/mirror" "$here/cluster" "$here/e2e" "$here/deploy" "$here/image" "$here/nodes" "$@"
 log "mirror figures (duplicates, latencies; printed, not asserted):"
 "$STRATA_VENV/bin/python" -c "import sys; sys.path.insert(0, sys.argv[1]); from harness.mirror import print_figures; print_figures()" "$here" >&2 || true
 "$STRATA_VENV/bin/python" "$here/harness/report.py" >"$STRATA_ROOT/tests/.work/compat-table.md" 2>/dev/null || true

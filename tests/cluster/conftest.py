@@ -2,9 +2,10 @@
 cluster and against the reference Apache Kafka cluster (STRATA_TARGETS=strata,kafka restricts
 the targets).
 
-- ``target_kind``: session-scoped here (the plugin's is per module), so that one cluster of each
-  kind serves every module: pytest runs all scenarios of one kind, then all of the other.
-- ``cluster``: ONE cluster per kind for the session: 6 nodes, racks a,b,c (node i in rack
+- ``target_kind``: package-scoped here (the plugin's is per module), so that one cluster of each
+  kind serves every module: pytest runs all scenarios of one kind, then all of the other, and
+  stops each cluster once its last scenario is done (not at the end of the whole session).
+- ``cluster``: ONE cluster per kind for the suite: 6 nodes, racks a,b,c (node i in rack
   "abc"[(i-1) % 3]: a = {1, 4}, b = {2, 5}, c = {3, 6}), nodes 1-3 controller voters (combined
   mode), 4-6 brokers only, CLUSTER_PROPS (RF 3, min.insync.replicas 2, broker session 4 s,
   replica lag 6 s). Each node has its own network namespace when the machine allows it (see
@@ -51,7 +52,7 @@ def _network():
     return "netns" if _netns_reason[0] is None else "loopback"
 
 
-@pytest.fixture(scope="session", params=TARGETS, ids=TARGETS)
+@pytest.fixture(scope="package", params=TARGETS, ids=TARGETS)
 def target_kind(request):  # noqa: F811  (session-scoped override of the plugin's fixture)
     """The implementation under test: "strata" or "kafka"."""
     return request.param
@@ -64,9 +65,9 @@ def _gate_strata(c, reason):
     pytest.skip(f"Strata does not form a replicated cluster yet, {ISSUE}: {reason}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(target_kind, tmp_path_factory):
-    """The session's 6-node cluster of ``target_kind`` (see the module docstring)."""
+    """The suite's 6-node cluster of ``target_kind`` (see the module docstring)."""
     network = _network()
     c = make_cluster(target_kind, tmp_path_factory.mktemp(f"{target_kind}-cluster"), brokers=BROKERS,
                      racks=RACKS, props=CLUSTER_PROPS, network=network)
@@ -110,7 +111,7 @@ def _rf3_refusal(c):
 
 @pytest.fixture
 def healthy_cluster(cluster):
-    """The session's cluster with every fault undone before and after the test."""
+    """The suite's cluster with every fault undone before and after the test."""
     cluster.restore()
     yield cluster
     cluster.restore()

@@ -21,7 +21,7 @@ from harness.replication import (
 PARTITIONS = 3
 RATE = 200  # records/s per client
 # Kafka needs 10-20 s per kill for a JVM restart and catch-up on 2 cores; Strata the full count.
-LEADER_KILLS = {"strata": 20, "kafka": 5}
+LEADER_KILLS = {"strata": 20, "kafka": 3}
 ISOLATIONS = 5
 PROGRESS = 40  # acknowledgements each client must add while a fault lasts
 

@@ -29,8 +29,8 @@ import time
 from collections import Counter, defaultdict, namedtuple
 from pathlib import Path
 
-from .brokers import KAFKA_SH, REPO_ROOT, _spawn_watchdog, kafka_tool
-from .process import ManagedProcess
+from .brokers import KAFKA_SH, REPO_ROOT, kafka_tool
+from .process import ManagedProcess, spawn_watchdog
 from .util import wait_until
 
 Ack = namedtuple("Ack", "partition offset value")
@@ -132,7 +132,7 @@ class VerifiableProducer(ManagedProcess):
                                           stderr=err, start_new_session=True)
         self.pid = self._proc.pid
         self._paused = False
-        _spawn_watchdog(self.pid)
+        spawn_watchdog(self.pid)
         self._reader = threading.Thread(target=self._read, name=self.name, daemon=True)
         self._reader.start()
         return self
@@ -169,6 +169,20 @@ class VerifiableProducer(ManagedProcess):
         return list(self.log.acked)
 
 
+def producer_config(bootstrap, idempotent=True):
+    """confluent-kafka settings of the loads: acks=all, linger 5 ms, 10 s request timeout, 120 s
+    delivery timeout, metadata refreshed every 5 s (librdkafka's default of 5 min can leave a
+    producer on a dead leader), idempotent unless ``idempotent`` is False (then no retries)."""
+    conf = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+            "request.timeout.ms": 10000, "message.timeout.ms": 120000, "retry.backoff.ms": 100,
+            "topic.metadata.refresh.interval.ms": 5000, "socket.timeout.ms": 10000, "log_level": 2}
+    if idempotent:
+        conf["enable.idempotence"] = True
+    else:
+        conf.update({"enable.idempotence": False, "message.send.max.retries": 0})
+    return conf
+
+
 class ConfluentLoad:
     """A confluent-kafka producer in a thread writing ``"<prefix>.<seq>"`` values to ``topic``,
     record ``seq`` to partition ``seq % partitions``, at ``rate`` records/s (None: as fast as the
@@ -181,14 +195,7 @@ class ConfluentLoad:
         self.bootstrap, self.topic, self.partitions = bootstrap, topic, partitions
         self.prefix, self.rate, self.count = prefix, rate, count
         self.padding = b"" if value_size <= 0 else b" " * value_size
-        conf = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
-                "request.timeout.ms": 10000, "message.timeout.ms": 120000, "retry.backoff.ms": 100,
-                "topic.metadata.refresh.interval.ms": 5000, "socket.timeout.ms": 10000,
-                "log_level": 2}
-        if idempotent:
-            conf.update({"enable.idempotence": True})
-        else:
-            conf.update({"enable.idempotence": False, "message.send.max.retries": 0})
+        conf = producer_config(bootstrap, idempotent)
         conf.update(config or {})
         self.conf = conf
         self.log = _AckLog()
