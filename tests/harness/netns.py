@@ -145,9 +145,12 @@ class BridgeNetwork:
 
     def _write_teardown_script(self):
         namespaces = " ".join(self.netns(i) for i in range(1, self.nodes + 1))
+        veths = " ".join(self.veth(i) for i in range(1, self.nodes + 1))
+        # The veths are deleted explicitly: with their namespace they would go asynchronously.
         script = textwrap.dedent(f"""\
             # Teardown of network slot {self.slot} (written by tests/harness/netns.py).
             nft delete table bridge {self.table} 2>/dev/null
+            for veth in {veths}; do ip link del "$veth" 2>/dev/null; done
             for ns in {namespaces}; do
               [ -e "/run/netns/$ns" ] || continue
               for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
@@ -160,17 +163,20 @@ class BridgeNetwork:
         (self._slot_dir / "teardown.sh").write_text(script)
 
     def close(self):
-        """Removes everything :meth:`open` built (idempotent)."""
-        if self.slot is None:
+        """Removes everything :meth:`open` built (idempotent; the slot number stays readable so
+        that :meth:`leftovers` can check the result)."""
+        if self.slot is None or self.closed:
             return
         script = self._slot_dir / "teardown.sh"
         if script.exists():
             _run(["bash", str(script)], check=False)
         self._isolated.clear()
-        self.slot = None
+        self.closed = True
+
+    closed = False
 
     def leftovers(self):
-        """Names of this slot's devices, namespaces and tables that still exist (for tests)."""
+        """Names of this slot's devices, namespaces, nft table and slot directory that exist."""
         if self.slot is None:
             return []
         found = []
@@ -180,11 +186,15 @@ class BridgeNetwork:
         found += [self.netns(i) for i in range(1, self.nodes + 1) if os.path.exists(f"/run/netns/{self.netns(i)}")]
         if _run(["nft", "list", "table", "bridge", self.table], check=False).returncode == 0:
             found.append(f"nft table bridge {self.table}")
+        if self._slot_dir.exists():
+            found.append(str(self._slot_dir))
         return found
 
     # --- faults ------------------------------------------------------------------------------------
     def isolate(self, i):
         """Drops every packet between node ``i`` and the other nodes; clients still reach it."""
+        if self.slot is None or self.closed:
+            raise NetworkUnavailable("the network is not open")
         self._isolated.add(i)
         self._apply_rules()
 
@@ -194,7 +204,8 @@ class BridgeNetwork:
             self._isolated.clear()
         else:
             self._isolated.discard(i)
-        self._apply_rules()
+        if self.slot is not None and not self.closed:
+            self._apply_rules()
 
     @property
     def isolated(self):
