@@ -1,5 +1,5 @@
-"""A whole rack lost (kill -9 of both of its brokers, one of them a controller voter), each rack in
-turn, under acks=all load: every partition keeps a leader from the two other racks, writes go on
+"""A whole rack lost (kill -9 of both of its brokers, one of them a controller voter) under acks=all
+load, each rack in turn: every partition keeps a leader from the two other racks, writes go on
 with min.insync.replicas 2, nothing acknowledged is lost and the replicas agree afterwards."""
 import pytest
 
@@ -9,6 +9,9 @@ from harness.replication import ConfluentLoad, VerifiableProducer, check_records
 PARTITIONS = 6
 RATE = 200
 PROGRESS = 60
+# Each rack loss restarts two nodes: 35 s on Kafka here (two JVMs), so Kafka loses one rack, the
+# reference for the expectations; Strata loses each of the three in turn.
+RACKS_LOST = {"strata": ("a", "b", "c"), "kafka": ("a",)}
 
 
 @pytest.mark.timeout(900)
@@ -23,7 +26,7 @@ def test_rack_loss_keeps_leaders_and_acks(healthy_cluster, target_kind, tmp_path
     try:
         vp.log.wait_acked(PROGRESS, 90, "before any fault")
         cl.log.wait_acked(PROGRESS, 90, "before any fault")
-        for rack in ("a", "b", "c"):
+        for rack in RACKS_LOST[target_kind]:
             down = c.nodes_in_rack(rack)
             for n in down:
                 c.kill9(n)
