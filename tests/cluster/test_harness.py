@@ -1,16 +1,16 @@
 """The harness of this suite checked on its own, without brokers: the replication checker finds each
-kind of fault it reports, a node's server.properties is a Kafka KRaft node's, and the namespace
+kind of fault it reports, a node's server.properties is a Kafka KRaft node's, the namespace
 network cuts exactly one node off from the others (clients still reach it), heals, and leaves
-nothing behind."""
+nothing behind, and the node operations work on a Strata node."""
 import socket
 import subprocess
 import sys
 
 import pytest
 
-from harness.cluster import CLUSTER_PROPS, make_cluster
+from harness.cluster import CLUSTER_PROPS, make_cluster, metadata_request
 from harness.netns import BridgeNetwork, NetworkUnavailable
-from harness.replication import Ack, check_records
+from harness.replication import Ack, check_records, produce_sync, read_back
 from harness.util import wait_until
 
 
@@ -110,3 +110,33 @@ def test_namespace_network_isolates_one_node_and_leaves_nothing_behind():
         net.close()
     assert net.leftovers() == [], f"left behind: {net.leftovers()}"
 
+
+
+def test_strata_node_lifecycle_keeps_data(tmp_path):
+    """The node operations on a one-node Strata cluster (a single voter; works before #16 too):
+    start, SIGSTOP/SIGCONT, kill -9 and restart on the same data and address."""
+    c = make_cluster("strata", tmp_path, brokers=1, voters=1, props=dict(CLUSTER_PROPS, **{
+        "default.replication.factor": "1", "min.insync.replicas": "1", "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1", "transaction.state.log.min.isr": "1"}))
+    try:
+        c.start()
+        assert c.registered(1) == {1}
+        c.create_topic("lifecycle", partitions=1, replication_factor=1)
+        acks, errors = produce_sync(c.bootstrap(), "lifecycle", [f"1.{i}" for i in range(100)], idempotent=True)
+        assert len(acks) == 100 and not errors
+        c.sigstop(1)
+        assert c.healthy() == []
+        with pytest.raises(OSError):
+            metadata_request(c.nodes[1].host, c.nodes[1].port, topics=[], timeout=1.0)
+        c.sigcont(1)
+        c.wait_registered([1], timeout=30)
+        pid = c.nodes[1].pid
+        c.kill9(1)
+        assert not c.nodes[1].running() and c.healthy() == []
+        c.start_node(1, timeout=30)
+        assert c.nodes[1].pid != pid
+        res = check_records(acks, read_back(c.bootstrap(), "lifecycle"))
+        assert res.ok and res.read == 100, res
+    finally:
+        c.close()
+    assert not c.nodes[1].running()

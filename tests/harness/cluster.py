@@ -254,6 +254,23 @@ class ClusterNode(ManagedProcess):
         self._popen(cmd, cwd=self.dir, env=env)
         return self
 
+    def _state(self):
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return None
+
+    def pause(self):
+        """SIGSTOP, returning once every thread of the process is stopped (signal delivery is
+        asynchronous: a request sent right after kill() could still be served)."""
+        super().pause()
+        wait_until(lambda: self._state() in ("T", None), 10, f"{self.what} stopped", interval=0.01)
+
+    def resume(self):
+        super().resume()
+        wait_until(lambda: self._state() != "T", 10, f"{self.what} continued", interval=0.01)
+
     def sigstop(self):
         self.pause()
 
