@@ -127,6 +127,24 @@ def codes(topics, name="name", parts="partitions", index="partition_index", erro
     }
 
 
+def mixed(T, P, missing, present, name="name", parts="partitions", index="partition_index", **fields):
+    """A request's topics: partition 0 of ``missing``, partitions 0 and 5 of ``present``, each
+    partition with ``fields``."""
+    def topic(t, indexes):
+        return T(**{name: t, parts: [P(**{index: i}, **fields) for i in indexes]})
+    return [topic(missing, [0]), topic(present, [0, 5])]
+
+
+def refused_but_valid(missing, present):
+    """What Kafka answers a ``mixed`` request: the missing topic and the out-of-range partition
+    refused, the valid partition served."""
+    return {
+        (missing, 0): UNKNOWN_TOPIC_OR_PARTITION,
+        (present, 0): NONE,
+        (present, 5): UNKNOWN_TOPIC_OR_PARTITION,
+    }
+
+
 def one_record():
     builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1024)
     builder.append(timestamp=None, key=b"k", value=b"v")
@@ -139,15 +157,8 @@ def test_offset_commit_refuses_missing_topics_and_partitions(wire, present):
     group = unique_topic("group")
     wire.find_coordinator(group)
     T, P = OffsetCommitRequest.OffsetCommitRequestTopic, OffsetCommitRequest.OffsetCommitRequestTopic.OffsetCommitRequestPartition
-    resp = wire.commit(group, [
-        T(name=missing, partitions=[P(partition_index=0, committed_offset=7)]),
-        T(name=present, partitions=[P(partition_index=0, committed_offset=0),
-                                    P(partition_index=5, committed_offset=7)])])
-    assert codes(resp.topics) == {
-        (missing, 0): UNKNOWN_TOPIC_OR_PARTITION,
-        (present, 0): NONE,
-        (present, 5): UNKNOWN_TOPIC_OR_PARTITION,
-    }
+    resp = wire.commit(group, mixed(T, P, missing, present, committed_offset=0))
+    assert codes(resp.topics) == refused_but_valid(missing, present)
     # The valid partition was committed; nothing was stored for the refused ones.
     G = OffsetFetchRequest.OffsetFetchRequestGroup
     F = G.OffsetFetchRequestTopics
@@ -193,57 +204,38 @@ def test_list_offsets(wire, present):
     missing = unique_topic("missing")
     T = ListOffsetsRequest.ListOffsetsTopic
     P = T.ListOffsetsPartition
-    resp = wire.send(request(ListOffsetsRequest, replica_id=-1, topics=[
-        T(name=missing, partitions=[P(partition_index=0, timestamp=-1)]),
-        T(name=present, partitions=[P(partition_index=0, timestamp=-1), P(partition_index=5, timestamp=-1)])]))
-    assert codes(resp.topics) == {
-        (missing, 0): UNKNOWN_TOPIC_OR_PARTITION,
-        (present, 0): NONE,
-        (present, 5): UNKNOWN_TOPIC_OR_PARTITION,
-    }
+    resp = wire.send(request(ListOffsetsRequest, replica_id=-1,
+                             topics=mixed(T, P, missing, present, timestamp=-1)))
+    assert codes(resp.topics) == refused_but_valid(missing, present)
 
 
 def test_offset_for_leader_epoch(wire, present):
     missing = unique_topic("missing")
     T = OffsetForLeaderEpochRequest.OffsetForLeaderTopic
     P = T.OffsetForLeaderPartition
-    resp = wire.send(request(OffsetForLeaderEpochRequest, replica_id=-1, topics=[
-        T(topic=missing, partitions=[P(partition=0, leader_epoch=0)]),
-        T(topic=present, partitions=[P(partition=0, leader_epoch=0), P(partition=5, leader_epoch=0)])]))
-    assert codes(resp.topics, name="topic", index="partition") == {
-        (missing, 0): UNKNOWN_TOPIC_OR_PARTITION,
-        (present, 0): NONE,
-        (present, 5): UNKNOWN_TOPIC_OR_PARTITION,
-    }
+    resp = wire.send(request(OffsetForLeaderEpochRequest, replica_id=-1, topics=mixed(
+        T, P, missing, present, name="topic", index="partition", leader_epoch=0)))
+    assert codes(resp.topics, name="topic", index="partition") == refused_but_valid(missing, present)
 
 
 def test_produce(wire, present):
     missing = unique_topic("missing")
     T = ProduceRequest.TopicProduceData
     P = T.PartitionProduceData
-    resp = wire.send(request(ProduceRequest, acks=1, timeout_ms=10000, topic_data=[
-        T(name=missing, partition_data=[P(index=0, records=one_record())]),
-        T(name=present, partition_data=[P(index=0, records=one_record()), P(index=5, records=one_record())])]))
-    assert codes(resp.responses, parts="partition_responses", index="index") == {
-        (missing, 0): UNKNOWN_TOPIC_OR_PARTITION,
-        (present, 0): NONE,
-        (present, 5): UNKNOWN_TOPIC_OR_PARTITION,
-    }
+    resp = wire.send(request(ProduceRequest, acks=1, timeout_ms=10000, topic_data=mixed(
+        T, P, missing, present, parts="partition_data", index="index", records=one_record())))
+    assert codes(resp.responses, parts="partition_responses", index="index") == \
+        refused_but_valid(missing, present)
 
 
 def test_fetch(wire, present):
     missing = unique_topic("missing")
     T = FetchRequest.FetchTopic
     P = T.FetchPartition
-    resp = wire.send(request(FetchRequest, replica_id=-1, max_wait_ms=0, min_bytes=0, topics=[
-        T(topic=missing, partitions=[P(partition=0, fetch_offset=0, partition_max_bytes=1024)]),
-        T(topic=present, partitions=[P(partition=0, fetch_offset=0, partition_max_bytes=1024),
-                                     P(partition=5, fetch_offset=0, partition_max_bytes=1024)])]))
-    assert codes(resp.responses, name="topic", index="partition_index") == {
-        (missing, 0): UNKNOWN_TOPIC_OR_PARTITION,
-        (present, 0): NONE,
-        (present, 5): UNKNOWN_TOPIC_OR_PARTITION,
-    }
+    resp = wire.send(request(FetchRequest, replica_id=-1, max_wait_ms=0, min_bytes=0, topics=mixed(
+        T, P, missing, present, name="topic", index="partition", fetch_offset=0,
+        partition_max_bytes=1024)))
+    assert codes(resp.responses, name="topic") == refused_but_valid(missing, present)
     # From v13 on a fetch names topics by id: an id no topic has is UNKNOWN_TOPIC_ID.
     unknown_id = uuid.uuid4()
     by_id = wire.send(FetchRequest(min_version=13, max_version=16, replica_id=-1, max_wait_ms=0,
@@ -257,14 +249,9 @@ def test_delete_records(wire, present):
     missing = unique_topic("missing")
     T = DeleteRecordsRequest.DeleteRecordsTopic
     P = T.DeleteRecordsPartition
-    resp = wire.send(request(DeleteRecordsRequest, timeout_ms=10000, topics=[
-        T(name=missing, partitions=[P(partition_index=0, offset=0)]),
-        T(name=present, partitions=[P(partition_index=0, offset=0), P(partition_index=5, offset=0)])]))
-    assert codes(resp.topics) == {
-        (missing, 0): UNKNOWN_TOPIC_OR_PARTITION,
-        (present, 0): NONE,
-        (present, 5): UNKNOWN_TOPIC_OR_PARTITION,
-    }
+    resp = wire.send(request(DeleteRecordsRequest, timeout_ms=10000,
+                             topics=mixed(T, P, missing, present, offset=0)))
+    assert codes(resp.topics) == refused_but_valid(missing, present)
 
 
 def test_metadata_without_auto_creation(wire, present):

@@ -18,9 +18,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{
     ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse,
 };
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 /// An unsigned varint claiming about a billion.
 const HUGE_VARINT: [u8; 5] = [0xFF, 0xFF, 0xFF, 0xFF, 0x03];
@@ -56,38 +54,6 @@ fn assert_closed_and_alive(broker: &BrokerProcess, what: &str, bytes: &[u8]) {
         broker.alive_and_answering(),
         "{what}: the broker stopped answering"
     );
-}
-
-fn record(key: &str, value: Vec<u8>) -> Record {
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: 0,
-        timestamp: 1_700_000_000_000,
-        key: Some(Bytes::from(key.to_string())),
-        value: Some(Bytes::from(value)),
-        headers: Default::default(),
-    }
-}
-
-fn encode_batch(records: &[Record], compression: Compression) -> Bytes {
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
 }
 
 /// A v2 batch header (CRC filled in) around hand-made record bytes.

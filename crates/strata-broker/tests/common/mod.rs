@@ -16,6 +16,9 @@ use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 /// A broker process with its own log directory, killed when dropped.
 pub struct BrokerProcess {
@@ -244,4 +247,38 @@ pub fn create_topic(broker: &BrokerProcess, name: &str, partitions: i32, configs
         "{:?}",
         resp.topics[0].error_message
     );
+}
+
+/// A plain record `key` → `value` (no headers, a fixed timestamp).
+pub fn record(key: &str, value: Vec<u8>) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: 0,
+        timestamp: 1_700_000_000_000,
+        key: Some(Bytes::from(key.to_string())),
+        value: Some(Bytes::from(value)),
+        headers: Default::default(),
+    }
+}
+
+/// A v2 record batch of `records` encoded by kafka-protocol.
+pub fn encode_batch(records: &[Record], compression: Compression) -> Bytes {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode batch");
+    buf.freeze()
 }
