@@ -7,19 +7,18 @@ their work directory, and are stopped by PID.
         b.restart()   # same data directory, same port
 """
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
-from .util import free_ports, port_accepts, process_alive, tail, wait_until
+from .process import ManagedProcess
+from .util import free_ports, port_accepts, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO_ROOT / "tests" / "env" / "kafka" / "kafka.sh"
 
 START_TIMEOUT = 30.0  # seconds for a Strata broker to serve Metadata
 KAFKA_START_TIMEOUT = 120.0  # the JVM on a busy 2-core machine
-STOP_TIMEOUT = 30.0  # SIGTERM grace period before SIGKILL
 
 
 class BrokerStartError(AssertionError):
@@ -56,32 +55,11 @@ def kafka_classpath():
     return out.stdout.strip()
 
 
-# Kills the broker when the test process that started it is gone (a killed or timed-out pytest
-# never runs its teardown, and the brokers run in sessions of their own).
-_WATCHDOG = r"""
-owner=$1 broker=$2
-while kill -0 "$owner" 2>/dev/null; do
-  kill -0 "$broker" 2>/dev/null || exit 0
-  sleep 2
-done
-kill -TERM "$broker" 2>/dev/null || exit 0
-for _ in $(seq 1 30); do kill -0 "$broker" 2>/dev/null || exit 0; sleep 1; done
-kill -KILL "$broker" 2>/dev/null
-"""
-
-
-def _spawn_watchdog(pid):
-    # setsid -f forks the watchdog off and returns at once: nothing is left for us to reap.
-    subprocess.run(["setsid", "-f", "bash", "-c", _WATCHDOG, "strata-test-watchdog", str(os.getpid()), str(pid)],
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=30, check=True)
-
-
 def _props_text(props):
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
-class BrokerBase:
+class BrokerBase(ManagedProcess):
     """One broker process on 127.0.0.1 with its work directory.
 
     ``props`` are Kafka server properties applied on top of what the harness sets (node id,
@@ -94,11 +72,14 @@ class BrokerBase:
     def __init__(self, work_dir, props=None, port=None, advertised_port=None):
         self.work_dir = Path(work_dir).resolve()
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(self.work_dir / "broker.log")
         self.props = {k: str(v) for k, v in (props or {}).items()}
         self.port = port or free_ports(1)[0]
         self.advertised_port = advertised_port or self.port
-        self.log_path = self.work_dir / "broker.log"
-        self.pid = None
+
+    @property
+    def what(self):
+        return f"{self.kind} broker"
 
     @property
     def bootstrap(self):
@@ -108,64 +89,14 @@ class BrokerBase:
     def data_dir(self):
         return self.work_dir / "data"
 
-    def running(self):
-        return self.pid is not None and process_alive(self.pid)
-
     def start(self):
         raise NotImplementedError
-
-    def _wait_exit(self, timeout):
-        """True when the process has exited within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while self.running():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)  # poll interval of the deadline loop
-        return True
-
-    def stop(self, timeout=STOP_TIMEOUT):
-        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. Returns True on a clean exit
-        (within the grace period), False when SIGKILL was needed; idempotent."""
-        if not self.running():
-            self._reap()
-            self.pid = None
-            return True
-        os.kill(self.pid, signal.SIGTERM)
-        clean = self._wait_exit(timeout)
-        if not clean:
-            self.kill9()
-        self._reap()
-        self.pid = None
-        return clean
-
-    def kill9(self):
-        """SIGKILL, then wait until the process is gone."""
-        if self.running():
-            os.kill(self.pid, signal.SIGKILL)
-            if not self._wait_exit(STOP_TIMEOUT):
-                raise AssertionError(f"{self.kind} broker pid {self.pid} survived SIGKILL")
-        self._reap()
-        self.pid = None
-
-    def _reap(self):
-        pass
 
     def restart(self):
         """Stop (gracefully) and start again with the same data directory and port."""
         self.stop()
         self.start()
         return self
-
-    def log_tail(self, lines=40):
-        return tail(self.log_path, lines)
-
-    def __enter__(self):
-        if not self.running():
-            self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.bootstrap} pid={self.pid} dir={self.work_dir}>"
@@ -184,7 +115,6 @@ class StrataBroker(BrokerBase):
         super().__init__(work_dir, props, port, advertised_port)
         self.binary = Path(binary) if binary else strata_broker_bin()
         self.config_path = self.work_dir / "server.properties"
-        self._proc = None
 
     def write_config(self):
         base = {
@@ -211,13 +141,7 @@ class StrataBroker(BrokerBase):
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [str(self.binary), "--config", str(self.config_path)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.work_dir, env=env, start_new_session=True)
-        self.pid = self._proc.pid
-        _spawn_watchdog(self.pid)
+        self._popen([str(self.binary), "--config", str(self.config_path)], cwd=self.work_dir, env=env)
         try:
             self._wait_ready(START_TIMEOUT)
         except BaseException:
@@ -261,27 +185,6 @@ class StrataBroker(BrokerBase):
         except AssertionError as e:
             fail(f"did not answer Metadata within {timeout}s ({e})")
 
-    def _reap(self):
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-            self._proc = None
-
-    def _wait_exit(self, timeout):
-        if self._proc is None:
-            return super()._wait_exit(timeout)
-        try:
-            self._proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-
-    @property
-    def returncode(self):
-        return None if self._proc is None else self._proc.returncode
-
 
 class KafkaBroker(BrokerBase):
     """The reference Apache Kafka: one KRaft combined-mode node started by
@@ -320,15 +223,16 @@ class KafkaBroker(BrokerBase):
             self.kill9()
             raise BrokerStartError(f"kafka.sh start-broker failed ({proc.returncode}):\n{proc.stderr}")
         self._adopt_pid()
-        if self.pid is not None:
-            _spawn_watchdog(self.pid)
         return self
 
     def _adopt_pid(self):
+        """Takes charge of the JVM whose PID kafka.sh wrote, if it wrote one."""
         try:
-            self.pid = int((self.work_dir / "pid").read_text().strip())
+            pid = int((self.work_dir / "pid").read_text().strip())
         except (OSError, ValueError):
             self.pid = None
+            return
+        self._adopt(pid)
 
     def _reap(self):
         try:

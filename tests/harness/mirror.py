@@ -12,13 +12,13 @@ test process that started it.
 import copy
 import json
 import os
-import re
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 from .brokers import REPO_ROOT
+from .metrics import metric_sum, scrape
 from .process import STOP_TIMEOUT, ManagedProcess
 from .util import free_port
 
@@ -69,29 +69,6 @@ def remote_topic(config, topic):
     if config.get("naming", "Prefixed") == "Identity":
         return topic
     return f"{config['source']['alias']}.{topic}"
-
-
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    """Prometheus text exposition -> [(name, {label: value}, float)]."""
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        labels = {k: bytes(v, "utf-8").decode("unicode_escape") for k, v in _LABEL.findall(m.group(2) or "")}
-        try:
-            value = float(m.group(3))
-        except ValueError:
-            continue
-        out.append((m.group(1), labels, value))
-    return out
 
 
 class MirrorProcess(ManagedProcess):
@@ -199,21 +176,12 @@ class MirrorProcess(ManagedProcess):
 
     def scrape(self, timeout=5):
         """Every sample of ``/metrics``: [(name, labels, value)]."""
-        with urllib.request.urlopen(self.metrics_url, timeout=timeout) as r:
-            return parse_metrics(r.read().decode())
+        return scrape(self.metrics_url, timeout)
 
     def metric(self, name, **labels):
         """Sum of the samples of ``name`` whose labels include ``labels`` (values compared as
         strings); None when no sample matches."""
-        want = {k: str(v) for k, v in labels.items()}
-        values = [v for n, l, v in self.scrape() if n == name and all(l.get(k) == x for k, x in want.items())]
-        return sum(values) if values else None
-
-    def log_text(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return metric_sum(self.scrape(), name, **labels)
 
 
 def record_figure(test, name, value, path=FIGURES_PATH):

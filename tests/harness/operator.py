@@ -6,15 +6,13 @@ it exposes (Prometheus metrics, Lease holder) plus a recorder of pod events.
     op.metric("strata_operator_leader")          # -> 1.0 / 0.0
     op.stop()                                    # SIGTERM, SIGKILL after the grace period
 
-The process runs in a session of its own, is stopped by PID, and a watchdog kills it when the test
-process disappears without running its teardown. Its stderr (the log) goes to ``log_path``.
+The process is a ``ManagedProcess``: a session of its own, stopped by PID, killed by a watchdog when
+the test process disappears without running its teardown. Its stderr (the log) goes to ``log_path``.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import threading
 import time
@@ -22,8 +20,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .brokers import REPO_ROOT, _spawn_watchdog
-from .util import free_port, process_alive, tail, wait_until
+from .brokers import REPO_ROOT
+from .metrics import metric_sum, parse_metrics
+from .process import ManagedProcess
+from .util import free_port, wait_until
 
 STOP_TIMEOUT = 20.0  # SIGTERM grace period of the operator before SIGKILL
 START_TIMEOUT = 30.0  # until /healthz answers
@@ -38,14 +38,16 @@ class OperatorStartError(AssertionError):
     pass
 
 
-class OperatorProcess:
+class OperatorProcess(ManagedProcess):
     """``strata-operator run`` with the options of the test contract."""
+
+    what = "strata-operator"
 
     def __init__(self, kubeconfig, log_path, *, namespaces=(), leader_election=True,
                  lease_name="strata-operator", lease_namespace="default", holder_id="e2e",
                  overrides=None, progress_interval=1, extra_args=(), env=None, rust_log=None):
+        super().__init__(Path(log_path))
         self.kubeconfig = str(kubeconfig)
-        self.log_path = Path(log_path)
         self.namespaces = list(namespaces)
         self.leader_election = leader_election
         self.lease_name = lease_name
@@ -57,8 +59,6 @@ class OperatorProcess:
         self.env = dict(env or os.environ)
         self.rust_log = rust_log or os.environ.get("STRATA_OPERATOR_RUST_LOG", "info,strata_operator=debug")
         self.metrics_port = None
-        self.killed = False  # stop() needed SIGKILL
-        self._proc = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def command(self):
@@ -88,10 +88,7 @@ class OperatorProcess:
             env.pop(var, None)
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== {time.strftime('%H:%M:%S')} {' '.join(self.command())}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        _spawn_watchdog(self._proc.pid)
+        self._popen(self.command(), env=env)
 
         def healthy():
             if self._proc.poll() is not None:
@@ -107,43 +104,12 @@ class OperatorProcess:
             raise OperatorStartError(f"{e}; log {self.log_path}:\n{self.log_tail()}") from None
         return self
 
-    @property
-    def pid(self):
-        return None if self._proc is None else self._proc.pid
-
-    def running(self):
-        return self._proc is not None and self._proc.poll() is None and process_alive(self._proc.pid)
-
-    @property
-    def returncode(self):
-        return None if self._proc is None else self._proc.poll()
-
-    def terminate(self):
-        """Sends SIGTERM without waiting."""
-        if self.running():
-            os.kill(self._proc.pid, signal.SIGTERM)
-
-    def wait_exit(self, timeout):
-        """The exit status once the process has exited within ``timeout`` seconds, else None."""
-        if self._proc is None:
-            return 0
-        try:
-            return self._proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
     def stop(self, timeout=STOP_TIMEOUT):
-        """SIGTERM, wait, SIGKILL. Returns the exit status (negative: killed by a signal)."""
+        """SIGTERM, wait, SIGKILL (``killed`` says so). Returns the exit status (negative: killed
+        by a signal); None when it was never started."""
         if self._proc is None:
             return None
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.killed = True
-                self._proc.kill()
-                self._proc.wait(timeout=10)
+        super().stop(timeout)
         return self._proc.returncode
 
     # -- observation -----------------------------------------------------------------------
@@ -158,6 +124,7 @@ class OperatorProcess:
             return 0, str(e)
 
     def metrics(self):
+        """Every sample of ``/metrics``: [(name, labels, value)]."""
         status, body = self.http("/metrics")
         if status != 200:
             raise AssertionError(f"/metrics of {self.holder_id} answered {status}: {body[:200]}")
@@ -165,41 +132,7 @@ class OperatorProcess:
 
     def metric(self, name, **labels):
         """Sum of the samples of ``name`` whose labels include ``labels`` (None when absent)."""
-        found = None
-        for (n, lbl), v in self.metrics().items():
-            if n == name and all(dict(lbl).get(k) == str(val) for k, val in labels.items()):
-                found = (found or 0.0) + v
-        return found
-
-    def log_text(self):
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines=60):
-        return tail(self.log_path, lines)
-
-
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    """Prometheus text exposition -> {(name, ((label, value), ...)): float}."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        labels = tuple(sorted(_LABEL.findall(m.group(3) or "")))
-        try:
-            out[(m.group(1), labels)] = float(m.group(4))
-        except ValueError:
-            continue
-    return out
+        return metric_sum(self.metrics(), name, **labels)
 
 
 class PodWatch:
