@@ -4,8 +4,8 @@
 //! real implementation over `strata-client`; it talks the public Kafka admin API only, so it
 //! works against Strata and Apache Kafka alike.
 //!
-//! Where a cluster is reached is decided by [`BootstrapResolver`]: normally the cluster's
-//! bootstrap Service, or — for tests that run brokers outside the cluster — an explicit
+//! Where a cluster is reached is decided by [`BootstrapResolver::target`] and nowhere else:
+//! normally the cluster's bootstrap Service (from its status, or derived from its spec), or — for tests that run brokers outside the cluster — an explicit
 //! override per `namespace/name` (`--kafka-bootstrap-override`, documented as test-only).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,7 +15,20 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use strata_client::{Client, ClientConfig, ConfigOp, ConfigSource, NewTopic};
 
-use crate::topic::plan::ObservedTopic;
+use kube::ResourceExt;
+use strata_api::KafkaCluster;
+
+use crate::names::ClusterNames;
+
+/// The topic as the cluster reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedTopic {
+    pub topic_id: Option<String>,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Dynamic topic-level values (set explicitly on the topic, not broker defaults).
+    pub configs: BTreeMap<String, String>,
+}
 
 /// A Kafka cluster the operator talks to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -199,6 +212,22 @@ impl BootstrapResolver {
             overrides.insert(key.trim().to_owned(), addr.trim().to_owned());
         }
         Ok(Self { overrides })
+    }
+
+    /// Where `cluster` is reached: its override, else the address its status reports, else the
+    /// bootstrap Service the names module derives from the spec (before the first status).
+    pub fn target(&self, cluster: &KafkaCluster, cluster_domain: &str) -> KafkaTarget {
+        let namespace = cluster.namespace().unwrap_or_else(|| "default".to_owned());
+        let default = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.bootstrap_address.clone())
+            .unwrap_or_else(|| {
+                let port = cluster.spec.listeners.first().map_or(9092, |l| l.port);
+                ClusterNames::new(&cluster.name_any(), &namespace, cluster_domain)
+                    .bootstrap_address(port)
+            });
+        self.resolve(&namespace, &cluster.name_any(), &default)
     }
 
     /// The target for cluster `namespace/name` whose in-cluster bootstrap address is `default`.

@@ -14,8 +14,7 @@ use kube::Client;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use crate::kafka::{AdminError, ClusterSnapshot, KafkaAdmin, KafkaTarget};
-use crate::topic::plan::ObservedTopic;
+use crate::kafka::{AdminError, ClusterSnapshot, KafkaAdmin, KafkaTarget, ObservedTopic};
 
 /// One request the mock API server answered.
 #[derive(Debug, Clone)]

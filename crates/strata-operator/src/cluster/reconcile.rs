@@ -29,11 +29,11 @@ use serde_json::json;
 use strata_api::{BrokerStatus, KafkaCluster, KafkaClusterStatus};
 
 use crate::cluster::build::{build, ClusterChildren};
-use crate::cluster::plan::{plan, ClusterPlan, PlanContext};
+use crate::cluster::plan::{plan, ClusterPlan};
 use crate::cluster::roll::{self, BrokerPod, RollStep};
 use crate::conditions::{self, DesiredCondition, DEGRADED, PROGRESSING, READY};
 use crate::context::Context;
-use crate::names::{self, ClusterNames};
+use crate::names;
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "kafkacluster";
@@ -62,21 +62,6 @@ impl Error {
 fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let action = action.into();
     move |source| Error::Kube { action, source }
-}
-
-/// The address clients and the operator's admin calls bootstrap from: what the status says,
-/// or what the names module derives from the spec before the first status exists.
-pub fn bootstrap_address(cluster: &KafkaCluster, ctx: &PlanContext) -> String {
-    if let Some(addr) = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.bootstrap_address.clone())
-    {
-        return addr;
-    }
-    let namespace = cluster.namespace().unwrap_or_else(|| "default".to_owned());
-    let port = cluster.spec.listeners.first().map_or(9092, |l| l.port);
-    ClusterNames::new(&cluster.name_any(), &namespace, &ctx.cluster_domain).bootstrap_address(port)
 }
 
 /// What the scale-down guard decided.
@@ -143,7 +128,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     // status may be stale or lost, e.g. after a restore; the StatefulSets are the truth).
     let existing = list_stateful_sets(&ctx, &namespace, &name).await?;
     let current_ids = current_brokers(&plan, &previous, &existing);
-    let guard = guard_scale_down(&cluster, &mut plan, &current_ids, &namespace, &ctx).await;
+    let guard = guard_scale_down(&cluster, &mut plan, &current_ids, &ctx).await;
     if let Some(message) = &guard.message {
         ctx.event(
             &*cluster,
@@ -203,7 +188,6 @@ async fn guard_scale_down(
     cluster: &KafkaCluster,
     plan: &mut ClusterPlan,
     current_ids: &BTreeMap<String, Vec<i32>>,
-    namespace: &str,
     ctx: &Context,
 ) -> ScaleDownGuard {
     let leaving = plan.leaving_brokers(current_ids);
@@ -214,11 +198,7 @@ async fn guard_scale_down(
     if leaving.is_empty() {
         return guard;
     }
-    let target = ctx.resolver.resolve(
-        namespace,
-        &cluster.name_any(),
-        &bootstrap_address(cluster, &ctx.plan),
-    );
+    let target = ctx.resolver.target(cluster, &ctx.plan.cluster_domain);
     let message =
         match ctx.admin.snapshot(&target).await {
             Ok(snapshot) => {
@@ -607,11 +587,7 @@ async fn roll(
         .iter()
         .map(|b| (b.pod.clone(), b.id))
         .collect();
-    let target = ctx.resolver.resolve(
-        namespace,
-        &cluster.name_any(),
-        &bootstrap_address(cluster, &ctx.plan),
-    );
+    let target = ctx.resolver.target(cluster, &ctx.plan.cluster_domain);
     let health = ctx.admin.snapshot(&target).await.map_err(|e| e.to_string());
     match roll::next_step(&expected, pods, health.as_ref().map_err(Clone::clone)) {
         RollStep::UpToDate => Ok(None),

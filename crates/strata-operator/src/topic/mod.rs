@@ -5,4 +5,4 @@
 pub mod plan;
 pub mod reconcile;
 
-pub use plan::{desired, diff, DesiredTopic, InvalidTopic, ObservedTopic, TopicAction};
+pub use plan::{desired, diff, DesiredTopic, InvalidTopic, TopicAction};

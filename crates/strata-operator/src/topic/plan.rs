@@ -9,6 +9,8 @@ use kube::ResourceExt;
 use strata_api::KafkaTopic;
 use strata_kafka::{properties, topic_name};
 
+use crate::kafka::ObservedTopic;
+
 /// Condition reasons of [`InvalidTopic`] and [`TopicAction::Refused`].
 pub mod reason {
     /// The topic name breaks Kafka's rules.
@@ -32,16 +34,6 @@ pub mod reason {
 pub struct InvalidTopic {
     pub reason: &'static str,
     pub message: String,
-}
-
-/// The topic as the cluster reports it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ObservedTopic {
-    pub topic_id: Option<String>,
-    pub partitions: i32,
-    pub replication_factor: i32,
-    /// Dynamic topic-level values (set explicitly on the topic, not broker defaults).
-    pub configs: BTreeMap<String, String>,
 }
 
 /// The topic a `KafkaTopic` asks for, validated.

@@ -21,7 +21,7 @@ use strata_api::{DeletionPolicy, KafkaCluster, KafkaTopic, KafkaTopicStatus};
 
 use crate::conditions::{self, DesiredCondition, READY};
 use crate::context::Context;
-use crate::kafka::{AdminError, KafkaTarget};
+use crate::kafka::{AdminError, KafkaTarget, ObservedTopic};
 use crate::topic::plan::{self, DesiredTopic, TopicAction};
 
 /// Finalizer held by topics with `deletionPolicy: Delete` until the Kafka topic is deleted.
@@ -284,8 +284,9 @@ async fn resolve_cluster(
     let Some(cluster) = clusters.get_opt(name).await.map_err(Error::Kube)? else {
         return Ok(None);
     };
-    let default = crate::cluster::reconcile::bootstrap_address(&cluster, &ctx.plan);
-    Ok(Some(ctx.resolver.resolve(namespace, name, &default)))
+    Ok(Some(
+        ctx.resolver.target(&cluster, &ctx.plan.cluster_domain),
+    ))
 }
 
 async fn ensure_finalizer(api: &Api<KafkaTopic>, topic: &KafkaTopic) -> Result<(), Error> {
@@ -384,7 +385,7 @@ async fn cleanup(
 async fn write_status(
     api: &Api<KafkaTopic>,
     topic: &KafkaTopic,
-    observed: Option<&plan::ObservedTopic>,
+    observed: Option<&ObservedTopic>,
     desired: Option<&DesiredTopic>,
     ready: DesiredCondition,
 ) -> Result<(), Error> {
@@ -433,8 +434,8 @@ mod tests {
     use strata_api::KafkaTopic;
 
     use super::*;
+    use crate::kafka::ObservedTopic;
     use crate::testing::{context, cr_path, typed, FakeAdmin, FakeApi};
-    use crate::topic::plan::ObservedTopic;
 
     const NS: &str = "kafka";
 
