@@ -14,16 +14,12 @@ the targets).
   (SIGCONT, heal, restart what is down, wait until all 6 are registered), so that a failing
   scenario does not fail the next ones.
 
-Strata gating: until Strata forms a replicated cluster (issue #16), the Strata cluster fixture
-SKIPS every Strata scenario, with the evidence, when (a) each Strata node's Metadata still lists
-only itself (``alone_timeout`` below), or (b) the cluster forms but refuses a replication factor
-of 3 with INVALID_REPLICATION_FACTOR. Anything else (a node exits, a partial cluster, another
-error) fails. STRATA_REQUIRE_CLUSTER=1 turns the skip into a failure.
+A cluster that does not form (a node exits, a partial cluster, nodes that each list only
+themselves) fails every scenario of its kind with each node's view.
 
 A failing test shows the tail of every node's log. Figures (failover times, losses under unclean
 election) are printed at the end of the run and written to tests/.work/cluster-figures.jsonl.
 """
-import os
 import sys
 from pathlib import Path
 
@@ -33,15 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.pytest_plugin import *  # noqa: E402,F401,F403  (hooks: outcome recording)
 from harness.pytest_plugin import TARGETS  # noqa: E402
-from harness.cluster import CLUSTER_PROPS, ClusterFormationError, make_cluster, netns_available  # noqa: E402
+from harness.cluster import CLUSTER_PROPS, make_cluster, netns_available  # noqa: E402
 from harness.replication import FIGURES_PATH, print_figures  # noqa: E402
 
-ISSUE = "issue #16 (replicated cluster)"
-REQUIRE_CLUSTER = os.environ.get("STRATA_REQUIRE_CLUSTER") == "1"
 BROKERS = 6
 RACKS = "a,b,c"
 STRATA_FORM_TIMEOUT = 60.0  # a Strata cluster that finds itself: elections, registrations
-STRATA_ALONE_TIMEOUT = 10.0  # every Strata node still lists only itself: no cluster support yet
 
 _netns_reason = []
 
@@ -58,13 +51,6 @@ def target_kind(request):  # noqa: F811  (session-scoped override of the plugin'
     return request.param
 
 
-def _gate_strata(c, reason):
-    c.close()
-    if REQUIRE_CLUSTER:
-        pytest.fail(f"STRATA_REQUIRE_CLUSTER=1 and {reason}")
-    pytest.skip(f"Strata does not form a replicated cluster yet, {ISSUE}: {reason}")
-
-
 @pytest.fixture(scope="package")
 def cluster(target_kind, tmp_path_factory):
     """The suite's 6-node cluster of ``target_kind`` (see the module docstring)."""
@@ -74,39 +60,16 @@ def cluster(target_kind, tmp_path_factory):
     c.network_unavailable = _netns_reason[0]
     try:
         if target_kind == "strata":
-            c.start(timeout=STRATA_FORM_TIMEOUT, alone_timeout=STRATA_ALONE_TIMEOUT)
+            c.start(timeout=STRATA_FORM_TIMEOUT)
         else:
             c.start()
-    except ClusterFormationError as e:
-        if target_kind == "strata" and e.cluster_of_one:
-            views = ", ".join(f"node {i} lists {v}" for i, v in sorted(e.views.items()))
-            _gate_strata(c, f"after {STRATA_ALONE_TIMEOUT:.0f}s each node's Metadata lists only itself ({views})")
-        c.close()
-        raise
     except BaseException:
         c.close()
         raise
-    if target_kind == "strata":
-        refusal = _rf3_refusal(c)
-        if refusal:
-            _gate_strata(c, f"CreateTopics with replication factor 3 is refused: {refusal}")
     try:
         yield c
     finally:
         c.close()
-
-
-def _rf3_refusal(c):
-    """The INVALID_REPLICATION_FACTOR error of creating an RF-3 topic, or None once it works."""
-    from confluent_kafka import KafkaException
-    try:
-        c.create_topic("cluster-probe-rf3", partitions=1, replication_factor=3, timeout=60)
-    except KafkaException as e:
-        err = e.args[0]
-        if err.name() == "INVALID_REPLICATION_FACTOR":
-            return f"{err.name()}: {err.str()}"
-        raise
-    return None
 
 
 @pytest.fixture

@@ -192,7 +192,7 @@ class HostKafka:
     def metadata(self, bootstrap: str, timeout: float = 20) -> dict:
         return self.run("metadata", bootstrap=bootstrap, timeout=timeout)
 
-    def cluster_size(self, bootstrap: str, expected: int, settle: float = 10, timeout: float = 120) -> int:
+    def cluster_size(self, bootstrap: str, expected: int, settle: float = 60, timeout: float = 120) -> int:
         """How many brokers Metadata through ``bootstrap`` lists, waiting for ``expected``. A
         broker that lists only itself for ``settle`` seconds is a cluster of one (a broker that
         does not replicate yet); once two or more are listed, the rest get ``timeout``."""

@@ -14,11 +14,8 @@ Kafka's own tools and librdkafka from the host.
 5. A config change rolls the brokers one at a time; each restarted broker reports the new value
    (DescribeConfigs).
 
-Until the brokers of one cluster replicate (issue #16), each broker pod is a cluster of its own
-and a bootstrap Service in front of three of them gives no single view of the data; steps 3 and 4
-then run through the bootstrap Service of a one-broker cluster (`solo`) instead, and step 5 asks
-each broker at its own address. Once the three brokers form one cluster (Metadata lists all three),
-steps 3 and 4 run on the 3-rack cluster itself.
+The three brokers form one cluster (Metadata through the bootstrap Service lists all three), and
+steps 3 and 4 run on it.
 """
 from __future__ import annotations
 
@@ -89,15 +86,11 @@ def trio(nodes, operator_release, namespaces):
 
 @pytest.fixture(scope="module")
 def data_cluster(nodes, kafka, trio):
-    """The cluster whose bootstrap Service the data steps use: trio when its brokers form one
-    cluster, else a one-broker cluster (see the module's docstring)."""
+    """The cluster whose bootstrap Service the data steps use: trio, once its three brokers form
+    one cluster."""
     listed = kafka.cluster_size(trio.bootstrap, 3)
-    if listed == 3:
-        return trio, 3
-    print(f"\nbrokers of trio do not form one cluster yet (Metadata through its bootstrap Service "
-          f"lists {listed} broker(s); issue #16): data steps use a one-broker cluster")
-    nodes.apply(cluster_yaml("solo", ["zone-a"]), "-n", NS)
-    return Cluster(nodes, "solo"), 1
+    assert listed == 3, f"Metadata through trio's bootstrap Service lists {listed} of 3 brokers"
+    return trio, 3
 
 
 def test_1_helm_install_runs_the_operator_as_pods(nodes, operator_release):

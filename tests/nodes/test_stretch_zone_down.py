@@ -9,9 +9,6 @@ min.insync.replicas 2) keeps its promise on real nodes when a whole zone goes aw
    the two other zones.
 4. `zone-up zone-b`: its brokers return and every partition's ISR is full (3) again.
 5. Everything acknowledged is read back at its offset with its value: 0 acknowledged records lost.
-
-Skipped, saying so, while the brokers of one cluster do not replicate yet (issue #16): then the
-six pods are six single-node clusters and a topic with replication factor 3 cannot be created.
 """
 from __future__ import annotations
 
@@ -43,14 +40,7 @@ def test_stretch_cluster_survives_a_zone_going_down_under_acks_all_load(nodes, k
     bootstrap = cluster["status"]["bootstrapAddress"]
 
     listed = kafka.cluster_size(bootstrap, 6)
-    if listed < 6:
-        probe = kafka.create_topic(bootstrap, "rf3-probe", 1, 3, {"min.insync.replicas": "2"})
-        reason = ("brokers do not replicate yet (issue #16: replicated cluster): Metadata through the "
-                  f"stretch cluster's bootstrap Service lists {listed} broker(s) of 6, and CreateTopics "
-                  f"with replication factor 3 answered {probe.get('error', 'success')}")
-        if not probe["created"]:
-            pytest.skip(reason)
-        raise AssertionError(f"only {listed} of 6 brokers registered: {reason}")
+    assert listed == 6, f"Metadata through the stretch cluster's bootstrap Service lists {listed} of 6 brokers"
 
     def topic_ready():
         t = nodes.get_json("kafkatopic", "orders", namespace=NS)

@@ -1,71 +1,127 @@
-//! The broker: wires configuration, the metadata image, the hosted partitions, the group
-//! coordinator and the fetch-session cache together, and owns the topic lifecycle (create,
-//! grow, reconfigure, delete) so that metadata and logs never disagree. Request handlers receive
-//! a `&Broker`; nothing here touches the network.
+//! The broker: wires configuration, the metadata quorum and its image, the hosted partitions,
+//! the group coordinator and the fetch-session cache together. The metadata image (applied
+//! from the replicated metadata log) is the only source of topics, partitions and leaders; the
+//! broker's own state follows it in `cluster::reconcile`. Request handlers receive a `&Broker`;
+//! nothing here touches the network.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions,
     TimestampType as RecordTimestampType,
 };
+use parking_lot::Mutex;
+use strata_controller::{ControllerError, MetadataImage, Quorum, QuorumConfig, TopicImage};
 use strata_group::{GroupConfig, GroupCoordinator, OffsetsLog, OffsetsLogError};
 use strata_kafka::now_ms;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::cluster::isr::IsrRequest;
+use crate::cluster::link::ControllerLink;
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
-use crate::metadata::{MetadataError, MetadataStore, TopicMeta};
-use crate::partition::PartitionSet;
+use crate::partition::{IsrProposal, Partition, PartitionSet};
 use crate::topic_config;
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Errors that stop the broker from starting or from changing its topics.
+/// Errors that stop the broker from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error(transparent)]
-    Metadata(#[from] MetadataError),
+    #[error("metadata quorum: {0}")]
+    Quorum(#[from] strata_controller::QuorumError),
     #[error("log error on {topic}: {source}")]
     Log {
         topic: String,
         #[source]
         source: strata_log::LogError,
     },
-    #[error("cannot delete the directories of {topic}: {source}")]
-    Remove {
-        topic: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("loading committed offsets: {0}")]
-    Offsets(#[from] OffsetsLogError),
 }
 
 pub struct Broker {
     pub config: BrokerConfig,
-    pub metadata: MetadataStore,
+    pub quorum: Quorum,
+    image: watch::Receiver<Arc<MetadataImage>>,
+    pub link: ControllerLink,
     pub partitions: Arc<PartitionSet>,
     pub groups: GroupCoordinator,
     pub fetch_sessions: FetchSessionCache,
     pub shutdown: CancellationToken,
-    /// Serialises topic lifecycle changes (create/delete/grow) so metadata and logs stay in step.
-    topic_changes: parking_lot::Mutex<()>,
+    /// This broker's epoch from its latest registration (-1 before).
+    pub epoch: AtomicI64,
+    pub incarnation_id: Uuid,
+    /// False until the controller unfences this broker.
+    pub ready: watch::Sender<bool>,
+    /// Set once, when client requests may be served (as Kafka, a broker serves its client
+    /// listeners once it is first unfenced; requests that arrive earlier wait).
+    pub serving: watch::Sender<bool>,
+    /// Set on SIGTERM: heartbeats ask the controller to move leaderships away.
+    pub shutting_down: AtomicBool,
+    /// Set when the controller answers that this broker may stop (controlled shutdown done).
+    pub released: AtomicBool,
+    /// The producer-id block being handed out: (next, end).
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// Topic configs last applied to the logs, to notice changes.
+    pub(crate) applied_configs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// The image offset the partitions were last reconciled with (`cluster::reconcile`).
+    pub reconciled: watch::Sender<u64>,
+    /// ISR changes for the controller (`cluster::isr` sends them).
+    isr_tx: mpsc::UnboundedSender<IsrRequest>,
+    pub(crate) isr_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrRequest>>>,
 }
 
 impl Broker {
-    /// Opens the log directory: metadata, every topic's partitions (with crash recovery done by
-    /// the log), the offsets topic, and the committed offsets.
-    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
-        let metadata = MetadataStore::open(&config.log_dir, config.cluster_id.as_deref())?;
-        let partitions = Arc::new(PartitionSet::new(&config.log_dir));
+    /// Opens the metadata quorum (formatting the log directory on first start) and the
+    /// partition set; partitions open as the image assigns them (`cluster::reconcile`).
+    pub async fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        let settings = &config.cluster;
+        let voters = if settings.roles.is_some() {
+            settings.voters.clone()
+        } else {
+            // A single-node cluster: this node is the only voter and needs no network.
+            BTreeMap::from([(config.node_id, config.client_listener().host_port())])
+        };
+        let legacy = legacy::read(&config.log_dir);
+        let cluster_id = config
+            .cluster_id
+            .clone()
+            .or_else(|| legacy.as_ref().map(|l| l.cluster_id.clone()));
+        let quorum = Quorum::start(QuorumConfig {
+            node_id: config.node_id,
+            cluster_id,
+            voters: voters.clone(),
+            log_dir: config.log_dir.clone(),
+            election_timeout_ms: settings.election_timeout_ms,
+            fetch_timeout_ms: settings.quorum_fetch_timeout_ms,
+            request_timeout_ms: settings.quorum_request_timeout_ms,
+            broker_session_timeout_ms: settings.session_timeout_ms,
+            unclean_leader_election: settings.unclean_leader_election,
+            inter_broker_listener: settings.inter_broker_listener.clone(),
+        })
+        .await?;
+        let image = quorum.image();
+        let link = ControllerLink::new(
+            quorum.clone(),
+            config.node_id,
+            if settings.roles.is_some() {
+                voters
+            } else {
+                BTreeMap::new()
+            },
+            Duration::from_millis(settings.quorum_request_timeout_ms.max(1000)),
+        );
+        let partitions = Arc::new(PartitionSet::new(&config.log_dir, config.node_id));
         let offsets_log = Arc::new(PartitionOffsetsLog {
             partitions: partitions.clone(),
+            timeout: Duration::from_millis(settings.offsets_commit_timeout_ms),
         });
         let groups = GroupCoordinator::new(
             GroupConfig {
@@ -79,113 +135,185 @@ impl Broker {
             },
             offsets_log,
         );
-        let broker = Broker {
+        let (isr_tx, isr_rx) = mpsc::unbounded_channel();
+        Ok(Arc::new(Broker {
             config,
-            metadata,
+            quorum,
+            image,
+            link,
             partitions,
             groups,
             fetch_sessions: FetchSessionCache::new(1000),
             shutdown: CancellationToken::new(),
-            topic_changes: parking_lot::Mutex::new(()),
-        };
-        for topic in broker.metadata.topics() {
-            broker.open_topic(&topic, 0)?;
-        }
-        if broker.metadata.topic(OFFSETS_TOPIC).is_none() {
-            let mut configs = BTreeMap::new();
-            configs.insert("cleanup.policy".to_string(), "compact".to_string());
-            configs.insert("segment.bytes".to_string(), "104857600".to_string());
-            broker.create_topic(
-                OFFSETS_TOPIC,
-                broker.config.offsets_topic_num_partitions,
-                1,
-                configs,
-            )?;
-        }
-        broker.groups.load()?;
-        Ok(Arc::new(broker))
+            epoch: AtomicI64::new(-1),
+            incarnation_id: Uuid::new_v4(),
+            ready: watch::channel(false).0,
+            serving: watch::channel(false).0,
+            shutting_down: AtomicBool::new(false),
+            released: AtomicBool::new(false),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
+            applied_configs: Mutex::new(BTreeMap::new()),
+            reconciled: watch::channel(0).0,
+            isr_tx,
+            isr_rx: Mutex::new(Some(isr_rx)),
+        }))
     }
 
-    fn open_topic(&self, topic: &TopicMeta, from: i32) -> Result<(), BrokerError> {
-        let log_config = topic_config::log_config(&topic.configs, &self.config);
-        self.partitions
-            .open_partitions(&topic.name, topic.id, from, topic.partitions, &log_config)
-            .map_err(|source| BrokerError::Log {
-                topic: topic.name.clone(),
-                source,
+    /// Asks the controller for an ISR change (sent in the background).
+    pub fn propose_isr(&self, partition: Arc<Partition>, proposal: IsrProposal) {
+        let _ = self.isr_tx.send(IsrRequest {
+            partition,
+            proposal,
+        });
+    }
+
+    /// Whether the log directory still holds the topic list of a broker from before the
+    /// metadata quorum (`strata-metadata.json`): nothing on disk is deleted while it does.
+    pub fn legacy_metadata_pending(&self) -> bool {
+        legacy::path(&self.config.log_dir).exists()
+    }
+
+    /// Moves the topics of a pre-quorum single-node broker into the metadata quorum (same
+    /// names, partitions and configs; their logs stay where they are), then renames the old
+    /// file. Runs once the broker is registered.
+    pub async fn migrate_legacy_metadata(&self) -> anyhow::Result<()> {
+        let Some(old) = legacy::read(&self.config.log_dir) else {
+            return Ok(());
+        };
+        let image = self.image();
+        let topics: Vec<strata_controller::NewTopic> = old
+            .topics
+            .into_values()
+            .filter(|t| !image.topics.contains_key(&t.name))
+            .map(|t| strata_controller::NewTopic {
+                name: t.name,
+                num_partitions: t.partitions,
+                replication_factor: 1,
+                assignments: (0..t.partitions)
+                    .map(|p| (p, vec![self.config.node_id]))
+                    .collect(),
+                configs: t.configs,
             })
+            .collect();
+        if !topics.is_empty() {
+            let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+            let results = self
+                .link
+                .create_topics(topics, false, self.admin_timeout())
+                .await?;
+            for (name, r) in names.iter().zip(results) {
+                if let Err((code, message)) = r {
+                    if code != crate::handlers::code::TOPIC_ALREADY_EXISTS {
+                        anyhow::bail!("migrating topic {name} into the metadata quorum: {message} (error {code})");
+                    }
+                }
+            }
+            tracing::info!(
+                topics = names.len(),
+                "topics of the pre-quorum metadata file moved into the metadata quorum"
+            );
+        }
+        let from = legacy::path(&self.config.log_dir);
+        std::fs::rename(&from, from.with_extension("json.migrated"))?;
+        Ok(())
     }
 
-    /// Creates a topic (configs already validated). Returns None when it already exists.
-    pub fn create_topic(
+    /// The applied metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.quorum.cluster_id().to_string()
+    }
+
+    /// Watches the image.
+    pub fn watch_image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image.clone()
+    }
+
+    /// Waits until the image satisfies `done` and this broker's partitions follow that image
+    /// (admin calls return once their change is applied here, so a following Metadata, Produce
+    /// or Fetch sees it); false on timeout.
+    pub async fn await_image(
         &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-    ) -> Result<Option<TopicMeta>, BrokerError> {
-        let _guard = self.topic_changes.lock();
-        let topic = TopicMeta {
-            name: name.to_string(),
-            id: Uuid::new_v4(),
-            partitions,
-            replication_factor,
-            configs,
+        within: Duration,
+        done: impl Fn(&MetadataImage) -> bool,
+    ) -> bool {
+        let mut rx = self.image.clone();
+        let mut reconciled = self.reconciled.subscribe();
+        let wait = async {
+            let offset = loop {
+                {
+                    let image = rx.borrow_and_update();
+                    if done(&image) {
+                        break image.offset;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            };
+            reconciled.wait_for(|r| *r >= offset).await.is_ok()
         };
-        // Logs first: a crash between the two leaves empty directories that the next create
-        // reuses, never metadata that points at missing logs.
-        self.open_topic(&topic, 0)?;
-        if !self.metadata.create_topic(topic.clone())? {
-            return Ok(None);
-        }
-        tracing::info!(topic = name, partitions, "topic created");
-        Ok(Some(topic))
+        tokio::time::timeout(within, wait).await.unwrap_or(false)
     }
 
-    /// Deletes a topic, its logs and its committed offsets. Returns false when unknown.
-    pub fn delete_topic(&self, name: &str) -> Result<bool, BrokerError> {
-        let _guard = self.topic_changes.lock();
-        if self.metadata.delete_topic(name)?.is_none() {
-            return Ok(false);
-        }
+    /// The partition if this broker leads it now.
+    pub fn led_partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         self.partitions
-            .remove_topic(name)
-            .map_err(|source| BrokerError::Remove {
-                topic: name.to_string(),
-                source,
-            })?;
-        self.groups.remove_topic_offsets(name);
-        tracing::info!(topic = name, "topic deleted");
-        Ok(true)
+            .get(topic, partition)
+            .filter(|p| p.is_leader())
     }
 
-    /// Grows a topic to `count` partitions (callers checked that it grows).
-    pub fn add_partitions(&self, name: &str, count: i32) -> Result<bool, BrokerError> {
-        let _guard = self.topic_changes.lock();
-        let Some(mut topic) = self.metadata.topic(name) else {
-            return Ok(false);
-        };
-        let from = topic.partitions;
-        topic.partitions = count;
-        self.open_topic(&topic, from)?;
-        self.metadata.set_partitions(name, count)?;
-        tracing::info!(topic = name, from, to = count, "partitions added");
-        Ok(true)
-    }
-
-    /// Replaces a topic's config overrides (already validated) and applies them to its logs.
-    pub fn set_topic_configs(
-        &self,
-        name: &str,
-        configs: BTreeMap<String, String>,
-    ) -> Result<bool, BrokerError> {
-        let _guard = self.topic_changes.lock();
-        let log_config = topic_config::log_config(&configs, &self.config);
-        if !self.metadata.set_configs(name, configs)? {
-            return Ok(false);
+    /// The error a client gets for a partition this broker does not lead: unknown when the
+    /// image has no such partition, else NOT_LEADER_OR_FOLLOWER (or LEADER_NOT_AVAILABLE when
+    /// it has no leader).
+    pub fn not_led_error(&self, topic: &str, partition: i32) -> i16 {
+        match self.image().partition(topic, partition) {
+            None => crate::handlers::code::UNKNOWN_TOPIC_OR_PARTITION,
+            Some(p) if p.leader < 0 => crate::handlers::code::LEADER_NOT_AVAILABLE,
+            Some(_) => crate::handlers::code::NOT_LEADER_OR_FOLLOWER,
         }
-        self.partitions.reconfigure(name, &log_config);
-        Ok(true)
+    }
+
+    /// min.insync.replicas of a topic.
+    pub fn min_insync_replicas(&self, topic: &TopicImage) -> usize {
+        topic
+            .configs
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(self.config.min_insync_replicas.max(1) as usize)
+    }
+
+    /// The log configuration of a topic from its overrides and the broker defaults.
+    pub fn log_config(&self, topic: &TopicImage) -> strata_log::LogConfig {
+        topic_config::log_config(&topic.configs, &self.config)
+    }
+
+    /// Default timeout of admin changes forwarded to the controller.
+    pub fn admin_timeout(&self) -> Duration {
+        Duration::from_millis(30_000)
+    }
+
+    /// A producer id no other broker hands out: from this broker's block, a new block from
+    /// the controller when it is used up.
+    pub async fn next_producer_id(&self) -> Result<i64, ControllerError> {
+        let mut block = self.producer_ids.lock().await;
+        if block.0 >= block.1 {
+            let (start, len) = self
+                .link
+                .allocate_producer_ids(
+                    self.config.node_id,
+                    self.epoch.load(Ordering::Acquire),
+                    Duration::from_secs(10),
+                )
+                .await?;
+            *block = (start, start + len as i64);
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
     }
 
     /// Runs retention, compaction and time-based flushing until shutdown.
@@ -209,6 +337,8 @@ impl Broker {
 /// `__consumer_offsets` on top of the broker's own partition logs.
 struct PartitionOffsetsLog {
     partitions: Arc<PartitionSet>,
+    /// `offsets.commit.timeout.ms`.
+    timeout: Duration,
 }
 
 impl OffsetsLog for PartitionOffsetsLog {
@@ -216,10 +346,13 @@ impl OffsetsLog for PartitionOffsetsLog {
         &self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<(), OffsetsLogError> {
+    ) -> Result<i64, OffsetsLogError> {
         let Some(p) = self.partitions.get(OFFSETS_TOPIC, partition) else {
             return Err(OffsetsLogError::PartitionUnavailable(partition));
         };
+        if !p.is_leader() {
+            return Err(OffsetsLogError::NotLeader(partition));
+        }
         let now = now_ms();
         let recs: Vec<Record> = records
             .into_iter()
@@ -250,10 +383,30 @@ impl OffsetsLog for PartitionOffsetsLog {
             },
         )
         .map_err(|e| OffsetsLogError::Storage(format!("encoding offsets batch: {e}")))?;
-        p.append_as_leader(&mut buf, now)
+        let info = p
+            .append_as_leader(&mut buf, now)
             .map_err(|e| OffsetsLogError::Storage(format!("appending to {OFFSETS_TOPIC}: {e}")))?;
         self.partitions.appended.notify_waiters();
-        Ok(())
+        Ok(info.last_offset + 1)
+    }
+
+    fn wait_replicated(
+        &self,
+        partition: i32,
+        offset: i64,
+    ) -> BoxFuture<'static, Result<(), OffsetsLogError>> {
+        let part = self.partitions.get(OFFSETS_TOPIC, partition);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let Some(p) = part else {
+                return Err(OffsetsLogError::PartitionUnavailable(partition));
+            };
+            match crate::cluster::wait_high_watermark(&p, offset, timeout).await {
+                crate::cluster::HwWait::Reached => Ok(()),
+                crate::cluster::HwWait::NotLeader => Err(OffsetsLogError::NotLeader(partition)),
+                crate::cluster::HwWait::TimedOut => Err(OffsetsLogError::Timeout(partition)),
+            }
+        })
     }
 
     fn read_all(&self, partition: i32) -> Result<Vec<(Bytes, Option<Bytes>)>, OffsetsLogError> {
@@ -292,5 +445,41 @@ impl OffsetsLog for PartitionOffsetsLog {
             offset = next;
         }
         Ok(out)
+    }
+}
+
+/// The topic list a single-node broker kept before the metadata quorum existed.
+mod legacy {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    #[derive(serde::Deserialize)]
+    pub struct Topic {
+        pub name: String,
+        pub partitions: i32,
+        #[serde(default)]
+        pub configs: BTreeMap<String, String>,
+    }
+
+    #[derive(serde::Deserialize)]
+    pub struct Metadata {
+        pub cluster_id: String,
+        #[serde(default)]
+        pub topics: BTreeMap<String, Topic>,
+    }
+
+    pub fn path(log_dir: &Path) -> PathBuf {
+        log_dir.join("strata-metadata.json")
+    }
+
+    pub fn read(log_dir: &Path) -> Option<Metadata> {
+        let bytes = std::fs::read(path(log_dir)).ok()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable strata-metadata.json left in place");
+                None
+            }
+        }
     }
 }

@@ -75,6 +75,15 @@ impl Listener {
         Ok(out)
     }
 
+    /// `host:port` as other nodes dial it.
+    pub fn host_port(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// The socket address to bind.
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
         let text = if self.host.contains(':') {
@@ -139,6 +148,69 @@ pub struct BrokerConfig {
     pub shutdown_grace_ms: u64,
     /// Every property as given, for DescribeConfigs of the broker resource.
     pub raw: BTreeMap<String, String>,
+    /// Membership of a KRaft-style cluster and replication settings.
+    pub cluster: ClusterSettings,
+}
+
+/// `process.roles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
+/// How this node takes part in a cluster, under Kafka's names. Without `process.roles` the
+/// broker is a cluster of its own: one voter (itself), replication factor 1 everywhere.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// `process.roles`; `None` = a single-node cluster.
+    pub roles: Option<Roles>,
+    /// `controller.quorum.voters`: id → `host:port`.
+    pub voters: BTreeMap<i32, String>,
+    /// `controller.listener.names`.
+    pub controller_listener_names: Vec<String>,
+    /// `inter.broker.listener.name` (default: the first non-controller listener).
+    pub inter_broker_listener: String,
+    /// `listener.security.protocol.map`: listener name → protocol.
+    pub security_protocols: BTreeMap<String, String>,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: u64,
+    /// `controller.quorum.fetch.timeout.ms`.
+    pub quorum_fetch_timeout_ms: u64,
+    /// `controller.quorum.request.timeout.ms`.
+    pub quorum_request_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout_ms: u64,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.max.bytes` (per partition) and `replica.fetch.response.max.bytes`.
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: pause after a failed replica fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// `replica.socket.timeout.ms`.
+    pub replica_socket_timeout_ms: u64,
+    /// `num.replica.fetchers`: fetcher tasks per source broker.
+    pub num_replica_fetchers: usize,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub hw_checkpoint_interval_ms: u64,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election: bool,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.commit.timeout.ms`: how long a commit waits for its replicas.
+    pub offsets_commit_timeout_ms: u64,
+}
+
+impl ClusterSettings {
+    /// Whether this node votes in the metadata quorum.
+    pub fn is_voter(&self) -> bool {
+        self.roles.is_none_or(|r| r.controller)
+    }
 }
 
 impl BrokerConfig {
@@ -237,6 +309,7 @@ impl BrokerConfig {
             log.message_timestamp_type = parse_timestamp_type("log.message.timestamp.type", v)?;
         }
 
+        let cluster = cluster_settings(&p, node_id, &listeners)?;
         let cfg = BrokerConfig {
             node_id,
             listeners,
@@ -270,6 +343,7 @@ impl BrokerConfig {
             cluster_id: p.get("cluster.id").map(str::to_string),
             shutdown_grace_ms: p.int("controlled.shutdown.timeout.ms")?.unwrap_or(10_000),
             raw: props.clone(),
+            cluster,
         };
         cfg.validate()?;
         // Kafka properties this broker does not act on (KRaft and JVM settings that deployments
@@ -341,15 +415,200 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// The listener clients connect to (the first one).
+    /// Whether `name` is a controller listener.
+    pub fn is_controller_listener(&self, name: &str) -> bool {
+        self.cluster
+            .controller_listener_names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The listener clients connect to (the first one that is not a controller listener).
     pub fn client_listener(&self) -> &Listener {
-        &self.listeners[0]
+        self.listeners
+            .iter()
+            .find(|l| !self.is_controller_listener(&l.name))
+            .unwrap_or(&self.listeners[0])
+    }
+
+    /// The listeners that serve clients and other brokers, with their advertised addresses.
+    pub fn broker_endpoints(&self) -> Vec<Listener> {
+        self.advertised_listeners
+            .iter()
+            .filter(|l| !self.is_controller_listener(&l.name))
+            .cloned()
+            .collect()
     }
 
     /// The address this broker tells clients to use.
     pub fn advertised(&self) -> &Listener {
-        &self.advertised_listeners[0]
+        let client = self.client_listener();
+        self.advertised_listeners
+            .iter()
+            .find(|l| l.name == client.name)
+            .unwrap_or(&self.advertised_listeners[0])
     }
+
+    /// The security protocol of listener `name` (its own name when unmapped, as Kafka does for
+    /// PLAINTEXT, SSL, ...).
+    pub fn security_protocol(&self, name: &str) -> String {
+        self.cluster
+            .security_protocols
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    }
+}
+
+/// Reads the KRaft membership and replication properties and checks that they fit together
+/// the way Kafka requires.
+fn cluster_settings(
+    p: &Props<'_>,
+    node_id: i32,
+    listeners: &[Listener],
+) -> Result<ClusterSettings, ConfigError> {
+    let roles = match p.get("process.roles") {
+        None => None,
+        Some(v) => {
+            let mut roles = Roles {
+                broker: false,
+                controller: false,
+            };
+            for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match part {
+                    "broker" => roles.broker = true,
+                    "controller" => roles.controller = true,
+                    _ => {
+                        return Err(p.invalid(
+                            "process.roles",
+                            "expected broker, controller or broker,controller",
+                        ))
+                    }
+                }
+            }
+            if !roles.broker {
+                return Err(p.invalid(
+                    "process.roles",
+                    "a controller-only node is not supported: use broker,controller",
+                ));
+            }
+            Some(roles)
+        }
+    };
+    let mut voters = BTreeMap::new();
+    if let Some(v) = p.get("controller.quorum.voters") {
+        for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let parsed = item
+                .split_once('@')
+                .and_then(|(id, addr)| Some((id.trim().parse::<i32>().ok()?, addr.trim())));
+            let Some((id, addr)) = parsed.filter(|(_, a)| a.rsplit_once(':').is_some()) else {
+                return Err(p.invalid("controller.quorum.voters", "expected id@host:port,..."));
+            };
+            voters.insert(id, addr.to_string());
+        }
+    }
+    let controller_listener_names: Vec<String> = p
+        .get("controller.listener.names")
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut security_protocols = BTreeMap::new();
+    if let Some(v) = p.get("listener.security.protocol.map") {
+        for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((name, proto)) = item.split_once(':') else {
+                return Err(p.invalid(
+                    "listener.security.protocol.map",
+                    "expected NAME:PROTOCOL,...",
+                ));
+            };
+            security_protocols.insert(name.trim().to_string(), proto.trim().to_string());
+        }
+    }
+    let is_controller = |name: &str| {
+        controller_listener_names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
+    };
+    let inter_broker_listener = match p.get("inter.broker.listener.name") {
+        Some(v) => v.to_string(),
+        None => listeners
+            .iter()
+            .find(|l| !is_controller(&l.name))
+            .map(|l| l.name.clone())
+            .unwrap_or_else(|| "PLAINTEXT".to_string()),
+    };
+    if let Some(r) = roles {
+        if voters.is_empty() {
+            return Err(ConfigError::Missing("controller.quorum.voters"));
+        }
+        if controller_listener_names.is_empty() {
+            return Err(ConfigError::Missing("controller.listener.names"));
+        }
+        if p.get("cluster.id").is_none() {
+            return Err(ConfigError::Missing("cluster.id"));
+        }
+        if r.controller != voters.contains_key(&node_id) {
+            return Err(p.invalid(
+                "process.roles",
+                if r.controller {
+                    "a node with the controller role must be one of controller.quorum.voters"
+                } else {
+                    "a node named in controller.quorum.voters must have the controller role"
+                },
+            ));
+        }
+        let has_controller_listener = listeners.iter().any(|l| is_controller(&l.name));
+        if r.controller && !has_controller_listener {
+            return Err(p.invalid(
+                "listeners",
+                "a controller needs a listener named in controller.listener.names",
+            ));
+        }
+        if !listeners.iter().any(|l| l.name == inter_broker_listener) {
+            return Err(p.invalid(
+                "inter.broker.listener.name",
+                "must name one of the listeners",
+            ));
+        }
+    }
+    let standalone = roles.is_none();
+    Ok(ClusterSettings {
+        roles,
+        voters,
+        controller_listener_names,
+        inter_broker_listener,
+        security_protocols,
+        election_timeout_ms: p
+            .int("controller.quorum.election.timeout.ms")?
+            .unwrap_or(1000),
+        quorum_fetch_timeout_ms: p.int("controller.quorum.fetch.timeout.ms")?.unwrap_or(2000),
+        quorum_request_timeout_ms: p
+            .int("controller.quorum.request.timeout.ms")?
+            .unwrap_or(2000),
+        heartbeat_interval_ms: p.int("broker.heartbeat.interval.ms")?.unwrap_or(2000),
+        session_timeout_ms: p.int("broker.session.timeout.ms")?.unwrap_or(9000),
+        replica_lag_time_max_ms: p.int("replica.lag.time.max.ms")?.unwrap_or(30_000),
+        replica_fetch_wait_max_ms: p.int("replica.fetch.wait.max.ms")?.unwrap_or(500),
+        replica_fetch_max_bytes: p.int("replica.fetch.max.bytes")?.unwrap_or(1_048_576),
+        replica_fetch_response_max_bytes: p
+            .int("replica.fetch.response.max.bytes")?
+            .unwrap_or(10_485_760),
+        replica_fetch_backoff_ms: p.int("replica.fetch.backoff.ms")?.unwrap_or(1000),
+        replica_socket_timeout_ms: p.int("replica.socket.timeout.ms")?.unwrap_or(30_000),
+        num_replica_fetchers: p.int::<usize>("num.replica.fetchers")?.unwrap_or(1).max(1),
+        hw_checkpoint_interval_ms: p
+            .int("replica.high.watermark.checkpoint.interval.ms")?
+            .unwrap_or(5000),
+        unclean_leader_election: p.bool("unclean.leader.election.enable")?.unwrap_or(false),
+        offsets_topic_replication_factor: p
+            .int("offsets.topic.replication.factor")?
+            .unwrap_or(if standalone { 1 } else { 3 }),
+        offsets_commit_timeout_ms: p.int("offsets.commit.timeout.ms")?.unwrap_or(5000),
+    })
 }
 
 fn parse_properties(

@@ -1,19 +1,52 @@
 //! Partition state and the set of partitions this broker hosts. A partition owns its log and
-//! carries, from the start, what replication needs: a leader epoch, a high watermark and the log
-//! end offset (from the log). With one replica the high watermark follows the log end offset on
-//! every append; followers will move it by their fetch positions instead.
+//! its replica state: the role the metadata image gives this broker (leader or follower, with
+//! the leader epoch), and as leader the followers' progress, the ISR and the high watermark
+//! (HW = the smallest log end offset in the ISR). The HW is checkpointed and restored on open,
+//! never taken from the log end: records above it may still be truncated by a new leader.
 //!
 //! The only place that names partition directories (`<topic>-<partition>` under the log dir).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use strata_log::{batch, AppendInfo, BatchHeader, FileLog, LogConfig, LogError, PartitionLog};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
+
+/// File in the log directory holding every hosted partition's high watermark (Kafka's name
+/// and format).
+const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
+
+/// A follower as its leader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    /// The follower's log end offset (its last fetch offset); -1 before its first fetch.
+    pub log_end_offset: i64,
+    /// Last time its fetch reached the leader's log end offset.
+    pub last_caught_up_ms: i64,
+    pub last_fetch_ms: i64,
+}
+
+/// This broker's role for a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Not assigned yet, or offline.
+    None,
+    Leader {
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        partition_epoch: i32,
+        followers: BTreeMap<i32, FollowerProgress>,
+        /// An ISR change sent to the controller and not yet answered.
+        pending_isr: Option<Vec<i32>>,
+    },
+    Follower {
+        leader: i32,
+    },
+}
 
 /// One hosted partition.
 pub struct Partition {
@@ -22,8 +55,28 @@ pub struct Partition {
     pub index: i32,
     pub log: Arc<dyn PartitionLog>,
     dir: PathBuf,
+    node_id: i32,
     leader_epoch: AtomicI32,
     high_watermark: AtomicI64,
+    is_leader: AtomicBool,
+    role: Mutex<Role>,
+    /// The HW, for waiters (acks=all, commits).
+    hw_watch: watch::Sender<i64>,
+}
+
+/// An ISR change the leader wants the controller to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// What a follower's fetch position did at the leader.
+pub struct FollowerFetch {
+    pub high_watermark: i64,
+    /// An ISR expansion to propose.
+    pub expand: Option<IsrProposal>,
 }
 
 impl Partition {
@@ -43,8 +96,120 @@ impl Partition {
         self.log.log_end_offset()
     }
 
-    /// Appends client batches as leader. With a single replica every acknowledged append is
-    /// also committed, so the high watermark moves to the new log end offset.
+    /// Whether this broker leads the partition now.
+    pub fn is_leader(&self) -> bool {
+        self.is_leader.load(Ordering::Acquire)
+    }
+
+    pub fn role(&self) -> Role {
+        self.role.lock().clone()
+    }
+
+    /// The ISR as the leader knows it (empty on a follower).
+    pub fn isr(&self) -> Vec<i32> {
+        match &*self.role.lock() {
+            Role::Leader { isr, .. } => isr.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Watches the high watermark.
+    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
+        self.hw_watch.subscribe()
+    }
+
+    /// Becomes leader at `epoch` with the image's replicas and ISR. Followers start unknown;
+    /// those in the ISR count as caught up now (as Kafka does), so they are not shrunk before
+    /// their first fetch. Returns true when the role or epoch changed.
+    pub fn make_leader(
+        &self,
+        epoch: i32,
+        partition_epoch: i32,
+        replicas: &[i32],
+        isr: &[i32],
+        now_ms: i64,
+    ) -> bool {
+        let mut role = self.role.lock();
+        if let Role::Leader {
+            replicas: r,
+            isr: i,
+            partition_epoch: pe,
+            followers,
+            pending_isr,
+        } = &mut *role
+        {
+            if self.leader_epoch() == epoch {
+                // Same leadership: take the image's ISR when it is newer.
+                if partition_epoch > *pe {
+                    *pe = partition_epoch;
+                    *i = isr.to_vec();
+                    *r = replicas.to_vec();
+                    *pending_isr = None;
+                    for id in replicas {
+                        if *id != self.node_id {
+                            followers.entry(*id).or_insert(FollowerProgress {
+                                log_end_offset: -1,
+                                last_caught_up_ms: now_ms,
+                                last_fetch_ms: -1,
+                            });
+                        }
+                    }
+                    drop(role);
+                    self.maybe_advance_high_watermark();
+                }
+                return false;
+            }
+        }
+        let followers = replicas
+            .iter()
+            .filter(|id| **id != self.node_id)
+            .map(|id| {
+                (
+                    *id,
+                    FollowerProgress {
+                        log_end_offset: -1,
+                        last_caught_up_ms: now_ms,
+                        last_fetch_ms: -1,
+                    },
+                )
+            })
+            .collect();
+        *role = Role::Leader {
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            partition_epoch,
+            followers,
+            pending_isr: None,
+        };
+        self.leader_epoch.store(epoch, Ordering::Release);
+        self.is_leader.store(true, Ordering::Release);
+        drop(role);
+        self.maybe_advance_high_watermark();
+        true
+    }
+
+    /// Becomes a follower of `leader` at `epoch`. Returns true when the role or epoch changed.
+    pub fn make_follower(&self, leader: i32, epoch: i32) -> bool {
+        let mut role = self.role.lock();
+        let same = matches!(&*role, Role::Follower { leader: l } if *l == leader)
+            && self.leader_epoch() == epoch;
+        if same {
+            return false;
+        }
+        *role = Role::Follower { leader };
+        self.is_leader.store(false, Ordering::Release);
+        self.leader_epoch.store(epoch, Ordering::Release);
+        true
+    }
+
+    /// Offline or unassigned: serves nothing.
+    pub fn make_offline(&self, epoch: i32) {
+        *self.role.lock() = Role::None;
+        self.is_leader.store(false, Ordering::Release);
+        self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
+    }
+
+    /// Appends client batches as leader at the current leader epoch.
     pub fn append_as_leader(
         &self,
         records: &mut [u8],
@@ -53,15 +218,177 @@ impl Partition {
         let info = self
             .log
             .append_as_leader(records, self.leader_epoch(), now_ms)?;
-        self.advance_high_watermark(self.log.log_end_offset());
+        self.maybe_advance_high_watermark();
         Ok(info)
     }
 
-    /// Appends batches that carry their own offsets (replication, offset-preserving mirror).
+    /// Appends batches that carry their own offsets (a follower's fetched batches, or the
+    /// offset-preserving mirror on a leader).
     pub fn append_with_offsets(&self, records: &[u8]) -> Result<AppendInfo, LogError> {
         let info = self.log.append_with_offsets(records)?;
-        self.advance_high_watermark(self.log.log_end_offset());
+        self.maybe_advance_high_watermark();
         Ok(info)
+    }
+
+    /// A follower's view of the HW: the leader's, bounded by its own log end.
+    pub fn follower_high_watermark(&self, leader_hw: i64) {
+        let hw = leader_hw.min(self.log_end_offset());
+        if hw > self.high_watermark() {
+            self.set_high_watermark(hw);
+        }
+    }
+
+    fn set_high_watermark(&self, hw: i64) {
+        self.high_watermark.store(hw, Ordering::Release);
+        self.hw_watch.send_replace(hw);
+    }
+
+    /// As leader: HW = the smallest log end offset in the ISR (followers of unknown position
+    /// hold it where it is). Never moves back. Returns true when it moved.
+    pub fn maybe_advance_high_watermark(&self) -> bool {
+        let role = self.role.lock();
+        let Role::Leader { isr, followers, .. } = &*role else {
+            return false;
+        };
+        let mut hw = self.log_end_offset();
+        for id in isr {
+            if *id == self.node_id {
+                continue;
+            }
+            match followers.get(id) {
+                Some(f) if f.log_end_offset >= 0 => hw = hw.min(f.log_end_offset),
+                _ => hw = hw.min(self.high_watermark()),
+            }
+        }
+        if hw > self.high_watermark() {
+            self.set_high_watermark(hw);
+            return true;
+        }
+        false
+    }
+
+    /// Records a follower's fetch at `fetch_offset` (its log end offset). Returns the HW to
+    /// send it and an ISR expansion when the follower caught up and is not in the ISR.
+    pub fn record_follower_fetch(
+        &self,
+        follower: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Option<FollowerFetch> {
+        let leo = self.log_end_offset();
+        let expand = {
+            let mut role = self.role.lock();
+            let Role::Leader {
+                isr,
+                followers,
+                partition_epoch,
+                pending_isr,
+                replicas,
+            } = &mut *role
+            else {
+                return None;
+            };
+            if !replicas.contains(&follower) {
+                return None;
+            }
+            let progress = followers.entry(follower).or_insert(FollowerProgress {
+                log_end_offset: -1,
+                last_caught_up_ms: -1,
+                last_fetch_ms: -1,
+            });
+            progress.log_end_offset = fetch_offset.min(leo);
+            progress.last_fetch_ms = now_ms;
+            if fetch_offset >= leo {
+                progress.last_caught_up_ms = now_ms;
+            }
+            let caught_up_to_hw = fetch_offset >= self.high_watermark();
+            if !isr.contains(&follower) && caught_up_to_hw && pending_isr.is_none() {
+                let mut new_isr = isr.clone();
+                new_isr.push(follower);
+                new_isr.sort_unstable();
+                *pending_isr = Some(new_isr.clone());
+                Some(IsrProposal {
+                    leader_epoch: self.leader_epoch(),
+                    partition_epoch: *partition_epoch,
+                    isr: new_isr,
+                })
+            } else {
+                None
+            }
+        };
+        self.maybe_advance_high_watermark();
+        Some(FollowerFetch {
+            high_watermark: self.high_watermark(),
+            expand,
+        })
+    }
+
+    /// As leader: followers in the ISR that have not caught up within `lag_max_ms` leave it.
+    pub fn isr_shrink(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrProposal> {
+        let mut role = self.role.lock();
+        let Role::Leader {
+            isr,
+            followers,
+            partition_epoch,
+            pending_isr,
+            ..
+        } = &mut *role
+        else {
+            return None;
+        };
+        if pending_isr.is_some() {
+            return None;
+        }
+        let leo = self.log.log_end_offset();
+        let lagging: Vec<i32> = isr
+            .iter()
+            .copied()
+            .filter(|id| *id != self.node_id)
+            .filter(|id| {
+                followers.get(id).is_none_or(|f| {
+                    f.log_end_offset < leo && now_ms - f.last_caught_up_ms > lag_max_ms
+                })
+            })
+            .collect();
+        if lagging.is_empty() {
+            return None;
+        }
+        let new_isr: Vec<i32> = isr
+            .iter()
+            .copied()
+            .filter(|id| !lagging.contains(id))
+            .collect();
+        *pending_isr = Some(new_isr.clone());
+        Some(IsrProposal {
+            leader_epoch: self.leader_epoch(),
+            partition_epoch: *partition_epoch,
+            isr: new_isr,
+        })
+    }
+
+    /// The controller's answer to an ISR proposal: the partition as it now stands (None when
+    /// the proposal failed; it may be retried).
+    pub fn isr_answer(&self, applied: Option<(Vec<i32>, i32)>) {
+        {
+            let mut role = self.role.lock();
+            let Role::Leader {
+                isr,
+                partition_epoch,
+                pending_isr,
+                ..
+            } = &mut *role
+            else {
+                return;
+            };
+            *pending_isr = None;
+            if let Some((new_isr, epoch)) = applied {
+                if epoch >= *partition_epoch {
+                    *isr = new_isr;
+                    *partition_epoch = epoch;
+                }
+            }
+        }
+        self.maybe_advance_high_watermark();
     }
 
     /// Appends a mirror's batches at their own offsets (see [`crate::mirror_target`]): whole
@@ -117,16 +444,21 @@ impl Partition {
         Ok(info)
     }
 
-    fn advance_high_watermark(&self, to: i64) {
-        self.high_watermark.fetch_max(to, Ordering::AcqRel);
-    }
-
     /// After truncation or DeleteRecords the high watermark stays within the log.
     pub fn clamp_high_watermark(&self) {
         let leo = self.log.log_end_offset();
         let start = self.log.log_start_offset();
         let hw = self.high_watermark().clamp(start, leo);
-        self.high_watermark.store(hw, Ordering::Release);
+        if hw != self.high_watermark() {
+            self.set_high_watermark(hw);
+        }
+    }
+
+    /// A follower's truncation (divergence or a leader behind it).
+    pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
+        self.log.truncate_to(offset)?;
+        self.clamp_high_watermark();
+        Ok(())
     }
 }
 
@@ -140,15 +472,20 @@ pub struct TopicPartition {
 /// The partitions this broker hosts, plus the signal fetchers wait on for new data.
 pub struct PartitionSet {
     log_dir: PathBuf,
+    node_id: i32,
+    /// High watermarks read from the checkpoint at start, used when a partition opens.
+    checkpointed: Mutex<HashMap<TopicPartition, i64>>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Woken on every append; long-polling fetches wait on it.
     pub appended: Notify,
 }
 
 impl PartitionSet {
-    pub fn new(log_dir: &Path) -> PartitionSet {
+    pub fn new(log_dir: &Path, node_id: i32) -> PartitionSet {
         PartitionSet {
             log_dir: log_dir.to_path_buf(),
+            node_id,
+            checkpointed: Mutex::new(read_hw_checkpoint(log_dir)),
             partitions: RwLock::new(HashMap::new()),
             appended: Notify::new(),
         }
@@ -188,19 +525,95 @@ impl PartitionSet {
             let dir = self.dir_of(topic, index);
             let log = FileLog::open(&dir, config.clone())?;
             let epoch = log.latest_epoch().unwrap_or(0).max(0);
-            let leo = log.log_end_offset();
+            // Never the log end: what is above the checkpointed HW may be truncated later.
+            let hw = self
+                .checkpointed
+                .lock()
+                .get(&key)
+                .copied()
+                .unwrap_or(0)
+                .clamp(log.log_start_offset(), log.log_end_offset());
             let partition = Arc::new(Partition {
                 topic: topic.to_string(),
                 topic_id,
                 index,
                 log: Arc::new(log),
                 dir,
+                node_id: self.node_id,
                 leader_epoch: AtomicI32::new(epoch),
-                high_watermark: AtomicI64::new(leo),
+                high_watermark: AtomicI64::new(hw),
+                is_leader: AtomicBool::new(false),
+                role: Mutex::new(Role::None),
+                hw_watch: watch::channel(hw).0,
             });
             self.partitions.write().insert(key, partition);
         }
         Ok(())
+    }
+
+    /// Drops one partition and deletes its directory (this broker is no longer a replica).
+    pub fn remove_partition(&self, topic: &str, partition: i32) -> std::io::Result<()> {
+        let key = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let removed = self.partitions.write().remove(&key);
+        let dir = removed.map_or_else(|| self.dir_of(topic, partition), |p| p.dir.clone());
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Partition directories on disk (`<topic>-<n>`) that are not open: leftovers of topics
+    /// deleted or reassigned while this broker was down.
+    pub fn unopened_dirs(&self) -> Vec<(String, i32)> {
+        let Ok(entries) = std::fs::read_dir(&self.log_dir) else {
+            return Vec::new();
+        };
+        let open = self.partitions.read();
+        entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let (topic, n) = name.rsplit_once('-')?;
+                let n: i32 = n.parse().ok()?;
+                if topic.starts_with("__cluster_metadata") {
+                    return None;
+                }
+                let key = TopicPartition {
+                    topic: topic.to_string(),
+                    partition: n,
+                };
+                (!open.contains_key(&key)).then(|| (topic.to_string(), n))
+            })
+            .collect()
+    }
+
+    /// Writes every open partition's HW to the checkpoint file (atomically).
+    pub fn checkpoint_high_watermarks(&self) -> std::io::Result<()> {
+        let mut entries: Vec<(TopicPartition, i64)> = self
+            .partitions
+            .read()
+            .iter()
+            .map(|(k, p)| (k.clone(), p.high_watermark()))
+            .collect();
+        entries.sort();
+        let mut text = format!("0\n{}\n", entries.len());
+        for (tp, hw) in &entries {
+            text.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, hw));
+        }
+        let path = self.log_dir.join(HW_CHECKPOINT_FILE);
+        let tmp = self.log_dir.join(format!("{HW_CHECKPOINT_FILE}.tmp"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)
     }
 
     /// Drops every partition of a topic and deletes its directories.
@@ -276,4 +689,21 @@ impl PartitionSet {
             }
         }
     }
+}
+
+/// Reads Kafka's `replication-offset-checkpoint` (version, count, then `topic partition hw`).
+fn read_hw_checkpoint(log_dir: &Path) -> HashMap<TopicPartition, i64> {
+    let Ok(text) = std::fs::read_to_string(log_dir.join(HW_CHECKPOINT_FILE)) else {
+        return HashMap::new();
+    };
+    text.lines()
+        .skip(2)
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let topic = parts.next()?.to_string();
+            let partition = parts.next()?.parse().ok()?;
+            let hw = parts.next()?.parse().ok()?;
+            Some((TopicPartition { topic, partition }, hw))
+        })
+        .collect()
 }

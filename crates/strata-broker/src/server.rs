@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::broker::Broker;
+use crate::handlers::api_versions::ListenerKind;
 use crate::handlers::{self, api_versions};
 
 /// Why a connection was closed by the broker.
@@ -46,7 +47,13 @@ impl From<FrameError> for ConnectionError {
 }
 
 /// Accepts connections until shutdown; each connection runs in its own task on `tracker`.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener, tracker: TaskTracker) {
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    tracker: TaskTracker,
+    kind: ListenerKind,
+    name: Arc<str>,
+) {
     loop {
         let accepted = tokio::select! {
             _ = broker.shutdown.cancelled() => return,
@@ -56,10 +63,11 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, tracker: TaskTrac
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let broker = broker.clone();
+                let name = name.clone();
                 let span = tracing::info_span!("connection", %peer);
                 tracker.spawn(
                     async move {
-                        match connection(broker, stream, peer).await {
+                        match connection(broker, stream, peer, kind, name).await {
                             Ok(()) => tracing::debug!("connection closed"),
                             Err(ConnectionError::Io(e)) => {
                                 tracing::debug!(error = %e, "connection closed")
@@ -83,6 +91,8 @@ async fn connection(
     broker: Arc<Broker>,
     mut stream: TcpStream,
     peer: SocketAddr,
+    kind: ListenerKind,
+    name: Arc<str>,
 ) -> Result<(), ConnectionError> {
     let limits = FrameLimits {
         min: 8,
@@ -100,7 +110,7 @@ async fn connection(
             },
         };
         out.clear();
-        if let Some(()) = handle_frame(&broker, peer, frame, &mut out).await? {
+        if let Some(()) = handle_frame(&broker, peer, frame, &mut out, kind, &name).await? {
             stream.write_all(&out).await?;
         }
     }
@@ -119,9 +129,32 @@ pub enum ParsedFrame {
     },
 }
 
-/// Checks and decodes one request frame (without its length prefix). This is the only place
-/// the broker decodes requests; `strata-fuzz` drives it directly with mutated frames.
+/// Checks and decodes one request frame of a client listener (without its length prefix).
+/// `strata-fuzz` drives it directly with mutated frames.
 pub fn parse_frame(frame: Bytes) -> Result<ParsedFrame, ConnectionError> {
+    parse_frame_on(frame, ListenerKind::Broker)
+}
+
+/// The Raft frame of another quorum member: (correlation id, JSON body), or None when the
+/// frame is a Kafka request.
+fn raft_frame(frame: &Bytes) -> Result<Option<(i32, Bytes)>, ConnectionError> {
+    if frame.len() < 10 || frame.slice(0..2).get_i16() != strata_controller::RAFT_API_KEY {
+        return Ok(None);
+    }
+    let correlation_id = frame.slice(4..8).get_i32();
+    let client_len = frame.slice(8..10).get_i16();
+    let start = 10 + client_len.max(0) as usize;
+    if start > frame.len() {
+        return Err(ConnectionError::Malformed(
+            "raft frame shorter than its header".into(),
+        ));
+    }
+    Ok(Some((correlation_id, frame.slice(start..))))
+}
+
+/// Checks and decodes one request frame (without its length prefix) against the table of a
+/// listener of `kind`. This is the only place the broker decodes requests.
+pub fn parse_frame_on(frame: Bytes, kind: ListenerKind) -> Result<ParsedFrame, ConnectionError> {
     if frame.len() < 8 {
         return Err(ConnectionError::Malformed(format!(
             "frame of {} bytes is shorter than a request header",
@@ -134,7 +167,7 @@ pub fn parse_frame(frame: Bytes) -> Result<ParsedFrame, ConnectionError> {
     let Ok(key) = ApiKey::try_from(api_key) else {
         return Err(ConnectionError::Unsupported { api_key, version });
     };
-    let supported = api_versions::supported(key);
+    let supported = api_versions::supported_on(key, kind);
     // KIP-511: an ApiVersions at any version not served is answered in v0 with the full table
     // (Kafka answers negative versions too).
     let served = |(min, max): (i16, i16)| (min..=max).contains(&version);
@@ -167,10 +200,28 @@ async fn handle_frame(
     peer: SocketAddr,
     frame: Bytes,
     out: &mut BytesMut,
+    kind: ListenerKind,
+    name: &Arc<str>,
 ) -> Result<Option<()>, ConnectionError> {
-    let (key, version, header, body) = match parse_frame(frame)? {
+    if let Some((correlation_id, body)) = raft_frame(&frame)? {
+        let answer = broker.quorum.handle_rpc(body).await;
+        out.put_i32(4 + answer.len() as i32);
+        out.put_i32(correlation_id);
+        out.put_slice(&answer);
+        return Ok(Some(()));
+    }
+    if kind == ListenerKind::Broker && !*broker.serving.borrow() {
+        // Not serving clients yet: hold the request until the broker is (Kafka does not read
+        // client requests before its first unfencing either).
+        let mut serving = broker.serving.subscribe();
+        tokio::select! {
+            _ = serving.wait_for(|s| *s) => {}
+            _ = broker.shutdown.cancelled() => return Ok(None),
+        }
+    }
+    let (key, version, header, body) = match parse_frame_on(frame, kind)? {
         ParsedFrame::ApiVersionsTooNew { correlation_id } => {
-            let body = api_versions::unsupported_version_response(broker);
+            let body = api_versions::unsupported_version_response(kind);
             encode_response(out, ApiKey::ApiVersions, 0, correlation_id, &body)?;
             return Ok(Some(()));
         }
@@ -189,7 +240,12 @@ async fn handle_frame(
         correlation_id,
         client = header.client_id.as_deref().unwrap_or("")
     );
-    let ctx = handlers::RequestContext { header, peer };
+    let ctx = handlers::RequestContext {
+        header,
+        peer,
+        listener: kind,
+        listener_name: name.clone(),
+    };
     let reply = handlers::dispatch(broker, *body, version, &ctx)
         .instrument(span)
         .await

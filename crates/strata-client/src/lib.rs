@@ -3,7 +3,8 @@
 //! ApiVersions and each request uses the highest version both sides support. [`Client`] holds
 //! the connections (per broker: one for admin and metadata, one for fetches, one for produces;
 //! requests on each are pipelined) and the metadata cache; [`Admin`] wraps the admin APIs;
-//! [`Producer`], [`Client::fetch`] and [`Client::list_offsets`] are the data path. Errors are
+//! [`Admin::describe_quorum`] reports the KRaft metadata quorum; [`Producer`],
+//! [`Client::fetch`] and [`Client::list_offsets`] are the data path. Errors are
 //! one [`Error`] type whose [`Error::is_retriable`] drives the retries.
 //!
 //! Known limitation: `kafka-protocol` keeps record headers in a map, so a fetched record with
@@ -17,8 +18,11 @@ mod config;
 mod connection;
 mod error;
 mod fetch;
+mod kafka_uuid;
 mod metadata;
+mod node;
 mod producer;
+mod quorum;
 mod records;
 mod versions;
 
@@ -35,10 +39,13 @@ pub use fetch::{
     FetchPartitionSpec, FetchRequestSpec, FetchResult, FetchedPartition, ListedOffset, OffsetSpec,
 };
 pub use kafka_protocol::ResponseError;
+pub use kafka_uuid::{kafka_uuid_string, parse_kafka_uuid, random_kafka_uuid};
 pub use metadata::{
     BrokerInfo, ClusterDescription, ClusterMetadata, PartitionMetadata, TopicMetadata,
 };
+pub use node::NodeConnection;
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
+pub use quorum::{QuorumInfo, QuorumReplica, METADATA_TOPIC};
 pub use records::{decode_fetched_records, Compression, FetchedRecord, RawBatch, TimestampType};

@@ -34,6 +34,7 @@ const IMPLEMENTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
 ];
@@ -87,6 +88,7 @@ pub(crate) fn api_name(key: ApiKey) -> &'static str {
         AlterPartitionReassignments,
         ListPartitionReassignments,
         DescribeCluster,
+        DescribeQuorum,
         DescribeAcls,
         CreateAcls,
         DeleteAcls,

@@ -394,3 +394,85 @@ async fn a_fatal_error_bumps_the_epoch_and_restarts_sequences() {
         .collect();
     assert_eq!(stamps, vec![(0, 0), (0, 1), (1, 0)]);
 }
+
+/// A mock whose DescribeQuorum answers NOT_LEADER_OR_FOLLOWER first (an election under way),
+/// then leader 2 of voters 1-3 with observer 4.
+async fn quorum_mock() -> MockBroker {
+    use kafka_protocol::messages::describe_quorum_response::{
+        PartitionData, ReplicaState, TopicData,
+    };
+    use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
+    let calls = Arc::new(AtomicUsize::new(0));
+    MockBroker::start(move |port| {
+        Box::new(move |key, version, mut body| match key {
+            ApiKey::ApiVersions => encode(
+                &api_versions(&[
+                    (ApiKey::ApiVersions, 0, 4),
+                    (ApiKey::Metadata, 1, 12),
+                    (ApiKey::DescribeQuorum, 0, 2),
+                ]),
+                version,
+            ),
+            ApiKey::Metadata => encode(&metadata(port, &[]), version),
+            ApiKey::DescribeQuorum => {
+                let req = DescribeQuorumRequest::decode(&mut body, version).expect("request");
+                assert_eq!(req.topics[0].topic_name.0.as_str(), "__cluster_metadata");
+                assert_eq!(req.topics[0].partitions[0].partition_index, 0);
+                let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+                let replica = |id| ReplicaState::default().with_replica_id(BrokerId(id));
+                let partition = PartitionData::default()
+                    .with_partition_index(0)
+                    .with_error_code(if first {
+                        ResponseError::NotLeaderOrFollower.code()
+                    } else {
+                        0
+                    })
+                    .with_leader_id(BrokerId(if first { -1 } else { 2 }))
+                    .with_leader_epoch(5)
+                    .with_current_voters(vec![replica(1), replica(2), replica(3)])
+                    .with_observers(vec![replica(4)]);
+                let resp = DescribeQuorumResponse::default()
+                    .with_topics(vec![TopicData::default()
+                        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                        .with_partitions(vec![partition])]);
+                encode(&resp, version)
+            }
+            _ => Vec::new(),
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn describe_quorum_retries_an_election_and_reports_the_leader() {
+    let mock = quorum_mock().await;
+    let client = Client::connect(config(&mock.addr)).await.expect("connect");
+    let quorum = client.admin().describe_quorum().await.expect("described");
+    assert_eq!(quorum.leader_id, Some(2));
+    assert_eq!(quorum.leader_epoch, 5);
+    assert_eq!(quorum.voter_ids(), [1, 2, 3]);
+    assert_eq!(quorum.observers.len(), 1);
+    assert_eq!(mock.count(ApiKey::DescribeQuorum), 2, "retried once");
+}
+
+#[tokio::test]
+async fn describe_quorum_is_unsupported_where_not_advertised() {
+    let mock = create_topics_mock(vec![0]).await;
+    let client = Client::connect(config(&mock.addr)).await.expect("connect");
+    let err = client
+        .admin()
+        .describe_quorum()
+        .await
+        .expect_err("not served");
+    assert!(
+        matches!(
+            err,
+            Error::Unsupported {
+                api: "DescribeQuorum",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(mock.count(ApiKey::DescribeQuorum), 0);
+}

@@ -171,7 +171,7 @@ fn encode_request(
 }
 
 /// Every API an empty request can be built for (see [`empty_request`]).
-const ALL_KEYS: [ApiKey; 25] = [
+const ALL_KEYS: [ApiKey; 30] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -197,6 +197,11 @@ const ALL_KEYS: [ApiKey; 25] = [
     ApiKey::DeleteGroups,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::DescribeQuorum,
+    ApiKey::BrokerRegistration,
+    ApiKey::BrokerHeartbeat,
+    ApiKey::AlterPartition,
+    ApiKey::AllocateProducerIds,
 ];
 
 /// The API's request with every field at its default.
@@ -234,6 +239,15 @@ fn empty_request(key: ApiKey) -> Option<RequestKind> {
             RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
         }
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(DescribeQuorumRequest::default()),
+        ApiKey::BrokerRegistration => {
+            RequestKind::BrokerRegistration(BrokerRegistrationRequest::default())
+        }
+        ApiKey::BrokerHeartbeat => RequestKind::BrokerHeartbeat(BrokerHeartbeatRequest::default()),
+        ApiKey::AlterPartition => RequestKind::AlterPartition(AlterPartitionRequest::default()),
+        ApiKey::AllocateProducerIds => {
+            RequestKind::AllocateProducerIds(AllocateProducerIdsRequest::default())
+        }
         _ => return None,
     })
 }

@@ -111,6 +111,10 @@ pub(crate) struct Group {
     /// The current rebalance is still within `group.initial.rebalance.delay.ms`.
     pub in_initial_delay: bool,
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Log end offset of the record behind each cached offset (or of the tombstone that removed
+    /// it): a commit that is replicated after a later write of the same partition must not win.
+    /// Offsets restored from the log have no entry (older than anything written since).
+    pub offset_positions: HashMap<(String, i32), i64>,
     pub state_timestamp_ms: i64,
 }
 
@@ -130,6 +134,7 @@ impl Group {
             rebalance_epoch: 0,
             in_initial_delay: false,
             offsets: BTreeMap::new(),
+            offset_positions: HashMap::new(),
             state_timestamp_ms: now_ms,
         }
     }

@@ -47,7 +47,10 @@ fn setup() -> (GroupCoordinator, Arc<InMemoryOffsetsLog>) {
         max_group_size: 10,
         ..GroupConfig::default()
     };
-    (GroupCoordinator::new(config, log.clone()), log)
+    let c = GroupCoordinator::new(config, log.clone());
+    // A single broker: it owns (and loads) every partition of __consumer_offsets.
+    c.load().expect("load");
+    (c, log)
 }
 
 fn join_request(group: &str, member_id: &str, instance: Option<&str>) -> JoinGroupRequest {
@@ -757,6 +760,7 @@ async fn group_max_size_is_enforced() {
         ..GroupConfig::default()
     };
     let c = GroupCoordinator::new(config, log);
+    c.load().expect("load");
     let first = c.join_group(join_request("g", "", None), JOIN_V).await;
     assert_eq!(first.error_code, code(ResponseError::MemberIdRequired));
     let second = c.join_group(join_request("g", "", None), JOIN_V).await;
@@ -789,3 +793,6 @@ async fn old_join_versions_get_member_ids_without_a_second_round_trip() {
     assert_eq!(response.generation_id, 1);
     assert_eq!(response.protocol_name.as_deref(), Some("range"));
 }
+
+mod ownership;
+mod replication;

@@ -1,6 +1,6 @@
 //! What the operator asks of a running Kafka cluster, behind the [`KafkaAdmin`] trait so that
-//! reconcilers are unit-testable: a health snapshot (controller, brokers, replicas and ISR of
-//! every partition) and the topic calls of the `KafkaTopic` controller. [`ClientAdmin`] is the
+//! reconcilers are unit-testable: a health snapshot (controller, metadata-quorum leader,
+//! brokers, replicas and ISR of every partition) and the topic calls of the `KafkaTopic` controller. [`ClientAdmin`] is the
 //! real implementation over `strata-client`; it talks the public Kafka admin API only, so it
 //! works against Strata and Apache Kafka alike.
 //!
@@ -101,12 +101,23 @@ impl PartitionReplicas {
 /// the scale-down guard.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterSnapshot {
+    /// The controller DescribeCluster (else Metadata) names. A KRaft cluster names a random
+    /// broker there, not the active controller: see [`ClusterSnapshot::quorum_leader`].
     pub controller_id: Option<i32>,
+    /// The active controller, leader of the metadata quorum, from DescribeQuorum; `None` when
+    /// the call failed (a single-node broker, an older Kafka) or no leader is elected.
+    pub quorum_leader: Option<i32>,
     pub brokers: BTreeSet<i32>,
     pub partitions: Vec<PartitionReplicas>,
 }
 
 impl ClusterSnapshot {
+    /// The broker whose restart moves the controller: the quorum leader, else (when the
+    /// quorum could not be described) the controller the cluster names.
+    pub fn active_controller(&self) -> Option<i32> {
+        self.quorum_leader.or(self.controller_id)
+    }
+
     /// Partitions whose ISR is smaller than their replica set (`topic-partition` labels).
     pub fn under_replicated(&self) -> Vec<String> {
         self.partitions
@@ -177,13 +188,6 @@ pub trait KafkaAdmin: Send + Sync + 'static {
         target: &'a KafkaTarget,
         name: &'a str,
     ) -> BoxFuture<'a, Result<(), AdminError>>;
-}
-
-/// A topic id as Kafka prints it (`kafka-topics --describe`): URL-safe base64 of the 16 bytes,
-/// no padding.
-pub fn kafka_topic_id(id: uuid::Uuid) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
 /// Maps a KafkaCluster to the address its admin calls go to.
@@ -327,6 +331,14 @@ impl KafkaAdmin for ClientAdmin {
                 Ok(d) => Some(d.controller_id).filter(|id| *id >= 0),
                 Err(_) => metadata.controller_id.filter(|id| *id >= 0),
             };
+            // Best effort: without it the roll keeps the order DescribeCluster gives.
+            let quorum_leader = match client.admin().describe_quorum().await {
+                Ok(q) => q.leader_id,
+                Err(e) => {
+                    tracing::debug!(cluster = %target.cluster, error = %e, "DescribeQuorum failed");
+                    None
+                }
+            };
             let mut partitions = Vec::new();
             for (name, topic) in &metadata.topics {
                 for p in &topic.partitions {
@@ -341,6 +353,7 @@ impl KafkaAdmin for ClientAdmin {
             partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
             Ok(ClusterSnapshot {
                 controller_id,
+                quorum_leader,
                 brokers: metadata.brokers.iter().map(|b| b.id).collect(),
                 partitions,
             })
@@ -378,7 +391,7 @@ impl KafkaAdmin for ClientAdmin {
                 .max()
                 .unwrap_or(0);
             Ok(Some(ObservedTopic {
-                topic_id: topic.id.map(kafka_topic_id),
+                topic_id: topic.id.map(strata_client::kafka_uuid_string),
                 partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
                 replication_factor: i32::try_from(replication_factor).unwrap_or(i32::MAX),
                 configs,
@@ -477,12 +490,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn topic_ids_print_as_kafka_prints_them() {
-        let id = uuid::Uuid::from_u128(0x18c188b7_a31e_479c_a168_d173c63f095c);
-        assert_eq!(kafka_topic_id(id), "GMGIt6MeR5yhaNFzxj8JXA");
-    }
-
-    #[test]
     fn overrides_parse_and_resolve() {
         let r = BootstrapResolver::with_overrides(["kafka/prod=127.0.0.1:19092"]).expect("valid");
         assert_eq!(
@@ -503,6 +510,7 @@ mod tests {
     fn snapshot_finds_under_replicated_and_placed_partitions() {
         let snap = ClusterSnapshot {
             controller_id: Some(0),
+            quorum_leader: None,
             brokers: [0, 1, 2].into(),
             partitions: vec![
                 PartitionReplicas {
@@ -525,5 +533,21 @@ mod tests {
             [("a-0".to_owned(), vec![2]), ("a-1".to_owned(), vec![2])]
         );
         assert!(snap.partitions_on(&[7]).is_empty());
+        assert_eq!(
+            snap.active_controller(),
+            Some(0),
+            "no quorum: DescribeCluster's"
+        );
+    }
+
+    #[test]
+    fn the_quorum_leader_is_the_active_controller() {
+        let snap = ClusterSnapshot {
+            controller_id: Some(1),
+            quorum_leader: Some(2),
+            ..ClusterSnapshot::default()
+        };
+        assert_eq!(snap.active_controller(), Some(2));
+        assert_eq!(ClusterSnapshot::default().active_controller(), None);
     }
 }

@@ -2,68 +2,31 @@
 //! records produced to the first appear under the same topic name on the standby, and a
 //! consumer group's committed offset reaches the standby translated.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::DevProcess;
 use strata_client::{
     Client, ClientConfig, FetchPartitionSpec, FetchRequestSpec, NewTopic, ProducerConfig,
     ProducerRecord,
 };
 use strata_testkit::{free_port, wait_for};
 
-/// Stops the dev process (SIGTERM, then SIGKILL) however the test ends.
-struct DevProcess(Child);
-
-impl DevProcess {
-    /// SIGTERM, then the exit status (None when it had to be killed after 15 s).
-    fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        None
-    }
-}
-
-impl Drop for DevProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            self.stop();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standby_receives_records_and_group_offsets() {
     let data = tempfile::tempdir().expect("temp dir");
     let (port, standby_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["dev", "--standby", "--port", &port.to_string()])
-        .args(["--standby-port", &standby_port.to_string()])
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("strata dev starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let mut dev = DevProcess(child);
-    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .take_while(|l| !l.starts_with("Press Ctrl-C"))
-            .collect()
-    })
-    .await
-    .expect("reader joins");
+    let args: Vec<String> = vec![
+        "--standby".into(),
+        "--port".into(),
+        port.to_string(),
+        "--standby-port".into(),
+        standby_port.to_string(),
+        "--data-dir".into(),
+        data.path().display().to_string(),
+    ];
+    let (mut dev, lines) = DevProcess::start(&args).await;
     let printed = lines.join("\n");
     assert!(
         printed.contains(&format!("bootstrap.servers = 127.0.0.1:{port}")),

@@ -38,7 +38,46 @@ const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
+
+/// What a CONTROLLER listener serves: the quorum's and the controller's APIs (broker
+/// lifecycle, ISR changes, producer-id blocks, forwarded topic and config changes).
+const CONTROLLER_SERVED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::BrokerRegistration, 0, 4),
+    (ApiKey::BrokerHeartbeat, 0, 1),
+    (ApiKey::AlterPartition, 2, 3),
+    (ApiKey::AllocateProducerIds, 0, 0),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// Which table a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Broker,
+    Controller,
+}
+
+fn table_of(kind: ListenerKind) -> &'static [(ApiKey, i16, i16)] {
+    match kind {
+        ListenerKind::Broker => SERVED,
+        ListenerKind::Controller => CONTROLLER_SERVED,
+    }
+}
+
+/// The advertised (min, max) of an API on a listener of `kind`, or None.
+pub fn supported_on(key: ApiKey, kind: ListenerKind) -> Option<(i16, i16)> {
+    table_of(kind)
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, (*max).min(key.valid_versions().max)))
+}
 
 /// The advertised (min, max) of an API, or None when it is not served.
 pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
@@ -58,14 +97,17 @@ pub fn decodable_min(key: ApiKey) -> i16 {
     key.valid_versions().min
 }
 
-fn table() -> Vec<ApiVersion> {
-    SERVED
+fn table(kind: ListenerKind) -> Vec<ApiVersion> {
+    table_of(kind)
         .iter()
-        .map(|(k, min, max)| {
-            ApiVersion::default()
-                .with_api_key(*k as i16)
-                .with_min_version(*min)
-                .with_max_version(*max)
+        .filter_map(|(k, _, _)| {
+            let (min, max) = supported_on(*k, kind)?;
+            Some(
+                ApiVersion::default()
+                    .with_api_key(*k as i16)
+                    .with_min_version(min)
+                    .with_max_version(max),
+            )
         })
         .collect()
 }
@@ -74,18 +116,18 @@ pub async fn handle(
     _broker: &Broker,
     _req: ApiVersionsRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(code::NONE)
-        .with_api_keys(table())
+        .with_api_keys(table(ctx.listener))
 }
 
 /// The v0 reply to an ApiVersions request newer than we serve (KIP-511).
-pub fn unsupported_version_response(_broker: &Broker) -> ApiVersionsResponse {
+pub fn unsupported_version_response(kind: ListenerKind) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(code::UNSUPPORTED_VERSION)
-        .with_api_keys(table())
+        .with_api_keys(table(kind))
 }
 
 #[cfg(test)]
@@ -94,7 +136,7 @@ mod tests {
 
     #[test]
     fn advertised_ranges_stay_within_the_codec() {
-        for (key, min, max) in SERVED {
+        for (key, min, max) in SERVED.iter().chain(CONTROLLER_SERVED) {
             let codec = key.valid_versions();
             assert!(*max <= codec.max, "{key:?} max {max} > codec {}", codec.max);
             assert!(min <= max, "{key:?}");

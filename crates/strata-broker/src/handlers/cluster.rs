@@ -1,5 +1,6 @@
 //! Cluster-level requests: DescribeCluster and InitProducerId (idempotent producers; producer
-//! ids come from the metadata image, so they are never reused, also across restarts).
+//! ids come from blocks the controller hands out, so no two brokers, and no restart, ever reuse
+//! one).
 //! Transactions are not served: a transactional InitProducerId is refused with INVALID_REQUEST.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -9,6 +10,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::broker::Broker;
+use crate::handlers::metadata::{controller_id, live_endpoints};
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 
@@ -16,19 +18,25 @@ pub async fn describe_cluster(
     broker: &Broker,
     _req: DescribeClusterRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DescribeClusterResponse {
-    let adv = broker.config.advertised();
+    let image = broker.image();
+    let brokers = live_endpoints(broker, &image, &ctx.listener_name)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(str_bytes(host))
+                .with_port(i32::from(port))
+                .with_rack(rack.map(str_bytes))
+        })
+        .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(broker.metadata.cluster_id()))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_cluster_id(str_bytes(broker.cluster_id()))
+        .with_controller_id(BrokerId(controller_id(broker, &image)))
         .with_endpoint_type(1)
         .with_cluster_authorized_operations(i32::MIN)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.config.node_id))
-            .with_host(str_bytes(adv.host.clone()))
-            .with_port(i32::from(adv.port))
-            .with_rack(broker.config.rack.clone().map(str_bytes))])
+        .with_brokers(brokers)
 }
 
 pub async fn init_producer_id(
@@ -51,11 +59,11 @@ pub async fn init_producer_id(
             .with_producer_id(req.producer_id)
             .with_producer_epoch(req.producer_epoch + 1);
     }
-    match broker.metadata.next_producer_id() {
+    match broker.next_producer_id().await {
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
-            tracing::error!(error = %e, "cannot allocate a producer id");
-            resp.with_error_code(code::KAFKA_STORAGE_ERROR)
+            tracing::warn!(error = %e, "cannot allocate a producer id");
+            resp.with_error_code(code::COORDINATOR_NOT_AVAILABLE)
         }
     }
 }

@@ -17,6 +17,8 @@ use kafka_protocol::protocol::StrBytes;
 use strata_kafka::properties::ValueType;
 
 use crate::broker::Broker;
+use crate::handlers::api_versions::ListenerKind;
+use crate::handlers::controller::{error_code, error_message};
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes, Refusal};
 use crate::topic_config::{self, TOPIC_CONFIGS};
@@ -87,7 +89,8 @@ pub async fn describe_configs(
             };
             match r.resource_type {
                 RESOURCE_TOPIC => {
-                    let Some(meta) = broker.metadata.topic(r.resource_name.as_str()) else {
+                    let image = broker.image();
+                    let Some(meta) = image.topics.get(r.resource_name.as_str()) else {
                         return result
                             .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
                             .with_error_message(Some(str_bytes(format!(
@@ -190,8 +193,9 @@ fn synonyms(
 }
 
 /// Validates and applies a new set of topic overrides; shared by both alter APIs.
-fn apply_topic_configs(
+async fn apply_topic_configs(
     broker: &Broker,
+    ctx: &RequestContext,
     resource_type: i8,
     resource_name: &StrBytes,
     validate_only: bool,
@@ -211,7 +215,14 @@ fn apply_topic_configs(
         ));
     }
     let name = resource_name.as_str();
-    let Some(meta) = broker.metadata.topic(name) else {
+    if ctx.listener == ListenerKind::Controller && !broker.quorum.is_active() {
+        return Err((
+            code::NOT_CONTROLLER,
+            "This node is not the active controller.".into(),
+        ));
+    }
+    let image = broker.image();
+    let Some(meta) = image.topics.get(name) else {
         return Err((
             code::UNKNOWN_TOPIC_OR_PARTITION,
             format!("Topic {name} does not exist"),
@@ -225,13 +236,21 @@ fn apply_topic_configs(
     if validate_only {
         return Ok(());
     }
-    match broker.set_topic_configs(name, configs) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err((
-            code::UNKNOWN_TOPIC_OR_PARTITION,
-            format!("Topic {name} does not exist"),
-        )),
-        Err(e) => Err((code::KAFKA_STORAGE_ERROR, e.to_string())),
+    let within = broker.admin_timeout();
+    match broker
+        .link
+        .set_configs(Some(name.to_string()), configs.clone(), within)
+        .await
+    {
+        Ok(()) => {
+            broker
+                .await_image(within, |img| {
+                    img.topics.get(name).is_none_or(|t| t.configs == configs)
+                })
+                .await;
+            Ok(())
+        }
+        Err(e) => Err((error_code(&e), error_message(&e))),
     }
 }
 
@@ -239,15 +258,15 @@ pub async fn alter_configs(
     broker: &Broker,
     req: AlterConfigsRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> AlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
+    let mut responses = Vec::new();
+    for r in req.resources {
+        {
             // Legacy AlterConfigs replaces every override of the resource.
             let outcome = apply_topic_configs(
                 broker,
+                ctx,
                 r.resource_type,
                 &r.resource_name,
                 req.validate_only,
@@ -264,15 +283,18 @@ pub async fn alter_configs(
                     }
                     Ok(())
                 },
-            );
+            )
+            .await;
             let (code, message) = outcome.err().unwrap_or((code::NONE, String::new()));
-            alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name)
-                .with_error_code(code)
-                .with_error_message((code != 0).then(|| str_bytes(message)))
-        })
-        .collect();
+            responses.push(
+                alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+                    .with_error_code(code)
+                    .with_error_message((code != 0).then(|| str_bytes(message))),
+            );
+        }
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -280,14 +302,14 @@ pub async fn incremental_alter_configs(
     broker: &Broker,
     req: IncrementalAlterConfigsRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
+    let mut responses = Vec::new();
+    for r in req.resources {
+        {
             let outcome = apply_topic_configs(
                 broker,
+                ctx,
                 r.resource_type,
                 &r.resource_name,
                 req.validate_only,
@@ -350,14 +372,17 @@ pub async fn incremental_alter_configs(
                     }
                     Ok(())
                 },
-            );
+            )
+            .await;
             let (code, message) = outcome.err().unwrap_or((code::NONE, String::new()));
-            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name)
-                .with_error_code(code)
-                .with_error_message((code != 0).then(|| str_bytes(message)))
-        })
-        .collect();
+            responses.push(
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+                    .with_error_code(code)
+                    .with_error_message((code != 0).then(|| str_bytes(message))),
+            );
+        }
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

@@ -1,4 +1,7 @@
-//! Fetch: serves stored batch bytes straight from the log, bounded by the high watermark, with
+//! Fetch: serves stored batch bytes straight from the log of a partition this broker leads,
+//! bounded by the high watermark for consumers and by the log end for follower replicas (whose
+//! fetch offset is their log end: it moves the leader's view of them, the ISR and the HW; a
+//! last fetched epoch that disagrees with the leader's log answers with the diverging epoch),
 //! `min_bytes` / `max_wait_ms` as a real long poll woken by appends, per-partition and response
 //! `max_bytes` (KIP-74: the first non-empty partition always returns at least one whole batch),
 //! and incremental fetch sessions (KIP-227).
@@ -22,6 +25,8 @@ struct Wanted {
     tp: TopicPartition,
     topic_id: Uuid,
     fetch_offset: i64,
+    /// Follower fetches: the epoch of the follower's last batch (-1 unknown).
+    last_fetched_epoch: i32,
     max_bytes: i32,
     current_leader_epoch: i32,
     /// For incremental sessions: what the client last heard (None: always include).
@@ -35,13 +40,21 @@ pub async fn handle(
     _ctx: &RequestContext,
 ) -> FetchResponse {
     let uses_ids = version >= 13;
+    let replica = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let replica = (replica >= 0).then_some(replica);
+    let image = broker.image();
+    let mut last_epochs: BTreeMap<TopicPartition, i32> = BTreeMap::new();
     let mut unknown_ids = Vec::new();
     let mut updates = Vec::new();
     let mut order: Vec<TopicPartition> = Vec::new();
     for t in &req.topics {
         let name = if uses_ids {
-            match broker.metadata.topic_by_id(t.topic_id) {
-                Some(m) => m.name,
+            match image.topic_by_id(t.topic_id) {
+                Some(m) => m.name.clone(),
                 None => {
                     unknown_ids.push((
                         t.topic_id,
@@ -59,6 +72,7 @@ pub async fn handle(
                 partition: p.partition,
             };
             order.push(tp.clone());
+            last_epochs.insert(tp.clone(), p.last_fetched_epoch);
             updates.push((
                 tp,
                 SessionPartition {
@@ -76,10 +90,9 @@ pub async fn handle(
         .iter()
         .flat_map(|f| {
             let name = if uses_ids {
-                broker
-                    .metadata
+                image
                     .topic_by_id(f.topic_id)
-                    .map(|m| m.name)
+                    .map(|m| m.name.clone())
                     .unwrap_or_default()
             } else {
                 f.topic.0.to_string()
@@ -91,8 +104,9 @@ pub async fn handle(
         })
         .collect();
 
-    // Consumers (replica id -1) use sessions; version 7 introduced them.
-    let resolution = if version >= 7 {
+    // Consumers (replica id -1) use sessions; version 7 introduced them. Followers send
+    // full requests.
+    let resolution = if version >= 7 && replica.is_none() {
         broker.fetch_sessions.resolve(
             req.session_id,
             req.session_epoch,
@@ -112,6 +126,7 @@ pub async fn handle(
     };
     let wanted_of = |tp: TopicPartition, sp: SessionPartition, incremental: bool| Wanted {
         topic_id: topic_id_of(&tp),
+        last_fetched_epoch: last_epochs.get(&tp).copied().unwrap_or(-1),
         tp,
         fetch_offset: sp.fetch_offset,
         max_bytes: sp.max_bytes,
@@ -151,13 +166,14 @@ pub async fn handle(
     } else {
         req.max_bytes as usize
     };
-    let (mut parts, mut total, mut errors) = read_all(broker, &wanted, max_bytes);
+    let read = |broker: &Broker| read_all(broker, &wanted, max_bytes, replica);
+    let (mut parts, mut total, mut errors) = read(broker);
     while total < min_bytes && !errors && tokio::time::Instant::now() < deadline {
         // Register interest before re-reading so that an append in between is not missed.
         let appended = broker.partitions.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        (parts, total, errors) = read_all(broker, &wanted, max_bytes);
+        (parts, total, errors) = read(broker);
         if total >= min_bytes || errors {
             break;
         }
@@ -166,7 +182,7 @@ pub async fn handle(
             _ = tokio::time::sleep_until(deadline) => {}
             _ = broker.shutdown.cancelled() => break,
         }
-        (parts, total, errors) = read_all(broker, &wanted, max_bytes);
+        (parts, total, errors) = read(broker);
     }
 
     // Incremental responses carry only partitions with news.
@@ -235,33 +251,73 @@ fn empty(index: i32) -> PartitionData {
 }
 
 /// Reads every wanted partition once; returns the data, the bytes read and whether any
-/// partition has an error (errors are returned at once, without waiting).
+/// partition has an error (errors are returned at once, without waiting). A follower's read
+/// also records its position (ISR, HW).
 fn read_all(
     broker: &Broker,
     wanted: &[Wanted],
     max_bytes: usize,
+    replica: Option<i32>,
 ) -> (Vec<PartitionData>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut errors = false;
+    let now = strata_kafka::now_ms();
     for w in wanted {
         let Some(p) = broker.partitions.get(&w.tp.topic, w.tp.partition) else {
             errors = true;
-            out.push(empty(w.tp.partition).with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+            let code = match broker.image().partition(&w.tp.topic, w.tp.partition) {
+                Some(_) => code::NOT_LEADER_OR_FOLLOWER,
+                None => code::UNKNOWN_TOPIC_OR_PARTITION,
+            };
+            out.push(empty(w.tp.partition).with_error_code(code));
             continue;
         };
+        let epoch_error = check_leader_epoch(w.current_leader_epoch, p.leader_epoch());
+        if epoch_error == code::NONE && !p.is_leader() {
+            errors = true;
+            out.push(
+                empty(w.tp.partition)
+                    .with_error_code(broker.not_led_error(&w.tp.topic, w.tp.partition)),
+            );
+            continue;
+        }
+        if epoch_error != code::NONE {
+            errors = true;
+            out.push(empty(w.tp.partition).with_error_code(epoch_error));
+            continue;
+        }
+        let mut upper = p.high_watermark();
+        if let Some(follower) = replica {
+            // Divergence first: a follower whose last epoch ends earlier here truncates.
+            if w.last_fetched_epoch >= 0 {
+                let (epoch, end) = p.log.end_offset_for_epoch(w.last_fetched_epoch);
+                if epoch != w.last_fetched_epoch || end < w.fetch_offset {
+                    let mut data = empty(w.tp.partition)
+                        .with_high_watermark(p.high_watermark())
+                        .with_last_stable_offset(p.high_watermark())
+                        .with_log_start_offset(p.log_start_offset())
+                        .with_records(Some(Bytes::new()));
+                    data.diverging_epoch.epoch = epoch;
+                    data.diverging_epoch.end_offset = end;
+                    out.push(data);
+                    errors = true;
+                    continue;
+                }
+            }
+            if let Some(fetch) = p.record_follower_fetch(follower, w.fetch_offset, now) {
+                if let Some(proposal) = fetch.expand {
+                    broker.propose_isr(p.clone(), proposal);
+                }
+            }
+            upper = p.log_end_offset();
+        }
         let hw = p.high_watermark();
         let start = p.log_start_offset();
         let base = empty(w.tp.partition)
             .with_high_watermark(hw)
             .with_last_stable_offset(hw)
             .with_log_start_offset(start);
-        let epoch_error = check_leader_epoch(w.current_leader_epoch, p.leader_epoch());
-        if epoch_error != code::NONE {
-            errors = true;
-            out.push(base.with_error_code(epoch_error));
-            continue;
-        }
         let budget = if total >= max_bytes {
             0
         } else {
@@ -269,11 +325,11 @@ fn read_all(
         };
         // KIP-74: while nothing has been returned yet, one whole batch may exceed the limits.
         let limit = if total == 0 { budget.max(1) } else { budget };
-        if limit == 0 || w.fetch_offset == hw {
+        if limit == 0 || w.fetch_offset == upper {
             out.push(base.with_records(Some(Bytes::new())));
             continue;
         }
-        match p.log.read(w.fetch_offset, limit, hw) {
+        match p.log.read(w.fetch_offset, limit, upper) {
             Ok(slice) => {
                 if total > 0 && slice.bytes.len() > budget {
                     out.push(base.with_records(Some(Bytes::new())));

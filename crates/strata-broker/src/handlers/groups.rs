@@ -1,56 +1,142 @@
-//! Consumer groups: FindCoordinator (this broker coordinates every group) and the classic group
-//! protocol, delegated to the `strata-group` coordinator after the checks Kafka makes against the
-//! cluster's topics. Transaction coordinators are not served.
+//! Consumer groups: FindCoordinator (a group's coordinator is the leader of its
+//! `__consumer_offsets` partition) and the classic group protocol, delegated to the
+//! `strata-group` coordinator after the checks Kafka makes against the cluster's topics; the
+//! coordinator answers NOT_COORDINATOR for groups of partitions this broker does not lead.
+//! Transaction coordinators are not served.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use strata_controller::NewTopic;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, OFFSETS_TOPIC};
+use crate::handlers::metadata::live_endpoints;
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 
 const KEY_TYPE_GROUP: i8 = 0;
 
+/// The offsets topic, created on first use (as Kafka does) with
+/// `offsets.topic.num.partitions` and `offsets.topic.replication.factor`; creation is refused
+/// until that many brokers are live, and FindCoordinator answers COORDINATOR_NOT_AVAILABLE
+/// meanwhile, so clients retry.
+pub async fn ensure_offsets_topic(broker: &Broker) -> bool {
+    if broker.image().topics.contains_key(OFFSETS_TOPIC) {
+        return true;
+    }
+    let mut configs = BTreeMap::new();
+    configs.insert("cleanup.policy".to_string(), "compact".to_string());
+    configs.insert("segment.bytes".to_string(), "104857600".to_string());
+    let topic = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        num_partitions: broker.config.offsets_topic_num_partitions,
+        replication_factor: broker
+            .config
+            .cluster
+            .offsets_topic_replication_factor
+            .max(1),
+        assignments: BTreeMap::new(),
+        configs,
+    };
+    let within = Duration::from_secs(10);
+    match broker.link.create_topics(vec![topic], false, within).await {
+        Ok(results) => match results.first() {
+            Some(Err((code, message))) if *code != code::TOPIC_ALREADY_EXISTS => {
+                tracing::info!(code, %message, "the offsets topic cannot be created yet");
+                return false;
+            }
+            _ => {}
+        },
+        Err(e) => {
+            tracing::info!(error = %e, "the offsets topic cannot be created yet");
+            return false;
+        }
+    }
+    broker
+        .await_image(within, |img| img.topics.contains_key(OFFSETS_TOPIC))
+        .await
+}
+
+/// The coordinator of `group`: the leader of its offsets partition, on the listener the
+/// request came in on.
+fn coordinator_of(broker: &Broker, group: &str, listener: &str) -> Option<(i32, String, u16)> {
+    let image = broker.image();
+    let partition = broker.groups.partition_for(group);
+    let leader = image.partition(OFFSETS_TOPIC, partition)?.leader;
+    if leader < 0 {
+        return None;
+    }
+    live_endpoints(broker, &image, listener)
+        .into_iter()
+        .find(|(id, ..)| *id == leader)
+        .map(|(id, host, port, _)| (id, host, port))
+}
+
 pub async fn find_coordinator(
     broker: &Broker,
     req: FindCoordinatorRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> FindCoordinatorResponse {
-    let adv = broker.config.advertised();
-    let node = BrokerId(broker.config.node_id);
-    let (error, message) = if req.key_type == KEY_TYPE_GROUP {
-        (code::NONE, None)
+    let keys: Vec<StrBytes> = if version >= 4 {
+        req.coordinator_keys.clone()
     } else {
-        (
-            code::COORDINATOR_NOT_AVAILABLE,
-            Some(str_bytes("Transactions are not supported by this broker")),
-        )
+        vec![req.key.clone()]
     };
-    let (node_id, host, port) = if error == code::NONE {
-        (node, str_bytes(adv.host.clone()), i32::from(adv.port))
-    } else {
-        (BrokerId(-1), str_bytes(""), -1)
+    let ready = req.key_type != KEY_TYPE_GROUP || ensure_offsets_topic(broker).await;
+    let answer = |key: &str| -> (i16, Option<StrBytes>, BrokerId, StrBytes, i32) {
+        if req.key_type != KEY_TYPE_GROUP {
+            return (
+                code::COORDINATOR_NOT_AVAILABLE,
+                Some(str_bytes("Transactions are not supported by this broker")),
+                BrokerId(-1),
+                str_bytes(""),
+                -1,
+            );
+        }
+        match ready
+            .then(|| coordinator_of(broker, key, &ctx.listener_name))
+            .flatten()
+        {
+            Some((id, host, port)) => (
+                code::NONE,
+                None,
+                BrokerId(id),
+                str_bytes(host),
+                i32::from(port),
+            ),
+            None => (
+                code::COORDINATOR_NOT_AVAILABLE,
+                Some(str_bytes("The coordinator is not available.")),
+                BrokerId(-1),
+                str_bytes(""),
+                -1,
+            ),
+        }
     };
     if version >= 4 {
-        let coordinators = req
-            .coordinator_keys
+        let coordinators = keys
             .into_iter()
             .map(|key| {
+                let (error, message, node_id, host, port) = answer(key.as_str());
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(node_id)
-                    .with_host(host.clone())
+                    .with_host(host)
                     .with_port(port)
                     .with_error_code(error)
-                    .with_error_message(message.clone())
+                    .with_error_message(message)
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let (error, message, node_id, host, port) = answer(req.key.as_str());
     FindCoordinatorResponse::default()
         .with_error_code(error)
         .with_error_message(message)
@@ -112,9 +198,10 @@ pub async fn offset_commit(
     let mut answered: Vec<OffsetCommitResponseTopic> = Vec::new();
     for topic in &mut req.topics {
         let partitions = broker
-            .metadata
-            .topic(&topic.name.0)
-            .map_or(0, |meta| meta.partitions);
+            .image()
+            .topics
+            .get(topic.name.0.as_str())
+            .map_or(0, |meta| meta.partitions.len() as i32);
         let (known, unknown) = std::mem::take(&mut topic.partitions)
             .into_iter()
             .partition(|p| (0..partitions).contains(&p.partition_index));

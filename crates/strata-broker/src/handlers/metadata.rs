@@ -8,12 +8,12 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use strata_controller::{MetadataImage, NewTopic, TopicImage};
 use uuid::Uuid;
 
 use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
-use crate::metadata::TopicMeta;
 
 /// "Not requested" marker for authorized-operations fields.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
@@ -22,15 +22,19 @@ pub async fn handle(
     broker: &Broker,
     req: MetadataRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> MetadataResponse {
-    let node = broker.config.node_id;
-    let adv = broker.config.advertised();
-    let brokers = vec![MetadataResponseBroker::default()
-        .with_node_id(BrokerId(node))
-        .with_host(str_bytes(adv.host.clone()))
-        .with_port(i32::from(adv.port))
-        .with_rack(broker.config.rack.clone().map(str_bytes))];
+    let image = broker.image();
+    let brokers: Vec<MetadataResponseBroker> = live_endpoints(broker, &image, &ctx.listener_name)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(str_bytes(host))
+                .with_port(i32::from(port))
+                .with_rack(rack.map(str_bytes))
+        })
+        .collect();
 
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested: Option<Vec<(Option<String>, Uuid)>> = match req.topics {
@@ -45,51 +49,86 @@ pub async fn handle(
     let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
 
     let topics = match requested {
-        None => broker
-            .metadata
-            .topics()
-            .iter()
-            .map(|t| describe_topic(broker, t, version, req.include_topic_authorized_operations))
+        None => image
+            .topics
+            .values()
+            .map(|t| describe_topic(&image, t))
             .collect(),
-        Some(list) => list
-            .into_iter()
-            .map(|(name, id)| match name {
-                Some(name) => lookup_or_create(broker, &name, allow_auto_create)
-                    .map(|t| {
-                        describe_topic(broker, &t, version, req.include_topic_authorized_operations)
-                    })
-                    .unwrap_or_else(|err| {
-                        MetadataResponseTopic::default()
+        Some(list) => {
+            let mut out = Vec::new();
+            for (name, id) in list {
+                out.push(match name {
+                    Some(name) => match lookup_or_create(broker, &name, allow_auto_create).await {
+                        Ok((img, t)) => describe_topic(&img, &t),
+                        Err(err) => MetadataResponseTopic::default()
                             .with_error_code(err)
-                            .with_name(Some(TopicName(str_bytes(name))))
-                    }),
-                None => match broker.metadata.topic_by_id(id) {
-                    Some(t) => {
-                        describe_topic(broker, &t, version, req.include_topic_authorized_operations)
-                    }
-                    None => MetadataResponseTopic::default()
-                        .with_error_code(code::UNKNOWN_TOPIC_ID)
-                        .with_topic_id(id),
-                },
-            })
-            .collect(),
+                            .with_name(Some(TopicName(str_bytes(name)))),
+                    },
+                    None => match image.topic_by_id(id) {
+                        Some(t) => describe_topic(&image, t),
+                        None => MetadataResponseTopic::default()
+                            .with_error_code(code::UNKNOWN_TOPIC_ID)
+                            .with_topic_id(id),
+                    },
+                });
+            }
+            out
+        }
     };
 
     MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(str_bytes(broker.metadata.cluster_id())))
-        .with_controller_id(BrokerId(node))
+        .with_cluster_id(Some(str_bytes(broker.cluster_id())))
+        .with_controller_id(BrokerId(controller_id(broker, &image)))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
-fn lookup_or_create(
+/// The id clients send controller-bound admin requests to: the active controller when it is
+/// a live broker, else this broker (every broker forwards them).
+pub fn controller_id(broker: &Broker, image: &MetadataImage) -> i32 {
+    match broker.quorum.leader() {
+        Some(id) if image.brokers.get(&id).is_some_and(|b| !b.fenced) => id,
+        _ => broker.config.node_id,
+    }
+}
+
+/// (id, host, port, rack) of every unfenced broker on the listener named `listener` (the one
+/// the request came in on), as Kafka answers Metadata and DescribeCluster.
+pub fn live_endpoints(
+    broker: &Broker,
+    image: &MetadataImage,
+    listener: &str,
+) -> Vec<(i32, String, u16, Option<String>)> {
+    let mut out: Vec<(i32, String, u16, Option<String>)> = image
+        .live_brokers()
+        .filter_map(|b| {
+            let e = b.endpoints.iter().find(|e| e.name == listener)?;
+            Some((b.id, e.host.clone(), e.port, b.rack.clone()))
+        })
+        .collect();
+    // Before its own registration is applied, a broker still names itself.
+    if !out.iter().any(|(id, ..)| *id == broker.config.node_id) && *broker.ready.borrow() {
+        let adv = broker.config.advertised();
+        out.push((
+            broker.config.node_id,
+            adv.host.clone(),
+            adv.port,
+            broker.config.rack.clone(),
+        ));
+    }
+    out
+}
+
+async fn lookup_or_create(
     broker: &Broker,
     name: &str,
     allow_auto_create: bool,
-) -> Result<TopicMeta, i16> {
-    if let Some(t) = broker.metadata.topic(name) {
-        return Ok(t);
+) -> Result<(std::sync::Arc<MetadataImage>, TopicImage), i16> {
+    let image = broker.image();
+    if let Some(t) = image.topics.get(name) {
+        let t = t.clone();
+        return Ok((image, t));
     }
     if strata_kafka::topic_name::validate(name).is_err() {
         return Err(code::INVALID_TOPIC_EXCEPTION);
@@ -97,43 +136,70 @@ fn lookup_or_create(
     if !(allow_auto_create && broker.config.auto_create_topics) {
         return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
     }
-    match broker.create_topic(
-        name,
-        broker.config.num_partitions,
-        broker.config.default_replication_factor.max(1),
-        BTreeMap::new(),
-    ) {
-        Ok(Some(t)) => Ok(t),
-        // Created concurrently by another request.
-        Ok(None) => broker
-            .metadata
-            .topic(name)
-            .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
-        Err(e) => {
-            tracing::error!(topic = name, error = %e, "auto topic creation failed");
-            Err(code::KAFKA_STORAGE_ERROR)
+    let live = image.live_brokers().count().max(1);
+    let rf = broker
+        .config
+        .default_replication_factor
+        .max(1)
+        .min(live as i16);
+    let topic = NewTopic {
+        name: name.to_string(),
+        num_partitions: broker.config.num_partitions,
+        replication_factor: rf,
+        assignments: BTreeMap::new(),
+        configs: BTreeMap::new(),
+    };
+    let within = broker.admin_timeout();
+    match broker.link.create_topics(vec![topic], false, within).await {
+        Ok(results) => {
+            if let Some(Err((code, message))) = results.first() {
+                if *code != code::TOPIC_ALREADY_EXISTS {
+                    tracing::warn!(topic = name, code, %message, "auto topic creation refused");
+                    return Err(*code);
+                }
+            }
         }
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "auto topic creation failed");
+            return Err(code::LEADER_NOT_AVAILABLE);
+        }
+    }
+    broker
+        .await_image(within, |img| img.topics.contains_key(name))
+        .await;
+    let image = broker.image();
+    match image.topics.get(name) {
+        Some(t) => {
+            let t = t.clone();
+            Ok((image, t))
+        }
+        None => Err(code::LEADER_NOT_AVAILABLE),
     }
 }
 
-fn describe_topic(
-    broker: &Broker,
-    topic: &TopicMeta,
-    _version: i16,
-    _include_ops: bool,
-) -> MetadataResponseTopic {
-    let node = BrokerId(broker.config.node_id);
-    let partitions = broker
+fn describe_topic(image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTopic {
+    let partitions = topic
         .partitions
-        .of_topic(&topic.name)
         .iter()
-        .map(|p| {
+        .map(|(index, p)| {
+            let offline: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .filter(|id| image.brokers.get(id).is_none_or(|b| b.fenced))
+                .map(|id| BrokerId(*id))
+                .collect();
             MetadataResponsePartition::default()
-                .with_partition_index(p.index)
-                .with_leader_id(node)
-                .with_leader_epoch(p.leader_epoch())
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(if p.leader < 0 {
+                    code::LEADER_NOT_AVAILABLE
+                } else {
+                    code::NONE
+                })
+                .with_partition_index(*index)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|id| BrokerId(*id)).collect())
+                .with_isr_nodes(p.isr.iter().map(|id| BrokerId(*id)).collect())
+                .with_offline_replicas(offline)
         })
         .collect();
     MetadataResponseTopic::default()

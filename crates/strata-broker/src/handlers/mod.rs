@@ -11,6 +11,7 @@ use crate::broker::Broker;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+pub mod controller;
 pub mod fetch;
 pub mod groups;
 pub mod metadata;
@@ -22,6 +23,10 @@ pub mod topics;
 pub struct RequestContext {
     pub header: RequestHeader,
     pub peer: std::net::SocketAddr,
+    /// The kind of listener the request came in on.
+    pub listener: api_versions::ListenerKind,
+    /// Its name (`PLAINTEXT`, ...): Metadata answers with the brokers' endpoints of this name.
+    pub listener_name: std::sync::Arc<str>,
 }
 
 impl RequestContext {
@@ -109,6 +114,11 @@ pub async fn dispatch(
         RequestKind::DeleteGroups(req) => route!(req, groups::delete_groups),
         RequestKind::InitProducerId(req) => route!(req, cluster::init_producer_id),
         RequestKind::DescribeCluster(req) => route!(req, cluster::describe_cluster),
+        RequestKind::DescribeQuorum(req) => route!(req, controller::describe_quorum),
+        RequestKind::BrokerRegistration(req) => route!(req, controller::broker_registration),
+        RequestKind::BrokerHeartbeat(req) => route!(req, controller::broker_heartbeat),
+        RequestKind::AlterPartition(req) => route!(req, controller::alter_partition),
+        RequestKind::AllocateProducerIds(req) => route!(req, controller::allocate_producer_ids),
         // The connection layer decodes only advertised APIs.
         _ => anyhow::bail!("request of an API that is not served"),
     }
@@ -138,6 +148,12 @@ pub mod code {
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
+    pub const NOT_CONTROLLER: i16 = 41;
     pub const TOPIC_DELETION_DISABLED: i16 = 73;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;

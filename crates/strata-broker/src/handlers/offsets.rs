@@ -46,8 +46,8 @@ pub async fn list_offsets(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let Some(part) = broker.partitions.get(&t.name.0, p.partition_index) else {
-                        return resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+                    let Some(part) = broker.led_partition(&t.name.0, p.partition_index) else {
+                        return resp.with_error_code(broker.not_led_error(&t.name.0, p.partition_index));
                     };
                     let epoch_error = check_leader_epoch(p.current_leader_epoch, part.leader_epoch());
                     if epoch_error != code::NONE {
@@ -106,8 +106,8 @@ pub async fn offset_for_leader_epoch(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let Some(part) = broker.partitions.get(&t.topic.0, p.partition) else {
-                        return resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+                    let Some(part) = broker.led_partition(&t.topic.0, p.partition) else {
+                        return resp.with_error_code(broker.not_led_error(&t.topic.0, p.partition));
                     };
                     let epoch_error =
                         check_leader_epoch(p.current_leader_epoch, part.leader_epoch());
@@ -147,8 +147,8 @@ pub async fn delete_records(
                     let resp = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(part) = broker.partitions.get(&t.name.0, p.partition_index) else {
-                        return resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+                    let Some(part) = broker.led_partition(&t.name.0, p.partition_index) else {
+                        return resp.with_error_code(broker.not_led_error(&t.name.0, p.partition_index));
                     };
                     let hw = part.high_watermark();
                     // -1 means "up to the high watermark"; beyond it is out of range.

@@ -1,19 +1,35 @@
-//! Produce: appends client record batches to partition logs as the client sent them (the log
-//! validates CRC-32C, assigns offsets, deduplicates idempotent retries). acks 0, 1 and all are
-//! accepted; with one replica the in-sync set is this broker alone, so `acks=all` on a topic whose
-//! `min.insync.replicas` exceeds 1 fails with NOT_ENOUGH_REPLICAS, as Kafka does. Mirror
-//! targets (`strata.mirror.source`) take offset-preserving appends from strata-mirror only
-//! (see [`crate::mirror_target`]).
+//! Produce: appends client record batches to the logs of the partitions this broker leads, as
+//! the client sent them (the log validates CRC-32C, assigns offsets, deduplicates idempotent
+//! retries). Appends run on the blocking pool, never on the async workers. `acks=all` needs
+//! `min.insync.replicas` in the ISR before the append (NOT_ENOUGH_REPLICAS otherwise) and
+//! completes when the high watermark passes the batch (REQUEST_TIMED_OUT at `timeout_ms`,
+//! NOT_LEADER_OR_FOLLOWER if leadership moves meanwhile). Mirror targets
+//! (`strata.mirror.source`) take offset-preserving appends from strata-mirror only (see
+//! [`crate::mirror_target`]).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use strata_kafka::now_ms;
-use strata_log::{LogError, BATCH_HEADER_LEN};
+use strata_log::{AppendInfo, LogError, BATCH_HEADER_LEN};
 
 use crate::broker::Broker;
+use crate::cluster::{wait_high_watermark, HwWait};
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 use crate::mirror_target::{self, ProduceMode};
+use crate::partition::Partition;
+
+/// One partition's append, prepared on the request path and run on the blocking pool.
+struct Job {
+    topic: usize,
+    slot: usize,
+    partition: Arc<Partition>,
+    records: bytes::Bytes,
+    preserve: bool,
+}
 
 pub async fn handle(
     broker: &Broker,
@@ -22,48 +38,51 @@ pub async fn handle(
     ctx: &RequestContext,
 ) -> ProduceResponse {
     let acks = req.acks;
-    let mut responses = Vec::with_capacity(req.topic_data.len());
-    let mut appended = false;
+    let image = broker.image();
+    let mut out: Vec<(String, uuid::Uuid, Vec<PartitionProduceResponse>)> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     for topic in req.topic_data {
         let meta = if topic.name.0.is_empty() && !topic.topic_id.is_nil() {
-            broker.metadata.topic_by_id(topic.topic_id)
+            image.topic_by_id(topic.topic_id)
         } else {
-            broker.metadata.topic(&topic.name.0)
+            image.topics.get(topic.name.0.as_str())
         };
-        let min_isr = meta
-            .as_ref()
-            .and_then(|m| m.configs.get("min.insync.replicas"))
-            .and_then(|v| v.parse::<i32>().ok())
-            .unwrap_or(broker.config.min_insync_replicas);
-        let mode = meta.as_ref().map_or(ProduceMode::Assign, |m| {
+        let min_isr = meta.map_or(1, |m| broker.min_insync_replicas(m));
+        let mode = meta.map_or(ProduceMode::Assign, |m| {
             mirror_target::produce_mode(&m.name, &m.configs, ctx.client_id())
         });
+        let name = meta.map_or_else(|| topic.name.0.to_string(), |m| m.name.clone());
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
-            let mut resp = PartitionProduceResponse::default()
+            let resp = PartitionProduceResponse::default()
                 .with_index(pd.index)
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let partition = meta
-                .as_ref()
-                .and_then(|m| broker.partitions.get(&m.name, pd.index));
-            let Some(partition) = partition else {
+            if meta.is_none_or(|m| !m.partitions.contains_key(&pd.index)) {
                 partitions.push(resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
-            };
+            }
             if !(-1..=1).contains(&acks) {
                 partitions.push(resp.with_error_code(code::INVALID_REQUIRED_ACKS));
                 continue;
             }
-            if acks == -1 && min_isr > 1 {
-                partitions.push(
-                    resp.with_error_code(code::NOT_ENOUGH_REPLICAS)
-                        .with_error_message(Some(str_bytes(format!(
-                            "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {min_isr}"
-                        )))),
-                );
+            let Some(partition) = broker.led_partition(&name, pd.index) else {
+                partitions.push(resp.with_error_code(broker.not_led_error(&name, pd.index)));
                 continue;
+            };
+            if acks == -1 {
+                let isr = partition.isr().len();
+                if isr < min_isr {
+                    partitions.push(
+                        resp.with_error_code(code::NOT_ENOUGH_REPLICAS)
+                            .with_error_message(Some(str_bytes(format!(
+                                "The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{}",
+                                pd.index
+                            )))),
+                    );
+                    continue;
+                }
             }
             if let ProduceMode::Refused(message) = &mode {
                 partitions.push(
@@ -81,48 +100,106 @@ pub async fn handle(
                 partitions.push(resp.with_error_code(code::UNSUPPORTED_FOR_MESSAGE_FORMAT));
                 continue;
             }
-            let result = if mode == ProduceMode::Preserve {
-                partition.append_preserving(&records)
-            } else {
-                let mut buf = records.to_vec();
-                partition.append_as_leader(&mut buf, now_ms())
-            };
-            match result {
-                Ok(info) => {
-                    appended |= !info.duplicate;
-                    resp = resp
-                        .with_base_offset(info.base_offset)
-                        .with_log_append_time_ms(info.log_append_time)
-                        .with_log_start_offset(partition.log_start_offset());
-                }
-                Err(e) => {
-                    let (code, message) = produce_error(&e);
-                    if code == code::KAFKA_STORAGE_ERROR {
-                        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "append failed");
-                    } else {
-                        tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e, "append refused");
-                    }
-                    resp = resp
-                        .with_error_code(code)
-                        .with_error_message(Some(str_bytes(message)));
-                }
-            }
+            jobs.push(Job {
+                topic: out.len(),
+                slot: partitions.len(),
+                partition,
+                records,
+                preserve: mode == ProduceMode::Preserve,
+            });
             partitions.push(resp);
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(TopicName(str_bytes(
-                    meta.map(|m| m.name)
-                        .unwrap_or_else(|| topic.name.0.to_string()),
-                )))
-                .with_topic_id(topic.topic_id)
-                .with_partition_responses(partitions),
-        );
+        out.push((name, topic.topic_id, partitions));
     }
-    if appended {
+
+    // Appends leave the async workers: one blocking task for the request's partitions.
+    let appended: Vec<(Job, Result<AppendInfo, LogError>)> = if jobs.is_empty() {
+        Vec::new()
+    } else {
+        tokio::task::spawn_blocking(move || {
+            jobs.into_iter()
+                .map(|job| {
+                    let result = if job.preserve {
+                        job.partition.append_preserving(&job.records)
+                    } else {
+                        let mut buf = job.records.to_vec();
+                        job.partition.append_as_leader(&mut buf, now_ms())
+                    };
+                    (job, result)
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    };
+    if appended
+        .iter()
+        .any(|(_, r)| r.as_ref().is_ok_and(|i| !i.duplicate))
+    {
         broker.partitions.appended.notify_waiters();
     }
-    ProduceResponse::default().with_responses(responses)
+
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let waits = appended.into_iter().map(|(job, result)| async move {
+        let answer = match result {
+            Ok(info) => {
+                let mut error = None;
+                if acks == -1 {
+                    match wait_high_watermark(&job.partition, info.last_offset + 1, timeout).await {
+                        HwWait::Reached => {}
+                        HwWait::NotLeader => {
+                            error = Some((
+                                code::NOT_LEADER_OR_FOLLOWER,
+                                "Leadership moved before the records were replicated".to_string(),
+                            ))
+                        }
+                        HwWait::TimedOut => error = Some((
+                            code::REQUEST_TIMED_OUT,
+                            "The records were not replicated to the ISR within the request timeout"
+                                .to_string(),
+                        )),
+                    }
+                }
+                Ok((info, error))
+            }
+            Err(e) => Err(e),
+        };
+        (job, answer)
+    });
+    let finished = futures::future::join_all(waits).await;
+    for (job, answer) in finished {
+        let slot = &mut out[job.topic].2[job.slot];
+        let resp = std::mem::take(slot);
+        *slot = match answer {
+            Ok((info, None)) => resp
+                .with_base_offset(info.base_offset)
+                .with_log_append_time_ms(info.log_append_time)
+                .with_log_start_offset(job.partition.log_start_offset()),
+            Ok((_, Some((code, message)))) => resp
+                .with_error_code(code)
+                .with_error_message(Some(str_bytes(message))),
+            Err(e) => {
+                let (code, message) = produce_error(&e);
+                if code == code::KAFKA_STORAGE_ERROR {
+                    tracing::error!(topic = %job.partition.topic, partition = job.partition.index, error = %e, "append failed");
+                } else {
+                    tracing::debug!(topic = %job.partition.topic, partition = job.partition.index, error = %e, "append refused");
+                }
+                resp.with_error_code(code)
+                    .with_error_message(Some(str_bytes(message)))
+            }
+        };
+    }
+    ProduceResponse::default().with_responses(
+        out.into_iter()
+            .map(|(name, id, partitions)| {
+                TopicProduceResponse::default()
+                    .with_name(TopicName(str_bytes(name)))
+                    .with_topic_id(id)
+                    .with_partition_responses(partitions)
+            })
+            .collect(),
+    )
 }
 
 /// Maps a log error onto the Kafka error code a producer understands.

@@ -20,8 +20,8 @@ mod properties;
 mod voters;
 
 pub use model::*;
-pub use properties::RESERVED_PROPERTIES;
 use properties::{check_config, layout_defaults, operator_properties};
+pub use properties::{kafka_cluster_id, RESERVED_PROPERTIES};
 use voters::{choose_voters, voter_warnings};
 
 /// Validates `cluster` into a plan. The previous id assignment comes from
@@ -124,6 +124,7 @@ pub fn plan(cluster: &KafkaCluster, ctx: &PlanContext) -> Result<ClusterPlan, In
     config.extend(spec.config.clone());
 
     let mut plan = ClusterPlan {
+        cluster_id: kafka_cluster_id(cluster.metadata.uid.as_deref(), &namespace, &name),
         names,
         racks,
         assignment,
@@ -543,6 +544,50 @@ mod tests {
         );
         assert_eq!(pp["inter.broker.listener.name"], "PLAIN");
         assert_eq!(pp["log.dirs"], "/var/lib/strata/data");
+    }
+
+    #[test]
+    fn cluster_id_is_the_uid_in_kafka_form_for_every_broker() {
+        let mut c = cluster(vec![rack("a", 2), rack("b", 1)]);
+        c.metadata.uid = Some("18c188b7-a31e-479c-a168-d173c63f095c".into());
+        let p = ok(&c);
+        assert_eq!(p.cluster_id(), "GMGIt6MeR5yhaNFzxj8JXA");
+        for b in p.brokers() {
+            assert_eq!(p.properties(&b)["cluster.id"], "GMGIt6MeR5yhaNFzxj8JXA");
+        }
+        // Nothing the spec or the status changes moves it: a broker formats once.
+        let mut grown = next(&c, vec![rack("a", 3), rack("b", 1), rack("c", 1)]);
+        grown.metadata.uid = c.metadata.uid.clone();
+        grown
+            .spec
+            .config
+            .insert("log.retention.hours".into(), "1".into());
+        grown.spec.controller_voters = 5;
+        assert_eq!(ok(&grown).cluster_id(), "GMGIt6MeR5yhaNFzxj8JXA");
+        assert!(p
+            .properties_file(&p.brokers()[0])
+            .contains("\ncluster.id=GMGIt6MeR5yhaNFzxj8JXA\n"));
+    }
+
+    #[test]
+    fn cluster_id_without_a_uuid_uid_is_a_stable_hash() {
+        let c = cluster(vec![rack("a", 1)]);
+        assert_eq!(c.metadata.uid, None);
+        let id = ok(&c).cluster_id().to_owned();
+        assert_eq!(id.len(), 22);
+        assert!(strata_client::parse_kafka_uuid(&id).is_some(), "{id}");
+        assert_eq!(ok(&c).cluster_id(), id, "deterministic");
+        assert_eq!(id, kafka_cluster_id(None, "ns", "c"));
+        assert_ne!(id, kafka_cluster_id(None, "other", "c"));
+        assert_ne!(id, kafka_cluster_id(None, "ns", "d"));
+        let odd = kafka_cluster_id(Some("uid-1"), "ns", "c");
+        assert!(strata_client::parse_kafka_uuid(&odd).is_some(), "{odd}");
+        assert_eq!(
+            odd,
+            kafka_cluster_id(Some("uid-1"), "other", "name"),
+            "the uid decides"
+        );
+        assert_ne!(odd, kafka_cluster_id(Some("uid-2"), "ns", "c"));
     }
 
     #[test]

@@ -872,6 +872,7 @@ mod tests {
     fn healthy(controller: i32, partitions: Vec<PartitionReplicas>) -> ClusterSnapshot {
         ClusterSnapshot {
             controller_id: Some(controller),
+            quorum_leader: None,
             brokers: [0, 1, 2].into(),
             partitions,
         }
@@ -935,9 +936,34 @@ mod tests {
 
     #[tokio::test]
     async fn a_config_change_restarts_one_broker_at_a_time_controller_last() {
+        let restarted = config_change_restarts(healthy(1, vec![])).await;
+        assert_eq!(
+            restarted,
+            ["c-a-0", "c-a-2", "c-a-1"],
+            "controller (broker 1) last"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_quorum_leader_restarts_last() {
+        let snapshot = ClusterSnapshot {
+            quorum_leader: Some(0),
+            ..healthy(2, vec![])
+        };
+        let restarted = config_change_restarts(snapshot).await;
+        assert_eq!(
+            restarted,
+            ["c-a-1", "c-a-2", "c-a-0"],
+            "quorum leader (broker 0) last, not DescribeCluster's controller (broker 2)"
+        );
+    }
+
+    /// Pods restarted, in order, by a config change of a settled 3-broker cluster whose admin
+    /// snapshot is `snapshot`.
+    async fn config_change_restarts(snapshot: ClusterSnapshot) -> Vec<String> {
         let (client, api) = FakeApi::start();
         let admin = Arc::new(FakeAdmin::default());
-        *admin.snapshot.lock() = healthy(1, vec![]);
+        *admin.snapshot.lock() = snapshot;
         let ctx = context(client, admin.clone());
         insert_cluster(&api, one_rack(3, json!({})));
         run(&api, &ctx).await.expect("reconciled");
@@ -980,14 +1006,10 @@ mod tests {
             hash_before, hash_after,
             "config change must change the pod template"
         );
-        assert_eq!(
-            restarted,
-            ["c-a-0", "c-a-2", "c-a-1"],
-            "controller (broker 1) last"
-        );
         run(&api, &ctx).await.expect("reconciled");
         assert_eq!(condition(&api, "Progressing").0, "False");
         assert_eq!(condition(&api, "Ready").0, "True");
+        restarted
     }
 
     #[tokio::test]

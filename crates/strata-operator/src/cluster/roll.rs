@@ -1,12 +1,17 @@
 //! Rolling restarts, decided purely from what was observed: which broker pods run an outdated
 //! pod template, whether every broker is up, and what the cluster itself reports (under-
-//! replicated partitions, the controller). Pure: no client. The StatefulSets use the `OnDelete`
-//! strategy, so nothing restarts unless the reconciler deletes the pod this module names.
+//! replicated partitions, the active controller). Pure: no client. The StatefulSets use the
+//! `OnDelete` strategy, so nothing restarts unless the reconciler deletes the pod this module
+//! names.
 //!
 //! Rules, in order: nothing outdated → up to date; any expected broker missing or not ready →
 //! wait; the health check failed or reports under-replicated partitions → wait; otherwise
-//! restart exactly one outdated broker — brokers that are not the controller leader first, by
-//! id, and the controller leader last (so leadership moves once, at the end).
+//! restart exactly one outdated broker — brokers that are not the active controller first, by
+//! id, and the active controller last (so quorum leadership moves once, at the end, instead of
+//! with every restart). The active controller is the metadata-quorum leader DescribeQuorum
+//! reports ([`ClusterSnapshot::active_controller`]); when the quorum cannot be described, the
+//! controller DescribeCluster names. The order is decided anew at every step, so a leader that
+//! moved meanwhile is still restarted last.
 
 use crate::kafka::ClusterSnapshot;
 
@@ -35,10 +40,10 @@ pub enum RollStep {
     },
 }
 
-/// Brokers whose pods must be restarted, in restart order (controller leader last).
-pub fn restart_order(pods: &[BrokerPod], controller: Option<i32>) -> Vec<&BrokerPod> {
+/// Brokers whose pods must be restarted, in restart order: by id, the active controller last.
+pub fn restart_order(pods: &[BrokerPod], active_controller: Option<i32>) -> Vec<&BrokerPod> {
     let mut outdated: Vec<&BrokerPod> = pods.iter().filter(|p| p.outdated).collect();
-    outdated.sort_by_key(|p| (Some(p.broker_id) == controller, p.broker_id));
+    outdated.sort_by_key(|p| (Some(p.broker_id) == active_controller, p.broker_id));
     outdated
 }
 
@@ -100,7 +105,7 @@ pub fn next_step(
             ),
         };
     }
-    let order = restart_order(pods, snapshot.controller_id);
+    let order = restart_order(pods, snapshot.active_controller());
     match order.first() {
         Some(p) => RollStep::Restart {
             pod: p.name.clone(),
@@ -132,6 +137,7 @@ mod tests {
     fn healthy(controller: i32) -> ClusterSnapshot {
         ClusterSnapshot {
             controller_id: Some(controller),
+            quorum_leader: None,
             brokers: [0, 1, 2].into(),
             partitions: vec![PartitionReplicas {
                 topic: "t".into(),
@@ -164,6 +170,91 @@ mod tests {
             }
         }
         assert_eq!(order, [1, 2, 0]);
+    }
+
+    /// Runs the roll to the end, marking each restarted pod current, and returns the ids in
+    /// restart order. `leader_after` gives the quorum leader once the ids restarted so far
+    /// are down and back (a leader may move while others restart).
+    fn roll_all(
+        ids: &[i32],
+        outdated: &[i32],
+        mut health: ClusterSnapshot,
+        leader_after: impl Fn(&[i32]) -> Option<i32>,
+    ) -> Vec<i32> {
+        let mut pods: Vec<BrokerPod> = ids
+            .iter()
+            .map(|id| BrokerPod {
+                name: format!("c-{id}"),
+                broker_id: *id,
+                ready: true,
+                outdated: outdated.contains(id),
+            })
+            .collect();
+        let exp: Vec<(String, i32)> = ids.iter().map(|id| (format!("c-{id}"), *id)).collect();
+        let mut order = Vec::new();
+        while let RollStep::Restart { broker_id, .. } = next_step(&exp, &pods, Ok(&health)) {
+            order.push(broker_id);
+            assert!(order.len() <= ids.len(), "each pod once: {order:?}");
+            if let Some(p) = pods.iter_mut().find(|p| p.broker_id == broker_id) {
+                p.outdated = false;
+            }
+            health.quorum_leader = leader_after(&order);
+        }
+        order
+    }
+
+    #[test]
+    fn quorum_leader_restarts_last_over_describe_cluster() {
+        // KRaft brokers name a random broker as controller in DescribeCluster; the quorum
+        // leader from DescribeQuorum decides.
+        let ids = [0, 1, 2, 100, 101, 200];
+        let health = ClusterSnapshot {
+            quorum_leader: Some(100),
+            ..healthy(0)
+        };
+        assert_eq!(
+            roll_all(&ids, &ids, health, |_| Some(100)),
+            [0, 1, 2, 101, 200, 100]
+        );
+    }
+
+    #[test]
+    fn without_a_quorum_leader_the_named_controller_is_last() {
+        let ids = [0, 1, 2];
+        // DescribeQuorum failed or no leader is elected: today's order.
+        assert_eq!(roll_all(&ids, &ids, healthy(1), |_| None), [0, 2, 1]);
+        // Nothing known at all: by id.
+        let unknown = ClusterSnapshot {
+            controller_id: None,
+            ..healthy(0)
+        };
+        assert_eq!(roll_all(&ids, &ids, unknown, |_| None), [0, 1, 2]);
+    }
+
+    #[test]
+    fn only_outdated_pods_restart_and_a_current_leader_changes_nothing() {
+        let ids = [0, 1, 2, 3];
+        let health = ClusterSnapshot {
+            quorum_leader: Some(2),
+            ..healthy(0)
+        };
+        assert_eq!(
+            roll_all(&ids, &[0, 2, 3], health.clone(), |_| Some(2)),
+            [0, 3, 2]
+        );
+        // The leader already runs the current template: plain id order.
+        assert_eq!(roll_all(&ids, &[1, 3], health, |_| Some(2)), [1, 3]);
+    }
+
+    #[test]
+    fn a_leader_that_moves_mid_roll_is_still_last() {
+        let ids = [0, 1, 2];
+        let health = ClusterSnapshot {
+            quorum_leader: Some(0),
+            ..healthy(0)
+        };
+        // Broker 1's restart (the first) moves leadership from 0 to 2.
+        assert_eq!(roll_all(&ids, &ids, health, |_| Some(2)), [1, 0, 2]);
     }
 
     #[test]

@@ -222,6 +222,8 @@ pub struct BrokerPlan {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterPlan {
     pub(super) names: ClusterNames,
+    /// `cluster.id` of every broker (`properties::kafka_cluster_id`).
+    pub(super) cluster_id: String,
     pub(super) racks: Vec<RackPlan>,
     pub(super) assignment: RackAssignment,
     pub(super) requested_voters: i32,
@@ -242,6 +244,11 @@ impl ClusterPlan {
     /// Names and labels of the cluster's children.
     pub fn names(&self) -> &ClusterNames {
         &self.names
+    }
+
+    /// `cluster.id` of every broker, in Kafka's text form.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
     }
 
     /// Namespace of the cluster.

@@ -1,5 +1,6 @@
-//! The brokers' `server.properties`: the properties the operator owns, the checks of
-//! `spec.config` against them and against Kafka's types (`strata_kafka::properties`), the
+//! The brokers' `server.properties`: the properties the operator owns (among them the
+//! `cluster.id` every broker formats its log directory with, [`kafka_cluster_id`]), the checks
+//! of `spec.config` against them and against Kafka's types (`strata_kafka::properties`), the
 //! defaults the layout implies, and the rendering of each broker's file and of the per-rack
 //! configuration hash. Pure: no client.
 
@@ -16,6 +17,7 @@ use super::model::{
 
 /// Properties the operator sets itself; `spec.config` may not.
 pub const RESERVED_PROPERTIES: &[&str] = &[
+    "cluster.id",
     "node.id",
     "broker.id",
     "broker.rack",
@@ -31,6 +33,36 @@ pub const RESERVED_PROPERTIES: &[&str] = &[
     "listener.security.protocol.map",
     "inter.broker.listener.name",
 ];
+
+/// The `cluster.id` of every broker of a KafkaCluster, in Kafka's text form (the 16 bytes of
+/// a UUID in URL-safe base64 without padding, 22 characters).
+///
+/// It is the object's `metadata.uid`, which the API server sets once and never changes: every
+/// broker of the cluster gets the same id and every re-render the same value, so a broker
+/// formats its empty log directory once and never sees another id (a broker refuses a
+/// directory formatted with another one). A uid that is not a UUID is hashed (the first 16
+/// bytes of its sha256). Without a uid — objects built in tests, files given to
+/// `strata-operator render`, which never went through the API server — the id is the same hash
+/// of `namespace/name`: deterministic, but not the id the operator renders for the stored
+/// object.
+///
+/// A KafkaCluster deleted and created again has a new uid, hence a new id: its brokers refuse
+/// volumes kept by `storage.retainOnDelete` from the old object.
+pub fn kafka_cluster_id(uid: Option<&str>, namespace: &str, name: &str) -> String {
+    let id = match uid {
+        Some(uid) => uuid::Uuid::parse_str(uid).unwrap_or_else(|_| hashed_uuid(uid)),
+        None => hashed_uuid(&format!("{namespace}/{name}")),
+    };
+    strata_client::kafka_uuid_string(id)
+}
+
+/// The first 16 bytes of the sha256 of `text`, as a UUID.
+fn hashed_uuid(text: &str) -> uuid::Uuid {
+    let digest = Sha256::digest(text.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Uuid::from_bytes(bytes)
+}
 
 /// Replication factors of internal topics, each bounded by the number of brokers.
 const REPLICATION_PROPERTIES: &[&str] = &[
@@ -108,8 +140,9 @@ pub(super) fn check_config(
             return Err(invalid(
                 reason::RESERVED_PROPERTY,
                 format!(
-                    "spec.config sets {key}, which the operator derives from the racks and \
-                     listeners; remove it (use spec.racks / spec.listeners instead)"
+                    "spec.config sets {key}, which the operator derives from the racks, \
+                     listeners and the object's uid; remove it (use spec.racks / \
+                     spec.listeners instead)"
                 ),
             ));
         }
@@ -269,6 +302,7 @@ impl ClusterPlan {
     /// The properties every broker of `rack` shares: cluster-wide ones plus the rack.
     fn rack_properties(&self, rack: &str) -> BTreeMap<String, String> {
         let mut p = self.config.clone();
+        p.insert("cluster.id".into(), self.cluster_id.clone());
         p.insert("controller.quorum.voters".into(), self.quorum_voters());
         p.insert("broker.rack".into(), rack.to_owned());
         p

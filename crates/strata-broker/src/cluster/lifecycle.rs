@@ -1,0 +1,126 @@
+//! Registration and heartbeats. A broker registers (getting its epoch), then heartbeats every
+//! `broker.heartbeat.interval.ms` with the metadata offset it has applied; the controller
+//! unfences it once that offset reaches its registration, and fences it when heartbeats stop
+//! for `broker.session.timeout.ms`. A stale epoch (the controller lost or replaced the
+//! registration) makes it register again. On shutdown the heartbeats carry `want_shut_down`
+//! until the controller has moved this broker's leaderships away (controlled shutdown).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_controller::{ControllerError, Endpoint, RegisterBroker};
+
+use crate::broker::Broker;
+
+const STALE_BROKER_EPOCH: i16 = 77;
+const BROKER_ID_NOT_REGISTERED: i16 = 99;
+
+fn registration(broker: &Broker) -> RegisterBroker {
+    RegisterBroker {
+        broker_id: broker.config.node_id,
+        incarnation_id: broker.incarnation_id,
+        rack: broker.config.rack.clone(),
+        endpoints: broker
+            .config
+            .broker_endpoints()
+            .into_iter()
+            .map(|l| Endpoint {
+                security_protocol: broker.config.security_protocol(&l.name),
+                name: l.name,
+                host: l.host,
+                port: l.port,
+            })
+            .collect(),
+    }
+}
+
+/// Registers until it succeeds (or shutdown); returns false on shutdown.
+async fn register(broker: &Broker) -> bool {
+    let reg = registration(broker);
+    let cluster_id = broker.cluster_id();
+    let mut logged = false;
+    loop {
+        let result = tokio::select! {
+            _ = broker.shutdown.cancelled() => return false,
+            r = broker.link.register(reg.clone(), &cluster_id, Duration::from_secs(5)) => r,
+        };
+        match result {
+            Ok(epoch) => {
+                broker.epoch.store(epoch, Ordering::Release);
+                tracing::info!(broker_epoch = epoch, "registered with the controller");
+                return true;
+            }
+            Err(e) => {
+                if !logged {
+                    tracing::info!(error = %e, "waiting for the controller to accept the registration");
+                    logged = true;
+                } else {
+                    tracing::debug!(error = %e, "registration failed");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Runs the broker's lifecycle until shutdown.
+pub async fn run(broker: Arc<Broker>) {
+    if !register(&broker).await {
+        return;
+    }
+    let interval = Duration::from_millis(broker.config.cluster.heartbeat_interval_ms.max(10));
+    let mut image = broker.watch_image();
+    loop {
+        let shutting_down = broker.shutting_down.load(Ordering::Acquire);
+        let offset = image.borrow().offset;
+        let epoch = broker.epoch.load(Ordering::Acquire);
+        let result = broker
+            .link
+            .heartbeat(
+                broker.config.node_id,
+                epoch,
+                offset,
+                false,
+                shutting_down,
+                interval.max(Duration::from_millis(1000)),
+            )
+            .await;
+        match result {
+            Ok(reply) => {
+                let unfenced = !reply.is_fenced;
+                if *broker.ready.borrow() != unfenced {
+                    tracing::info!(fenced = reply.is_fenced, "broker fencing changed");
+                }
+                broker.ready.send_replace(unfenced);
+                if unfenced && broker.config.cluster.roles.is_some() {
+                    broker.serving.send_replace(true);
+                }
+                if shutting_down && reply.should_shut_down {
+                    broker.released.store(true, Ordering::Release);
+                    broker.ready.send_replace(false);
+                    tracing::info!("controller released this broker for shutdown");
+                    return;
+                }
+            }
+            Err(ControllerError::Kafka { code, .. })
+                if code == STALE_BROKER_EPOCH || code == BROKER_ID_NOT_REGISTERED =>
+            {
+                tracing::warn!("the controller does not know this registration; registering again");
+                broker.ready.send_replace(false);
+                if !register(&broker).await {
+                    return;
+                }
+                continue;
+            }
+            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+        }
+        // Heartbeat sooner when the image moves while fenced, so unfencing is quick.
+        let fenced = !*broker.ready.borrow();
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+            _ = image.changed(), if fenced => {}
+        }
+    }
+}

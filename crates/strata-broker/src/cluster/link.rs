@@ -1,0 +1,588 @@
+//! The way to the active controller. On the active controller itself every call goes straight
+//! to the quorum; on any other node it is sent with Kafka's own message to the active
+//! controller's CONTROLLER listener (BrokerRegistration, BrokerHeartbeat, AlterPartition,
+//! AllocateProducerIds, and CreateTopics / DeleteTopics / CreatePartitions / AlterConfigs for
+//! forwarded admin requests), retried on another voter while the leader is unknown or moving,
+//! until the deadline.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::alter_partition_request::{PartitionData, TopicData};
+use kafka_protocol::messages::broker_registration_request::Listener as RegListener;
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsTopic,
+};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Request, StrBytes};
+use parking_lot::Mutex;
+use strata_client::NodeConnection;
+use strata_controller::{
+    ControllerError, HeartbeatReply, NewTopic, PartitionImage, Quorum, RegisterBroker, TopicResult,
+};
+use uuid::Uuid;
+
+use crate::handlers::code;
+
+const NOT_CONTROLLER: i16 = 41;
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// Security protocol ids of BrokerRegistration.
+pub fn security_protocol_id(name: &str) -> i16 {
+    match name {
+        "SSL" => 1,
+        "SASL_PLAINTEXT" => 2,
+        "SASL_SSL" => 3,
+        _ => 0,
+    }
+}
+
+pub fn security_protocol_name(id: i16) -> &'static str {
+    match id {
+        1 => "SSL",
+        2 => "SASL_PLAINTEXT",
+        3 => "SASL_SSL",
+        _ => "PLAINTEXT",
+    }
+}
+
+/// Connections to the voters' CONTROLLER listeners.
+pub struct ControllerLink {
+    quorum: Quorum,
+    node_id: i32,
+    voters: BTreeMap<i32, String>,
+    conns: Mutex<HashMap<i32, Arc<NodeConnection>>>,
+    request_timeout: Duration,
+}
+
+/// A failed remote call: a Kafka error from the controller, or no controller reached.
+fn kafka(code: i16, message: Option<&StrBytes>) -> ControllerError {
+    if code == NOT_CONTROLLER {
+        return ControllerError::NotController { leader: None };
+    }
+    ControllerError::Kafka {
+        code,
+        message: message.map(|m| m.to_string()).unwrap_or_default(),
+    }
+}
+
+impl ControllerLink {
+    pub fn new(
+        quorum: Quorum,
+        node_id: i32,
+        voters: BTreeMap<i32, String>,
+        request_timeout: Duration,
+    ) -> Self {
+        ControllerLink {
+            quorum,
+            node_id,
+            voters,
+            conns: Mutex::new(HashMap::new()),
+            request_timeout,
+        }
+    }
+
+    /// The voter to try: the known leader, else the next voter in turn.
+    fn target(&self, attempt: usize) -> Option<(i32, String)> {
+        if let Some(leader) = self.quorum.leader() {
+            if attempt.is_multiple_of(2) {
+                if let Some(addr) = self.voters.get(&leader) {
+                    return Some((leader, addr.clone()));
+                }
+            }
+        }
+        if self.voters.is_empty() {
+            return None;
+        }
+        let (id, addr) = self.voters.iter().nth(attempt % self.voters.len())?;
+        Some((*id, addr.clone()))
+    }
+
+    async fn connection(&self, id: i32, addr: &str) -> Result<Arc<NodeConnection>, String> {
+        if let Some(c) = self.conns.lock().get(&id).filter(|c| c.is_open()) {
+            return Ok(c.clone());
+        }
+        let client_id = format!("strata-broker-{}-controller-link", self.node_id);
+        let conn = NodeConnection::open(addr, &client_id, self.request_timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let conn = Arc::new(conn);
+        self.conns.lock().insert(id, conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs `local` on the active controller, or sends the request `build` makes to it and
+    /// converts the answer with `convert`; retries while no controller answers, up to `within`.
+    pub async fn call<R, T, L, Fut>(
+        &self,
+        within: Duration,
+        local: L,
+        build: impl Fn(i16) -> R,
+        convert: impl Fn(R::Response) -> Result<T, ControllerError>,
+    ) -> Result<T, ControllerError>
+    where
+        R: Request,
+        L: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ControllerError>>,
+    {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut attempt = 0usize;
+        let mut last;
+        loop {
+            let result = if self.quorum.is_active() {
+                local().await
+            } else if let Some((id, addr)) = self.target(attempt) {
+                if id == self.node_id {
+                    local().await
+                } else {
+                    match self.connection(id, &addr).await {
+                        Ok(conn) => match conn.request(&build, self.request_timeout).await {
+                            Ok((_, resp)) => convert(resp),
+                            Err(e) => {
+                                self.conns.lock().remove(&id);
+                                Err(ControllerError::Timeout(format!("controller {id}: {e}")))
+                            }
+                        },
+                        Err(e) => Err(ControllerError::Timeout(format!("controller {id}: {e}"))),
+                    }
+                }
+            } else {
+                Err(ControllerError::NotController { leader: None })
+            };
+            match result {
+                Err(ControllerError::NotController { .. }) => {
+                    last = "the metadata quorum has no active controller".into();
+                }
+                Err(ControllerError::Timeout(m)) => last = m,
+                other => return other,
+            }
+            attempt += 1;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ControllerError::Timeout(format!(
+                    "no active controller answered within {} ms ({last})",
+                    within.as_millis()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(if attempt < 4 { 50 } else { 200 })).await;
+        }
+    }
+
+    pub async fn register(
+        &self,
+        reg: RegisterBroker,
+        cluster_id: &str,
+        within: Duration,
+    ) -> Result<i64, ControllerError> {
+        let listeners: Vec<RegListener> = reg
+            .endpoints
+            .iter()
+            .map(|e| {
+                RegListener::default()
+                    .with_name(str_bytes(&e.name))
+                    .with_host(str_bytes(&e.host))
+                    .with_port(e.port)
+                    .with_security_protocol(security_protocol_id(&e.security_protocol))
+            })
+            .collect();
+        self.call(
+            within,
+            || self.quorum.register_broker(reg.clone()),
+            |_| {
+                BrokerRegistrationRequest::default()
+                    .with_broker_id(reg.broker_id.into())
+                    .with_cluster_id(str_bytes(cluster_id))
+                    .with_incarnation_id(reg.incarnation_id)
+                    .with_listeners(listeners.clone())
+                    .with_rack(reg.rack.as_deref().map(str_bytes))
+            },
+            |r: BrokerRegistrationResponse| {
+                if r.error_code != code::NONE {
+                    return Err(kafka(r.error_code, None));
+                }
+                Ok(r.broker_epoch)
+            },
+        )
+        .await
+    }
+
+    pub async fn heartbeat(
+        &self,
+        broker_id: i32,
+        epoch: i64,
+        offset: u64,
+        want_fence: bool,
+        want_shut_down: bool,
+        within: Duration,
+    ) -> Result<HeartbeatReply, ControllerError> {
+        self.call(
+            within,
+            || {
+                self.quorum
+                    .heartbeat(broker_id, epoch, offset, want_fence, want_shut_down)
+            },
+            |_| {
+                BrokerHeartbeatRequest::default()
+                    .with_broker_id(broker_id.into())
+                    .with_broker_epoch(epoch)
+                    .with_current_metadata_offset(offset as i64)
+                    .with_want_fence(want_fence)
+                    .with_want_shut_down(want_shut_down)
+            },
+            |r: BrokerHeartbeatResponse| {
+                if r.error_code != code::NONE {
+                    return Err(kafka(r.error_code, None));
+                }
+                Ok(HeartbeatReply {
+                    is_caught_up: r.is_caught_up,
+                    is_fenced: r.is_fenced,
+                    should_shut_down: r.should_shut_down,
+                })
+            },
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn alter_partition(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        topic_id: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+        within: Duration,
+    ) -> Result<PartitionImage, ControllerError> {
+        self.call(
+            within,
+            || {
+                self.quorum.alter_partition(
+                    broker_id,
+                    broker_epoch,
+                    topic_id,
+                    partition,
+                    leader_epoch,
+                    partition_epoch,
+                    isr.clone(),
+                )
+            },
+            |version| {
+                let mut p = PartitionData::default()
+                    .with_partition_index(partition)
+                    .with_leader_epoch(leader_epoch)
+                    .with_partition_epoch(partition_epoch);
+                if version >= 3 {
+                    p = p.with_new_isr_with_epochs(
+                        isr.iter()
+                            .map(|id| {
+                                alter_partition_request::BrokerState::default()
+                                    .with_broker_id((*id).into())
+                                    .with_broker_epoch(-1)
+                            })
+                            .collect(),
+                    );
+                } else {
+                    p = p.with_new_isr(isr.iter().map(|id| (*id).into()).collect());
+                }
+                AlterPartitionRequest::default()
+                    .with_broker_id(broker_id.into())
+                    .with_broker_epoch(broker_epoch)
+                    .with_topics(vec![TopicData::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(vec![p])])
+            },
+            |r: AlterPartitionResponse| {
+                if r.error_code != code::NONE {
+                    return Err(kafka(r.error_code, None));
+                }
+                let p = r
+                    .topics
+                    .first()
+                    .and_then(|t| t.partitions.first())
+                    .ok_or_else(|| kafka(code::UNKNOWN_SERVER_ERROR, None))?;
+                if p.error_code != code::NONE {
+                    return Err(kafka(p.error_code, None));
+                }
+                Ok(PartitionImage {
+                    replicas: Vec::new(),
+                    isr: p.isr.iter().map(|b| b.0).collect(),
+                    leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                })
+            },
+        )
+        .await
+    }
+
+    pub async fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        within: Duration,
+    ) -> Result<(i64, i32), ControllerError> {
+        self.call(
+            within,
+            || self.quorum.allocate_producer_ids(broker_id, broker_epoch),
+            |_| {
+                AllocateProducerIdsRequest::default()
+                    .with_broker_id(broker_id.into())
+                    .with_broker_epoch(broker_epoch)
+            },
+            |r: AllocateProducerIdsResponse| {
+                if r.error_code != code::NONE {
+                    return Err(kafka(r.error_code, None));
+                }
+                Ok((r.producer_id_start.0, r.producer_id_len))
+            },
+        )
+        .await
+    }
+
+    /// CreateTopics with topics the broker already validated. Remote results carry no image,
+    /// so the caller reads the created topics from its own image once it has caught up.
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+        within: Duration,
+    ) -> Result<Vec<TopicResult>, ControllerError> {
+        let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+        self.call(
+            within,
+            || async {
+                let (results, offset) = self
+                    .quorum
+                    .create_topics(topics.clone(), validate_only)
+                    .await?;
+                let _ = offset;
+                Ok(results)
+            },
+            |_| {
+                CreateTopicsRequest::default()
+                    .with_validate_only(validate_only)
+                    .with_timeout_ms(within.as_millis() as i32)
+                    .with_topics(
+                        topics
+                            .iter()
+                            .map(|t| {
+                                CreatableTopic::default()
+                                    .with_name(str_bytes(&t.name).into())
+                                    .with_num_partitions(if t.assignments.is_empty() {
+                                        t.num_partitions
+                                    } else {
+                                        -1
+                                    })
+                                    .with_replication_factor(if t.assignments.is_empty() {
+                                        t.replication_factor
+                                    } else {
+                                        -1
+                                    })
+                                    .with_assignments(
+                                        t.assignments
+                                            .iter()
+                                            .map(|(p, r)| {
+                                                CreatableReplicaAssignment::default()
+                                                    .with_partition_index(*p)
+                                                    .with_broker_ids(
+                                                        r.iter().map(|b| (*b).into()).collect(),
+                                                    )
+                                            })
+                                            .collect(),
+                                    )
+                                    .with_configs(
+                                        t.configs
+                                            .iter()
+                                            .map(|(k, v)| {
+                                                CreatableTopicConfig::default()
+                                                    .with_name(str_bytes(k))
+                                                    .with_value(Some(str_bytes(v)))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            },
+            |r: CreateTopicsResponse| {
+                Ok(names
+                    .iter()
+                    .map(|name| {
+                        let Some(t) = r.topics.iter().find(|t| t.name.0.as_str() == name) else {
+                            return Err((code::UNKNOWN_SERVER_ERROR, "no result".to_string()));
+                        };
+                        if t.error_code != code::NONE {
+                            return Err((
+                                t.error_code,
+                                t.error_message
+                                    .as_ref()
+                                    .map(|m| m.to_string())
+                                    .unwrap_or_default(),
+                            ));
+                        }
+                        // Filled from the image by the caller.
+                        Ok(strata_controller::TopicImage {
+                            id: t.topic_id,
+                            name: name.clone(),
+                            partitions: BTreeMap::new(),
+                            configs: BTreeMap::new(),
+                        })
+                    })
+                    .collect())
+            },
+        )
+        .await
+    }
+
+    pub async fn delete_topics(
+        &self,
+        names: Vec<String>,
+        within: Duration,
+    ) -> Result<Vec<Result<Uuid, (i16, String)>>, ControllerError> {
+        self.call(
+            within,
+            || async { Ok(self.quorum.delete_topics(names.clone()).await?.0) },
+            |_| {
+                DeleteTopicsRequest::default()
+                    .with_timeout_ms(within.as_millis() as i32)
+                    .with_topics(
+                        names
+                            .iter()
+                            .map(|n| {
+                                DeleteTopicState::default().with_name(Some(str_bytes(n).into()))
+                            })
+                            .collect(),
+                    )
+                    .with_topic_names(names.iter().map(|n| str_bytes(n).into()).collect())
+            },
+            |r: DeleteTopicsResponse| {
+                Ok(names
+                    .iter()
+                    .map(|name| {
+                        let Some(t) = r
+                            .responses
+                            .iter()
+                            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name))
+                        else {
+                            return Err((code::UNKNOWN_SERVER_ERROR, "no result".to_string()));
+                        };
+                        if t.error_code != code::NONE {
+                            return Err((
+                                t.error_code,
+                                t.error_message
+                                    .as_ref()
+                                    .map(|m| m.to_string())
+                                    .unwrap_or_default(),
+                            ));
+                        }
+                        Ok(t.topic_id)
+                    })
+                    .collect())
+            },
+        )
+        .await
+    }
+
+    pub async fn create_partitions(
+        &self,
+        topic: String,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+        within: Duration,
+    ) -> Result<(), ControllerError> {
+        self.call(
+            within,
+            || async {
+                self.quorum
+                    .create_partitions(topic.clone(), count, assignments.clone(), validate_only)
+                    .await
+                    .map(|_| ())
+            },
+            |_| {
+                CreatePartitionsRequest::default()
+                    .with_validate_only(validate_only)
+                    .with_timeout_ms(within.as_millis() as i32)
+                    .with_topics(vec![CreatePartitionsTopic::default()
+                        .with_name(str_bytes(&topic).into())
+                        .with_count(count)
+                        .with_assignments(assignments.as_ref().map(|a| {
+                            a.iter()
+                                .map(|r| {
+                                    CreatePartitionsAssignment::default()
+                                        .with_broker_ids(r.iter().map(|b| (*b).into()).collect())
+                                })
+                                .collect()
+                        }))])
+            },
+            |r: CreatePartitionsResponse| {
+                let Some(t) = r.results.first() else {
+                    return Err(kafka(code::UNKNOWN_SERVER_ERROR, None));
+                };
+                if t.error_code != code::NONE {
+                    return Err(kafka(t.error_code, t.error_message.as_ref()));
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Replaces the config overrides of a topic (`Some(name)`) or the cluster defaults.
+    pub async fn set_configs(
+        &self,
+        topic: Option<String>,
+        configs: BTreeMap<String, String>,
+        within: Duration,
+    ) -> Result<(), ControllerError> {
+        self.call(
+            within,
+            || async {
+                match &topic {
+                    Some(t) => {
+                        self.quorum
+                            .set_topic_configs(t.clone(), configs.clone())
+                            .await
+                    }
+                    None => self.quorum.set_cluster_configs(configs.clone()).await,
+                }
+                .map(|_| ())
+            },
+            |_| {
+                AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                    .with_resource_type(if topic.is_some() { 2 } else { 4 })
+                    .with_resource_name(str_bytes(topic.as_deref().unwrap_or("")))
+                    .with_configs(
+                        configs
+                            .iter()
+                            .map(|(k, v)| {
+                                AlterableConfig::default()
+                                    .with_name(str_bytes(k))
+                                    .with_value(Some(str_bytes(v)))
+                            })
+                            .collect(),
+                    )])
+            },
+            |r: AlterConfigsResponse| {
+                let Some(res) = r.responses.first() else {
+                    return Err(kafka(code::UNKNOWN_SERVER_ERROR, None));
+                };
+                if res.error_code != code::NONE {
+                    return Err(kafka(res.error_code, res.error_message.as_ref()));
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,84 @@
+//! The metadata image: what every node knows about the cluster once it has applied the metadata
+//! log up to [`MetadataImage::offset`]. Pure data; records change it only through the state
+//! machine.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Producer ids are handed to brokers in blocks of this size (Kafka's block size).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
+/// A listener of a registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// `PLAINTEXT`, `SSL`, ... (from `listener.security.protocol.map`).
+    pub security_protocol: String,
+}
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerImage {
+    pub id: i32,
+    /// The metadata offset of its latest registration (Kafka's broker epoch).
+    pub epoch: i64,
+    pub incarnation_id: Uuid,
+    pub rack: Option<String>,
+    pub endpoints: Vec<Endpoint>,
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
+}
+
+/// One partition's replication state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// -1 when offline.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub id: Uuid,
+    pub name: String,
+    pub partitions: BTreeMap<i32, PartitionImage>,
+    /// Topic config overrides (Kafka names).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The applied metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// Index of the last applied metadata-log entry (0 before anything was applied).
+    pub offset: u64,
+    pub cluster_id: String,
+    pub brokers: BTreeMap<i32, BrokerImage>,
+    pub topics: BTreeMap<String, TopicImage>,
+    /// Cluster-wide dynamic broker configs (the default broker resource).
+    pub cluster_configs: BTreeMap<String, String>,
+    /// Producer ids below this were handed out.
+    pub next_producer_id: i64,
+}
+
+impl MetadataImage {
+    pub fn topic_by_id(&self, id: Uuid) -> Option<&TopicImage> {
+        self.topics.values().find(|t| t.id == id)
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionImage> {
+        self.topics.get(topic)?.partitions.get(&partition)
+    }
+
+    /// Brokers that are registered and not fenced.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+}

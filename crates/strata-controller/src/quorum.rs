@@ -1,0 +1,424 @@
+//! The public face of the quorum: start-up (format / check the log directory, join or bootstrap
+//! the Raft group), the controller operations the broker calls, and the Raft frames it routes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::controller;
+use crate::image::{Endpoint, MetadataImage, PartitionImage, TopicImage};
+use crate::node::{now, Node};
+
+/// Request-header API key of Raft frames between nodes (outside Kafka's range). A frame is a
+/// Kafka request header v1 (this key, version 0, correlation id, null client id) followed by
+/// the JSON body; the answer is a response header v0 (correlation id) followed by JSON.
+pub const RAFT_API_KEY: i16 = 0x7A00;
+
+/// How this node takes part in the quorum.
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    pub node_id: i32,
+    /// `cluster.id` from the configuration; `None` takes the one in `meta.properties`, or a new
+    /// random one when the directory is new (single-node use).
+    pub cluster_id: Option<String>,
+    /// `controller.quorum.voters`: id → `host:port` of its CONTROLLER listener. A node not named
+    /// here follows as an observer (Raft learner).
+    pub voters: BTreeMap<i32, String>,
+    /// The broker's log directory: `meta.properties` at its root, the metadata log in
+    /// `__cluster_metadata-0` below it.
+    pub log_dir: PathBuf,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: u64,
+    /// `controller.quorum.fetch.timeout.ms`.
+    pub fetch_timeout_ms: u64,
+    /// `controller.quorum.request.timeout.ms`: one Raft RPC.
+    pub request_timeout_ms: u64,
+    /// `broker.session.timeout.ms`: a broker without a heartbeat for this long is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// `unclean.leader.election.enable` of the controller (topic and cluster configs override).
+    pub unclean_leader_election: bool,
+    /// `inter.broker.listener.name`: the endpoint of a registered broker that Raft traffic to it
+    /// (as an observer) uses.
+    pub inter_broker_listener: String,
+}
+
+/// Why the quorum could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{path}: {message}")]
+    Storage { path: PathBuf, message: String },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Why a controller operation did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    /// This node is not the active controller; `leader` is the one it knows of.
+    #[error("not the active controller (leader: {leader:?})")]
+    NotController { leader: Option<i32> },
+    /// A Kafka error code (`kafka_protocol::ResponseError` numbering) with a message.
+    #[error("{message} (error {code})")]
+    Kafka { code: i16, message: String },
+    /// No quorum answered in time.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+/// A BrokerRegistration as the controller needs it.
+#[derive(Debug, Clone)]
+pub struct RegisterBroker {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    pub rack: Option<String>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// The controller's answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shut_down: bool,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    /// Explicit replica lists per partition; empty → rack-aware placement.
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One topic's outcome: the topic as created (or as it would be, when validating), or a Kafka
+/// error code with a message.
+pub type TopicResult = Result<TopicImage, (i16, String)>;
+
+/// One replica of the quorum as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaState {
+    pub replica_id: i32,
+    pub log_end_offset: i64,
+    /// -1 when unknown.
+    pub last_fetch_timestamp: i64,
+    pub last_caught_up_timestamp: i64,
+}
+
+/// The quorum as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumState {
+    /// -1 when there is none.
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<ReplicaState>,
+    pub observers: Vec<ReplicaState>,
+}
+
+/// A running quorum member (voter or observer). Cheap to clone.
+#[derive(Clone)]
+pub struct Quorum {
+    node: Arc<Node>,
+}
+
+impl Quorum {
+    /// Formats or checks the log directory, opens the metadata log and joins the quorum.
+    pub async fn start(config: QuorumConfig) -> Result<Quorum, QuorumError> {
+        Ok(Quorum {
+            node: Node::start(config).await?,
+        })
+    }
+
+    /// The cluster id (from the configuration or `meta.properties`).
+    pub fn cluster_id(&self) -> &str {
+        &self.node.cluster_id
+    }
+
+    /// The applied image; changes on every applied entry.
+    pub fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.node.image_rx.clone()
+    }
+
+    /// Waits until this node applied the metadata log up to `offset`; false on timeout.
+    pub async fn wait_applied(&self, offset: u64, timeout: Duration) -> bool {
+        let mut rx = self.image();
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|i| i.offset >= offset)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// The active controller this node knows of.
+    pub fn leader(&self) -> Option<i32> {
+        self.node.leader()
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.node.is_leader()
+    }
+
+    /// Unclean leader elections the controller made so far (replicated, so every node agrees).
+    pub fn unclean_elections(&self) -> u64 {
+        self.node.sm.unclean_elections()
+    }
+
+    /// DescribeQuorum (replica progress is known on the leader only).
+    pub fn describe(&self) -> QuorumState {
+        let node = &self.node;
+        let m = node.raft.metrics().borrow().clone();
+        let is_leader = node.is_leader();
+        let last_index = m.last_log_index;
+        let membership = m.membership_config.membership().clone();
+        let mut voter_ids: Vec<u64> = membership.voter_ids().collect();
+        if voter_ids.is_empty() {
+            voter_ids = node.config.voters.keys().map(|v| *v as u64).collect();
+        }
+        let learner_ids: Vec<u64> = membership.learner_ids().collect();
+        let now = now();
+        let replica = |id: u64| -> ReplicaState {
+            if id == node.id {
+                return ReplicaState {
+                    replica_id: id as i32,
+                    log_end_offset: last_index.map_or(0, |i| i as i64 + 1),
+                    last_fetch_timestamp: now,
+                    last_caught_up_timestamp: now,
+                };
+            }
+            let matched = m
+                .replication
+                .as_ref()
+                .filter(|_| is_leader)
+                .and_then(|r| r.get(&id).cloned());
+            let log_end_offset = match &matched {
+                Some(Some(l)) => l.index as i64 + 1,
+                Some(None) => 0,
+                None => -1,
+            };
+            let last_fetch = if is_leader {
+                node.last_fetch_ms(id)
+            } else {
+                -1
+            };
+            if is_leader
+                && last_fetch >= 0
+                && log_end_offset >= 0
+                && log_end_offset >= last_index.map_or(0, |i| i as i64 + 1)
+            {
+                node.note_caught_up(id, last_fetch);
+            }
+            ReplicaState {
+                replica_id: id as i32,
+                log_end_offset,
+                last_fetch_timestamp: last_fetch,
+                last_caught_up_timestamp: if is_leader { node.caught_up_ms(id) } else { -1 },
+            }
+        };
+        QuorumState {
+            leader_id: m.current_leader.map_or(-1, |l| l as i32),
+            leader_epoch: i32::try_from(m.current_term).unwrap_or(i32::MAX),
+            // The offset after the last committed entry this node applied (Kafka's HW).
+            high_watermark: m
+                .last_applied
+                .map_or(0, |l| l.index as i64 + 1)
+                .max(node.image_rx.borrow().offset as i64 + 1),
+            voters: voter_ids.into_iter().map(replica).collect(),
+            observers: learner_ids.into_iter().map(replica).collect(),
+        }
+    }
+
+    /// Serves one Raft frame body from another node; returns the answer body.
+    pub async fn handle_rpc(&self, body: Bytes) -> Bytes {
+        self.node.handle_rpc(body).await
+    }
+
+    /// Registers a broker (new epoch); it starts fenced.
+    pub async fn register_broker(&self, reg: RegisterBroker) -> Result<i64, ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        let alive = self.node.session_alive(reg.broker_id);
+        let records = controller::register(
+            &image,
+            &reg,
+            alive,
+            self.node.config.unclean_leader_election,
+        )?;
+        let outcome = self.node.propose(records).await?;
+        self.node.touch_session(reg.broker_id);
+        let image = self.node.image_rx.borrow().clone();
+        self.node.ensure_learner(reg.broker_id, &image);
+        Ok(outcome.index as i64)
+    }
+
+    /// A BrokerHeartbeat: keeps the session, unfences a caught-up broker, handles
+    /// `want_fence` / `want_shut_down` (leaderships moved away before `should_shut_down`).
+    pub async fn heartbeat(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        metadata_offset: u64,
+        want_fence: bool,
+        want_shut_down: bool,
+    ) -> Result<HeartbeatReply, ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        let records = controller::heartbeat(
+            &image,
+            broker_id,
+            broker_epoch,
+            metadata_offset,
+            want_fence,
+            want_shut_down,
+            self.node.config.unclean_leader_election,
+        )?;
+        self.node.touch_session(broker_id);
+        let image = if records.is_empty() {
+            image
+        } else {
+            self.node.propose(records).await?;
+            self.node.image_rx.borrow().clone()
+        };
+        Ok(controller::heartbeat_reply(
+            &image,
+            broker_id,
+            metadata_offset,
+            want_shut_down,
+        ))
+    }
+
+    /// AlterPartition from a partition leader: the new ISR, checked against epochs.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn alter_partition(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        topic_id: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    ) -> Result<PartitionImage, ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        let (state, record) = controller::alter_partition(
+            &image,
+            broker_id,
+            broker_epoch,
+            topic_id,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            &new_isr,
+        )?;
+        if let Some(record) = record {
+            self.node.propose(vec![record]).await?;
+        }
+        Ok(state)
+    }
+
+    /// CreateTopics; returns each topic's outcome and the metadata offset that holds them.
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Result<(Vec<TopicResult>, u64), ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        let (results, records) = controller::create_topics(&image, &topics, &mut rand::rng());
+        if validate_only || records.is_empty() {
+            return Ok((results, image.offset));
+        }
+        let outcome = self.node.propose(records).await?;
+        Ok((results, outcome.index))
+    }
+
+    /// DeleteTopics by name; each topic's id or error, and the offset that holds the deletions.
+    pub async fn delete_topics(
+        &self,
+        names: Vec<String>,
+    ) -> Result<(Vec<Result<Uuid, (i16, String)>>, u64), ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        let (results, records) = controller::delete_topics(&image, &names);
+        if records.is_empty() {
+            return Ok((results, image.offset));
+        }
+        let outcome = self.node.propose(records).await?;
+        Ok((results, outcome.index))
+    }
+
+    /// CreatePartitions: grows `topic` to `count` partitions.
+    pub async fn create_partitions(
+        &self,
+        topic: String,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<u64, ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        let records = controller::create_partitions(
+            &image,
+            &topic,
+            count,
+            assignments.as_deref(),
+            &mut rand::rng(),
+        )?;
+        if validate_only {
+            return Ok(image.offset);
+        }
+        Ok(self.node.propose(records).await?.index)
+    }
+
+    /// Replaces a topic's config overrides (already validated by the broker).
+    pub async fn set_topic_configs(
+        &self,
+        topic: String,
+        configs: BTreeMap<String, String>,
+    ) -> Result<u64, ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        if !image.topics.contains_key(&topic) {
+            return Err(controller::kafka_error(
+                kafka_protocol::error::ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{topic}' does not exist."),
+            ));
+        }
+        let record = crate::records::MetadataRecord::TopicConfigs {
+            name: topic,
+            configs,
+        };
+        Ok(self.node.propose(vec![record]).await?.index)
+    }
+
+    /// Replaces the cluster-wide dynamic broker configs.
+    pub async fn set_cluster_configs(
+        &self,
+        configs: BTreeMap<String, String>,
+    ) -> Result<u64, ControllerError> {
+        let (_guard, _image) = self.node.begin().await?;
+        let record = crate::records::MetadataRecord::ClusterConfigs(configs);
+        Ok(self.node.propose(vec![record]).await?.index)
+    }
+
+    /// AllocateProducerIds: a block no other broker ever gets; (first id, length).
+    pub async fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<(i64, i32), ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        let records = controller::allocate_producer_ids(&image, broker_id, broker_epoch)?;
+        let outcome = self.node.propose(records).await?;
+        let start = outcome.producer_id_start.ok_or_else(|| {
+            ControllerError::Timeout("metadata quorum unavailable: no producer-id block".into())
+        })?;
+        Ok((start, crate::image::PRODUCER_ID_BLOCK_SIZE as i32))
+    }
+
+    /// Leaves the quorum gracefully. openraft 0.9 cannot hand leadership on, so the other
+    /// voters elect a new leader after their election timeout.
+    pub async fn shutdown(&self) {
+        self.node.shutdown().await;
+    }
+}
