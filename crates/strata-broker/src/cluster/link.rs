@@ -75,6 +75,15 @@ fn kafka(code: i16, message: Option<&StrBytes>) -> ControllerError {
     }
 }
 
+/// The outcome of a response's only result: its error, or a missing result as an error.
+fn only_result(result: Option<(i16, Option<&StrBytes>)>) -> Result<(), ControllerError> {
+    match result {
+        None => Err(kafka(code::UNKNOWN_SERVER_ERROR, None)),
+        Some((code::NONE, _)) => Ok(()),
+        Some((c, message)) => Err(kafka(c, message)),
+    }
+}
+
 impl ControllerLink {
     pub fn new(
         quorum: Quorum,
@@ -526,13 +535,11 @@ impl ControllerLink {
                         }))])
             },
             |r: CreatePartitionsResponse| {
-                let Some(t) = r.results.first() else {
-                    return Err(kafka(code::UNKNOWN_SERVER_ERROR, None));
-                };
-                if t.error_code != code::NONE {
-                    return Err(kafka(t.error_code, t.error_message.as_ref()));
-                }
-                Ok(())
+                only_result(
+                    r.results
+                        .first()
+                        .map(|t| (t.error_code, t.error_message.as_ref())),
+                )
             },
         )
         .await
@@ -574,13 +581,11 @@ impl ControllerLink {
                     )])
             },
             |r: AlterConfigsResponse| {
-                let Some(res) = r.responses.first() else {
-                    return Err(kafka(code::UNKNOWN_SERVER_ERROR, None));
-                };
-                if res.error_code != code::NONE {
-                    return Err(kafka(res.error_code, res.error_message.as_ref()));
-                }
-                Ok(())
+                only_result(
+                    r.responses
+                        .first()
+                        .map(|res| (res.error_code, res.error_message.as_ref())),
+                )
             },
         )
         .await
