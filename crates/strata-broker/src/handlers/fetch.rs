@@ -288,23 +288,37 @@ fn read_all(
             continue;
         }
         let mut upper = p.high_watermark();
-        if let Some(follower) = replica {
-            // Divergence first: a follower whose last epoch ends earlier here truncates.
-            if w.last_fetched_epoch >= 0 {
-                let (epoch, end) = p.log.end_offset_for_epoch(w.last_fetched_epoch);
-                if epoch != w.last_fetched_epoch || end < w.fetch_offset {
-                    let mut data = empty(w.tp.partition)
-                        .with_high_watermark(p.high_watermark())
-                        .with_last_stable_offset(p.high_watermark())
-                        .with_log_start_offset(p.log_start_offset())
-                        .with_records(Some(Bytes::new()));
-                    data.diverging_epoch.epoch = epoch;
-                    data.diverging_epoch.end_offset = end;
-                    out.push(data);
-                    errors = true;
-                    continue;
-                }
+        // A follower's divergence is checked first (Kafka's order): one whose last epoch ends
+        // earlier here truncates.
+        if let (Some(_), true) = (replica, w.last_fetched_epoch >= 0) {
+            let (epoch, end) = p.log.end_offset_for_epoch(w.last_fetched_epoch);
+            if epoch != w.last_fetched_epoch || end < w.fetch_offset {
+                let mut data = empty(w.tp.partition)
+                    .with_high_watermark(p.high_watermark())
+                    .with_last_stable_offset(p.high_watermark())
+                    .with_log_start_offset(p.log_start_offset())
+                    .with_records(Some(Bytes::new()));
+                data.diverging_epoch.epoch = epoch;
+                data.diverging_epoch.end_offset = end;
+                out.push(data);
+                errors = true;
+                continue;
             }
+        }
+        if w.fetch_offset > p.log_end_offset() || w.fetch_offset < p.log_start_offset() {
+            // Outside this log (a follower whose log is longer, or a stale consumer position):
+            // out of range, and a follower's claim does not count as its progress here.
+            errors = true;
+            out.push(
+                empty(w.tp.partition)
+                    .with_high_watermark(p.high_watermark())
+                    .with_last_stable_offset(p.high_watermark())
+                    .with_log_start_offset(p.log_start_offset())
+                    .with_error_code(code::OFFSET_OUT_OF_RANGE),
+            );
+            continue;
+        }
+        if let Some(follower) = replica {
             if let Some(fetch) = p.record_follower_fetch(follower, w.fetch_offset, now) {
                 if let Some(proposal) = fetch.expand {
                     broker.propose_isr(p.clone(), proposal);

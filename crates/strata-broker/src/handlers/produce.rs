@@ -29,6 +29,7 @@ struct Job {
     partition: Arc<Partition>,
     records: bytes::Bytes,
     preserve: bool,
+    min_isr: usize,
 }
 
 pub async fn handle(
@@ -106,6 +107,7 @@ pub async fn handle(
                 partition,
                 records,
                 preserve: mode == ProduceMode::Preserve,
+                min_isr,
             });
             partitions.push(resp);
         }
@@ -146,6 +148,17 @@ pub async fn handle(
                 let mut error = None;
                 if acks == -1 {
                     match wait_high_watermark(&job.partition, info.last_offset + 1, timeout).await {
+                        // Kafka's check at completion: the ISR that replicated the batch must
+                        // still hold min.insync.replicas.
+                        HwWait::Reached if job.partition.isr().len() < job.min_isr => {
+                            error = Some((
+                                code::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                                format!(
+                                    "The ISR shrank below min.insync.replicas ({}) before the records were replicated",
+                                    job.min_isr
+                                ),
+                            ))
+                        }
                         HwWait::Reached => {}
                         HwWait::NotLeader => {
                             error = Some((
