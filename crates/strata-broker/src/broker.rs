@@ -23,11 +23,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::cluster::isr::IsrRequest;
 use crate::cluster::link::ControllerLink;
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
-use crate::partition::{IsrProposal, Partition, PartitionSet};
+use crate::partition::{IsrProposal, IsrRequest, Partition, PartitionSet};
 use crate::topic_config;
 
 /// The internal topic holding committed offsets and group metadata.
@@ -203,7 +202,7 @@ impl Broker {
                 .await?;
             for (name, r) in names.iter().zip(results) {
                 if let Err((code, message)) = r {
-                    if code != crate::handlers::code::TOPIC_ALREADY_EXISTS {
+                    if code != crate::codes::TOPIC_ALREADY_EXISTS {
                         anyhow::bail!("migrating topic {name} into the metadata quorum: {message} (error {code})");
                     }
                 }
@@ -271,9 +270,9 @@ impl Broker {
     /// it has no leader).
     pub fn not_led_error(&self, topic: &str, partition: i32) -> i16 {
         match self.image().partition(topic, partition) {
-            None => crate::handlers::code::UNKNOWN_TOPIC_OR_PARTITION,
-            Some(p) if p.leader < 0 => crate::handlers::code::LEADER_NOT_AVAILABLE,
-            Some(_) => crate::handlers::code::NOT_LEADER_OR_FOLLOWER,
+            None => crate::codes::UNKNOWN_TOPIC_OR_PARTITION,
+            Some(p) if p.leader < 0 => crate::codes::LEADER_NOT_AVAILABLE,
+            Some(_) => crate::codes::NOT_LEADER_OR_FOLLOWER,
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod cluster;
+pub mod codes;
 pub mod config;
 pub mod fetch_session;
 pub mod handlers;

@@ -72,6 +72,12 @@ pub struct IsrProposal {
     pub isr: Vec<i32>,
 }
 
+/// An ISR change of a partition, on its way to the controller (`cluster::isr` sends it).
+pub struct IsrRequest {
+    pub partition: Arc<Partition>,
+    pub proposal: IsrProposal,
+}
+
 /// What a follower's fetch position did at the leader.
 pub struct FollowerFetch {
     pub high_watermark: i64,

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
 use crate::placement::{place, PlacementBroker};
-use crate::quorum::{ControllerError, HeartbeatReply, NewTopic, RegisterBroker, TopicResult};
 use crate::records::MetadataRecord;
+use crate::types::{ControllerError, HeartbeatReply, NewTopic, RegisterBroker, TopicResult};
 
 pub const UNCLEAN_CONFIG: &str = "unclean.leader.election.enable";
 

@@ -25,6 +25,7 @@ mod placement;
 mod quorum;
 mod records;
 mod state_machine;
+mod types;
 
 pub use image::{
     BrokerImage, Endpoint, MetadataImage, PartitionImage, TopicImage, PRODUCER_ID_BLOCK_SIZE,

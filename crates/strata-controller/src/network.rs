@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::quorum::RAFT_API_KEY;
 use crate::records::TypeConfig;
+use crate::types::RAFT_API_KEY;
 
 /// Largest answer frame accepted (checked before allocating).
 const MAX_FRAME: usize = 256 << 20;

@@ -22,9 +22,9 @@ use crate::meta_properties::{self, MetaProperties};
 use crate::network::{
     now_ms, Connection, Network, ProbeReply, RaftReply, RaftRequest, ReplicaProgress,
 };
-use crate::quorum::{ControllerError, QuorumConfig, QuorumError};
 use crate::records::{CommandOutcome, MetadataCommand, MetadataRecord, TypeConfig};
 use crate::state_machine::StateMachine;
+use crate::types::{ControllerError, QuorumConfig, QuorumError};
 
 /// A node that started with an empty metadata log must not vote with it while a quorum with
 /// history exists (KIP-853's lost-volume problem): it first catches up to the leader's commit.

@@ -13,13 +13,7 @@ use strata_kafka::now_ms;
 use tokio::sync::mpsc;
 
 use crate::broker::Broker;
-use crate::partition::{IsrProposal, Partition};
-
-/// An ISR change for the controller.
-pub struct IsrRequest {
-    pub partition: Arc<Partition>,
-    pub proposal: IsrProposal,
-}
+use crate::partition::IsrRequest;
 
 async fn send(broker: &Broker, req: IsrRequest) {
     let p = &req.partition;

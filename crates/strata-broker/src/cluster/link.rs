@@ -28,7 +28,7 @@ use strata_controller::{
 };
 use uuid::Uuid;
 
-use crate::handlers::code;
+use crate::codes as code;
 
 const NOT_CONTROLLER: i16 = 41;
 
