@@ -319,9 +319,14 @@ fn read_all(
             continue;
         }
         if let Some(follower) = replica {
+            let hw_before = p.high_watermark();
             if let Some(fetch) = p.record_follower_fetch(follower, w.fetch_offset, now) {
                 if let Some(proposal) = fetch.expand {
                     broker.propose_isr(p.clone(), proposal);
+                }
+                // Consumers long-polling this partition see records once the HW passes them.
+                if fetch.high_watermark > hw_before {
+                    broker.partitions.appended.notify_waiters();
                 }
             }
             upper = p.log_end_offset();
