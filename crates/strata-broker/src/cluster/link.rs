@@ -84,6 +84,15 @@ fn only_result(result: Option<(i16, Option<&StrBytes>)>) -> Result<(), Controlle
     }
 }
 
+/// One topic's outcome in a forwarded admin response: its error, or a missing result.
+fn topic_outcome(result: Option<(i16, Option<&StrBytes>)>) -> Result<(), (i16, String)> {
+    match result {
+        None => Err((code::UNKNOWN_SERVER_ERROR, "no result".to_string())),
+        Some((code::NONE, _)) => Ok(()),
+        Some((c, message)) => Err((c, message.map(|m| m.to_string()).unwrap_or_default())),
+    }
+}
+
 impl ControllerLink {
     pub fn new(
         quorum: Quorum,
@@ -427,18 +436,9 @@ impl ControllerLink {
                 Ok(names
                     .iter()
                     .map(|name| {
-                        let Some(t) = r.topics.iter().find(|t| t.name.0.as_str() == name) else {
-                            return Err((code::UNKNOWN_SERVER_ERROR, "no result".to_string()));
-                        };
-                        if t.error_code != code::NONE {
-                            return Err((
-                                t.error_code,
-                                t.error_message
-                                    .as_ref()
-                                    .map(|m| m.to_string())
-                                    .unwrap_or_default(),
-                            ));
-                        }
+                        let t = r.topics.iter().find(|t| t.name.0.as_str() == name);
+                        topic_outcome(t.map(|t| (t.error_code, t.error_message.as_ref())))?;
+                        let t = t.expect("checked by topic_outcome");
                         // Filled from the image by the caller.
                         Ok(strata_controller::TopicImage {
                             id: t.topic_id,
@@ -478,23 +478,12 @@ impl ControllerLink {
                 Ok(names
                     .iter()
                     .map(|name| {
-                        let Some(t) = r
+                        let t = r
                             .responses
                             .iter()
-                            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name))
-                        else {
-                            return Err((code::UNKNOWN_SERVER_ERROR, "no result".to_string()));
-                        };
-                        if t.error_code != code::NONE {
-                            return Err((
-                                t.error_code,
-                                t.error_message
-                                    .as_ref()
-                                    .map(|m| m.to_string())
-                                    .unwrap_or_default(),
-                            ));
-                        }
-                        Ok(t.topic_id)
+                            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name));
+                        topic_outcome(t.map(|t| (t.error_code, t.error_message.as_ref())))?;
+                        Ok(t.expect("checked by topic_outcome").topic_id)
                     })
                     .collect())
             },
