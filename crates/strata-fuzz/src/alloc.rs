@@ -1,12 +1,17 @@
-//! A global allocator wrapper that counts live bytes and their peak, so a driver can measure
-//! what decoding one frame allocated at most. Binaries that want the figures install it with
-//! `#[global_allocator] static A: CountingAlloc = CountingAlloc;`.
+//! A global allocator wrapper that counts the live bytes of the calling thread and their peak,
+//! so a driver can measure what decoding one frame allocated at most, whatever other threads
+//! (other tests of the same binary) allocate meanwhile. Binaries that want the figures install
+//! it with `#[global_allocator] static A: CountingAlloc = CountingAlloc;`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // Const-initialised and without destructors, so the allocator may touch them at any time.
+    // Signed: a thread may free what another allocated.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
 
 /// Counts bytes handed out by the system allocator.
 pub struct CountingAlloc;
@@ -31,7 +36,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        shrink(layout.size());
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -40,7 +45,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
             if new_size >= layout.size() {
                 grow(new_size - layout.size());
             } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+                shrink(layout.size() - new_size);
             }
         }
         p
@@ -48,25 +53,34 @@ unsafe impl GlobalAlloc for CountingAlloc {
 }
 
 fn grow(by: usize) {
-    let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
-    PEAK.fetch_max(live, Ordering::Relaxed);
+    // `try_with`: the thread's slots are gone while it is being torn down.
+    let _ = LIVE.try_with(|live| {
+        let now = live.get().wrapping_add(by as isize);
+        live.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
 }
 
-/// Bytes allocated and not yet freed.
-pub fn live() -> usize {
-    LIVE.load(Ordering::Relaxed)
+fn shrink(by: usize) {
+    let _ = LIVE.try_with(|live| live.set(live.get().wrapping_sub(by as isize)));
 }
 
-/// Starts a measurement: the peak is reset to what is live now; returns that baseline.
-pub fn reset_peak() -> usize {
+/// Bytes this thread allocated and not yet freed (net of what it freed for others).
+pub fn live() -> isize {
+    LIVE.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Starts a measurement on this thread: the peak is reset to what is live now; returns that
+/// baseline.
+pub fn reset_peak() -> isize {
     let live = live();
-    PEAK.store(live, Ordering::Relaxed);
+    let _ = PEAK.try_with(|peak| peak.set(live));
     live
 }
 
-/// The highest live byte count since the last [`reset_peak`].
-pub fn peak() -> usize {
-    PEAK.load(Ordering::Relaxed)
+/// The highest live byte count of this thread since its last [`reset_peak`].
+pub fn peak() -> isize {
+    PEAK.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Resident memory of a process (`/proc/<pid>/status`): (current, peak) in KiB.

@@ -184,7 +184,7 @@ pub fn run(
         let result = catch_unwind(AssertUnwindSafe(|| {
             decode(target, key, version, input.clone())
         }));
-        let allocated = alloc::peak().saturating_sub(baseline);
+        let allocated = usize::try_from(alloc::peak().saturating_sub(baseline)).unwrap_or(0);
         if allocated > c.max_allocated {
             c.max_allocated = allocated;
             c.max_allocated_input = len;
