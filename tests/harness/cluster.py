@@ -59,6 +59,9 @@ CLUSTER_PROPS = {
     "broker.session.timeout.ms": "4000",
     "replica.lag.time.max.ms": "6000",
     "unclean.leader.election.enable": "false",
+    # Leadership returns to the preferred replicas 5 s after they are back (Kafka's default: 300 s).
+    "auto.leader.rebalance.enable": "true",
+    "leader.imbalance.check.interval.seconds": "5",
     "num.network.threads": "2",
     "num.io.threads": "4",
 }
@@ -474,6 +477,13 @@ class Cluster:
         if self.network is None:
             raise NetworkUnavailable("isolation needs the cluster to run with network='netns'")
         self.network.isolate(node_id)
+
+    def packet_loss(self, percent):
+        """Drops ``percent`` % of the packets between nodes (clients untouched); :meth:`heal`
+        ends it."""
+        if self.network is None:
+            raise NetworkUnavailable("packet loss needs the cluster to run with network='netns'")
+        self.network.packet_loss(percent)
 
     def heal(self, node_id=None):
         if self.network is not None:

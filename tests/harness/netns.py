@@ -55,6 +55,7 @@ class BridgeNetwork:
         self.nodes = nodes
         self.slot = None
         self._isolated = set()
+        self._loss = 0
 
     # --- names -----------------------------------------------------------------------------------
     @property
@@ -198,10 +199,19 @@ class BridgeNetwork:
         self._isolated.add(i)
         self._apply_rules()
 
+    def packet_loss(self, percent):
+        """Drops ``percent`` % of the packets between nodes, at random (0: none); clients are
+        untouched."""
+        if self.slot is None or self.closed:
+            raise NetworkUnavailable("the network is not open")
+        self._loss = int(percent)
+        self._apply_rules()
+
     def heal(self, i=None):
-        """Undoes :meth:`isolate` for node ``i`` (every node when None)."""
+        """Undoes :meth:`isolate` for node ``i`` (every node, and any packet loss, when None)."""
         if i is None:
             self._isolated.clear()
+            self._loss = 0
         else:
             self._isolated.discard(i)
         if self.slot is not None and not self.closed:
@@ -219,6 +229,9 @@ class BridgeNetwork:
                 continue
             rules.append(f"ip saddr {self.address(i)} ip daddr {{ {others} }} drop")
             rules.append(f"ip daddr {self.address(i)} ip saddr {{ {others} }} drop")
+        if self._loss > 0:
+            # Only packets between two nodes cross the bridge's forward hook.
+            rules.append(f"numgen random mod 100 < {self._loss} drop")
         body = "\n".join(f"    {r}" for r in rules)
         # One transaction: the table is replaced atomically (declare, delete, recreate).
         ruleset = textwrap.dedent(f"""\

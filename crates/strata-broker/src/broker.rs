@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::cluster::link::ControllerLink;
+use crate::cluster::throttle::{ReplicationQuota, Side};
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
 use crate::partition::{IsrProposal, IsrRequest, Partition, PartitionSet};
@@ -72,6 +73,9 @@ pub struct Broker {
     pub(crate) applied_configs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     /// The image offset the partitions were last reconciled with (`cluster::reconcile`).
     pub reconciled: watch::Sender<u64>,
+    /// Replication throttles of this broker as a leader and as a follower.
+    pub leader_quota: ReplicationQuota,
+    pub follower_quota: ReplicationQuota,
     /// ISR changes for the controller (`cluster::isr` sends them).
     isr_tx: mpsc::UnboundedSender<IsrRequest>,
     pub(crate) isr_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrRequest>>>,
@@ -104,6 +108,10 @@ impl Broker {
             broker_session_timeout_ms: settings.session_timeout_ms,
             unclean_leader_election: settings.unclean_leader_election,
             inter_broker_listener: settings.inter_broker_listener.clone(),
+            auto_leader_rebalance: settings.auto_leader_rebalance,
+            leader_imbalance_check_interval_ms: settings.leader_imbalance_check_interval_seconds
+                * 1000,
+            leader_imbalance_per_broker_percentage: settings.leader_imbalance_per_broker_percentage,
         })
         .await?;
         let image = quorum.image();
@@ -153,6 +161,8 @@ impl Broker {
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             applied_configs: Mutex::new(BTreeMap::new()),
             reconciled: watch::channel(0).0,
+            leader_quota: ReplicationQuota::new(Side::Leader),
+            follower_quota: ReplicationQuota::new(Side::Follower),
             isr_tx,
             isr_rx: Mutex::new(Some(isr_rx)),
         }))

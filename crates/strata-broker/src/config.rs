@@ -200,6 +200,12 @@ pub struct ClusterSettings {
     pub hw_checkpoint_interval_ms: u64,
     /// `unclean.leader.election.enable`.
     pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: u32,
     /// `offsets.topic.replication.factor`.
     pub offsets_topic_replication_factor: i16,
     /// `offsets.commit.timeout.ms`: how long a commit waits for its replicas.
@@ -604,6 +610,14 @@ fn cluster_settings(
             .int("replica.high.watermark.checkpoint.interval.ms")?
             .unwrap_or(5000),
         unclean_leader_election: p.bool("unclean.leader.election.enable")?.unwrap_or(false),
+        auto_leader_rebalance: p.bool("auto.leader.rebalance.enable")?.unwrap_or(true),
+        leader_imbalance_check_interval_seconds: p
+            .int("leader.imbalance.check.interval.seconds")?
+            .unwrap_or(300)
+            .max(1),
+        leader_imbalance_per_broker_percentage: p
+            .int("leader.imbalance.per.broker.percentage")?
+            .unwrap_or(10),
         offsets_topic_replication_factor: p
             .int("offsets.topic.replication.factor")?
             .unwrap_or(if standalone { 1 } else { 3 }),

@@ -151,6 +151,8 @@ impl Partition {
                     *i = isr.to_vec();
                     *r = replicas.to_vec();
                     *pending_isr = None;
+                    // A reassignment removed replicas: their progress no longer counts.
+                    followers.retain(|id, _| replicas.contains(id));
                     for id in replicas {
                         if *id != self.node_id {
                             followers.entry(*id).or_insert(FollowerProgress {

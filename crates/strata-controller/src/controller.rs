@@ -23,7 +23,7 @@ pub fn kafka_error(e: ResponseError, message: impl Into<String>) -> ControllerEr
 }
 
 /// May this broker lead or join an ISR (registered, unfenced, not shutting down)?
-fn eligible(image: &MetadataImage, id: i32) -> bool {
+pub(crate) fn eligible(image: &MetadataImage, id: i32) -> bool {
     image
         .brokers
         .get(&id)
@@ -41,7 +41,7 @@ pub fn unclean_allowed(image: &MetadataImage, topic: &TopicImage, default: bool)
 
 /// The record for a partition change, with epochs bumped: a new leader bumps both epochs, an
 /// ISR or replica change the partition epoch. `None` when nothing changed.
-fn change(
+pub(crate) fn change(
     topic: &str,
     partition: i32,
     old: &PartitionImage,
@@ -50,7 +50,11 @@ fn change(
     if new.leader != old.leader {
         new.leader_epoch = old.leader_epoch + 1;
         new.partition_epoch = old.partition_epoch + 1;
-    } else if new.isr != old.isr || new.replicas != old.replicas {
+    } else if new.isr != old.isr
+        || new.replicas != old.replicas
+        || new.adding_replicas != old.adding_replicas
+        || new.removing_replicas != old.removing_replicas
+    {
         new.leader_epoch = old.leader_epoch;
         new.partition_epoch = old.partition_epoch + 1;
     } else {
@@ -372,6 +376,8 @@ pub fn alter_partition(
     }
     let mut n = p.clone();
     n.isr = new_isr.to_vec();
+    // The added replicas caught up: the reassignment completes with this ISR change.
+    crate::reassignment::try_complete(image, &mut n);
     let record = change(&topic.name, partition, p, n);
     let state = match &record {
         Some(MetadataRecord::Partition { state, .. }) => state.clone(),
@@ -396,7 +402,7 @@ fn invalid_assignment(message: String) -> (i16, String) {
     (ResponseError::InvalidReplicaAssignment.code(), message)
 }
 
-fn check_replicas(
+pub(crate) fn check_replicas(
     image: &MetadataImage,
     replicas: &[i32],
     expected_len: Option<usize>,
@@ -450,6 +456,8 @@ fn new_partition(
         leader,
         leader_epoch: 0,
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     })
 }
 

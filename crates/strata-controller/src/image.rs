@@ -42,6 +42,32 @@ pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Replicas a reassignment adds (KIP-455); also in `replicas`, not yet all in the ISR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment removes once the added ones are in sync; also in `replicas`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    /// The preferred leader: the first replica (a reassignment's target comes first).
+    pub fn preferred_leader(&self) -> Option<i32> {
+        self.replicas.first().copied()
+    }
+
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas once the reassignment (if any) completes.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
 }
 
 /// One topic.
@@ -64,6 +90,9 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicImage>,
     /// Cluster-wide dynamic broker configs (the default broker resource).
     pub cluster_configs: BTreeMap<String, String>,
+    /// Per-broker dynamic configs (the broker resource named by its id).
+    #[serde(default)]
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// Producer ids below this were handed out.
     pub next_producer_id: i64,
 }
@@ -75,6 +104,15 @@ impl MetadataImage {
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionImage> {
         self.topics.get(topic)?.partitions.get(&partition)
+    }
+
+    /// A dynamic broker config of `broker`: its own value, else the cluster default.
+    pub fn dynamic_broker_config(&self, broker: i32, name: &str) -> Option<&str> {
+        self.broker_configs
+            .get(&broker)
+            .and_then(|c| c.get(name))
+            .or_else(|| self.cluster_configs.get(name))
+            .map(String::as_str)
     }
 
     /// Brokers that are registered and not fenced.

@@ -485,6 +485,8 @@ impl Node {
     async fn leader_duties(self: Arc<Self>) {
         let tick = Duration::from_millis((self.config.election_timeout_ms / 5).clamp(50, 250));
         let session_timeout = Duration::from_millis(self.config.broker_session_timeout_ms);
+        let rebalance_every = Duration::from_millis(self.config.leader_imbalance_check_interval_ms);
+        let mut last_rebalance = Instant::now();
         let mut led_term = None;
         loop {
             tokio::select! {
@@ -528,7 +530,26 @@ impl Node {
                     tracing::warn!(broker = id, error = %e, "fencing a broker whose session expired");
                 }
             }
+            if self.config.auto_leader_rebalance && last_rebalance.elapsed() >= rebalance_every {
+                last_rebalance = Instant::now();
+                if let Err(e) = self.rebalance_leaders().await {
+                    tracing::warn!(error = %e, "automatic leader rebalance");
+                }
+            }
         }
+    }
+
+    /// One round of the automatic leader rebalance (`auto.leader.rebalance.enable`).
+    async fn rebalance_leaders(&self) -> Result<(), ControllerError> {
+        let (_guard, image) = self.begin().await?;
+        let records = crate::leadership::rebalance(
+            &image,
+            self.config.leader_imbalance_per_broker_percentage,
+        );
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.propose(records).await.map(|_| ())
     }
 
     async fn fence_expired(

@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use crate::controller;
 use crate::image::{MetadataImage, PartitionImage};
+use crate::leadership::{self, ElectionResult, ElectionType};
 use crate::node::{now, Node};
+use crate::reassignment::{self, OngoingReassignment};
 
 pub use crate::types::{
     ControllerError, HeartbeatReply, NewTopic, QuorumConfig, QuorumError, QuorumState,
@@ -293,6 +295,90 @@ impl Quorum {
         let (_guard, _image) = self.node.begin().await?;
         let record = crate::records::MetadataRecord::ClusterConfigs(configs);
         Ok(self.node.propose(vec![record]).await?.index)
+    }
+
+    /// Replaces the dynamic configs of one broker (already validated by the broker).
+    pub async fn set_broker_configs(
+        &self,
+        broker_id: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<u64, ControllerError> {
+        let (_guard, _image) = self.node.begin().await?;
+        let record = crate::records::MetadataRecord::BrokerConfigs {
+            id: broker_id,
+            configs,
+        };
+        Ok(self.node.propose(vec![record]).await?.index)
+    }
+
+    /// ElectLeaders: each partition's outcome (see [`leadership::elect`]) and the metadata
+    /// offset that holds the elections.
+    pub async fn elect_leaders(
+        &self,
+        kind: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<(Vec<(String, i32, ElectionResult)>, u64), ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        let (results, records) = leadership::elect(&image, kind, partitions.as_deref());
+        if records.is_empty() {
+            return Ok((results, image.offset));
+        }
+        Ok((results, self.node.propose(records).await?.index))
+    }
+
+    /// AlterPartitionReassignments: per partition, `Some(target)` starts or replaces a
+    /// reassignment and `None` cancels it; each partition's outcome and the offset that holds
+    /// the changes.
+    #[allow(clippy::type_complexity)]
+    pub async fn alter_reassignments(
+        &self,
+        changes: Vec<(String, i32, Option<Vec<i32>>)>,
+        allow_rf_change: bool,
+    ) -> Result<(Vec<Result<(), ControllerError>>, u64), ControllerError> {
+        let (_guard, mut image) = self.node.begin().await?;
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        for (topic, partition, target) in &changes {
+            match reassignment::alter(
+                &image,
+                topic,
+                *partition,
+                target.as_deref(),
+                allow_rf_change,
+            ) {
+                Ok(rs) => {
+                    // Later changes of the same request see this one.
+                    let next = Arc::make_mut(&mut image);
+                    for r in &rs {
+                        if let crate::records::MetadataRecord::Partition {
+                            topic,
+                            partition,
+                            state,
+                        } = r
+                        {
+                            if let Some(t) = next.topics.get_mut(topic) {
+                                t.partitions.insert(*partition, state.clone());
+                            }
+                        }
+                    }
+                    records.extend(rs);
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if records.is_empty() {
+            return Ok((results, image.offset));
+        }
+        Ok((results, self.node.propose(records).await?.index))
+    }
+
+    /// ListPartitionReassignments from this node's image.
+    pub fn list_reassignments(
+        &self,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Vec<OngoingReassignment> {
+        reassignment::list(&self.node.image_rx.borrow(), partitions)
     }
 
     /// AllocateProducerIds: a block no other broker ever gets; (first id, length).

@@ -73,6 +73,11 @@ pub enum MetadataRecord {
         configs: BTreeMap<String, String>,
     },
     ClusterConfigs(BTreeMap<String, String>),
+    /// The dynamic configs of one broker (replaces the previous set).
+    BrokerConfigs {
+        id: i32,
+        configs: BTreeMap<String, String>,
+    },
     /// Hands the next producer-id block to `broker_id`.
     AllocateProducerIds {
         broker_id: i32,
@@ -157,6 +162,13 @@ impl ReplicatedState {
                 }
             }
             MetadataRecord::ClusterConfigs(configs) => image.cluster_configs = configs.clone(),
+            MetadataRecord::BrokerConfigs { id, configs } => {
+                if configs.is_empty() {
+                    image.broker_configs.remove(id);
+                } else {
+                    image.broker_configs.insert(*id, configs.clone());
+                }
+            }
             MetadataRecord::AllocateProducerIds { .. } => {
                 let start = image.next_producer_id;
                 image.next_producer_id = start + PRODUCER_ID_BLOCK_SIZE;

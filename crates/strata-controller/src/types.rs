@@ -40,6 +40,12 @@ pub struct QuorumConfig {
     /// `inter.broker.listener.name`: the endpoint of a registered broker that Raft traffic to it
     /// (as an observer) uses.
     pub inter_broker_listener: String,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in milliseconds.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 /// Why the quorum could not start.

@@ -84,6 +84,9 @@ fn config(id: i32, voters: &BTreeMap<i32, String>, dir: PathBuf) -> QuorumConfig
         broker_session_timeout_ms: 1500,
         unclean_leader_election: false,
         inter_broker_listener: "INTERNAL".into(),
+        auto_leader_rebalance: false,
+        leader_imbalance_check_interval_ms: 300_000,
+        leader_imbalance_per_broker_percentage: 10,
     }
 }
 

@@ -171,7 +171,7 @@ fn encode_request(
 }
 
 /// Every API an empty request can be built for (see [`empty_request`]).
-const ALL_KEYS: [ApiKey; 30] = [
+const ALL_KEYS: [ApiKey; 33] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -202,6 +202,9 @@ const ALL_KEYS: [ApiKey; 30] = [
     ApiKey::BrokerHeartbeat,
     ApiKey::AlterPartition,
     ApiKey::AllocateProducerIds,
+    ApiKey::ElectLeaders,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
 ];
 
 /// The API's request with every field at its default.
@@ -247,6 +250,13 @@ fn empty_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::AlterPartition => RequestKind::AlterPartition(AlterPartitionRequest::default()),
         ApiKey::AllocateProducerIds => {
             RequestKind::AllocateProducerIds(AllocateProducerIdsRequest::default())
+        }
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(AlterPartitionReassignmentsRequest::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
         }
         _ => return None,
     })

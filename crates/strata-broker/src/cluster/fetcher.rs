@@ -4,7 +4,8 @@
 //! the follower's log end and its last fetched epoch). A diverging epoch in the answer
 //! truncates the follower's log to where it agrees with the leader before it fetches again;
 //! fetched batches are appended at their offsets, and the follower's HW follows the leader's,
-//! bounded by its own log end.
+//! bounded by its own log end. Throttled replicas (`cluster::throttle`) sit out of a fetch
+//! while this broker's follower quota is used up.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -164,6 +165,23 @@ async fn run(
             tokio::time::sleep(backoff).await;
             continue;
         };
+        // The follower's replication throttle: throttled replicas outside the ISR sit out
+        // while the quota is used up.
+        let throttled = follower_throttled(&broker, &parts);
+        let parts: Vec<Arc<Partition>> = match &throttled {
+            Some((rate, names)) if broker.follower_quota.exceeded(*rate) => parts
+                .into_iter()
+                .filter(|p| !names.contains(&(p.topic.clone(), p.index)))
+                .collect(),
+            _ => parts,
+        };
+        if parts.is_empty() {
+            tokio::select! {
+                _ = broker.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            continue;
+        }
         let req = build_request(&broker, &parts, version);
         let result = tokio::select! {
             _ = broker.shutdown.cancelled() => return,
@@ -171,6 +189,11 @@ async fn run(
         };
         match result {
             Ok(resp) => {
+                if let Some((rate, names)) = &throttled {
+                    broker
+                        .follower_quota
+                        .record(*rate, throttled_bytes(&resp, &parts, names, version));
+                }
                 let b = broker.clone();
                 let done =
                     tokio::task::spawn_blocking(move || handle_response(&b, &parts, resp, version))
@@ -190,6 +213,58 @@ async fn run(
             }
         }
     }
+}
+
+/// The follower throttle's rate and the throttled partitions among `parts` (named in their
+/// topic's `follower.replication.throttled.replicas` for this broker, and out of the ISR), when
+/// a rate is set for this broker.
+fn follower_throttled(
+    broker: &Broker,
+    parts: &[Arc<Partition>],
+) -> Option<(u64, Vec<(String, i32)>)> {
+    let image = broker.image();
+    let me = broker.config.node_id;
+    let rate = broker.follower_quota.rate(&image, me)?;
+    let names = parts
+        .iter()
+        .filter(|p| {
+            broker
+                .follower_quota
+                .is_throttled(&image, &p.topic, p.index, me)
+                && image
+                    .partition(&p.topic, p.index)
+                    .is_some_and(|x| !x.isr.contains(&me))
+        })
+        .map(|p| (p.topic.clone(), p.index))
+        .collect();
+    Some((rate, names))
+}
+
+/// Record bytes of a fetch answer that belong to throttled partitions.
+fn throttled_bytes(
+    resp: &FetchResponse,
+    parts: &[Arc<Partition>],
+    names: &[(String, i32)],
+    version: i16,
+) -> usize {
+    let mut bytes = 0;
+    for t in &resp.responses {
+        for pd in &t.partitions {
+            let throttled = parts.iter().any(|p| {
+                p.index == pd.partition_index
+                    && if version >= 13 {
+                        p.topic_id == t.topic_id
+                    } else {
+                        p.topic.as_str() == t.topic.0.as_str()
+                    }
+                    && names.contains(&(p.topic.clone(), p.index))
+            });
+            if throttled {
+                bytes += pd.records.as_ref().map_or(0, |r| r.len());
+            }
+        }
+    }
+    bytes
 }
 
 fn build_request(broker: &Broker, parts: &[Arc<Partition>], version: i16) -> FetchRequest {

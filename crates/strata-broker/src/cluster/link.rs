@@ -1,8 +1,8 @@
 //! The way to the active controller. On the active controller itself every call goes straight
 //! to the quorum; on any other node it is sent with Kafka's own message to the active
 //! controller's CONTROLLER listener (BrokerRegistration, BrokerHeartbeat, AlterPartition,
-//! AllocateProducerIds, and CreateTopics / DeleteTopics / CreatePartitions / AlterConfigs for
-//! forwarded admin requests), retried on another voter while the leader is unknown or moving,
+//! AllocateProducerIds, and CreateTopics / DeleteTopics / CreatePartitions / AlterConfigs /
+//! ElectLeaders / AlterPartitionReassignments for forwarded admin requests), retried on another voter while the leader is unknown or moving,
 //! until the deadline.
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,7 +24,8 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use parking_lot::Mutex;
 use strata_client::NodeConnection;
 use strata_controller::{
-    ControllerError, HeartbeatReply, NewTopic, PartitionImage, Quorum, RegisterBroker, TopicResult,
+    ControllerError, ElectionResult, ElectionType, HeartbeatReply, NewTopic, PartitionImage,
+    Quorum, RegisterBroker, TopicResult,
 };
 use uuid::Uuid;
 
@@ -337,6 +338,8 @@ impl ControllerLink {
                     leader: p.leader_id.0,
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 })
             },
         )
@@ -534,30 +537,40 @@ impl ControllerLink {
         .await
     }
 
-    /// Replaces the config overrides of a topic (`Some(name)`) or the cluster defaults.
+    /// Replaces the config overrides of a topic, one broker or the cluster defaults.
     pub async fn set_configs(
         &self,
-        topic: Option<String>,
+        target: ConfigTarget,
         configs: BTreeMap<String, String>,
         within: Duration,
     ) -> Result<(), ControllerError> {
+        let (resource_type, resource_name) = match &target {
+            ConfigTarget::Topic(t) => (2, t.clone()),
+            ConfigTarget::Broker(id) => (4, id.to_string()),
+            ConfigTarget::ClusterDefault => (4, String::new()),
+        };
         self.call(
             within,
             || async {
-                match &topic {
-                    Some(t) => {
+                match &target {
+                    ConfigTarget::Topic(t) => {
                         self.quorum
                             .set_topic_configs(t.clone(), configs.clone())
                             .await
                     }
-                    None => self.quorum.set_cluster_configs(configs.clone()).await,
+                    ConfigTarget::Broker(id) => {
+                        self.quorum.set_broker_configs(*id, configs.clone()).await
+                    }
+                    ConfigTarget::ClusterDefault => {
+                        self.quorum.set_cluster_configs(configs.clone()).await
+                    }
                 }
                 .map(|_| ())
             },
             |_| {
                 AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-                    .with_resource_type(if topic.is_some() { 2 } else { 4 })
-                    .with_resource_name(str_bytes(topic.as_deref().unwrap_or("")))
+                    .with_resource_type(resource_type)
+                    .with_resource_name(str_bytes(&resource_name))
                     .with_configs(
                         configs
                             .iter()
@@ -579,4 +592,137 @@ impl ControllerLink {
         )
         .await
     }
+
+    /// ElectLeaders on the active controller; each partition's outcome.
+    pub async fn elect_leaders(
+        &self,
+        kind: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+        within: Duration,
+    ) -> Result<Vec<(String, i32, ElectionResult)>, ControllerError> {
+        self.call(
+            within,
+            || async { Ok(self.quorum.elect_leaders(kind, partitions.clone()).await?.0) },
+            |_| {
+                ElectLeadersRequest::default()
+                    .with_election_type(match kind {
+                        ElectionType::Preferred => 0,
+                        ElectionType::Unclean => 1,
+                    })
+                    .with_timeout_ms(within.as_millis() as i32)
+                    .with_topic_partitions(partitions.as_ref().map(|ps| {
+                        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+                        for (t, p) in ps {
+                            by_topic.entry(t).or_default().push(*p);
+                        }
+                        by_topic
+                            .into_iter()
+                            .map(|(t, ps)| {
+                                elect_leaders_request::TopicPartitions::default()
+                                    .with_topic(str_bytes(t).into())
+                                    .with_partitions(ps)
+                            })
+                            .collect()
+                    }))
+            },
+            |r: ElectLeadersResponse| {
+                if r.error_code != code::NONE {
+                    return Err(kafka(r.error_code, None));
+                }
+                Ok(r.replica_election_results
+                    .iter()
+                    .flat_map(|t| {
+                        t.partition_result.iter().map(|p| {
+                            let outcome =
+                                topic_outcome(Some((p.error_code, p.error_message.as_ref())));
+                            (t.topic.0.to_string(), p.partition_id, outcome)
+                        })
+                    })
+                    .collect())
+            },
+        )
+        .await
+    }
+
+    /// AlterPartitionReassignments on the active controller; each partition's outcome in the
+    /// order of `changes`.
+    pub async fn alter_reassignments(
+        &self,
+        changes: Vec<(String, i32, Option<Vec<i32>>)>,
+        allow_rf_change: bool,
+        within: Duration,
+    ) -> Result<Vec<Result<(), (i16, String)>>, ControllerError> {
+        self.call(
+            within,
+            || async {
+                let (results, _) = self
+                    .quorum
+                    .alter_reassignments(changes.clone(), allow_rf_change)
+                    .await?;
+                Ok(results
+                    .into_iter()
+                    .map(|r| {
+                        r.map_err(|e| match e {
+                            ControllerError::Kafka { code, message } => (code, message),
+                            other => (code::REQUEST_TIMED_OUT, other.to_string()),
+                        })
+                    })
+                    .collect())
+            },
+            |_| {
+                let mut topics: Vec<alter_partition_reassignments_request::ReassignableTopic> =
+                    Vec::new();
+                for (t, p, target) in &changes {
+                    let partition =
+                        alter_partition_reassignments_request::ReassignablePartition::default()
+                            .with_partition_index(*p)
+                            .with_replicas(
+                                target
+                                    .as_ref()
+                                    .map(|r| r.iter().map(|b| (*b).into()).collect()),
+                            );
+                    match topics.iter_mut().find(|x| x.name.0.as_str() == t) {
+                        Some(x) => x.partitions.push(partition),
+                        None => topics.push(
+                            alter_partition_reassignments_request::ReassignableTopic::default()
+                                .with_name(str_bytes(t).into())
+                                .with_partitions(vec![partition]),
+                        ),
+                    }
+                }
+                AlterPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(within.as_millis() as i32)
+                    .with_allow_replication_factor_change(allow_rf_change)
+                    .with_topics(topics)
+            },
+            |r: AlterPartitionReassignmentsResponse| {
+                if r.error_code != code::NONE {
+                    return Err(kafka(r.error_code, r.error_message.as_ref()));
+                }
+                Ok(changes
+                    .iter()
+                    .map(|(t, p, _)| {
+                        let found = r
+                            .responses
+                            .iter()
+                            .filter(|x| x.name.0.as_str() == t)
+                            .flat_map(|x| x.partitions.iter())
+                            .find(|x| x.partition_index == *p);
+                        topic_outcome(found.map(|x| (x.error_code, x.error_message.as_ref())))
+                    })
+                    .collect())
+            },
+        )
+        .await
+    }
+}
+
+/// Whose configs a change replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigTarget {
+    Topic(String),
+    /// One broker's dynamic configs (the BROKER resource named by its id).
+    Broker(i32),
+    /// The cluster-wide dynamic defaults (the BROKER resource with an empty name).
+    ClusterDefault,
 }

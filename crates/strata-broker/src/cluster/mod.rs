@@ -1,14 +1,15 @@
 //! This broker as a member of a replicated cluster: its link to the active controller, its
 //! lifecycle (registration, heartbeats, fencing, controlled shutdown), the reconciliation of its
 //! partitions with the metadata image (leader / follower / removed), the replica fetchers that
-//! keep its follower partitions in step with their leaders, and the ISR upkeep of the
-//! partitions it leads.
+//! keep its follower partitions in step with their leaders (within the replication throttles),
+//! and the ISR upkeep of the partitions it leads.
 
 pub mod fetcher;
 pub mod isr;
 pub mod lifecycle;
 pub mod link;
 pub mod reconcile;
+pub mod throttle;
 
 use std::time::Duration;
 

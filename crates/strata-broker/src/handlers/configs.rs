@@ -1,6 +1,8 @@
 //! Configuration APIs: DescribeConfigs (topics and the broker), AlterConfigs and
-//! IncrementalAlterConfigs (topics; broker configs are static). Every value is validated by
-//! `topic_config` before anything changes; a refused request changes nothing.
+//! IncrementalAlterConfigs (topics, and the dynamic broker configs of one broker or the cluster
+//! default: the replication throttles and unclean leader election; other broker configs are
+//! static). Every value is validated before anything changes; a refused request changes
+//! nothing. Changes go to the active controller and are kept in the metadata log.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +19,8 @@ use kafka_protocol::protocol::StrBytes;
 use strata_kafka::properties::ValueType;
 
 use crate::broker::Broker;
+use crate::cluster::link::ConfigTarget;
+use crate::cluster::throttle::{FOLLOWER_THROTTLED_RATE, LEADER_THROTTLED_RATE};
 use crate::handlers::api_versions::ListenerKind;
 use crate::handlers::controller::{error_code, error_message};
 use crate::handlers::RequestContext;
@@ -27,7 +31,25 @@ const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
+
+/// Broker configs that can be changed at run time (per broker or as the cluster default), with
+/// their types. The throttles are read where replication happens; unclean leader election by
+/// the controller. `replica.alter.log.dirs.io.max.bytes.per.second` is kept and shown but has
+/// nothing to bound (a broker has one log directory, replicas never move between directories);
+/// it is accepted because Kafka's tools set and clear it with the other throttles.
+pub const DYNAMIC_BROKER_CONFIGS: &[(&str, ValueType)] = &[
+    (FOLLOWER_THROTTLED_RATE, ValueType::Long),
+    (LEADER_THROTTLED_RATE, ValueType::Long),
+    (
+        "replica.alter.log.dirs.io.max.bytes.per.second",
+        ValueType::Long,
+    ),
+    ("unclean.leader.election.enable", ValueType::Boolean),
+];
+
 const SOURCE_DEFAULT: i8 = 5;
 
 const OP_SET: i8 = 0;
@@ -121,7 +143,20 @@ pub async fn describe_configs(
                 }
                 RESOURCE_BROKER => {
                     let name = r.resource_name.as_str();
-                    if !name.is_empty() && name != broker.config.node_id.to_string() {
+                    let image = broker.image();
+                    if name.is_empty() {
+                        // The cluster default resource: its dynamic configs only.
+                        let configs = image
+                            .cluster_configs
+                            .iter()
+                            .filter(|(k, _)| wanted(k))
+                            .map(|(k, v)| {
+                                broker_entry(k, v, SOURCE_DYNAMIC_DEFAULT_BROKER, is_dynamic(k))
+                            })
+                            .collect();
+                        return result.with_configs(configs);
+                    }
+                    if name != broker.config.node_id.to_string() {
                         return result
                             .with_error_code(code::INVALID_REQUEST)
                             .with_error_message(Some(str_bytes(format!(
@@ -129,19 +164,21 @@ pub async fn describe_configs(
                                 broker.config.node_id
                             ))));
                     }
-                    let configs = broker
-                        .config
-                        .raw
-                        .iter()
+                    let own = image.broker_configs.get(&broker.config.node_id);
+                    let mut entries: BTreeMap<&str, (&str, i8)> = BTreeMap::new();
+                    for (k, v) in &broker.config.raw {
+                        entries.insert(k, (v, SOURCE_STATIC_BROKER));
+                    }
+                    for (k, v) in &image.cluster_configs {
+                        entries.insert(k, (v, SOURCE_DYNAMIC_DEFAULT_BROKER));
+                    }
+                    for (k, v) in own.into_iter().flatten() {
+                        entries.insert(k, (v, SOURCE_DYNAMIC_BROKER));
+                    }
+                    let configs = entries
+                        .into_iter()
                         .filter(|(k, _)| wanted(k))
-                        .map(|(k, v)| {
-                            DescribeConfigsResourceResult::default()
-                                .with_name(str_bytes(k.clone()))
-                                .with_value(Some(str_bytes(v.clone())))
-                                .with_read_only(true)
-                                .with_config_source(SOURCE_STATIC_BROKER)
-                                .with_config_type(2)
-                        })
+                        .map(|(k, (v, source))| broker_entry(k, v, source, is_dynamic(k)))
                         .collect();
                     result.with_configs(configs)
                 }
@@ -154,6 +191,117 @@ pub async fn describe_configs(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+fn is_dynamic(name: &str) -> bool {
+    DYNAMIC_BROKER_CONFIGS.iter().any(|(n, _)| *n == name)
+}
+
+fn broker_entry(
+    name: &str,
+    value: &str,
+    source: i8,
+    dynamic: bool,
+) -> DescribeConfigsResourceResult {
+    let kind = DYNAMIC_BROKER_CONFIGS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(ValueType::String, |(_, t)| *t);
+    DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(name))
+        .with_value(Some(str_bytes(value)))
+        .with_read_only(!dynamic)
+        .with_config_source(source)
+        .with_config_type(kind as i8)
+}
+
+/// Checks a dynamic broker config change: only the names of [`DYNAMIC_BROKER_CONFIGS`], with
+/// values of their type.
+fn validate_broker_config(name: &str, value: &str) -> Result<(), Refusal> {
+    let Some((_, kind)) = DYNAMIC_BROKER_CONFIGS.iter().find(|(n, _)| *n == name) else {
+        return Err((
+            code::INVALID_REQUEST,
+            format!(
+                "Cannot update these configs dynamically: Set({name}); they are read from server.properties at start"
+            ),
+        ));
+    };
+    let ok = match kind {
+        ValueType::Long => value.trim().parse::<i64>().is_ok_and(|v| v >= 0),
+        ValueType::Boolean => {
+            matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false")
+        }
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err((
+            code::INVALID_CONFIG,
+            format!("Invalid value {value} for configuration {name}"),
+        ))
+    }
+}
+
+/// Validates and applies a new set of dynamic configs of one broker (`name` its id) or of the
+/// cluster default (`name` empty).
+async fn apply_broker_configs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal>,
+) -> Result<(), Refusal> {
+    let target = if name.is_empty() {
+        ConfigTarget::ClusterDefault
+    } else {
+        match name.parse::<i32>() {
+            Ok(id) if id >= 0 => ConfigTarget::Broker(id),
+            _ => {
+                return Err((
+                    code::INVALID_REQUEST,
+                    format!("Invalid broker name {name}: a broker id or the empty default"),
+                ))
+            }
+        }
+    };
+    if ctx.listener == ListenerKind::Controller && !broker.quorum.is_active() {
+        return Err((
+            code::NOT_CONTROLLER,
+            "This node is not the active controller.".into(),
+        ));
+    }
+    let image = broker.image();
+    let mut configs = match &target {
+        ConfigTarget::Broker(id) => image.broker_configs.get(id).cloned().unwrap_or_default(),
+        _ => image.cluster_configs.clone(),
+    };
+    change(&mut configs)?;
+    for (k, v) in &configs {
+        validate_broker_config(k, v)?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let within = broker.admin_timeout();
+    match broker
+        .link
+        .set_configs(target.clone(), configs.clone(), within)
+        .await
+    {
+        Ok(()) => {
+            broker
+                .await_image(within, |img| match &target {
+                    ConfigTarget::Broker(id) => {
+                        img.broker_configs.get(id).cloned().unwrap_or_default() == configs
+                    }
+                    _ => img.cluster_configs == configs,
+                })
+                .await;
+            Ok(())
+        }
+        Err(e) => Err((error_code(&e), error_message(&e))),
+    }
 }
 
 fn synonyms(
@@ -201,13 +349,6 @@ async fn apply_topic_configs(
     validate_only: bool,
     change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal>,
 ) -> Result<(), Refusal> {
-    if resource_type == RESOURCE_BROKER {
-        return Err((
-            code::INVALID_REQUEST,
-            "Broker configs are static: set them in server.properties and restart the broker"
-                .into(),
-        ));
-    }
     if resource_type != RESOURCE_TOPIC {
         return Err((
             code::INVALID_REQUEST,
@@ -239,7 +380,11 @@ async fn apply_topic_configs(
     let within = broker.admin_timeout();
     match broker
         .link
-        .set_configs(Some(name.to_string()), configs.clone(), within)
+        .set_configs(
+            ConfigTarget::Topic(name.to_string()),
+            configs.clone(),
+            within,
+        )
         .await
     {
         Ok(()) => {
@@ -254,6 +399,31 @@ async fn apply_topic_configs(
     }
 }
 
+/// Applies a change to the resource's configs: topics through `topic_config`, brokers through
+/// [`DYNAMIC_BROKER_CONFIGS`]; other resource types are refused.
+async fn apply_configs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    resource_type: i8,
+    resource_name: &StrBytes,
+    validate_only: bool,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal>,
+) -> Result<(), Refusal> {
+    if resource_type == RESOURCE_BROKER {
+        return apply_broker_configs(broker, ctx, resource_name.as_str(), validate_only, change)
+            .await;
+    }
+    apply_topic_configs(
+        broker,
+        ctx,
+        resource_type,
+        resource_name,
+        validate_only,
+        change,
+    )
+    .await
+}
+
 pub async fn alter_configs(
     broker: &Broker,
     req: AlterConfigsRequest,
@@ -262,40 +432,49 @@ pub async fn alter_configs(
 ) -> AlterConfigsResponse {
     let mut responses = Vec::new();
     for r in req.resources {
-        {
-            // Legacy AlterConfigs replaces every override of the resource.
-            let outcome = apply_topic_configs(
-                broker,
-                ctx,
-                r.resource_type,
-                &r.resource_name,
-                req.validate_only,
-                |configs| {
-                    configs.clear();
-                    for c in &r.configs {
-                        let Some(v) = &c.value else {
-                            return Err((
-                                code::INVALID_CONFIG,
-                                format!("Null value not supported for {}", c.name.as_str()),
-                            ));
-                        };
-                        configs.insert(c.name.to_string(), v.to_string());
-                    }
-                    Ok(())
-                },
-            )
-            .await;
-            let (code, message) = outcome.err().unwrap_or((code::NONE, String::new()));
-            responses.push(
-                alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name)
-                    .with_error_code(code)
-                    .with_error_message((code != 0).then(|| str_bytes(message))),
-            );
-        }
+        // Legacy AlterConfigs replaces every override of the resource.
+        let outcome = apply_configs(
+            broker,
+            ctx,
+            r.resource_type,
+            &r.resource_name,
+            req.validate_only,
+            |configs| {
+                configs.clear();
+                for c in &r.configs {
+                    let Some(v) = &c.value else {
+                        return Err((
+                            code::INVALID_CONFIG,
+                            format!("Null value not supported for {}", c.name.as_str()),
+                        ));
+                    };
+                    configs.insert(c.name.to_string(), v.to_string());
+                }
+                Ok(())
+            },
+        )
+        .await;
+        let (code, message) = outcome.err().unwrap_or((code::NONE, String::new()));
+        responses.push(
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message((code != 0).then(|| str_bytes(message))),
+        );
     }
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The type of a config of the resource (None: not a config of it) and its value when unset.
+fn config_kind(broker: &Broker, resource_type: i8, key: &str) -> Option<(ValueType, String)> {
+    if resource_type == RESOURCE_BROKER {
+        return DYNAMIC_BROKER_CONFIGS
+            .iter()
+            .find(|(n, _)| *n == key)
+            .map(|(_, t)| (*t, String::new()));
+    }
+    topic_config::lookup(key).map(|d| (d.kind, topic_config::default_value(key, &broker.config)))
 }
 
 pub async fn incremental_alter_configs(
@@ -306,83 +485,89 @@ pub async fn incremental_alter_configs(
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::new();
     for r in req.resources {
-        {
-            let outcome = apply_topic_configs(
-                broker,
-                ctx,
-                r.resource_type,
-                &r.resource_name,
-                req.validate_only,
-                |configs| {
-                    for c in &r.configs {
-                        let key = c.name.to_string();
-                        let value = c.value.as_ref().map(|v| v.to_string());
-                        let Some(def) = topic_config::lookup(&key) else {
-                            return Err((
+        let resource_type = r.resource_type;
+        let outcome = apply_configs(
+            broker,
+            ctx,
+            r.resource_type,
+            &r.resource_name,
+            req.validate_only,
+            |configs| {
+                for c in &r.configs {
+                    let key = c.name.to_string();
+                    let value = c.value.as_ref().map(|v| v.to_string());
+                    let Some((kind, default)) = config_kind(broker, resource_type, &key) else {
+                        return Err(if resource_type == RESOURCE_BROKER {
+                            (
+                                code::INVALID_REQUEST,
+                                format!("Cannot update these configs dynamically: Set({key}); they are read from server.properties at start"),
+                            )
+                        } else {
+                            (
                                 code::INVALID_CONFIG,
                                 format!("Unknown topic config name: {key}"),
-                            ));
-                        };
-                        match c.config_operation {
-                            OP_SET => {
-                                let Some(v) = value else {
-                                    return Err((
-                                        code::INVALID_CONFIG,
-                                        format!("Null value not supported for {key}"),
-                                    ));
-                                };
-                                configs.insert(key, v);
-                            }
-                            OP_DELETE => {
-                                configs.remove(&key);
-                            }
-                            OP_APPEND | OP_SUBTRACT => {
-                                if def.kind != ValueType::List {
-                                    return Err((
-                                        code::INVALID_CONFIG,
-                                        format!("Config value append is not allowed for config key: {key}"),
-                                    ));
-                                }
-                                let current = configs.get(&key).cloned().unwrap_or_else(|| {
-                                    topic_config::default_value(&key, &broker.config)
-                                });
-                                let mut items: Vec<String> = current
-                                    .split(',')
-                                    .map(|s| s.trim().to_string())
-                                    .filter(|s| !s.is_empty())
-                                    .collect();
-                                for v in value.unwrap_or_default().split(',').map(str::trim) {
-                                    if c.config_operation == OP_APPEND {
-                                        if !items.iter().any(|i| i == v) {
-                                            items.push(v.to_string());
-                                        }
-                                    } else {
-                                        items.retain(|i| i != v);
-                                    }
-                                }
-                                configs.insert(key, items.join(","));
-                            }
-                            other => {
+                            )
+                        });
+                    };
+                    match c.config_operation {
+                        OP_SET => {
+                            let Some(v) = value else {
                                 return Err((
-                                    code::INVALID_REQUEST,
-                                    format!("Unknown config operation {other}"),
-                                ))
+                                    code::INVALID_CONFIG,
+                                    format!("Null value not supported for {key}"),
+                                ));
+                            };
+                            configs.insert(key, v);
+                        }
+                        OP_DELETE => {
+                            configs.remove(&key);
+                        }
+                        OP_APPEND | OP_SUBTRACT => {
+                            if kind != ValueType::List {
+                                return Err((
+                                    code::INVALID_CONFIG,
+                                    format!(
+                                        "Config value append is not allowed for config key: {key}"
+                                    ),
+                                ));
                             }
+                            let current = configs.get(&key).cloned().unwrap_or(default);
+                            let mut items: Vec<String> = current
+                                .split(',')
+                                .map(|s| s.trim().to_string())
+                                .filter(|s| !s.is_empty())
+                                .collect();
+                            for v in value.unwrap_or_default().split(',').map(str::trim) {
+                                if c.config_operation == OP_APPEND {
+                                    if !items.iter().any(|i| i == v) {
+                                        items.push(v.to_string());
+                                    }
+                                } else {
+                                    items.retain(|i| i != v);
+                                }
+                            }
+                            configs.insert(key, items.join(","));
+                        }
+                        other => {
+                            return Err((
+                                code::INVALID_REQUEST,
+                                format!("Unknown config operation {other}"),
+                            ))
                         }
                     }
-                    Ok(())
-                },
-            )
-            .await;
-            let (code, message) = outcome.err().unwrap_or((code::NONE, String::new()));
-            responses.push(
-                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name)
-                    .with_error_code(code)
-                    .with_error_message((code != 0).then(|| str_bytes(message))),
-            );
-        }
+                }
+                Ok(())
+            },
+        )
+        .await;
+        let (code, message) = outcome.err().unwrap_or((code::NONE, String::new()));
+        responses.push(
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message((code != 0).then(|| str_bytes(message))),
+        );
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

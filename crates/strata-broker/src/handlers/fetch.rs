@@ -19,7 +19,7 @@ use crate::broker::Broker;
 use crate::fetch_session::{SessionPartition, SessionResolution};
 use crate::handlers::RequestContext;
 use crate::handlers::{check_leader_epoch, code, str_bytes};
-use crate::partition::TopicPartition;
+use crate::partition::{Partition, TopicPartition};
 
 struct Wanted {
     tp: TopicPartition,
@@ -250,6 +250,18 @@ fn empty(index: i32) -> PartitionData {
         .with_aborted_transactions(None)
 }
 
+/// The leader throttle's rate when `follower`'s replication of `p` is throttled: a rate is
+/// set for this broker, the replica is named throttled, and the follower is out of the ISR.
+fn leader_throttle(broker: &Broker, p: &Partition, follower: i32) -> Option<u64> {
+    let image = broker.image();
+    let me = broker.config.node_id;
+    let rate = broker.leader_quota.rate(&image, me)?;
+    let named = broker
+        .leader_quota
+        .is_throttled(&image, &p.topic, p.index, me);
+    (named && !p.isr().contains(&follower)).then_some(rate)
+}
+
 /// Reads every wanted partition once; returns the data, the bytes read and whether any
 /// partition has an error (errors are returned at once, without waiting). A follower's read
 /// also records its position (ISR, HW).
@@ -331,6 +343,12 @@ fn read_all(
             }
             upper = p.log_end_offset();
         }
+        // The leader's replication throttle: an out-of-sync follower of a throttled replica
+        // gets no records while the quota is used up.
+        let throttle = replica.and_then(|follower| leader_throttle(broker, &p, follower));
+        if throttle.is_some_and(|rate| broker.leader_quota.exceeded(rate)) {
+            upper = w.fetch_offset;
+        }
         let hw = p.high_watermark();
         let start = p.log_start_offset();
         let base = empty(w.tp.partition)
@@ -355,6 +373,9 @@ fn read_all(
                     continue;
                 }
                 total += slice.bytes.len();
+                if let Some(rate) = throttle {
+                    broker.leader_quota.record(rate, slice.bytes.len());
+                }
                 out.push(base.with_records(Some(slice.bytes)));
             }
             Err(LogError::OffsetOutOfRange { .. }) => {

@@ -17,6 +17,7 @@ pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod replicas;
 pub mod topics;
 
 /// Who sent a request: the header and the connection's peer.
@@ -119,6 +120,13 @@ pub async fn dispatch(
         RequestKind::BrokerHeartbeat(req) => route!(req, controller::broker_heartbeat),
         RequestKind::AlterPartition(req) => route!(req, controller::alter_partition),
         RequestKind::AllocateProducerIds(req) => route!(req, controller::allocate_producer_ids),
+        RequestKind::ElectLeaders(req) => route!(req, replicas::elect_leaders),
+        RequestKind::AlterPartitionReassignments(req) => {
+            route!(req, replicas::alter_partition_reassignments)
+        }
+        RequestKind::ListPartitionReassignments(req) => {
+            route!(req, replicas::list_partition_reassignments)
+        }
         // The connection layer decodes only advertised APIs.
         _ => anyhow::bail!("request of an API that is not served"),
     }

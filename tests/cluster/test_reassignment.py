@@ -1,0 +1,200 @@
+"""Partition reassignment with Kafka's own tool, ``kafka-reassign-partitions``, under acks=all load
+from two idempotent clients: a move without a throttle and one with ``--throttle`` (the copy rate
+of the new replica, measured on its disk, stays near the throttle; the throttles are cleared by
+``--verify`` once the move is done), then a move that cannot finish (a tiny throttle) listed with
+``--list`` and undone with ``--cancel``. Nothing acknowledged is lost, the replicas end equal, and
+targets naming unknown brokers or a broker twice are refused with Kafka's error codes (sent with
+kafka-python's admin client, as the tool refuses them itself) and change nothing.
+
+The topic lives on the broker-only nodes 4, 5, 6; replicas move to nodes 1 and 2 (same racks as
+the replicas they replace: 4 and 1 are in rack a, 5 and 2 in rack b)."""
+import json
+import threading
+import time
+
+import pytest
+
+from harness import unique_topic, wait_until
+from harness.replication import (
+    ConfluentLoad,
+    VerifiableProducer,
+    check_records,
+    produce_sync,
+    read_back,
+    record_figure,
+    replicas_equal,
+)
+
+ASSIGNMENT = [[4, 5, 6], [5, 6, 4], [6, 4, 5]]
+PRELOAD_RECORDS = 5000  # 1 KiB each: about 5 MB per partition to copy
+THROTTLE = 500_000  # bytes/s
+RATE = 100
+PROGRESS = 20
+
+
+def preload(c, topic, partition):
+    """About 5 MB of acks=all records in ``partition``; their acks (values without padding)."""
+    values = [f"{90 + partition}.{i} " + "x" * 1000 for i in range(PRELOAD_RECORDS)]
+    acks, errors = produce_sync(c.healthy_bootstrap(), topic, values, partition=partition, timeout=120,
+                                idempotent=True)
+    assert not errors and len(acks) == PRELOAD_RECORDS, f"preloading partition {partition}: {errors[:3]}"
+    return [a._replace(value=a.value.split(" ", 1)[0]) for a in acks]
+
+
+def plan(tmp_path, name, moves):
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": t, "partition": p, "replicas": r, "log_dirs": ["any"] * len(r)} for t, p, r in moves]}))
+    return path
+
+
+def log_bytes(c, node, topic, partition):
+    d = c.partition_dir(node, topic, partition)
+    try:
+        return sum(f.stat().st_size for f in d.glob("*.log"))
+    except FileNotFoundError:
+        return 0
+
+
+class CopyWatch:
+    """Samples the log bytes of the new replicas every 0.1 s in a thread: the copy rate is taken
+    between the first byte seen and the first sample at 95% of the final size."""
+
+    def __init__(self, c, nodes, topic, partition):
+        self.samples = []
+        self._stop = threading.Event()
+        self._read = lambda: sum(log_bytes(c, n, topic, partition) for n in nodes)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), self._read()))
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+    def rate(self):
+        """(bytes copied, bytes/s of the copy)."""
+        final = self.samples[-1][1] if self.samples else 0
+        started = next((t for t, b in self.samples if b > 0), None)
+        reached = next((t for t, b in self.samples if b >= 0.95 * final), None)
+        if not final or started is None or reached is None or reached <= started:
+            return final, float("inf") if final else 0.0
+        return final, 0.95 * final / (reached - started)
+
+
+def move(c, tmp_path, name, topic, partition, target, throttle=None):
+    """Runs --execute (with --throttle when given) and --verify until the move is done; returns
+    (bytes copied to the new replicas, their copy rate in bytes/s, the finishing --verify output)."""
+    new = [r for r in target if r not in c.partitions(topic)[partition].replicas]
+    path = plan(tmp_path, name, [(topic, partition, target)])
+    args = ["--reassignment-json-file", str(path), "--execute"]
+    if throttle is not None:
+        args += ["--throttle", str(throttle)]
+    verified = {}
+
+    def done():
+        v = c.tool("reassign-partitions", "--reassignment-json-file", str(path), "--verify", timeout=120).stdout
+        verified["out"] = v
+        return f"Reassignment of partition {topic}-{partition} is completed" in v
+
+    with CopyWatch(c, new, topic, partition) as watch:
+        out = c.tool("reassign-partitions", *args, timeout=120).stdout
+        assert "Successfully started partition reassignment" in out, out
+        wait_until(done, 300, f"{c.kind}: reassignment of {topic}-{partition} to {target}", interval=1.0)
+    copied, rate = watch.rate()
+    c.wait_partitions(topic, lambda ps: ps[partition].replicas == target and set(ps[partition].isr) == set(target),
+                      f"partition {partition} on {target} with a full ISR", timeout=60)
+    return copied, rate, verified["out"]
+
+
+def broker_throttles(c, node):
+    out = c.tool("configs", "--describe", "--entity-type", "brokers", "--entity-name", str(node), timeout=60).stdout
+    return [line for line in out.splitlines() if "replication.throttled.rate" in line]
+
+
+@pytest.mark.timeout(900)
+def test_reassign_partitions_throttled_verified_and_cancelled(healthy_cluster, target_kind, tmp_path):
+    c = healthy_cluster
+    topic = unique_topic("reassign")
+    c.create_topic(topic, assignment=ASSIGNMENT)
+    preloads = [preload(c, topic, p) for p in (0, 1, 2)]
+    vp = VerifiableProducer(tmp_path, c.bootstrap(), topic, prefix=1, throughput=RATE).start()
+    cl = ConfluentLoad(c.bootstrap(), topic, len(ASSIGNMENT), prefix=2, rate=RATE).start()
+    try:
+        vp.log.wait_acked(PROGRESS, 90, "before any move")
+        cl.log.wait_acked(PROGRESS, 90, "before any move")
+
+        # 1. Partition 0 from 4 to 1 (rack a to rack a), no throttle: leader 4 hands over.
+        copied, rate, _ = move(c, tmp_path, "unthrottled", topic, 0, [1, 5, 6])
+        record_figure("reassignment", f"{target_kind} unthrottled copy MB / MB/s",
+                      f"{copied / 1e6:.1f} / {rate / 1e6:.2f}")
+
+        # 2. Partition 1 from 5 to 2 with --throttle: the copy runs near the throttle, and --verify
+        #    clears the broker and topic throttles once it is done.
+        copied, rate, out = move(c, tmp_path, "throttled", topic, 1, [2, 6, 4], throttle=THROTTLE)
+        record_figure("reassignment", f"{target_kind} throttled copy ({THROTTLE} B/s) MB / B/s",
+                      f"{copied / 1e6:.1f} / {rate:.0f}")
+        assert copied >= PRELOAD_RECORDS * 1000, f"{target_kind}: only {copied} bytes on the new replica"
+        assert rate <= 2 * THROTTLE, f"{target_kind}: throttled to {THROTTLE} B/s, copied at {rate:.0f} B/s"
+        assert "Clearing broker-level throttles" in out, out
+        for node in (2, 4, 5, 6):
+            assert not broker_throttles(c, node), f"{target_kind}: throttle left on broker {node}"
+        vp.log.wait_more(PROGRESS, 90, "after two moves")
+        cl.log.wait_more(PROGRESS, 90, "after two moves")
+
+        # 3. Partition 2 from 6 to 3 at 10 kB/s cannot finish soon: listed, then cancelled.
+        path = plan(tmp_path, "cancelled", [(topic, 2, [4, 5, 3])])
+        c.tool("reassign-partitions", "--reassignment-json-file", str(path), "--execute", "--throttle", "10000")
+        listing = c.tool("reassign-partitions", "--list").stdout
+        assert f"{topic}-2: replicas: 4,5,3,6. adding: 3. removing: 6." in listing, listing
+        out = c.tool("reassign-partitions", "--reassignment-json-file", str(path), "--cancel").stdout
+        assert f"Successfully cancelled partition reassignment for: {topic}-2" in out, out
+        # Kafka's revert keeps the merged order without the added replica: 4, 5, 6.
+        c.wait_partitions(topic, lambda ps: ps[2].replicas == [4, 5, 6] and set(ps[2].isr) == {4, 5, 6},
+                          "partition 2 back on 4, 5, 6", timeout=60)
+        assert "No partition reassignments found" in c.tool("reassign-partitions", "--list").stdout
+        wait_until(lambda: not c.partition_dir(3, topic, 2).exists(), 60,
+                   f"{target_kind}: the cancelled replica on node 3 deleted")
+        vp.log.wait_more(PROGRESS, 90, "after the cancelled move")
+        cl.log.wait_more(PROGRESS, 90, "after the cancelled move")
+    finally:
+        vp.stop()
+        cl.stop()
+    c.wait_isr_full(topic)
+    acks = vp.acked + cl.acked + [a for acked in preloads for a in acked]
+    res = check_records(acks, read_back(c.healthy_bootstrap(), topic))
+    record_figure("reassignment", f"{target_kind} records", str(res))
+    assert res.ok, f"{target_kind}: {res}"
+    diffs = replicas_equal(c, topic)
+    assert not diffs, "\n".join(diffs)
+
+
+@pytest.mark.timeout(300)
+def test_reassignment_to_unknown_or_repeated_brokers_is_refused(healthy_cluster, target_kind):
+    from kafka import KafkaAdminClient, TopicPartition
+    from kafka.errors import InvalidReplicationAssignmentError, UnknownTopicOrPartitionError
+
+    c = healthy_cluster
+    topic = unique_topic("reassign-bad")
+    c.create_topic(topic, assignment=[[4, 5, 6]])
+    admin = KafkaAdminClient(bootstrap_servers=c.healthy_bootstrap(), request_timeout_ms=30000)
+    try:
+        tp = TopicPartition(topic, 0)
+        results = admin.alter_partition_reassignments({tp: [4, 5, 99]})
+        assert results[tp] is InvalidReplicationAssignmentError, f"{target_kind}: unknown broker: {results}"
+        results = admin.alter_partition_reassignments({tp: [4, 4, 5]})
+        assert results[tp] is InvalidReplicationAssignmentError, f"{target_kind}: repeated broker: {results}"
+        missing = TopicPartition(topic, 7)
+        results = admin.alter_partition_reassignments({missing: [4, 5, 6]})
+        assert results[missing] is UnknownTopicOrPartitionError, f"{target_kind}: unknown partition: {results}"
+        assert admin.list_partition_reassignments() == {} or tp not in admin.list_partition_reassignments()
+    finally:
+        admin.close()
+    assert c.partitions(topic)[0].replicas == [4, 5, 6]
