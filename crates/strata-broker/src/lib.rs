@@ -120,6 +120,18 @@ impl BrokerHandle {
         }
     }
 
+    /// Waits until this broker's metadata image shows each of `ids` registered and unfenced
+    /// (what its Metadata and DescribeCluster answers list).
+    pub async fn wait_sees_live(&self, ids: &[i32]) -> anyhow::Result<()> {
+        let mut image = self.broker.watch_image();
+        tokio::select! {
+            r = image.wait_for(|i| ids.iter().all(|id| i.brokers.get(id).is_some_and(|b| !b.fenced))) => {
+                r.map(|_| ()).map_err(|_| anyhow::anyhow!("broker stopped"))
+            }
+            _ = self.broker.shutdown.cancelled() => anyhow::bail!("broker stopped before it saw the cluster"),
+        }
+    }
+
     /// Graceful shutdown: controlled shutdown first (the controller moves this broker's
     /// leaderships away, within `controlled.shutdown.timeout.ms`), then stop accepting and
     /// reading new requests, wait (up to the grace period) for requests in flight, and flush

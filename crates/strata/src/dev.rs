@@ -295,7 +295,8 @@ struct RunningCluster {
 }
 
 impl RunningCluster {
-    /// Starts every broker, then (for a quorum) waits until each is registered and unfenced.
+    /// Starts every broker, then (for a quorum) waits until each is registered and unfenced and
+    /// every broker's metadata lists all of them.
     /// `start` returns once a broker's listeners are bound, without waiting for the others,
     /// so all of them start before the first wait. On failure the started ones are stopped.
     async fn start(layout: &DevLayout, overrides: &[String]) -> anyhow::Result<RunningCluster> {
@@ -312,12 +313,23 @@ impl RunningCluster {
             }
         }
         if layout.is_quorum() {
+            let ids: Vec<i32> = cluster
+                .brokers
+                .iter()
+                .map(|(b, _)| i32::from(b.node_id))
+                .collect();
             let ready = async {
                 for (broker, handle) in &cluster.brokers {
                     handle
                         .wait_ready()
                         .await
                         .with_context(|| format!("broker {} did not join", broker.node_id))?;
+                }
+                // Every broker answers clients with the whole cluster before it is announced.
+                for (broker, handle) in &cluster.brokers {
+                    handle.wait_sees_live(&ids).await.with_context(|| {
+                        format!("broker {} did not see the cluster", broker.node_id)
+                    })?;
                 }
                 anyhow::Ok(())
             };
