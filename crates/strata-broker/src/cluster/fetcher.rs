@@ -299,7 +299,13 @@ fn handle_response(
             }
             if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
                 match p.append_with_offsets(&records) {
-                    Ok(_) => progressed = true,
+                    Ok(_) => {
+                        broker
+                            .metrics
+                            .replication_bytes_in
+                            .inc_by(records.len() as u64);
+                        progressed = true
+                    }
                     Err(e) => {
                         tracing::warn!(topic = %p.topic, partition = p.index, error = %e,
                             "cannot append fetched batches");
