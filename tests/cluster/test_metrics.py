@@ -8,7 +8,7 @@ and consumer; a SIGSTOPped follower makes its leader report an under-replicated 
 ISR shrink, and SIGCONT brings the count back with an ISR expansion; ``/readyz`` answers 503 with
 a reason while a node is cut off from the controller (fenced) and while it restarts unregistered,
 and 200 once it has rejoined; the group coordinator reports a consumer group's lag after it
-commits behind the log end; and the Grafana dashboard of the chart references only metric names
+commits behind the log end, on a partition it hosts and on one hosted elsewhere; and the Grafana dashboard of the chart references only metric names
 that a Strata process exports (the live broker's, plus those the mirror and operator register).
 
 The topics live on the broker-only nodes 4, 5, 6 where a fault is involved, so the controller
@@ -203,15 +203,16 @@ def test_readyz_is_503_while_fenced_or_unregistered_and_200_after_rejoining(stra
 def test_group_lag_from_the_coordinator(strata):
     from confluent_kafka import Consumer, TopicPartition
     c = strata
-    topic, group = unique_topic("metrics-lag"), unique_topic("metrics-group")
-    # A replica on every node: whichever broker coordinates the group hosts the partition.
-    c.create_topic(topic, assignment=[list(c.nodes)])
-    acks, errors = produce_sync(c.healthy_bootstrap(), topic, [f"l.{i}" for i in range(20)])
+    hosted, elsewhere = unique_topic("metrics-lag"), unique_topic("metrics-lag-remote")
+    group = unique_topic("metrics-group")
+    # A replica on every node: whichever broker coordinates the group hosts this partition.
+    c.create_topic(hosted, assignment=[list(c.nodes)])
+    acks, errors = produce_sync(c.healthy_bootstrap(), hosted, [f"l.{i}" for i in range(20)])
     assert not errors and len(acks) == 20, errors
     consumer = Consumer({"bootstrap.servers": c.healthy_bootstrap(), "group.id": group,
                          "enable.auto.commit": False})
     try:
-        consumer.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+        consumer.commit(offsets=[TopicPartition(hosted, 0, 5)], asynchronous=False)
         admin = c.admin()
         coordinator = admin.describe_consumer_groups([group], request_timeout=20)[group].result(30).coordinator.id
 
@@ -222,8 +223,18 @@ def test_group_lag_from_the_coordinator(strata):
         others = [i for i in c.nodes if i != coordinator]
         assert all(metric_sum(samples(c, i), "strata_broker_consumer_group_lag", group=group) is None
                    for i in others), "only the coordinator reports the group"
-        consumer.commit(offsets=[TopicPartition(topic, 0, 20)], asynchronous=False)
-        wait_until(lambda: lag() == 0, 30, f"lag 0 once {group} committed the log end")
+
+        # A partition with no replica on the coordinator: its leader's high watermark counts.
+        c.create_topic(elsewhere, assignment=[others[:3]])
+        acks, errors = produce_sync(c.healthy_bootstrap(), elsewhere, [f"r.{i}" for i in range(10)])
+        assert not errors and len(acks) == 10, errors
+        consumer.commit(offsets=[TopicPartition(elsewhere, 0, 4)], asynchronous=False)
+        wait_until(lambda: lag() == 15 + 6, 30,
+                   f"coordinator {coordinator} counting {elsewhere} (on {others[:3]}) in the lag")
+
+        consumer.commit(offsets=[TopicPartition(hosted, 0, 20), TopicPartition(elsewhere, 0, 10)],
+                        asynchronous=False)
+        wait_until(lambda: lag() == 0, 30, f"lag 0 once {group} committed the log ends")
     finally:
         consumer.close()
 

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::cluster::link::ControllerLink;
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
-use crate::metrics::BrokerMetrics;
+use crate::metrics::{BrokerMetrics, RemoteEnds};
 use crate::partition::{IsrProposal, IsrRequest, Partition, PartitionSet};
 use crate::topic_config;
 
@@ -71,6 +71,8 @@ pub struct Broker {
     pub last_heartbeat_ms: AtomicI64,
     /// The event metrics the request path records (`crate::metrics`).
     pub metrics: BrokerMetrics,
+    /// End offsets of partitions hosted elsewhere, for the group lag (`cluster::end_offsets`).
+    pub remote_ends: RemoteEnds,
     /// The producer-id block being handed out: (next, end).
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
     /// Topic configs last applied to the logs, to notice changes.
@@ -161,6 +163,7 @@ impl Broker {
             released: AtomicBool::new(false),
             last_heartbeat_ms: AtomicI64::new(-1),
             metrics,
+            remote_ends: RemoteEnds::default(),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             applied_configs: Mutex::new(BTreeMap::new()),
             reconciled: watch::channel(0).0,

@@ -178,14 +178,14 @@ impl Collector for BrokerState {
         let mut lag = encoder.encode_descriptor(
             "consumer_group_lag",
             "Records between each group's committed offsets and the high watermarks, for the groups \
-             coordinated here and the partitions with a replica on this broker",
+             coordinated here (high watermarks of partitions hosted elsewhere sampled every few seconds)",
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
-        let end_of = |topic: &str, partition: i32| {
-            b.partitions
-                .get(topic, partition)
-                .map(|p| p.high_watermark())
+        let remote = b.remote_ends.snapshot();
+        let end_of = |topic: &str, partition: i32| match b.partitions.get(topic, partition) {
+            Some(p) => Some(p.high_watermark()),
+            None => remote.get(&(topic.to_string(), partition)).copied(),
         };
         for (group, committed) in b.groups.loaded_offsets() {
             if let Some(records) = metrics::group_lag(committed, &end_of) {

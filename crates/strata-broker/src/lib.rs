@@ -99,6 +99,10 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     let fetchers = cluster::fetcher::Fetchers::new(broker.clone());
     background.spawn(cluster::lifecycle::run(broker.clone()));
     background.spawn(cluster::reconcile::run(broker.clone(), fetchers));
+    if metrics_addr.is_some() {
+        // Only the group lag gauge reads them.
+        background.spawn(cluster::end_offsets::run(broker.clone()));
+    }
     if let Some(rx) = broker.isr_rx.lock().take() {
         background.spawn(cluster::isr::run(broker.clone(), rx));
     }

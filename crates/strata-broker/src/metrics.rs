@@ -27,12 +27,14 @@
 //! | `strata_broker_offline_partitions` | gauge | `OfflinePartitionsCount`: no leader in this broker's metadata image (cluster-wide: take the max over brokers) |
 //! | `strata_broker_active_controller` | gauge | `ActiveControllerCount`: 1 on the active controller |
 //! | `strata_broker_log_size_bytes{topic,partition}` | gauge | `Log` `Size`, every replica hosted here |
-//! | `strata_broker_consumer_group_lag{group}` | gauge | the coordinator's lag of a group: Σ (high watermark − committed offset) |
+//! | `strata_broker_consumer_group_lag{group}` | gauge | the coordinator's lag of a group: Σ (high watermark − committed offset); high watermarks of partitions hosted elsewhere are sampled from their leaders every few seconds |
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
+use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -223,6 +225,23 @@ impl BrokerMetrics {
             bytes_in: self.bytes_in.get_or_create_owned(&label),
             bytes_out: self.bytes_out.get_or_create_owned(&label),
         }
+    }
+}
+
+/// High watermarks of partitions hosted on other brokers, as their leaders last answered
+/// (`cluster::end_offsets` samples them), by (topic, partition).
+#[derive(Debug, Default)]
+pub struct RemoteEnds(Mutex<HashMap<(String, i32), i64>>);
+
+impl RemoteEnds {
+    /// Replaces every sampled end offset.
+    pub fn replace(&self, ends: HashMap<(String, i32), i64>) {
+        *self.0.lock() = ends;
+    }
+
+    /// A copy, for one scrape.
+    pub fn snapshot(&self) -> HashMap<(String, i32), i64> {
+        self.0.lock().clone()
     }
 }
 

@@ -86,7 +86,7 @@ impl Fetchers {
 }
 
 /// The leader's inter-broker address from the image.
-fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
+pub(crate) fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     let image = broker.image();
     let b = image.brokers.get(&leader)?;
     let name = &broker.config.cluster.inter_broker_listener;
