@@ -104,7 +104,7 @@ impl Collector for BrokerState {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let b = &self.broker;
         let image = b.image();
-        let hosted = b.partitions.all();
+        let mut hosted = b.partitions.all();
         let health = LeaderHealth::of(hosted.iter().filter_map(|p| {
             let (replicas, isr) = p.leader_replica_counts()?;
             let min_isr = image
@@ -156,24 +156,24 @@ impl Collector for BrokerState {
             i64::from(b.quorum.is_active()),
         )?;
 
-        let mut sizes = encoder.encode_descriptor(
-            "log_size_bytes",
-            "Bytes of the log of each partition replica hosted here",
-            None,
-            prometheus_client::metrics::MetricType::Gauge,
-        )?;
-        let mut sorted = hosted.clone();
-        sorted.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
-        for p in &sorted {
-            let partition = p.index.to_string();
-            let labels = [
-                ("topic", p.topic.as_str()),
-                ("partition", partition.as_str()),
-            ];
-            let size = i64::try_from(p.log.size_bytes()).unwrap_or(i64::MAX);
-            ConstGauge::new(size).encode(sizes.encode_family(&labels)?)?;
+        {
+            let mut sizes = encoder.encode_descriptor(
+                "log_size_bytes",
+                "Bytes of the log of each partition replica hosted here",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            hosted.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
+            for p in &hosted {
+                let partition = p.index.to_string();
+                let labels = [
+                    ("topic", p.topic.as_str()),
+                    ("partition", partition.as_str()),
+                ];
+                let size = i64::try_from(p.log.size_bytes()).unwrap_or(i64::MAX);
+                ConstGauge::new(size).encode(sizes.encode_family(&labels)?)?;
+            }
         }
-        drop(sizes);
 
         let mut lag = encoder.encode_descriptor(
             "consumer_group_lag",
@@ -188,7 +188,7 @@ impl Collector for BrokerState {
             None => remote.get(&(topic.to_string(), partition)).copied(),
         };
         for (group, committed) in b.groups.loaded_offsets() {
-            if let Some(records) = metrics::group_lag(committed, &end_of) {
+            if let Some(records) = metrics::group_lag(committed, end_of) {
                 let labels = [("group", group.as_str())];
                 ConstGauge::new(records).encode(lag.encode_family(&labels)?)?;
             }

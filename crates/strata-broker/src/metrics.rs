@@ -192,27 +192,22 @@ impl BrokerMetrics {
         );
     }
 
-    /// The latency histogram of an API; created on the API's first request.
-    pub fn request_latency(&self, key: ApiKey) -> Histogram {
-        let create = || {
-            self.request_latency.get_or_create_owned(&ApiLabel {
-                api: format!("{key:?}"),
-            })
-        };
-        match self.request_latency_by_key.get(key as i16 as usize) {
-            Some(slot) => slot.get_or_init(create).clone(),
-            None => create(),
-        }
+    /// The latency series of an API, labelled with Kafka's request name (`Produce`, `Fetch`).
+    fn latency_series(&self, key: ApiKey) -> Histogram {
+        self.request_latency.get_or_create_owned(&ApiLabel {
+            api: format!("{key:?}"),
+        })
     }
 
-    /// Records one request of `key` that took `took`.
+    /// Records one request of `key` that took `took`; the API's series is created on its first
+    /// request and cached by api key.
     pub fn observe_request(&self, key: ApiKey, took: Duration) {
+        let seconds = took.as_secs_f64();
         match self.request_latency_by_key.get(key as i16 as usize) {
-            Some(slot) => match slot.get() {
-                Some(h) => h.observe(took.as_secs_f64()),
-                None => self.request_latency(key).observe(took.as_secs_f64()),
-            },
-            None => self.request_latency(key).observe(took.as_secs_f64()),
+            Some(slot) => slot
+                .get_or_init(|| self.latency_series(key))
+                .observe(seconds),
+            None => self.latency_series(key).observe(seconds),
         }
     }
 

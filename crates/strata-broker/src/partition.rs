@@ -3,6 +3,8 @@
 //! the leader epoch), and as leader the followers' progress, the ISR and the high watermark
 //! (HW = the smallest log end offset in the ISR). The HW is checkpointed and restored on open,
 //! never taken from the log end: records above it may still be truncated by a new leader.
+//! As leader a partition counts its ISR changes in the broker's shrink / expansion counters,
+//! whoever made them; it caches its topic's byte counters for the request path.
 //!
 //! The only place that names partition directories (`<topic>-<partition>` under the log dir).
 
