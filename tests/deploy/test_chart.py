@@ -18,6 +18,7 @@ VALUE_SETS = {
                         "metrics.serviceMonitor.labels": {"release": "kube-prometheus-stack"}},
     "everything": {
         "watchNamespaces": ["kafka"], "metrics.serviceMonitor.enabled": True,
+        "metrics.grafanaDashboard.enabled": True,
         "replicaCount": 3, "brokerImage": "registry.example/strata:custom",
         "imagePullSecrets": [{"name": "regcred"}], "priorityClassName": "system-cluster-critical",
         "nodeSelector": {"kubernetes.io/os": "linux"},
@@ -223,6 +224,22 @@ def test_metrics_service_and_service_monitor():
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
     assert endpoint["interval"] == "30s"
     assert not m.by_kind(m.render_chart(), "ServiceMonitor")
+
+
+def test_grafana_dashboard_config_map_only_when_enabled():
+    import json
+
+    def dashboards(objs):
+        return [o for o in m.by_kind(objs, "ConfigMap") if o["metadata"]["name"].endswith("-dashboard")]
+
+    (cm,) = dashboards(m.render_chart({"metrics.grafanaDashboard.enabled": True}))
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["namespace"] == "strata-system"
+    shipped = json.loads((m.CHART / "dashboards" / "strata.json").read_text())
+    assert json.loads(cm["data"]["strata.json"]) == shipped
+    assert {p["title"] for p in shipped["panels"] if p["type"] == "row"} == \
+        {"Broker", "Replication", "Groups", "Mirror", "Operator"}
+    assert not dashboards(m.render_chart())
 
 
 def test_disruption_budget_only_with_more_than_one_replica():

@@ -11,7 +11,10 @@ Every node gets a ``server.properties`` rendered exactly as a Kafka KRaft node's
 ``voters`` nodes are ``process.roles=broker,controller``, the others ``broker``; all share
 ``controller.quorum.voters``, ``cluster.id`` and the listener layout), plus ``props``. A Kafka
 node runs through ``kafka.sh run-node`` (which formats its storage once); a Strata node runs as
-``strata-broker --config server.properties`` and formats its empty log directory itself.
+``strata-broker --config server.properties`` and formats its empty log directory itself; it also
+serves ``/metrics``, ``/healthz`` and ``/readyz`` on ``strata.metrics.address``
+(``node.metrics_url(path)``: port 9404 on its own address, as the operator renders it, or a free
+loopback port).
 
 Networks: ``loopback`` puts every listener on 127.0.0.1 (distinct ports, kept across restarts);
 ``netns`` gives node i its own namespace and address 10.213.<slot>.<10+i> (port 9092, controller
@@ -37,6 +40,7 @@ from .util import free_ports, tail, wait_until
 
 KAFKA_START_TIMEOUT = 180.0  # N JVMs starting together on a busy 2-core machine
 STRATA_START_TIMEOUT = 30.0
+METRICS_PORT = 9404  # strata.metrics.address port on a node's own address (the operator's choice)
 NODE_STOP_TIMEOUT = 15.0  # SIGTERM grace before SIGKILL when stopping a single node
 CLUSTER_CLOSE_TIMEOUT = 10.0  # at teardown: SIGTERM to all, SIGKILL after this
 
@@ -170,10 +174,11 @@ class ClusterNode(ManagedProcess):
     """One node of a :class:`Cluster`: its directory ``<work_dir>/node<i>`` (server.properties,
     cluster.id, data/, broker.log), its fixed address and ports, its process."""
 
-    def __init__(self, cluster, node_id, host, port, controller_port, rack, voter):
+    def __init__(self, cluster, node_id, host, port, controller_port, rack, voter, metrics_port=None):
         self.cluster = cluster
         self.node_id = node_id
         self.host, self.port, self.controller_port = host, port, controller_port
+        self.metrics_port = metrics_port
         self.rack = rack
         self.voter = voter
         self.dir = cluster.work_dir / f"node{node_id}"
@@ -191,6 +196,12 @@ class ClusterNode(ManagedProcess):
     @property
     def bootstrap(self):
         return f"{self.host}:{self.port}"
+
+    def metrics_url(self, path="/metrics"):
+        """URL of this Strata node's ``/metrics``, ``/healthz`` or ``/readyz``."""
+        if self.kind != "strata" or self.metrics_port is None:
+            raise AssertionError(f"{self.what} serves no metrics endpoint")
+        return f"http://{self.host}:{self.metrics_port}{path}"
 
     @property
     def data_dir(self):
@@ -223,6 +234,8 @@ class ClusterNode(ManagedProcess):
         }
         if self.rack:
             p["broker.rack"] = self.rack
+        if self.kind == "strata" and self.metrics_port is not None:
+            p["strata.metrics.address"] = f"{self.host}:{self.metrics_port}"
         p["cluster.id"] = c.cluster_id
         p["log.dirs"] = str(self.data_dir)
         for k, v in c.props.items():
@@ -328,14 +341,15 @@ class Cluster:
         n = self.size
         if self.network_kind == "netns":
             self.network = BridgeNetwork(n).open()
-            addrs = [(self.network.address(i), 9092, 9093) for i in range(1, n + 1)]
+            addrs = [(self.network.address(i), 9092, 9093, METRICS_PORT) for i in range(1, n + 1)]
         else:
-            ports = free_ports(2 * n)
-            addrs = [("127.0.0.1", ports[2 * i], ports[2 * i + 1]) for i in range(n)]
+            ports = free_ports(3 * n)
+            addrs = [("127.0.0.1", ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]) for i in range(n)]
         for i in range(1, n + 1):
-            host, port, cport = addrs[i - 1]
+            host, port, cport, mport = addrs[i - 1]
             rack = self.racks[(i - 1) % len(self.racks)] if self.racks else None
-            self.nodes[i] = ClusterNode(self, i, host, port, cport, rack, voter=i <= self.voter_count)
+            self.nodes[i] = ClusterNode(self, i, host, port, cport, rack, voter=i <= self.voter_count,
+                                        metrics_port=mport)
 
     @property
     def quorum_voters(self):

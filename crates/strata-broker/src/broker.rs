@@ -27,6 +27,7 @@ use crate::cluster::link::ControllerLink;
 use crate::cluster::throttle::{ReplicationQuota, Side};
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
+use crate::metrics::{BrokerMetrics, RemoteEnds};
 use crate::partition::{IsrProposal, IsrRequest, Partition, PartitionSet};
 use crate::topic_config;
 
@@ -67,6 +68,12 @@ pub struct Broker {
     pub shutting_down: AtomicBool,
     /// Set when the controller answers that this broker may stop (controlled shutdown done).
     pub released: AtomicBool,
+    /// When the controller last answered a heartbeat (ms since the epoch; -1 never).
+    pub last_heartbeat_ms: AtomicI64,
+    /// The event metrics the request path records (`crate::metrics`).
+    pub metrics: BrokerMetrics,
+    /// End offsets of partitions hosted elsewhere, for the group lag (`cluster::end_offsets`).
+    pub remote_ends: RemoteEnds,
     /// The producer-id block being handed out: (next, end).
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
     /// Topic configs last applied to the logs, to notice changes.
@@ -125,7 +132,11 @@ impl Broker {
             },
             Duration::from_millis(settings.quorum_request_timeout_ms.max(1000)),
         );
-        let partitions = Arc::new(PartitionSet::new(&config.log_dir, config.node_id));
+        let metrics = BrokerMetrics::new();
+        let partitions = Arc::new(
+            PartitionSet::new(&config.log_dir, config.node_id)
+                .with_isr_counters(metrics.isr.clone()),
+        );
         let offsets_log = Arc::new(PartitionOffsetsLog {
             partitions: partitions.clone(),
             timeout: Duration::from_millis(settings.offsets_commit_timeout_ms),
@@ -158,6 +169,9 @@ impl Broker {
             serving: watch::channel(false).0,
             shutting_down: AtomicBool::new(false),
             released: AtomicBool::new(false),
+            last_heartbeat_ms: AtomicI64::new(-1),
+            metrics,
+            remote_ends: RemoteEnds::default(),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             applied_configs: Mutex::new(BTreeMap::new()),
             reconciled: watch::channel(0).0,

@@ -146,6 +146,9 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// `controlled.shutdown.timeout.ms`-like grace for in-flight requests on SIGTERM.
     pub shutdown_grace_ms: u64,
+    /// `strata.metrics.address` (`ip:port`): where `/metrics`, `/healthz` and `/readyz` are
+    /// served; `None` serves nothing.
+    pub metrics_address: Option<SocketAddr>,
     /// Every property as given, for DescribeConfigs of the broker resource.
     pub raw: BTreeMap<String, String>,
     /// Membership of a KRaft-style cluster and replication settings.
@@ -348,6 +351,7 @@ impl BrokerConfig {
             group_max_size: p.int("group.max.size")?.unwrap_or(i32::MAX),
             cluster_id: p.get("cluster.id").map(str::to_string),
             shutdown_grace_ms: p.int("controlled.shutdown.timeout.ms")?.unwrap_or(10_000),
+            metrics_address: metrics_address(&p)?,
             raw: props.clone(),
             cluster,
         };
@@ -625,6 +629,21 @@ fn cluster_settings(
     })
 }
 
+/// `strata.metrics.address`: an `ip:port` (`0.0.0.0:9404`, `[::]:9404`); unset or empty serves
+/// no endpoint. A host name is refused: resolving it would make parsing depend on DNS.
+fn metrics_address(p: &Props<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+    const KEY: &str = "strata.metrics.address";
+    match p.get(KEY).map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse::<SocketAddr>().map(Some).map_err(|_| {
+            p.invalid(
+                KEY,
+                "expected ip:port, such as 0.0.0.0:9404 (port 0 picks a free port)",
+            )
+        }),
+    }
+}
+
 fn parse_properties(
     path: &Path,
     text: &str,
@@ -805,6 +824,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("socket.request.max.bytes"), "{err}");
+    }
+
+    #[test]
+    fn metrics_address_is_an_ip_and_port_or_unset() {
+        assert_eq!(load("").unwrap().metrics_address, None);
+        assert_eq!(
+            load("strata.metrics.address=\n").unwrap().metrics_address,
+            None
+        );
+        assert_eq!(
+            load("strata.metrics.address=0.0.0.0:9404\n")
+                .unwrap()
+                .metrics_address,
+            Some("0.0.0.0:9404".parse().unwrap())
+        );
+        assert_eq!(
+            load("strata.metrics.address=[::1]:0\n")
+                .unwrap()
+                .metrics_address,
+            Some("[::1]:0".parse().unwrap())
+        );
+        for bad in ["9404", "broker-0:9404", "0.0.0.0", "0.0.0.0:99999"] {
+            let err = load(&format!("strata.metrics.address={bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("strata.metrics.address") && err.contains(bad),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Strata's Kafka-wire-compatible broker as a library: the binary and the `strata dev` runner
 //! both call [`start`], which opens the log directory and the metadata quorum, binds every
 //! listener (client listeners and the CONTROLLER listener of a voter) and returns a handle;
-//! [`BrokerHandle::wait_ready`] waits until the controller has unfenced the broker, and
+//! [`BrokerHandle::wait_ready`] waits until the controller has unfenced the broker (with
+//! `strata.metrics.address` set, `/metrics`, `/healthz` and `/readyz` are served from the
+//! start, so a probe sees the broker register and catch up), and
 //! [`BrokerHandle::shutdown`] shuts it down gracefully (controlled shutdown: leaderships move
 //! away first; then stop accepting, let in-flight requests finish, flush every log).
 
@@ -9,8 +11,10 @@ pub mod broker;
 pub mod cluster;
 pub mod codes;
 pub mod config;
+pub mod exposition;
 pub mod fetch_session;
 pub mod handlers;
+pub mod metrics;
 pub mod mirror_target;
 pub mod partition;
 pub mod server;
@@ -34,6 +38,8 @@ pub struct BrokerHandle {
     pub broker: Arc<Broker>,
     /// The address the client listener is bound to.
     pub local_addr: SocketAddr,
+    /// The address `/metrics`, `/healthz` and `/readyz` are served on (`strata.metrics.address`).
+    pub metrics_addr: Option<SocketAddr>,
     tracker: TaskTracker,
     /// Tasks that end with the broker (lifecycle, reconcile, fetchers, ISR).
     background: TaskTracker,
@@ -59,6 +65,21 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     let client_name = config.client_listener().name.clone();
     let standalone = config.cluster.roles.is_none();
     let broker = Broker::open(config).await?;
+    let metrics_addr = match broker.config.metrics_address {
+        Some(addr) => {
+            let exposition = Arc::new(exposition::BrokerExposition::new(broker.clone()));
+            let (bound, _task) =
+                strata_process::serve_endpoints(addr, exposition, broker.shutdown.clone())
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot serve metrics on {addr} (strata.metrics.address): {e}"
+                        )
+                    })?;
+            Some(bound)
+        }
+        None => None,
+    };
     let tracker = TaskTracker::new();
     let background = TaskTracker::new();
     let mut local_addr = None;
@@ -78,6 +99,10 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     let fetchers = cluster::fetcher::Fetchers::new(broker.clone());
     background.spawn(cluster::lifecycle::run(broker.clone()));
     background.spawn(cluster::reconcile::run(broker.clone(), fetchers));
+    if metrics_addr.is_some() {
+        // Only the group lag gauge reads them.
+        background.spawn(cluster::end_offsets::run(broker.clone()));
+    }
     if let Some(rx) = broker.isr_rx.lock().take() {
         background.spawn(cluster::isr::run(broker.clone(), rx));
     }
@@ -85,6 +110,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     tracing::info!(
         node_id = broker.config.node_id,
         listener = %local_addr,
+        metrics = ?metrics_addr,
         advertised = %format!("{}:{}", broker.config.advertised().host, broker.config.advertised().port),
         log_dir = %broker.config.log_dir.display(),
         cluster_id = %broker.cluster_id(),
@@ -94,6 +120,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     let handle = BrokerHandle {
         broker,
         local_addr,
+        metrics_addr,
         tracker,
         background,
     };

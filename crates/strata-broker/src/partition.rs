@@ -3,18 +3,22 @@
 //! the leader epoch), and as leader the followers' progress, the ISR and the high watermark
 //! (HW = the smallest log end offset in the ISR). The HW is checkpointed and restored on open,
 //! never taken from the log end: records above it may still be truncated by a new leader.
+//! As leader a partition counts its ISR changes in the broker's shrink / expansion counters,
+//! whoever made them; it caches its topic's byte counters for the request path.
 //!
 //! The only place that names partition directories (`<topic>-<partition>` under the log dir).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 use strata_log::{batch, AppendInfo, BatchHeader, FileLog, LogConfig, LogError, PartitionLog};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
+
+use crate::metrics::{BrokerMetrics, IsrCounters, TopicTraffic};
 
 /// File in the log directory holding every hosted partition's high watermark (Kafka's name
 /// and format).
@@ -62,6 +66,10 @@ pub struct Partition {
     role: Mutex<Role>,
     /// The HW, for waiters (acks=all, commits).
     hw_watch: watch::Sender<i64>,
+    /// Its topic's byte counters, looked up on first use.
+    traffic: OnceLock<TopicTraffic>,
+    /// The broker's ISR shrink / expansion counters.
+    isr_counters: IsrCounters,
 }
 
 /// An ISR change the leader wants the controller to make.
@@ -119,6 +127,20 @@ impl Partition {
         }
     }
 
+    /// As leader: the sizes of the replica set and of the ISR (None on a follower).
+    pub fn leader_replica_counts(&self) -> Option<(usize, usize)> {
+        match &*self.role.lock() {
+            Role::Leader { replicas, isr, .. } => Some((replicas.len(), isr.len())),
+            _ => None,
+        }
+    }
+
+    /// Its topic's byte counters (created in `metrics` on the first call, cached after).
+    pub fn traffic(&self, metrics: &BrokerMetrics) -> &TopicTraffic {
+        self.traffic
+            .get_or_init(|| metrics.topic_traffic(&self.topic))
+    }
+
     /// Watches the high watermark.
     pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
         self.hw_watch.subscribe()
@@ -148,6 +170,9 @@ impl Partition {
                 // Same leadership: take the image's ISR when it is newer.
                 if partition_epoch > *pe {
                     *pe = partition_epoch;
+                    // The controller changed the ISR (a fenced follower left it, or the answer
+                    // to this leader's AlterPartition arrived through the image first).
+                    self.isr_counters.count(i, isr);
                     *i = isr.to_vec();
                     *r = replicas.to_vec();
                     *pending_isr = None;
@@ -391,6 +416,7 @@ impl Partition {
             *pending_isr = None;
             if let Some((new_isr, epoch)) = applied {
                 if epoch >= *partition_epoch {
+                    self.isr_counters.count(isr, &new_isr);
                     *isr = new_isr;
                     *partition_epoch = epoch;
                 }
@@ -486,6 +512,8 @@ pub struct PartitionSet {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Woken on every append; long-polling fetches wait on it.
     pub appended: Notify,
+    /// Given to every partition opened.
+    isr_counters: IsrCounters,
 }
 
 impl PartitionSet {
@@ -496,7 +524,14 @@ impl PartitionSet {
             checkpointed: Mutex::new(read_hw_checkpoint(log_dir)),
             partitions: RwLock::new(HashMap::new()),
             appended: Notify::new(),
+            isr_counters: IsrCounters::default(),
         }
+    }
+
+    /// Partitions opened from now on count their ISR changes in `counters`.
+    pub fn with_isr_counters(mut self, counters: IsrCounters) -> PartitionSet {
+        self.isr_counters = counters;
+        self
     }
 
     fn dir_of(&self, topic: &str, partition: i32) -> PathBuf {
@@ -553,6 +588,8 @@ impl PartitionSet {
                 is_leader: AtomicBool::new(false),
                 role: Mutex::new(Role::None),
                 hw_watch: watch::channel(hw).0,
+                traffic: OnceLock::new(),
+                isr_counters: self.isr_counters.clone(),
             });
             self.partitions.write().insert(key, partition);
         }
@@ -714,4 +751,36 @@ fn read_hw_checkpoint(log_dir: &Path) -> HashMap<TopicPartition, i64> {
             Some((TopicPartition { topic, partition }, hw))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isr_changes_from_the_controller_and_from_answers_are_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let counters = IsrCounters::default();
+        let set = PartitionSet::new(dir.path(), 1).with_isr_counters(counters.clone());
+        set.open_partitions("t", Uuid::new_v4(), 0, 1, &LogConfig::default())
+            .unwrap();
+        let p = set.get("t", 0).unwrap();
+        let counts = || (counters.shrinks.get(), counters.expands.get());
+        // Becoming leader is no ISR change.
+        assert!(p.make_leader(1, 1, &[1, 2, 3], &[1, 2, 3], 0));
+        assert_eq!(counts(), (0, 0));
+        assert_eq!(p.leader_replica_counts(), Some((3, 3)));
+        // The controller fenced follower 2: a newer partition epoch in the image.
+        assert!(!p.make_leader(1, 2, &[1, 2, 3], &[1, 3], 0));
+        assert_eq!(counts(), (1, 0));
+        assert_eq!(p.leader_replica_counts(), Some((3, 2)));
+        // This leader's expansion, answered by the controller, then seen again in the image.
+        p.isr_answer(Some((vec![1, 2, 3], 3)));
+        assert_eq!(counts(), (1, 1));
+        assert!(!p.make_leader(1, 3, &[1, 2, 3], &[1, 2, 3], 0));
+        assert_eq!(counts(), (1, 1));
+        // A follower counts nothing and has no leader view.
+        assert!(p.make_follower(2, 2));
+        assert_eq!(p.leader_replica_counts(), None);
+    }
 }

@@ -246,10 +246,12 @@ async fn handle_frame(
         listener: kind,
         listener_name: name.clone(),
     };
+    let started = std::time::Instant::now();
     let reply = handlers::dispatch(broker, *body, version, &ctx)
         .instrument(span)
         .await
         .map_err(|e| ConnectionError::Malformed(format!("{key:?} v{version}: {e:#}")))?;
+    broker.metrics.observe_request(key, started.elapsed());
     match reply {
         handlers::Reply::None => Ok(None),
         handlers::Reply::Close(errors) => Err(ConnectionError::Acks0ProduceFailed(errors)),

@@ -36,8 +36,9 @@ const fn broker(name: &'static str, kind: ValueType) -> BrokerProperty {
 
 /// The broker properties Strata reads, accepts or renders, in alphabetical order. All are
 /// Kafka's except `cluster.id` (Kafka keeps it in `meta.properties`; a Strata broker also takes
-/// it from `server.properties`) and `controlled.shutdown.timeout.ms` (Strata's grace period for
-/// requests in flight at shutdown).
+/// it from `server.properties`), `controlled.shutdown.timeout.ms` (Strata's grace period for
+/// requests in flight at shutdown) and `strata.metrics.address` (where the broker serves
+/// `/metrics`, `/healthz` and `/readyz`).
 pub const BROKER_PROPERTIES: &[BrokerProperty] = {
     use ValueType::*;
     &[
@@ -117,6 +118,7 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
         broker("socket.receive.buffer.bytes", Int),
         broker("socket.request.max.bytes", Int),
         broker("socket.send.buffer.bytes", Int),
+        broker("strata.metrics.address", String),
         broker("transaction.state.log.min.isr", Int),
         broker("transaction.state.log.replication.factor", Short),
         broker("unclean.leader.election.enable", Boolean),

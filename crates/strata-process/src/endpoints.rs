@@ -1,6 +1,6 @@
 //! The HTTP endpoints of a process: `/metrics` (Prometheus text, OpenMetrics content type),
-//! `/healthz` (the process answers) and `/readyz` (the process says it is ready). Serves until
-//! its cancellation token fires.
+//! `/healthz` (the process answers) and `/readyz` (200 when the process says it is ready, else
+//! 503 with a one-line reason). Serves until its cancellation token fires.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +20,16 @@ pub trait Exposition: Send + Sync + 'static {
     /// Whether `/readyz` answers 200 (else 503 "starting").
     fn ready(&self) -> bool {
         true
+    }
+
+    /// `/readyz`: `Ok` answers 200, `Err(reason)` answers 503 with the reason (one line). By
+    /// default [`Exposition::ready`], with the reason "starting".
+    fn readiness(&self) -> Result<(), String> {
+        if self.ready() {
+            Ok(())
+        } else {
+            Err("starting".to_string())
+        }
     }
 }
 
@@ -59,10 +69,13 @@ async fn metrics<E: Exposition>(State(e): State<Arc<E>>) -> impl IntoResponse {
 }
 
 async fn ready<E: Exposition>(State(e): State<Arc<E>>) -> impl IntoResponse {
-    if e.ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    match e.readiness() {
+        Ok(()) => (StatusCode::OK, "ready".to_string()),
+        // One line: a probe's output and `curl` show it as it is.
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            reason.replace(['\r', '\n'], " "),
+        ),
     }
 }
 
@@ -115,6 +128,37 @@ mod tests {
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
         state.0.store(true, Ordering::Relaxed);
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    struct Reasoned;
+
+    impl Exposition for Reasoned {
+        fn encode(&self) -> String {
+            String::new()
+        }
+        fn readiness(&self) -> Result<(), String> {
+            Err("fenced:\nwaiting for the controller".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn readiness_reason_is_one_line_in_the_503_body() {
+        let shutdown = CancellationToken::new();
+        let (addr, task) = serve_endpoints(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(Reasoned),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let answer = get(addr, "/readyz").await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(
+            answer.ends_with("\r\n\r\nfenced: waiting for the controller"),
+            "{answer}"
+        );
         shutdown.cancel();
         task.await.unwrap();
     }

@@ -87,7 +87,7 @@ impl Fetchers {
 }
 
 /// The leader's inter-broker address from the image.
-fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
+pub(crate) fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     let image = broker.image();
     let b = image.brokers.get(&leader)?;
     let name = &broker.config.cluster.inter_broker_listener;
@@ -374,7 +374,13 @@ fn handle_response(
             }
             if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
                 match p.append_with_offsets(&records) {
-                    Ok(_) => progressed = true,
+                    Ok(_) => {
+                        broker
+                            .metrics
+                            .replication_bytes_in
+                            .inc_by(records.len() as u64);
+                        progressed = true
+                    }
                     Err(e) => {
                         tracing::warn!(topic = %p.topic, partition = p.index, error = %e,
                             "cannot append fetched batches");

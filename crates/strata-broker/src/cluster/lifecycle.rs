@@ -88,6 +88,9 @@ pub async fn run(broker: Arc<Broker>) {
             .await;
         match result {
             Ok(reply) => {
+                broker
+                    .last_heartbeat_ms
+                    .store(strata_kafka::now_ms(), Ordering::Release);
                 let unfenced = !reply.is_fenced;
                 if *broker.ready.borrow() != unfenced {
                     tracing::info!(fenced = reply.is_fenced, "broker fencing changed");

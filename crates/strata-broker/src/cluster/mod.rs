@@ -2,8 +2,10 @@
 //! lifecycle (registration, heartbeats, fencing, controlled shutdown), the reconciliation of its
 //! partitions with the metadata image (leader / follower / removed), the replica fetchers that
 //! keep its follower partitions in step with their leaders (within the replication throttles),
-//! and the ISR upkeep of the partitions it leads.
+//! the ISR upkeep of the partitions it leads, and the end offsets of partitions hosted
+//! elsewhere that the groups it coordinates committed on (for the lag metric).
 
+pub mod end_offsets;
 pub mod fetcher;
 pub mod isr;
 pub mod lifecycle;

@@ -7,6 +7,7 @@
 //! and incremental fetch sessions (KIP-227).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,11 +20,14 @@ use crate::broker::Broker;
 use crate::fetch_session::{SessionPartition, SessionResolution};
 use crate::handlers::RequestContext;
 use crate::handlers::{check_leader_epoch, code, str_bytes};
+use crate::metrics;
 use crate::partition::{Partition, TopicPartition};
 
 struct Wanted {
     tp: TopicPartition,
     topic_id: Uuid,
+    /// The hosted partition (None when not hosted here), for its topic's byte counters.
+    hosted: Option<Arc<Partition>>,
     fetch_offset: i64,
     /// Follower fetches: the epoch of the follower's last batch (-1 unknown).
     last_fetched_epoch: i32,
@@ -117,21 +121,18 @@ pub async fn handle(
         SessionResolution::Full { session_id: 0 }
     };
     // The hosted partition carries its topic id: no metadata copy on the fetch path.
-    let topic_id_of = |tp: &TopicPartition| {
-        broker
-            .partitions
-            .get(&tp.topic, tp.partition)
-            .map(|p| p.topic_id)
-            .unwrap_or_default()
-    };
-    let wanted_of = |tp: TopicPartition, sp: SessionPartition, incremental: bool| Wanted {
-        topic_id: topic_id_of(&tp),
-        last_fetched_epoch: last_epochs.get(&tp).copied().unwrap_or(-1),
-        tp,
-        fetch_offset: sp.fetch_offset,
-        max_bytes: sp.max_bytes,
-        current_leader_epoch: sp.current_leader_epoch,
-        last_sent: incremental.then_some((sp.last_high_watermark, sp.last_log_start_offset)),
+    let wanted_of = |tp: TopicPartition, sp: SessionPartition, incremental: bool| {
+        let hosted = broker.partitions.get(&tp.topic, tp.partition);
+        Wanted {
+            topic_id: hosted.as_ref().map(|p| p.topic_id).unwrap_or_default(),
+            hosted,
+            last_fetched_epoch: last_epochs.get(&tp).copied().unwrap_or(-1),
+            tp,
+            fetch_offset: sp.fetch_offset,
+            max_bytes: sp.max_bytes,
+            current_leader_epoch: sp.current_leader_epoch,
+            last_sent: incremental.then_some((sp.last_high_watermark, sp.last_log_start_offset)),
+        }
     };
     let (session_id, wanted): (i32, Vec<Wanted>) = match resolution {
         SessionResolution::Error(err) => {
@@ -168,6 +169,9 @@ pub async fn handle(
     };
     let read = |broker: &Broker| read_all(broker, &wanted, max_bytes, replica);
     let (mut parts, mut total, mut errors) = read(broker);
+    // In Kafka's fetch purgatory while the long poll waits (a dropped request leaves it).
+    let waiting = (total < min_bytes && !errors && tokio::time::Instant::now() < deadline)
+        .then(|| metrics::waiting(&broker.metrics.fetch_purgatory));
     while total < min_bytes && !errors && tokio::time::Instant::now() < deadline {
         // Register interest before re-reading so that an append in between is not missed.
         let appended = broker.partitions.appended.notified();
@@ -183,6 +187,17 @@ pub async fn handle(
             _ = broker.shutdown.cancelled() => break,
         }
         (parts, total, errors) = read(broker);
+    }
+    drop(waiting);
+    if replica.is_some() {
+        broker.metrics.replication_bytes_out.inc_by(total as u64);
+    } else {
+        for (w, data) in wanted.iter().zip(&parts) {
+            let bytes = data.records.as_ref().map_or(0, |r| r.len());
+            if let (Some(p), true) = (&w.hosted, bytes > 0) {
+                p.traffic(&broker.metrics).bytes_out.inc_by(bytes as u64);
+            }
+        }
     }
 
     // Incremental responses carry only partitions with news.

@@ -19,6 +19,7 @@ use crate::broker::Broker;
 use crate::cluster::{wait_high_watermark, HwWait};
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
+use crate::metrics;
 use crate::mirror_target::{self, ProduceMode};
 use crate::partition::Partition;
 
@@ -134,12 +135,22 @@ pub async fn handle(
         .await
         .unwrap_or_default()
     };
-    if appended
-        .iter()
-        .any(|(_, r)| r.as_ref().is_ok_and(|i| !i.duplicate))
-    {
+    let mut any_new = false;
+    for (job, result) in &appended {
+        if result.as_ref().is_ok_and(|i| !i.duplicate) {
+            any_new = true;
+            job.partition
+                .traffic(&broker.metrics)
+                .bytes_in
+                .inc_by(job.records.len() as u64);
+        }
+    }
+    if any_new {
         broker.partitions.appended.notify_waiters();
     }
+    // In Kafka's produce purgatory while acks=all waits for the ISR (a dropped request leaves it).
+    let waiting = (acks == -1 && appended.iter().any(|(_, r)| r.is_ok()))
+        .then(|| metrics::waiting(&broker.metrics.produce_purgatory));
 
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let waits = appended.into_iter().map(|(job, result)| async move {
@@ -180,6 +191,7 @@ pub async fn handle(
         (job, answer)
     });
     let finished = futures::future::join_all(waits).await;
+    drop(waiting);
     for (job, answer) in finished {
         let slot = &mut out[job.topic].2[job.slot];
         let resp = std::mem::take(slot);

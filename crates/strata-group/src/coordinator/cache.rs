@@ -91,6 +91,15 @@ impl GroupCache {
         self.groups.values().cloned().collect()
     }
 
+    /// The groups of the partitions owned and loaded.
+    pub fn loaded_groups(&self) -> Vec<Arc<Mutex<Group>>> {
+        self.groups
+            .iter()
+            .filter(|(id, _)| self.check(id).is_ok())
+            .map(|(_, g)| g.clone())
+            .collect()
+    }
+
     /// Starts loading a partition that is not owned: returns the load's id, or `None` when the
     /// partition is already loaded or loading.
     pub fn begin_load(&mut self, partition: i32) -> Option<u64> {

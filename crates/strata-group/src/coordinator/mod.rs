@@ -76,6 +76,9 @@ pub struct ClientInfo {
     pub client_host: String,
 }
 
+/// A group's committed offsets: (topic, partition, offset).
+pub type CommittedOffsets = Vec<(String, i32, i64)>;
+
 /// Handle to the coordinator; clones share the same groups.
 #[derive(Clone)]
 pub struct GroupCoordinator {
@@ -273,6 +276,27 @@ impl GroupCoordinator {
                 )
             })
             .collect()
+    }
+
+    /// The committed offsets of every group this coordinator serves (its partition owned and
+    /// loaded): (group, [(topic, partition, offset)]), groups and partitions in order. For
+    /// metrics: one pass, no group lock held by the caller.
+    pub fn loaded_offsets(&self) -> Vec<(String, CommittedOffsets)> {
+        let groups = self.inner.cache.lock().loaded_groups();
+        let mut out: Vec<(String, CommittedOffsets)> = groups
+            .iter()
+            .map(|g| {
+                let g = g.lock();
+                let offsets = g
+                    .offsets
+                    .iter()
+                    .map(|((topic, partition), v)| (topic.clone(), *partition, v.offset))
+                    .collect();
+                (g.id.clone(), offsets)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// The state of a group, `None` when unknown (or its partition is not owned).

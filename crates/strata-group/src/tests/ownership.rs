@@ -183,6 +183,13 @@ async fn load_partition_restores_committed_offsets_and_generation() {
 
     // "other" was not loaded: not served, and nothing of it is in memory.
     assert!(c.committed_offsets("other").is_empty());
+    assert_eq!(
+        c.loaded_offsets(),
+        [(
+            "g".to_string(),
+            vec![("t".to_string(), 0, 7), ("t".to_string(), 1, 8)]
+        )]
+    );
     let fetch = c.offset_fetch(fetch_request("other"), 7).await;
     assert_eq!(fetch.error_code, NOT_COORDINATOR);
     c.load_partition(c.partition_for("other")).expect("load");
@@ -190,6 +197,8 @@ async fn load_partition_restores_committed_offsets_and_generation() {
         fetch_v7(&c, "other", None).await,
         [("x".to_string(), 0, 3, 3)]
     );
+    let served: Vec<String> = c.loaded_offsets().into_iter().map(|(g, _)| g).collect();
+    assert_eq!(served, ["g", "other"]);
     // Loading a loaded partition again changes nothing.
     c.load_partition(c.partition_for("g")).expect("reload");
     assert_eq!(c.committed_offsets("g").len(), 2);
