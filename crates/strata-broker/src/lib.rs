@@ -13,6 +13,7 @@ pub mod fetch_session;
 pub mod handlers;
 pub mod mirror_target;
 pub mod partition;
+pub mod replica_selector;
 pub mod server;
 pub mod topic_config;
 

@@ -4,7 +4,8 @@
 //! the follower's log end and its last fetched epoch). A diverging epoch in the answer
 //! truncates the follower's log to where it agrees with the leader before it fetches again;
 //! fetched batches are appended at their offsets, and the follower's HW follows the leader's,
-//! bounded by its own log end.
+//! bounded by its own log end. Appends and HW moves wake the consumers long-polling this
+//! follower (KIP-392 follower fetching).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -306,7 +307,8 @@ fn handle_response(
                     }
                 }
             }
-            p.follower_high_watermark(pd.high_watermark);
+            // A moved HW is news too: consumers reading from this follower see more.
+            progressed |= p.follower_high_watermark(pd.high_watermark);
         }
     }
     if progressed {
