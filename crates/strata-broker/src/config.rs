@@ -802,7 +802,10 @@ mod tests {
 
     #[test]
     fn replica_selector_class_takes_kafkas_rack_aware_selector_only() {
-        assert_eq!(load("").unwrap().replica_selector, ReplicaSelector::LeaderOnly);
+        assert_eq!(
+            load("").unwrap().replica_selector,
+            ReplicaSelector::LeaderOnly
+        );
         let cfg = load(
             "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector\n",
         )

@@ -273,14 +273,15 @@ mod tests {
         let err = ReplicaSelector::from_class(Some("com.example.NearestSelector")).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("com.example.NearestSelector") && text.contains(RACK_AWARE_SELECTOR_CLASS),
+            text.contains("com.example.NearestSelector")
+                && text.contains(RACK_AWARE_SELECTOR_CLASS),
             "{text}"
         );
         // Kafka's interface is not a selector.
-        assert!(
-            ReplicaSelector::from_class(Some("org.apache.kafka.common.replica.ReplicaSelector"))
-                .is_err()
-        );
+        assert!(ReplicaSelector::from_class(Some(
+            "org.apache.kafka.common.replica.ReplicaSelector"
+        ))
+        .is_err());
     }
 
     #[test]

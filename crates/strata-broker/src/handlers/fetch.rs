@@ -223,8 +223,10 @@ pub async fn handle(
     for (w, data) in wanted.iter().zip(parts) {
         if let Some((hw, start)) = w.last_sent {
             let has_records = data.records.as_ref().is_some_and(|r| !r.is_empty());
+            // A preferred read replica is news too (Kafka's session always sends it).
             if !has_records
                 && data.error_code == code::NONE
+                && data.preferred_read_replica.0 < 0
                 && hw == data.high_watermark
                 && start == data.log_start_offset
             {
@@ -342,7 +344,9 @@ fn read_all(
         }
         // Kafka asks the selector before reading (and before the offset checks); a consumer
         // sent elsewhere gets the partition's offsets and no records, at once.
-        if let Some(id) = client.and_then(|c| preferred_read_replica(broker, &p, c, w.fetch_offset, now)) {
+        if let Some(id) =
+            client.and_then(|c| preferred_read_replica(broker, &p, c, w.fetch_offset, now))
+        {
             errors = true;
             out.push(
                 empty(w.tp.partition)
@@ -387,7 +391,9 @@ fn read_all(
         }
         if let Some(follower) = replica {
             let hw_before = p.high_watermark();
-            if let Some(fetch) = p.record_follower_fetch(follower, w.fetch_offset, w.log_start_offset, now) {
+            if let Some(fetch) =
+                p.record_follower_fetch(follower, w.fetch_offset, w.log_start_offset, now)
+            {
                 if let Some(proposal) = fetch.expand {
                     broker.propose_isr(p.clone(), proposal);
                 }
