@@ -31,8 +31,8 @@ pub enum ReplicaSelector {
 /// A `replica.selector.class` this broker cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unsupported replica selector {0:?}: leave replica.selector.class unset (consumers read \
-     from the leader) or set it to {RACK_AWARE_SELECTOR_CLASS}"
+    "expected {RACK_AWARE_SELECTOR_CLASS}, or no value (consumers read from the leader); no other \
+     replica selector is supported (got {0:?})"
 )]
 pub struct UnknownSelector(pub String);
 
