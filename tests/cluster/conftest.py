@@ -8,8 +8,9 @@ the targets).
 - ``cluster``: ONE cluster per kind for the suite: 6 nodes, racks a,b,c (node i in rack
   "abc"[(i-1) % 3]: a = {1, 4}, b = {2, 5}, c = {3, 6}), nodes 1-3 controller voters (combined
   mode), 4-6 brokers only, CLUSTER_PROPS (RF 3, min.insync.replicas 2, broker session 4 s,
-  replica lag 6 s). Each node has its own network namespace when the machine allows it (see
-  harness/netns.py); otherwise loopback, and ``cluster.network_unavailable`` says why.
+  replica lag 6 s, Kafka's rack-aware replica selector). Each node has its own network
+  namespace when the machine allows it (see harness/netns.py); otherwise loopback, and
+  ``cluster.network_unavailable`` says why.
 - ``healthy_cluster``: the same cluster, with every fault undone before and after the test
   (SIGCONT, heal, restart what is down, wait until all 6 are registered), so that a failing
   scenario does not fail the next ones.

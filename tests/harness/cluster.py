@@ -45,7 +45,8 @@ NODE_STOP_TIMEOUT = 15.0  # SIGTERM grace before SIGKILL when stopping a single 
 CLUSTER_CLOSE_TIMEOUT = 10.0  # at teardown: SIGTERM to all, SIGKILL after this
 
 # Server properties of the replication suites and benchmark (Kafka's names, applied to both
-# kinds): RF 3 and min.insync.replicas 2 everywhere, fast failure detection, small internals.
+# kinds): RF 3 and min.insync.replicas 2 everywhere, fast failure detection, small internals,
+# Kafka's rack-aware replica selector.
 CLUSTER_PROPS = {
     "default.replication.factor": "3",
     "min.insync.replicas": "2",
@@ -68,6 +69,8 @@ CLUSTER_PROPS = {
     "leader.imbalance.check.interval.seconds": "5",
     "num.network.threads": "2",
     "num.io.threads": "4",
+    # Follower fetching (KIP-392): consumers naming their rack read from a replica there.
+    "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector",
 }
 
 Broker = namedtuple("Broker", "node_id host port rack")

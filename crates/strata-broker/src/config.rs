@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use strata_kafka::properties;
 use strata_log::{CleanupPolicy, LogConfig, TimestampType};
 
+use crate::replica_selector::ReplicaSelector;
+
 /// Why a configuration was refused; the message names the property and the accepted values.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -112,6 +114,8 @@ pub struct BrokerConfig {
     pub log_dir: PathBuf,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// `replica.selector.class`: where consumers that name their rack read (KIP-392).
+    pub replica_selector: ReplicaSelector,
     /// `num.partitions`.
     pub num_partitions: i32,
     /// `default.replication.factor`.
@@ -318,6 +322,8 @@ impl BrokerConfig {
             log.message_timestamp_type = parse_timestamp_type("log.message.timestamp.type", v)?;
         }
 
+        let replica_selector = ReplicaSelector::from_class(p.get("replica.selector.class"))
+            .map_err(|e| p.invalid("replica.selector.class", &e.to_string()))?;
         let cluster = cluster_settings(&p, node_id, &listeners)?;
         let cfg = BrokerConfig {
             node_id,
@@ -325,6 +331,7 @@ impl BrokerConfig {
             advertised_listeners,
             log_dir: PathBuf::from(log_dir),
             rack: p.get("broker.rack").map(str::to_string),
+            replica_selector,
             num_partitions: p.int("num.partitions")?.unwrap_or(1),
             default_replication_factor: p.int("default.replication.factor")?.unwrap_or(1),
             min_insync_replicas: p.int("min.insync.replicas")?.unwrap_or(1),
@@ -854,6 +861,28 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn replica_selector_class_takes_kafkas_rack_aware_selector_only() {
+        assert_eq!(
+            load("").unwrap().replica_selector,
+            ReplicaSelector::LeaderOnly
+        );
+        let cfg = load(
+            "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.replica_selector, ReplicaSelector::RackAware);
+        let err = load("replica.selector.class=com.example.ClosestSelector\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("replica.selector.class")
+                && err.contains("com.example.ClosestSelector")
+                && err.contains("RackAwareReplicaSelector"),
+            "{err}"
+        );
     }
 
     #[test]

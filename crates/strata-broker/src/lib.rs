@@ -17,6 +17,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod mirror_target;
 pub mod partition;
+pub mod replica_selector;
 pub mod server;
 pub mod topic_config;
 

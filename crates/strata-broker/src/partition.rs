@@ -29,6 +29,8 @@ const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 pub struct FollowerProgress {
     /// The follower's log end offset (its last fetch offset); -1 before its first fetch.
     pub log_end_offset: i64,
+    /// The follower's log start offset as its last fetch gave it; -1 before its first fetch.
+    pub log_start_offset: i64,
     /// Last time its fetch reached the leader's log end offset.
     pub last_caught_up_ms: i64,
     pub last_fetch_ms: i64,
@@ -119,6 +121,16 @@ impl Partition {
         self.role.lock().clone()
     }
 
+    /// Whether this broker follows the partition now (it may serve consumers up to its HW).
+    pub fn is_follower(&self) -> bool {
+        matches!(&*self.role.lock(), Role::Follower { .. })
+    }
+
+    /// The id of this broker.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
     /// The ISR as the leader knows it (empty on a follower).
     pub fn isr(&self) -> Vec<i32> {
         match &*self.role.lock() {
@@ -182,6 +194,7 @@ impl Partition {
                         if *id != self.node_id {
                             followers.entry(*id).or_insert(FollowerProgress {
                                 log_end_offset: -1,
+                                log_start_offset: -1,
                                 last_caught_up_ms: now_ms,
                                 last_fetch_ms: -1,
                             });
@@ -201,6 +214,7 @@ impl Partition {
                     *id,
                     FollowerProgress {
                         log_end_offset: -1,
+                        log_start_offset: -1,
                         last_caught_up_ms: now_ms,
                         last_fetch_ms: -1,
                     },
@@ -263,12 +277,15 @@ impl Partition {
         Ok(info)
     }
 
-    /// A follower's view of the HW: the leader's, bounded by its own log end.
-    pub fn follower_high_watermark(&self, leader_hw: i64) {
+    /// A follower's view of the HW: the leader's, bounded by its own log end. Returns true
+    /// when it moved (consumers reading from this follower may see more).
+    pub fn follower_high_watermark(&self, leader_hw: i64) -> bool {
         let hw = leader_hw.min(self.log_end_offset());
         if hw > self.high_watermark() {
             self.set_high_watermark(hw);
+            return true;
         }
+        false
     }
 
     fn set_high_watermark(&self, hw: i64) {
@@ -300,12 +317,14 @@ impl Partition {
         false
     }
 
-    /// Records a follower's fetch at `fetch_offset` (its log end offset). Returns the HW to
-    /// send it and an ISR expansion when the follower caught up and is not in the ISR.
+    /// Records a follower's fetch at `fetch_offset` (its log end offset; `log_start_offset`
+    /// is the follower's own). Returns the HW to send it and an ISR expansion when the
+    /// follower caught up and is not in the ISR.
     pub fn record_follower_fetch(
         &self,
         follower: i32,
         fetch_offset: i64,
+        log_start_offset: i64,
         now_ms: i64,
     ) -> Option<FollowerFetch> {
         let leo = self.log_end_offset();
@@ -326,10 +345,12 @@ impl Partition {
             }
             let progress = followers.entry(follower).or_insert(FollowerProgress {
                 log_end_offset: -1,
+                log_start_offset: -1,
                 last_caught_up_ms: -1,
                 last_fetch_ms: -1,
             });
             progress.log_end_offset = fetch_offset.min(leo);
+            progress.log_start_offset = log_start_offset;
             progress.last_fetch_ms = now_ms;
             if fetch_offset >= leo {
                 progress.last_caught_up_ms = now_ms;

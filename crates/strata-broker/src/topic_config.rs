@@ -134,6 +134,8 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         ValueType::List => {
             parse_cleanup_policy(name, value).map_err(|e| e.to_string())?;
         }
+        // No topic config names a class.
+        ValueType::Class => {}
         ValueType::String => match name {
             "message.timestamp.type" => {
                 parse_timestamp_type(name, value).map_err(|e| e.to_string())?;

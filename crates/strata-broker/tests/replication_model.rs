@@ -219,7 +219,12 @@ impl Model {
                 }
                 let offset = follower.log_end_offset();
                 let answer = leader
-                    .record_follower_fetch(REPLICAS[f], offset, self.now)
+                    .record_follower_fetch(
+                        REPLICAS[f],
+                        offset,
+                        follower.log_start_offset(),
+                        self.now,
+                    )
                     .expect("leader answers its replicas");
                 if offset < leader.log_end_offset() {
                     let slice = leader

@@ -14,6 +14,8 @@ pub enum ValueType {
     Long = 5,
     Double = 6,
     List = 7,
+    /// A Java class name.
+    Class = 8,
 }
 
 impl ValueType {
@@ -112,6 +114,7 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
         broker("replica.fetch.wait.max.ms", Int),
         broker("replica.high.watermark.checkpoint.interval.ms", Long),
         broker("replica.lag.time.max.ms", Long),
+        broker("replica.selector.class", Class),
         broker("replica.socket.timeout.ms", Int),
         broker("share.coordinator.state.topic.min.isr", Short),
         broker("share.coordinator.state.topic.replication.factor", Short),

@@ -4,8 +4,9 @@
 //! the follower's log end and its last fetched epoch). A diverging epoch in the answer
 //! truncates the follower's log to where it agrees with the leader before it fetches again;
 //! fetched batches are appended at their offsets, and the follower's HW follows the leader's,
-//! bounded by its own log end. Throttled replicas (`cluster::throttle`) sit out of a fetch
-//! while this broker's follower quota is used up.
+//! bounded by its own log end. Appends and HW moves wake the consumers long-polling this
+//! follower (KIP-392 follower fetching). Throttled replicas (`cluster::throttle`) sit out of a
+//! fetch while this broker's follower quota is used up.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -387,7 +388,8 @@ fn handle_response(
                     }
                 }
             }
-            p.follower_high_watermark(pd.high_watermark);
+            // A moved HW is news too: consumers reading from this follower see more.
+            progressed |= p.follower_high_watermark(pd.high_watermark);
         }
     }
     if progressed {

@@ -5,6 +5,13 @@
 //! `min_bytes` / `max_wait_ms` as a real long poll woken by appends, per-partition and response
 //! `max_bytes` (KIP-74: the first non-empty partition always returns at least one whole batch),
 //! and incremental fetch sessions (KIP-227).
+//!
+//! Follower fetching (KIP-392): a consumer's Fetch v11+ (client metadata: its `rack_id` and the
+//! listener it came in on) may read from a follower, up to the follower's HW (offsets between
+//! that HW and the follower's log end are not visible yet; beyond its log end is out of
+//! range); the leader, with `replica.selector.class` set, answers such a consumer's partition
+//! with `preferred_read_replica` and no records when another replica should serve it
+//! ([`crate::replica_selector`]). Replicas and older consumers are served by leaders only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +29,7 @@ use crate::handlers::RequestContext;
 use crate::handlers::{check_leader_epoch, code, str_bytes};
 use crate::metrics;
 use crate::partition::{Partition, TopicPartition};
+use crate::replica_selector::{self, ReplicaSelector};
 
 struct Wanted {
     tp: TopicPartition,
@@ -31,17 +39,27 @@ struct Wanted {
     fetch_offset: i64,
     /// Follower fetches: the epoch of the follower's last batch (-1 unknown).
     last_fetched_epoch: i32,
+    /// Follower fetches: the follower's log start offset.
+    log_start_offset: i64,
     max_bytes: i32,
     current_leader_epoch: i32,
     /// For incremental sessions: what the client last heard (None: always include).
     last_sent: Option<(i64, i64)>,
 }
 
+/// What a consumer's Fetch v11+ tells about its client (KIP-392).
+struct ClientMetadata<'a> {
+    /// `client.rack` ("" when the client names none).
+    rack: &'a str,
+    /// The listener the request came in on: a preferred read replica must be reachable there.
+    listener: &'a str,
+}
+
 pub async fn handle(
     broker: &Broker,
     req: FetchRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> FetchResponse {
     let uses_ids = version >= 13;
     let replica = if version >= 15 {
@@ -50,8 +68,14 @@ pub async fn handle(
         req.replica_id.0
     };
     let replica = (replica >= 0).then_some(replica);
+    // Kafka's condition for client metadata: a consumer's Fetch v11+ (which added rack_id).
+    let client = (replica.is_none() && version >= 11).then(|| ClientMetadata {
+        rack: req.rack_id.as_str(),
+        listener: &ctx.listener_name,
+    });
     let image = broker.image();
     let mut last_epochs: BTreeMap<TopicPartition, i32> = BTreeMap::new();
+    let mut log_starts: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     let mut unknown_ids = Vec::new();
     let mut updates = Vec::new();
     let mut order: Vec<TopicPartition> = Vec::new();
@@ -77,6 +101,7 @@ pub async fn handle(
             };
             order.push(tp.clone());
             last_epochs.insert(tp.clone(), p.last_fetched_epoch);
+            log_starts.insert(tp.clone(), p.log_start_offset);
             updates.push((
                 tp,
                 SessionPartition {
@@ -127,6 +152,7 @@ pub async fn handle(
             topic_id: hosted.as_ref().map(|p| p.topic_id).unwrap_or_default(),
             hosted,
             last_fetched_epoch: last_epochs.get(&tp).copied().unwrap_or(-1),
+            log_start_offset: log_starts.get(&tp).copied().unwrap_or(-1),
             tp,
             fetch_offset: sp.fetch_offset,
             max_bytes: sp.max_bytes,
@@ -167,7 +193,7 @@ pub async fn handle(
     } else {
         req.max_bytes as usize
     };
-    let read = |broker: &Broker| read_all(broker, &wanted, max_bytes, replica);
+    let read = |broker: &Broker| read_all(broker, &wanted, max_bytes, replica, client.as_ref());
     let (mut parts, mut total, mut errors) = read(broker);
     // In Kafka's fetch purgatory while the long poll waits (a dropped request leaves it).
     let waiting = (total < min_bytes && !errors && tokio::time::Instant::now() < deadline)
@@ -212,8 +238,10 @@ pub async fn handle(
     for (w, data) in wanted.iter().zip(parts) {
         if let Some((hw, start)) = w.last_sent {
             let has_records = data.records.as_ref().is_some_and(|r| !r.is_empty());
+            // A preferred read replica is news too (Kafka's session always sends it).
             if !has_records
                 && data.error_code == code::NONE
+                && data.preferred_read_replica.0 < 0
                 && hw == data.high_watermark
                 && start == data.log_start_offset
             {
@@ -277,14 +305,39 @@ fn leader_throttle(broker: &Broker, p: &Partition, follower: i32) -> Option<u64>
     (named && !p.isr().contains(&follower)).then_some(rate)
 }
 
+/// The replica other than this leader that a consumer should read `p` from, when
+/// `replica.selector.class` names one.
+fn preferred_read_replica(
+    broker: &Broker,
+    p: &Partition,
+    client: &ClientMetadata<'_>,
+    fetch_offset: i64,
+    now_ms: i64,
+) -> Option<i32> {
+    let selector = broker.config.replica_selector;
+    if selector == ReplicaSelector::LeaderOnly {
+        return None;
+    }
+    let (leader, followers) = replica_selector::candidates(
+        p,
+        &broker.image(),
+        client.listener,
+        broker.config.rack.as_deref(),
+        fetch_offset,
+        now_ms,
+    )?;
+    selector.select(Some(client.rack), &leader, &followers)
+}
+
 /// Reads every wanted partition once; returns the data, the bytes read and whether any
-/// partition has an error (errors are returned at once, without waiting). A follower's read
-/// also records its position (ISR, HW).
+/// partition must be answered at once, without waiting (an error, a diverging epoch, a
+/// preferred read replica). A follower's read also records its position (ISR, HW).
 fn read_all(
     broker: &Broker,
     wanted: &[Wanted],
     max_bytes: usize,
     replica: Option<i32>,
+    client: Option<&ClientMetadata<'_>>,
 ) -> (Vec<PartitionData>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
@@ -301,7 +354,9 @@ fn read_all(
             continue;
         };
         let epoch_error = check_leader_epoch(w.current_leader_epoch, p.leader_epoch());
-        if epoch_error == code::NONE && !p.is_leader() {
+        // A follower serves consumers with client metadata (Kafka's fetchOnlyLeader is false).
+        let serves = p.is_leader() || (client.is_some() && p.is_follower());
+        if epoch_error == code::NONE && !serves {
             errors = true;
             out.push(
                 empty(w.tp.partition)
@@ -312,6 +367,22 @@ fn read_all(
         if epoch_error != code::NONE {
             errors = true;
             out.push(empty(w.tp.partition).with_error_code(epoch_error));
+            continue;
+        }
+        // Kafka asks the selector before reading (and before the offset checks); a consumer
+        // sent elsewhere gets the partition's offsets and no records, at once.
+        if let Some(id) =
+            client.and_then(|c| preferred_read_replica(broker, &p, c, w.fetch_offset, now))
+        {
+            errors = true;
+            out.push(
+                empty(w.tp.partition)
+                    .with_high_watermark(p.high_watermark())
+                    .with_last_stable_offset(p.high_watermark())
+                    .with_log_start_offset(p.log_start_offset())
+                    .with_preferred_read_replica(BrokerId(id))
+                    .with_records(Some(Bytes::new())),
+            );
             continue;
         }
         let mut upper = p.high_watermark();
@@ -347,7 +418,9 @@ fn read_all(
         }
         if let Some(follower) = replica {
             let hw_before = p.high_watermark();
-            if let Some(fetch) = p.record_follower_fetch(follower, w.fetch_offset, now) {
+            if let Some(fetch) =
+                p.record_follower_fetch(follower, w.fetch_offset, w.log_start_offset, now)
+            {
                 if let Some(proposal) = fetch.expand {
                     broker.propose_isr(p.clone(), proposal);
                 }
