@@ -647,7 +647,8 @@ def topic_throttles(kafka, topic):
     """The topic's *.replication.throttled.replicas values that are set (name -> value)."""
     from confluent_kafka.admin import ConfigResource
     res = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    configs = kafka.admin().describe_configs([res])[res].result(30)
+    admin = kafka.admin()  # held: its futures fail once the client is collected
+    configs = admin.describe_configs([res])[res].result(30)
     return {k: v.value for k, v in configs.items()
             if k.endswith("replication.throttled.replicas") and v.value}
 
@@ -660,28 +661,34 @@ def test_scale_down_drains_the_leaving_broker_first(cp, operator, namespaces, dr
     kafka = drain_kafka.start()
     t0 = time.monotonic()
 
-    # 1. a one-rack cluster of 4 brokers; a topic with replicas on broker 3
+    # 1. a one-rack cluster of 4 brokers; topics with replicas on broker 3
     cp.apply(DRAIN_MANIFEST, "-n", ns)
     obj = wait_kc(cp, ns, "drain", ready, "drain Ready", timeout=120)
     assert obj["status"]["brokerIds"] == {"a": [0, 1, 2, 3]}
     kafka.create_topic("moving", assignment=[[3, 1], [2, 3], [1, 2]])
     kafka.create_topic("staying", assignment=[[1, 2]])
+    kafka.create_topic("wide", assignment=[[1, 2, 3]])
     base = uids(cp, ns, "drain")
 
-    # 2. scaling to 1 broker would leave only broker 0 (not registered): refused, nothing moves
+    # 2. scaling to 3 brokers removes broker 3; wide-0 (RF 3) would have only brokers 1 and 2
+    #    left (0 is not registered): the drain is refused, nothing moves, nothing is removed
     cp.kubectl("patch", "kafkacluster", "drain", "-n", ns, "--type=json", "-p",
-               '[{"op":"replace","path":"/spec/racks/0/brokers","value":1}]')
+               '[{"op":"replace","path":"/spec/racks/0/brokers","value":3}]')
     obj = wait_kc(cp, ns, "drain",
                   lambda o: reconciled(o) and has_condition(o, "Degraded", "True", "NotEnoughBrokers"),
                   "Degraded=True NotEnoughBrokers", timeout=60)
-    assert "refused" in condition(obj, "Degraded")["message"]
+    msg = condition(obj, "Degraded")["message"]
+    assert "wide-0 has 3 replicas and only 2 brokers would remain" in msg, msg
+    assert has_condition(obj, "Progressing", "False", "DrainRefused"), condition(obj, "Progressing")
     assert cp.get_json("statefulset", "drain-a", namespace=ns)["spec"]["replicas"] == 4
     assert uids(cp, ns, "drain") == base
     assert {p: v.replicas for p, v in kafka.partitions("moving").items()} == {0: [3, 1], 1: [2, 3], 2: [1, 2]}
+    assert not events_for(cp, ns, "drain", "DrainStarted")
 
-    # 3. scaling to 3 brokers removes broker 3: its replicas move to 1 and 2, then its pod goes
-    cp.kubectl("patch", "kafkacluster", "drain", "-n", ns, "--type=json", "-p",
-               '[{"op":"replace","path":"/spec/racks/0/brokers","value":3}]')
+    # 3. the user deletes topic wide: the drain goes ahead on the operator's own re-check, moves
+    #    broker 3's replicas to 1 and 2 (throttled), then broker 3's pod goes
+    admin = kafka.admin()  # held: its futures fail once the client is collected
+    admin.delete_topics(["wide"])["wide"].result(30)
     kafka.wait_partitions("moving", lambda ps: all(3 not in p.replicas and set(p.isr) == set(p.replicas)
                                                    for p in ps.values()),
                           "no replica of moving on broker 3", timeout=90)

@@ -47,8 +47,8 @@ pub use metadata::{
 };
 pub use node::NodeConnection;
 pub use placement::{
-    election_not_needed, ElectionType, OngoingReassignment, PartitionOutcomes, TopicPartition,
-    UnderReplicated,
+    election_not_needed, ElectionType, OngoingReassignment, PartitionOutcomes, ReplicaChange,
+    TopicPartition, UnderReplicated,
 };
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,

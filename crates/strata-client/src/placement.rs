@@ -50,6 +50,9 @@ impl ElectionType {
 /// A partition by topic name and index.
 pub type TopicPartition = (String, i32);
 
+/// A reassignment request for one partition: its new replicas, or `None` to cancel.
+pub type ReplicaChange = (TopicPartition, Option<Vec<i32>>);
+
 /// One partition's outcome of ElectLeaders or AlterPartitionReassignments: `Ok` or the Kafka
 /// error the controller gave it (`ELECTION_NOT_NEEDED` for a preferred leader already leading,
 /// `NO_REASSIGNMENT_IN_PROGRESS` for a cancel of nothing, ...).
@@ -151,7 +154,7 @@ impl Admin {
     /// outcome; a request-level error (e.g. not authorized) fails the whole call.
     pub async fn alter_partition_reassignments(
         &self,
-        changes: &[(TopicPartition, Option<Vec<i32>>)],
+        changes: &[ReplicaChange],
     ) -> Result<PartitionOutcomes, Error> {
         if changes.is_empty() {
             return Ok(PartitionOutcomes::new());
@@ -306,7 +309,7 @@ pub(crate) fn elect_leaders_request(
 }
 
 pub(crate) fn alter_reassignments_request(
-    changes: &[(TopicPartition, Option<Vec<i32>>)],
+    changes: &[ReplicaChange],
     timeout_ms: i32,
 ) -> AlterPartitionReassignmentsRequest {
     let topics = by_topic(changes.iter().map(|((t, p), replicas)| {

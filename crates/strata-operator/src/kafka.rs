@@ -569,7 +569,7 @@ impl KafkaAdmin for ClientAdmin {
     ) -> BoxFuture<'a, Result<Refusals, AdminError>> {
         Box::pin(async move {
             let client = self.client(target).await?;
-            let changes: Vec<((String, i32), Option<Vec<i32>>)> = moves
+            let changes: Vec<strata_client::ReplicaChange> = moves
                 .iter()
                 .map(|m| ((m.topic.clone(), m.partition), Some(m.to.clone())))
                 .collect();

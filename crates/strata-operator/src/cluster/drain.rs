@@ -96,7 +96,7 @@ pub fn plan_drain(input: DrainInput<'_>) -> DrainStep {
         }
     }
     if let Some((_, reason, _)) = refusals.first() {
-        return DrainStep::Refused(refusal(&input, *reason, &refusals));
+        return DrainStep::Refused(refusal(&input, reason, &refusals));
     }
     DrainStep::Moving {
         stranded: stranded.iter().map(|p| p.label()).collect(),
