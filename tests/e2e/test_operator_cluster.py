@@ -2,8 +2,8 @@
 election on) against the real control plane of tests/env/k8s; the StatefulSet controller, the
 scheduler, the garbage collector and kwok do the rest as in a real cluster. The broker pods are
 fake, so the admin calls of the rolling-restart health check go to a real Strata broker on
-loopback and those of the scale-down guard to the reference Kafka broker
-(--kafka-bootstrap-override).
+loopback and those of the scale-down drains to the reference Kafka broker or a 3-node reference
+Kafka cluster (--kafka-bootstrap-override).
 
 Each test is a user's session in a namespace of its own, written as numbered steps."""
 from __future__ import annotations
@@ -18,6 +18,7 @@ import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness.brokers import make_broker
+from harness.cluster import Cluster
 from harness.kube import condition, events_for, has_condition, install_crds
 from harness.operator import PodWatch, pod_ready, replay_availability
 from harness.pytest_plugin import COMMON_PROPS
@@ -37,6 +38,7 @@ NS_INVALID = "e2e-invalid"
 NS_DELETE = "e2e-delete"
 EXAMPLE_NS = {name: f"e2e-ex-{name}" for name in ("single-zone", "stretch-3-zone", "active-standby")}
 NS_SCALE = "e2e-scale"
+NS_DRAIN = "e2e-drain"
 NS_LEASE = "e2e-operator"
 
 # The roll cluster: 3 racks x 2 brokers -> ids 0,1 | 100,101 | 200,201. The real
@@ -65,15 +67,27 @@ def kafka_port():
 
 
 @pytest.fixture(scope="module")
-def operator(cp, module_operators, module_namespaces, strata_controller, kafka_port):
+def drain_kafka(tmp_path_factory):
+    """The 3-node reference Kafka cluster (ids 1-3) behind the drain test's KafkaCluster, laid out
+    (its ports chosen, so the operator's override can name node 1) but started by the test."""
+    cluster = Cluster("kafka", tmp_path_factory.mktemp("drain-kafka"), brokers=3, racks=["a"],
+                      props={"offsets.topic.replication.factor": "3"})
+    cluster._layout()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def operator(cp, module_operators, module_namespaces, strata_controller, kafka_port, drain_kafka):
     install_crds(cp)
     module_namespaces.make(NS_LEASE)
     op = module_operators.start(
         holder_id="cluster-e2e",
-        namespaces=[NS_ROLL, NS_SCALE, NS_INVALID, NS_DELETE, *EXAMPLE_NS.values()],
+        namespaces=[NS_ROLL, NS_SCALE, NS_DRAIN, NS_INVALID, NS_DELETE, *EXAMPLE_NS.values()],
         lease_namespace=NS_LEASE, lease_name="strata-operator",
         overrides={f"{NS_ROLL}/{ROLL_CLUSTER}": strata_controller.bootstrap,
-                   f"{NS_SCALE}/scale": f"127.0.0.1:{kafka_port}"})
+                   f"{NS_SCALE}/scale": f"127.0.0.1:{kafka_port}",
+                   f"{NS_DRAIN}/drain": drain_kafka.node(1).bootstrap})
     cp.wait_until(lambda: op.metric("strata_operator_leader") == 1, timeout=60,
                   what="the module's operator to hold the Lease")
     return op
@@ -493,7 +507,7 @@ def test_rolling_restart_and_health_pause(cp, operator, namespaces, strata_contr
     assert_broker_id_labels(cp, ns, kc(cp, ns, ROLL_CLUSTER))
 
 
-# --- 3. scale-down guard ------------------------------------------------------------------------
+# --- 3. scale-down drains -----------------------------------------------------------------------
 
 SCALE_MANIFEST = """
 apiVersion: kafka.strata.dev/v1alpha1
@@ -530,21 +544,25 @@ def test_scale_down_waits_until_leaving_broker_is_empty(cp, operator, namespaces
         cp.wait_until(lambda: "pinned" in admin.list_topics(timeout=10).topics, timeout=30, what="topic pinned")
         assert admin.list_topics(timeout=10).topics["pinned"].partitions[0].replicas == [1]
 
-        # 3. scaling zone-a down to 1 broker would remove broker 1: refused, nothing changes
+        # 3. scaling zone-a down to 1 broker would remove broker 1, and no other broker of the
+        #    spec is registered to take its replica: the drain is refused, nothing changes
         cp.kubectl("patch", "kafkacluster", "scale", "-n", ns, "--type=json", "-p",
                    '[{"op":"replace","path":"/spec/racks/0/brokers","value":1}]')
         obj = wait_kc(cp, ns, "scale",
-                      lambda o: reconciled(o) and has_condition(o, "Degraded", "True", "ScaleDownBlocked"),
-                      "Degraded=True ScaleDownBlocked", timeout=60)
+                      lambda o: reconciled(o) and has_condition(o, "Degraded", "True", "NotEnoughBrokers"),
+                      "Degraded=True NotEnoughBrokers", timeout=60)
         msg = condition(obj, "Degraded")["message"]
-        assert "pinned-0 (on 1)" in msg, msg
+        assert "pinned-0 has 1 replicas and only 0 brokers would remain" in msg, msg
+        assert "no broker was removed" in msg, msg
         assert "__consumer_offsets" not in msg, msg
-        assert has_condition(obj, "Progressing", "False", "ScaleDownBlocked"), condition(obj, "Progressing")
+        assert has_condition(obj, "Progressing", "False", "DrainRefused"), condition(obj, "Progressing")
         assert obj["status"]["brokerIds"]["zone-a"] == [0, 1]
+        assert obj["status"]["drain"]["brokers"] == [1], obj["status"].get("drain")
         assert cp.get_json("statefulset", "scale-zone-a", namespace=ns)["spec"]["replicas"] == 2
         assert uids(cp, ns, "scale") == base
-        warnings = [e for e in events_for(cp, ns, "scale", "ScaleDownBlocked") if e["type"] == "Warning"]
+        warnings = [e for e in events_for(cp, ns, "scale", "DrainRefused") if e["type"] == "Warning"]
         assert warnings and "pinned-0" in warnings[-1]["message"], warnings
+        assert admin.list_topics(timeout=10).topics["pinned"].partitions[0].replicas == [1]
 
         # 4. the partition goes away (a user deletes or reassigns it): the scale-down proceeds
         #    on the operator's own re-check, without any change to Kubernetes objects
@@ -556,7 +574,7 @@ def test_scale_down_waits_until_leaving_broker_is_empty(cp, operator, namespaces
         try:
             obj = wait_kc(cp, ns, "scale",
                           lambda o: ready(o) and o["status"]["brokerIds"].get("zone-a") == [0]
-                          and not has_condition(o, "Degraded", "True", "ScaleDownBlocked"),
+                          and not has_condition(o, "Degraded", "True", "NotEnoughBrokers"),
                           "the scale-down to proceed once broker 1 holds nothing", timeout=75)
         except AssertionError as e:
             n1 = operator.metric("strata_operator_reconciliations_total", controller="kafkacluster")
@@ -610,6 +628,97 @@ def test_scale_down_waits_until_leaving_broker_is_empty(cp, operator, namespaces
         assert properties(cm["scale-zone-c-2-0.properties"])["node.id"] == "300"
     finally:
         kafka.stop()
+
+
+DRAIN_MANIFEST = """
+apiVersion: kafka.strata.dev/v1alpha1
+kind: KafkaCluster
+metadata:
+  name: drain
+spec:
+  racks:
+  - {name: a, zone: zone-a, brokers: 4}
+  storage: {size: 1Gi}
+  drain: {throttleBytesPerSecond: 10000000}
+"""
+
+
+def topic_throttles(kafka, topic):
+    """The topic's *.replication.throttled.replicas values that are set (name -> value)."""
+    from confluent_kafka.admin import ConfigResource
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    admin = kafka.admin()  # held: its futures fail once the client is collected
+    configs = admin.describe_configs([res])[res].result(30)
+    return {k: v.value for k, v in configs.items()
+            if k.endswith("replication.throttled.replicas") and v.value}
+
+
+def test_scale_down_drains_the_leaving_broker_first(cp, operator, namespaces, drain_kafka):
+    # Rack a's 4 brokers have ids 0-3; the reference Kafka cluster behind it runs nodes 1-3
+    # (id 0 is a pod only). Removing broker 3 moves its replicas to the registered brokers
+    # that stay (1 and 2), throttled, before its pod goes.
+    ns = namespaces.make(NS_DRAIN)
+    kafka = drain_kafka.start()
+    t0 = time.monotonic()
+
+    # 1. a one-rack cluster of 4 brokers; topics with replicas on broker 3
+    cp.apply(DRAIN_MANIFEST, "-n", ns)
+    obj = wait_kc(cp, ns, "drain", ready, "drain Ready", timeout=120)
+    assert obj["status"]["brokerIds"] == {"a": [0, 1, 2, 3]}
+    kafka.create_topic("moving", assignment=[[3, 1], [2, 3], [1, 2]])
+    kafka.create_topic("staying", assignment=[[1, 2]])
+    kafka.create_topic("wide", assignment=[[1, 2, 3]])
+    base = uids(cp, ns, "drain")
+
+    # 2. scaling to 3 brokers removes broker 3; wide-0 (RF 3) would have only brokers 1 and 2
+    #    left (0 is not registered): the drain is refused, nothing moves, nothing is removed
+    cp.kubectl("patch", "kafkacluster", "drain", "-n", ns, "--type=json", "-p",
+               '[{"op":"replace","path":"/spec/racks/0/brokers","value":3}]')
+    obj = wait_kc(cp, ns, "drain",
+                  lambda o: reconciled(o) and has_condition(o, "Degraded", "True", "NotEnoughBrokers"),
+                  "Degraded=True NotEnoughBrokers", timeout=60)
+    msg = condition(obj, "Degraded")["message"]
+    assert "wide-0 has 3 replicas and only 2 brokers would remain" in msg, msg
+    assert has_condition(obj, "Progressing", "False", "DrainRefused"), condition(obj, "Progressing")
+    assert cp.get_json("statefulset", "drain-a", namespace=ns)["spec"]["replicas"] == 4
+    assert uids(cp, ns, "drain") == base
+    assert {p: v.replicas for p, v in kafka.partitions("moving").items()} == {0: [3, 1], 1: [2, 3], 2: [1, 2]}
+    assert not events_for(cp, ns, "drain", "DrainStarted")
+
+    # 3. the user deletes topic wide: the drain goes ahead on the operator's own re-check, moves
+    #    broker 3's replicas to 1 and 2 (throttled), then broker 3's pod goes
+    admin = kafka.admin()  # held: its futures fail once the client is collected
+    admin.delete_topics(["wide"])["wide"].result(30)
+    kafka.wait_partitions("moving", lambda ps: all(3 not in p.replicas and set(p.isr) == set(p.replicas)
+                                                   for p in ps.values()),
+                          "no replica of moving on broker 3", timeout=90)
+    obj = wait_kc(cp, ns, "drain",
+                  lambda o: ready(o) and o["status"]["brokerIds"].get("a") == [0, 1, 2]
+                  and "drain" not in o["status"],
+                  "the drain done and broker 3 removed", timeout=90)
+    # (one rack stays Degraded for its layout, no longer for the drain)
+    assert condition(obj, "Degraded")["reason"] not in ("NotEnoughBrokers", "DrainPaused"), condition(obj, "Degraded")
+    cp.wait_until(lambda: "drain-a-3" not in pods_by_name(cp, ns, "drain"), timeout=60, what="pod drain-a-3 gone")
+    assert cp.get_json("statefulset", "drain-a", namespace=ns)["spec"]["replicas"] == 3
+    parts = kafka.partitions("moving")
+    assert {p: sorted(v.replicas) for p, v in parts.items()} == {0: [1, 2], 1: [1, 2], 2: [1, 2]}, parts
+    assert parts[0].replicas[1] == 1 and parts[1].replicas[0] == 2, "the staying replicas keep their place"
+    assert kafka.partitions("staying")[0].replicas == [1, 2]
+    # throttles were set for the move and are gone afterwards
+    started = [e for e in events_for(cp, ns, "drain", "DrainStarted") if e["type"] == "Normal"]
+    assert started and "throttled to 10000000 B/s" in started[-1]["message"], started
+    assert "moving-0" in started[-1]["message"] and "staying" not in started[-1]["message"]
+    assert events_for(cp, ns, "drain", "DrainCompleted")
+    assert topic_throttles(kafka, "moving") == {}
+    out = kafka_tool_configs(kafka, "describe", "--entity-type", "brokers", "--entity-name", "3")
+    assert "throttled.rate" not in out, out
+    assert uids(cp, ns, "drain") == {n: u for n, u in base.items() if n != "drain-a-3"}
+    print(f"drain test took {time.monotonic() - t0:.1f}s")
+
+
+def kafka_tool_configs(kafka, *args):
+    from harness.brokers import kafka_tool
+    return kafka_tool("configs", "--bootstrap-server", kafka.node(1).bootstrap, f"--{args[0]}", *args[1:]).stdout
 
 
 # --- 4. invalid specs -------------------------------------------------------------------------

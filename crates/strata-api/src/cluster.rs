@@ -97,6 +97,36 @@ pub struct KafkaClusterSpec {
     /// Overrides applied to every broker pod.
     #[serde(default)]
     pub template: PodTemplateOverrides,
+
+    /// How brokers that a change removes are drained before their pods go.
+    #[serde(default)]
+    pub drain: DrainSpec,
+}
+
+/// Draining of leaving brokers: their replicas are reassigned to the remaining brokers
+/// (rack-aware) with Kafka's replication throttles set for the move and removed afterwards.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainSpec {
+    /// Replication throttle during a drain, in bytes per second per broker: set as
+    /// `leader.replication.throttled.rate` and `follower.replication.throttled.rate` on the
+    /// brokers involved. 0 moves without a throttle.
+    #[serde(default = "default_drain_throttle")]
+    #[schemars(range(min = 0))]
+    pub throttle_bytes_per_second: i64,
+}
+
+impl Default for DrainSpec {
+    fn default() -> Self {
+        Self {
+            throttle_bytes_per_second: default_drain_throttle(),
+        }
+    }
+}
+
+fn default_drain_throttle() -> i64 {
+    // 50 MiB/s: a drain finishes in minutes for gigabytes without starving clients.
+    50 * 1024 * 1024
 }
 
 /// One failure domain: a group of brokers placed together, usually one zone.
@@ -243,6 +273,39 @@ pub struct KafkaClusterStatus {
     /// Number of racks in the spec.
     #[serde(default)]
     pub racks: i32,
+
+    /// A drain under way: brokers leaving, replicas still moving, throttles set for the move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainStatus>,
+
+    /// Brokers restarted by a rolling restart whose preferred leaderships are to be moved back
+    /// to them (a preferred leader election) once the cluster is fully replicated again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leadership_pending: Vec<i32>,
+
+    /// Since when (RFC 3339) the rolling restart has been waiting for the cluster to be fully
+    /// replicated; past the operator's deadline the wait is reported as `Degraded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_waiting_since: Option<String>,
+}
+
+/// Progress of a drain of leaving brokers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainStatus {
+    /// Brokers being drained.
+    pub brokers: Vec<i32>,
+    /// Partitions that still have a replica on a leaving broker.
+    pub partitions_moving: i32,
+    /// The first of those partitions (`topic-partition`), for people.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
+    /// Topics whose `*.replication.throttled.replicas` the drain set (removed when it ends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttled_topics: Vec<String>,
+    /// Brokers whose `*.replication.throttled.rate` the drain set (removed when it ends).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttled_brokers: Vec<i32>,
 }
 
 /// Placement and readiness of one broker.

@@ -17,8 +17,8 @@ pub mod schema_check;
 pub mod topic;
 
 pub use cluster::{
-    Authentication, BrokerStatus, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Listener,
-    PodTemplateOverrides, Rack, Storage,
+    Authentication, BrokerStatus, DrainSpec, DrainStatus, KafkaCluster, KafkaClusterSpec,
+    KafkaClusterStatus, Listener, PodTemplateOverrides, Rack, Storage,
 };
 pub use common::{ClusterReference, API_VERSION, GROUP, VERSION};
 pub use mirror::{

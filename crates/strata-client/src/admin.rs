@@ -34,7 +34,7 @@ use crate::{Client, Error};
 
 /// Config resource types (`ConfigResource.Type`).
 const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
+pub(crate) const RESOURCE_BROKER: i8 = 4;
 
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
@@ -175,7 +175,7 @@ impl Admin {
 
     /// How long the broker may take for an operation: a little less than the request timeout,
     /// so that its REQUEST_TIMED_OUT arrives before the client gives up.
-    fn broker_timeout_ms(&self) -> i32 {
+    pub(crate) fn broker_timeout_ms(&self) -> i32 {
         let t = self.client.timeout();
         let margin = (t / 10).min(std::time::Duration::from_secs(1));
         i32::try_from(t.saturating_sub(margin).as_millis()).unwrap_or(i32::MAX)
@@ -309,6 +309,13 @@ impl Admin {
             &broker_id.to_string(),
         )
         .await
+    }
+
+    /// The cluster-wide default broker configs (resource name `""`), asked of any broker: what
+    /// `kafka-configs --entity-type brokers --entity-default --describe` shows.
+    pub async fn describe_default_broker_configs(&self) -> Result<Vec<ConfigEntry>, Error> {
+        self.describe_configs(Target::Any, RESOURCE_BROKER, "")
+            .await
     }
 
     async fn describe_configs(
@@ -654,7 +661,7 @@ fn create_partitions_request(name: &str, total: i32, timeout_ms: i32) -> CreateP
         .with_timeout_ms(timeout_ms)
 }
 
-fn incremental_alter_request(
+pub(crate) fn incremental_alter_request(
     resource_type: i8,
     name: &str,
     ops: &[ConfigOp],

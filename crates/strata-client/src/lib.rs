@@ -3,7 +3,8 @@
 //! ApiVersions and each request uses the highest version both sides support. [`Client`] holds
 //! the connections (per broker: one for admin and metadata, one for fetches, one for produces;
 //! requests on each are pipelined) and the metadata cache; [`Admin`] wraps the admin APIs;
-//! [`Admin::describe_quorum`] reports the KRaft metadata quorum; [`Producer`],
+//! [`Admin::describe_quorum`] reports the KRaft metadata quorum; `placement` holds leader
+//! elections, partition reassignments, broker configs and the under-replicated view; [`Producer`],
 //! [`Client::fetch`] and [`Client::list_offsets`] are the data path. Errors are
 //! one [`Error`] type whose [`Error::is_retriable`] drives the retries.
 //!
@@ -21,6 +22,7 @@ mod fetch;
 mod kafka_uuid;
 mod metadata;
 mod node;
+mod placement;
 mod producer;
 mod quorum;
 mod records;
@@ -44,6 +46,10 @@ pub use metadata::{
     BrokerInfo, ClusterDescription, ClusterMetadata, PartitionMetadata, TopicMetadata,
 };
 pub use node::NodeConnection;
+pub use placement::{
+    election_not_needed, ElectionType, OngoingReassignment, PartitionOutcomes, ReplicaChange,
+    TopicPartition, UnderReplicated,
+};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };

@@ -35,6 +35,9 @@ pub struct Timing {
     pub progress: Duration,
     /// Re-check of a condition another object will resolve (missing cluster, conflict).
     pub waiting: Duration,
+    /// How long a rolling restart waits for a fully replicated cluster before the wait is
+    /// reported as stalled (it keeps waiting: restarting then could lose availability).
+    pub restart_wait_deadline: Duration,
 }
 
 impl Default for Timing {
@@ -43,6 +46,7 @@ impl Default for Timing {
             resync: Duration::from_secs(300),
             progress: Duration::from_secs(5),
             waiting: Duration::from_secs(30),
+            restart_wait_deadline: Duration::from_secs(600),
         }
     }
 }

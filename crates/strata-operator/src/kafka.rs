@@ -1,6 +1,8 @@
 //! What the operator asks of a running Kafka cluster, behind the [`KafkaAdmin`] trait so that
 //! reconcilers are unit-testable: a health snapshot (controller, metadata-quorum leader,
-//! brokers, replicas and ISR of every partition) and the topic calls of the `KafkaTopic` controller. [`ClientAdmin`] is the
+//! brokers, leader, replicas and ISR of every partition), the cluster operations of rolling
+//! restarts and drains (preferred leader elections, partition reassignments, broker configs for
+//! the replication throttles) and the topic calls of the `KafkaTopic` controller. [`ClientAdmin`] is the
 //! real implementation over `strata-client`; it talks the public Kafka admin API only, so it
 //! works against Strata and Apache Kafka alike.
 //!
@@ -83,13 +85,22 @@ impl AdminError {
 pub struct PartitionReplicas {
     pub topic: String,
     pub partition: i32,
+    /// `None` when the partition has no leader.
+    pub leader: Option<i32>,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
 }
 
 impl PartitionReplicas {
+    /// ISR shorter than the replica set, or no leader at all (Kafka's under-replicated and
+    /// offline partitions: either makes a restart unsafe).
     pub fn under_replicated(&self) -> bool {
-        self.isr.len() < self.replicas.len()
+        self.isr.len() < self.replicas.len() || self.leader.is_none()
+    }
+
+    /// The preferred leader: the first replica.
+    pub fn preferred(&self) -> Option<i32> {
+        self.replicas.first().copied()
     }
 
     pub fn label(&self) -> String {
@@ -144,6 +155,24 @@ impl ClusterSnapshot {
     }
 }
 
+/// A partition's move from its current replicas to new ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionMove {
+    pub topic: String,
+    pub partition: i32,
+    pub from: Vec<i32>,
+    pub to: Vec<i32>,
+}
+
+impl PartitionMove {
+    pub fn label(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Partitions the cluster refused in a per-partition call, with Kafka's reason.
+pub type Refusals = Vec<(String, String)>;
+
 /// The admin calls the reconcilers make. Boxed futures keep the trait object-safe.
 pub trait KafkaAdmin: Send + Sync + 'static {
     fn snapshot<'a>(
@@ -187,6 +216,36 @@ pub trait KafkaAdmin: Send + Sync + 'static {
         &'a self,
         target: &'a KafkaTarget,
         name: &'a str,
+    ) -> BoxFuture<'a, Result<(), AdminError>>;
+
+    /// Partitions with a reassignment in progress (ListPartitionReassignments).
+    fn ongoing_reassignments<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+    ) -> BoxFuture<'a, Result<BTreeSet<(String, i32)>, AdminError>>;
+
+    /// Starts the moves (AlterPartitionReassignments); returns the partitions refused.
+    fn reassign<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        moves: &'a [PartitionMove],
+    ) -> BoxFuture<'a, Result<Refusals, AdminError>>;
+
+    /// Preferred leader election (ElectLeaders) for `partitions`; returns those that failed
+    /// (a preferred leader already leading is not a failure).
+    fn elect_preferred<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        partitions: &'a [(String, i32)],
+    ) -> BoxFuture<'a, Result<Refusals, AdminError>>;
+
+    /// Sets and deletes dynamic configs of broker `broker` (IncrementalAlterConfigs).
+    fn alter_broker_config<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        broker: i32,
+        set: &'a BTreeMap<String, String>,
+        delete: &'a [String],
     ) -> BoxFuture<'a, Result<(), AdminError>>;
 }
 
@@ -345,6 +404,7 @@ impl KafkaAdmin for ClientAdmin {
                     partitions.push(PartitionReplicas {
                         topic: name.clone(),
                         partition: p.partition,
+                        leader: (p.leader >= 0).then_some(p.leader),
                         replicas: p.replicas.clone(),
                         isr: p.isr.clone(),
                     });
@@ -483,6 +543,98 @@ impl KafkaAdmin for ClientAdmin {
             }
         })
     }
+
+    fn ongoing_reassignments<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+    ) -> BoxFuture<'a, Result<BTreeSet<(String, i32)>, AdminError>> {
+        Box::pin(async move {
+            let client = self.client(target).await?;
+            let ongoing = client
+                .admin()
+                .list_partition_reassignments(None)
+                .await
+                .map_err(|e| self.fail(target, "ListPartitionReassignments", e))?;
+            Ok(ongoing
+                .into_iter()
+                .map(|r| (r.topic, r.partition))
+                .collect())
+        })
+    }
+
+    fn reassign<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        moves: &'a [PartitionMove],
+    ) -> BoxFuture<'a, Result<Refusals, AdminError>> {
+        Box::pin(async move {
+            let client = self.client(target).await?;
+            let changes: Vec<strata_client::ReplicaChange> = moves
+                .iter()
+                .map(|m| ((m.topic.clone(), m.partition), Some(m.to.clone())))
+                .collect();
+            let outcomes = client
+                .admin()
+                .alter_partition_reassignments(&changes)
+                .await
+                .map_err(|e| self.fail(target, "AlterPartitionReassignments", e))?;
+            Ok(outcomes
+                .into_iter()
+                .filter_map(|((t, p), r)| r.err().map(|e| (format!("{t}-{p}"), e.to_string())))
+                .collect())
+        })
+    }
+
+    fn elect_preferred<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        partitions: &'a [(String, i32)],
+    ) -> BoxFuture<'a, Result<Refusals, AdminError>> {
+        Box::pin(async move {
+            if partitions.is_empty() {
+                return Ok(Vec::new());
+            }
+            let client = self.client(target).await?;
+            let outcomes = client
+                .admin()
+                .elect_leaders(strata_client::ElectionType::Preferred, Some(partitions))
+                .await
+                .map_err(|e| self.fail(target, "ElectLeaders", e))?;
+            Ok(outcomes
+                .into_iter()
+                .filter(|(_, r)| !strata_client::election_not_needed(r))
+                .filter_map(|((t, p), r)| r.err().map(|e| (format!("{t}-{p}"), e.to_string())))
+                .collect())
+        })
+    }
+
+    fn alter_broker_config<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        broker: i32,
+        set: &'a BTreeMap<String, String>,
+        delete: &'a [String],
+    ) -> BoxFuture<'a, Result<(), AdminError>> {
+        Box::pin(async move {
+            let client = self.client(target).await?;
+            let ops: Vec<ConfigOp> = set
+                .iter()
+                .map(|(k, v)| ConfigOp::Set(k.clone(), v.clone()))
+                .chain(delete.iter().map(|k| ConfigOp::Delete(k.clone())))
+                .collect();
+            client
+                .admin()
+                .incremental_alter_broker_configs(Some(broker), &ops)
+                .await
+                .map_err(|e| {
+                    self.fail(
+                        target,
+                        &format!("altering the config of broker {broker}"),
+                        e,
+                    )
+                })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -516,12 +668,14 @@ mod tests {
                 PartitionReplicas {
                     topic: "a".into(),
                     partition: 0,
+                    leader: Some(0),
                     replicas: vec![0, 1, 2],
                     isr: vec![0, 1],
                 },
                 PartitionReplicas {
                     topic: "a".into(),
                     partition: 1,
+                    leader: Some(1),
                     replicas: vec![1, 2],
                     isr: vec![1, 2],
                 },

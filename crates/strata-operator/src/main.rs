@@ -82,6 +82,10 @@ struct RunArgs {
     /// Seconds between re-checks while a rollout or pod start is under way.
     #[arg(long, default_value_t = 5, hide = true)]
     progress_interval: u64,
+    /// Seconds a rolling restart may wait for the cluster to be fully replicated before the
+    /// wait is reported as `Degraded=True RestartStalled` (it keeps waiting).
+    #[arg(long, env = "STRATA_RESTART_WAIT_DEADLINE", default_value_t = 600)]
+    restart_wait_deadline: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -168,6 +172,9 @@ fn main() -> ExitCode {
                 resolver,
                 timing: Timing {
                     progress: std::time::Duration::from_secs(run.progress_interval.max(1)),
+                    restart_wait_deadline: std::time::Duration::from_secs(
+                        run.restart_wait_deadline,
+                    ),
                     ..Timing::default()
                 },
             };

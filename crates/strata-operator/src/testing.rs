@@ -14,7 +14,9 @@ use kube::Client;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use crate::kafka::{AdminError, ClusterSnapshot, KafkaAdmin, KafkaTarget, ObservedTopic};
+use crate::kafka::{
+    AdminError, ClusterSnapshot, KafkaAdmin, KafkaTarget, ObservedTopic, PartitionMove, Refusals,
+};
 
 /// One request the mock API server answered.
 #[derive(Debug, Clone)]
@@ -313,6 +315,10 @@ fn handle(
                                "reason": "Invalid", "code": 422, "message": "json patch test failed"}),
                     );
                 }
+            } else if subresource == Some("status") && apply {
+                // One field manager writes the status: what its apply leaves out is removed,
+                // as the API server does for fields the manager no longer sets.
+                obj["status"] = body["status"].clone();
             } else if subresource == Some("status") {
                 merge(&mut obj["status"], &body["status"]);
             } else {
@@ -388,6 +394,13 @@ pub struct FakeAdmin {
     pub snapshot: Mutex<ClusterSnapshot>,
     pub unreachable: Mutex<bool>,
     pub calls: Mutex<Vec<String>>,
+    /// Partitions with a reassignment in progress: `reassign` adds, tests finish them with
+    /// [`FakeAdmin::finish_moves`].
+    pub ongoing: Mutex<BTreeSet<(String, i32)>>,
+    /// Moves started, with their target replicas, in order.
+    pub moves: Mutex<Vec<PartitionMove>>,
+    /// Dynamic broker configs by broker id.
+    pub broker_configs: Mutex<BTreeMap<i32, BTreeMap<String, String>>>,
 }
 
 impl FakeAdmin {
@@ -401,6 +414,31 @@ impl FakeAdmin {
             });
         }
         Ok(())
+    }
+
+    /// Completes every ongoing reassignment as Kafka would: the partition's replicas become
+    /// the target, all in sync.
+    pub fn finish_moves(&self) {
+        let moves = self.moves.lock().clone();
+        let mut snapshot = self.snapshot.lock();
+        for key in std::mem::take(&mut *self.ongoing.lock()) {
+            let Some(m) = moves
+                .iter()
+                .rev()
+                .find(|m| (&m.topic, m.partition) == (&key.0, key.1))
+            else {
+                continue;
+            };
+            if let Some(p) = snapshot
+                .partitions
+                .iter_mut()
+                .find(|p| (&p.topic, p.partition) == (&key.0, key.1))
+            {
+                p.replicas = m.to.clone();
+                p.isr = m.to.clone();
+                p.leader = m.to.first().copied();
+            }
+        }
     }
 
     /// Calls that changed something (not describe/snapshot).
@@ -507,6 +545,75 @@ impl KafkaAdmin for FakeAdmin {
             Ok(())
         })
     }
+
+    fn ongoing_reassignments<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+    ) -> BoxFuture<'a, Result<BTreeSet<(String, i32)>, AdminError>> {
+        Box::pin(async move {
+            self.call(target, "describe reassignments".into())?;
+            Ok(self.ongoing.lock().clone())
+        })
+    }
+
+    fn reassign<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        moves: &'a [PartitionMove],
+    ) -> BoxFuture<'a, Result<Refusals, AdminError>> {
+        Box::pin(async move {
+            let labels: Vec<String> = moves
+                .iter()
+                .map(|m| format!("{}->{:?}", m.label(), m.to))
+                .collect();
+            self.call(target, format!("reassign {}", labels.join(" ")))?;
+            for m in moves {
+                self.ongoing.lock().insert((m.topic.clone(), m.partition));
+                self.moves.lock().push(m.clone());
+            }
+            Ok(Vec::new())
+        })
+    }
+
+    fn elect_preferred<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        partitions: &'a [(String, i32)],
+    ) -> BoxFuture<'a, Result<Refusals, AdminError>> {
+        Box::pin(async move {
+            let labels: Vec<String> = partitions.iter().map(|(t, p)| format!("{t}-{p}")).collect();
+            self.call(target, format!("elect {}", labels.join(" ")))?;
+            let mut snapshot = self.snapshot.lock();
+            for p in snapshot.partitions.iter_mut() {
+                if partitions.contains(&(p.topic.clone(), p.partition)) {
+                    p.leader = p.replicas.first().copied();
+                }
+            }
+            Ok(Vec::new())
+        })
+    }
+
+    fn alter_broker_config<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+        broker: i32,
+        set: &'a BTreeMap<String, String>,
+        delete: &'a [String],
+    ) -> BoxFuture<'a, Result<(), AdminError>> {
+        Box::pin(async move {
+            let keys: BTreeSet<&String> = set.keys().chain(delete.iter()).collect();
+            self.call(target, format!("broker-config {broker} {keys:?}"))?;
+            let mut configs = self.broker_configs.lock();
+            let c = configs.entry(broker).or_default();
+            for (k, v) in set {
+                c.insert(k.clone(), v.clone());
+            }
+            for k in delete {
+                c.remove(k);
+            }
+            Ok(())
+        })
+    }
 }
 
 /// A [`crate::context::Context`] over a fake API server and a fake admin, with short timings.
@@ -531,6 +638,7 @@ pub fn context(client: Client, admin: Arc<FakeAdmin>) -> Arc<crate::context::Con
             resync: Duration::from_secs(300),
             progress: Duration::from_secs(1),
             waiting: Duration::from_secs(30),
+            restart_wait_deadline: Duration::from_secs(600),
         },
     })
 }

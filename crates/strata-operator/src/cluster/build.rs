@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
-    EmptyDirVolumeSource, EnvVar, EnvVarSource, NodeAffinity, NodeSelector,
+    EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, NodeAffinity, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
@@ -26,7 +26,9 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::cluster::plan::{ClusterPlan, RackPlan, CONFIG_MOUNT, CONTROLLER_PORT, DATA_MOUNT};
+use crate::cluster::plan::{
+    ClusterPlan, RackPlan, CONFIG_MOUNT, CONTROLLER_PORT, DATA_MOUNT, METRICS_PORT, READINESS_PATH,
+};
 use crate::names::{CONFIG_HASH_ANNOTATION, DATA_VOLUME};
 
 /// Path of the broker binary in the Strata image.
@@ -35,6 +37,8 @@ pub const BROKER_COMMAND: &str = "/usr/local/bin/strata-broker";
 pub const BROKER_CONTAINER: &str = "broker";
 /// Port name of the controller-quorum listener.
 pub const CONTROLLER_PORT_NAME: &str = "controller";
+/// Name of the container port of the broker's metrics and readiness endpoint.
+pub const METRICS_PORT_NAME: &str = "metrics";
 /// User and group the broker runs as (`nonroot` of distroless images).
 pub const BROKER_UID: i64 = 65532;
 /// Seconds a broker gets to finish in-flight requests and flush on SIGTERM.
@@ -107,6 +111,8 @@ fn headless_service(plan: &ClusterPlan) -> Service {
     let names = plan.names();
     let mut ports = client_ports(plan);
     ports.push(service_port(CONTROLLER_PORT_NAME, CONTROLLER_PORT));
+    // Per-broker endpoints of `/metrics`: what the chart's broker ServiceMonitor scrapes.
+    ports.push(service_port(METRICS_PORT_NAME, METRICS_PORT));
     Service {
         metadata: meta(plan, names.headless_service(), names.labels()),
         spec: Some(ServiceSpec {
@@ -222,6 +228,15 @@ fn pod_template(plan: &ClusterPlan, rack: &RackPlan) -> PodTemplateSpec {
         CONFIG_HASH_ANNOTATION.to_owned(),
         plan.config_hash(&rack.name),
     );
+    // Prometheus' conventional pod annotations (for scrape configs that honour them; the
+    // chart's optional ServiceMonitor selects the broker pods by label instead).
+    for (key, value) in [
+        ("prometheus.io/scrape", "true".to_owned()),
+        ("prometheus.io/port", METRICS_PORT.to_string()),
+        ("prometheus.io/path", "/metrics".to_owned()),
+    ] {
+        annotations.insert(key.to_owned(), value);
+    }
 
     let mut volumes = vec![
         Volume {
@@ -282,7 +297,20 @@ fn pod_template(plan: &ClusterPlan, rack: &RackPlan) -> PodTemplateSpec {
         .collect();
     // One template per rack serves voters and non-voters alike; only voters listen on it.
     ports.push(container_port(CONTROLLER_PORT_NAME, CONTROLLER_PORT));
+    ports.push(container_port(METRICS_PORT_NAME, METRICS_PORT));
 
+    // Ready means rejoined: the broker answers 200 on /readyz only once it is registered,
+    // unfenced and caught up, which the rolling restart relies on (an open port is not enough).
+    let readiness = Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(READINESS_PATH.to_owned()),
+            port: IntOrString::String(METRICS_PORT_NAME.to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(5),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    };
     let probe_port = plan.listeners()[0].port;
     let tcp_probe = |period, failures| Probe {
         tcp_socket: Some(TCPSocketAction {
@@ -309,7 +337,7 @@ fn pod_template(plan: &ClusterPlan, rack: &RackPlan) -> PodTemplateSpec {
         // Log recovery after an unclean stop can take minutes: the startup probe allows ten
         // before liveness starts counting.
         startup_probe: Some(tcp_probe(10, 60)),
-        readiness_probe: Some(tcp_probe(5, 3)),
+        readiness_probe: Some(readiness),
         liveness_probe: Some(tcp_probe(10, 6)),
         resources: plan.resources().cloned(),
         security_context: Some(SecurityContext {

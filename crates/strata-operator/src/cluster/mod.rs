@@ -3,6 +3,7 @@
 //! [`reconcile`] and [`roll`] are the steps that talk to the API server and the brokers.
 
 pub mod build;
+pub mod drain;
 pub mod plan;
 pub mod reconcile;
 pub mod roll;

@@ -258,6 +258,16 @@ fn plan_listeners(
                 ),
             ));
         }
+        if l.port == METRICS_PORT {
+            return Err(invalid(
+                reason::DUPLICATE_LISTENER,
+                format!(
+                    "listener {} uses port {METRICS_PORT}, which the broker's metrics and \
+                     readiness endpoint listens on; choose another port",
+                    l.name
+                ),
+            ));
+        }
         if let Some(other) = ports_seen.insert(l.port, l.name.as_str()) {
             return Err(invalid(
                 reason::DUPLICATE_LISTENER,

@@ -2,15 +2,17 @@
 //! 1. read the cluster, its StatefulSets and broker pods;
 //! 2. validate the spec into a [`ClusterPlan`] (an invalid spec becomes `Ready=False` with the
 //!    reason and nothing is applied);
-//! 3. build the desired objects ([`build`], pure) — after the scale-down guard has held back
-//!    any rack whose leaving brokers still hold partitions;
+//! 3. build the desired objects ([`build`], pure) — after the drain has held back any rack
+//!    whose leaving brokers still hold partitions (see [`drain`]: their replicas are moved to
+//!    the remaining brokers first, throttled, or the scale-down is refused with a reason);
 //! 4. apply them with server-side apply (ConfigMap first, then Services, the PDB and the
 //!    StatefulSets that mount the ConfigMap), delete orphaned StatefulSets by label, and restart
 //!    at most one outdated broker pod per pass when the cluster is healthy ([`roll`]);
 //! 5. write the status from what the API server returned.
 //!
-//! Only steps 1, 4 and 5 touch the Kubernetes client; the Kafka admin calls (health snapshot)
-//! happen only when a restart or a scale-down needs them.
+//! Only steps 1, 4 and 5 touch the Kubernetes client; the Kafka admin calls (health snapshot,
+//! reassignments, throttles, preferred elections) happen only when a restart, a leadership
+//! restore or a scale-down needs them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,11 +30,15 @@ use serde::Serialize;
 use serde_json::json;
 use strata_api::{BrokerStatus, KafkaCluster, KafkaClusterStatus};
 
+use strata_api::DrainStatus;
+
 use crate::cluster::build::{build, ClusterChildren};
+use crate::cluster::drain::{self, DrainInput, DrainStep};
 use crate::cluster::plan::{plan, ClusterPlan};
 use crate::cluster::roll::{self, BrokerPod, RollStep};
 use crate::conditions::{self, DesiredCondition, DEGRADED, PROGRESSING, READY};
 use crate::context::Context;
+use crate::kafka::{AdminError, KafkaTarget};
 use crate::names;
 
 /// Name of this controller in metrics and logs.
@@ -64,13 +70,34 @@ fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { action, source }
 }
 
-/// What the scale-down guard decided.
-struct ScaleDownGuard {
-    /// Brokers that would leave but hold data (or could not be checked), by rack.
+/// What the drain step decided.
+struct Drain {
+    /// Racks kept at their current brokers (by rack) because leaving brokers hold data or
+    /// could not be checked.
     held: BTreeMap<String, Vec<i32>>,
-    /// The condition message naming the partitions, when something was held.
-    message: Option<String>,
+    state: DrainState,
+    /// `status.drain`: `None` once no drain is under way and its throttles are gone.
+    status: Option<DrainStatus>,
 }
+
+enum DrainState {
+    /// No broker is leaving, or the leaving ones hold nothing any more.
+    Idle,
+    /// Replicas are moving off the leaving brokers.
+    Moving(String),
+    /// The drain cannot keep the replication factor: nothing moved, nothing removed.
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
+    /// The cluster could not be read or refused a step; retried at the progress interval.
+    Paused(String),
+}
+
+const DRAIN_REFUSED: &str = "DrainRefused";
+const DRAIN_PAUSED: &str = "DrainPaused";
+const DRAINING: &str = "DrainingBrokers";
+const RESTART_STALLED: &str = "RestartStalled";
 
 /// Entry point for the controller.
 pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -128,17 +155,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     // status may be stale or lost, e.g. after a restore; the StatefulSets are the truth).
     let existing = list_stateful_sets(&ctx, &namespace, &name).await?;
     let current_ids = current_brokers(&plan, &previous, &existing);
-    let guard = guard_scale_down(&cluster, &mut plan, &current_ids, &ctx).await;
-    if let Some(message) = &guard.message {
-        ctx.event(
-            &*cluster,
-            EventType::Warning,
-            "ScaleDownBlocked",
-            "ScaleDown",
-            message.clone(),
-        )
-        .await;
-    }
+    let drain = drain(&cluster, &mut plan, &current_ids, &previous, &ctx).await;
     let children = build(&plan);
 
     // Step 4: apply, delete orphans, roll.
@@ -146,29 +163,40 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         .controller_owner_ref(&())
         .ok_or(Error::NotNamespaced)?;
     let (stateful_sets, storage_notes) = apply_children(&ctx, &namespace, children, &owner).await?;
-    delete_orphans(&ctx, &namespace, &plan, &guard, &existing, &stateful_sets).await?;
+    delete_orphans(&ctx, &namespace, &plan, &drain, &existing, &stateful_sets).await?;
     let pods = list_pods(&ctx, &namespace, &name).await?;
     if let Err(e) = label_pods(&ctx, &namespace, &plan, &pods).await {
         // Labels are for people and selectors of others; the status must still be written.
         tracing::warn!(cluster = %name, error = %e, "could not label broker pods");
     }
     let (broker_pods, unsettled) = observe_pods(&plan, &stateful_sets, &pods);
-    let roll_state = roll(&cluster, &plan, &broker_pods, &unsettled, &namespace, &ctx).await?;
+    let roll_outcome = roll(
+        &cluster,
+        &plan,
+        &previous,
+        &broker_pods,
+        &unsettled,
+        &namespace,
+        &ctx,
+    )
+    .await?;
 
     // Step 5: status.
     let status = status_from(
         &cluster,
         &plan,
         &previous,
-        &guard,
+        &drain,
         &storage_notes,
         &broker_pods,
-        &roll_state,
+        &roll_outcome,
     );
-    // A blocked scale-down is re-checked as often as a rollout: the partitions leave the
-    // brokers through Kafka, which sends Kubernetes no event.
-    let busy = roll_state.is_some()
-        || guard.message.is_some()
+    // A drain is re-checked as often as a rollout: the partitions leave the brokers through
+    // Kafka, which sends Kubernetes no event; so is a leadership still to be restored.
+    let busy = roll_outcome.state.is_some()
+        || !roll_outcome.leadership_pending.is_empty()
+        || !matches!(drain.state, DrainState::Idle)
+        || drain.status.is_some()
         || status.ready_brokers < plan_broker_count(&plan);
     write_status(&api, &cluster, status).await?;
     Ok(Action::requeue(if busy || !unsettled.is_empty() {
@@ -182,70 +210,322 @@ fn plan_broker_count(plan: &ClusterPlan) -> i32 {
     i32::try_from(plan.brokers().len()).unwrap_or(i32::MAX)
 }
 
-/// Finds brokers that the new spec removes; if any still hold partitions (or the cluster cannot
-/// be asked), raises their racks back to the previous broker count so nothing is deleted.
-async fn guard_scale_down(
+/// Drains the brokers the new spec removes: while any of them holds a replica (or the cluster
+/// cannot be asked) their racks are held at the current broker count, so nothing is deleted;
+/// replicas not yet moving are reassigned to the remaining brokers ([`drain::plan_drain`]) with
+/// the replication throttles set first. Once nothing is left on them the throttles are removed
+/// and the racks are released, so the scale-down happens in this same pass.
+async fn drain(
     cluster: &KafkaCluster,
     plan: &mut ClusterPlan,
     current_ids: &BTreeMap<String, Vec<i32>>,
+    previous: &KafkaClusterStatus,
     ctx: &Context,
-) -> ScaleDownGuard {
-    let leaving = plan.leaving_brokers(current_ids);
-    let mut guard = ScaleDownGuard {
-        held: BTreeMap::new(),
-        message: None,
-    };
-    if leaving.is_empty() {
-        return guard;
-    }
+) -> Drain {
+    let leaving: BTreeSet<i32> = plan.leaving_brokers(current_ids).into_iter().collect();
     let target = ctx.resolver.target(cluster, &ctx.plan.cluster_domain);
-    let message =
-        match ctx.admin.snapshot(&target).await {
-            Ok(snapshot) => {
-                let stranded = snapshot.partitions_on(&leaving);
-                if stranded.is_empty() {
-                    return guard;
-                }
-                let shown: Vec<String> = stranded
-                    .iter()
-                    .take(20)
-                    .map(|(p, on)| format!("{p} (on {})", join_ids(on)))
-                    .collect();
-                let more = stranded.len().saturating_sub(shown.len());
-                format!(
-                "scale-down refused: leaving brokers {} still hold {} partition replicas: {}{}; \
-                 move them off (kafka-reassign-partitions) and the scale-down proceeds",
-                join_ids(&leaving),
-                stranded.len(),
-                shown.join(", "),
-                if more > 0 { format!(" and {more} more") } else { String::new() }
-            )
-            }
-            Err(e) => format!(
-                "scale-down of brokers {} paused: cannot verify they hold no partitions: {e}",
-                join_ids(&leaving)
-            ),
-        };
+    let before = previous.drain.clone().unwrap_or_default();
+    if leaving.is_empty() {
+        return finish_drain(cluster, &target, previous, false, ctx).await;
+    }
+    let observed = async {
+        let snapshot = ctx.admin.snapshot(&target).await?;
+        let ongoing = ctx.admin.ongoing_reassignments(&target).await?;
+        Ok::<_, AdminError>((snapshot, ongoing))
+    }
+    .await;
+    let (snapshot, ongoing) = match observed {
+        Ok(o) => o,
+        Err(e) => {
+            let message = format!(
+                "scale-down of brokers {} paused: cannot read where their partitions are: {e}",
+                join_ids(leaving.iter())
+            );
+            return hold(
+                plan,
+                current_ids,
+                &leaving,
+                DrainState::Paused(message),
+                Some(before),
+            );
+        }
+    };
+    let mut racks: BTreeMap<i32, String> = BTreeMap::new();
     for (rack, ids) in current_ids {
-        let leaving_here: Vec<i32> = ids
-            .iter()
-            .copied()
-            .filter(|id| leaving.contains(id))
-            .collect();
-        if !leaving_here.is_empty() {
-            plan.hold_rack(rack, i32::try_from(ids.len()).unwrap_or(i32::MAX));
-            guard.held.insert(rack.clone(), ids.clone());
+        for id in ids {
+            racks.insert(*id, rack.clone());
         }
     }
-    guard.message = Some(message);
-    guard
+    for b in plan.brokers() {
+        racks.insert(b.id, b.rack.clone());
+    }
+    let targets: BTreeSet<i32> = plan
+        .brokers()
+        .iter()
+        .map(|b| b.id)
+        .filter(|id| !leaving.contains(id) && snapshot.brokers.contains(id))
+        .collect();
+    let step = drain::plan_drain(DrainInput {
+        leaving: &leaving,
+        targets: &targets,
+        racks: &racks,
+        partitions: &snapshot.partitions,
+        ongoing: &ongoing,
+    });
+    let (stranded, start) = match step {
+        DrainStep::Drained => return finish_drain(cluster, &target, previous, true, ctx).await,
+        DrainStep::Refused(r) => {
+            let changed = previous
+                .conditions
+                .iter()
+                .find(|c| c.type_ == DEGRADED)
+                .is_none_or(|c| c.message != r.message);
+            if changed {
+                ctx.event(
+                    cluster,
+                    EventType::Warning,
+                    DRAIN_REFUSED,
+                    "Drain",
+                    r.message.clone(),
+                )
+                .await;
+            }
+            let state = DrainState::Refused {
+                reason: r.reason,
+                message: r.message,
+            };
+            let status = DrainStatus {
+                brokers: leaving.iter().copied().collect(),
+                ..before
+            };
+            return hold(plan, current_ids, &leaving, state, Some(status));
+        }
+        DrainStep::Moving { stranded, start } => (stranded, start),
+    };
+    let mut status = DrainStatus {
+        brokers: leaving.iter().copied().collect(),
+        partitions_moving: i32::try_from(stranded.len()).unwrap_or(i32::MAX),
+        partitions: stranded.iter().take(20).cloned().collect(),
+        ..before
+    };
+    let message = format!(
+        "draining brokers {}: {} partitions still have a replica there ({}{})",
+        join_ids(leaving.iter()),
+        stranded.len(),
+        stranded
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+        if stranded.len() > 10 { ", ..." } else { "" }
+    );
+    if !start.is_empty() {
+        if let Err(e) = start_moves(cluster, &target, &start, &mut status, ctx).await {
+            let message = format!("drain of brokers {} paused: {e}", join_ids(leaving.iter()));
+            return hold(
+                plan,
+                current_ids,
+                &leaving,
+                DrainState::Paused(message),
+                Some(status),
+            );
+        }
+    }
+    hold(
+        plan,
+        current_ids,
+        &leaving,
+        DrainState::Moving(message),
+        Some(status),
+    )
 }
 
-fn join_ids(ids: &[i32]) -> String {
-    ids.iter()
-        .map(i32::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Sets the throttles for `moves` (recording them in `status` before each call, so a failure
+/// halfway still has them removed at the end), then starts the moves.
+async fn start_moves(
+    cluster: &KafkaCluster,
+    target: &KafkaTarget,
+    moves: &[crate::kafka::PartitionMove],
+    status: &mut DrainStatus,
+    ctx: &Context,
+) -> Result<(), String> {
+    let rate = cluster.spec.drain.throttle_bytes_per_second;
+    if rate > 0 {
+        // Throttles before the moves: an unthrottled move could saturate the brokers at once.
+        let t = drain::throttles(moves);
+        let rates = BTreeMap::from([
+            (drain::LEADER_RATE.to_owned(), rate.to_string()),
+            (drain::FOLLOWER_RATE.to_owned(), rate.to_string()),
+        ]);
+        for b in &t.brokers {
+            if !status.throttled_brokers.contains(b) {
+                status.throttled_brokers.push(*b);
+            }
+            ctx.admin
+                .alter_broker_config(target, *b, &rates, &[])
+                .await
+                .map_err(|e| format!("setting the replication throttle on broker {b}: {e}"))?;
+        }
+        for (topic, (leaders, followers)) in &t.topics {
+            if !status.throttled_topics.contains(topic) {
+                status.throttled_topics.push(topic.clone());
+            }
+            let set = BTreeMap::from([
+                (drain::LEADER_REPLICAS.to_owned(), leaders.clone()),
+                (drain::FOLLOWER_REPLICAS.to_owned(), followers.clone()),
+            ]);
+            ctx.admin
+                .alter_topic_config(target, topic, &set, &[])
+                .await
+                .map_err(|e| format!("setting the throttled replicas of topic {topic}: {e}"))?;
+        }
+    }
+    let refused = ctx
+        .admin
+        .reassign(target, moves)
+        .await
+        .map_err(|e| format!("starting the reassignments: {e}"))?;
+    let started = moves.len().saturating_sub(refused.len());
+    if started > 0 {
+        let shown: Vec<String> = moves
+            .iter()
+            .take(10)
+            .map(|m| format!("{} {:?} -> {:?}", m.label(), m.from, m.to))
+            .collect();
+        ctx.event(
+            cluster,
+            EventType::Normal,
+            "DrainStarted",
+            "Drain",
+            format!(
+                "reassigning {started} partitions off leaving brokers{}: {}",
+                if rate > 0 {
+                    format!(" (throttled to {rate} B/s)")
+                } else {
+                    String::new()
+                },
+                shown.join(", ")
+            ),
+        )
+        .await;
+    }
+    if let Some((partition, why)) = refused.first() {
+        return Err(format!(
+            "the cluster refused to move {} partitions, e.g. {partition}: {why}",
+            refused.len()
+        ));
+    }
+    Ok(())
+}
+
+/// No broker is leaving (any more), or the leaving ones hold nothing (`drained`): removes the
+/// throttles a drain set, then reports no drain. Throttles that cannot be removed keep
+/// `status.drain` and are retried; the racks are not held for them.
+async fn finish_drain(
+    cluster: &KafkaCluster,
+    target: &KafkaTarget,
+    previous: &KafkaClusterStatus,
+    drained: bool,
+    ctx: &Context,
+) -> Drain {
+    let Some(before) = previous.drain.clone() else {
+        return Drain {
+            held: BTreeMap::new(),
+            state: DrainState::Idle,
+            status: None,
+        };
+    };
+    let mut left = before.clone();
+    let keys = [
+        drain::LEADER_REPLICAS.to_owned(),
+        drain::FOLLOWER_REPLICAS.to_owned(),
+    ];
+    let mut failure = None;
+    for topic in &before.throttled_topics {
+        match ctx
+            .admin
+            .alter_topic_config(target, topic, &BTreeMap::new(), &keys)
+            .await
+        {
+            // A topic deleted meanwhile has no throttle left.
+            Ok(()) | Err(AdminError::Refused { .. }) => {
+                left.throttled_topics.retain(|t| t != topic)
+            }
+            Err(e) => failure = Some(e.to_string()),
+        }
+    }
+    let rates = [
+        drain::LEADER_RATE.to_owned(),
+        drain::FOLLOWER_RATE.to_owned(),
+    ];
+    for b in &before.throttled_brokers {
+        match ctx
+            .admin
+            .alter_broker_config(target, *b, &BTreeMap::new(), &rates)
+            .await
+        {
+            Ok(()) => left.throttled_brokers.retain(|x| x != b),
+            Err(e) => failure = Some(e.to_string()),
+        }
+    }
+    if let Some(e) = failure {
+        return Drain {
+            held: BTreeMap::new(),
+            state: DrainState::Paused(format!(
+                "the drain is done but its replication throttles could not all be removed: {e}"
+            )),
+            status: Some(DrainStatus {
+                partitions_moving: 0,
+                partitions: Vec::new(),
+                ..left
+            }),
+        };
+    }
+    if drained {
+        ctx.event(
+            cluster,
+            EventType::Normal,
+            "DrainCompleted",
+            "Drain",
+            format!(
+                "brokers {} hold no partition any more; replication throttles removed",
+                join_ids(before.brokers.iter())
+            ),
+        )
+        .await;
+    }
+    Drain {
+        held: BTreeMap::new(),
+        state: DrainState::Idle,
+        status: None,
+    }
+}
+
+/// Keeps every rack that has leaving brokers at its current broker count.
+fn hold(
+    plan: &mut ClusterPlan,
+    current_ids: &BTreeMap<String, Vec<i32>>,
+    leaving: &BTreeSet<i32>,
+    state: DrainState,
+    status: Option<DrainStatus>,
+) -> Drain {
+    let mut held = BTreeMap::new();
+    for (rack, ids) in current_ids {
+        if ids.iter().any(|id| leaving.contains(id)) {
+            plan.hold_rack(rack, i32::try_from(ids.len()).unwrap_or(i32::MAX));
+            held.insert(rack.clone(), ids.clone());
+        }
+    }
+    Drain {
+        held,
+        state,
+        status,
+    }
+}
+
+fn join_ids<'a>(ids: impl Iterator<Item = &'a i32>) -> String {
+    ids.map(i32::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Server-side applies one object with the operator's field manager.
@@ -417,13 +697,13 @@ fn current_brokers(
 }
 
 /// Deletes StatefulSets of this cluster that the plan no longer has (a removed rack), unless
-/// the scale-down guard holds the rack because its brokers still carry data, or the rack's id
-/// block is unknown (its brokers could not be checked).
+/// the drain holds the rack because its brokers still carry data, or the rack's id block is
+/// unknown (its brokers could not be checked).
 async fn delete_orphans(
     ctx: &Context,
     namespace: &str,
     plan: &ClusterPlan,
-    guard: &ScaleDownGuard,
+    drain: &Drain,
     existing: &[StatefulSet],
     desired: &[StatefulSet],
 ) -> Result<(), Error> {
@@ -437,7 +717,7 @@ async fn delete_orphans(
             .get(names::RACK_LABEL)
             .cloned()
             .unwrap_or_default();
-        if wanted.contains(&name) || guard.held.contains_key(&rack) {
+        if wanted.contains(&name) || drain.held.contains_key(&rack) {
             continue;
         }
         if !blocks.contains_key(&rack) {
@@ -567,20 +847,36 @@ struct RollState {
     message: String,
 }
 
-/// Restarts at most one outdated broker, if it is safe now.
+/// What the roll step decided, for the status.
+#[derive(Default)]
+struct RollOutcome {
+    state: Option<RollState>,
+    /// Restarted brokers whose preferred leaderships are still to be restored.
+    leadership_pending: Vec<i32>,
+    /// Since when a restart has been waiting (RFC 3339), while it waits.
+    waiting_since: Option<String>,
+    /// Set once the wait is past the deadline: the `Degraded` message.
+    stalled: Option<String>,
+}
+
+/// Restores the leaderships of brokers restarted earlier once the cluster is fully replicated,
+/// then restarts at most one outdated broker, if it is safe now.
 async fn roll(
     cluster: &KafkaCluster,
     plan: &ClusterPlan,
+    previous: &KafkaClusterStatus,
     pods: &[BrokerPod],
     unsettled: &[String],
     namespace: &str,
     ctx: &Context,
-) -> Result<Option<RollState>, Error> {
-    if !unsettled.is_empty() && !roll::restart_pending(pods) {
-        return Ok(None);
-    }
-    if !roll::restart_pending(pods) {
-        return Ok(None);
+) -> Result<RollOutcome, Error> {
+    let mut pending: BTreeSet<i32> = previous.leadership_pending.iter().copied().collect();
+    let restart = roll::restart_pending(pods);
+    if !restart && (pending.is_empty() || !unsettled.is_empty()) {
+        return Ok(RollOutcome {
+            leadership_pending: pending.into_iter().collect(),
+            ..RollOutcome::default()
+        });
     }
     let expected: Vec<(String, i32)> = plan
         .brokers()
@@ -589,9 +885,71 @@ async fn roll(
         .collect();
     let target = ctx.resolver.target(cluster, &ctx.plan.cluster_domain);
     let health = ctx.admin.snapshot(&target).await.map_err(|e| e.to_string());
+    let all_ready = expected
+        .iter()
+        .all(|(name, _)| pods.iter().any(|p| &p.name == name && p.ready));
+    if let (Ok(snapshot), true, false) = (&health, all_ready, pending.is_empty()) {
+        if snapshot.under_replicated().is_empty() {
+            restore_leadership(cluster, &target, snapshot, &mut pending, ctx).await;
+        }
+    }
+    let mut outcome = RollOutcome {
+        leadership_pending: pending.iter().copied().collect(),
+        ..RollOutcome::default()
+    };
+    if !restart {
+        return Ok(outcome);
+    }
     match roll::next_step(&expected, pods, health.as_ref().map_err(Clone::clone)) {
-        RollStep::UpToDate => Ok(None),
-        RollStep::Wait { reason, message } => Ok(Some(RollState { reason, message })),
+        RollStep::UpToDate => Ok(outcome),
+        RollStep::Wait { reason, message } => {
+            let now = Timestamp::now();
+            let since = previous
+                .restart_waiting_since
+                .as_deref()
+                .and_then(|s| s.parse::<Timestamp>().ok())
+                .unwrap_or(now);
+            let waited = now.as_second().saturating_sub(since.as_second());
+            let deadline =
+                i64::try_from(ctx.timing.restart_wait_deadline.as_secs()).unwrap_or(i64::MAX);
+            if waited > deadline {
+                let stalled = format!(
+                    "the rolling restart has waited {waited}s (deadline {deadline}s): {message}"
+                );
+                let already = previous
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == DEGRADED && c.reason == RESTART_STALLED);
+                if !already {
+                    ctx.event(
+                        cluster,
+                        EventType::Warning,
+                        RESTART_STALLED,
+                        "RollingRestart",
+                        stalled.clone(),
+                    )
+                    .await;
+                }
+                outcome.stalled = Some(stalled);
+            } else if reason == "UnderReplicatedPartitions"
+                && !previous
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == PROGRESSING && c.reason == reason)
+            {
+                ctx.event(
+                    cluster,
+                    EventType::Normal,
+                    "RestartPaused",
+                    "RollingRestart",
+                    message.clone(),
+                )
+                .await;
+            }
+            outcome.waiting_since = Some(since.to_string());
+            outcome.state = Some(RollState { reason, message });
+            Ok(outcome)
+        }
         RollStep::Restart {
             pod,
             broker_id,
@@ -632,15 +990,73 @@ async fn roll(
                     message.clone(),
                 )
                 .await;
-                return Ok(Some(RollState {
+                pending.insert(broker_id);
+                outcome.leadership_pending = pending.into_iter().collect();
+                outcome.state = Some(RollState {
                     reason: "RollingRestart".to_owned(),
                     message,
-                }));
+                });
+                return Ok(outcome);
             }
-            Ok(Some(RollState {
+            outcome.state = Some(RollState {
                 reason: "RollingRestart".to_owned(),
                 message: format!("waiting for pod {pod} to be recreated"),
-            }))
+            });
+            Ok(outcome)
+        }
+    }
+}
+
+/// Runs the preferred leader election that gives restarted brokers their leaderships back
+/// (the cluster is fully replicated, so they have rejoined every ISR). A failed call keeps them
+/// pending for the next pass; partitions the cluster refuses are reported, not retried.
+async fn restore_leadership(
+    cluster: &KafkaCluster,
+    target: &KafkaTarget,
+    snapshot: &crate::kafka::ClusterSnapshot,
+    pending: &mut BTreeSet<i32>,
+    ctx: &Context,
+) {
+    let partitions = roll::leadership_to_restore(snapshot, pending);
+    if partitions.is_empty() {
+        pending.clear();
+        return;
+    }
+    match ctx.admin.elect_preferred(target, &partitions).await {
+        Ok(refused) => {
+            {
+                let (type_, note) = if refused.is_empty() {
+                    (
+                        EventType::Normal,
+                        format!(
+                            "preferred leader election moved {} partitions back to restarted \
+                             brokers {}",
+                            partitions.len(),
+                            join_ids(pending.iter())
+                        ),
+                    )
+                } else {
+                    (
+                        EventType::Warning,
+                        format!(
+                            "preferred leader election for restarted brokers {}: {} of {} \
+                             partitions refused, e.g. {}: {}",
+                            join_ids(pending.iter()),
+                            refused.len(),
+                            partitions.len(),
+                            refused[0].0,
+                            refused[0].1
+                        ),
+                    )
+                };
+                ctx.event(cluster, type_, "LeadershipRestored", "RollingRestart", note)
+                    .await;
+            }
+            pending.clear();
+        }
+        Err(e) => {
+            tracing::warn!(cluster = %cluster.name_any(), error = %e,
+                "preferred leader election after a restart failed; retried");
         }
     }
 }
@@ -649,10 +1065,10 @@ fn status_from(
     cluster: &KafkaCluster,
     plan: &ClusterPlan,
     previous: &KafkaClusterStatus,
-    guard: &ScaleDownGuard,
+    drain: &Drain,
     storage_notes: &[String],
     pods: &[BrokerPod],
-    roll_state: &Option<RollState>,
+    roll: &RollOutcome,
 ) -> KafkaClusterStatus {
     let generation = cluster.meta().generation;
     let brokers: Vec<BrokerStatus> = plan
@@ -692,26 +1108,41 @@ fn status_from(
             ),
         )
     };
-    let progressing = match (roll_state, &guard.message) {
+    let progressing = match (&roll.state, &drain.state) {
         (Some(r), _) => {
             DesiredCondition::new(PROGRESSING, true, r.reason.clone(), r.message.clone())
         }
-        (None, Some(m)) => DesiredCondition::new(PROGRESSING, false, "ScaleDownBlocked", m.clone()),
-        (None, None) if !all_ready => DesiredCondition::new(
+        (None, DrainState::Moving(m)) => DesiredCondition::new(PROGRESSING, true, DRAINING, m),
+        (None, DrainState::Refused { message, .. }) => {
+            DesiredCondition::new(PROGRESSING, false, DRAIN_REFUSED, message)
+        }
+        (None, DrainState::Paused(m)) => DesiredCondition::new(PROGRESSING, true, DRAIN_PAUSED, m),
+        (None, DrainState::Idle) if !all_ready => DesiredCondition::new(
             PROGRESSING,
             true,
             "BrokersStarting",
             format!("{ready_count}/{total} brokers ready"),
         ),
-        (None, None) => DesiredCondition::new(
+        (None, DrainState::Idle) => DesiredCondition::new(
             PROGRESSING,
             false,
             "Reconciled",
             "the cluster matches its spec",
         ),
     };
-    let degraded = match (&guard.message, plan.warnings().first()) {
-        (Some(m), _) => DesiredCondition::new(DEGRADED, true, "ScaleDownBlocked", m.clone()),
+    let drain_problem = match &drain.state {
+        DrainState::Refused { reason, message } => Some((*reason, message)),
+        DrainState::Paused(message) => Some((DRAIN_PAUSED, message)),
+        DrainState::Idle | DrainState::Moving(_) => None,
+    };
+    let degraded = match (drain_problem, plan.warnings().first()) {
+        (Some((reason, m)), _) => DesiredCondition::new(DEGRADED, true, reason, m.clone()),
+        (None, _) if roll.stalled.is_some() => DesiredCondition::new(
+            DEGRADED,
+            true,
+            RESTART_STALLED,
+            roll.stalled.clone().unwrap_or_default(),
+        ),
         (None, _) if !storage_notes.is_empty() => DesiredCondition::new(
             DEGRADED,
             true,
@@ -731,7 +1162,7 @@ fn status_from(
         (None, None) => DesiredCondition::new(DEGRADED, false, "AsExpected", "no problem found"),
     };
     let mut broker_ids = plan.broker_ids();
-    for (rack, ids) in &guard.held {
+    for (rack, ids) in &drain.held {
         broker_ids
             .entry(rack.clone())
             .or_insert_with(|| ids.clone());
@@ -750,6 +1181,9 @@ fn status_from(
         rack_id_blocks: plan.rack_id_blocks(),
         ready_brokers: i32::try_from(ready_count).unwrap_or(i32::MAX),
         racks: i32::try_from(cluster.spec.racks.len()).unwrap_or(i32::MAX),
+        drain: drain.status.clone(),
+        leadership_pending: roll.leadership_pending.clone(),
+        restart_waiting_since: roll.waiting_since.clone(),
     }
 }
 
@@ -1021,6 +1455,7 @@ mod tests {
             vec![PartitionReplicas {
                 topic: "t".into(),
                 partition: 0,
+                leader: Some(0),
                 replicas: vec![0, 1, 2],
                 isr: vec![0, 1],
             }],
@@ -1052,19 +1487,226 @@ mod tests {
         assert!(!api.writes().iter().any(|w| w.starts_with("DELETE")));
     }
 
+    fn placed(topic: &str, partition: i32, replicas: &[i32]) -> PartitionReplicas {
+        PartitionReplicas {
+            topic: topic.into(),
+            partition,
+            leader: replicas.first().copied(),
+            replicas: replicas.to_vec(),
+            isr: replicas.to_vec(),
+        }
+    }
+
+    fn events(api: &FakeApi, reason: &str) -> Vec<Value> {
+        api.log()
+            .into_iter()
+            .filter(|l| l.path.ends_with("/events") && l.body["reason"] == reason)
+            .map(|l| l.body)
+            .collect()
+    }
+
+    fn drain_status(api: &FakeApi) -> Option<strata_api::DrainStatus> {
+        let c: KafkaCluster = typed(api, &cluster_path()).expect("stored");
+        c.status.expect("status").drain
+    }
+
+    fn pending(api: &FakeApi) -> Vec<i32> {
+        let c: KafkaCluster = typed(api, &cluster_path()).expect("stored");
+        c.status.expect("status").leadership_pending
+    }
+
     #[tokio::test]
-    async fn a_scale_down_that_would_strand_data_is_refused() {
+    async fn a_restarted_broker_gets_its_leaderships_back_before_the_next_restart() {
+        let (client, api) = FakeApi::start();
+        let admin = Arc::new(FakeAdmin::default());
+        // Broker 0's partition is led by 1, as after broker 0 came back from a restart.
+        let mut t0 = placed("t", 0, &[0, 1, 2]);
+        t0.leader = Some(1);
+        *admin.snapshot.lock() = healthy(1, vec![t0, placed("t", 1, &[2, 0, 1])]);
+        let ctx = context(client, admin.clone());
+        insert_cluster(&api, one_rack(3, json!({})));
+        run(&api, &ctx).await.expect("reconciled");
+        settle(&api, "a", "rev1");
+        run(&api, &ctx).await.expect("reconciled");
+        api.update(&sts_path("a"), |o| {
+            o["status"]["updateRevision"] = json!("rev2")
+        });
+
+        // 1. Broker 0 restarts first; it is remembered for the election.
+        run(&api, &ctx).await.expect("reconciled");
+        assert!(api.get(&pod_path("c-a-0")).is_none(), "c-a-0 restarted");
+        assert_eq!(pending(&api), [0]);
+        assert!(!admin.writes().iter().any(|w| w.starts_with("elect")));
+
+        // 2. While its replacement is not ready, nothing is elected or restarted.
+        run(&api, &ctx).await.expect("reconciled");
+        assert!(!admin.writes().iter().any(|w| w.starts_with("elect")));
+        assert_eq!(pending(&api), [0]);
+
+        // 3. Back and fully replicated: t-0 is elected back to broker 0, then broker 2 restarts.
+        settle(&api, "a", "rev2");
+        run(&api, &ctx).await.expect("reconciled");
+        assert_eq!(
+            admin
+                .writes()
+                .iter()
+                .filter(|w| w.starts_with("elect"))
+                .collect::<Vec<_>>(),
+            ["elect t-0"]
+        );
+        assert_eq!(admin.snapshot.lock().partitions[0].leader, Some(0));
+        assert!(
+            api.get(&pod_path("c-a-2")).is_none(),
+            "c-a-2 restarted next"
+        );
+        assert_eq!(pending(&api), [2]);
+        assert_eq!(events(&api, "LeadershipRestored").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_restart_waiting_past_its_deadline_is_reported_stalled() {
+        let (client, api) = FakeApi::start();
+        let admin = Arc::new(FakeAdmin::default());
+        let mut sick = placed("t", 0, &[0, 1, 2]);
+        sick.isr = vec![0, 1];
+        *admin.snapshot.lock() = healthy(0, vec![sick]);
+        let ctx = context(client, admin.clone());
+        insert_cluster(&api, one_rack(3, json!({})));
+        run(&api, &ctx).await.expect("reconciled");
+        settle(&api, "a", "rev1");
+        api.update(&sts_path("a"), |o| {
+            o["status"]["updateRevision"] = json!("rev2")
+        });
+        run(&api, &ctx).await.expect("reconciled");
+        let c: KafkaCluster = typed(&api, &cluster_path()).expect("stored");
+        let since = c.status.expect("status").restart_waiting_since;
+        assert!(since.is_some(), "the wait is timed");
+        assert_ne!(condition(&api, "Degraded").1, "RestartStalled");
+        assert_eq!(events(&api, "RestartPaused").len(), 1);
+
+        // The wait began long before the deadline (600 s in tests).
+        api.update(&cluster_path(), |o| {
+            o["status"]["restartWaitingSince"] = json!("2020-01-01T00:00:00Z")
+        });
+        run(&api, &ctx).await.expect("reconciled");
+        run(&api, &ctx).await.expect("reconciled");
+        let (status, reason, message) = condition(&api, "Degraded");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", "RestartStalled")
+        );
+        assert!(message.contains("t-0"), "{message}");
+        assert_eq!(events(&api, "RestartStalled").len(), 1, "one Warning");
+        assert!(
+            !api.writes().iter().any(|w| w.starts_with("DELETE")),
+            "still no restart"
+        );
+
+        // Healthy again: the restart goes ahead and the stall clears.
+        admin.snapshot.lock().partitions[0].isr = vec![0, 1, 2];
+        run(&api, &ctx).await.expect("reconciled");
+        assert!(api.writes().iter().any(|w| w.starts_with("DELETE")));
+        assert_ne!(condition(&api, "Degraded").1, "RestartStalled");
+        let c: KafkaCluster = typed(&api, &cluster_path()).expect("stored");
+        assert_eq!(c.status.expect("status").restart_waiting_since, None);
+    }
+
+    #[tokio::test]
+    async fn a_scale_down_drains_the_leaving_broker_first() {
         let (client, api) = FakeApi::start();
         let admin = Arc::new(FakeAdmin::default());
         *admin.snapshot.lock() = healthy(
             0,
-            vec![PartitionReplicas {
-                topic: "orders".into(),
-                partition: 4,
-                replicas: vec![0, 2],
-                isr: vec![0, 2],
-            }],
+            vec![placed("orders", 4, &[2, 0]), placed("other", 0, &[0, 1])],
         );
+        let ctx = context(client, admin.clone());
+        insert_cluster(&api, one_rack(3, json!({})));
+        run(&api, &ctx).await.expect("reconciled");
+        settle(&api, "a", "rev1");
+        run(&api, &ctx).await.expect("reconciled");
+
+        // 1. Scaling to 2 brokers removes broker 2: its replica moves to broker 1 (the only
+        //    staying broker without one), in its place, with throttles set first.
+        api.update(&cluster_path(), |o| {
+            o["spec"]["racks"][0]["brokers"] = json!(2);
+            o["spec"]["drain"] = json!({"throttleBytesPerSecond": 1000});
+        });
+        run(&api, &ctx).await.expect("reconciled");
+        let writes = admin.writes();
+        let reassign = writes
+            .iter()
+            .position(|w| w == "reassign orders-4->[1, 0]")
+            .unwrap_or_else(|| panic!("orders-4 moved to [1, 0]: {writes:?}"));
+        let throttle = writes
+            .iter()
+            .position(|w| w.starts_with("config orders"))
+            .expect("topic throttle set");
+        assert!(throttle < reassign, "throttles before the move: {writes:?}");
+        for b in [0, 1, 2] {
+            assert_eq!(
+                admin.broker_configs.lock()[&b].get("follower.replication.throttled.rate"),
+                Some(&"1000".to_owned()),
+                "broker {b} throttled"
+            );
+        }
+        assert!(!writes.iter().any(|w| w.contains("other")), "{writes:?}");
+        assert_eq!(api.get(&sts_path("a")).expect("sts")["spec"]["replicas"], 3);
+        let (status, reason, message) = condition(&api, "Progressing");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", "DrainingBrokers")
+        );
+        assert!(message.contains("orders-4"), "{message}");
+        let drain = drain_status(&api).expect("drain status");
+        assert_eq!(drain.brokers, [2]);
+        assert_eq!(drain.partitions_moving, 1);
+        assert_eq!(drain.partitions, ["orders-4"]);
+        assert_eq!(drain.throttled_topics, ["orders"]);
+        assert_eq!(drain.throttled_brokers, [0, 1, 2]);
+        assert_eq!(events(&api, "DrainStarted").len(), 1);
+
+        // 2. While it moves nothing is started again and the broker stays.
+        run(&api, &ctx).await.expect("reconciled");
+        let reassigns = admin
+            .writes()
+            .iter()
+            .filter(|w| w.starts_with("reassign"))
+            .count();
+        assert_eq!(reassigns, 1);
+        assert_eq!(api.get(&sts_path("a")).expect("sts")["spec"]["replicas"], 3);
+
+        // 3. Once the move is done the throttles go and so does the broker, in one pass.
+        admin.finish_moves();
+        admin.calls.lock().clear();
+        run(&api, &ctx).await.expect("reconciled");
+        assert_eq!(api.get(&sts_path("a")).expect("sts")["spec"]["replicas"], 2);
+        let writes = admin.writes();
+        assert!(
+            writes.iter().any(|w| w.starts_with("config orders")
+                && w.contains("leader.replication.throttled.replicas")),
+            "{writes:?}"
+        );
+        for b in [0, 1, 2] {
+            assert!(
+                admin.broker_configs.lock()[&b].is_empty(),
+                "broker {b} unthrottled"
+            );
+        }
+        assert_eq!(drain_status(&api), None);
+        assert_eq!(events(&api, "DrainCompleted").len(), 1);
+        assert_ne!(condition(&api, "Progressing").1, "DrainingBrokers");
+        let c: KafkaCluster = typed(&api, &cluster_path()).expect("stored");
+        assert_eq!(
+            c.status.expect("status").broker_ids.get("a"),
+            Some(&vec![0, 1])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_drain_that_cannot_keep_the_replication_factor_is_refused() {
+        let (client, api) = FakeApi::start();
+        let admin = Arc::new(FakeAdmin::default());
+        *admin.snapshot.lock() = healthy(0, vec![placed("orders", 4, &[0, 1, 2])]);
         let ctx = context(client, admin.clone());
         insert_cluster(&api, one_rack(3, json!({})));
         run(&api, &ctx).await.expect("reconciled");
@@ -1075,33 +1717,73 @@ mod tests {
             o["spec"]["racks"][0]["brokers"] = json!(2)
         });
         run(&api, &ctx).await.expect("reconciled");
+        run(&api, &ctx).await.expect("reconciled");
         assert_eq!(
             api.get(&sts_path("a")).expect("sts")["spec"]["replicas"],
             3,
             "nothing scaled down"
         );
+        assert!(
+            admin.writes().is_empty(),
+            "nothing moved: {:?}",
+            admin.writes()
+        );
         let (status, reason, message) = condition(&api, "Degraded");
         assert_eq!(
             (status.as_str(), reason.as_str()),
-            ("True", "ScaleDownBlocked")
+            ("True", "NotEnoughBrokers")
         );
-        assert!(message.contains("orders-4 (on 2)"), "{message}");
+        assert!(
+            message.contains("orders-4 has 3 replicas and only 2 brokers would remain"),
+            "{message}"
+        );
+        assert_eq!(condition(&api, "Progressing").1, "DrainRefused");
+        assert_eq!(
+            events(&api, "DrainRefused").len(),
+            1,
+            "one Warning, not one per pass"
+        );
         let c: KafkaCluster = typed(&api, &cluster_path()).expect("stored");
         assert_eq!(
             c.status.expect("status").broker_ids.get("a"),
             Some(&vec![0, 1, 2])
         );
+    }
 
-        // Once the partition moved off broker 2, the scale-down goes ahead.
-        admin.snapshot.lock().partitions[0].replicas = vec![0, 1];
+    #[tokio::test]
+    async fn a_removed_rack_is_refused_when_too_few_racks_remain() {
+        let (client, api) = FakeApi::start();
+        let admin = Arc::new(FakeAdmin::default());
+        *admin.snapshot.lock() = ClusterSnapshot {
+            brokers: [0, 100, 200].into(),
+            ..healthy(0, vec![placed("wide", 0, &[0, 100, 200])])
+        };
+        let ctx = context(client, admin.clone());
+        insert_cluster(
+            &api,
+            json!({"racks": [{"name": "a", "zone": "zone-a", "brokers": 1},
+                             {"name": "b", "zone": "zone-b", "brokers": 1},
+                             {"name": "c", "zone": "zone-c", "brokers": 1}],
+                   "storage": {"size": "1Gi"}}),
+        );
         run(&api, &ctx).await.expect("reconciled");
-        assert_eq!(api.get(&sts_path("a")).expect("sts")["spec"]["replicas"], 2);
-        // (A single rack stays Degraded for its layout, but no longer for the scale-down.)
-        assert_ne!(condition(&api, "Degraded").1, "ScaleDownBlocked");
-        let c: KafkaCluster = typed(&api, &cluster_path()).expect("stored");
+        api.update(&cluster_path(), |o| {
+            o["spec"]["racks"] = json!([{"name": "a", "zone": "zone-a", "brokers": 2},
+                                        {"name": "b", "zone": "zone-b", "brokers": 1}]);
+        });
+        // Broker 1 (rack a's new one) is registered too: enough brokers, not enough racks.
+        admin.snapshot.lock().brokers.insert(1);
+        run(&api, &ctx).await.expect("reconciled");
+        assert!(api.get(&sts_path("c")).is_some(), "rack c kept");
+        assert!(admin.writes().is_empty(), "{:?}", admin.writes());
+        let (status, reason, message) = condition(&api, "Degraded");
         assert_eq!(
-            c.status.expect("status").broker_ids.get("a"),
-            Some(&vec![0, 1])
+            (status.as_str(), reason.as_str()),
+            ("True", "NotEnoughRacks")
+        );
+        assert!(
+            message.contains("only 2 racks would remain (a, b)"),
+            "{message}"
         );
     }
 
@@ -1210,6 +1892,7 @@ mod tests {
             vec![PartitionReplicas {
                 topic: "orders".into(),
                 partition: 0,
+                leader: Some(2),
                 replicas: vec![2],
                 isr: vec![2],
             }],
@@ -1224,6 +1907,11 @@ mod tests {
         });
         run(&api, &ctx).await.expect("reconciled");
         assert_eq!(api.get(&sts_path("a")).expect("sts")["spec"]["replicas"], 3);
-        assert_eq!(condition(&api, "Degraded").1, "ScaleDownBlocked");
+        assert_eq!(condition(&api, "Progressing").1, "DrainingBrokers");
+        assert!(
+            admin.writes().iter().any(|w| w == "reassign orders-0->[0]"),
+            "{:?}",
+            admin.writes()
+        );
     }
 }

@@ -12,6 +12,14 @@
 //! reports ([`ClusterSnapshot::active_controller`]); when the quorum cannot be described, the
 //! controller DescribeCluster names. The order is decided anew at every step, so a leader that
 //! moved meanwhile is still restarted last.
+//!
+//! Leadership after a restart: a restarted broker comes back as a follower everywhere. Once the
+//! cluster is fully replicated again (every pod ready, no under-replicated partition — so the
+//! broker has rejoined every ISR), [`leadership_to_restore`] names the partitions whose
+//! preferred replica it is and that another broker leads, for a preferred leader election
+//! before the next restart.
+
+use std::collections::BTreeSet;
 
 use crate::kafka::ClusterSnapshot;
 
@@ -116,6 +124,28 @@ pub fn next_step(
     }
 }
 
+/// Partitions whose preferred replica (the first) is one of `restarted`, in its ISR, but
+/// which another broker leads: the preferred leader election that gives the restarted brokers
+/// their leaderships back. Empty while the cluster is under-replicated (the election waits).
+pub fn leadership_to_restore(
+    snapshot: &ClusterSnapshot,
+    restarted: &BTreeSet<i32>,
+) -> Vec<(String, i32)> {
+    if !snapshot.under_replicated().is_empty() {
+        return Vec::new();
+    }
+    snapshot
+        .partitions
+        .iter()
+        .filter(|p| {
+            p.preferred().is_some_and(|first| {
+                restarted.contains(&first) && p.isr.contains(&first) && p.leader != Some(first)
+            })
+        })
+        .map(|p| (p.topic.clone(), p.partition))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +172,7 @@ mod tests {
             partitions: vec![PartitionReplicas {
                 topic: "t".into(),
                 partition: 0,
+                leader: Some(0),
                 replicas: vec![0, 1, 2],
                 isr: vec![0, 1, 2],
             }],
@@ -271,6 +302,39 @@ mod tests {
             matches!(step, RollStep::Wait { ref message, .. } if message.contains("does not exist")),
             "{step:?}"
         );
+    }
+
+    #[test]
+    fn leadership_returns_to_restarted_preferred_replicas_once_replicated() {
+        let p = |partition: i32, leader: i32, replicas: &[i32], isr: &[i32]| PartitionReplicas {
+            topic: "t".into(),
+            partition,
+            leader: Some(leader),
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+        };
+        let mut snap = ClusterSnapshot {
+            partitions: vec![
+                p(0, 1, &[0, 1, 2], &[0, 1, 2]), // 0 preferred, 1 leads: restore
+                p(1, 1, &[1, 0, 2], &[1, 0, 2]), // 1 preferred and leading
+                p(2, 2, &[2, 0, 1], &[2, 0, 1]), // 2 preferred, not restarted
+                p(3, 0, &[0, 2, 1], &[0, 2, 1]), // 0 already leads
+            ],
+            ..ClusterSnapshot::default()
+        };
+        let restarted = BTreeSet::from([0]);
+        assert_eq!(
+            leadership_to_restore(&snap, &restarted),
+            [("t".to_owned(), 0)]
+        );
+        assert!(leadership_to_restore(&snap, &BTreeSet::new()).is_empty());
+        // While any partition is under-replicated nothing is elected.
+        snap.partitions[2].isr = vec![2, 1];
+        assert!(leadership_to_restore(&snap, &restarted).is_empty());
+        // ... and a partition without a leader counts as under-replicated.
+        snap.partitions[2].isr = vec![2, 0, 1];
+        snap.partitions[1].leader = None;
+        assert!(leadership_to_restore(&snap, &restarted).is_empty());
     }
 
     #[test]

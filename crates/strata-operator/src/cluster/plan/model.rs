@@ -12,6 +12,12 @@ use crate::names::{self, ClusterNames, RackAssignment};
 
 /// Port of the controller-quorum listener on every broker.
 pub const CONTROLLER_PORT: i32 = 9093;
+/// Port of the broker's HTTP endpoints (`/metrics`, `/readyz`), as
+/// `strata.metrics.address=0.0.0.0:9404`.
+pub const METRICS_PORT: i32 = 9404;
+/// Path of the broker's readiness endpoint: 200 only when the broker is registered,
+/// unfenced and caught up, so a ready pod proves the broker rejoined.
+pub const READINESS_PATH: &str = "/readyz";
 /// Kafka name of the controller-quorum listener.
 pub const CONTROLLER_LISTENER: &str = "CONTROLLER";
 /// Mount point of the broker's volume.

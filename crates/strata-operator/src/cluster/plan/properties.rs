@@ -12,7 +12,7 @@ use strata_kafka::properties::{self, ValueType};
 
 use super::model::{
     invalid, reason, BrokerPlan, ClusterPlan, InvalidSpec, ListenerPlan, CONTROLLER_LISTENER,
-    CONTROLLER_PORT, LOG_DIR,
+    CONTROLLER_PORT, LOG_DIR, METRICS_PORT,
 };
 
 /// Properties the operator sets itself; `spec.config` may not.
@@ -32,6 +32,7 @@ pub const RESERVED_PROPERTIES: &[&str] = &[
     "controller.listener.names",
     "listener.security.protocol.map",
     "inter.broker.listener.name",
+    "strata.metrics.address",
 ];
 
 /// The `cluster.id` of every broker of a KafkaCluster, in Kafka's text form (the 16 bytes of
@@ -89,6 +90,11 @@ pub(super) fn operator_properties(listeners: &[ListenerPlan]) -> BTreeMap<String
         listeners[0].kafka_name.clone(),
     );
     p.insert("log.dirs".into(), LOG_DIR.into());
+    // The readiness probe and Prometheus scrape this endpoint.
+    p.insert(
+        "strata.metrics.address".into(),
+        format!("0.0.0.0:{METRICS_PORT}"),
+    );
     if let Some(mechanism) = listeners[0].sasl_mechanism() {
         p.insert(
             "sasl.mechanism.inter.broker.protocol".into(),
