@@ -63,9 +63,33 @@ export PATH="$STRATA_CACHE/bin:$PATH"
 export STRATA_MIRROR_BIN="$STRATA_ROOT/target/release/strata-mirror"
 mkdir -p "$STRATA_ROOT/tests/.work"
 rm -f "$STRATA_ROOT/tests/.work/mirror-figures.jsonl"
-"$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
+# The replicated-cluster suite on the Kafka reference (6 JVMs; it mostly waits on restarts and
+# faults) runs in a second pytest beside the other suites; Strata's cluster runs in the first.
+cluster_targets="${STRATA_TARGETS:-strata,kafka}"
+kafka_cluster_pid=""
+if [[ ",$cluster_targets," == *",kafka,"* ]]; then
+  log "replicated-cluster suite on the Kafka reference, beside the others (log: tests/.work/cluster-kafka.log)"
+  STRATA_CLUSTER_TARGETS=kafka STRATA_CLUSTER_FIGURES="$STRATA_ROOT/tests/.work/cluster-figures-kafka.jsonl" \
+    "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
+    --junitxml="$STRATA_ROOT/tests/.work/junit-cluster-kafka.xml" "$here/cluster" "$@" \
+    >"$STRATA_ROOT/tests/.work/cluster-kafka.log" 2>&1 &
+  kafka_cluster_pid=$!
+fi
+main_rc=0
+STRATA_CLUSTER_TARGETS="$(echo "$cluster_targets" | tr ',' '\n' | grep -vx kafka | paste -sd, -)" \
+  "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
   --junitxml="$STRATA_ROOT/tests/.work/junit.xml" \
-  "$here/compat" "$here/mirror" "$here/cluster" "$here/e2e" "$here/deploy" "$here/image" "$here/nodes" "$@"
+  "$here/compat" "$here/mirror" "$here/cluster" "$here/e2e" "$here/deploy" "$here/image" "$here/nodes" "$@" \
+  || main_rc=$?
+kafka_rc=0
+if [ -n "$kafka_cluster_pid" ]; then
+  wait "$kafka_cluster_pid" || kafka_rc=$?
+  tail -n 40 "$STRATA_ROOT/tests/.work/cluster-kafka.log" >&2
+fi
+if [ "$main_rc" -ne 0 ] || [ "$kafka_rc" -ne 0 ]; then
+  echo "tests failed (suites: exit $main_rc; replicated-cluster suite on Kafka: exit $kafka_rc)" >&2
+  exit 1
+fi
 log "mirror figures (duplicates, latencies; printed, not asserted):"
 "$STRATA_VENV/bin/python" -c "import sys; sys.path.insert(0, sys.argv[1]); from harness.mirror import print_figures; print_figures()" "$here" >&2 || true
 "$STRATA_VENV/bin/python" "$here/harness/report.py" >"$STRATA_ROOT/tests/.work/compat-table.md" 2>/dev/null || true

@@ -131,6 +131,23 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
                 ));
             }
         }
+        ValueType::List if name.ends_with(".replication.throttled.replicas") => {
+            // Kafka's ThrottledReplicaListValidator: `*`, or `partition:broker` entries.
+            let entry_ok = |e: &str| {
+                let mut parts = e.split(':');
+                let ok = |p: Option<&str>| p.is_some_and(|p| p.trim().parse::<u32>().is_ok());
+                ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+            };
+            let trimmed = value.trim();
+            if !(trimmed.is_empty()
+                || trimmed == "*"
+                || trimmed.split(',').all(|e| entry_ok(e.trim())))
+            {
+                return Err(format!(
+                    "Invalid value {value} for configuration {name}: must be the list of replicas as partition:broker entries (e.g. 0:1,1:2) or the wildcard *"
+                ));
+            }
+        }
         ValueType::List => {
             parse_cleanup_policy(name, value).map_err(|e| e.to_string())?;
         }
@@ -239,6 +256,22 @@ fn set<T: std::str::FromStr>(slot: &mut T, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttled_replica_lists_take_kafkas_forms() {
+        for ok in ["0:1,1:2", "*", "", " 3:4 , 5:6 "] {
+            assert!(
+                validate("leader.replication.throttled.replicas", ok).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["1", "a:b", "1:2:3", "0:1,", "delete"] {
+            assert!(
+                validate("follower.replication.throttled.replicas", bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     fn broker() -> BrokerConfig {
         BrokerConfig::from_properties(BTreeMap::new()).unwrap()
