@@ -199,3 +199,41 @@ def test_reassignment_to_unknown_or_repeated_brokers_is_refused(healthy_cluster,
     finally:
         admin.close()
     assert c.partitions(topic)[0].replicas == [4, 5, 6]
+
+
+@pytest.mark.timeout(600)
+def test_brokers_killed_in_the_middle_of_a_reassignment(healthy_cluster, target_kind, tmp_path):
+    """The new replica and then the leader being moved away are killed -9 while a throttled move
+    copies: the partition keeps min.insync.replicas in its ISR throughout, the move resumes once
+    they are back and completes, and nothing acknowledged is lost."""
+    c = healthy_cluster
+    topic = unique_topic("reassign-kill")
+    c.create_topic(topic, assignment=[[4, 5, 6]])
+    acks = preload(c, topic, 0)
+    path = plan(tmp_path, "killed", [(topic, 0, [1, 5, 6])])
+    c.tool("reassign-partitions", "--reassignment-json-file", str(path), "--execute", "--throttle", "200000")
+    wait_until(lambda: log_bytes(c, 1, topic, 0) > 0, 60, f"{target_kind}: node 1 copying")
+    c.kill9(1)
+    view = c.wait_partitions(topic, lambda ps: ps[0].leader == 4, "leader 4 with node 1 down")
+    assert {5, 6} <= set(view[0].isr), f"{target_kind}: ISR {view[0].isr} below min.insync.replicas"
+    c.start_node(1)
+    wait_until(lambda: log_bytes(c, 1, topic, 0) > 1_000_000, 120, f"{target_kind}: node 1 copying again")
+    c.kill9(4)
+    view = c.wait_partitions(topic, lambda ps: ps[0].leader in (5, 6), "a new leader with node 4 down")
+    assert {5, 6} <= set(view[0].isr), f"{target_kind}: ISR {view[0].isr} below min.insync.replicas"
+    more, errors = produce_sync(c.healthy_bootstrap(), topic, [f"3.{i}" for i in range(100)], idempotent=True)
+    assert not errors and len(more) == 100, f"{target_kind}: writes during the move: {errors}"
+    c.start_node(4)
+
+    def done():
+        out = c.tool("reassign-partitions", "--reassignment-json-file", str(path), "--verify", timeout=120).stdout
+        return f"Reassignment of partition {topic}-0 is completed" in out
+
+    wait_until(done, 300, f"{target_kind}: the interrupted reassignment completes", interval=2.0)
+    c.wait_partitions(topic, lambda ps: ps[0].replicas == [1, 5, 6] and set(ps[0].isr) == {1, 5, 6},
+                      "partition 0 on 1, 5, 6 with a full ISR", timeout=60)
+    res = check_records(acks + more, read_back(c.healthy_bootstrap(), topic))
+    record_figure("reassignment", f"{target_kind} interrupted move records", str(res))
+    assert res.ok, f"{target_kind}: {res}"
+    diffs = replicas_equal(c, topic)
+    assert not diffs, "\n".join(diffs)

@@ -464,6 +464,8 @@ mod tests {
             leader,
             leader_epoch: 1,
             partition_epoch: 1,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         };
         let mut image = MetadataImage::default();
         assert_eq!(offline_partitions(&image), 0);
