@@ -33,6 +33,12 @@ def test_checker_counts_lost_duplicate_conflicting_and_reordered_records():
                                      1: [(0, b"2.0"), (1, b"2.1"), (2, b"2.2   ")]})
     assert clean.ok and clean.counts()["lost"] == 0 and clean.read == 6, clean
 
+    # a delivery report without an offset (librdkafka's answer to DUPLICATE_SEQUENCE_NUMBER): the
+    # record must be there, anywhere; absent, it is lost
+    no_offset = check_records([Ack(0, None, "1.0"), Ack(0, -1, "1.5")], {0: [(3, "1.0")]})
+    assert [a.value for a in no_offset.lost] == ["1.5"] and not no_offset.conflicts, no_offset
+    assert no_offset.acked_without_offset == 2
+
 
 def test_node_properties_are_a_kafka_kraft_nodes(tmp_path):
     c = make_cluster("strata", tmp_path, brokers=6, racks="a,b,c", props=CLUSTER_PROPS)
