@@ -9,6 +9,7 @@
 //! The array, string and record counts inside messages are guarded one level further down, in the
 //! `kafka-protocol` decoders themselves (see `vendor/kafka-protocol` and the README).
 
+pub mod failover;
 pub mod frame;
 pub mod preserve;
 pub mod properties;
