@@ -1,0 +1,1 @@
+//! Kafka-side actions of the engine.
