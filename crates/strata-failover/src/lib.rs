@@ -5,10 +5,13 @@
 //! both drive the same engine; what differs between them is only how they stop and start the
 //! mirror and where the discovery address points.
 
+pub mod driver;
 pub mod engine;
 pub mod kafka;
 
+pub use driver::{observe, round, Driver};
 pub use engine::{
     name, other, Action, EngineConfig, FailoverRecord, FailoverState, Observation, Offsets,
     Operation, Outcome, Phase, Reason, Rejoin, Side, Step,
 };
+pub use kafka::FlowSides;
