@@ -73,8 +73,8 @@ pub struct EngineConfig {
 
 /// Margin for clock differences between the engine's host and the brokers.
 pub const DEFAULT_CLOCK_SKEW_MS: i64 = 2_000;
-/// Shortest mandate granted in `Automatic` mode.
-pub const MIN_MANDATE_MS: i64 = 30_000;
+/// Shortest mandate granted in `Automatic` mode: ten renewals' worth at one probe a second.
+pub const MIN_MANDATE_MS: i64 = 10_000;
 
 impl EngineConfig {
     /// The policy of a flow's `failover` section. `Automatic` flows grant the active side a
@@ -197,7 +197,8 @@ pub struct Rejoin {
     /// new flow's standby, which has no tail of its own to quarantine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offsets: Option<Offsets>,
-    /// Whether its write fence is confirmed (else it is fenced first when it is reachable).
+    /// Whether its fence step is done (else it is fenced first when it is reachable; a side
+    /// that answers but cannot be fenced counts as done).
     #[serde(default)]
     pub fenced: bool,
     /// Whether the tail is dealt with (quarantined and truncated, or found empty).
@@ -655,16 +656,21 @@ impl FailoverState {
                 let confirmed =
                     matches!(outcome, Outcome::Fenced { confirmed: true } | Outcome::Done);
                 let Some(op) = self.operation.as_mut().filter(|op| op.step == Step::Fence) else {
+                    // A rejoining side that answered but cannot be fenced (a foreign cluster
+                    // without an authorizer) is not asked again; the error says so.
                     return match self
                         .rejoin
                         .as_mut()
                         .filter(|r| r.side == *side && &r.id == id)
                     {
-                        Some(rejoin) if confirmed => {
+                        Some(rejoin) => {
                             rejoin.fenced = true;
+                            if !confirmed {
+                                self.last_error = Some(format!("{} cannot be fenced", name(*side)));
+                            }
                             true
                         }
-                        _ => false,
+                        None => false,
                     };
                 };
                 op.fence_confirmed = confirmed;
