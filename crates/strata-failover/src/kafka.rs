@@ -314,10 +314,7 @@ impl FlowSides {
         if self.config.offsets == OffsetMode::Preserve {
             for topic in topics.keys() {
                 let configs = admin.describe_topic_configs(topic).await?;
-                if configs
-                    .iter()
-                    .any(|c| c.name == MIRROR_SOURCE_CONFIG && c.value.is_some())
-                {
+                if is_mirror_target(&configs) {
                     admin
                         .incremental_alter_topic_configs(
                             topic,
@@ -397,10 +394,7 @@ impl FlowSides {
         for (topic, count) in &topics {
             if self.config.offsets == OffsetMode::Preserve {
                 let configs = admin.describe_topic_configs(topic).await?;
-                if !configs
-                    .iter()
-                    .any(|c| c.name == MIRROR_SOURCE_CONFIG && c.value.is_some())
-                {
+                if !is_mirror_target(&configs) {
                     let alias = self.alias(other(side)).to_string();
                     admin
                         .incremental_alter_topic_configs(
@@ -649,6 +643,13 @@ fn is_mirrorable(topic: &str) -> bool {
     !strata_mirror::policy::is_internal_topic(topic)
         && !strata_mirror::policy::is_heartbeats(topic)
         && !topic.contains(".divergent.")
+}
+
+/// Whether a topic's configs mark it as a mirror target (`strata.mirror.source` set).
+fn is_mirror_target(configs: &[strata_client::ConfigEntry]) -> bool {
+    configs.iter().any(|c| {
+        c.name == MIRROR_SOURCE_CONFIG && c.value.as_deref().is_some_and(|v| !v.is_empty())
+    })
 }
 
 /// Whether a cluster refused a config because it does not know it (not Strata).
