@@ -2,9 +2,8 @@
 //! (topics, configs, ACLs, consumer-group offsets) plus the active-standby failover policy that
 //! goes with it, and the status a controller reports back. Pure data. The spec's field types
 //! are the plain ones of `strata-flow`, which `strata-mirror` reads from its configuration file
-//! too (re-exported here). Today `strata-operator` validates and renders `MirrorFlow` objects;
-//! no controller acts on them yet, so the failover fields and the status are the declared
-//! contract, not yet filled in.
+//! too (re-exported here). `strata-operator` runs the mirror of a flow, keeps its discovery
+//! Service on the active cluster and reports phase, active side, lag and conditions here.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::kafka::{
     AdminError, ClusterSnapshot, KafkaAdmin, KafkaTarget, ObservedTopic, PartitionMove, Refusals,
+    SideOffsets,
 };
 
 /// One request the mock API server answered.
@@ -401,6 +402,9 @@ pub struct FakeAdmin {
     pub moves: Mutex<Vec<PartitionMove>>,
     /// Dynamic broker configs by broker id.
     pub broker_configs: Mutex<BTreeMap<i32, BTreeMap<String, String>>>,
+    /// What each bootstrap address answers to a mirror probe; an address missing here is
+    /// unreachable.
+    pub sides: Mutex<BTreeMap<String, SideOffsets>>,
 }
 
 impl FakeAdmin {
@@ -446,7 +450,9 @@ impl FakeAdmin {
         self.calls
             .lock()
             .iter()
-            .filter(|c| !c.starts_with("describe") && !c.starts_with("snapshot"))
+            .filter(|c| {
+                !c.starts_with("describe") && !c.starts_with("snapshot") && !c.starts_with("probe")
+            })
             .cloned()
             .collect()
     }
@@ -613,6 +619,42 @@ impl KafkaAdmin for FakeAdmin {
             }
             Ok(())
         })
+    }
+
+    fn end_offsets<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+    ) -> BoxFuture<'a, Result<SideOffsets, AdminError>> {
+        Box::pin(async move {
+            self.call(target, format!("probe {}", target.bootstrap))?;
+            self.sides
+                .lock()
+                .get(&target.bootstrap)
+                .cloned()
+                .ok_or_else(|| AdminError::Unreachable {
+                    cluster: target.cluster.clone(),
+                    bootstrap: target.bootstrap.clone(),
+                    source: strata_client::Error::NoBrokerAvailable,
+                })
+        })
+    }
+}
+
+impl FakeAdmin {
+    /// Makes `bootstrap` answer probes with `offsets` (topic, partition, end offset).
+    pub fn set_side(&self, bootstrap: &str, offsets: &[(&str, i32, i64)]) {
+        let mut side = SideOffsets {
+            cluster_id: format!("id-{bootstrap}"),
+            brokers: 1,
+            end_offsets: BTreeMap::new(),
+        };
+        for (topic, partition, end) in offsets {
+            side.end_offsets
+                .entry((*topic).to_owned())
+                .or_default()
+                .insert(*partition, *end);
+        }
+        self.sides.lock().insert(bootstrap.to_owned(), side);
     }
 }
 
