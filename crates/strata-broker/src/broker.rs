@@ -30,6 +30,7 @@ use crate::fetch_session::FetchSessionCache;
 use crate::metrics::{BrokerMetrics, RemoteEnds};
 use crate::partition::{IsrProposal, IsrRequest, Partition, PartitionSet};
 use crate::topic_config;
+use crate::write_fence::WriteFence;
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -83,6 +84,8 @@ pub struct Broker {
     /// Replication throttles of this broker as a leader and as a follower.
     pub leader_quota: ReplicationQuota,
     pub follower_quota: ReplicationQuota,
+    /// The failover write fence and mandate, as the image last set them.
+    pub write_fence: WriteFence,
     /// ISR changes for the controller (`cluster::isr` sends them).
     isr_tx: mpsc::UnboundedSender<IsrRequest>,
     pub(crate) isr_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrRequest>>>,
@@ -177,6 +180,7 @@ impl Broker {
             reconciled: watch::channel(0).0,
             leader_quota: ReplicationQuota::new(Side::Leader),
             follower_quota: ReplicationQuota::new(Side::Follower),
+            write_fence: WriteFence::default(),
             isr_tx,
             isr_rx: Mutex::new(Some(isr_rx)),
         }))

@@ -20,6 +20,7 @@ pub mod partition;
 pub mod replica_selector;
 pub mod server;
 pub mod topic_config;
+pub mod write_fence;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -466,6 +466,7 @@ mod tests {
             partition_epoch: 1,
             adding_replicas: vec![],
             removing_replicas: vec![],
+            truncation: None,
         };
         let mut image = MetadataImage::default();
         assert_eq!(offline_partitions(&image), 0);

@@ -16,6 +16,21 @@
 //! - The mirror's client id on a topic that is not a mirror target is refused too, so a
 //!   promoted topic never receives offset-preserving appends from a mirror still running.
 //!
+//! Three more extensions serve the failover between an active cluster and its standby (names in
+//! `strata_kafka::failover`):
+//!
+//! - `strata.write.fence` (cluster-wide dynamic broker config, `kafka-configs --entity-type
+//!   brokers --entity-default`): non-empty fences the cluster; ordinary producers get
+//!   NOT_LEADER_OR_FOLLOWER naming the failover id, Metadata v13+ REBOOTSTRAP_REQUIRED, group
+//!   writes COORDINATOR_NOT_AVAILABLE. The mirror still writes (see `crate::write_fence`).
+//! - `strata.write.mandate.expiry.ms` (cluster-wide dynamic broker config, Unix ms, 0 or unset:
+//!   none): past it the cluster behaves as fenced.
+//! - `strata.mirror.truncate.offsets` = `partition:offset[,partition:offset...]`, set with
+//!   IncrementalAlterConfigs on a mirror target, is an action and never stored: each named
+//!   partition's log is truncated to the offset (which must lie between its log start and log
+//!   end) on every replica, through the active controller, which gives the partition a new
+//!   leader epoch ([`parse_truncation`], [`check_truncation`]).
+//!
 //! Everything else (fetch, list offsets, groups, configs) is plain Kafka. The client id is a
 //! guard against mistakes, not an authorisation: the broker has no authentication yet.
 //!
@@ -24,6 +39,7 @@
 
 use std::collections::BTreeMap;
 
+use strata_kafka::failover::TRUNCATE_OFFSETS_CONFIG;
 use strata_kafka::preserve::{MIRROR_SOURCE_CONFIG, PRESERVE_CLIENT_ID};
 use strata_kafka::topic_name;
 
@@ -76,6 +92,61 @@ pub fn validate_source_alias(value: &str) -> Result<(), String> {
     }
 }
 
+/// Parses a value of `strata.mirror.truncate.offsets`: `partition:offset[,partition:offset...]`,
+/// each partition once, none negative. Sorted by partition.
+pub fn parse_truncation(value: &str) -> Result<Vec<(i32, i64)>, String> {
+    let invalid = |why: &str| {
+        format!(
+            "Invalid value '{value}' for {TRUNCATE_OFFSETS_CONFIG}: {why} (expected \
+             partition:offset[,partition:offset...])"
+        )
+    };
+    let mut out: BTreeMap<i32, i64> = BTreeMap::new();
+    for item in value.split(',').map(str::trim) {
+        let Some((p, o)) = item.split_once(':') else {
+            return Err(invalid(&format!("'{item}' is not partition:offset")));
+        };
+        let (Ok(p), Ok(o)) = (p.trim().parse::<i32>(), o.trim().parse::<i64>()) else {
+            return Err(invalid(&format!("'{item}' is not partition:offset")));
+        };
+        if p < 0 || o < 0 {
+            return Err(invalid(&format!("'{item}' is negative")));
+        }
+        if out.insert(p, o).is_some() {
+            return Err(invalid(&format!("partition {p} is named twice")));
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Checks a truncation of `topic` against its config overrides and, per partition, the leader's
+/// log start and log end offsets (`None`: no such partition).
+pub fn check_truncation(
+    topic: &str,
+    configs: &BTreeMap<String, String>,
+    offsets: &[(i32, i64)],
+    bounds: impl Fn(i32) -> Option<(i64, i64)>,
+) -> Result<(), String> {
+    if !configs.contains_key(MIRROR_SOURCE_CONFIG) {
+        return Err(format!(
+            "Topic {topic} is not a mirror target (no {MIRROR_SOURCE_CONFIG}): \
+             {TRUNCATE_OFFSETS_CONFIG} truncates mirror targets only"
+        ));
+    }
+    for &(partition, offset) in offsets {
+        let Some((start, end)) = bounds(partition) else {
+            return Err(format!("Partition {topic}-{partition} does not exist"));
+        };
+        if offset < start || offset > end {
+            return Err(format!(
+                "Cannot truncate {topic}-{partition} to offset {offset}: it must lie between the \
+                 log start offset {start} and the log end offset {end}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +178,33 @@ mod tests {
             produce_mode("t", &BTreeMap::new(), PRESERVE_CLIENT_ID),
             ProduceMode::Refused(_)
         ));
+    }
+
+    #[test]
+    fn truncation_values_parse_and_reject_what_is_not_partition_offset() {
+        assert_eq!(parse_truncation("0:5"), Ok(vec![(0, 5)]));
+        assert_eq!(parse_truncation("2:10, 0:5"), Ok(vec![(0, 5), (2, 10)]));
+        for bad in ["", "0", "0:x", "a:1", "0:-1", "-1:3", "0:1,0:2", "0:1;1:2"] {
+            let err = parse_truncation(bad).expect_err(bad);
+            assert!(err.contains(TRUNCATE_OFFSETS_CONFIG), "{err}");
+        }
+    }
+
+    #[test]
+    fn truncation_needs_a_mirror_target_and_offsets_within_the_log() {
+        let bounds = |p: i32| (p == 0).then_some((3, 10));
+        assert_eq!(check_truncation("t", &marked(), &[(0, 3)], bounds), Ok(()));
+        assert_eq!(check_truncation("t", &marked(), &[(0, 10)], bounds), Ok(()));
+        let not_target = check_truncation("t", &BTreeMap::new(), &[(0, 5)], bounds).unwrap_err();
+        assert!(not_target.contains("not a mirror target"), "{not_target}");
+        for (offsets, needle) in [
+            (vec![(0, 2)], "log start offset 3"),
+            (vec![(0, 11)], "log end offset 10"),
+            (vec![(0, 5), (1, 0)], "t-1 does not exist"),
+        ] {
+            let err = check_truncation("t", &marked(), &offsets, bounds).unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
     }
 
     #[test]

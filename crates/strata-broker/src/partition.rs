@@ -509,6 +509,26 @@ impl Partition {
         }
     }
 
+    /// Applies a tail truncation ordered through the controller: records written under an
+    /// epoch below the truncation's leader epoch at offsets from its offset on are removed (a
+    /// batch containing the offset goes whole, as in every truncation); records of that epoch
+    /// or later were written after the truncation and stay, so applying it again (every image
+    /// that carries it, a restart) changes nothing. Returns true when the log was truncated.
+    pub fn apply_truncation(
+        &self,
+        truncation: strata_controller::LogTruncation,
+    ) -> Result<bool, LogError> {
+        let (_, end_before) = self
+            .log
+            .end_offset_for_epoch(truncation.leader_epoch.saturating_sub(1));
+        let end_before = end_before.min(self.log_end_offset());
+        if end_before <= truncation.offset {
+            return Ok(false);
+        }
+        self.truncate_to(truncation.offset)?;
+        Ok(true)
+    }
+
     /// A follower's truncation (divergence or a leader behind it).
     pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
         self.log.truncate_to(offset)?;
@@ -803,5 +823,74 @@ mod tests {
         // A follower counts nothing and has no leader view.
         assert!(p.make_follower(2, 2));
         assert_eq!(p.leader_replica_counts(), None);
+    }
+
+    /// One single-record batch (offset 0 in the batch; the log assigns the offset).
+    fn one_record() -> Vec<u8> {
+        use kafka_protocol::records::{
+            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: Default::default(),
+        };
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            [record].iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.to_vec()
+    }
+
+    #[test]
+    fn a_tail_truncation_removes_the_older_epochs_tail_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = PartitionSet::new(dir.path(), 1);
+        set.open_partitions("m", Uuid::new_v4(), 0, 1, &LogConfig::default())
+            .unwrap();
+        let p = set.get("m", 0).unwrap();
+        assert!(p.make_leader(3, 1, &[1], &[1], 0));
+        for _ in 0..10 {
+            p.append_as_leader(&mut one_record(), 1).unwrap();
+        }
+        assert_eq!((p.log_end_offset(), p.high_watermark()), (10, 10));
+        let truncation = strata_controller::LogTruncation {
+            offset: 5,
+            leader_epoch: 4,
+        };
+        // The leader of epoch 3 learns of the truncation of epoch 4: the tail goes, the HW follows.
+        assert!(p.apply_truncation(truncation).unwrap());
+        assert_eq!((p.log_end_offset(), p.high_watermark()), (5, 5));
+        // Leading at epoch 4, it appends again; the same marker (every later image, a restart)
+        // leaves those records alone.
+        assert!(p.make_leader(4, 2, &[1], &[1], 0));
+        for _ in 0..3 {
+            p.append_as_leader(&mut one_record(), 1).unwrap();
+        }
+        assert!(!p.apply_truncation(truncation).unwrap());
+        assert_eq!(p.log_end_offset(), 8);
+        // A replica that never had records beyond the offset has nothing to remove.
+        set.open_partitions("m", Uuid::new_v4(), 1, 2, &LogConfig::default())
+            .unwrap();
+        let short = set.get("m", 1).unwrap();
+        assert!(short.make_follower(2, 3));
+        assert!(!short.apply_truncation(truncation).unwrap());
+        assert_eq!(short.log_end_offset(), 0);
     }
 }

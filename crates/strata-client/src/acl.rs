@@ -1,10 +1,11 @@
-//! ACLs through DescribeAcls and CreateAcls. A broker that does not advertise these APIs
+//! ACLs through DescribeAcls, CreateAcls and DeleteAcls. A broker that does not advertise these APIs
 //! (Strata today) yields [`Error::Unsupported`]; a Kafka broker without an authorizer answers
 //! SECURITY_DISABLED, returned as [`Error::Kafka`]. The enums carry Kafka's wire codes and
 //! keep codes they do not know, so bindings round-trip between clusters unchanged.
 
 use kafka_protocol::messages::create_acls_request::AclCreation;
-use kafka_protocol::messages::{CreateAclsRequest, DescribeAclsRequest};
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::Target;
@@ -171,6 +172,48 @@ impl Admin {
         })
         .await
     }
+}
+
+impl Admin {
+    /// Deletes the ACLs equal to `acls` (each binding used as an exact filter); returns how
+    /// many were deleted. Deleting one that does not exist is not an error in Kafka.
+    pub async fn delete_acls(&self, acls: &[AclBinding]) -> Result<usize, Error> {
+        if acls.is_empty() {
+            return Ok(0);
+        }
+        let c = &self.client;
+        c.retry("DeleteAcls", || async move {
+            let conn = c.connection_for(&Target::Any).await?;
+            let (_, resp) = conn
+                .request(|_| delete_acls_request(acls), c.timeout())
+                .await?;
+            let mut deleted = 0;
+            for r in resp.filter_results {
+                Error::check("DeleteAcls", r.error_code, r.error_message.as_deref())?;
+                deleted += r.matching_acls.len();
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+}
+
+fn delete_acls_request(acls: &[AclBinding]) -> DeleteAclsRequest {
+    let sb = |s: &str| Some(StrBytes::from_string(s.to_string()));
+    DeleteAclsRequest::default().with_filters(
+        acls.iter()
+            .map(|a| {
+                DeleteAclsFilter::default()
+                    .with_resource_type_filter(a.resource_type.code())
+                    .with_resource_name_filter(sb(&a.resource_name))
+                    .with_pattern_type_filter(a.pattern_type.code())
+                    .with_principal_filter(sb(&a.principal))
+                    .with_host_filter(sb(&a.host))
+                    .with_operation(a.operation.code())
+                    .with_permission_type(a.permission.code())
+            })
+            .collect(),
+    )
 }
 
 fn create_acls_request(acls: &[AclBinding]) -> CreateAclsRequest {

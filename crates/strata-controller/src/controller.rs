@@ -458,6 +458,7 @@ fn new_partition(
         partition_epoch: 0,
         adding_replicas: Vec::new(),
         removing_replicas: Vec::new(),
+        truncation: None,
     })
 }
 
@@ -634,4 +635,126 @@ pub fn allocate_producer_ids(
         other => other,
     })?;
     Ok(vec![MetadataRecord::AllocateProducerIds { broker_id }])
+}
+
+/// A tail truncation of partitions of `topic` (`(partition, offset)`; the broker checked the
+/// offsets against the leader's log): each partition gets a new leader epoch (same leader,
+/// same ISR) and the truncation marker of that epoch. The leader truncates before it leads at
+/// the new epoch; followers truncate on the marker and, should they miss it, on the diverging
+/// epoch their next fetch gets. A partition without a leader is refused: nothing could truncate
+/// its log now. All or nothing.
+pub fn truncate_partitions(
+    image: &MetadataImage,
+    topic: &str,
+    offsets: &[(i32, i64)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let Some(t) = image.topics.get(topic) else {
+        return Err(kafka_error(
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic '{topic}' does not exist."),
+        ));
+    };
+    let mut records = Vec::with_capacity(offsets.len());
+    for &(partition, offset) in offsets {
+        let Some(p) = t.partitions.get(&partition) else {
+            return Err(kafka_error(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Partition {topic}-{partition} does not exist."),
+            ));
+        };
+        if p.leader < 0 {
+            return Err(kafka_error(
+                ResponseError::LeaderNotAvailable,
+                format!(
+                    "Partition {topic}-{partition} has no leader: its log cannot be truncated now."
+                ),
+            ));
+        }
+        let mut state = p.clone();
+        state.leader_epoch = p.leader_epoch + 1;
+        state.partition_epoch = p.partition_epoch + 1;
+        state.truncation = Some(crate::image::LogTruncation {
+            offset,
+            leader_epoch: state.leader_epoch,
+        });
+        records.push(MetadataRecord::Partition {
+            topic: topic.to_string(),
+            partition,
+            state,
+        });
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod truncation_tests {
+    use super::*;
+
+    fn image() -> MetadataImage {
+        let mut image = MetadataImage::default();
+        let part = |leader| PartitionImage {
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            leader,
+            leader_epoch: 4,
+            partition_epoch: 9,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+            truncation: None,
+        };
+        image.topics.insert(
+            "m".into(),
+            TopicImage {
+                id: Uuid::nil(),
+                name: "m".into(),
+                partitions: BTreeMap::from([(0, part(2)), (1, part(-1))]),
+                configs: BTreeMap::new(),
+            },
+        );
+        image
+    }
+
+    #[test]
+    fn truncation_bumps_the_leader_epoch_and_marks_it() {
+        let records = truncate_partitions(&image(), "m", &[(0, 5)]).unwrap();
+        let [MetadataRecord::Partition {
+            partition, state, ..
+        }] = records.as_slice()
+        else {
+            panic!("one partition record expected: {records:?}");
+        };
+        assert_eq!(*partition, 0);
+        assert_eq!(
+            (state.leader, state.leader_epoch, state.partition_epoch),
+            (2, 5, 10)
+        );
+        assert_eq!(state.isr, vec![1, 2, 3]);
+        assert_eq!(
+            state.truncation,
+            Some(crate::image::LogTruncation {
+                offset: 5,
+                leader_epoch: 5
+            })
+        );
+    }
+
+    #[test]
+    fn truncation_of_a_leaderless_or_unknown_partition_is_refused_whole() {
+        let code = |r: Result<Vec<MetadataRecord>, ControllerError>| match r {
+            Err(ControllerError::Kafka { code, .. }) => code,
+            other => panic!("refusal expected: {other:?}"),
+        };
+        assert_eq!(
+            code(truncate_partitions(&image(), "m", &[(0, 5), (1, 5)])),
+            ResponseError::LeaderNotAvailable.code()
+        );
+        assert_eq!(
+            code(truncate_partitions(&image(), "m", &[(7, 5)])),
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        assert_eq!(
+            code(truncate_partitions(&image(), "x", &[(0, 5)])),
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+    }
 }

@@ -48,6 +48,21 @@ pub struct PartitionImage {
     /// Replicas a reassignment removes once the added ones are in sync; also in `replicas`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removing_replicas: Vec<i32>,
+    /// The latest tail truncation ordered for this partition (a mirror target's
+    /// `strata.mirror.truncate.offsets`); every later change of the partition carries it, so a
+    /// replica that was offline applies it when it returns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncation: Option<LogTruncation>,
+}
+
+/// A tail truncation: the records written under a leader epoch below `leader_epoch` at
+/// offsets from `offset` on are gone from every replica. `leader_epoch` is the epoch the
+/// truncation started, so records of that epoch or later (written after the leader
+/// truncated) stay; applying it twice changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogTruncation {
+    pub offset: i64,
+    pub leader_epoch: i32,
 }
 
 impl PartitionImage {

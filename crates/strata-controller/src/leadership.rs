@@ -231,6 +231,7 @@ mod tests {
                         partition_epoch: 0,
                         adding_replicas: vec![],
                         removing_replicas: vec![],
+                        truncation: None,
                     },
                 )
             })

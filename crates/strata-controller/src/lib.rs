@@ -3,7 +3,8 @@
 //! (`__cluster_metadata-0`, kept with `strata-log`); every node applies it to the same
 //! [`MetadataImage`]. The active controller (the Raft leader) turns broker and admin requests
 //! into metadata records: broker registration and liveness (fencing), partition leadership and
-//! ISR (elections on request and the automatic rebalance), reassignments, topic lifecycle with
+//! ISR (elections on request and the automatic rebalance), tail truncations of mirror targets
+//! (a new leader epoch carrying the truncation), reassignments, topic lifecycle with
 //! rack-aware placement, topic and broker configs and producer-id blocks.
 //!
 //! No Kafka wire types and no sockets of the broker here: the broker translates Kafka messages
@@ -31,7 +32,8 @@ mod state_machine;
 mod types;
 
 pub use image::{
-    BrokerImage, Endpoint, MetadataImage, PartitionImage, TopicImage, PRODUCER_ID_BLOCK_SIZE,
+    BrokerImage, Endpoint, LogTruncation, MetadataImage, PartitionImage, TopicImage,
+    PRODUCER_ID_BLOCK_SIZE,
 };
 pub use leadership::{ElectionResult, ElectionType};
 pub use quorum::{

@@ -311,6 +311,19 @@ impl Quorum {
         Ok(self.node.propose(vec![record]).await?.index)
     }
 
+    /// Tail truncation of a mirror target's partitions (offsets already checked by the
+    /// broker against the leaders' logs); see [`controller::truncate_partitions`]. Returns the
+    /// metadata offset that holds it.
+    pub async fn truncate_partitions(
+        &self,
+        topic: String,
+        offsets: Vec<(i32, i64)>,
+    ) -> Result<u64, ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        let records = controller::truncate_partitions(&image, &topic, &offsets)?;
+        Ok(self.node.propose(records).await?.index)
+    }
+
     /// ElectLeaders: each partition's outcome (see [`leadership::elect`]) and the metadata
     /// offset that holds the elections.
     pub async fn elect_leaders(

@@ -219,6 +219,7 @@ mod tests {
             partition_epoch: 7,
             adding_replicas: vec![],
             removing_replicas: vec![],
+            truncation: None,
         };
         image.topics.insert(
             "t".into(),

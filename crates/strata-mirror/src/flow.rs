@@ -64,48 +64,8 @@ impl Mirror {
         config: MirrorConfig,
         options: RunOptions,
     ) -> Result<MirrorHandle, MirrorError> {
-        config.validate()?;
-        let policy =
-            ReplicationPolicy::new(config.naming, &config.source.alias, &config.target.alias);
-        let selection = TopicSelection::compile(&config.topics)?;
-        let groups = GroupSelection::compile(&config.groups)?;
-        let source = Client::connect(config.source_client()).await?;
-        let target = Client::connect(config.target_client()).await?;
-        let preserving = config.offsets == OffsetMode::Preserve;
-        let preserve = match preserving {
-            true => Some(Client::connect(config.preserve_client()).await?),
-            false => None,
-        };
-        let topic_sync = TopicSync::new(
-            source.clone(),
-            target.clone(),
-            policy.clone(),
-            selection,
-            config.sync.topic_configs,
-            config.mirror.replication_factor,
-        )
-        .preserving_offsets(preserving.then(|| config.source.alias.clone()));
-        topic_sync.ensure_internal_topics().await?;
-        topic_sync.refresh().await?;
-        let mut syncs = OffsetSyncStore::new();
-        load_offset_syncs(&target, &policy.offset_syncs_topic(), &mut syncs).await?;
-        let metrics = Arc::new(MirrorMetrics::new(
-            &config.source.alias,
-            &config.target.alias,
-        ));
-        let ctx = Arc::new(FlowContext {
-            policy,
-            groups,
-            assignment: options.assignment,
-            source,
-            target,
-            preserve,
-            topics: topic_sync.topics(),
-            syncs: Mutex::new(syncs),
-            metrics: metrics.clone(),
-            shutdown: CancellationToken::new(),
-            config,
-        });
+        let (ctx, topic_sync) = build_context(config, options.assignment).await?;
+        let metrics = ctx.metrics.clone();
         let tracker = TaskTracker::new();
         let metrics_addr = match options.metrics_addr {
             Some(addr) => {
@@ -173,6 +133,68 @@ impl Mirror {
             metrics_addr,
         })
     }
+
+    /// One checkpoint round of `config`'s flow over every partition, then nothing more: the
+    /// final checkpoint of a failover, run after the mirror stopped so that consumer groups
+    /// resume on the target where they were on the source (translated, or as they are in
+    /// `Preserve` mode). Returns how many group checkpoints were written.
+    pub async fn checkpoint_once(config: MirrorConfig) -> Result<usize, MirrorError> {
+        let (ctx, _topic_sync) = build_context(config, PartitionAssignment::single()).await?;
+        let producer = ctx.target.producer(ctx.config.producer());
+        let written = checkpoint::checkpoint_once(&ctx, &producer).await;
+        producer.close().await;
+        written
+    }
+}
+
+/// Connects to both clusters, creates the mirror's topics, runs one topic sync and loads the
+/// offset syncs already on the target: the context every loop of the flow shares.
+async fn build_context(
+    config: MirrorConfig,
+    assignment: PartitionAssignment,
+) -> Result<(Arc<FlowContext>, TopicSync), MirrorError> {
+    config.validate()?;
+    let policy = ReplicationPolicy::new(config.naming, &config.source.alias, &config.target.alias);
+    let selection = TopicSelection::compile(&config.topics)?;
+    let groups = GroupSelection::compile(&config.groups)?;
+    let source = Client::connect(config.source_client()).await?;
+    let target = Client::connect(config.target_client()).await?;
+    let preserving = config.offsets == OffsetMode::Preserve;
+    let preserve = match preserving {
+        true => Some(Client::connect(config.preserve_client()).await?),
+        false => None,
+    };
+    let topic_sync = TopicSync::new(
+        source.clone(),
+        target.clone(),
+        policy.clone(),
+        selection,
+        config.sync.topic_configs,
+        config.mirror.replication_factor,
+    )
+    .preserving_offsets(preserving.then(|| config.source.alias.clone()));
+    topic_sync.ensure_internal_topics().await?;
+    topic_sync.refresh().await?;
+    let mut syncs = OffsetSyncStore::new();
+    load_offset_syncs(&target, &policy.offset_syncs_topic(), &mut syncs).await?;
+    let metrics = Arc::new(MirrorMetrics::new(
+        &config.source.alias,
+        &config.target.alias,
+    ));
+    let ctx = Arc::new(FlowContext {
+        policy,
+        groups,
+        assignment,
+        source,
+        target,
+        preserve,
+        topics: topic_sync.topics(),
+        syncs: Mutex::new(syncs),
+        metrics,
+        shutdown: CancellationToken::new(),
+        config,
+    });
+    Ok((ctx, topic_sync))
 }
 
 impl MirrorHandle {

@@ -3,7 +3,9 @@
 //! KRaft-like controller quorum, each configured exactly as a Kafka KRaft node (the
 //! [`DevLayout`] decides ports, roles, racks and properties; pure, unit-tested). With
 //! `--standby` a second cluster that `strata-mirror` keeps in step with the first (same topic
-//! names, consumer-group offsets translated), as an active-standby pair runs in production.
+//! names, same offsets), as an active-standby pair runs in production, with the failover engine
+//! of `strata-failover` and a discovery address that leads clients to the active one (see
+//! [`crate::failover`]; `strata failover --to standby` fails over).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,8 +13,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use strata_broker::{BrokerConfig, BrokerHandle};
-use strata_flow::NamingMode;
-use strata_mirror::{Mirror, MirrorConfig, RunOptions};
+use strata_failover::FlowSides;
+use strata_flow::{FailoverMode, OffsetMode};
+use tokio_util::sync::CancellationToken;
+
+use crate::failover::LocalFailover;
 
 #[derive(Args, Debug)]
 pub struct DevArgs {
@@ -47,6 +52,14 @@ pub struct DevArgs {
     /// Client port of the standby's broker (default: the first cluster's port + 1).
     #[arg(long, requires = "standby")]
     pub standby_port: Option<u16>,
+    /// Port of the discovery address, which relays each new connection to the active
+    /// cluster (default: the first cluster's port + 2).
+    #[arg(long, requires = "standby")]
+    pub discovery_port: Option<u16>,
+    /// Fail over by itself when the active cluster fails three probes in a row (one a second);
+    /// the active cluster then holds a write mandate and fences itself when the engine is gone.
+    #[arg(long, requires = "standby")]
+    pub automatic_failover: bool,
 }
 
 /// Brokers `--brokers` accepts: the controller ports start 100 above the client ports.
@@ -371,18 +384,6 @@ impl RunningCluster {
     }
 }
 
-/// The dev flow: every topic and group, same names on both sides, short intervals so a
-/// developer sees records and group offsets arrive within seconds.
-fn standby_flow(primary: &str, standby: &str) -> MirrorConfig {
-    let mut flow = MirrorConfig::new("primary", primary, "standby", standby);
-    flow.naming = NamingMode::Identity;
-    flow.sync.checkpoint_interval_seconds = 5;
-    flow.sync.heartbeat_interval_seconds = 5;
-    flow.tuning.linger_ms = 5;
-    flow.mirror.refresh_topics_interval_seconds = 5;
-    flow
-}
-
 pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut layout = DevLayout::new(&args)?;
     if layout.is_quorum() {
@@ -410,9 +411,44 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             };
             let props = standby_layout.properties().remove(0);
             let broker = start_broker(props, &args.overrides).await?;
-            let flow = standby_flow(&primary.bootstrap(), &broker.local_addr.to_string());
-            let mirror = Mirror::start(flow, RunOptions::default()).await?;
-            standby = Some((broker, mirror));
+            let discovery_port = match args.discovery_port {
+                Some(p) => p,
+                None => args.port.checked_add(2).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--port {} leaves no port for the discovery address",
+                        args.port
+                    )
+                })?,
+            };
+            let listener = tokio::net::TcpListener::bind((args.host.as_str(), discovery_port))
+                .await
+                .with_context(|| {
+                    format!(
+                        "binding the discovery address {}:{discovery_port}",
+                        args.host
+                    )
+                })?;
+            let discovery_addr = listener.local_addr()?;
+            let flow = crate::failover::flow(
+                &primary.bootstrap(),
+                &broker.local_addr.to_string(),
+                OffsetMode::Preserve,
+            );
+            let mode = match args.automatic_failover {
+                true => FailoverMode::Automatic,
+                false => FailoverMode::Manual,
+            };
+            let stop = CancellationToken::new();
+            let failover = LocalFailover::start(
+                &args.data_dir,
+                FlowSides::new(flow),
+                mode,
+                true,
+                stop.clone(),
+            )
+            .await?;
+            let relay = tokio::spawn(failover.discovery.clone().serve(listener, stop.clone()));
+            standby = Some((broker, failover, relay, stop, discovery_addr));
         }
         if layout.is_quorum() {
             println!(
@@ -437,19 +473,24 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
                 println!("  {label:<17} = {} {}", handle.local_addr, about.join(", "));
             }
         }
-        if let Some((broker, _)) = &standby {
+        if let Some((broker, _, _, _, discovery)) = &standby {
             println!(
-                "  standby           = {} (mirrored from the first: same topic names, \
-                 group offsets translated)",
+                "  standby           = {} (mirrored from the first: same topic names and offsets)",
                 broker.local_addr
+            );
+            println!(
+                "  discovery         = {discovery} (leads to the active cluster; \
+                 `strata failover --to standby` fails over)"
             );
         }
         println!("  data              = {}", args.data_dir.display());
         println!("Press Ctrl-C to stop.");
         strata_process::shutdown_signal().await;
         // The mirror first: it commits its progress while both brokers still serve.
-        if let Some((broker, mirror)) = standby {
-            mirror.shutdown().await;
+        if let Some((broker, failover, relay, stop, _)) = standby {
+            stop.cancel();
+            failover.join().await;
+            let _ = relay.await;
             broker.shutdown().await;
         }
         primary.shutdown().await;

@@ -4,6 +4,7 @@
 
 mod bench;
 mod dev;
+mod failover;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,12 @@ enum Command {
     Dev(dev::DevArgs),
     /// Print benchmark figures (never asserted).
     Bench(bench::BenchArgs),
+    /// Make the primary or the standby of a running `strata dev --standby` or
+    /// `strata active-standby` the active cluster.
+    Failover(failover::FailoverArgs),
+    /// Mirror a primary cluster into a standby, fail over between them, and serve a discovery
+    /// address that leads to the active one (the operator's MirrorFlow, without Kubernetes).
+    ActiveStandby(failover::ActiveStandbyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,6 +39,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Dev(args) => dev::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Failover(args) => failover::run(args),
+        Command::ActiveStandby(args) => failover::run_active_standby(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,7 +2,8 @@
 //! to the quorum; on any other node it is sent with Kafka's own message to the active
 //! controller's CONTROLLER listener (BrokerRegistration, BrokerHeartbeat, AlterPartition,
 //! AllocateProducerIds, and CreateTopics / DeleteTopics / CreatePartitions / AlterConfigs /
-//! ElectLeaders / AlterPartitionReassignments for forwarded admin requests), retried on another voter while the leader is unknown or moving,
+//! ElectLeaders / AlterPartitionReassignments for forwarded admin requests, and
+//! IncrementalAlterConfigs for a mirror target's tail truncation), retried on another voter while the leader is unknown or moving,
 //! until the deadline.
 
 use std::collections::{BTreeMap, HashMap};
@@ -340,6 +341,7 @@ impl ControllerLink {
                     partition_epoch: p.partition_epoch,
                     adding_replicas: Vec::new(),
                     removing_replicas: Vec::new(),
+                    truncation: None,
                 })
             },
         )
@@ -583,6 +585,51 @@ impl ControllerLink {
                     )])
             },
             |r: AlterConfigsResponse| {
+                only_result(
+                    r.responses
+                        .first()
+                        .map(|res| (res.error_code, res.error_message.as_ref())),
+                )
+            },
+        )
+        .await
+    }
+
+    /// Tail truncation of a mirror target's partitions (`(partition, offset)`, checked by the
+    /// caller against the leaders' logs). Forwarded as IncrementalAlterConfigs setting
+    /// `strata.mirror.truncate.offsets`, the request a client sends.
+    pub async fn truncate_partitions(
+        &self,
+        topic: &str,
+        offsets: &[(i32, i64)],
+        within: Duration,
+    ) -> Result<(), ControllerError> {
+        use kafka_protocol::messages::incremental_alter_configs_request as iac;
+        let value = offsets
+            .iter()
+            .map(|(p, o)| format!("{p}:{o}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.call(
+            within,
+            || async {
+                self.quorum
+                    .truncate_partitions(topic.to_string(), offsets.to_vec())
+                    .await
+                    .map(|_| ())
+            },
+            |_| {
+                IncrementalAlterConfigsRequest::default().with_resources(vec![
+                    iac::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(str_bytes(topic))
+                        .with_configs(vec![iac::AlterableConfig::default()
+                            .with_name(str_bytes(strata_kafka::failover::TRUNCATE_OFFSETS_CONFIG))
+                            .with_config_operation(0)
+                            .with_value(Some(str_bytes(&value)))]),
+                ])
+            },
+            |r: IncrementalAlterConfigsResponse| {
                 only_result(
                     r.responses
                         .first()

@@ -3,13 +3,15 @@
 //! partitions with the metadata image (leader / follower / removed), the replica fetchers that
 //! keep its follower partitions in step with their leaders (within the replication throttles),
 //! the ISR upkeep of the partitions it leads, and the end offsets of partitions hosted
-//! elsewhere that the groups it coordinates committed on (for the lag metric).
+//! elsewhere that the groups it coordinates committed on (for the lag metric) or that a tail
+//! truncation names (`log_bounds`).
 
 pub mod end_offsets;
 pub mod fetcher;
 pub mod isr;
 pub mod lifecycle;
 pub mod link;
+pub mod log_bounds;
 pub mod reconcile;
 pub mod throttle;
 

@@ -2,8 +2,10 @@
 //! opens the logs of partitions it is a replica of, becomes leader or follower at the image's
 //! leader epoch (followers are handed to the fetcher of their leader), loads the consumer
 //! groups of the offsets partitions it leads and unloads the others, applies changed topic
-//! configs, and deletes the logs of partitions it no longer hosts — only once its own
-//! registration is in the image, so a stale image never deletes data.
+//! configs, applies a partition's tail truncation (`strata.mirror.truncate.offsets`) before it
+//! takes the role of the truncation's leader epoch, follows the failover write fence
+//! (`crate::write_fence`), and deletes the logs of partitions it no longer hosts — only once
+//! its own registration is in the image, so a stale image never deletes data.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -40,6 +42,7 @@ pub async fn run(broker: Arc<Broker>, fetchers: Arc<Fetchers>) {
 pub fn apply(broker: &Broker, fetchers: &Fetchers, image: &MetadataImage) {
     let me = broker.config.node_id;
     let now = now_ms();
+    broker.write_fence.follow(&image.cluster_configs);
     let mut assigned: BTreeSet<TopicPartition> = BTreeSet::new();
     let mut follow: Vec<(i32, TopicPartition)> = Vec::new();
     for topic in image.topics.values() {
@@ -78,6 +81,16 @@ pub fn apply(broker: &Broker, fetchers: &Fetchers, image: &MetadataImage) {
             let Some(part) = broker.partitions.get(&topic.name, *index) else {
                 continue;
             };
+            // Before the role: a leader must not serve the truncated tail at the new epoch.
+            if let Some(t) = p.truncation {
+                match part.apply_truncation(t) {
+                    Ok(true) => tracing::info!(topic = %topic.name, partition = index,
+                        offset = t.offset, leader_epoch = t.leader_epoch, "tail truncated"),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(topic = %topic.name, partition = index,
+                        error = %e, "tail truncation failed"),
+                }
+            }
             if p.leader == me {
                 if part.make_leader(p.leader_epoch, p.partition_epoch, &p.replicas, &p.isr, now) {
                     tracing::info!(topic = %topic.name, partition = index,

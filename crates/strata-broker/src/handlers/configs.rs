@@ -1,7 +1,9 @@
 //! Configuration APIs: DescribeConfigs (topics and the broker), AlterConfigs and
 //! IncrementalAlterConfigs (topics, and the dynamic broker configs of one broker or the cluster
-//! default: the replication throttles and unclean leader election; other broker configs are
-//! static). Every value is validated before anything changes; a refused request changes
+//! default: the replication throttles, unclean leader election and, cluster-wide only, the
+//! failover's write fence and mandate; other broker configs are static). On a mirror target,
+//! IncrementalAlterConfigs of `strata.mirror.truncate.offsets` is an action (a tail
+//! truncation through the controller), never a stored config. Every value is validated before anything changes; a refused request changes
 //! nothing. Changes go to the active controller and are kept in the metadata log.
 
 use std::collections::BTreeMap;
@@ -16,15 +18,18 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use strata_kafka::failover::{MANDATE_EXPIRY_CONFIG, TRUNCATE_OFFSETS_CONFIG, WRITE_FENCE_CONFIG};
 use strata_kafka::properties::ValueType;
 
 use crate::broker::Broker;
 use crate::cluster::link::ConfigTarget;
+use crate::cluster::log_bounds::log_bounds;
 use crate::cluster::throttle::{FOLLOWER_THROTTLED_RATE, LEADER_THROTTLED_RATE};
 use crate::handlers::api_versions::ListenerKind;
 use crate::handlers::controller::{error_code, error_message};
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes, Refusal};
+use crate::mirror_target;
 use crate::topic_config::{self, TOPIC_CONFIGS};
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -48,7 +53,13 @@ pub const DYNAMIC_BROKER_CONFIGS: &[(&str, ValueType)] = &[
         ValueType::Long,
     ),
     ("unclean.leader.election.enable", ValueType::Boolean),
+    (WRITE_FENCE_CONFIG, ValueType::String),
+    (MANDATE_EXPIRY_CONFIG, ValueType::Long),
 ];
+
+/// Dynamic broker configs that exist only cluster-wide (on the default broker resource): the
+/// failover's write fence and mandate (`crate::write_fence`) fence the whole cluster or nothing.
+const CLUSTER_WIDE_ONLY: &[&str] = &[WRITE_FENCE_CONFIG, MANDATE_EXPIRY_CONFIG];
 
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -279,6 +290,12 @@ async fn apply_broker_configs(
     change(&mut configs)?;
     for (k, v) in &configs {
         validate_broker_config(k, v)?;
+        if matches!(target, ConfigTarget::Broker(_)) && CLUSTER_WIDE_ONLY.contains(&k.as_str()) {
+            return Err((
+                code::INVALID_REQUEST,
+                format!("{k} is cluster-wide: set it on the cluster default broker resource (--entity-default), not on broker {name}"),
+            ));
+        }
     }
     if validate_only {
         return Ok(());
@@ -477,6 +494,85 @@ fn config_kind(broker: &Broker, resource_type: i8, key: &str) -> Option<(ValueTy
     topic_config::lookup(key).map(|d| (d.kind, topic_config::default_value(key, &broker.config)))
 }
 
+/// `strata.mirror.truncate.offsets` on a topic: an action, not a config (see
+/// [`crate::mirror_target`]). Checked here — the only change of the resource, a SET, on a
+/// mirror target, each offset within the leader's log — then ordered through the active
+/// controller; returns once this broker applied the controller's change (each replica
+/// truncates as it applies it). On the controller listener the request was forwarded by a
+/// broker that checked the offsets against the leaders' logs.
+async fn truncate_tail(
+    broker: &Broker,
+    ctx: &RequestContext,
+    r: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let topic = r.resource_name.as_str();
+    let [c] = r.configs.as_slice() else {
+        return Err((
+            code::INVALID_REQUEST,
+            format!("{TRUNCATE_OFFSETS_CONFIG} is an action: it cannot be combined with other config changes"),
+        ));
+    };
+    if c.config_operation != OP_SET {
+        return Err((
+            code::INVALID_CONFIG,
+            format!(
+                "{TRUNCATE_OFFSETS_CONFIG} is an action and never stored: only SET applies to it"
+            ),
+        ));
+    }
+    let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+    let offsets = mirror_target::parse_truncation(&value).map_err(|m| (code::INVALID_CONFIG, m))?;
+    let forwarded = ctx.listener == ListenerKind::Controller;
+    if forwarded && !broker.quorum.is_active() {
+        return Err((
+            code::NOT_CONTROLLER,
+            "This node is not the active controller.".into(),
+        ));
+    }
+    let image = broker.image();
+    let Some(meta) = image.topics.get(topic) else {
+        return Err((
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("Topic {topic} does not exist"),
+        ));
+    };
+    let bounds = if forwarded {
+        // Checked by the forwarding broker; the controller checks the partitions exist.
+        offsets.iter().map(|(p, _)| (*p, (0, i64::MAX))).collect()
+    } else {
+        let partitions: Vec<i32> = offsets.iter().map(|(p, _)| *p).collect();
+        log_bounds(broker, topic, &partitions).await?
+    };
+    mirror_target::check_truncation(topic, &meta.configs, &offsets, |p| bounds.get(&p).copied())
+        .map_err(|m| (code::INVALID_CONFIG, m))?;
+    if validate_only {
+        return Ok(());
+    }
+    let epochs: BTreeMap<i32, i32> = offsets
+        .iter()
+        .filter_map(|(p, _)| Some((*p, meta.partitions.get(p)?.leader_epoch)))
+        .collect();
+    let within = broker.admin_timeout();
+    broker
+        .link
+        .truncate_partitions(topic, &offsets, within)
+        .await
+        .map_err(|e| (error_code(&e), error_message(&e)))?;
+    tracing::info!(topic, value = %value, "tail truncation ordered");
+    broker
+        .await_image(within, |img| {
+            offsets.iter().all(|(p, o)| {
+                img.partition(topic, *p).is_none_or(|s| {
+                    s.leader_epoch > epochs.get(p).copied().unwrap_or(-1)
+                        && s.truncation.is_some_and(|t| t.offset == *o)
+                })
+            })
+        })
+        .await;
+    Ok(())
+}
+
 pub async fn incremental_alter_configs(
     broker: &Broker,
     req: IncrementalAlterConfigsRequest,
@@ -486,6 +582,22 @@ pub async fn incremental_alter_configs(
     let mut responses = Vec::new();
     for r in req.resources {
         let resource_type = r.resource_type;
+        if resource_type == RESOURCE_TOPIC
+            && r.configs
+                .iter()
+                .any(|c| c.name.as_str() == TRUNCATE_OFFSETS_CONFIG)
+        {
+            let outcome = truncate_tail(broker, ctx, &r, req.validate_only).await;
+            let (code, message) = outcome.err().unwrap_or((code::NONE, String::new()));
+            responses.push(
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+                    .with_error_code(code)
+                    .with_error_message((code != 0).then(|| str_bytes(message))),
+            );
+            continue;
+        }
         let outcome = apply_configs(
             broker,
             ctx,

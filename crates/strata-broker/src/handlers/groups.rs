@@ -2,7 +2,8 @@
 //! `__consumer_offsets` partition) and the classic group protocol, delegated to the
 //! `strata-group` coordinator after the checks Kafka makes against the cluster's topics; the
 //! coordinator answers NOT_COORDINATOR for groups of partitions this broker does not lead.
-//! Transaction coordinators are not served.
+//! Transaction coordinators are not served. A write-fenced cluster refuses the group writes of
+//! ordinary clients (see [`fenced_group_write`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +20,8 @@ use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::handlers::metadata::live_endpoints;
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
+use crate::write_fence;
+use strata_kafka::now_ms;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
@@ -145,12 +148,39 @@ pub async fn find_coordinator(
         .with_port(port)
 }
 
+/// The error a group write gets on a write-fenced cluster (`crate::write_fence`), None when it
+/// may proceed. COORDINATOR_NOT_AVAILABLE, because both client families treat it as "find the
+/// coordinator again and retry" without giving up on the group: the Java consumer marks the
+/// coordinator unknown and retries JoinGroup / SyncGroup after FindCoordinator, and an
+/// OffsetCommit failure with it is a RetriableCommitFailedException (commitSync retries until
+/// its timeout); librdkafka re-queries the coordinator and retries the join and the commit.
+/// (REBALANCE_IN_PROGRESS would be a protocol lie outside a rebalance and makes the Java
+/// consumer rejoin at once, in a tight loop.) The consumer stays in its group on the side it
+/// is, and resumes once it re-bootstraps to the active cluster or the fence is lifted.
+/// `offsets` marks an OffsetCommit: the failover's own clients may still commit (the final
+/// checkpoint writes the group offsets onto the fenced standby).
+fn fenced_group_write(broker: &Broker, ctx: &RequestContext, offsets: bool) -> Option<i16> {
+    broker.write_fence.check(now_ms)?;
+    if offsets && write_fence::may_commit_offsets(ctx.client_id()) {
+        return None;
+    }
+    Some(code::COORDINATOR_NOT_AVAILABLE)
+}
+
 pub async fn join_group(
     broker: &Broker,
     req: JoinGroupRequest,
     version: i16,
     ctx: &RequestContext,
 ) -> JoinGroupResponse {
+    if let Some(error) = fenced_group_write(broker, ctx, false) {
+        return JoinGroupResponse::default()
+            .with_error_code(error)
+            .with_generation_id(-1)
+            .with_member_id(req.member_id)
+            // Nullable from v7; earlier versions encode a missing protocol as "".
+            .with_protocol_name((version < 7).then(|| str_bytes("")));
+    }
     let client = strata_group::ClientInfo {
         client_id: ctx.client_id().to_string(),
         client_host: format!("/{}", ctx.peer.ip()),
@@ -162,8 +192,11 @@ pub async fn sync_group(
     broker: &Broker,
     req: SyncGroupRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> SyncGroupResponse {
+    if let Some(error) = fenced_group_write(broker, ctx, false) {
+        return SyncGroupResponse::default().with_error_code(error);
+    }
     broker.groups.sync_group(req, version).await
 }
 
@@ -193,8 +226,29 @@ pub async fn offset_commit(
     broker: &Broker,
     mut req: OffsetCommitRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> OffsetCommitResponse {
+    if let Some(error) = fenced_group_write(broker, ctx, true) {
+        return OffsetCommitResponse::default().with_topics(
+            req.topics
+                .into_iter()
+                .map(|t| {
+                    let partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(error)
+                        })
+                        .collect();
+                    OffsetCommitResponseTopic::default()
+                        .with_name(t.name)
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    }
     let mut answered: Vec<OffsetCommitResponseTopic> = Vec::new();
     for topic in &mut req.topics {
         let partitions = broker

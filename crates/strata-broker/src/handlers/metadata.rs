@@ -1,6 +1,7 @@
 //! Metadata: brokers, controller, topics with their partitions, leaders and in-sync replicas.
 //! Creates requested topics that do not exist when `auto.create.topics.enable` and the client
-//! allow it, with `num.partitions` and `default.replication.factor`.
+//! allow it, with `num.partitions` and `default.replication.factor`. A write-fenced cluster
+//! (`crate::write_fence`) answers v13+ from ordinary clients with REBOOTSTRAP_REQUIRED.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,8 @@ use uuid::Uuid;
 use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
+use crate::write_fence;
+use strata_kafka::now_ms;
 
 /// "Not requested" marker for authorized-operations fields.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
@@ -35,6 +38,21 @@ pub async fn handle(
                 .with_rack(rack.map(str_bytes))
         })
         .collect();
+
+    // A fenced cluster sends ordinary clients back to their bootstrap servers (KIP-1102); the
+    // top-level error exists from v13 on, older clients learn of the fence from Produce.
+    if version >= 13 && !write_fence::sees_metadata(ctx.client_id()) {
+        if let Some(fenced) = broker.write_fence.check(now_ms) {
+            // Metadata has no error message: the reason goes to the log.
+            tracing::debug!(client_id = ctx.client_id(), reason = %fenced.message(), "metadata answered REBOOTSTRAP_REQUIRED");
+            return MetadataResponse::default()
+                .with_brokers(brokers)
+                .with_cluster_id(Some(str_bytes(broker.cluster_id())))
+                .with_controller_id(BrokerId(controller_id(broker, &image)))
+                .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
+                .with_error_code(code::REBOOTSTRAP_REQUIRED);
+        }
+    }
 
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested: Option<Vec<(Option<String>, Uuid)>> = match req.topics {

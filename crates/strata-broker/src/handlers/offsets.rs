@@ -26,6 +26,9 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
+/// ListOffsets' replica id of a consumer; any other (a broker, or -2 for debugging) is told the
+/// log end offset as the latest offset, as Kafka does (isolation applies to clients only).
+const CONSUMER_REPLICA_ID: i32 = -1;
 
 pub async fn list_offsets(
     broker: &Broker,
@@ -33,6 +36,7 @@ pub async fn list_offsets(
     version: i16,
     _ctx: &RequestContext,
 ) -> ListOffsetsResponse {
+    let from_client = req.replica_id.0 == CONSUMER_REPLICA_ID;
     let topics = req
         .topics
         .into_iter()
@@ -55,7 +59,8 @@ pub async fn list_offsets(
                     }
                     let epoch = part.leader_epoch();
                     let found = match p.timestamp {
-                        LATEST => Ok(Some((part.high_watermark(), -1))),
+                        LATEST if from_client => Ok(Some((part.high_watermark(), -1))),
+                        LATEST => Ok(Some((part.log_end_offset(), -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((part.log_start_offset(), -1))),
                         LATEST_TIERED => Ok(Some((-1, -1))),
                         MAX_TIMESTAMP => part.log.max_timestamp(),

@@ -5,7 +5,8 @@
 //! completes when the high watermark passes the batch (REQUEST_TIMED_OUT at `timeout_ms`,
 //! NOT_LEADER_OR_FOLLOWER if leadership moves meanwhile). Mirror targets
 //! (`strata.mirror.source`) take offset-preserving appends from strata-mirror only (see
-//! [`crate::mirror_target`]).
+//! [`crate::mirror_target`]). A write-fenced cluster (`crate::write_fence`) answers every
+//! partition NOT_LEADER_OR_FOLLOWER, except to the mirror.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use crate::handlers::{code, str_bytes};
 use crate::metrics;
 use crate::mirror_target::{self, ProduceMode};
 use crate::partition::Partition;
+use crate::write_fence::{self, Fenced};
 
 /// One partition's append, prepared on the request path and run on the blocking pool.
 struct Job {
@@ -40,6 +42,14 @@ pub async fn handle(
     ctx: &RequestContext,
 ) -> ProduceResponse {
     let acks = req.acks;
+    // Once per request: an atomic load (and a clock read while a mandate is set).
+    let fenced = broker
+        .write_fence
+        .check(now_ms)
+        .filter(|_| !write_fence::may_produce(ctx.client_id()));
+    if let Some(fenced) = fenced {
+        return fenced_response(req, &fenced);
+    }
     let image = broker.image();
     let mut out: Vec<(String, uuid::Uuid, Vec<PartitionProduceResponse>)> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
@@ -221,6 +231,38 @@ pub async fn handle(
                 TopicProduceResponse::default()
                     .with_name(TopicName(str_bytes(name)))
                     .with_topic_id(id)
+                    .with_partition_responses(partitions)
+            })
+            .collect(),
+    )
+}
+
+/// Every partition of a fenced cluster answers NOT_LEADER_OR_FOLLOWER: clients keep the
+/// records, refresh their metadata (Metadata v13+ tells the Java client to re-bootstrap) and
+/// retry until their delivery timeout, so nothing is lost if they re-bootstrap to the active
+/// cluster in time and nothing is appended here.
+fn fenced_response(req: ProduceRequest, fenced: &Fenced) -> ProduceResponse {
+    let message = str_bytes(fenced.message());
+    ProduceResponse::default().with_responses(
+        req.topic_data
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partition_data
+                    .iter()
+                    .map(|pd| {
+                        PartitionProduceResponse::default()
+                            .with_index(pd.index)
+                            .with_base_offset(-1)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(-1)
+                            .with_error_code(code::NOT_LEADER_OR_FOLLOWER)
+                            .with_error_message(Some(message.clone()))
+                    })
+                    .collect();
+                TopicProduceResponse::default()
+                    .with_name(t.name)
+                    .with_topic_id(t.topic_id)
                     .with_partition_responses(partitions)
             })
             .collect(),

@@ -1,0 +1,670 @@
+//! The engine's Kafka-side actions, over the public Kafka protocol and Strata's failover
+//! extensions (`strata_kafka::failover`): probes, lag, fences and mandates, the final
+//! checkpoint, promotion and the quarantine of a divergent tail. The driver runs the other
+//! actions itself (stopping and starting the mirror, pointing discovery).
+//!
+//! [`FlowSides`] is built from the flow as the mirror runs it source → target; a mirror from
+//! the target back to the source is the same flow with its ends swapped
+//! ([`FlowSides::direction`]). Failover keeps topic names (`Identity` naming): promoting or
+//! quarantining a `Prefixed` flow is refused.
+//!
+//! A cluster that refuses Strata's fence config is *foreign* (Apache Kafka): it is fenced with
+//! a DENY WRITE ACL for every principal on every topic when the flow allows it
+//! (`fenceForeignClusterWithAcl`), which needs an authorizer on that cluster; otherwise its
+//! fence stays unconfirmed and the engine waits for what it can prove instead.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_client::{
+    AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType, Client, ClientConfig,
+    ConfigOp, Error, FetchPartitionSpec, FetchRequestSpec, NewTopic, OffsetSpec, ProducerConfig,
+    ProducerRecord,
+};
+use strata_flow::{NamingMode, OffsetMode};
+use strata_kafka::failover::{
+    divergent_topic, DIVERGENT_OFFSET_HEADER, MANDATE_EXPIRY_CONFIG, TRUNCATE_OFFSETS_CONFIG,
+    WRITE_FENCE_CONFIG,
+};
+use strata_kafka::preserve::MIRROR_SOURCE_CONFIG;
+use strata_mirror::{Mirror, MirrorConfig, ReplicationPolicy, TopicSelection};
+
+use crate::engine::{name, other, Action, Offsets, Outcome, Side};
+
+/// The client id of the engine's connections. The write fence lets it through for the
+/// records it copies into quarantine topics, as it lets the mirror through.
+pub const CLIENT_ID: &str = "strata-mirror-failover";
+
+/// Kafka's error codes the actions tell apart.
+const INVALID_CONFIG: i16 = 40;
+const INVALID_REQUEST: i16 = 42;
+const SECURITY_DISABLED: i16 = 54;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+
+/// The two clusters of a flow and what the flow mirrors.
+#[derive(Debug, Clone)]
+pub struct FlowSides {
+    /// The flow as it runs from source to target.
+    pub config: MirrorConfig,
+    /// How long one probe may take.
+    pub probe_timeout: Duration,
+    /// Fence a foreign cluster with a DENY WRITE ACL.
+    pub fence_foreign_with_acl: bool,
+}
+
+impl FlowSides {
+    pub fn new(config: MirrorConfig) -> Self {
+        FlowSides {
+            fence_foreign_with_acl: false,
+            probe_timeout: Duration::from_secs(5),
+            config,
+        }
+    }
+
+    /// The flow as the mirror runs it from `from` to the other side.
+    pub fn direction(&self, from: Side) -> MirrorConfig {
+        let mut c = self.config.clone();
+        if from == Side::Target {
+            std::mem::swap(&mut c.source, &mut c.target);
+        }
+        c
+    }
+
+    fn client_config(&self, side: Side) -> ClientConfig {
+        let mut c = match side {
+            Side::Source => self.config.source_client(),
+            Side::Target => self.config.target_client(),
+        };
+        c.client_id = CLIENT_ID.to_string();
+        c.request_timeout = c.request_timeout.min(Duration::from_secs(10));
+        c.connect_timeout = c.connect_timeout.min(Duration::from_secs(5));
+        c.retries = c.retries.min(3);
+        c
+    }
+
+    /// A connection to `side`.
+    pub async fn connect(&self, side: Side) -> Result<Client, Error> {
+        Client::connect(self.client_config(side)).await
+    }
+
+    fn alias(&self, side: Side) -> &str {
+        match side {
+            Side::Source => &self.config.source.alias,
+            Side::Target => &self.config.target.alias,
+        }
+    }
+
+    /// Whether `side` answers Metadata, DescribeCluster and ListOffsets (of one mirrored
+    /// partition, if there is one) within the probe timeout.
+    pub async fn probe(&self, side: Side) -> bool {
+        let probe = async {
+            let client = self.connect(side).await?;
+            let meta = client.metadata(None).await?;
+            client.describe_cluster().await?;
+            let selection = self.selection()?;
+            if let Some(t) = meta
+                .topics
+                .values()
+                .find(|t| selection.matches(&t.name) && !t.partitions.is_empty())
+            {
+                client
+                    .list_offsets(&t.name, &[t.partitions[0].partition], OffsetSpec::Latest)
+                    .await?;
+            }
+            Ok::<_, Error>(())
+        };
+        match tokio::time::timeout(self.probe_timeout, probe).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::info!(side = name(side), error = %e, "probe failed");
+                false
+            }
+            Err(_) => {
+                tracing::info!(side = name(side), timeout = ?self.probe_timeout, "probe timed out");
+                false
+            }
+        }
+    }
+
+    fn selection(&self) -> Result<TopicSelection, Error> {
+        TopicSelection::compile(&self.config.topics).map_err(|e| Error::Protocol(e.to_string()))
+    }
+
+    /// The mirrored topics present on `side` with their partition counts: those the flow's
+    /// filter selects, minus internal, bookkeeping and quarantine topics.
+    pub async fn mirrored_topics(&self, client: &Client) -> Result<BTreeMap<String, i32>, Error> {
+        let selection = self.selection()?;
+        let meta = client.metadata(None).await?;
+        Ok(meta
+            .topics
+            .values()
+            .filter(|t| !t.internal && is_mirrorable(&t.name) && selection.matches(&t.name))
+            .map(|t| (t.name.clone(), t.partitions.len() as i32))
+            .collect())
+    }
+
+    /// End offsets of every mirrored topic on `client`'s cluster.
+    async fn end_offsets(&self, client: &Client) -> Result<Offsets, Error> {
+        let mut out = Offsets::new();
+        for (topic, partitions) in self.mirrored_topics(client).await? {
+            let parts: Vec<i32> = (0..partitions).collect();
+            let ends = client
+                .list_offsets(&topic, &parts, OffsetSpec::Latest)
+                .await?;
+            out.insert(
+                topic,
+                parts
+                    .iter()
+                    .map(|p| ends.get(p).map_or(0, |o| o.offset))
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Records on `from` not yet copied to the other side: per partition, `from`'s end minus
+    /// the other side's end (`Preserve`, same offsets on both sides) or minus the mirror's
+    /// committed progress on `from` (`Translate`).
+    pub async fn lag(&self, from: Side) -> Result<i64, Error> {
+        let src = self.connect(from).await?;
+        let ends = self.end_offsets(&src).await?;
+        let done: BTreeMap<(String, i32), i64> = match self.config.offsets {
+            OffsetMode::Preserve => {
+                let dst = self.connect(other(from)).await?;
+                let mut done = BTreeMap::new();
+                for (topic, theirs) in self.end_offsets(&dst).await? {
+                    for (p, end) in theirs.into_iter().enumerate() {
+                        done.insert((topic.clone(), p as i32), end);
+                    }
+                }
+                done
+            }
+            OffsetMode::Translate => {
+                src.admin()
+                    .fetch_group_offsets(&self.progress_group(from))
+                    .await?
+            }
+        };
+        Ok(ends
+            .iter()
+            .flat_map(|(topic, ends)| {
+                let done = &done;
+                ends.iter().enumerate().map(move |(p, end)| {
+                    let copied = done.get(&(topic.clone(), p as i32)).copied().unwrap_or(0);
+                    (end - copied).max(0)
+                })
+            })
+            .sum())
+    }
+
+    /// The consumer group in which the mirror from `from` commits its progress on `from`.
+    fn progress_group(&self, from: Side) -> String {
+        let c = self.direction(from);
+        ReplicationPolicy::new(c.naming, &c.source.alias, &c.target.alias).progress_group()
+    }
+
+    /// Runs one of the engine's Kafka-side actions. The driver's own actions (mirror,
+    /// discovery) and the waits are not for this function and fail.
+    pub async fn run(&self, action: &Action) -> Outcome {
+        let result = match action {
+            Action::RenewMandate { side, until_ms } => self
+                .renew_mandate(*side, *until_ms)
+                .await
+                .map(|_| Outcome::Done),
+            Action::Fence { side, id } => self.fence(*side, id).await,
+            Action::CheckDrained { from, .. } => {
+                self.lag(*from).await.map(|lag| Outcome::Drained { lag })
+            }
+            Action::FinalCheckpoint { from, .. } => Mirror::checkpoint_once(self.direction(*from))
+                .await
+                .map(|n| {
+                    tracing::info!(from = name(*from), groups = n, "final checkpoint written");
+                    Outcome::Done
+                })
+                .map_err(|e| Error::Protocol(e.to_string())),
+            Action::Promote {
+                side,
+                id,
+                mandate_until_ms,
+            } => self.promote(*side, id, *mandate_until_ms).await,
+            Action::Quarantine {
+                side,
+                id,
+                offsets,
+                truncate,
+            } => self.quarantine(*side, id, offsets, *truncate).await,
+            other => Err(Error::Protocol(format!(
+                "{other:?} is the driver's action, not a Kafka one"
+            ))),
+        };
+        result.unwrap_or_else(|e| Outcome::Failed(e.to_string()))
+    }
+
+    async fn renew_mandate(&self, side: Side, until_ms: i64) -> Result<(), Error> {
+        let client = self.connect(side).await?;
+        let ops = [ConfigOp::Set(
+            MANDATE_EXPIRY_CONFIG.into(),
+            until_ms.to_string(),
+        )];
+        match client
+            .admin()
+            .incremental_alter_broker_configs(None, &ops)
+            .await
+        {
+            // A foreign cluster has no mandates: nothing to renew.
+            Err(e) if is_unknown_config(&e) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn fence(&self, side: Side, id: &str) -> Result<Outcome, Error> {
+        let client = self.connect(side).await?;
+        let ops = [ConfigOp::Set(WRITE_FENCE_CONFIG.into(), id.to_string())];
+        match client
+            .admin()
+            .incremental_alter_broker_configs(None, &ops)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(side = name(side), id, "write fence set");
+                Ok(Outcome::Fenced { confirmed: true })
+            }
+            Err(e) if is_unknown_config(&e) => {
+                if !self.fence_foreign_with_acl {
+                    tracing::warn!(
+                        side = name(side),
+                        "foreign cluster: not fenced (fenceForeignClusterWithAcl is off)"
+                    );
+                    return Ok(Outcome::Fenced { confirmed: false });
+                }
+                match client.admin().create_acls(&[deny_all_writes()]).await {
+                    Ok(()) => Ok(Outcome::Fenced { confirmed: true }),
+                    Err(e) if e.code() == Some(SECURITY_DISABLED) => {
+                        tracing::warn!(
+                            side = name(side),
+                            "foreign cluster without an authorizer: not fenced"
+                        );
+                        Ok(Outcome::Fenced { confirmed: false })
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn require_identity(&self) -> Result<(), Error> {
+        match self.config.naming {
+            NamingMode::Identity => Ok(()),
+            _ => Err(Error::Protocol("failover needs Identity naming: clients must find the same topic names on both sides".into())),
+        }
+    }
+
+    async fn promote(
+        &self,
+        side: Side,
+        id: &str,
+        mandate_until_ms: Option<i64>,
+    ) -> Result<Outcome, Error> {
+        self.require_identity()?;
+        let client = self.connect(side).await?;
+        let admin = client.admin();
+        let topics = self.mirrored_topics(&client).await?;
+        if self.config.offsets == OffsetMode::Preserve {
+            for topic in topics.keys() {
+                let configs = admin.describe_topic_configs(topic).await?;
+                if configs
+                    .iter()
+                    .any(|c| c.name == MIRROR_SOURCE_CONFIG && c.value.is_some())
+                {
+                    admin
+                        .incremental_alter_topic_configs(
+                            topic,
+                            &[ConfigOp::Delete(MIRROR_SOURCE_CONFIG.into())],
+                        )
+                        .await?;
+                }
+            }
+        }
+        let mut ops = vec![ConfigOp::Delete(WRITE_FENCE_CONFIG.into())];
+        ops.push(match mandate_until_ms {
+            Some(until) => ConfigOp::Set(MANDATE_EXPIRY_CONFIG.into(), until.to_string()),
+            None => ConfigOp::Delete(MANDATE_EXPIRY_CONFIG.into()),
+        });
+        match admin.incremental_alter_broker_configs(None, &ops).await {
+            Ok(()) => {}
+            Err(e) if is_unknown_config(&e) => {
+                if self.fence_foreign_with_acl {
+                    match admin.delete_acls(&[deny_all_writes()]).await {
+                        Ok(_) => {}
+                        Err(e) if e.code() == Some(SECURITY_DISABLED) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        tracing::info!(side = name(side), id, topics = topics.len(), "promoted");
+        Ok(Outcome::Promoted {
+            end_offsets: self.end_offsets(&client).await?,
+        })
+    }
+
+    /// Makes `side` a mirror target of the other side again: the records it holds past where
+    /// the other side took over are copied to `<topic>.divergent.<id>` (each with its offset
+    /// in the header [`DIVERGENT_OFFSET_HEADER`]; a copy cut short resumes after the last
+    /// record it holds) and, with `truncate`, cut off its log on every replica.
+    ///
+    /// Where the tail begins: in `Preserve` mode the other side's end offsets when it was
+    /// promoted (`offsets`), which is where the two logs part; in `Translate` mode the
+    /// mirror's last committed progress on `side`. A `Translate` rejoin also sets the reverse
+    /// mirror's starting point on the new active side to `offsets`, so it copies only records
+    /// written there after the promotion.
+    async fn quarantine(
+        &self,
+        side: Side,
+        id: &str,
+        offsets: &Offsets,
+        truncate: bool,
+    ) -> Result<Outcome, Error> {
+        self.require_identity()?;
+        let client = self.connect(side).await?;
+        let admin = client.admin();
+        let topics = self.mirrored_topics(&client).await?;
+        let starts: Offsets = match self.config.offsets {
+            OffsetMode::Preserve => offsets.clone(),
+            OffsetMode::Translate => {
+                let committed = admin
+                    .fetch_group_offsets(&self.progress_group(side))
+                    .await?;
+                topics
+                    .iter()
+                    .map(|(t, n)| {
+                        (
+                            t.clone(),
+                            (0..*n)
+                                .map(|p| committed.get(&(t.clone(), p)).copied().unwrap_or(0))
+                                .collect(),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        let mut divergent = 0i64;
+        let mut partitions = Vec::new();
+        let mut cuts: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
+        for (topic, count) in &topics {
+            if self.config.offsets == OffsetMode::Preserve {
+                let configs = admin.describe_topic_configs(topic).await?;
+                if !configs
+                    .iter()
+                    .any(|c| c.name == MIRROR_SOURCE_CONFIG && c.value.is_some())
+                {
+                    let alias = self.alias(other(side)).to_string();
+                    admin
+                        .incremental_alter_topic_configs(
+                            topic,
+                            &[ConfigOp::Set(MIRROR_SOURCE_CONFIG.into(), alias)],
+                        )
+                        .await?;
+                }
+            }
+            let parts: Vec<i32> = (0..*count).collect();
+            let ends = client
+                .list_offsets(topic, &parts, OffsetSpec::Latest)
+                .await?;
+            for p in parts {
+                let end = ends.get(&p).map_or(0, |o| o.offset);
+                // A topic the other side did not have at promotion diverges entirely.
+                let start = starts
+                    .get(topic)
+                    .and_then(|s| s.get(p as usize))
+                    .copied()
+                    .unwrap_or(0);
+                if end <= start {
+                    continue;
+                }
+                let copied = self.copy_tail(&client, topic, p, start, end, id).await?;
+                divergent += copied;
+                partitions.push(format!("{topic}-{p}: {copied}"));
+                cuts.entry(topic.clone()).or_default().push((p, start));
+            }
+        }
+        let mut truncated = cuts.is_empty();
+        if truncate && !cuts.is_empty() {
+            for (topic, cuts) in &cuts {
+                let value = cuts
+                    .iter()
+                    .map(|(p, o)| format!("{p}:{o}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                admin
+                    .incremental_alter_topic_configs(
+                        topic,
+                        &[ConfigOp::Set(TRUNCATE_OFFSETS_CONFIG.into(), value)],
+                    )
+                    .await?;
+            }
+            truncated = true;
+        }
+        if self.config.offsets == OffsetMode::Translate {
+            // The reverse mirror starts where the new active side was at promotion.
+            let active = self.connect(other(side)).await?;
+            let group = self.progress_group(other(side));
+            let have = active.admin().fetch_group_offsets(&group).await?;
+            let start: BTreeMap<(String, i32), i64> = offsets
+                .iter()
+                .flat_map(|(t, ends)| {
+                    ends.iter()
+                        .enumerate()
+                        .map(move |(p, e)| ((t.clone(), p as i32), *e))
+                })
+                .filter(|(k, _)| !have.contains_key(k))
+                .collect();
+            if !start.is_empty() {
+                active.admin().commit_group_offsets(&group, &start).await?;
+            }
+        }
+        tracing::info!(
+            side = name(side),
+            id,
+            divergent,
+            truncated,
+            "divergent tail quarantined"
+        );
+        Ok(Outcome::Quarantined {
+            divergent,
+            truncated,
+            partitions,
+        })
+    }
+
+    /// Copies records `[start, end)` of `topic`-`partition` to the partition of the same
+    /// number of its quarantine topic, resuming after the last record already copied there.
+    /// Returns the records of the tail (copied now or before).
+    async fn copy_tail(
+        &self,
+        client: &Client,
+        topic: &str,
+        partition: i32,
+        start: i64,
+        end: i64,
+        id: &str,
+    ) -> Result<i64, Error> {
+        let quarantine = divergent_topic(topic, id);
+        let partitions = client
+            .metadata(Some(&[topic.to_string()]))
+            .await?
+            .topics
+            .get(topic)
+            .map_or(1, |t| t.partitions.len() as i32);
+        let mut new = NewTopic::new(&quarantine);
+        new.partitions = Some(partitions);
+        match client.admin().create_topic(&new).await {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(TOPIC_ALREADY_EXISTS) => {}
+            Err(e) => return Err(e),
+        }
+        let resume = self
+            .last_copied(client, &quarantine, partition)
+            .await?
+            .map_or(start, |o| o + 1)
+            .max(start);
+        let mut counted = self
+            .count_records(client, topic, partition, start, resume)
+            .await?;
+        let producer = client.producer(ProducerConfig::default());
+        let mut at = resume;
+        while at < end {
+            let fetched = client
+                .fetch(FetchRequestSpec::new([FetchPartitionSpec {
+                    topic: topic.to_string(),
+                    partition,
+                    offset: at,
+                }]))
+                .await?;
+            let Some(part) = fetched.partitions.into_values().next() else {
+                break;
+            };
+            if let Some(e) = part.error {
+                return Err(e);
+            }
+            let before = at;
+            for r in part
+                .records
+                .into_iter()
+                .filter(|r| r.offset >= before && r.offset < end)
+            {
+                let mut headers = r.headers.clone();
+                headers.retain(|(k, _)| k != DIVERGENT_OFFSET_HEADER);
+                headers.push((
+                    DIVERGENT_OFFSET_HEADER.to_string(),
+                    Some(Bytes::from(r.offset.to_string())),
+                ));
+                let delivery = producer
+                    .send(ProducerRecord {
+                        topic: quarantine.clone(),
+                        partition,
+                        key: r.key.clone(),
+                        value: r.value.clone(),
+                        headers,
+                        timestamp: r.timestamp,
+                    })
+                    .await?;
+                delivery.await?;
+                counted += 1;
+                at = r.offset + 1;
+            }
+            if at == before {
+                at = part.next_offset.max(at + 1).min(end);
+            }
+        }
+        producer.close().await;
+        Ok(counted)
+    }
+
+    /// The original offset of the last record copied to `quarantine`'s `partition`.
+    async fn last_copied(
+        &self,
+        client: &Client,
+        quarantine: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, Error> {
+        let end = client
+            .list_offsets(quarantine, &[partition], OffsetSpec::Latest)
+            .await?;
+        let end = end.get(&partition).map_or(0, |o| o.offset);
+        if end == 0 {
+            return Ok(None);
+        }
+        let records = self
+            .read(client, quarantine, partition, end - 1, end)
+            .await?;
+        Ok(records.last().and_then(|(_, headers)| {
+            headers
+                .iter()
+                .find(|(k, _)| k == DIVERGENT_OFFSET_HEADER)
+                .and_then(|(_, v)| v.as_ref())
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        }))
+    }
+
+    async fn count_records(
+        &self,
+        client: &Client,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+    ) -> Result<i64, Error> {
+        Ok(self.read(client, topic, partition, from, to).await?.len() as i64)
+    }
+
+    /// The offsets and headers of the records in `[from, to)`.
+    async fn read(
+        &self,
+        client: &Client,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Vec<(String, Option<Bytes>)>)>, Error> {
+        let mut out = Vec::new();
+        let mut at = from;
+        while at < to {
+            let fetched = client
+                .fetch(FetchRequestSpec::new([FetchPartitionSpec {
+                    topic: topic.to_string(),
+                    partition,
+                    offset: at,
+                }]))
+                .await?;
+            let Some(part) = fetched.partitions.into_values().next() else {
+                break;
+            };
+            if let Some(e) = part.error {
+                return Err(e);
+            }
+            let before = at;
+            for r in part
+                .records
+                .into_iter()
+                .filter(|r| r.offset >= before && r.offset < to)
+            {
+                at = r.offset + 1;
+                out.push((r.offset, r.headers));
+            }
+            if at == before {
+                at = part.next_offset.max(at + 1);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether a topic can be mirrored at all: not Kafka's or the mirror's bookkeeping, not a
+/// quarantine topic.
+fn is_mirrorable(topic: &str) -> bool {
+    !strata_mirror::policy::is_internal_topic(topic)
+        && !strata_mirror::policy::is_heartbeats(topic)
+        && !topic.contains(".divergent.")
+}
+
+/// Whether a cluster refused a config because it does not know it (not Strata).
+fn is_unknown_config(e: &Error) -> bool {
+    matches!(e.code(), Some(INVALID_CONFIG) | Some(INVALID_REQUEST))
+}
+
+/// DENY WRITE on every topic for every principal from every host.
+fn deny_all_writes() -> AclBinding {
+    AclBinding {
+        resource_type: AclResourceType::Topic,
+        resource_name: "*".into(),
+        pattern_type: AclPatternType::Literal,
+        principal: "User:*".into(),
+        host: "*".into(),
+        operation: AclOperation::Write,
+        permission: AclPermission::Deny,
+    }
+}
