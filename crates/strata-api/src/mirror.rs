@@ -134,6 +134,12 @@ pub struct MirrorFlowStatus {
     /// Outcome of the most recent failover or failback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover: Option<FailoverRecord>,
+
+    /// The failover engine's saved state (`strata-failover`): the step of a failover in
+    /// progress and its id, written before the step runs, so a restarted or replaced operator
+    /// resumes where the last one stopped. Managed by the operator; do not edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<strata_failover::FailoverState>,
 }
 
 /// Phase of a `MirrorFlow`.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use strata_client::{Client, ClientConfig, ConfigOp, ConfigSource, NewTopic};
+use strata_failover::{Action as FailoverAction, FlowSides, Outcome as FailoverOutcome};
 
 use kube::ResourceExt;
 use strata_api::KafkaCluster;
@@ -265,6 +266,14 @@ pub trait KafkaAdmin: Send + Sync + 'static {
         &'a self,
         target: &'a KafkaTarget,
     ) -> BoxFuture<'a, Result<SideOffsets, AdminError>>;
+
+    /// Runs one of the failover engine's Kafka-side actions (fence, mandate, drain check,
+    /// final checkpoint, promotion, quarantine) on the sides of a flow.
+    fn failover_action<'a>(
+        &'a self,
+        sides: &'a FlowSides,
+        action: &'a FailoverAction,
+    ) -> BoxFuture<'a, FailoverOutcome>;
 }
 
 /// Maps a KafkaCluster to the address its admin calls go to.
@@ -697,6 +706,14 @@ impl KafkaAdmin for ClientAdmin {
                 end_offsets,
             })
         })
+    }
+
+    fn failover_action<'a>(
+        &'a self,
+        sides: &'a FlowSides,
+        action: &'a FailoverAction,
+    ) -> BoxFuture<'a, FailoverOutcome> {
+        Box::pin(sides.run(action))
     }
 }
 

@@ -291,11 +291,16 @@ fn render_flow(
         .as_ref()
         .and_then(|s| s.active_cluster)
         .unwrap_or(flow.spec.failover.active);
-    let plan =
+    let mut plan =
         plan_flow(flow, &referenced, active, ctx).map_err(|source| RenderError::InvalidFlow {
             name: name.clone(),
             source,
         })?;
+    // A saved failover state says where discovery points and which way the mirror runs.
+    if let Some(state) = flow.status.as_ref().and_then(|s| s.failover.as_ref()) {
+        plan.set_active(state.active);
+        plan.set_mirror(state.mirror_from);
+    }
     let mut header = format!(
         "# MirrorFlow {name}: mirrors {} -> {} with {} mirror pod(s)",
         plan.reading().describe(),

@@ -18,6 +18,7 @@ use crate::kafka::{
     AdminError, ClusterSnapshot, KafkaAdmin, KafkaTarget, ObservedTopic, PartitionMove, Refusals,
     SideOffsets,
 };
+use strata_failover::{Action as FailoverAction, FlowSides, Outcome as FailoverOutcome};
 
 /// One request the mock API server answered.
 #[derive(Debug, Clone)]
@@ -405,6 +406,13 @@ pub struct FakeAdmin {
     /// What each bootstrap address answers to a mirror probe; an address missing here is
     /// unreachable.
     pub sides: Mutex<BTreeMap<String, SideOffsets>>,
+    /// The failover engine's Kafka-side actions run, in order (their `Debug` form).
+    pub failover_actions: Mutex<Vec<String>>,
+    /// Outcomes to give the next failover actions (front first); `Done`-like answers after.
+    pub failover_outcomes: Mutex<std::collections::VecDeque<FailoverOutcome>>,
+    /// Called with every failover action before it runs (to check what was saved first).
+    #[allow(clippy::type_complexity)]
+    pub on_failover_action: Mutex<Option<Box<dyn Fn(&FailoverAction) + Send>>>,
 }
 
 impl FakeAdmin {
@@ -618,6 +626,35 @@ impl KafkaAdmin for FakeAdmin {
                 c.remove(k);
             }
             Ok(())
+        })
+    }
+
+    fn failover_action<'a>(
+        &'a self,
+        _sides: &'a FlowSides,
+        action: &'a FailoverAction,
+    ) -> BoxFuture<'a, FailoverOutcome> {
+        Box::pin(async move {
+            if let Some(check) = self.on_failover_action.lock().as_ref() {
+                check(action);
+            }
+            self.failover_actions.lock().push(format!("{action:?}"));
+            if let Some(outcome) = self.failover_outcomes.lock().pop_front() {
+                return outcome;
+            }
+            match action {
+                FailoverAction::Fence { .. } => FailoverOutcome::Fenced { confirmed: true },
+                FailoverAction::CheckDrained { .. } => FailoverOutcome::Drained { lag: 0 },
+                FailoverAction::Promote { .. } => FailoverOutcome::Promoted {
+                    end_offsets: Default::default(),
+                },
+                FailoverAction::Quarantine { .. } => FailoverOutcome::Quarantined {
+                    divergent: 0,
+                    truncated: true,
+                    partitions: Vec::new(),
+                },
+                _ => FailoverOutcome::Done,
+            }
         })
     }
 

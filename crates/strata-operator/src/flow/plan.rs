@@ -178,13 +178,14 @@ pub struct FlowPlan {
     source: SidePlan,
     target: SidePlan,
     active: ActiveSide,
-    mirror_running: bool,
+    mirror_from: Option<ActiveSide>,
     spec: MirrorFlowSpec,
     image: String,
 }
 
 /// The flow of `flow` with `referenced` as its clusters, `active` the side clients are on
-/// now (the mirror reads from it and writes to the other).
+/// now (the discovery Service points at it; the mirror reads from it and writes to the other
+/// until [`FlowPlan::set_mirror`] says otherwise).
 pub fn plan(
     flow: &MirrorFlow,
     referenced: &Referenced,
@@ -270,7 +271,7 @@ pub fn plan(
         source,
         target,
         active,
-        mirror_running: true,
+        mirror_from: Some(active),
         spec: spec.clone(),
         image: ctx.broker_image.clone(),
     };
@@ -553,34 +554,40 @@ impl FlowPlan {
         }
     }
 
-    /// The side clients are on now; the mirror reads from it.
+    /// The side clients are on now: the discovery Service points at it.
     pub fn active(&self) -> ActiveSide {
         self.active
     }
 
-    /// The side the mirror reads from: the active one.
+    /// The side the mirror reads from (while stopped: the active one, which it will read
+    /// from when it starts again unless told otherwise).
     pub fn reading(&self) -> &SidePlan {
-        self.side(self.active)
+        self.side(self.direction())
     }
 
-    /// The side the mirror writes to: the standby.
+    /// The side the mirror writes to.
     pub fn writing(&self) -> &SidePlan {
-        self.side(other(self.active))
+        self.side(other(self.direction()))
     }
 
-    /// Makes `side` the active one (the failover engine's promotion).
+    fn direction(&self) -> ActiveSide {
+        self.mirror_from.unwrap_or(self.active)
+    }
+
+    /// Points clients (the discovery Service) at `side`.
     pub fn set_active(&mut self, side: ActiveSide) {
         self.active = side;
     }
 
     /// Whether the mirror pods run; the failover engine stops them while it fences, drains and
-    /// promotes.
+    /// promotes, and starts them once the standby has rejoined.
     pub fn mirror_running(&self) -> bool {
-        self.mirror_running
+        self.mirror_from.is_some()
     }
 
-    pub fn set_mirror_running(&mut self, running: bool) {
-        self.mirror_running = running;
+    /// Runs the mirror from `from` to the other side, or stops it (`None`).
+    pub fn set_mirror(&mut self, from: Option<ActiveSide>) {
+        self.mirror_from = from;
     }
 
     /// Mirror processes that share the flow (`spec.replicas`).
@@ -599,12 +606,12 @@ impl FlowPlan {
             .failover
             .discovery_service
             .as_deref()
-            .map(|name| (name, self.reading()))
+            .map(|name| (name, self.side(self.active)))
     }
 
-    /// The flow file `strata-mirror` runs now: from the active side to the standby.
+    /// The flow file `strata-mirror` runs: from [`FlowPlan::reading`] to the other side.
     pub fn mirror_config(&self) -> MirrorConfig {
-        self.mirror_config_for(self.active)
+        self.mirror_config_for(self.direction())
     }
 
     /// The flow file reading from `from`.
@@ -705,6 +712,20 @@ mod tests {
     fn the_direction_follows_the_active_side() {
         let mut p = check(preserve(), &both()).unwrap();
         p.set_active(ActiveSide::Target);
+        assert_eq!(p.discovery().unwrap().1.alias, "west");
+        assert_eq!(
+            p.mirror_config().source.alias,
+            "east",
+            "until the mirror is reversed"
+        );
+        p.set_mirror(None);
+        assert!(!p.mirror_running());
+        assert_eq!(
+            p.reading().alias,
+            "west",
+            "a stopped mirror restarts from the active side"
+        );
+        p.set_mirror(Some(ActiveSide::Target));
         let config = p.mirror_config();
         assert_eq!(config.source.alias, "west");
         assert_eq!(

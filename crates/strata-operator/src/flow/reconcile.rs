@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -26,9 +26,13 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use strata_api::{ActiveSide, KafkaCluster, MirrorFlow, MirrorFlowStatus, MirrorPhase};
+use strata_failover::{
+    name, Action as FailoverAction, EngineConfig, FailoverState, FlowSides, Observation, Outcome,
+    Phase, Reason, Step,
+};
 
 use crate::apply::{apply, owned};
-use crate::conditions::{self, DesiredCondition, DEGRADED, PROGRESSING, READY};
+use crate::conditions::{self, DesiredCondition, DEGRADED, FENCED, PROGRESSING, READY};
 use crate::context::Context;
 use crate::flow::build::{build, Discovery, FlowChildren};
 use crate::flow::lag;
@@ -74,6 +78,10 @@ pub mod reason {
     pub const ACTIVE_UNREACHABLE: &str = "ActiveClusterUnreachable";
     pub const STANDBY_UNREACHABLE: &str = "StandbyClusterUnreachable";
     pub const DISCOVERY_TAKEN: &str = "DiscoveryServiceTaken";
+    pub const FAILBACK_BLOCKED: &str = "FailbackBlocked";
+    pub const STEP_FAILED: &str = "FailoverStepFailed";
+    pub const STANDBY_REJOINING: &str = "StandbyRejoining";
+    pub const MIRROR_STOPPED: &str = "MirrorStopped";
 }
 
 /// What one probe of a side found.
@@ -100,55 +108,266 @@ pub async fn reconcile(flow: Arc<MirrorFlow>, ctx: Arc<Context>) -> Result<Actio
     }
     let previous = flow.status.clone().unwrap_or_default();
 
-    // Step 1: read the referenced clusters.
+    // Step 1: read the referenced clusters, and the failover engine's saved state (a new flow
+    // starts one whose first operation makes the desired side active).
     let referenced = read_clusters(&flow, &namespace, &ctx).await?;
-    // The side clients are on now: what the status recorded, else (a new flow) the spec's.
-    let active = previous.active_cluster.unwrap_or(flow.spec.failover.active);
+    let mut state = previous
+        .failover
+        .clone()
+        .unwrap_or_else(|| FailoverState::new(flow.spec.failover.active, now_ms()));
 
     // Step 2: validate, then probe both sides.
-    let plan = match plan(&flow, &referenced, active, &ctx.plan) {
+    let mut plan = match plan(&flow, &referenced, state.active, &ctx.plan) {
         Ok(p) => p,
         Err(invalid) => return refuse(&api, &flow, &previous, invalid, &ctx).await,
     };
+    plan.set_mirror(state.mirror_from);
     let timeout = Duration::from_secs(
         u64::try_from(flow.spec.failover.detection.timeout_seconds.max(1)).unwrap_or(1),
     );
-    let reading = probe(&plan, plan.reading(), timeout, &ctx).await;
-    let writing = probe(&plan, plan.writing(), timeout, &ctx).await;
-
-    // Step 3: build.
-    let children = build(&plan);
-
-    // Steps 4 and 5: apply, then status.
-    let owner = flow.controller_owner_ref(&()).ok_or(Error::NotNamespaced)?;
-    let applied = apply_children(&ctx, &namespace, &flow, children, &owner).await?;
-    let status = status_from(&flow, &plan, &previous, &reading, &writing, &applied);
-    if degraded_changed(&previous, &status) {
-        if let Some(c) = status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == DEGRADED && c.status == "True")
-        {
-            ctx.event(
-                &*flow,
-                EventType::Warning,
-                &c.reason,
-                "Probe",
-                c.message.clone(),
-            )
-            .await;
+    let source = probe(&plan, plan.source(), timeout, &ctx).await;
+    let target = probe(&plan, plan.target(), timeout, &ctx).await;
+    let (active_probe, standby_probe) = match state.active {
+        ActiveSide::Source => (&source, &target),
+        ActiveSide::Target => (&target, &source),
+    };
+    // Lag of the mirror as it runs from the active side (None when it does not, or a side
+    // did not answer).
+    let lag = match (active_probe.ok(), standby_probe.ok()) {
+        (Some(a), Some(s)) if state.mirror_from == Some(state.active) => {
+            let mut running = plan.clone();
+            running.set_mirror(Some(state.active));
+            Some(lag::total(&lag::lag(&running, a, s)))
         }
-    }
+        _ => None,
+    };
+    state.observe(
+        &Observation {
+            desired: flow.spec.failover.active,
+            source_up: source.ok().is_some(),
+            target_up: target.ok().is_some(),
+            lag,
+        },
+        now_ms(),
+    );
+
+    // Steps 3 and 4 inside the engine's steps: each driver action builds and applies the
+    // children for the state it leads to; the Kafka-side actions go through the admin.
+    let owner = flow.controller_owner_ref(&()).ok_or(Error::NotNamespaced)?;
+    let mut driver = FlowDriver {
+        ctx: &ctx,
+        api: &api,
+        flow: &flow,
+        namespace: &namespace,
+        owner: &owner,
+        plan: &mut plan,
+        status: MirrorFlowStatus {
+            failover: None,
+            ..previous.clone()
+        },
+        written: flow.status.clone(),
+        applied: None,
+    };
+    let sides = flow_sides(driver.plan, &ctx);
+    let waiting = drive(&mut state, &flow.spec.failover, &sides, &mut driver).await?;
+
+    // The children as the final state wants them (idempotent when a step applied them).
+    driver.plan.set_active(state.active);
+    driver.plan.set_mirror(state.mirror_from);
+    let applied = apply_children(&ctx, &namespace, &flow, build(driver.plan), &owner).await?;
+
+    // Step 5: status.
+    let status = status_from(
+        &flow,
+        driver.plan,
+        &previous,
+        &state,
+        waiting.as_deref(),
+        (&source, &target),
+        lag,
+        &applied,
+    );
+    events(&ctx, &flow, &previous, &status).await;
+    let busy = state.operation.is_some() || state.rejoin.is_some();
     let settled = conditions::is_true(&status.conditions, READY) == Some(true);
-    write_status(&api, &flow, status).await?;
+    driver.write(status).await?;
     let interval = Duration::from_secs(
         u64::try_from(flow.spec.failover.detection.probe_interval_seconds.max(1)).unwrap_or(5),
     );
-    Ok(Action::requeue(if settled {
+    Ok(Action::requeue(if settled && !busy {
         interval
     } else {
         interval.min(ctx.timing.progress)
     }))
+}
+
+/// Wall-clock time in Unix milliseconds, the engine's clock.
+fn now_ms() -> i64 {
+    Timestamp::now().as_millisecond()
+}
+
+/// The flow's two sides as the operator reaches them (test-only overrides included), for the
+/// engine's Kafka-side actions.
+fn flow_sides(plan: &FlowPlan, ctx: &Context) -> FlowSides {
+    let mut config = plan.mirror_config_for(ActiveSide::Source);
+    config.source.bootstrap_servers = Some(kafka_target(plan, plan.source(), ctx).bootstrap);
+    config.target.bootstrap_servers = Some(kafka_target(plan, plan.target(), ctx).bootstrap);
+    let mut sides = FlowSides::new(config);
+    sides.probe_timeout = Duration::from_secs(
+        u64::try_from(plan.spec().failover.detection.timeout_seconds.max(1)).unwrap_or(1),
+    );
+    sides.fence_foreign_with_acl = plan.spec().failover.fence_foreign_cluster_with_acl;
+    sides
+}
+
+/// Most engine actions one reconciliation runs (a failover takes about eight).
+const MAX_ACTIONS_PER_PASS: usize = 32;
+
+/// The engine's driver loop (see `strata_failover::engine`): ask for the next action, save
+/// the state naming it in the status BEFORE running it, run it, report the outcome, save
+/// again; stop when the engine waits or an action did not move the flow on. Returns the
+/// engine's wait reason, if it waits for something.
+async fn drive(
+    state: &mut FailoverState,
+    spec: &strata_api::FailoverSpec,
+    sides: &FlowSides,
+    driver: &mut FlowDriver<'_>,
+) -> Result<Option<String>, Error> {
+    let cfg = EngineConfig::from_spec(spec);
+    for _ in 0..MAX_ACTIONS_PER_PASS {
+        let action = state.next(&cfg, now_ms());
+        match &action {
+            FailoverAction::Idle => return Ok(None),
+            FailoverAction::Wait(why) => return Ok(Some(why.clone())),
+            _ => {}
+        }
+        // Persisted first: a replacement operator resumes this step (every step is idempotent).
+        driver.save(state).await?;
+        tracing::info!(flow = %driver.flow.name_any(), ?action, "failover step");
+        let outcome = match &action {
+            FailoverAction::StopMirror => driver.stop_mirror().await?,
+            FailoverAction::StartMirror { from, .. } => driver.start_mirror(*from).await?,
+            FailoverAction::PointDiscovery { side } => driver.point_discovery(*side).await?,
+            kafka => driver.ctx.admin.failover_action(sides, kafka).await,
+        };
+        if let Outcome::Failed(why) = &outcome {
+            tracing::warn!(flow = %driver.flow.name_any(), ?action, why, "failover step failed");
+        }
+        let progressed = state.report(&action, outcome, now_ms());
+        driver.save(state).await?;
+        if !progressed {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
+/// The operator's side of the engine's actions: the mirror StatefulSet, the flow ConfigMap,
+/// the discovery Service, and the status the engine's state is saved in.
+struct FlowDriver<'a> {
+    ctx: &'a Context,
+    api: &'a Api<MirrorFlow>,
+    flow: &'a MirrorFlow,
+    namespace: &'a str,
+    owner: &'a OwnerReference,
+    plan: &'a mut FlowPlan,
+    /// The status as this pass knows it, written with each save.
+    status: MirrorFlowStatus,
+    /// The status last written (or read), to skip identical writes.
+    written: Option<MirrorFlowStatus>,
+    applied: Option<Applied>,
+}
+
+/// How long stopping the mirror waits for its pods to exit before the step is retried.
+const MIRROR_STOP_WAIT: Duration = Duration::from_secs(20);
+
+impl FlowDriver<'_> {
+    async fn save(&mut self, state: &FailoverState) -> Result<(), Error> {
+        let status = MirrorFlowStatus {
+            failover: Some(state.clone()),
+            ..self.status.clone()
+        };
+        self.write(status).await
+    }
+
+    async fn write(&mut self, status: MirrorFlowStatus) -> Result<(), Error> {
+        // Compared as written: the engine's state also holds the last probe round, which is
+        // not saved, so equal saved states may differ as values.
+        let as_saved = |s: &MirrorFlowStatus| serde_json::to_value(s).ok();
+        if self.written.as_ref().and_then(as_saved) == as_saved(&status) {
+            return Ok(());
+        }
+        write_status(self.api, self.flow, &status).await?;
+        self.written = Some(status);
+        Ok(())
+    }
+
+    async fn apply(&mut self) -> Result<(), Error> {
+        let applied = apply_children(
+            self.ctx,
+            self.namespace,
+            self.flow,
+            build(self.plan),
+            self.owner,
+        )
+        .await?;
+        self.applied = Some(applied);
+        Ok(())
+    }
+
+    /// Scales the mirror to zero and waits (bounded) until its pods are gone, so nothing
+    /// writes behind the failover. Still running: the step fails and is retried.
+    async fn stop_mirror(&mut self) -> Result<Outcome, Error> {
+        self.plan.set_mirror(None);
+        self.apply().await?;
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), self.namespace);
+        let selector = names::FlowNames::new(&self.flow.name_any(), self.namespace)
+            .selector()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let deadline = tokio::time::Instant::now() + MIRROR_STOP_WAIT;
+        loop {
+            let left = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(kube_err("listing mirror pods"))?
+                .items
+                .len();
+            if left == 0 {
+                return Ok(Outcome::Done);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Outcome::Failed(format!(
+                    "{left} mirror pod(s) still running after {} s",
+                    MIRROR_STOP_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Rewrites the flow file to mirror from `from` and scales the mirror back up.
+    async fn start_mirror(&mut self, from: ActiveSide) -> Result<Outcome, Error> {
+        self.plan.set_mirror(Some(from));
+        self.apply().await?;
+        Ok(Outcome::Done)
+    }
+
+    /// Points the discovery Service at `side`'s brokers (or its external address).
+    async fn point_discovery(&mut self, side: ActiveSide) -> Result<Outcome, Error> {
+        self.plan.set_active(side);
+        self.apply().await?;
+        match self
+            .applied
+            .as_ref()
+            .and_then(|a| a.discovery_problem.clone())
+        {
+            Some(problem) => Ok(Outcome::Failed(problem)),
+            None => Ok(Outcome::Done),
+        }
+    }
 }
 
 /// Reads the `KafkaCluster`s the flow's `clusterRef`s name (`None`: not referenced or absent).
@@ -219,7 +438,9 @@ async fn refuse(
         ),
         ..previous.clone()
     };
-    write_status(api, flow, status).await?;
+    if flow.status.as_ref() != Some(&status) {
+        write_status(api, flow, &status).await?;
+    }
     Ok(if invalid.waits_for_another_object() {
         Action::requeue(ctx.timing.waiting)
     } else {
@@ -425,29 +646,81 @@ where
     }
 }
 
-fn degraded_changed(previous: &MirrorFlowStatus, status: &MirrorFlowStatus) -> bool {
-    let find = |s: &MirrorFlowStatus| {
+/// Events a user must see: a failover starting and finishing, and a new problem.
+async fn events(
+    ctx: &Context,
+    flow: &MirrorFlow,
+    previous: &MirrorFlowStatus,
+    status: &MirrorFlowStatus,
+) {
+    let op_id = |s: &MirrorFlowStatus| {
+        s.failover
+            .as_ref()
+            .and_then(|f| f.operation.as_ref())
+            .filter(|op| op.reason != Reason::Initial)
+            .map(|op| (op.id.clone(), op.reason, op.from, op.to))
+    };
+    if let Some((id, reason, from, to)) =
+        op_id(status).filter(|op| Some(op) != op_id(previous).as_ref())
+    {
+        ctx.event(
+            flow,
+            EventType::Normal,
+            "FailoverStarted",
+            "Failover",
+            format!(
+                "failover {id} ({reason:?}) from the {} to the {} started",
+                name(from),
+                name(to)
+            ),
+        )
+        .await;
+    }
+    if let Some(last) = status
+        .last_failover
+        .as_ref()
+        .filter(|l| Some(*l) != previous.last_failover.as_ref())
+    {
+        ctx.event(
+            flow,
+            EventType::Normal,
+            "FailoverCompleted",
+            "Failover",
+            format!(
+                "clients are pointed at the {} after {:.1} s; {} record(s) at risk",
+                name(last.to),
+                last.duration_seconds,
+                last.records_at_risk
+            ),
+        )
+        .await;
+    }
+    let problem = |s: &MirrorFlowStatus| {
         s.conditions
             .iter()
-            .find(|c| c.type_ == DEGRADED)
-            .map(|c| (c.status.clone(), c.reason.clone()))
+            .find(|c| c.type_ == DEGRADED && c.status == "True")
+            .map(|c| (c.reason.clone(), c.message.clone()))
     };
-    find(previous) != find(status)
+    if let Some((reason, message)) = problem(status) {
+        if problem(previous).map(|p| p.0) != Some(reason.clone()) {
+            ctx.event(flow, EventType::Warning, &reason, "Probe", message)
+                .await;
+        }
+    }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn status_from(
     flow: &MirrorFlow,
     plan: &FlowPlan,
     previous: &MirrorFlowStatus,
-    reading: &Probe,
-    writing: &Probe,
+    state: &FailoverState,
+    waiting: Option<&str>,
+    (source, target): (&Probe, &Probe),
+    lag: Option<i64>,
     applied: &Applied,
 ) -> MirrorFlowStatus {
     let generation = flow.meta().generation;
-    let lags = match (reading.ok(), writing.ok()) {
-        (Some(r), Some(w)) => Some(lag::lag(plan, r, w)),
-        _ => None,
-    };
     let wanted = if plan.mirror_running() {
         plan.replicas()
     } else {
@@ -458,87 +731,171 @@ fn status_from(
     let observed =
         sts_status.and_then(|s| s.observed_generation) == applied.stateful_set.metadata.generation;
     let pods_ready = observed && ready_pods >= wanted;
+    let (active_probe, standby_probe) = match state.active {
+        ActiveSide::Source => (source, target),
+        ActiveSide::Target => (target, source),
+    };
 
-    let degraded = match (
-        &reading.outcome,
-        &writing.outcome,
-        &applied.discovery_problem,
-    ) {
-        (Err(e), _, _) => {
-            DesiredCondition::new(DEGRADED, true, reason::ACTIVE_UNREACHABLE, e.clone())
-        }
-        (_, Err(e), _) => {
-            DesiredCondition::new(DEGRADED, true, reason::STANDBY_UNREACHABLE, e.clone())
-        }
-        (_, _, Some(problem)) => {
-            DesiredCondition::new(DEGRADED, true, reason::DISCOVERY_TAKEN, problem.clone())
-        }
-        _ => DesiredCondition::new(DEGRADED, false, reason::AS_EXPECTED, "no problem found"),
+    let degraded = if let Some(blocked) = &state.blocked {
+        let reason = blocked
+            .split(':')
+            .next()
+            .unwrap_or(reason::FAILBACK_BLOCKED);
+        DesiredCondition::new(DEGRADED, true, reason.to_owned(), blocked.clone())
+    } else if let Err(e) = &active_probe.outcome {
+        DesiredCondition::new(DEGRADED, true, reason::ACTIVE_UNREACHABLE, e.clone())
+    } else if let Err(e) = &standby_probe.outcome {
+        DesiredCondition::new(DEGRADED, true, reason::STANDBY_UNREACHABLE, e.clone())
+    } else if let Some(problem) = &applied.discovery_problem {
+        DesiredCondition::new(DEGRADED, true, reason::DISCOVERY_TAKEN, problem.clone())
+    } else if let Some(e) = &state.last_error {
+        DesiredCondition::new(DEGRADED, true, reason::STEP_FAILED, e.clone())
+    } else {
+        DesiredCondition::new(DEGRADED, false, reason::AS_EXPECTED, "no problem found")
     };
     let mirroring = format!(
         "mirroring {} -> {} with {ready_pods}/{wanted} mirror pods ready",
         plan.reading().describe(),
         plan.writing().describe()
     );
-    let ready = if !pods_ready {
-        DesiredCondition::new(READY, false, reason::MIRROR_STARTING, mirroring.clone())
-    } else if degraded.status {
-        DesiredCondition::new(
+    // What the engine is doing, if anything: an operation's step, a standby rejoining.
+    let busy = match (&state.operation, &state.rejoin) {
+        (Some(op), _) => {
+            let what = if op.reason == Reason::Initial {
+                format!(
+                    "setting up: making the {} active and the {} its standby",
+                    name(op.to),
+                    name(op.from)
+                )
+            } else {
+                format!(
+                    "failover {} ({:?}) from the {} to the {}",
+                    op.id,
+                    op.reason,
+                    name(op.from),
+                    name(op.to)
+                )
+            };
+            Some((
+                format!("{:?}", op.step),
+                format!("{what}: step {:?}{}", op.step, waiting_note(waiting)),
+            ))
+        }
+        (None, Some(rejoin)) => Some((
+            reason::STANDBY_REJOINING.to_owned(),
+            format!(
+                "the {} rejoins as the standby of the {}{}",
+                name(rejoin.side),
+                name(state.active),
+                waiting_note(waiting)
+            ),
+        )),
+        (None, None) if state.mirror_from != Some(state.active) => Some((
+            reason::MIRROR_STOPPED.to_owned(),
+            format!("the mirror does not run{}", waiting_note(waiting)),
+        )),
+        (None, None) => None,
+    };
+    let ready = match (&busy, pods_ready, degraded.status) {
+        (Some((reason, message)), _, _) => {
+            DesiredCondition::new(READY, false, reason.clone(), message.clone())
+        }
+        (None, false, _) => {
+            DesiredCondition::new(READY, false, reason::MIRROR_STARTING, mirroring.clone())
+        }
+        (None, true, true) => DesiredCondition::new(
             READY,
             false,
             degraded.reason.clone(),
             degraded.message.clone(),
-        )
-    } else {
-        DesiredCondition::new(READY, true, reason::MIRRORING, mirroring.clone())
+        ),
+        (None, true, false) => {
+            DesiredCondition::new(READY, true, reason::MIRRORING, mirroring.clone())
+        }
     };
-    let progressing = if pods_ready {
-        DesiredCondition::new(
+    let progressing = match (&busy, pods_ready) {
+        (Some((reason, message)), _) => {
+            DesiredCondition::new(PROGRESSING, true, reason.clone(), message.clone())
+        }
+        (None, false) => {
+            DesiredCondition::new(PROGRESSING, true, reason::MIRROR_STARTING, mirroring)
+        }
+        (None, true) => DesiredCondition::new(
             PROGRESSING,
             false,
             reason::RECONCILED,
             "the mirror matches its spec",
-        )
-    } else {
-        DesiredCondition::new(PROGRESSING, true, reason::MIRROR_STARTING, mirroring)
+        ),
     };
-    let phase = if reading.ok().is_some() {
-        MirrorPhase::Mirroring
-    } else {
-        MirrorPhase::Degraded
+    let mut wanted_conditions = vec![ready, progressing, degraded];
+    // Fenced: whether the side that gave up being active confirmed its write fence.
+    let fence = match (&state.operation, &state.last) {
+        (Some(op), _) if op.step > Step::Fence => Some((op.from, op.fence_confirmed)),
+        (None, Some(last)) => Some((last.from, last.fence_confirmed)),
+        _ => None,
     };
+    if let Some((side, confirmed)) = fence {
+        let alias = &plan.side(side).alias;
+        wanted_conditions.push(if confirmed {
+            DesiredCondition::new(
+                FENCED,
+                true,
+                "FenceConfirmed",
+                format!("the {} ({alias}) refuses client writes", name(side)),
+            )
+        } else {
+            DesiredCondition::new(
+                FENCED,
+                false,
+                "FenceUnconfirmed",
+                format!(
+                    "the {} ({alias}) could not be write-fenced (unreachable, or a foreign \
+                     cluster without fenceForeignClusterWithAcl); promotion waits for its write \
+                     mandate to run out",
+                    name(side)
+                ),
+            )
+        });
+    }
     MirrorFlowStatus {
         observed_generation: generation,
         conditions: conditions::merge(
             &previous.conditions,
-            &[ready, progressing, degraded],
+            &wanted_conditions,
             generation,
             Timestamp::now(),
         ),
-        phase: Some(phase),
-        active_cluster: Some(plan.active()),
-        lag_records: lags.as_deref().map(lag::total),
+        phase: Some(match state.phase() {
+            Phase::Mirroring => MirrorPhase::Mirroring,
+            Phase::FailingOver => MirrorPhase::FailingOver,
+            Phase::FailedOver => MirrorPhase::FailedOver,
+            Phase::FailingBack => MirrorPhase::FailingBack,
+            Phase::Degraded => MirrorPhase::Degraded,
+        }),
+        active_cluster: Some(state.active),
+        lag_records: lag,
         last_checkpoint_time: previous.last_checkpoint_time.clone(),
-        last_failover: previous.last_failover.clone(),
+        last_failover: state.last.as_ref().map(|l| strata_api::FailoverRecord {
+            time: Time(Timestamp::from_millisecond(l.started_ms).unwrap_or(Timestamp::UNIX_EPOCH)),
+            reason: format!("{:?}", l.reason),
+            records_at_risk: l.records_at_risk,
+            duration_seconds: l.duration_ms as f64 / 1000.0,
+            from: l.from,
+            to: l.to,
+        }),
+        failover: Some(state.clone()),
     }
 }
 
-/// The side named in `status.activeCluster`, for messages.
-pub fn side_label(side: ActiveSide) -> &'static str {
-    match side {
-        ActiveSide::Source => "source",
-        ActiveSide::Target => "target",
-    }
+fn waiting_note(waiting: Option<&str>) -> String {
+    waiting.map_or_else(String::new, |w| format!("; waiting: {w}"))
 }
 
 async fn write_status(
     api: &Api<MirrorFlow>,
     flow: &MirrorFlow,
-    status: MirrorFlowStatus,
+    status: &MirrorFlowStatus,
 ) -> Result<(), Error> {
-    if flow.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
     match api
         .patch_status(
             &flow.name_any(),
@@ -680,21 +1037,45 @@ mod tests {
         serde_norway::from_str(cm["data"]["flow.yaml"].as_str().unwrap()).unwrap()
     }
 
+    /// The engine's state of a flow that mirrors from `active` with nothing under way.
+    fn steady(active: &str) -> Value {
+        json!({"activeCluster": active, "failover": {
+            "active": active, "desiredSeen": active, "mirrorFrom": active, "serial": 1}})
+    }
+
+    fn replicas(api: &FakeApi) -> i64 {
+        api.get(&format!(
+            "/apis/apps/v1/namespaces/{NS}/statefulsets/f-mirror"
+        ))
+        .expect("StatefulSet applied")["spec"]["replicas"]
+            .as_i64()
+            .unwrap()
+    }
+
     #[tokio::test]
-    async fn creates_children_in_order_and_reports_lag() {
+    async fn a_new_flow_is_set_up_by_the_engine_then_mirrors() {
         let (api, admin, ctx) = setup(preserve(), None);
         run(&api, &ctx).await.expect("reconciled");
-        assert_eq!(
-            writes(&api),
-            [
-                format!("PATCH /api/v1/namespaces/{NS}/configmaps/f-mirror-config"),
-                format!("PATCH /api/v1/namespaces/{NS}/services/f-mirror"),
-                format!("PATCH /apis/apps/v1/namespaces/{NS}/statefulsets/f-mirror"),
-                format!("PATCH /api/v1/namespaces/{NS}/services/kafka-active"),
-                format!("PATCH {}/status", flow_path()),
-            ]
+        // The engine's first operation: fence the standby, promote the desired side, point
+        // discovery at it, then start the mirror towards the standby.
+        let actions = admin.failover_actions.lock().clone();
+        assert_eq!(actions.len(), 2, "{actions:?}");
+        assert!(
+            actions[0].starts_with("Fence { side: Target"),
+            "{actions:?}"
         );
-        // Every child is controlled by the flow.
+        assert!(
+            actions[1].starts_with("Promote { side: Source"),
+            "{actions:?}"
+        );
+        let w = writes(&api);
+        assert_eq!(
+            w[0],
+            format!("PATCH {}/status", flow_path()),
+            "saved before the first step"
+        );
+        let position = |suffix: &str| w.iter().position(|x| x.ends_with(suffix)).unwrap();
+        assert!(position("/configmaps/f-mirror-config") < position("/statefulsets/f-mirror"));
         for path in [
             format!("/api/v1/namespaces/{NS}/configmaps/f-mirror-config"),
             format!("/apis/apps/v1/namespaces/{NS}/statefulsets/f-mirror"),
@@ -706,16 +1087,23 @@ mod tests {
         }
         assert_eq!(discovery_selector(&api)["kafka.strata.dev/cluster"], "east");
         assert_eq!(flow_file(&api)["source"]["bootstrapServers"], EAST);
+        assert_eq!(
+            replicas(&api),
+            1,
+            "the mirror runs once the standby is fenced"
+        );
         let status = stored(&api);
         assert_eq!(status.active_cluster, Some(ActiveSide::Source));
         assert_eq!(status.phase, Some(MirrorPhase::Mirroring));
-        assert_eq!(status.lag_records, Some(3 + 4));
+        let state = status.failover.expect("engine state saved");
+        assert_eq!(state.mirror_from, Some(ActiveSide::Source));
+        assert!(state.operation.is_none() && state.rejoin.is_none());
         assert_eq!(condition(&api, READY).1, reason::MIRROR_STARTING);
-        assert_eq!(condition(&api, PROGRESSING).0, "True");
-        assert!(admin.calls.lock().contains(&format!("probe {EAST}")));
 
-        // The pods come up and the standby catches up: Ready.
+        // The pods come up: the lag is measured now that the mirror runs.
         settle(&api);
+        run(&api, &ctx).await.expect("reconciled");
+        assert_eq!(stored(&api).lag_records, Some(3 + 4));
         admin.set_side(WEST, &[("orders", 0, 10), ("orders", 1, 4)]);
         run(&api, &ctx).await.expect("reconciled");
         let (status, reason, message) = condition(&api, READY);
@@ -730,10 +1118,110 @@ mod tests {
         assert_eq!(stored(&api).lag_records, Some(0));
         assert_eq!(condition(&api, DEGRADED).0, "False");
 
-        // Nothing changed: nothing is written but the (identical) applies.
+        // Nothing changed: no status write, no engine action.
         api.clear_log();
+        let before = admin.failover_actions.lock().len();
         run(&api, &ctx).await.expect("reconciled");
         assert!(!writes(&api).iter().any(|w| w.ends_with("/status")));
+        assert_eq!(admin.failover_actions.lock().len(), before);
+    }
+
+    #[tokio::test]
+    async fn a_planned_failover_saves_each_step_before_running_it() {
+        let (api, admin, ctx) = setup(preserve(), Some(steady("source")));
+        settle_after_first_run(&api, &ctx).await;
+        // Every Kafka-side step finds itself saved in the status, and the mirror stopped
+        // before the standby is promoted.
+        let seen = api.clone();
+        *admin.on_failover_action.lock() = Some(Box::new(move |action| {
+            let flow: MirrorFlow = typed(&seen, &flow_path()).unwrap();
+            let state = flow.status.unwrap().failover.unwrap();
+            let step = state.operation.as_ref().map(|op| op.step);
+            match action {
+                FailoverAction::Fence { side, .. } if *side == ActiveSide::Source => {
+                    assert_eq!(step, Some(Step::Fence))
+                }
+                FailoverAction::CheckDrained { .. } => assert_eq!(step, Some(Step::Drain)),
+                FailoverAction::FinalCheckpoint { .. } => {
+                    assert_eq!(step, Some(Step::FinalCheckpoint))
+                }
+                FailoverAction::Promote { .. } => {
+                    assert_eq!(step, Some(Step::Promote));
+                    let sts = seen
+                        .get(&format!(
+                            "/apis/apps/v1/namespaces/{NS}/statefulsets/f-mirror"
+                        ))
+                        .unwrap();
+                    assert_eq!(sts["spec"]["replicas"], 0, "the mirror is stopped first");
+                }
+                _ => {}
+            }
+        }));
+        admin.failover_actions.lock().clear();
+        // The user flips the desired side (kubectl patch / GitOps).
+        api.update(&flow_path(), |f| {
+            f["spec"]["failover"]["active"] = json!("target");
+            f["metadata"]["generation"] = json!(2);
+        });
+        // The first drain check finds records not yet copied: the failover waits for them.
+        admin.failover_outcomes.lock().extend([
+            Outcome::Fenced { confirmed: true },
+            Outcome::Drained { lag: 5 },
+        ]);
+        run(&api, &ctx).await.expect("reconciled");
+        let status = stored(&api);
+        assert_eq!(status.phase, Some(MirrorPhase::FailingOver));
+        assert_eq!(condition(&api, PROGRESSING).1, "Drain");
+        assert_eq!(replicas(&api), 1, "the mirror keeps draining");
+        assert_eq!(discovery_selector(&api)["kafka.strata.dev/cluster"], "east");
+
+        // Drained: the rest of the failover and the reversed mirror in one pass.
+        run(&api, &ctx).await.expect("reconciled");
+        let actions: Vec<String> = admin
+            .failover_actions
+            .lock()
+            .iter()
+            .map(|a| a.split(' ').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "Fence",
+                "CheckDrained",
+                "CheckDrained",
+                "FinalCheckpoint",
+                "Promote",
+                "Quarantine"
+            ]
+        );
+        let status = stored(&api);
+        assert_eq!(status.active_cluster, Some(ActiveSide::Target));
+        assert_eq!(status.phase, Some(MirrorPhase::FailedOver));
+        assert_eq!(discovery_selector(&api)["kafka.strata.dev/cluster"], "west");
+        let file = flow_file(&api);
+        assert_eq!(
+            file["source"]["alias"], "west",
+            "the mirror runs in reverse"
+        );
+        assert_eq!(replicas(&api), 1);
+        let last = status.last_failover.expect("recorded");
+        assert_eq!(
+            (last.from, last.to),
+            (ActiveSide::Source, ActiveSide::Target)
+        );
+        assert_eq!(
+            (last.reason.as_str(), last.records_at_risk),
+            ("DesiredActiveChanged", 0)
+        );
+        assert_eq!(condition(&api, FENCED).0, "True");
+        assert_eq!(events(&api, "FailoverStarted"), 1);
+        assert_eq!(events(&api, "FailoverCompleted"), 1);
+    }
+
+    /// One pass on a steady flow, with its pods then Ready.
+    async fn settle_after_first_run(api: &FakeApi, ctx: &Arc<Context>) {
+        run(api, ctx).await.expect("reconciled");
+        settle(api);
     }
 
     #[tokio::test]
@@ -774,11 +1262,16 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_active_side_is_degraded() {
-        let (api, admin, ctx) = setup(preserve(), None);
+        let (api, admin, ctx) = setup(preserve(), Some(steady("source")));
         admin.sides.lock().remove(EAST);
         run(&api, &ctx).await.expect("reconciled");
         let status = stored(&api);
-        assert_eq!(status.phase, Some(MirrorPhase::Degraded));
+        assert_eq!(
+            status.phase,
+            Some(MirrorPhase::Mirroring),
+            "Manual: no failover"
+        );
+        assert!(admin.failover_actions.lock().is_empty());
         assert_eq!(status.lag_records, None, "unknown, not zero");
         let (degraded, reason, message) = condition(&api, DEGRADED);
         assert_eq!(
@@ -797,7 +1290,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_direction_and_discovery_follow_the_active_side() {
-        let (api, _admin, ctx) = setup(preserve(), Some(json!({"activeCluster": "target"})));
+        let mut spec = preserve();
+        spec["failover"]["active"] = json!("target");
+        let (api, _admin, ctx) = setup(spec, Some(steady("target")));
         run(&api, &ctx).await.expect("reconciled");
         assert_eq!(discovery_selector(&api)["kafka.strata.dev/cluster"], "west");
         let file = flow_file(&api);
@@ -823,7 +1318,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_discovery_service_of_another_owner_is_left_alone() {
-        let (api, _admin, ctx) = setup(preserve(), None);
+        let (api, _admin, ctx) = setup(preserve(), Some(steady("source")));
         api.insert(
             &format!("/api/v1/namespaces/{NS}/services/kafka-active"),
             json!({"apiVersion": "v1", "kind": "Service",
@@ -842,8 +1337,8 @@ mod tests {
     async fn a_renamed_or_external_discovery_replaces_the_old_objects() {
         let spec = json!({"source": {"alias": "east", "clusterRef": {"name": "east"}},
                           "target": {"alias": "dr", "bootstrapServers": "10.0.0.1:9092,10.0.0.2:9092"},
-                          "failover": {"discoveryService": "kafka-active"}});
-        let (api, admin, ctx) = setup(spec.clone(), Some(json!({"activeCluster": "target"})));
+                          "failover": {"discoveryService": "kafka-active", "active": "target"}});
+        let (api, admin, ctx) = setup(spec.clone(), Some(steady("target")));
         admin.set_side("10.0.0.1:9092,10.0.0.2:9092", &[("orders", 0, 1)]);
         run(&api, &ctx).await.expect("reconciled");
         let slice = api
