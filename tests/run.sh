@@ -64,14 +64,17 @@ export STRATA_MIRROR_BIN="$STRATA_ROOT/target/release/strata-mirror"
 mkdir -p "$STRATA_ROOT/tests/.work"
 rm -f "$STRATA_ROOT/tests/.work/mirror-figures.jsonl"
 # The replicated-cluster suite on the Kafka reference (6 JVMs; it mostly waits on restarts and
-# faults) runs in a second pytest beside the other suites; Strata's cluster runs in the first.
+# faults) runs in a second pytest beside the other suites, and with it the failover suite (it
+# mostly waits on probes and mandates); Strata's cluster runs in the first.
 cluster_targets="${STRATA_TARGETS:-strata,kafka}"
 kafka_cluster_pid=""
+main_failover=("$here/failover")
 if [[ ",$cluster_targets," == *",kafka,"* ]]; then
-  log "replicated-cluster suite on the Kafka reference, beside the others (log: tests/.work/cluster-kafka.log)"
+  main_failover=()
+  log "replicated-cluster suite on the Kafka reference and the failover suite, beside the others (log: tests/.work/cluster-kafka.log)"
   STRATA_CLUSTER_TARGETS=kafka STRATA_CLUSTER_FIGURES="$STRATA_ROOT/tests/.work/cluster-figures-kafka.jsonl" \
     "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    --junitxml="$STRATA_ROOT/tests/.work/junit-cluster-kafka.xml" "$here/cluster" "$@" \
+    --junitxml="$STRATA_ROOT/tests/.work/junit-cluster-kafka.xml" "$here/cluster" "$here/failover" "$@" \
     >"$STRATA_ROOT/tests/.work/cluster-kafka.log" 2>&1 &
   kafka_cluster_pid=$!
 fi
@@ -79,7 +82,7 @@ main_rc=0
 STRATA_CLUSTER_TARGETS="$(echo "$cluster_targets" | tr ',' '\n' | grep -vx kafka | paste -sd, -)" \
   "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
   --junitxml="$STRATA_ROOT/tests/.work/junit.xml" \
-  "$here/compat" "$here/mirror" "$here/cluster" "$here/e2e" "$here/deploy" "$here/image" "$here/nodes" "$@" \
+  "$here/compat" "$here/mirror" "$here/cluster" "${main_failover[@]}" "$here/e2e" "$here/deploy" "$here/image" "$here/nodes" "$@" \
   || main_rc=$?
 kafka_rc=0
 if [ -n "$kafka_cluster_pid" ]; then

@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.pytest_plugin import *  # noqa: E402,F401,F403  (hooks: outcome recording)
+from harness.pytest_plugin import TARGETS  # noqa: E402
 from harness.cluster import make_cluster  # noqa: E402
 
 # One node, every internal topic with replication factor 1; topics are created explicitly.
@@ -51,6 +52,8 @@ class Pair:
 
 @pytest.fixture
 def pair(tmp_path):
+    if "strata" not in TARGETS:
+        pytest.skip("the failover suite runs on Strata only (STRATA_TARGETS excludes strata)")
     p = Pair(tmp_path)
     try:
         p.start()
