@@ -1,6 +1,8 @@
 //! `strata dev --standby` as a developer runs it: the binary starts two clusters and a mirror;
 //! records produced to the first appear under the same topic name on the standby, and a
-//! consumer group's committed offset reaches the standby translated.
+//! consumer group's committed offset reaches the standby (offsets preserved, never ahead of the
+//! source); then `strata failover --to standby` makes the standby the active cluster: the
+//! discovery address leads there, the fenced primary refuses writes.
 
 mod common;
 
@@ -40,7 +42,11 @@ async fn standby_receives_records_and_group_offsets() {
     let primary = Client::connect(ClientConfig::new([format!("127.0.0.1:{port}")]))
         .await
         .expect("primary reachable");
-    let standby = Client::connect(ClientConfig::new([format!("127.0.0.1:{standby_port}")]))
+    // The standby carries the write fence: ordinary clients are sent back to the discovery
+    // address; a client id the fence lets through reads it directly.
+    let mut standby_config = ClientConfig::new([format!("127.0.0.1:{standby_port}")]);
+    standby_config.client_id = "strata-failover-check".into();
+    let standby = Client::connect(standby_config)
         .await
         .expect("standby reachable");
     let mut topic = NewTopic::new("orders");
@@ -118,6 +124,63 @@ async fn standby_receives_records_and_group_offsets() {
         translated <= 30,
         "translated offset {translated} must not pass the source's 30"
     );
+    // Fail over: the CLI asks the running `strata dev` and waits until it is done.
+    let discovery = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("discovery         = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the banner prints the discovery address")
+        .to_string();
+    let out = tokio::task::spawn_blocking({
+        let dir = data.path().to_path_buf();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+                .args(["failover", "--to", "standby", "--timeout", "120", "--data-dir"])
+                .arg(dir)
+                .output()
+                .expect("strata failover runs")
+        }
+    })
+    .await
+    .expect("joins");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("The standby is active"), "{said}");
+    assert!(said.contains("records at risk 0"), "a planned failover drains first: {said}");
+    // Through discovery, a new client writes to the standby at the next offset.
+    let via_discovery = Client::connect(ClientConfig::new([discovery]))
+        .await
+        .expect("discovery reachable");
+    let producer = via_discovery.producer(ProducerConfig::default());
+    let ack = producer
+        .send(ProducerRecord {
+            topic: "orders".into(),
+            partition: 0,
+            value: Some(b"after failover".to_vec().into()),
+            ..ProducerRecord::default()
+        })
+        .await
+        .expect("queued")
+        .await
+        .expect("acknowledged by the standby");
+    assert_eq!(ack.offset, 50, "the standby continues the primary's offsets");
+    // The fenced primary refuses writes.
+    let fenced = primary
+        .producer(ProducerConfig {
+            delivery_timeout: Duration::from_secs(3),
+            ..ProducerConfig::default()
+        })
+        .send(ProducerRecord {
+            topic: "orders".into(),
+            partition: 0,
+            value: Some(b"to the fenced primary".to_vec().into()),
+            ..ProducerRecord::default()
+        })
+        .await
+        .expect("queued")
+        .await;
+    assert!(fenced.is_err(), "the fenced primary took a write: {fenced:?}");
+
     let status = dev.stop();
     assert!(
         status.is_some_and(|s| s.success()),
