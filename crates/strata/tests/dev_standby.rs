@@ -135,7 +135,14 @@ async fn standby_receives_records_and_group_offsets() {
         let dir = data.path().to_path_buf();
         move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-                .args(["failover", "--to", "standby", "--timeout", "120", "--data-dir"])
+                .args([
+                    "failover",
+                    "--to",
+                    "standby",
+                    "--timeout",
+                    "120",
+                    "--data-dir",
+                ])
                 .arg(dir)
                 .output()
                 .expect("strata failover runs")
@@ -144,9 +151,16 @@ async fn standby_receives_records_and_group_offsets() {
     .await
     .expect("joins");
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(said.contains("The standby is active"), "{said}");
-    assert!(said.contains("records at risk 0"), "a planned failover drains first: {said}");
+    assert!(
+        said.contains("records at risk 0"),
+        "a planned failover drains first: {said}"
+    );
     // Through discovery, a new client writes to the standby at the next offset.
     let via_discovery = Client::connect(ClientConfig::new([discovery]))
         .await
@@ -163,7 +177,10 @@ async fn standby_receives_records_and_group_offsets() {
         .expect("queued")
         .await
         .expect("acknowledged by the standby");
-    assert_eq!(ack.offset, 50, "the standby continues the primary's offsets");
+    assert_eq!(
+        ack.offset, 50,
+        "the standby continues the primary's offsets"
+    );
     // The fenced primary refuses writes.
     let fenced = primary
         .producer(ProducerConfig {
@@ -179,7 +196,10 @@ async fn standby_receives_records_and_group_offsets() {
         .await
         .expect("queued")
         .await;
-    assert!(fenced.is_err(), "the fenced primary took a write: {fenced:?}");
+    assert!(
+        fenced.is_err(),
+        "the fenced primary took a write: {fenced:?}"
+    );
 
     let status = dev.stop();
     assert!(
