@@ -147,6 +147,7 @@ WATCHED_NAMESPACE_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("", "services"): CRUD_CHILDREN,
     ("", "configmaps"): CRUD_CHILDREN,
     ("policy", "poddisruptionbudgets"): CRUD_CHILDREN,
+    ("discovery.k8s.io", "endpointslices"): CRUD_CHILDREN,
     ("", "pods"): {"get", "list", "watch", "patch", "delete"},
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "delete"},
     ("", "secrets"): {"get", "list", "watch"},

@@ -35,6 +35,7 @@ OWNED_KINDS = ("statefulsets", "services", "configmaps", "poddisruptionbudgets")
 # namespaces the module's operator watches
 NS_ROLL = "e2e-roll"
 NS_INVALID = "e2e-invalid"
+NS_INVALID_FLOW = "e2e-invalid-flow"
 NS_DELETE = "e2e-delete"
 EXAMPLE_NS = {name: f"e2e-ex-{name}" for name in ("single-zone", "stretch-3-zone", "active-standby")}
 NS_SCALE = "e2e-scale"
@@ -83,7 +84,8 @@ def operator(cp, module_operators, module_namespaces, strata_controller, kafka_p
     module_namespaces.make(NS_LEASE)
     op = module_operators.start(
         holder_id="cluster-e2e",
-        namespaces=[NS_ROLL, NS_SCALE, NS_DRAIN, NS_INVALID, NS_DELETE, *EXAMPLE_NS.values()],
+        namespaces=[NS_ROLL, NS_SCALE, NS_DRAIN, NS_INVALID, NS_INVALID_FLOW, NS_DELETE,
+                    *EXAMPLE_NS.values()],
         lease_namespace=NS_LEASE, lease_name="strata-operator",
         overrides={f"{NS_ROLL}/{ROLL_CLUSTER}": strata_controller.bootstrap,
                    f"{NS_SCALE}/scale": f"127.0.0.1:{kafka_port}",
@@ -356,15 +358,97 @@ def test_example(cp, operator, namespaces, example):
         assert c["reason"] == "ClusterUnreachable", c
         assert f"{t['spec']['clusterRef']['name']}-bootstrap.{ns}.svc" in c["message"], c
 
-    # 5. a MirrorFlow is accepted by the API server with its defaults (no controller for it yet)
+    # 5. a MirrorFlow gets its mirror (a ConfigMap with the flow file, a StatefulSet in the
+    #    standby's zone) and its discovery Service on the active cluster's brokers
     for m in (d for d in docs if d["kind"] == "MirrorFlow"):
-        mf = cp.get_json("mirrorflow", m["metadata"]["name"], namespace=ns)
-        assert mf["spec"]["source"]["alias"] == m["spec"]["source"]["alias"]
-        assert mf["spec"]["failover"]["mode"] == m["spec"]["failover"]["mode"]
+        check_flow_objects(cp, ns, m, {c["metadata"]["name"]: c for c in clusters}, zones)
 
     # 6. every broker pod is labelled with its id
     for spec_doc in clusters:
         assert_broker_id_labels(cp, ns, kc(cp, ns, spec_doc["metadata"]["name"]))
+
+
+def flow_children(cp, ns, flow):
+    """Names of the objects labelled for MirrorFlow `flow`, by kind."""
+    return {kind: sorted(o["metadata"]["name"] for o in cp.items(
+        kind, namespace=ns, selector=f"kafka.strata.dev/mirrorflow={flow}"))
+        for kind in ("configmaps", "services", "statefulsets", "endpointslices")}
+
+
+def check_flow_objects(cp, ns, spec_doc, clusters, zones):
+    name = spec_doc["metadata"]["name"]
+    spec = spec_doc["spec"]
+    source = spec["source"]["clusterRef"]["name"]
+    target = spec["target"]["clusterRef"]["name"]
+    discovery = spec["failover"]["discoveryService"]
+
+    def reconciled_flow():
+        mf = cp.get_json("mirrorflow", name, namespace=ns)
+        st = mf.get("status") or {}
+        return mf if st.get("observedGeneration") == mf["metadata"]["generation"] else None
+    mf = cp.wait_until(reconciled_flow, timeout=60, what=f"MirrorFlow {name} reconciled")
+    kids = flow_children(cp, ns, name)
+    assert kids["configmaps"] == [f"{name}-mirror-config"], kids
+    assert kids["statefulsets"] == [f"{name}-mirror"], kids
+    assert sorted(kids["services"]) == sorted([f"{name}-mirror", discovery]), kids
+    owner = mf["metadata"]["uid"]
+    for kind, child in (("configmap", f"{name}-mirror-config"), ("statefulset", f"{name}-mirror"),
+                        ("service", discovery)):
+        obj = cp.get_json(kind, child, namespace=ns)
+        refs = obj["metadata"].get("ownerReferences", [])
+        assert [(r["kind"], r["uid"], r.get("controller")) for r in refs] == [("MirrorFlow", owner, True)], refs
+
+    # the flow file reads the active cluster (the source) and writes the standby
+    cm = cp.get_json("configmap", f"{name}-mirror-config", namespace=ns)
+    flow_file = yaml.safe_load(cm["data"]["flow.yaml"])
+    assert flow_file["source"]["alias"] == spec["source"]["alias"], flow_file
+    assert flow_file["source"]["bootstrapServers"] == f"{source}-bootstrap.{ns}.svc:9092", flow_file
+    assert flow_file["target"]["bootstrapServers"] == f"{target}-bootstrap.{ns}.svc:9092", flow_file
+    assert (flow_file["offsets"], flow_file["naming"]) == (spec["offsets"], spec["naming"])
+
+    # the mirror StatefulSet runs the operator's image's strata-mirror, pinned to the standby's
+    # zones; it stays at 0 replicas until the failover engine has set the flow up (fenced the
+    # standby, promoted the active side), which needs both clusters reachable
+    sts = cp.get_json("statefulset", f"{name}-mirror", namespace=ns)
+    assert sts["spec"]["replicas"] == 0, sts["spec"]
+    assert f"--replicas" in sts["spec"]["template"]["spec"]["containers"][0]["args"]
+    pod = sts["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["/usr/local/bin/strata-mirror"], container
+    assert any(p["name"] == "metrics" for p in container["ports"]), container["ports"]
+    standby_zones = {r["zone"] for r in clusters[target]["spec"]["racks"]}
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert set(terms[0]["matchExpressions"][0]["values"]) == standby_zones, terms
+
+    assert standby_zones <= set(zones.values()), (standby_zones, zones)
+
+    # the discovery Service selects the active cluster's broker pods, on port 9092
+    svc = cp.get_json("service", discovery, namespace=ns)
+    assert svc["spec"]["selector"] == {"app.kubernetes.io/component": "broker", CLUSTER_LABEL: source}, svc["spec"]
+    assert [p["port"] for p in svc["spec"]["ports"]] == [9092]
+    endpoints = cp.items("endpointslices", namespace=ns, selector=f"kubernetes.io/service-name={discovery}")
+    addresses = {a for e in endpoints for ep in e.get("endpoints") or [] for a in ep["addresses"]}
+    broker_ips = {p["status"].get("podIP") for p in cp.items("pods", namespace=ns,
+                                                              selector=f"{CLUSTER_LABEL}={source}")}
+    assert addresses <= broker_ips, (addresses, broker_ips)
+
+    # status: the active side, the engine's saved state, and why it is not Ready (the
+    # out-of-cluster operator cannot reach the fake brokers' bootstrap Services); `kubectl get
+    # mf` shows Phase and Active
+    def degraded():
+        mf = cp.get_json("mirrorflow", name, namespace=ns)
+        c = condition(mf, "Degraded")
+        return mf if c and c["status"] == "True" else None
+    mf = cp.wait_until(degraded, timeout=60, what=f"MirrorFlow {name} Degraded")
+    st = mf["status"]
+    assert st["activeCluster"] == "source", st
+    assert st["failover"]["active"] == "source" and "mirrorFrom" not in st["failover"], st["failover"]
+    assert condition(mf, "Ready")["status"] == "False", condition(mf, "Ready")
+    c = condition(mf, "Degraded")
+    assert (c["status"], c["reason"]) == ("True", "ActiveClusterUnreachable"), c
+    assert f"{source}-bootstrap.{ns}.svc" in c["message"], c
+    row = cp.kubectl("get", "mf", name, "-n", ns, "--no-headers").split()
+    assert row[1:3] == [st["phase"], "source"], row
 
 
 # --- 2. rolling restart and the health-check pause --------------------------------
@@ -780,6 +864,58 @@ def test_invalid_specs_create_nothing(cp, operator, namespaces):
     assert children(cp, ns, "reserved")["statefulsets"] == ["reserved-a"]
     # the others still have nothing
     assert not any(children(cp, ns, "tls").values())
+
+
+def flow_manifest(name, source, target, extra=""):
+    return f"""
+apiVersion: kafka.strata.dev/v1alpha1
+kind: MirrorFlow
+metadata: {{name: {name}}}
+spec:
+  source: {source}
+  target: {target}
+{extra}
+"""
+
+
+EXTERNAL_A = '{alias: a, bootstrapServers: "10.0.0.1:9092"}'
+EXTERNAL_B = '{alias: b, bootstrapServers: "10.0.0.2:9092"}'
+INVALID_FLOWS = {
+    "PreserveNeedsStrataClusters": flow_manifest(
+        "foreign", EXTERNAL_A, EXTERNAL_B, "  naming: Identity\n  offsets: Preserve"),
+    "PreserveNeedsIdentityNaming": flow_manifest("prefixed", EXTERNAL_A, EXTERNAL_B, "  offsets: Preserve"),
+    "InvalidEndpoint": flow_manifest(
+        "both", '{alias: a, bootstrapServers: "10.0.0.1:9092", clusterRef: {name: x}}', EXTERNAL_B),
+    "ClusterNotFound": flow_manifest("missing", "{alias: a, clusterRef: {name: nowhere}}", EXTERNAL_B),
+}
+
+
+def test_invalid_flows_create_nothing(cp, operator, namespaces):
+    ns = namespaces.make(NS_INVALID_FLOW)
+    # 1. the user applies flows the API server accepts but the operator cannot run
+    cp.apply("---".join(INVALID_FLOWS.values()), "-n", ns)
+    for reason, manifest in INVALID_FLOWS.items():
+        name = re.search(r"name: ([a-z-]+)\}", manifest).group(1)
+        # 2. each says why in Ready=False, with the same reason on a Warning event
+        def refused():
+            mf = cp.get_json("mirrorflow", name, namespace=ns)
+            c = condition(mf, "Ready")
+            return c if c and (mf.get("status") or {}).get("observedGeneration") == mf["metadata"]["generation"] else None
+        c = cp.wait_until(refused, timeout=60, what=f"a Ready condition on MirrorFlow {name}")
+        assert (c["status"], c["reason"]) == ("False", reason), f"{name}: {c}"
+        assert c["message"], c
+        cp.wait_until(lambda: [e for e in events_for(cp, ns, name, reason) if e["type"] == "Warning"],
+                      timeout=30, what=f"a Warning event {reason} on {name}")
+    # 3. nothing was created for any of them
+    for manifest in INVALID_FLOWS.values():
+        name = re.search(r"name: ([a-z-]+)\}", manifest).group(1)
+        assert not any(flow_children(cp, ns, name).values()), (name, flow_children(cp, ns, name))
+    # 4. fixing one (Translate between two external clusters) gets it its mirror
+    cp.kubectl("patch", "mirrorflow", "foreign", "-n", ns, "--type=merge",
+               "-p", '{"spec":{"offsets":"Translate"}}')
+    cp.wait_until(lambda: flow_children(cp, ns, "foreign")["statefulsets"] == ["foreign-mirror"],
+                  timeout=60, what="the fixed flow's mirror StatefulSet")
+    assert not any(flow_children(cp, ns, "prefixed").values())
 
 
 # --- 5. deleting a cluster ---------------------------------------------------------------------

@@ -30,6 +30,11 @@ def strata_broker_bin():
     return Path(os.environ.get("STRATA_BROKER_BIN") or REPO_ROOT / "target" / "release" / "strata-broker")
 
 
+def strata_cli_bin():
+    """Path of the ``strata`` command: $STRATA_CLI_BIN or next to the broker binary."""
+    return Path(os.environ.get("STRATA_CLI_BIN") or strata_broker_bin().parent / "strata")
+
+
 def kafka_tool(name, *args, timeout=180, check=True, input=None, wrap=None):
     """Runs a Kafka command-line tool (``kafka.sh tool NAME ARGS``) to completion.
 

@@ -47,13 +47,13 @@ def headers_of(i):
     return [("h", b"%d" % i), ("h2", b"x")]
 
 
-def _admin(bootstrap):
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+def _admin(bootstrap, extra=None):
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, **(extra or {})})
 
 
-def topic_partitions(bootstrap, topic, timeout=10):
+def topic_partitions(bootstrap, topic, timeout=10, extra=None):
     """Partition count of ``topic`` (0 when it does not exist or has no partitions yet)."""
-    md = _admin(bootstrap).list_topics(topic, timeout=timeout).topics.get(topic)
+    md = _admin(bootstrap, extra).list_topics(topic, timeout=timeout).topics.get(topic)
     if md is None or md.error is not None:
         return 0
     return len(md.partitions)
@@ -146,12 +146,13 @@ def watermarks(bootstrap, topic, timeout=10):
         c.close()
 
 
-def read_all(bootstrap, topic, *, timeout=60):
+def read_all(bootstrap, topic, *, timeout=60, extra=None):
     """Every record of every partition of ``topic`` from the earliest offset up to the high
-    watermark read at call time: {partition: [Rec, ...]} in offset order."""
-    n = topic_partitions(bootstrap, topic)
+    watermark read at call time: {partition: [Rec, ...]} in offset order. ``extra``: client
+    settings for both the metadata lookup and the reader (a ``client.id``, say)."""
+    n = topic_partitions(bootstrap, topic, extra=extra)
     assert n > 0, f"topic {topic} does not exist on {bootstrap}"
-    c = _reader(bootstrap)
+    c = _reader(bootstrap, extra)
     try:
         marks = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(n)}
         out = {p: [] for p in range(n)}

@@ -470,10 +470,10 @@ def check_records(acks, records):
     return res
 
 
-def read_back(bootstrap, topic, timeout=120):
+def read_back(bootstrap, topic, timeout=120, extra=None):
     """Everything in ``topic`` up to the high watermarks: {partition: [Rec, ...]}."""
     from .data import read_all
-    return read_all(bootstrap, topic, timeout=timeout)
+    return read_all(bootstrap, topic, timeout=timeout, extra=extra)
 
 
 Batch = namedtuple("Batch", "base last count producer_id producer_epoch base_sequence leader_epoch crc valid")

@@ -2,9 +2,8 @@
 //! (topics, configs, ACLs, consumer-group offsets) plus the active-standby failover policy that
 //! goes with it, and the status a controller reports back. Pure data. The spec's field types
 //! are the plain ones of `strata-flow`, which `strata-mirror` reads from its configuration file
-//! too (re-exported here). Today `strata-operator` validates and renders `MirrorFlow` objects;
-//! no controller acts on them yet, so the failover fields and the status are the declared
-//! contract, not yet filled in.
+//! too (re-exported here). `strata-operator` runs the mirror of a flow, keeps its discovery
+//! Service on the active cluster and reports phase, active side, lag and conditions here.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
@@ -135,6 +134,12 @@ pub struct MirrorFlowStatus {
     /// Outcome of the most recent failover or failback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover: Option<FailoverRecord>,
+
+    /// The failover engine's saved state (`strata-failover`): the step of a failover in
+    /// progress and its id, written before the step runs, so a restarted or replaced operator
+    /// resumes where the last one stopped. Managed by the operator; do not edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<strata_failover::FailoverState>,
 }
 
 /// Phase of a `MirrorFlow`.

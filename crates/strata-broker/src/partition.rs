@@ -518,9 +518,17 @@ impl Partition {
         &self,
         truncation: strata_controller::LogTruncation,
     ) -> Result<bool, LogError> {
-        let (_, end_before) = self
-            .log
-            .end_offset_for_epoch(truncation.leader_epoch.saturating_sub(1));
+        // Where the records of epochs below the truncation's end: the start of the first epoch
+        // at or above it, or the log end when the log holds none (records written under epochs
+        // the log never saw a batch of, e.g. after a restart bumped the epoch, count as below).
+        let end_before = match self.log.latest_epoch() {
+            Some(latest) if latest >= truncation.leader_epoch => {
+                self.log
+                    .end_offset_for_epoch(truncation.leader_epoch.saturating_sub(1))
+                    .1
+            }
+            _ => self.log_end_offset(),
+        };
         let end_before = end_before.min(self.log_end_offset());
         if end_before <= truncation.offset {
             return Ok(false);
@@ -901,5 +909,28 @@ mod tests {
         assert!(short.make_follower(2, 3));
         assert!(!short.apply_truncation(truncation).unwrap());
         assert_eq!(short.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn a_tail_truncation_reaches_records_of_epochs_the_leader_moved_past_without_writing() {
+        // Records written at epoch 0; restarts moved the leadership to epoch 3 with no batch of
+        // epochs 1-3 in the log; the truncation comes with epoch 4.
+        let dir = tempfile::tempdir().unwrap();
+        let set = PartitionSet::new(dir.path(), 1);
+        set.open_partitions("m", Uuid::new_v4(), 0, 1, &LogConfig::default())
+            .unwrap();
+        let p = set.get("m", 0).unwrap();
+        assert!(p.make_leader(0, 0, &[1], &[1], 0));
+        for _ in 0..10 {
+            p.append_as_leader(&mut one_record(), 1).unwrap();
+        }
+        assert!(p.make_leader(3, 3, &[1], &[1], 0));
+        let truncation = strata_controller::LogTruncation {
+            offset: 5,
+            leader_epoch: 4,
+        };
+        assert!(p.apply_truncation(truncation).unwrap());
+        assert_eq!((p.log_end_offset(), p.high_watermark()), (5, 5));
+        assert!(!p.apply_truncation(truncation).unwrap(), "applied once");
     }
 }

@@ -210,10 +210,12 @@ pub struct Rejoin {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverRecord {
+    /// The failover id (names quarantine topics and fences).
     pub id: String,
     pub reason: Reason,
     pub from: Side,
     pub to: Side,
+    /// When it started (for `ProbeFailed`, the first failed probe), Unix ms.
     pub started_ms: i64,
     /// Milliseconds from detection until discovery pointed at the new side (RTO).
     pub duration_ms: i64,

@@ -44,6 +44,9 @@ const INVALID_REQUEST: i16 = 42;
 const SECURITY_DISABLED: i16 = 54;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 
+/// How long the leaders may take to apply a tail truncation.
+const TRUNCATION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The two clusters of a flow and what the flow mirrors.
 #[derive(Debug, Clone)]
 pub struct FlowSides {
@@ -448,6 +451,9 @@ impl FlowSides {
                     )
                     .await?;
             }
+            // Each replica truncates when it applies the change; the reverse mirror must not
+            // start before the leaders have.
+            self.wait_truncated(&client, &cuts).await?;
             truncated = true;
         }
         if self.config.offsets == OffsetMode::Translate {
@@ -480,6 +486,39 @@ impl FlowSides {
             truncated,
             partitions,
         })
+    }
+
+    /// Waits until every cut partition ends at its cut (the leader applied the truncation).
+    async fn wait_truncated(
+        &self,
+        client: &Client,
+        cuts: &BTreeMap<String, Vec<(i32, i64)>>,
+    ) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + TRUNCATION_TIMEOUT;
+        for (topic, cuts) in cuts {
+            let parts: Vec<i32> = cuts.iter().map(|(p, _)| *p).collect();
+            loop {
+                let ends = client
+                    .list_offsets(topic, &parts, OffsetSpec::Latest)
+                    .await?;
+                let pending: Vec<String> = cuts
+                    .iter()
+                    .filter(|(p, cut)| ends.get(p).is_none_or(|o| o.offset > *cut))
+                    .map(|(p, cut)| format!("{topic}-{p} (cut at {cut})"))
+                    .collect();
+                if pending.is_empty() {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Error::Protocol(format!(
+                        "not truncated yet: {}",
+                        pending.join(", ")
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
     }
 
     /// Copies records `[start, end)` of `topic`-`partition` to the partition of the same

@@ -12,6 +12,8 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 /// Something needs a user's attention; the reason says what.
 pub const DEGRADED: &str = "Degraded";
+/// Whether the side a failover left confirmed its write fence (`MirrorFlow`).
+pub const FENCED: &str = "Fenced";
 
 /// One condition the reconciler wants to report; turned into a [`Condition`] by [`merge`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use strata_client::{Client, ClientConfig, ConfigOp, ConfigSource, NewTopic};
+use strata_failover::{Action as FailoverAction, FlowSides, Outcome as FailoverOutcome};
 
 use kube::ResourceExt;
 use strata_api::KafkaCluster;
@@ -155,6 +156,16 @@ impl ClusterSnapshot {
     }
 }
 
+/// What one side of a mirror answers to a probe: Metadata (its topics and brokers),
+/// DescribeCluster (its id) and ListOffsets (the end of every partition).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SideOffsets {
+    pub cluster_id: String,
+    pub brokers: usize,
+    /// Latest offset (the high watermark) of every partition, by topic and partition.
+    pub end_offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+}
+
 /// A partition's move from its current replicas to new ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionMove {
@@ -247,6 +258,22 @@ pub trait KafkaAdmin: Send + Sync + 'static {
         set: &'a BTreeMap<String, String>,
         delete: &'a [String],
     ) -> BoxFuture<'a, Result<(), AdminError>>;
+
+    /// The probe of a mirror side: Metadata, DescribeCluster, then ListOffsets (latest) of
+    /// every partition. Not cancellation-safe in the sense that a cached client may be left
+    /// half-used; the caller's timeout only drops the answer.
+    fn end_offsets<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+    ) -> BoxFuture<'a, Result<SideOffsets, AdminError>>;
+
+    /// Runs one of the failover engine's Kafka-side actions (fence, mandate, drain check,
+    /// final checkpoint, promotion, quarantine) on the sides of a flow.
+    fn failover_action<'a>(
+        &'a self,
+        sides: &'a FlowSides,
+        action: &'a FailoverAction,
+    ) -> BoxFuture<'a, FailoverOutcome>;
 }
 
 /// Maps a KafkaCluster to the address its admin calls go to.
@@ -281,15 +308,7 @@ impl BootstrapResolver {
     /// bootstrap Service the names module derives from the spec (before the first status).
     pub fn target(&self, cluster: &KafkaCluster, cluster_domain: &str) -> KafkaTarget {
         let namespace = cluster.namespace().unwrap_or_else(|| "default".to_owned());
-        let default = cluster
-            .status
-            .as_ref()
-            .and_then(|s| s.bootstrap_address.clone())
-            .unwrap_or_else(|| {
-                let port = cluster.spec.listeners.first().map_or(9092, |l| l.port);
-                ClusterNames::new(&cluster.name_any(), &namespace, cluster_domain)
-                    .bootstrap_address(port)
-            });
+        let default = in_cluster_bootstrap(cluster, cluster_domain);
         self.resolve(&namespace, &cluster.name_any(), &default)
     }
 
@@ -303,6 +322,22 @@ impl BootstrapResolver {
             .unwrap_or_else(|| default.to_owned());
         KafkaTarget { cluster, bootstrap }
     }
+}
+
+/// The address pods inside the Kubernetes cluster bootstrap from: the one `cluster`'s status
+/// reports, else the bootstrap Service the names module derives from its spec (before the
+/// first status). Never a test override: this is what the operator writes into pods.
+pub fn in_cluster_bootstrap(cluster: &KafkaCluster, cluster_domain: &str) -> String {
+    let namespace = cluster.namespace().unwrap_or_else(|| "default".to_owned());
+    cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.bootstrap_address.clone())
+        .unwrap_or_else(|| {
+            let port = cluster.spec.listeners.first().map_or(9092, |l| l.port);
+            ClusterNames::new(&cluster.name_any(), &namespace, cluster_domain)
+                .bootstrap_address(port)
+        })
 }
 
 /// [`KafkaAdmin`] over `strata-client`, with one cached client per bootstrap address (a client
@@ -634,6 +669,51 @@ impl KafkaAdmin for ClientAdmin {
                     )
                 })
         })
+    }
+
+    fn end_offsets<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+    ) -> BoxFuture<'a, Result<SideOffsets, AdminError>> {
+        Box::pin(async move {
+            let client = self.client(target).await?;
+            let metadata = client
+                .metadata(None)
+                .await
+                .map_err(|e| self.fail(target, "Metadata", e))?;
+            let described = client
+                .describe_cluster()
+                .await
+                .map_err(|e| self.fail(target, "DescribeCluster", e))?;
+            let mut end_offsets = BTreeMap::new();
+            for (name, topic) in &metadata.topics {
+                let partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
+                if partitions.is_empty() {
+                    continue;
+                }
+                let listed = client
+                    .list_offsets(name, &partitions, strata_client::OffsetSpec::Latest)
+                    .await
+                    .map_err(|e| self.fail(target, &format!("ListOffsets of {name}"), e))?;
+                end_offsets.insert(
+                    name.clone(),
+                    listed.into_iter().map(|(p, o)| (p, o.offset)).collect(),
+                );
+            }
+            Ok(SideOffsets {
+                cluster_id: described.cluster_id,
+                brokers: described.brokers.len(),
+                end_offsets,
+            })
+        })
+    }
+
+    fn failover_action<'a>(
+        &'a self,
+        sides: &'a FlowSides,
+        action: &'a FailoverAction,
+    ) -> BoxFuture<'a, FailoverOutcome> {
+        Box::pin(sides.run(action))
     }
 }
 

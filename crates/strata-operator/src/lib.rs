@@ -7,9 +7,11 @@
 //! [`names`] is the only place child names, labels and broker ids are spelled. [`runtime`]
 //! wires controllers, leader election ([`leader`]) and metrics ([`metrics`]).
 
+pub mod apply;
 pub mod cluster;
 pub mod conditions;
 pub mod context;
+pub mod flow;
 pub mod kafka;
 pub mod leader;
 pub mod metrics;

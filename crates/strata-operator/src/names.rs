@@ -1,4 +1,5 @@
-//! Names, labels and broker ids of everything the operator creates for a `KafkaCluster`: the
+//! Names, labels and broker ids of everything the operator creates for a `KafkaCluster` (and,
+//! in [`FlowNames`], for a `MirrorFlow`): the
 //! only place that spells a child object's name, a pod's DNS name or a label key, and the only
 //! place that turns a rack into broker ids ([`RackAssignment`]). Pure: no client, no I/O.
 //!
@@ -40,8 +41,22 @@ pub const CONTROLLER_VOTER_LABEL: &str = "kafka.strata.dev/controller-voter";
 /// configuration change changes the pod template.
 pub const CONFIG_HASH_ANNOTATION: &str = "kafka.strata.dev/config-hash";
 
+/// The `MirrorFlow` an object belongs to (mirror StatefulSet, its pods, discovery Service).
+pub const MIRRORFLOW_LABEL: &str = "kafka.strata.dev/mirrorflow";
+/// Label every EndpointSlice carries to attach it to its Service (Kubernetes' own key).
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Label of the manager of an EndpointSlice; the endpoint-slice controller leaves slices
+/// managed by others alone.
+pub const ENDPOINT_SLICE_MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+/// Value of [`ENDPOINT_SLICE_MANAGED_BY_LABEL`] on the slices the operator writes.
+pub const ENDPOINT_SLICE_MANAGER: &str = "strata-operator.kafka.strata.dev";
+/// Pod label the StatefulSet controller sets to the pod's ordinal.
+pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+
 const APP: &str = "strata";
 const COMPONENT: &str = "broker";
+const MIRROR_COMPONENT: &str = "mirror";
+const DISCOVERY_COMPONENT: &str = "discovery";
 
 /// Label selector (`key=value,...`) of every object the operator manages.
 pub fn managed_selector() -> String {
@@ -216,6 +231,84 @@ impl ClusterNames {
     }
 }
 
+/// Names and labels of the children of one `MirrorFlow` `f`: ConfigMap `f-mirror-config`
+/// holding the flow file, headless Service `f-mirror` (the metrics endpoints of the mirror
+/// pods), StatefulSet `f-mirror` with pods `f-mirror-<ordinal>`, and the discovery Service the
+/// spec names, with an EndpointSlice `<discovery>-external` when the active side is a list of
+/// external IP addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowNames {
+    flow: String,
+    namespace: String,
+}
+
+impl FlowNames {
+    pub fn new(flow: &str, namespace: &str) -> Self {
+        Self {
+            flow: flow.to_owned(),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// Name of the `MirrorFlow`.
+    pub fn flow(&self) -> &str {
+        &self.flow
+    }
+
+    /// Namespace of the flow and of all its children.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// StatefulSet running `strata-mirror`: `f-mirror`.
+    pub fn stateful_set(&self) -> String {
+        format!("{}-mirror", self.flow)
+    }
+
+    /// Headless Service of the mirror pods (their `/metrics`): `f-mirror`.
+    pub fn mirror_service(&self) -> String {
+        self.stateful_set()
+    }
+
+    /// ConfigMap holding the flow file `strata-mirror` reads: `f-mirror-config`.
+    pub fn config_map(&self) -> String {
+        format!("{}-mirror-config", self.flow)
+    }
+
+    /// The EndpointSlice of discovery Service `discovery` when it points at external IPs.
+    pub fn endpoint_slice(&self, discovery: &str) -> String {
+        format!("{discovery}-external")
+    }
+
+    fn base_labels(&self, component: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (NAME_LABEL.to_owned(), APP.to_owned()),
+            (INSTANCE_LABEL.to_owned(), self.flow.clone()),
+            (COMPONENT_LABEL.to_owned(), component.to_owned()),
+            (MANAGED_BY_LABEL.to_owned(), FIELD_MANAGER.to_owned()),
+            (MIRRORFLOW_LABEL.to_owned(), self.flow.clone()),
+        ])
+    }
+
+    /// Labels of the mirror's objects and pods.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.base_labels(MIRROR_COMPONENT)
+    }
+
+    /// Labels of the discovery Service and its EndpointSlice.
+    pub fn discovery_labels(&self) -> BTreeMap<String, String> {
+        self.base_labels(DISCOVERY_COMPONENT)
+    }
+
+    /// Selector of the mirror pods (immutable on the StatefulSet once created).
+    pub fn selector(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (COMPONENT_LABEL.to_owned(), MIRROR_COMPONENT.to_owned()),
+            (MIRRORFLOW_LABEL.to_owned(), self.flow.clone()),
+        ])
+    }
+}
+
 /// Why racks cannot be given broker ids.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AssignmentError {
@@ -356,6 +449,22 @@ mod tests {
         );
         assert_eq!(n.broker_pod_labels(7, false).len(), 1);
         assert_eq!(n.broker_pod_labels(7, true)[CONTROLLER_VOTER_LABEL], "true");
+    }
+
+    #[test]
+    fn flow_names_and_selector() {
+        let n = FlowNames::new("f", "ns");
+        assert_eq!(n.stateful_set(), "f-mirror");
+        assert_eq!(n.mirror_service(), "f-mirror");
+        assert_eq!(n.config_map(), "f-mirror-config");
+        assert_eq!(n.endpoint_slice("kafka-active"), "kafka-active-external");
+        let labels = n.labels();
+        for (k, v) in n.selector() {
+            assert_eq!(labels.get(&k), Some(&v));
+        }
+        // A flow's objects are never mistaken for a cluster's brokers.
+        assert!(!labels.contains_key(CLUSTER_LABEL));
+        assert_eq!(n.discovery_labels()[COMPONENT_LABEL], "discovery");
     }
 
     #[test]

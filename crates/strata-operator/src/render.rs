@@ -6,7 +6,11 @@
 //! - a `KafkaCluster` becomes its ConfigMap, Services, PodDisruptionBudget and StatefulSets, in
 //!   apply order (the ConfigMap the pods mount first, the StatefulSets last);
 //! - a `KafkaTopic` becomes a comment: topics live in Kafka, created through its admin API;
-//! - a `MirrorFlow` becomes a comment: it is validated only.
+//! - a `MirrorFlow` becomes its ConfigMap (the flow file), the mirror's Service and
+//!   StatefulSet and its discovery objects, resolving `clusterRef`s against the `KafkaCluster`s
+//!   of the same file (a cluster missing from the file makes the flow invalid, as the
+//!   controller would report it); its direction follows `status.activeCluster` when the file
+//!   carries one, else `spec.failover.active`.
 //!
 //! Objects of other API groups (a Namespace in the same file) are skipped with a comment. A
 //! namespace missing from a resource is `default`.
@@ -19,6 +23,8 @@ use strata_api::{schema_check, KafkaCluster, KafkaTopic, MirrorFlow, API_VERSION
 
 use crate::cluster::build::{build, ClusterChildren};
 use crate::cluster::plan::{plan, InvalidSpec, PlanContext};
+use crate::flow::build::{build as build_flow, Discovery, FlowChildren};
+use crate::flow::plan::{plan as plan_flow, InvalidFlow, Referenced};
 use crate::topic::plan::{desired, InvalidTopic};
 
 /// Why a file could not be rendered; every variant names the document or resource.
@@ -64,6 +70,12 @@ pub enum RenderError {
         #[source]
         source: InvalidTopic,
     },
+    #[error("MirrorFlow {name} is invalid: {source}")]
+    InvalidFlow {
+        name: String,
+        #[source]
+        source: InvalidFlow,
+    },
     #[error("cannot write {what} as YAML: {source}")]
     Serialize {
         what: String,
@@ -78,6 +90,7 @@ impl RenderError {
         match self {
             RenderError::InvalidCluster { source, .. } => Some(source.reason),
             RenderError::InvalidTopic { source, .. } => Some(source.reason),
+            RenderError::InvalidFlow { source, .. } => Some(source.reason),
             _ => None,
         }
     }
@@ -85,7 +98,13 @@ impl RenderError {
 
 /// Renders every resource of the multi-document `yaml` into one multi-document YAML stream.
 pub fn render(yaml: &str, ctx: &PlanContext) -> Result<String, RenderError> {
+    // Flows are rendered once every cluster of the file is known (a flow may come first).
+    enum Pending {
+        Done(String),
+        Flow(Box<MirrorFlow>),
+    }
     let mut documents = Vec::new();
+    let mut clusters = Vec::new();
     for (index, doc) in serde_norway::Deserializer::from_str(yaml).enumerate() {
         let document = index + 1;
         let value =
@@ -99,10 +118,10 @@ pub fn render(yaml: &str, ctx: &PlanContext) -> Result<String, RenderError> {
             return Err(RenderError::NotAnObject { document });
         };
         if api_version.split('/').next() != Some(GROUP) {
-            documents.push(format!(
+            documents.push(Pending::Done(format!(
                 "# {kind} {}: not a Strata resource, skipped\n",
                 display_name(&value)
-            ));
+            )));
             continue;
         }
         if api_version != API_VERSION {
@@ -114,20 +133,20 @@ pub fn render(yaml: &str, ctx: &PlanContext) -> Result<String, RenderError> {
         match kind {
             "KafkaCluster" => {
                 let cluster: KafkaCluster = load(value)?;
-                documents.extend(render_cluster(&cluster, ctx)?);
+                documents.extend(
+                    render_cluster(&cluster, ctx)?
+                        .into_iter()
+                        .map(Pending::Done),
+                );
+                clusters.push(cluster);
             }
             "KafkaTopic" => {
                 let topic: KafkaTopic = load(value)?;
-                documents.push(render_topic(&topic)?);
+                documents.push(Pending::Done(render_topic(&topic)?));
             }
             "MirrorFlow" => {
                 let flow: MirrorFlow = load(value)?;
-                documents.push(format!(
-                    "# MirrorFlow {}/{}: validated only; this release of the operator creates \
-                     no objects for it.\n",
-                    namespace_of(flow.metadata.namespace.as_deref()),
-                    flow.metadata.name.as_deref().unwrap_or_default()
-                ));
+                documents.push(Pending::Flow(Box::new(flow)));
             }
             other => {
                 return Err(RenderError::UnknownKind {
@@ -137,7 +156,14 @@ pub fn render(yaml: &str, ctx: &PlanContext) -> Result<String, RenderError> {
             }
         }
     }
-    Ok(documents.join("---\n"))
+    let mut out = Vec::new();
+    for doc in documents {
+        match doc {
+            Pending::Done(text) => out.push(text),
+            Pending::Flow(flow) => out.extend(render_flow(&flow, &clusters, ctx)?),
+        }
+    }
+    Ok(out.join("---\n"))
 }
 
 fn namespace_of(namespace: Option<&str>) -> &str {
@@ -236,6 +262,83 @@ fn render_cluster(cluster: &KafkaCluster, ctx: &PlanContext) -> Result<Vec<Strin
     Ok(documents)
 }
 
+fn render_flow(
+    flow: &MirrorFlow,
+    clusters: &[KafkaCluster],
+    ctx: &PlanContext,
+) -> Result<Vec<String>, RenderError> {
+    let namespace = namespace_of(flow.metadata.namespace.as_deref());
+    let name = format!(
+        "{namespace}/{}",
+        flow.metadata.name.as_deref().unwrap_or_default()
+    );
+    let find = |endpoint: &strata_api::ClusterEndpoint| {
+        let reference = endpoint.cluster_ref.as_ref()?;
+        clusters
+            .iter()
+            .find(|c| {
+                c.metadata.name.as_deref() == Some(reference.name.as_str())
+                    && namespace_of(c.metadata.namespace.as_deref()) == namespace
+            })
+            .cloned()
+    };
+    let referenced = Referenced {
+        source: find(&flow.spec.source),
+        target: find(&flow.spec.target),
+    };
+    let active = flow
+        .status
+        .as_ref()
+        .and_then(|s| s.active_cluster)
+        .unwrap_or(flow.spec.failover.active);
+    let mut plan =
+        plan_flow(flow, &referenced, active, ctx).map_err(|source| RenderError::InvalidFlow {
+            name: name.clone(),
+            source,
+        })?;
+    // A saved failover state says where discovery points and which way the mirror runs.
+    if let Some(state) = flow.status.as_ref().and_then(|s| s.failover.as_ref()) {
+        plan.set_active(state.active);
+        plan.set_mirror(state.mirror_from);
+    }
+    let mut header = format!(
+        "# MirrorFlow {name}: mirrors {} -> {} with {} mirror pod(s)",
+        plan.reading().describe(),
+        plan.writing().describe(),
+        plan.replicas()
+    );
+    match plan.discovery() {
+        Some((service, side)) => header.push_str(&format!(
+            "; discovery Service {service} points at {}\n",
+            side.describe()
+        )),
+        None => header.push('\n'),
+    }
+    // Destructured without `..` so that a new child cannot be left out of the output.
+    let FlowChildren {
+        config_map,
+        mirror_service,
+        stateful_set,
+        discovery,
+    } = build_flow(&plan);
+    let mut documents = vec![
+        format!("{header}{}", to_yaml(&name, &config_map)?),
+        to_yaml(&name, &mirror_service)?,
+        to_yaml(&name, &stateful_set)?,
+    ];
+    if let Some(Discovery {
+        service,
+        endpoint_slice,
+    }) = discovery
+    {
+        documents.push(to_yaml(&name, &service)?);
+        if let Some(slice) = endpoint_slice {
+            documents.push(to_yaml(&name, &slice)?);
+        }
+    }
+    Ok(documents)
+}
+
 fn render_topic(topic: &KafkaTopic) -> Result<String, RenderError> {
     let name = format!(
         "{}/{}",
@@ -318,7 +421,7 @@ spec:
     }
 
     #[test]
-    fn topics_and_flows_become_comments() {
+    fn topics_become_comments() {
         let yaml = format!(
             "{CLUSTER}---\n\
              apiVersion: kafka.strata.dev/v1alpha1\nkind: KafkaTopic\nmetadata:\n  name: orders\n\
@@ -336,6 +439,25 @@ spec:
         assert!(out.contains("config retention.ms=1000."));
         assert!(out.contains("# Namespace default/kafka: not a Strata resource, skipped"));
         assert_eq!(kinds(&out).len(), 5);
+    }
+
+    #[test]
+    fn flows_resolve_clusters_of_the_same_file_wherever_they_are() {
+        let flow = "\
+apiVersion: kafka.strata.dev/v1alpha1
+kind: MirrorFlow
+metadata:
+  name: f
+spec:
+  source: {alias: a, clusterRef: {name: dev}}
+  target: {alias: b, bootstrapServers: \"10.0.0.1:9092\"}
+";
+        // The flow comes before the cluster it names.
+        let out = render(&format!("{flow}---\n{CLUSTER}"), &ctx()).unwrap();
+        assert!(out.contains("# MirrorFlow default/f: mirrors a (KafkaCluster dev) -> b"));
+        assert!(out.contains("bootstrapServers: dev-bootstrap.default.svc:9092"));
+        let err = render(flow, &ctx()).unwrap_err();
+        assert_eq!(err.reason(), Some("ClusterNotFound"));
     }
 
     #[test]

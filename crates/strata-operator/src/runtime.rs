@@ -1,5 +1,5 @@
-//! The operator process: metrics/health endpoints, leader election, and the two controllers
-//! (`KafkaCluster`, `KafkaTopic`) per watched namespace scope. Controllers run only while this
+//! The operator process: metrics/health endpoints, leader election, and the three controllers
+//! (`KafkaCluster`, `KafkaTopic`, `MirrorFlow`) per watched namespace scope. Controllers run only while this
 //! process holds the leader Lease; losing it ends the process (it restarts as a candidate), so
 //! two replicas never act at once. SIGTERM stops the controllers gracefully (in-flight
 //! reconciliations finish), releases the Lease so a standby takes over at once, then exits.
@@ -12,13 +12,14 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use strata_api::{KafkaCluster, KafkaTopic};
+use strata_api::{KafkaCluster, KafkaTopic, MirrorFlow};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +28,7 @@ use crate::context::{object_key, Context, ErrorBackoff, Timing};
 use crate::kafka::{BootstrapResolver, ClientAdmin};
 use crate::leader::{LeaderElection, LeaseTiming};
 use crate::metrics::Metrics;
-use crate::{cluster, names, topic};
+use crate::{cluster, flow, names, topic};
 
 /// Everything `strata-operator run` is configured with.
 #[derive(Debug, Clone)]
@@ -161,7 +162,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
 /// How long shutdown waits for the controllers to finish in-flight work.
 const CONTROLLER_STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// Runs both controllers for every namespace scope until `stop` fires.
+/// Runs the controllers for every namespace scope until `stop` fires.
 async fn run_controllers(namespaces: Vec<String>, ctx: Arc<Context>, stop: CancellationToken) {
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
@@ -172,7 +173,8 @@ async fn run_controllers(namespaces: Vec<String>, ctx: Arc<Context>, stop: Cance
     let mut tasks = tokio::task::JoinSet::new();
     for scope in scopes {
         tasks.spawn(cluster_controller(ctx.clone(), scope.clone(), stop.clone()));
-        tasks.spawn(topic_controller(ctx.clone(), scope, stop.clone()));
+        tasks.spawn(topic_controller(ctx.clone(), scope.clone(), stop.clone()));
+        tasks.spawn(flow_controller(ctx.clone(), scope, stop.clone()));
     }
     while tasks.join_next().await.is_some() {}
 }
@@ -243,6 +245,78 @@ async fn topic_controller(ctx: Arc<Context>, scope: Option<String>, stop: Cancel
             }
         })
         .await;
+}
+
+async fn flow_controller(ctx: Arc<Context>, scope: Option<String>, stop: CancellationToken) {
+    let client = &ctx.client;
+    let managed = watcher::Config::default().labels(&names::managed_selector());
+    let controller = Controller::new(
+        api::<MirrorFlow>(client, &scope),
+        watcher::Config::default(),
+    );
+    let flows = controller.store();
+    controller
+        .owns(api::<StatefulSet>(client, &scope), managed.clone())
+        .owns(api::<ConfigMap>(client, &scope), managed.clone())
+        .owns(api::<Service>(client, &scope), managed.clone())
+        .owns(api::<EndpointSlice>(client, &scope), managed)
+        // A referenced cluster that appears or changes (its racks, its address) re-triggers
+        // the flows that name it.
+        .watches(
+            api::<KafkaCluster>(client, &scope),
+            watcher::Config::default(),
+            move |kc: KafkaCluster| {
+                let namespace = kc.namespace();
+                let name = kc.name_any();
+                flows
+                    .state()
+                    .into_iter()
+                    .filter(|f| {
+                        f.namespace() == namespace
+                            && [&f.spec.source, &f.spec.target]
+                                .iter()
+                                .any(|s| s.cluster_ref.as_ref().is_some_and(|r| r.name == name))
+                    })
+                    .map(|f| ObjectRef::from_obj(&*f))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(reconcile_flow, flow_error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(controller = flow::reconcile::CONTROLLER, error = %e, "controller event");
+            }
+        })
+        .await;
+}
+
+async fn reconcile_flow(
+    obj: Arc<MirrorFlow>,
+    ctx: Arc<Context>,
+) -> Result<Action, flow::reconcile::Error> {
+    let started = Instant::now();
+    let key = format!("{}:{}", flow::reconcile::CONTROLLER, object_key(&*obj));
+    let result = flow::reconcile::reconcile(obj, ctx.clone()).await;
+    ctx.metrics
+        .reconciled(flow::reconcile::CONTROLLER, started.elapsed());
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
+}
+
+fn flow_error_policy(
+    obj: Arc<MirrorFlow>,
+    error: &flow::reconcile::Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = format!("{}:{}", flow::reconcile::CONTROLLER, object_key(&*obj));
+    ctx.metrics
+        .failed(flow::reconcile::CONTROLLER, error.reason());
+    let delay = ctx.backoff.failed(&key);
+    tracing::warn!(flow = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
 }
 
 async fn reconcile_cluster(

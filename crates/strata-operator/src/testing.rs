@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 
 use crate::kafka::{
     AdminError, ClusterSnapshot, KafkaAdmin, KafkaTarget, ObservedTopic, PartitionMove, Refusals,
+    SideOffsets,
 };
+use strata_failover::{Action as FailoverAction, FlowSides, Outcome as FailoverOutcome};
 
 /// One request the mock API server answered.
 #[derive(Debug, Clone)]
@@ -401,6 +403,16 @@ pub struct FakeAdmin {
     pub moves: Mutex<Vec<PartitionMove>>,
     /// Dynamic broker configs by broker id.
     pub broker_configs: Mutex<BTreeMap<i32, BTreeMap<String, String>>>,
+    /// What each bootstrap address answers to a mirror probe; an address missing here is
+    /// unreachable.
+    pub sides: Mutex<BTreeMap<String, SideOffsets>>,
+    /// The failover engine's Kafka-side actions run, in order (their `Debug` form).
+    pub failover_actions: Mutex<Vec<String>>,
+    /// Outcomes to give the next failover actions (front first); `Done`-like answers after.
+    pub failover_outcomes: Mutex<std::collections::VecDeque<FailoverOutcome>>,
+    /// Called with every failover action before it runs (to check what was saved first).
+    #[allow(clippy::type_complexity)]
+    pub on_failover_action: Mutex<Option<Box<dyn Fn(&FailoverAction) + Send>>>,
 }
 
 impl FakeAdmin {
@@ -446,7 +458,9 @@ impl FakeAdmin {
         self.calls
             .lock()
             .iter()
-            .filter(|c| !c.starts_with("describe") && !c.starts_with("snapshot"))
+            .filter(|c| {
+                !c.starts_with("describe") && !c.starts_with("snapshot") && !c.starts_with("probe")
+            })
             .cloned()
             .collect()
     }
@@ -613,6 +627,71 @@ impl KafkaAdmin for FakeAdmin {
             }
             Ok(())
         })
+    }
+
+    fn failover_action<'a>(
+        &'a self,
+        _sides: &'a FlowSides,
+        action: &'a FailoverAction,
+    ) -> BoxFuture<'a, FailoverOutcome> {
+        Box::pin(async move {
+            if let Some(check) = self.on_failover_action.lock().as_ref() {
+                check(action);
+            }
+            self.failover_actions.lock().push(format!("{action:?}"));
+            if let Some(outcome) = self.failover_outcomes.lock().pop_front() {
+                return outcome;
+            }
+            match action {
+                FailoverAction::Fence { .. } => FailoverOutcome::Fenced { confirmed: true },
+                FailoverAction::CheckDrained { .. } => FailoverOutcome::Drained { lag: 0 },
+                FailoverAction::Promote { .. } => FailoverOutcome::Promoted {
+                    end_offsets: Default::default(),
+                },
+                FailoverAction::Quarantine { .. } => FailoverOutcome::Quarantined {
+                    divergent: 0,
+                    truncated: true,
+                    partitions: Vec::new(),
+                },
+                _ => FailoverOutcome::Done,
+            }
+        })
+    }
+
+    fn end_offsets<'a>(
+        &'a self,
+        target: &'a KafkaTarget,
+    ) -> BoxFuture<'a, Result<SideOffsets, AdminError>> {
+        Box::pin(async move {
+            self.call(target, format!("probe {}", target.bootstrap))?;
+            self.sides
+                .lock()
+                .get(&target.bootstrap)
+                .cloned()
+                .ok_or_else(|| AdminError::Unreachable {
+                    cluster: target.cluster.clone(),
+                    bootstrap: target.bootstrap.clone(),
+                    source: strata_client::Error::NoBrokerAvailable,
+                })
+        })
+    }
+}
+
+impl FakeAdmin {
+    /// Makes `bootstrap` answer probes with `offsets` (topic, partition, end offset).
+    pub fn set_side(&self, bootstrap: &str, offsets: &[(&str, i32, i64)]) {
+        let mut side = SideOffsets {
+            cluster_id: format!("id-{bootstrap}"),
+            brokers: 1,
+            end_offsets: BTreeMap::new(),
+        };
+        for (topic, partition, end) in offsets {
+            side.end_offsets
+                .entry((*topic).to_owned())
+                .or_default()
+                .insert(*partition, *end);
+        }
+        self.sides.lock().insert(bootstrap.to_owned(), side);
     }
 }
 

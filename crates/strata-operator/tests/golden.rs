@@ -308,6 +308,121 @@ fn custom_config_and_pod_overrides() {
     assert_eq!(replicas, [Some(2), Some(0)]);
 }
 
+/// The documents of a rendered stream that belong to a `MirrorFlow` (the clusters of the
+/// fixture have golden files of their own).
+fn flow_documents(rendered: &str) -> String {
+    rendered
+        .split("---\n")
+        .filter(|doc| doc.contains(&format!("{}:", names::MIRRORFLOW_LABEL)))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn check_flow_golden(fixture: &str) -> Vec<Value> {
+    let input =
+        std::fs::read_to_string(dir("fixtures").join(fixture)).expect("fixture is readable");
+    let rendered = render(&input, &ctx()).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+    let flow = flow_documents(&rendered);
+    let golden_path = dir("golden").join(fixture);
+    if std::env::var_os("STRATA_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden_path, &flow).expect("golden file is writable");
+    }
+    let golden = std::fs::read_to_string(&golden_path).unwrap_or_default();
+    assert!(
+        golden == flow,
+        "{} differs from the rendered output (- golden, + rendered):\n{}\n\
+         If the change is intended, rewrite the golden files with \
+         STRATA_UPDATE_GOLDEN=1 cargo test --release -p strata-operator --test golden",
+        golden_path.display(),
+        diff(&golden, &flow)
+    );
+    let objects: Vec<Value> = serde_norway::Deserializer::from_str(&flow)
+        .map(|doc| Value::deserialize(doc).expect("rendered output is YAML"))
+        .collect();
+    // What the API server and the StatefulSet controller would trip over.
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    let config = kinds.iter().position(|k| *k == "ConfigMap");
+    let sts = kinds.iter().position(|k| *k == "StatefulSet");
+    assert!(
+        config < sts,
+        "the ConfigMap the pods mount comes first: {kinds:?}"
+    );
+    for o in &objects {
+        if o["kind"] == "StatefulSet" {
+            let selector = o["spec"]["selector"]["matchLabels"].as_object().unwrap();
+            let labels = &o["spec"]["template"]["metadata"]["labels"];
+            for (k, v) in selector {
+                assert_eq!(&labels[k], v, "selector {k}");
+            }
+            let volume = &o["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"];
+            let cm = objects.iter().find(|c| c["kind"] == "ConfigMap").unwrap();
+            assert_eq!(volume, &cm["metadata"]["name"]);
+            let file = cm["data"]["flow.yaml"].as_str().unwrap();
+            strata_mirror::MirrorConfig::parse(file, fixture)
+                .expect("strata-mirror reads the file");
+        }
+    }
+    objects
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+#[test]
+fn strata_to_strata_preserve_flow_with_discovery() {
+    let objects = check_flow_golden("flow-preserve.yaml");
+    let sts = find(&objects, "StatefulSet", "east-to-west-mirror");
+    assert_eq!(sts["spec"]["replicas"], 2);
+    let zones = &sts["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+        ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+        ["matchExpressions"][0]["values"];
+    assert_eq!(
+        zones,
+        &serde_json::json!(["zone-b", "zone-c"]),
+        "west's zones"
+    );
+    let discovery = find(&objects, "Service", "kafka-active");
+    assert_eq!(discovery["spec"]["selector"][names::CLUSTER_LABEL], "east");
+    assert_eq!(discovery["spec"]["ports"][0]["port"], 9092);
+}
+
+#[test]
+fn reversed_flow_after_a_failover() {
+    let objects = check_flow_golden("flow-reversed.yaml");
+    let cm = find(&objects, "ConfigMap", "east-to-west-mirror-config");
+    let file: Value = serde_norway::from_str(cm["data"]["flow.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(file["source"]["alias"], "west");
+    assert_eq!(
+        file["target"]["bootstrapServers"],
+        "east-bootstrap.kafka.svc:9092"
+    );
+    let discovery = find(&objects, "Service", "kafka-active");
+    assert_eq!(discovery["spec"]["selector"][names::CLUSTER_LABEL], "west");
+}
+
+#[test]
+fn translate_flow_to_an_external_cluster() {
+    let objects = check_flow_golden("flow-translate-external.yaml");
+    let discovery = find(&objects, "Service", "kafka-active");
+    assert_eq!(discovery["spec"]["selector"][names::CLUSTER_LABEL], "east");
+    let cm = find(&objects, "ConfigMap", "east-to-dr-mirror-config");
+    let file: Value = serde_norway::from_str(cm["data"]["flow.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(file["offsets"], "Translate");
+    assert_eq!(
+        file["target"]["bootstrapServers"],
+        "10.20.0.1:9094,10.20.0.2:9094"
+    );
+    let sts = find(&objects, "StatefulSet", "east-to-dr-mirror");
+    assert!(
+        sts["spec"]["template"]["spec"].get("affinity").is_none(),
+        "no zones to follow when writing to an external cluster"
+    );
+}
+
 #[test]
 fn diff_shows_changed_lines_with_context() {
     let d = diff("a\nb\nc\nd\ne\nf\ng\n", "a\nb\nc\nX\ne\nf\ng\n");

@@ -32,6 +32,7 @@ use strata_api::{BrokerStatus, KafkaCluster, KafkaClusterStatus};
 
 use strata_api::DrainStatus;
 
+use crate::apply::owned;
 use crate::cluster::build::{build, ClusterChildren};
 use crate::cluster::drain::{self, DrainInput, DrainStep};
 use crate::cluster::plan::{plan, ClusterPlan};
@@ -537,23 +538,13 @@ where
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    let name = obj.name_any();
-    api.patch(
-        &name,
-        &PatchParams::apply(names::FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .map_err(kube_err(format!("applying {} {name}", K::kind(&()))))
-}
-
-fn owned<K: Resource>(
-    mut obj: K,
-    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
-) -> K {
-    obj.meta_mut().owner_references = Some(vec![owner.clone()]);
-    obj
+    crate::apply::apply(&ctx.client, namespace, obj)
+        .await
+        .map_err(kube_err(format!(
+            "applying {} {}",
+            K::kind(&()),
+            obj.name_any()
+        )))
 }
 
 /// Applies the children in dependency order: the ConfigMap the pods mount first, the
