@@ -3,20 +3,30 @@ way an operator would: Kafka's ``kafka-configs`` sets and clears ``strata.write.
 write mandate) on the cluster-default broker resource, confluent-kafka and Kafka's Java producer
 see their writes refused while it is set, and nothing is appended or lost.
 
+The promotion's producer reset (``strata.producer.reset``, set with the fence's removal in one
+``kafka-configs`` call): an idempotent producer whose sequence moved on elsewhere is accepted
+again, new producer ids start at the floor, and confluent-kafka's idempotent producer goes on
+writing. Producer ids are not visible through confluent-kafka, so the moved producer is the raw
+client of ``harness.raw_producer``.
+
 Apache Kafka has no such configs (it refuses them as unknown broker configs): the reference
 target is skipped.
 """
 import logging
+import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from harness import kafka_tool, unique_topic, wait_until
 from harness.data import create_topic
+from harness.raw_producer import (INVALID_CONFIG, NONE, NOT_LEADER_OR_FOLLOWER, OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                  incremental_alter_cluster_default, init_producer_id, produce_idempotent)
 from harness.replication import VerifiableProducer, produce_sync
 
 FENCE = "strata.write.fence"
 MANDATE = "strata.write.mandate.expiry.ms"
+RESET = "strata.producer.reset"
 TOOL_TIMEOUT = 180
 
 
@@ -179,3 +189,75 @@ def test_fence_is_refused_on_a_single_broker(strata):
                      timeout=TOOL_TIMEOUT, check=False)
     assert out.returncode != 0
     assert "cluster-wide" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_producer_reset_at_promotion_lets_a_moved_producer_resume(strata):
+    topic = unique_topic("producer-reset")
+    create_topic(strata.bootstrap, topic, 1)
+    librdkafka = Producer({"bootstrap.servers": strata.bootstrap, "enable.idempotence": True, "acks": "all",
+                           "linger.ms": 0, "message.timeout.ms": 30000})
+
+    def send(values):
+        reports = []
+        for v in values:
+            librdkafka.produce(topic, value=v.encode(), partition=0,
+                               on_delivery=lambda err, msg: reports.append((err, msg.offset())))
+            librdkafka.poll(0)
+        assert librdkafka.flush(60) == 0, "no delivery report"
+        assert all(err is None for err, _ in reports), reports
+        return [o for _, o in reports]
+
+    # 1. Before the failover: librdkafka's idempotent producer and producer P write here; P is at
+    #    sequence 4 on this cluster.
+    assert send([f"before-{i}" for i in range(5)]) == [0, 1, 2, 3, 4]
+    pid, epoch = init_producer_id(strata.bootstrap)
+    assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 0, 5) == (NONE, 5)
+
+    # 2. P wrote up to sequence 49 on the other cluster meanwhile: here that is a gap, the error
+    #    librdkafka takes as fatal.
+    assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 50, 5)[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+
+    # 3. Failback: the cluster is fenced, then promoted by one kafka-configs call that lifts the
+    #    fence and resets the producers with a floor above every id handed out so far.
+    configs(strata, "--alter", "--add-config", f"{FENCE}=f-reset")
+    assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 50, 5)[0] == NOT_LEADER_OR_FOLLOWER
+    floor = int(time.time() * 1000) * 1024
+    assert pid < floor
+    configs(strata, "--alter", "--delete-config", FENCE, "--add-config", f"{RESET}={floor}")
+    described = configs(strata, "--describe").stdout
+    assert RESET not in described and FENCE not in described, described
+
+    # 4. P resumes at sequence 50; its retry is still recognised as a duplicate, its next batch
+    #    follows on.
+    assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 50, 5) == (NONE, 10)
+    assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 50, 5) == (NONE, 10)
+    assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 55, 5) == (NONE, 15)
+    assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 70, 1)[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+
+    # 5. New producer ids start at the floor: none can collide with an id of the other cluster.
+    new_pid, new_epoch = init_producer_id(strata.bootstrap)
+    assert new_pid >= floor, (new_pid, floor)
+    assert produce_idempotent(strata.bootstrap, topic, new_pid, new_epoch, 0, 1) == (NONE, 20)
+
+    # 6. librdkafka's producer, which knows nothing of the reset, goes on writing.
+    assert send([f"after-{i}" for i in range(5)]) == [21, 22, 23, 24, 25]
+    assert high_watermark(strata, topic) == 26
+
+
+@pytest.mark.parametrize("entity, value, expected", [
+    (["--entity-default"], "-1", "Invalid value -1"),
+    (["--entity-default"], "soon", "Invalid value soon"),
+    (["--entity-name", "1"], "1000", "cluster-wide"),
+])
+def test_producer_reset_refuses_bad_values_and_single_brokers(strata, entity, value, expected):
+    out = kafka_tool("configs", "--bootstrap-server", strata.bootstrap, "--entity-type", "brokers", *entity,
+                     "--alter", "--add-config", f"{RESET}={value}", timeout=TOOL_TIMEOUT, check=False)
+    assert out.returncode != 0
+    assert expected in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_producer_reset_is_an_action_that_cannot_be_deleted(strata):
+    # kafka-configs refuses to delete a config the broker does not show, and confluent-kafka's
+    # AdminClient to name the cluster default: the request is built here.
+    error, message = incremental_alter_cluster_default(strata.bootstrap, [(RESET, 1, None)])
+    assert error == INVALID_CONFIG and "only SET" in message, (error, message)

@@ -324,10 +324,11 @@ impl Broker {
     }
 
     /// A producer id no other broker hands out: from this broker's block, a new block from
-    /// the controller when it is used up.
+    /// the controller when it is used up or starts below the image's producer-id floor (a
+    /// producer reset: ids below it may be in use by producers of another cluster).
     pub async fn next_producer_id(&self) -> Result<i64, ControllerError> {
         let mut block = self.producer_ids.lock().await;
-        if block.0 >= block.1 {
+        if block.0 >= block.1 || block.0 < self.image().producer_id_floor {
             let (start, len) = self
                 .link
                 .allocate_producer_ids(

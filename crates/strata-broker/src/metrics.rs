@@ -467,6 +467,7 @@ mod tests {
             adding_replicas: vec![],
             removing_replicas: vec![],
             truncation: None,
+            producer_reset_epoch: None,
         };
         let mut image = MetadataImage::default();
         assert_eq!(offline_partitions(&image), 0);

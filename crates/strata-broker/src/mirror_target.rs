@@ -16,7 +16,7 @@
 //! - The mirror's client id on a topic that is not a mirror target is refused too, so a
 //!   promoted topic never receives offset-preserving appends from a mirror still running.
 //!
-//! Three more extensions serve the failover between an active cluster and its standby (names in
+//! Four more extensions serve the failover between an active cluster and its standby (names in
 //! `strata_kafka::failover`):
 //!
 //! - `strata.write.fence` (cluster-wide dynamic broker config, `kafka-configs --entity-type
@@ -30,6 +30,12 @@
 //!   partition's log is truncated to the offset (which must lie between its log start and log
 //!   end) on every replica, through the active controller, which gives the partition a new
 //!   leader epoch ([`parse_truncation`], [`check_truncation`]).
+//! - `strata.producer.reset` = a producer-id floor, set on the cluster-default broker resource
+//!   at promotion (with the fence's removal, in one request), is an action and never stored:
+//!   every replica of every partition forgets its idempotent-producer state as of a new leader
+//!   epoch, and producer ids restart at the floor (see `crate::write_fence`). The mirror's
+//!   batches carry no producer id here, so a promoted mirror target holds only the state of
+//!   producers that wrote to it while it was active before.
 //!
 //! Everything else (fetch, list offsets, groups, configs) is plain Kafka. The client id is a
 //! guard against mistakes, not an authorisation: the broker has no authentication yet.

@@ -537,6 +537,15 @@ impl Partition {
         Ok(true)
     }
 
+    /// Applies a producer reset ordered through the controller (`strata.producer.reset`): the
+    /// idempotent-producer state of batches written under an epoch below `leader_epoch` is
+    /// forgotten, and so are such batches fetched later. Applying it again (every image that
+    /// carries it) changes nothing; after a restart the log rebuilt that state from its
+    /// batches, so the next image applies it anew. Returns true when it was new here.
+    pub fn apply_producer_reset(&self, leader_epoch: i32) -> bool {
+        self.log.forget_producers_before(leader_epoch)
+    }
+
     /// A follower's truncation (divergence or a leader behind it).
     pub fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
         self.log.truncate_to(offset)?;

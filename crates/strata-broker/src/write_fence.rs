@@ -14,6 +14,16 @@
 //! [`sees_metadata`], [`may_commit_offsets`]): a fenced standby is written by the mirror only,
 //! and Kafka's admin tools still see its metadata.
 //!
+//! Promotion lifts the fence together with a producer reset (`strata.producer.reset`, an
+//! action on the cluster-default broker resource, never stored): in the same metadata-log
+//! entry every partition gets a new leader epoch at which each replica forgets its
+//! idempotent-producer state (`Partition::apply_producer_reset`), and producer ids restart at
+//! the reset's floor, so producers that come over from the other cluster neither trip over
+//! sequences this cluster remembers from before nor share an id with a producer of this
+//! cluster. No transaction can be open (the broker serves none). `cluster::reconcile` applies
+//! a fence at once ([`WriteFence::tighten`]) but lifts it only after the partitions applied
+//! the image, so the reset is in place before the first write.
+//!
 //! The state follows the metadata image (`cluster::reconcile` calls [`WriteFence::follow`]);
 //! the request path reads it with [`WriteFence::check`]: one atomic load, plus one clock read
 //! only while a mandate is set. Pure apart from the atomics: no image, no client.
@@ -89,6 +99,23 @@ impl WriteFence {
     /// Takes the fence and the mandate from the cluster-wide dynamic broker configs. A mandate
     /// that does not parse (the broker validates it on the way in) counts as none.
     pub fn follow(&self, cluster_configs: &BTreeMap<String, String>) {
+        let (fence, deadline) = Self::decide(cluster_configs);
+        // The id first: a request that sees the new deadline finds the id that goes with it.
+        *self.fence_id.write() = fence;
+        self.deadline.store(deadline, Ordering::Release);
+    }
+
+    /// Follows `cluster_configs` only if they fence earlier than the current state does (a
+    /// fence set, a mandate shortened); a lift waits for [`WriteFence::follow`].
+    pub fn tighten(&self, cluster_configs: &BTreeMap<String, String>) {
+        let (_, deadline) = Self::decide(cluster_configs);
+        if deadline < self.deadline.load(Ordering::Acquire) {
+            self.follow(cluster_configs);
+        }
+    }
+
+    /// The failover id and the deadline (`i64::MIN`: fenced now) the configs set.
+    fn decide(cluster_configs: &BTreeMap<String, String>) -> (Option<String>, i64) {
         let fence = cluster_configs
             .get(WRITE_FENCE_CONFIG)
             .map(|v| v.trim())
@@ -103,9 +130,7 @@ impl WriteFence {
             (None, Some(expiry)) => expiry,
             (None, None) => NO_DEADLINE,
         };
-        // The id first: a request that sees the new deadline finds the id that goes with it.
-        *self.fence_id.write() = fence;
-        self.deadline.store(deadline, Ordering::Release);
+        (fence, deadline)
     }
 
     /// Whether writes are refused now; `now_ms` is called only while a mandate is set.
@@ -203,6 +228,19 @@ mod tests {
         assert_eq!(fenced, Fenced::Failover("f123".into()));
         assert!(fenced.message().contains("failover f123"));
         assert!(fenced.message().contains("re-bootstrap"));
+        fence.follow(&configs(&[]));
+        assert_eq!(fence.check(never), None);
+    }
+
+    #[test]
+    fn tighten_fences_at_once_but_never_lifts() {
+        let fence = WriteFence::default();
+        fence.tighten(&configs(&[(MANDATE_EXPIRY_CONFIG, "9999999999999")]));
+        assert_eq!(fence.check(|| 0), None);
+        fence.tighten(&configs(&[(WRITE_FENCE_CONFIG, "f1")]));
+        assert_eq!(fence.check(never), Some(Fenced::Failover("f1".into())));
+        fence.tighten(&configs(&[]));
+        assert_eq!(fence.check(never), Some(Fenced::Failover("f1".into())));
         fence.follow(&configs(&[]));
         assert_eq!(fence.check(never), None);
     }

@@ -459,6 +459,7 @@ fn new_partition(
         adding_replicas: Vec::new(),
         removing_replicas: Vec::new(),
         truncation: None,
+        producer_reset_epoch: None,
     })
 }
 
@@ -686,6 +687,34 @@ pub fn truncate_partitions(
     Ok(records)
 }
 
+/// A producer reset (`strata.producer.reset`, ordered at a failover promotion): every
+/// partition gets a new leader epoch (same leader, same ISR) that is also its producer-reset
+/// epoch, so each replica forgets the idempotent-producer state of batches written before it
+/// — the leader before it leads at the new epoch, a replica that is down when it returns —
+/// and no producer id below `floor` is handed out afterwards. A partition without a leader gets
+/// the new epoch too: whichever replica leads it next starts without the old state.
+pub fn reset_producers(image: &MetadataImage, floor: i64) -> Vec<MetadataRecord> {
+    let mut records: Vec<MetadataRecord> = image
+        .topics
+        .values()
+        .flat_map(|t| {
+            t.partitions.iter().map(|(partition, p)| {
+                let mut state = p.clone();
+                state.leader_epoch = p.leader_epoch + 1;
+                state.partition_epoch = p.partition_epoch + 1;
+                state.producer_reset_epoch = Some(state.leader_epoch);
+                MetadataRecord::Partition {
+                    topic: t.name.clone(),
+                    partition: *partition,
+                    state,
+                }
+            })
+        })
+        .collect();
+    records.push(MetadataRecord::ProducerIdFloor { floor });
+    records
+}
+
 #[cfg(test)]
 mod truncation_tests {
     use super::*;
@@ -701,6 +730,7 @@ mod truncation_tests {
             adding_replicas: vec![],
             removing_replicas: vec![],
             truncation: None,
+            producer_reset_epoch: None,
         };
         image.topics.insert(
             "m".into(),
@@ -735,6 +765,34 @@ mod truncation_tests {
                 offset: 5,
                 leader_epoch: 5
             })
+        );
+    }
+
+    #[test]
+    fn a_producer_reset_gives_every_partition_a_reset_epoch_and_sets_the_floor() {
+        let records = reset_producers(&image(), 1 << 40);
+        let states: Vec<(i32, &PartitionImage)> = records
+            .iter()
+            .filter_map(|r| match r {
+                MetadataRecord::Partition {
+                    partition, state, ..
+                } => Some((*partition, state)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(states.len(), 2, "{records:?}");
+        for (partition, state) in states {
+            let leader = if partition == 0 { 2 } else { -1 };
+            assert_eq!(
+                (state.leader, state.leader_epoch, state.partition_epoch),
+                (leader, 5, 10)
+            );
+            assert_eq!(state.producer_reset_epoch, Some(5));
+            assert_eq!(state.isr, vec![1, 2, 3]);
+        }
+        assert_eq!(
+            records.last(),
+            Some(&MetadataRecord::ProducerIdFloor { floor: 1 << 40 })
         );
     }
 

@@ -53,6 +53,12 @@ pub struct PartitionImage {
     /// replica that was offline applies it when it returns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncation: Option<LogTruncation>,
+    /// The leader epoch of the latest producer reset (`strata.producer.reset`, a failover
+    /// promotion): every replica forgets the idempotent-producer state of batches written
+    /// under an earlier epoch. Every later change of the partition carries it, so a replica
+    /// that was offline applies it when it returns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_reset_epoch: Option<i32>,
 }
 
 /// A tail truncation: the records written under a leader epoch below `leader_epoch` at
@@ -110,6 +116,10 @@ pub struct MetadataImage {
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// Producer ids below this were handed out.
     pub next_producer_id: i64,
+    /// No producer id below this is handed out any more (the floor of the latest producer
+    /// reset; 0 when there was none): a broker drops the rest of a block that starts below it.
+    #[serde(default)]
+    pub producer_id_floor: i64,
 }
 
 impl MetadataImage {

@@ -232,6 +232,7 @@ mod tests {
                         adding_replicas: vec![],
                         removing_replicas: vec![],
                         truncation: None,
+                        producer_reset_epoch: None,
                     },
                 )
             })

@@ -292,9 +292,25 @@ impl Quorum {
         &self,
         configs: BTreeMap<String, String>,
     ) -> Result<u64, ControllerError> {
-        let (_guard, _image) = self.node.begin().await?;
-        let record = crate::records::MetadataRecord::ClusterConfigs(configs);
-        Ok(self.node.propose(vec![record]).await?.index)
+        self.set_cluster_configs_resetting_producers(configs, None)
+            .await
+    }
+
+    /// Replaces the cluster-wide dynamic broker configs and, with `producer_reset`, resets
+    /// every partition's producer state with that producer-id floor (see
+    /// [`controller::reset_producers`]), all in one metadata-log entry: a broker applies the
+    /// reset in the same image that lifts a write fence. Returns the metadata offset.
+    pub async fn set_cluster_configs_resetting_producers(
+        &self,
+        configs: BTreeMap<String, String>,
+        producer_reset: Option<i64>,
+    ) -> Result<u64, ControllerError> {
+        let (_guard, image) = self.node.begin().await?;
+        let mut records = vec![crate::records::MetadataRecord::ClusterConfigs(configs)];
+        if let Some(floor) = producer_reset {
+            records.extend(controller::reset_producers(&image, floor));
+        }
+        Ok(self.node.propose(records).await?.index)
     }
 
     /// Replaces the dynamic configs of one broker (already validated by the broker).

@@ -82,6 +82,11 @@ pub enum MetadataRecord {
     AllocateProducerIds {
         broker_id: i32,
     },
+    /// No producer id below `floor` is handed out any more (a producer reset); the next block
+    /// starts at `floor` or later.
+    ProducerIdFloor {
+        floor: i64,
+    },
 }
 
 /// The replicated state: the image plus counters that are not part of the public image.
@@ -174,6 +179,10 @@ impl ReplicatedState {
                 image.next_producer_id = start + PRODUCER_ID_BLOCK_SIZE;
                 return Some(start);
             }
+            MetadataRecord::ProducerIdFloor { floor } => {
+                image.producer_id_floor = image.producer_id_floor.max(*floor);
+                image.next_producer_id = image.next_producer_id.max(*floor);
+            }
         }
         None
     }
@@ -207,5 +216,22 @@ mod tests {
         assert_eq!(a, Some(0));
         assert_eq!(b, Some(PRODUCER_ID_BLOCK_SIZE));
         assert_eq!(state.image.offset, 9);
+    }
+
+    #[test]
+    fn a_producer_id_floor_raises_the_next_block_and_never_lowers_it() {
+        let mut state = ReplicatedState::default();
+        let floor = |f| MetadataRecord::ProducerIdFloor { floor: f };
+        let alloc = MetadataRecord::AllocateProducerIds { broker_id: 1 };
+        state.apply(1, &MetadataCommand(vec![alloc.clone()]));
+        state.apply(2, &MetadataCommand(vec![floor(5_000)]));
+        let start = state.apply(3, &MetadataCommand(vec![alloc.clone()]));
+        assert_eq!(start.producer_id_start, Some(5_000));
+        assert_eq!(state.image.producer_id_floor, 5_000);
+        // A floor below what was handed out changes nothing but the recorded floor.
+        state.apply(4, &MetadataCommand(vec![floor(10)]));
+        let next = state.apply(5, &MetadataCommand(vec![alloc]));
+        assert_eq!(next.producer_id_start, Some(5_000 + PRODUCER_ID_BLOCK_SIZE));
+        assert_eq!(state.image.producer_id_floor, 5_000);
     }
 }

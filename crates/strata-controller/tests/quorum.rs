@@ -759,6 +759,28 @@ async fn topics_producer_ids_and_errors() {
         q.image().borrow().cluster_configs["log.retention.ms"],
         "1000"
     );
+
+    // A producer reset with the configs in one entry: every partition gets a reset epoch
+    // and producer ids restart at the floor.
+    q.create_topics(vec![topic("reset", 2, 1)], false)
+        .await
+        .unwrap();
+    let before = q.image().borrow().topics["reset"].partitions[&0].leader_epoch;
+    let floor = 1_000_000_000;
+    q.set_cluster_configs_resetting_producers(BTreeMap::new(), Some(floor))
+        .await
+        .unwrap();
+    {
+        let image = q.image().borrow().clone();
+        assert!(image.cluster_configs.is_empty());
+        assert_eq!(image.producer_id_floor, floor);
+        for p in image.topics["reset"].partitions.values() {
+            assert_eq!(p.leader_epoch, before + 1);
+            assert_eq!(p.producer_reset_epoch, Some(before + 1));
+        }
+    }
+    let (start, _) = q.allocate_producer_ids(1, epochs[&1]).await.unwrap();
+    assert_eq!(start, floor);
 }
 
 #[allow(dead_code)]

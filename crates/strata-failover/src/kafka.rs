@@ -1,6 +1,8 @@
 //! The engine's Kafka-side actions, over the public Kafka protocol and Strata's failover
 //! extensions (`strata_kafka::failover`): probes, lag, fences and mandates, the final
-//! checkpoint, promotion and the quarantine of a divergent tail. The driver runs the other
+//! checkpoint, promotion (which also resets the idempotent producers' state and raises the
+//! producer-id floor, see [`promotion_producer_id_floor`]) and the quarantine of a divergent
+//! tail. The driver runs the other
 //! actions itself (stopping and starting the mirror, pointing discovery).
 //!
 //! [`FlowSides`] is built from the flow as the mirror runs it source → target; a mirror from
@@ -24,8 +26,8 @@ use strata_client::{
 };
 use strata_flow::{NamingMode, OffsetMode};
 use strata_kafka::failover::{
-    divergent_topic, DIVERGENT_OFFSET_HEADER, MANDATE_EXPIRY_CONFIG, TRUNCATE_OFFSETS_CONFIG,
-    WRITE_FENCE_CONFIG,
+    divergent_topic, DIVERGENT_OFFSET_HEADER, MANDATE_EXPIRY_CONFIG, PRODUCER_RESET_CONFIG,
+    TRUNCATE_OFFSETS_CONFIG, WRITE_FENCE_CONFIG,
 };
 use strata_kafka::preserve::MIRROR_SOURCE_CONFIG;
 use strata_mirror::{Mirror, MirrorConfig, ReplicationPolicy, TopicSelection};
@@ -327,11 +329,17 @@ impl FlowSides {
                 }
             }
         }
+        // One request, so one metadata-log entry: the producer reset is in place on every
+        // partition before the lifted fence lets the first producer in.
         let mut ops = vec![ConfigOp::Delete(WRITE_FENCE_CONFIG.into())];
         ops.push(match mandate_until_ms {
             Some(until) => ConfigOp::Set(MANDATE_EXPIRY_CONFIG.into(), until.to_string()),
             None => ConfigOp::Delete(MANDATE_EXPIRY_CONFIG.into()),
         });
+        ops.push(ConfigOp::Set(
+            PRODUCER_RESET_CONFIG.into(),
+            promotion_producer_id_floor(strata_kafka::now_ms()).to_string(),
+        ));
         match admin.incremental_alter_broker_configs(None, &ops).await {
             Ok(()) => {}
             Err(e) if is_unknown_config(&e) => {
@@ -692,6 +700,16 @@ fn is_mirror_target(configs: &[strata_client::ConfigEntry]) -> bool {
 }
 
 /// Whether a cluster refused a config because it does not know it (not Strata).
+/// The producer-id floor of a promotion at `now_ms`: producers that move between the
+/// clusters keep their ids, so the newly active cluster must not hand out an id the other
+/// cluster issued. With the wall clock in milliseconds times 1024, a later promotion's floor
+/// lies above every id either cluster handed out before it — unless a cluster handed out more
+/// than 1024 producer ids per millisecond of its tenure (Kafka's own rate is far below; the
+/// ids of a cluster that never promoted start at 0, below any floor).
+pub fn promotion_producer_id_floor(now_ms: i64) -> i64 {
+    now_ms.max(0).saturating_mul(1024)
+}
+
 fn is_unknown_config(e: &Error) -> bool {
     matches!(e.code(), Some(INVALID_CONFIG) | Some(INVALID_REQUEST))
 }

@@ -12,6 +12,9 @@
 //! - [`TRUNCATE_OFFSETS_CONFIG`], a topic "config" that is an action: on a mirror target
 //!   (`strata.mirror.source` set) it truncates the named partitions to the given offsets on
 //!   every replica; it is never stored.
+//! - [`PRODUCER_RESET_CONFIG`], a cluster-wide broker "config" that is an action (the cluster
+//!   default broker resource): every replica forgets its idempotent-producer state and no
+//!   producer id below the value is handed out afterwards; it is never stored.
 
 /// Cluster-wide write fence; the value is the id of the failover that fenced the cluster.
 pub const WRITE_FENCE_CONFIG: &str = "strata.write.fence";
@@ -21,6 +24,11 @@ pub const MANDATE_EXPIRY_CONFIG: &str = "strata.write.mandate.expiry.ms";
 
 /// Tail truncation of a mirror target's partitions: `partition:offset[,partition:offset...]`.
 pub const TRUNCATE_OFFSETS_CONFIG: &str = "strata.mirror.truncate.offsets";
+
+/// Cluster-wide producer reset at promotion: the value is a producer-id floor (decimal, ≥ 0);
+/// every partition forgets its idempotent-producer state and new producer ids start at the
+/// floor or above. An action, never stored.
+pub const PRODUCER_RESET_CONFIG: &str = "strata.producer.reset";
 
 /// Header carried by each record copied to a quarantine topic: the record's offset in the
 /// partition it was truncated from (decimal text).

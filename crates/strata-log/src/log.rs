@@ -786,6 +786,10 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
         Ok(())
     }
 
+    fn forget_producers_before(&self, leader_epoch: i32) -> bool {
+        self.state.write().producers.forget_before(leader_epoch)
+    }
+
     fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {
         let mut st = self.state.write();
         let all = std::mem::take(&mut st.segments);
@@ -799,7 +803,7 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
         st.recovery_point = offset;
         st.cleaner_checkpoint = offset;
         st.unflushed_messages = 0;
-        st.producers = ProducerStateTable::default();
+        st.producers = st.producers.emptied();
         st.epochs = LeaderEpochCache::default();
         self.store
             .write_metadata(LOG_START_OFFSET_FILE, &offset.to_string())?;

@@ -1,6 +1,12 @@
 //! Idempotent-producer state of one partition, following Kafka's ProducerStateManager: per producer
 //! id the current epoch and the metadata of its last five batches. Pure: the log feeds it batch
 //! headers (after offsets are assigned) and rebuilds it from a header scan on open.
+//!
+//! A producer reset ([`ProducerStateTable::forget_before`], ordered at a failover promotion)
+//! forgets everything learnt from batches written under a partition leader epoch below the
+//! reset's epoch, and ignores such batches should they arrive later (a follower catching up
+//! on the leader's older batches): every replica then holds the same state, whatever it had
+//! when the reset reached it.
 
 use crate::batch::BatchHeader;
 use crate::error::LogError;
@@ -15,6 +21,8 @@ pub(crate) struct BatchMetadata {
     pub last_seq: i32,
     pub first_offset: i64,
     pub last_offset: i64,
+    /// The partition leader epoch the batch was written under.
+    pub leader_epoch: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +43,9 @@ pub(crate) enum SequenceCheck {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    /// Batches written under a partition leader epoch below this are not producer state (the
+    /// latest producer reset, if any).
+    reset_epoch: Option<i32>,
 }
 
 fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
@@ -50,6 +61,7 @@ fn push_batch(entry: &mut ProducerEntry, header: &BatchHeader) {
         last_seq: header.last_sequence(),
         first_offset: header.base_offset,
         last_offset: header.last_offset(),
+        leader_epoch: header.partition_leader_epoch,
     });
     while entry.batches.len() > RETAINED_BATCHES_PER_PRODUCER {
         entry.batches.pop_front();
@@ -122,9 +134,14 @@ impl ProducerStateTable {
         self.producers.extend(staged);
     }
 
-    /// Records a batch without validation (replication, rebuild on open).
+    /// Records a batch without validation (replication, rebuild on open); a batch from before
+    /// the latest producer reset is no producer state.
     pub fn observe(&mut self, h: &BatchHeader) {
-        if !h.has_producer_id() {
+        if !h.has_producer_id()
+            || self
+                .reset_epoch
+                .is_some_and(|e| h.partition_leader_epoch < e)
+        {
             return;
         }
         let entry = self
@@ -148,6 +165,32 @@ impl ProducerStateTable {
             entry.batches.retain(|b| b.last_offset < offset);
             !had_batches || !entry.batches.is_empty()
         });
+    }
+
+    /// A producer reset: forgets every batch written under a partition leader epoch below
+    /// `leader_epoch` and the producers left without a batch, so their next batch is taken as a
+    /// first batch (any sequence, any producer epoch); later batches of those epochs are
+    /// ignored too. Returns false when a reset of that epoch or a later one was already applied
+    /// (applying it again changes nothing).
+    pub fn forget_before(&mut self, leader_epoch: i32) -> bool {
+        if self.reset_epoch.is_some_and(|e| leader_epoch <= e) {
+            return false;
+        }
+        self.reset_epoch = Some(leader_epoch);
+        self.producers.retain(|_, entry| {
+            entry.batches.retain(|b| b.leader_epoch >= leader_epoch);
+            !entry.batches.is_empty()
+        });
+        true
+    }
+
+    /// An empty table that keeps the latest producer reset (the log was emptied; batches of
+    /// older epochs fetched again stay forgotten).
+    pub fn emptied(&self) -> ProducerStateTable {
+        ProducerStateTable {
+            producers: HashMap::new(),
+            reset_epoch: self.reset_epoch,
+        }
     }
 
     #[cfg(test)]
@@ -250,6 +293,43 @@ mod tests {
         );
         t.truncate_from(0);
         assert!(t.entry(1).is_none());
+    }
+
+    fn at_epoch(mut h: BatchHeader, leader_epoch: i32) -> BatchHeader {
+        h.partition_leader_epoch = leader_epoch;
+        h
+    }
+
+    #[test]
+    fn a_producer_reset_forgets_older_epochs_now_and_later() {
+        let mut t = ProducerStateTable::default();
+        for i in 0..3 {
+            t.observe(&at_epoch(header(1, 0, i, 1, i as i64), 4));
+        }
+        t.observe(&at_epoch(header(2, 0, 0, 1, 3), 4));
+        t.observe(&at_epoch(header(2, 0, 1, 1, 4), 5));
+        // Producer 1 at sequence 2: sequence 50 would be out of order.
+        assert!(matches!(
+            t.check(&[at_epoch(header(1, 0, 50, 1, 5), 5)]),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+        assert!(t.forget_before(5));
+        assert!(t.entry(1).is_none());
+        assert_eq!(t.entry(2).map(|e| e.batches.len()), Some(1));
+        // Any first sequence of a forgotten producer is accepted.
+        assert!(matches!(
+            append(&mut t, at_epoch(header(1, 0, 50, 1, 5), 5)),
+            Ok(SequenceCheck::Append(_))
+        ));
+        // Older batches arriving later (a follower catching up) stay forgotten.
+        t.observe(&at_epoch(header(3, 0, 9, 1, 6), 4));
+        assert!(t.entry(3).is_none());
+        // Applying the same reset again changes nothing; an emptied log keeps it.
+        assert!(!t.forget_before(5));
+        assert!(t.entry(1).is_some());
+        let mut emptied = t.emptied();
+        emptied.observe(&at_epoch(header(3, 0, 9, 1, 6), 4));
+        assert!(emptied.entry(3).is_none());
     }
 
     #[test]

@@ -29,6 +29,7 @@ suite!(
     timestamp_lookup,
     epoch_cache,
     idempotent_producers,
+    producer_reset,
     log_append_time,
     validation_errors,
     follower_append_with_offsets,
@@ -513,6 +514,67 @@ fn idempotent_producers(make: Make) {
     );
     s.log.append_as_leader(&mut other, 0, 0).unwrap();
     assert_eq!(s.log.log_end_offset(), 7);
+}
+
+/// A producer reset at leader epoch 4: the leader's producers of epoch 3 may start again at
+/// any sequence, and a follower that applies the reset before it catches up on those epoch-3
+/// batches ends with the same state as the leader.
+fn producer_reset(make: Make) {
+    let batch = |pid: i64, seq: i32| {
+        encode(
+            &[(Some("k"), Some("v"), 0), (Some("k"), Some("w"), 0)],
+            Compression::None,
+            Some((pid, 0, seq)),
+        )
+    };
+    let leader = make(LogConfig::default());
+    leader
+        .log
+        .append_as_leader(&mut batch(42, 0), 3, 0)
+        .unwrap();
+    leader
+        .log
+        .append_as_leader(&mut batch(42, 2), 3, 0)
+        .unwrap();
+    leader.log.append_as_leader(&mut batch(7, 0), 3, 0).unwrap();
+    // Producer 42 wrote up to sequence 3 here, then elsewhere up to 49.
+    assert!(matches!(
+        leader.log.append_as_leader(&mut batch(42, 50), 3, 0),
+        Err(LogError::OutOfOrderSequence { expected: 4, .. })
+    ));
+    assert!(leader.log.forget_producers_before(4));
+    assert!(!leader.log.forget_producers_before(4));
+    let resumed = leader
+        .log
+        .append_as_leader(&mut batch(42, 50), 4, 0)
+        .unwrap();
+    assert!(!resumed.duplicate);
+    assert_eq!(leader.log.log_end_offset(), 8);
+
+    // A follower that was down during the reset: it learns of it, then fetches everything.
+    let follower = make(LogConfig::default());
+    assert!(follower.log.forget_producers_before(4));
+    let slice = leader.log.read(0, usize::MAX, i64::MAX).unwrap();
+    follower.log.append_with_offsets(&slice.bytes).unwrap();
+    assert_eq!(follower.log.log_end_offset(), 8);
+    for log in [&leader.log, &follower.log] {
+        // Producer 7 (epoch 3 only) is unknown: any sequence; producer 42 continues at 52.
+        assert!(
+            !log.append_as_leader(&mut batch(7, 100), 5, 0)
+                .unwrap()
+                .duplicate
+        );
+        assert!(matches!(
+            log.append_as_leader(&mut batch(42, 4), 5, 0),
+            Err(LogError::OutOfOrderSequence { expected: 52, .. })
+        ));
+        // A retry of the batch written after the reset is still recognised.
+        assert!(
+            log.append_as_leader(&mut batch(42, 50), 5, 0)
+                .unwrap()
+                .duplicate
+        );
+    }
 }
 
 fn log_append_time(make: Make) {

@@ -342,6 +342,7 @@ impl ControllerLink {
                     adding_replicas: Vec::new(),
                     removing_replicas: Vec::new(),
                     truncation: None,
+                    producer_reset_epoch: None,
                 })
             },
         )
@@ -539,11 +540,15 @@ impl ControllerLink {
         .await
     }
 
-    /// Replaces the config overrides of a topic, one broker or the cluster defaults.
+    /// Replaces the config overrides of a topic, one broker or the cluster defaults; with
+    /// `producer_reset` (the cluster defaults only, checked by the caller) a producer reset
+    /// with that floor in the same metadata-log entry, forwarded as the
+    /// `strata.producer.reset` entry of the AlterConfigs request.
     pub async fn set_configs(
         &self,
         target: ConfigTarget,
         configs: BTreeMap<String, String>,
+        producer_reset: Option<i64>,
         within: Duration,
     ) -> Result<(), ControllerError> {
         let (resource_type, resource_name) = match &target {
@@ -564,7 +569,12 @@ impl ControllerLink {
                         self.quorum.set_broker_configs(*id, configs.clone()).await
                     }
                     ConfigTarget::ClusterDefault => {
-                        self.quorum.set_cluster_configs(configs.clone()).await
+                        self.quorum
+                            .set_cluster_configs_resetting_producers(
+                                configs.clone(),
+                                producer_reset,
+                            )
+                            .await
                     }
                 }
                 .map(|_| ())
@@ -576,10 +586,17 @@ impl ControllerLink {
                     .with_configs(
                         configs
                             .iter()
+                            .map(|(k, v)| (k.as_str(), v.clone()))
+                            .chain(producer_reset.map(|floor| {
+                                (
+                                    strata_kafka::failover::PRODUCER_RESET_CONFIG,
+                                    floor.to_string(),
+                                )
+                            }))
                             .map(|(k, v)| {
                                 AlterableConfig::default()
                                     .with_name(str_bytes(k))
-                                    .with_value(Some(str_bytes(v)))
+                                    .with_value(Some(str_bytes(&v)))
                             })
                             .collect(),
                     )])

@@ -2,9 +2,11 @@
 //! opens the logs of partitions it is a replica of, becomes leader or follower at the image's
 //! leader epoch (followers are handed to the fetcher of their leader), loads the consumer
 //! groups of the offsets partitions it leads and unloads the others, applies changed topic
-//! configs, applies a partition's tail truncation (`strata.mirror.truncate.offsets`) before it
-//! takes the role of the truncation's leader epoch, follows the failover write fence
-//! (`crate::write_fence`), and deletes the logs of partitions it no longer hosts — only once
+//! configs, applies a partition's tail truncation (`strata.mirror.truncate.offsets`) and
+//! producer reset (`strata.producer.reset`) before it takes the role of their leader epoch,
+//! follows the failover write fence (`crate::write_fence`: fencing at once, lifting only once
+//! the partitions are in line, so a producer reset promoted with the lift is in place before
+//! the first write), and deletes the logs of partitions it no longer hosts — only once
 //! its own registration is in the image, so a stale image never deletes data.
 
 use std::collections::BTreeSet;
@@ -42,7 +44,8 @@ pub async fn run(broker: Arc<Broker>, fetchers: Arc<Fetchers>) {
 pub fn apply(broker: &Broker, fetchers: &Fetchers, image: &MetadataImage) {
     let me = broker.config.node_id;
     let now = now_ms();
-    broker.write_fence.follow(&image.cluster_configs);
+    // Fence first, lift last: see the module doc.
+    broker.write_fence.tighten(&image.cluster_configs);
     let mut assigned: BTreeSet<TopicPartition> = BTreeSet::new();
     let mut follow: Vec<(i32, TopicPartition)> = Vec::new();
     for topic in image.topics.values() {
@@ -91,6 +94,13 @@ pub fn apply(broker: &Broker, fetchers: &Fetchers, image: &MetadataImage) {
                         error = %e, "tail truncation failed"),
                 }
             }
+            // Before the role too: a leader must not judge new batches by forgotten state.
+            if let Some(epoch) = p.producer_reset_epoch {
+                if part.apply_producer_reset(epoch) {
+                    tracing::info!(topic = %topic.name, partition = index, leader_epoch = epoch,
+                        "idempotent-producer state reset");
+                }
+            }
             if p.leader == me {
                 if part.make_leader(p.leader_epoch, p.partition_epoch, &p.replicas, &p.isr, now) {
                     tracing::info!(topic = %topic.name, partition = index,
@@ -122,6 +132,7 @@ pub fn apply(broker: &Broker, fetchers: &Fetchers, image: &MetadataImage) {
     for (leader, tp) in follow {
         fetchers.assign(leader, tp);
     }
+    broker.write_fence.follow(&image.cluster_configs);
     // Partitions no longer assigned here: stop serving at once; delete once this broker's
     // registration is in the image (the image is then current for it).
     let registered = image

@@ -1,10 +1,14 @@
 //! Configuration APIs: DescribeConfigs (topics and the broker), AlterConfigs and
 //! IncrementalAlterConfigs (topics, and the dynamic broker configs of one broker or the cluster
 //! default: the replication throttles, unclean leader election and, cluster-wide only, the
-//! failover's write fence and mandate; other broker configs are static). On a mirror target,
-//! IncrementalAlterConfigs of `strata.mirror.truncate.offsets` is an action (a tail
-//! truncation through the controller), never a stored config. Every value is validated before anything changes; a refused request changes
-//! nothing. Changes go to the active controller and are kept in the metadata log.
+//! failover's write fence and mandate; other broker configs are static). Two Strata configs
+//! are actions, never stored nor described: on a mirror target, IncrementalAlterConfigs of
+//! `strata.mirror.truncate.offsets` (a tail truncation through the controller, alone in its
+//! request), and on the cluster default broker resource `strata.producer.reset` (a producer
+//! reset, see `crate::write_fence`), which may come with other cluster-default changes and is
+//! ordered in the same metadata-log entry as they are. Every value is validated before
+//! anything changes; a refused request changes nothing. Changes go to the active controller
+//! and are kept in the metadata log.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +22,9 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use strata_kafka::failover::{MANDATE_EXPIRY_CONFIG, TRUNCATE_OFFSETS_CONFIG, WRITE_FENCE_CONFIG};
+use strata_kafka::failover::{
+    MANDATE_EXPIRY_CONFIG, PRODUCER_RESET_CONFIG, TRUNCATE_OFFSETS_CONFIG, WRITE_FENCE_CONFIG,
+};
 use strata_kafka::properties::ValueType;
 
 use crate::broker::Broker;
@@ -55,11 +61,17 @@ pub const DYNAMIC_BROKER_CONFIGS: &[(&str, ValueType)] = &[
     ("unclean.leader.election.enable", ValueType::Boolean),
     (WRITE_FENCE_CONFIG, ValueType::String),
     (MANDATE_EXPIRY_CONFIG, ValueType::Long),
+    (PRODUCER_RESET_CONFIG, ValueType::Long),
 ];
 
 /// Dynamic broker configs that exist only cluster-wide (on the default broker resource): the
-/// failover's write fence and mandate (`crate::write_fence`) fence the whole cluster or nothing.
-const CLUSTER_WIDE_ONLY: &[&str] = &[WRITE_FENCE_CONFIG, MANDATE_EXPIRY_CONFIG];
+/// failover's write fence and mandate (`crate::write_fence`) fence the whole cluster or
+/// nothing, and a producer reset resets every partition.
+const CLUSTER_WIDE_ONLY: &[&str] = &[
+    WRITE_FENCE_CONFIG,
+    MANDATE_EXPIRY_CONFIG,
+    PRODUCER_RESET_CONFIG,
+];
 
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -255,7 +267,9 @@ fn validate_broker_config(name: &str, value: &str) -> Result<(), Refusal> {
 }
 
 /// Validates and applies a new set of dynamic configs of one broker (`name` its id) or of the
-/// cluster default (`name` empty).
+/// cluster default (`name` empty). A `strata.producer.reset` in the new set is taken out of it
+/// (an action, never stored) and ordered with the rest in one metadata-log entry; the answer
+/// waits until this broker applied it to its partitions.
 async fn apply_broker_configs(
     broker: &Broker,
     ctx: &RequestContext,
@@ -297,24 +311,54 @@ async fn apply_broker_configs(
             ));
         }
     }
+    let producer_reset = match configs.remove(PRODUCER_RESET_CONFIG) {
+        Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+            (
+                code::INVALID_CONFIG,
+                format!("Invalid value {v} for configuration {PRODUCER_RESET_CONFIG}"),
+            )
+        })?),
+        None => None,
+    };
     if validate_only {
         return Ok(());
     }
     let within = broker.admin_timeout();
     match broker
         .link
-        .set_configs(target.clone(), configs.clone(), within)
+        .set_configs(target.clone(), configs.clone(), producer_reset, within)
         .await
     {
         Ok(()) => {
+            let reset_done = |img: &strata_controller::MetadataImage| {
+                let Some(floor) = producer_reset else {
+                    return true;
+                };
+                // Every partition has a reset epoch above the leader epoch it had before.
+                img.producer_id_floor >= floor
+                    && image.topics.values().all(|t| {
+                        t.partitions.iter().all(|(i, before)| {
+                            img.partition(&t.name, *i).is_none_or(|p| {
+                                p.producer_reset_epoch
+                                    .is_some_and(|e| e > before.leader_epoch)
+                            })
+                        })
+                    })
+            };
             broker
-                .await_image(within, |img| match &target {
-                    ConfigTarget::Broker(id) => {
-                        img.broker_configs.get(id).cloned().unwrap_or_default() == configs
-                    }
-                    _ => img.cluster_configs == configs,
+                .await_image(within, |img| {
+                    reset_done(img)
+                        && match &target {
+                            ConfigTarget::Broker(id) => {
+                                img.broker_configs.get(id).cloned().unwrap_or_default() == configs
+                            }
+                            _ => img.cluster_configs == configs,
+                        }
                 })
                 .await;
+            if let Some(floor) = producer_reset {
+                tracing::info!(floor, "producer reset ordered");
+            }
             Ok(())
         }
         Err(e) => Err((error_code(&e), error_message(&e))),
@@ -400,6 +444,7 @@ async fn apply_topic_configs(
         .set_configs(
             ConfigTarget::Topic(name.to_string()),
             configs.clone(),
+            None,
             within,
         )
         .await
@@ -621,6 +666,12 @@ pub async fn incremental_alter_configs(
                             )
                         });
                     };
+                    if key == PRODUCER_RESET_CONFIG && c.config_operation != OP_SET {
+                        return Err((
+                            code::INVALID_CONFIG,
+                            format!("{PRODUCER_RESET_CONFIG} is an action and never stored: only SET applies to it"),
+                        ));
+                    }
                     match c.config_operation {
                         OP_SET => {
                             let Some(v) = value else {
