@@ -231,7 +231,8 @@ pub struct FailoverRecord {
 }
 
 /// The engine's whole state: saved by the driver (in the flow's status) before each action.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+/// Two states are equal when what is saved of them is (the last probe round's view is not).
+#[derive(Serialize, Deserialize, Clone, Debug, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverState {
     /// The side clients are pointed at.
@@ -277,6 +278,62 @@ pub struct FailoverState {
     #[serde(skip)]
     desired: Option<Side>,
 }
+
+impl PartialEq for FailoverState {
+    fn eq(&self, other: &Self) -> bool {
+        // Every saved field; `up` and `desired` are the last probe round's, not state.
+        let Self {
+            active,
+            desired_seen,
+            mirror_from,
+            operation,
+            rejoin,
+            mandate_until_ms,
+            probe_failures,
+            first_failure_ms,
+            last_lag,
+            serial,
+            blocked,
+            last_error,
+            last,
+            up: _,
+            desired: _,
+        } = self;
+        (
+            active,
+            desired_seen,
+            mirror_from,
+            operation,
+            rejoin,
+            mandate_until_ms,
+        ) == (
+            &other.active,
+            &other.desired_seen,
+            &other.mirror_from,
+            &other.operation,
+            &other.rejoin,
+            &other.mandate_until_ms,
+        ) && (
+            probe_failures,
+            first_failure_ms,
+            last_lag,
+            serial,
+            blocked,
+            last_error,
+            last,
+        ) == (
+            &other.probe_failures,
+            &other.first_failure_ms,
+            &other.last_lag,
+            &other.serial,
+            &other.blocked,
+            &other.last_error,
+            &other.last,
+        )
+    }
+}
+
+impl Eq for FailoverState {}
 
 /// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,8 +21,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_client::{
     AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType, Client, ClientConfig,
-    ConfigOp, Error, FetchPartitionSpec, FetchRequestSpec, NewTopic, OffsetSpec, ProducerConfig,
-    ProducerRecord,
+    ConfigOp, Error, FetchPartitionSpec, FetchRequestSpec, FetchedRecord, NewTopic, OffsetSpec,
+    ProducerConfig, ProducerRecord,
 };
 use strata_flow::{NamingMode, OffsetMode};
 use strata_kafka::failover::{
@@ -558,26 +558,9 @@ impl FlowSides {
         let producer = client.producer(ProducerConfig::default());
         let mut at = resume;
         while at < end {
-            let fetched = client
-                .fetch(FetchRequestSpec::new([FetchPartitionSpec {
-                    topic: topic.to_string(),
-                    partition,
-                    offset: at,
-                }]))
-                .await?;
-            let Some(part) = fetched.partitions.into_values().next() else {
-                break;
-            };
-            if let Some(e) = part.error {
-                return Err(e);
-            }
-            let before = at;
-            for r in part
-                .records
-                .into_iter()
-                .filter(|r| r.offset >= before && r.offset < end)
-            {
-                let mut headers = r.headers.clone();
+            let (records, next) = fetch_range(client, topic, partition, at, end).await?;
+            for r in records {
+                let mut headers = r.headers;
                 headers.retain(|(k, _)| k != DIVERGENT_OFFSET_HEADER);
                 headers.push((
                     DIVERGENT_OFFSET_HEADER.to_string(),
@@ -587,19 +570,16 @@ impl FlowSides {
                     .send(ProducerRecord {
                         topic: quarantine.clone(),
                         partition,
-                        key: r.key.clone(),
-                        value: r.value.clone(),
+                        key: r.key,
+                        value: r.value,
                         headers,
                         timestamp: r.timestamp,
                     })
                     .await?;
                 delivery.await?;
                 counted += 1;
-                at = r.offset + 1;
             }
-            if at == before {
-                at = part.next_offset.max(at + 1).min(end);
-            }
+            at = next;
         }
         producer.close().await;
         Ok(counted)
@@ -654,34 +634,45 @@ impl FlowSides {
         let mut out = Vec::new();
         let mut at = from;
         while at < to {
-            let fetched = client
-                .fetch(FetchRequestSpec::new([FetchPartitionSpec {
-                    topic: topic.to_string(),
-                    partition,
-                    offset: at,
-                }]))
-                .await?;
-            let Some(part) = fetched.partitions.into_values().next() else {
-                break;
-            };
-            if let Some(e) = part.error {
-                return Err(e);
-            }
-            let before = at;
-            for r in part
-                .records
-                .into_iter()
-                .filter(|r| r.offset >= before && r.offset < to)
-            {
-                at = r.offset + 1;
-                out.push((r.offset, r.headers));
-            }
-            if at == before {
-                at = part.next_offset.max(at + 1);
-            }
+            let (records, next) = fetch_range(client, topic, partition, at, to).await?;
+            out.extend(records.into_iter().map(|r| (r.offset, r.headers)));
+            at = next;
         }
         Ok(out)
     }
+}
+
+/// One fetch of `topic`-`partition` from `at`: its records in `[at, to)` and where the next
+/// fetch starts (never past `to`, always past `at`, so a loop up to `to` ends).
+async fn fetch_range(
+    client: &Client,
+    topic: &str,
+    partition: i32,
+    at: i64,
+    to: i64,
+) -> Result<(Vec<FetchedRecord>, i64), Error> {
+    let fetched = client
+        .fetch(FetchRequestSpec::new([FetchPartitionSpec {
+            topic: topic.to_string(),
+            partition,
+            offset: at,
+        }]))
+        .await?;
+    let Some(part) = fetched.partitions.into_values().next() else {
+        return Ok((Vec::new(), to));
+    };
+    if let Some(e) = part.error {
+        return Err(e);
+    }
+    let records: Vec<FetchedRecord> = part
+        .records
+        .into_iter()
+        .filter(|r| r.offset >= at && r.offset < to)
+        .collect();
+    let next = records
+        .last()
+        .map_or(part.next_offset.max(at + 1), |r| r.offset + 1);
+    Ok((records, next.min(to)))
 }
 
 /// Whether a topic can be mirrored at all: not Kafka's or the mirror's bookkeeping, not a

@@ -13,9 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use strata_broker::{BrokerConfig, BrokerHandle};
-use strata_failover::FlowSides;
-use strata_flow::{FailoverMode, OffsetMode};
-use tokio_util::sync::CancellationToken;
+use strata_flow::OffsetMode;
 
 use crate::failover::LocalFailover;
 
@@ -428,27 +426,20 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
                         args.host
                     )
                 })?;
-            let discovery_addr = listener.local_addr()?;
             let flow = crate::failover::flow(
                 &primary.bootstrap(),
                 &broker.local_addr.to_string(),
                 OffsetMode::Preserve,
             );
-            let mode = match args.automatic_failover {
-                true => FailoverMode::Automatic,
-                false => FailoverMode::Manual,
-            };
-            let stop = CancellationToken::new();
             let failover = LocalFailover::start(
                 &args.data_dir,
-                FlowSides::new(flow),
-                mode,
+                flow,
+                listener,
+                args.automatic_failover,
                 true,
-                stop.clone(),
             )
             .await?;
-            let relay = tokio::spawn(failover.discovery.clone().serve(listener, stop.clone()));
-            standby = Some((broker, failover, relay, stop, discovery_addr));
+            standby = Some((broker, failover));
         }
         if layout.is_quorum() {
             println!(
@@ -473,7 +464,8 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
                 println!("  {label:<17} = {} {}", handle.local_addr, about.join(", "));
             }
         }
-        if let Some((broker, _, _, _, discovery)) = &standby {
+        if let Some((broker, failover)) = &standby {
+            let discovery = failover.discovery;
             println!(
                 "  standby           = {} (mirrored from the first: same topic names and offsets)",
                 broker.local_addr
@@ -487,10 +479,8 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         println!("Press Ctrl-C to stop.");
         strata_process::shutdown_signal().await;
         // The mirror first: it commits its progress while both brokers still serve.
-        if let Some((broker, failover, relay, stop, _)) = standby {
-            stop.cancel();
-            failover.join().await;
-            let _ = relay.await;
+        if let Some((broker, failover)) = standby {
+            failover.shutdown().await;
             broker.shutdown().await;
         }
         primary.shutdown().await;

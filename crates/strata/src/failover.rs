@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use strata_failover::{round, Action, Driver, EngineConfig, FailoverState, FlowSides, Phase, Side};
+use strata_failover::{round, Action, Driver, EngineConfig, FailoverState, FlowSides, Side};
 use strata_flow::{FailoverMode, NamingMode, OffsetMode};
 use strata_mirror::{Mirror, MirrorConfig, MirrorHandle, RunOptions};
 use tokio::net::{TcpListener, TcpStream};
@@ -134,30 +134,21 @@ pub fn run_active_standby(args: ActiveStandbyArgs) -> anyhow::Result<()> {
             Offsets::Preserve => OffsetMode::Preserve,
             Offsets::Translate => OffsetMode::Translate,
         };
-        let sides = FlowSides::new(flow(&args.primary, &args.standby, offsets));
-        let mode = match args.automatic_failover {
-            true => FailoverMode::Automatic,
-            false => FailoverMode::Manual,
-        };
-        let stop = CancellationToken::new();
         let failover = LocalFailover::start(
             &args.data_dir,
-            sides,
-            mode,
+            flow(&args.primary, &args.standby, offsets),
+            listener,
+            args.automatic_failover,
             !args.keep_divergent_tail,
-            stop.clone(),
         )
         .await?;
-        let relay = tokio::spawn(failover.discovery.clone().serve(listener, stop.clone()));
         println!("Strata active-standby is running.");
         println!("  discovery = {}", args.discovery);
         println!("  primary   = {}", args.primary);
         println!("  standby   = {}", args.standby);
         println!("  state     = {}", args.data_dir.join(STATE_FILE).display());
         strata_process::shutdown_signal().await;
-        stop.cancel();
-        failover.join().await;
-        let _ = relay.await;
+        failover.shutdown().await;
         anyhow::Ok(())
     })
 }
@@ -374,29 +365,36 @@ impl Driver for LocalDriver {
     }
 }
 
-/// The failover engine of `strata dev --standby`, running until `stop`.
+/// The failover engine of `strata dev --standby` and `strata active-standby`, with its
+/// discovery relay, running until [`shutdown`](Self::shutdown).
 pub struct LocalFailover {
-    pub discovery: Discovery,
+    /// Where the discovery relay listens.
+    pub discovery: std::net::SocketAddr,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    relay: tokio::task::JoinHandle<()>,
 }
 
 impl LocalFailover {
-    /// Loads the saved state (or starts a new flow with the primary active), restarts the
-    /// mirror the state says runs, and probes every second from then on.
+    /// Loads the saved state from `data_dir` (or starts a new flow with the primary active),
+    /// restarts the mirror the state says runs, probes every second from then on, and relays
+    /// connections to `listener` to the active cluster. `automatic`: fail over by itself;
+    /// `truncate_tail`: truncate a rejoining cluster's divergent tail once it is copied.
     pub async fn start(
         data_dir: &Path,
-        sides: FlowSides,
-        mode: FailoverMode,
+        flow: MirrorConfig,
+        listener: TcpListener,
+        automatic: bool,
         truncate_tail: bool,
-        stop: CancellationToken,
     ) -> anyhow::Result<LocalFailover> {
         let now = strata_kafka::now_ms;
+        let sides = FlowSides::new(flow);
         let state_path = data_dir.join(STATE_FILE);
         let mut state = match read_state(&state_path)? {
             Some(s) => s,
             None => FailoverState::new(read_desired(data_dir, Side::Source), now()),
         };
-        let discovery = Discovery::new(
+        let relay_to = Discovery::new(
             sides
                 .config
                 .source
@@ -412,7 +410,11 @@ impl LocalFailover {
             state.active,
         );
         let mut spec = strata_flow::FailoverSpec {
-            mode,
+            mode: if automatic {
+                FailoverMode::Automatic
+            } else {
+                FailoverMode::Manual
+            },
             ..Default::default()
         };
         spec.failback.truncate_unreplicated_tail = truncate_tail;
@@ -422,7 +424,7 @@ impl LocalFailover {
             data_dir: data_dir.to_path_buf(),
             sides: sides.clone(),
             mirror: None,
-            discovery: discovery.clone(),
+            discovery: relay_to.clone(),
         };
         if let Some(from) = state.mirror_from {
             driver
@@ -431,7 +433,11 @@ impl LocalFailover {
                 .map_err(anyhow::Error::msg)?;
         }
         driver.save(&state).await.map_err(anyhow::Error::msg)?;
+        let stop = CancellationToken::new();
+        let discovery = listener.local_addr()?;
+        let relay = tokio::spawn(relay_to.serve(listener, stop.clone()));
         let data_dir = data_dir.to_path_buf();
+        let engine_stop = stop.clone();
         let task = tokio::spawn(async move {
             let mut last_wait = String::new();
             loop {
@@ -444,21 +450,25 @@ impl LocalFailover {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = e, "failover round failed"),
                 }
-                if state.phase() == Phase::Degraded {
-                    tracing::debug!(blocked = ?state.blocked, "flow degraded");
-                }
                 tokio::select! {
                     _ = tokio::time::sleep(PROBE_INTERVAL) => {}
-                    _ = stop.cancelled() => break,
+                    _ = engine_stop.cancelled() => break,
                 }
             }
             let _ = driver.stop_mirror().await;
         });
-        Ok(LocalFailover { discovery, task })
+        Ok(LocalFailover {
+            discovery,
+            stop,
+            task,
+            relay,
+        })
     }
 
-    /// Waits until the engine's loop has ended (after `stop`) and the mirror is stopped.
-    pub async fn join(self) {
+    /// Stops the engine (after the round in flight), the mirror and the relay.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
         let _ = self.task.await;
+        let _ = self.relay.await;
     }
 }
