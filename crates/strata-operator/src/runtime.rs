@@ -291,19 +291,53 @@ async fn flow_controller(ctx: Arc<Context>, scope: Option<String>, stop: Cancell
         .await;
 }
 
-async fn reconcile_flow(
-    obj: Arc<MirrorFlow>,
+/// Runs one reconcile of `controller` with its metrics and per-object backoff bookkeeping.
+async fn measured<K, E, F>(
+    controller: &'static str,
+    obj: Arc<K>,
     ctx: Arc<Context>,
-) -> Result<Action, flow::reconcile::Error> {
+    reconcile: impl FnOnce(Arc<K>, Arc<Context>) -> F,
+) -> Result<Action, E>
+where
+    K: kube::Resource,
+    F: std::future::Future<Output = Result<Action, E>>,
+{
     let started = Instant::now();
-    let key = format!("{}:{}", flow::reconcile::CONTROLLER, object_key(&*obj));
-    let result = flow::reconcile::reconcile(obj, ctx.clone()).await;
-    ctx.metrics
-        .reconciled(flow::reconcile::CONTROLLER, started.elapsed());
+    let key = format!("{controller}:{}", object_key(&*obj));
+    let result = reconcile(obj, ctx.clone()).await;
+    ctx.metrics.reconciled(controller, started.elapsed());
     if result.is_ok() {
         ctx.backoff.succeeded(&key);
     }
     result
+}
+
+/// After a failed reconcile of `controller`: counts it and requeues after the object's backoff.
+fn requeue_failed<K: kube::Resource>(
+    controller: &'static str,
+    obj: &K,
+    reason: &'static str,
+    error: &dyn std::fmt::Display,
+    ctx: &Context,
+) -> Action {
+    let key = format!("{controller}:{}", object_key(obj));
+    ctx.metrics.failed(controller, reason);
+    let delay = ctx.backoff.failed(&key);
+    tracing::warn!(object = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_flow(
+    obj: Arc<MirrorFlow>,
+    ctx: Arc<Context>,
+) -> Result<Action, flow::reconcile::Error> {
+    measured(
+        flow::reconcile::CONTROLLER,
+        obj,
+        ctx,
+        flow::reconcile::reconcile,
+    )
+    .await
 }
 
 fn flow_error_policy(
@@ -311,27 +345,26 @@ fn flow_error_policy(
     error: &flow::reconcile::Error,
     ctx: Arc<Context>,
 ) -> Action {
-    let key = format!("{}:{}", flow::reconcile::CONTROLLER, object_key(&*obj));
-    ctx.metrics
-        .failed(flow::reconcile::CONTROLLER, error.reason());
-    let delay = ctx.backoff.failed(&key);
-    tracing::warn!(flow = %key, error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    requeue_failed(
+        flow::reconcile::CONTROLLER,
+        &*obj,
+        error.reason(),
+        error,
+        &ctx,
+    )
 }
 
 async fn reconcile_cluster(
     obj: Arc<KafkaCluster>,
     ctx: Arc<Context>,
 ) -> Result<Action, cluster::reconcile::Error> {
-    let started = Instant::now();
-    let key = format!("{}:{}", cluster::reconcile::CONTROLLER, object_key(&*obj));
-    let result = cluster::reconcile::reconcile(obj, ctx.clone()).await;
-    ctx.metrics
-        .reconciled(cluster::reconcile::CONTROLLER, started.elapsed());
-    if result.is_ok() {
-        ctx.backoff.succeeded(&key);
-    }
-    result
+    measured(
+        cluster::reconcile::CONTROLLER,
+        obj,
+        ctx,
+        cluster::reconcile::reconcile,
+    )
+    .await
 }
 
 fn cluster_error_policy(
@@ -339,27 +372,26 @@ fn cluster_error_policy(
     error: &cluster::reconcile::Error,
     ctx: Arc<Context>,
 ) -> Action {
-    let key = format!("{}:{}", cluster::reconcile::CONTROLLER, object_key(&*obj));
-    ctx.metrics
-        .failed(cluster::reconcile::CONTROLLER, error.reason());
-    let delay = ctx.backoff.failed(&key);
-    tracing::warn!(cluster = %key, error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    requeue_failed(
+        cluster::reconcile::CONTROLLER,
+        &*obj,
+        error.reason(),
+        error,
+        &ctx,
+    )
 }
 
 async fn reconcile_topic(
     obj: Arc<KafkaTopic>,
     ctx: Arc<Context>,
 ) -> Result<Action, topic::reconcile::Error> {
-    let started = Instant::now();
-    let key = format!("{}:{}", topic::reconcile::CONTROLLER, object_key(&*obj));
-    let result = topic::reconcile::reconcile(obj, ctx.clone()).await;
-    ctx.metrics
-        .reconciled(topic::reconcile::CONTROLLER, started.elapsed());
-    if result.is_ok() {
-        ctx.backoff.succeeded(&key);
-    }
-    result
+    measured(
+        topic::reconcile::CONTROLLER,
+        obj,
+        ctx,
+        topic::reconcile::reconcile,
+    )
+    .await
 }
 
 fn topic_error_policy(
@@ -367,10 +399,11 @@ fn topic_error_policy(
     error: &topic::reconcile::Error,
     ctx: Arc<Context>,
 ) -> Action {
-    let key = format!("{}:{}", topic::reconcile::CONTROLLER, object_key(&*obj));
-    ctx.metrics
-        .failed(topic::reconcile::CONTROLLER, error.reason());
-    let delay = ctx.backoff.failed(&key);
-    tracing::warn!(topic = %key, error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    requeue_failed(
+        topic::reconcile::CONTROLLER,
+        &*obj,
+        error.reason(),
+        error,
+        &ctx,
+    )
 }
