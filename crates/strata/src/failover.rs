@@ -377,7 +377,8 @@ pub struct LocalFailover {
 
 impl LocalFailover {
     /// Loads the saved state from `data_dir` (or starts a new flow with the primary active),
-    /// restarts the mirror the state says runs, probes every second from then on, and relays
+    /// restarts the mirror the state says runs (retrying while a cluster is down), probes every
+    /// second from then on, and relays
     /// connections to `listener` to the active cluster. `automatic`: fail over by itself;
     /// `truncate_tail`: truncate a rejoining cluster's divergent tail once it is copied.
     pub async fn start(
@@ -426,12 +427,6 @@ impl LocalFailover {
             mirror: None,
             discovery: relay_to.clone(),
         };
-        if let Some(from) = state.mirror_from {
-            driver
-                .start_mirror(from)
-                .await
-                .map_err(anyhow::Error::msg)?;
-        }
         driver.save(&state).await.map_err(anyhow::Error::msg)?;
         let stop = CancellationToken::new();
         let discovery = listener.local_addr()?;
@@ -441,6 +436,13 @@ impl LocalFailover {
         let task = tokio::spawn(async move {
             let mut last_wait = String::new();
             loop {
+                // The mirror the state says runs (after a restart, or after a start that failed
+                // because a cluster was down) is started again, round after round, until it runs.
+                if let (Some(from), None) = (state.mirror_from, driver.mirror.as_ref()) {
+                    if let Err(e) = driver.start_mirror(from).await {
+                        tracing::info!(error = e, "the mirror cannot start yet");
+                    }
+                }
                 let desired = read_desired(&data_dir, state.desired_seen);
                 match round(&mut state, &cfg, &sides, desired, &mut driver, now).await {
                     Ok(Action::Wait(why)) if why != last_wait => {
