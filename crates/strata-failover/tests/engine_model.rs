@@ -435,6 +435,17 @@ fn manual(mandate_ms: i64) -> EngineConfig {
     }
 }
 
+/// A new flow, set up: `strict` checks "never two writable sides" (flows with mandates).
+fn set_up(cfg: &EngineConfig, strict: bool) -> (World, Driver) {
+    let mut world = World {
+        strict,
+        ..World::new()
+    };
+    let mut driver = Driver::new(&world);
+    settle(&mut driver, &mut world, cfg);
+    (world, driver)
+}
+
 fn settle(driver: &mut Driver, world: &mut World, cfg: &EngineConfig) {
     for _ in 0..10 {
         world.now += 1_000;
@@ -445,9 +456,7 @@ fn settle(driver: &mut Driver, world: &mut World, cfg: &EngineConfig) {
 #[test]
 fn a_planned_failover_drains_and_risks_nothing() {
     let cfg = manual(0);
-    let mut world = World::new();
-    let mut driver = Driver::new(&world);
-    settle(&mut driver, &mut world, &cfg);
+    let (mut world, mut driver) = set_up(&cfg, true);
     assert_eq!(
         (world.discovery, world.mirror),
         (Some(Side::Source), Some(Side::Source))
@@ -471,12 +480,7 @@ fn a_planned_failover_drains_and_risks_nothing() {
 fn without_mandates_an_unreachable_old_side_is_promoted_past_unconfirmed() {
     // A person asked for it; the record says the fence was not confirmed.
     let cfg = manual(0);
-    let mut world = World {
-        strict: false,
-        ..World::new()
-    };
-    let mut driver = Driver::new(&world);
-    settle(&mut driver, &mut world, &cfg);
+    let (mut world, mut driver) = set_up(&cfg, false);
     world.clusters[0].reachable = false;
     driver.desired = Side::Target;
     settle(&mut driver, &mut world, &cfg);
@@ -497,9 +501,7 @@ fn with_a_mandate_promotion_waits_until_the_old_side_fenced_itself() {
         mode: FailoverMode::Automatic,
         ..manual(20_000)
     };
-    let mut world = World::new();
-    let mut driver = Driver::new(&world);
-    settle(&mut driver, &mut world, &cfg);
+    let (mut world, mut driver) = set_up(&cfg, true);
     let granted = world.clusters[0]
         .mandate
         .expect("the active side holds a mandate");
@@ -526,12 +528,7 @@ fn with_a_mandate_promotion_waits_until_the_old_side_fenced_itself() {
 #[test]
 fn a_divergent_tail_without_truncation_blocks_failback_and_is_counted_with_it() {
     let cfg = manual(0);
-    let mut world = World {
-        strict: false,
-        ..World::new()
-    };
-    let mut driver = Driver::new(&world);
-    settle(&mut driver, &mut world, &cfg);
+    let (mut world, mut driver) = set_up(&cfg, false);
     world.clusters[0].reachable = false;
     world.clusters[0].tail = 7;
     driver.desired = Side::Target;
@@ -561,9 +558,7 @@ fn a_divergent_tail_without_truncation_blocks_failback_and_is_counted_with_it() 
 #[test]
 fn a_flip_during_a_failover_is_queued() {
     let cfg = manual(0);
-    let mut world = World::new();
-    let mut driver = Driver::new(&world);
-    settle(&mut driver, &mut world, &cfg);
+    let (mut world, mut driver) = set_up(&cfg, true);
     // The target is unreachable, so the failover to it stops at promotion...
     world.clusters[1].reachable = false;
     driver.desired = Side::Target;

@@ -290,12 +290,7 @@ async fn apply_broker_configs(
             }
         }
     };
-    if ctx.listener == ListenerKind::Controller && !broker.quorum.is_active() {
-        return Err((
-            code::NOT_CONTROLLER,
-            "This node is not the active controller.".into(),
-        ));
-    }
+    refuse_unless_active_controller(ctx, broker)?;
     let image = broker.image();
     let mut configs = match &target {
         ConfigTarget::Broker(id) => image.broker_configs.get(id).cloned().unwrap_or_default(),
@@ -417,19 +412,9 @@ async fn apply_topic_configs(
         ));
     }
     let name = resource_name.as_str();
-    if ctx.listener == ListenerKind::Controller && !broker.quorum.is_active() {
-        return Err((
-            code::NOT_CONTROLLER,
-            "This node is not the active controller.".into(),
-        ));
-    }
+    refuse_unless_active_controller(ctx, broker)?;
     let image = broker.image();
-    let Some(meta) = image.topics.get(name) else {
-        return Err((
-            code::UNKNOWN_TOPIC_OR_PARTITION,
-            format!("Topic {name} does not exist"),
-        ));
-    };
+    let meta = image.topics.get(name).ok_or_else(|| unknown_topic(name))?;
     let mut configs = meta.configs.clone();
     change(&mut configs)?;
     for (k, v) in &configs {
@@ -569,19 +554,12 @@ async fn truncate_tail(
     let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
     let offsets = mirror_target::parse_truncation(&value).map_err(|m| (code::INVALID_CONFIG, m))?;
     let forwarded = ctx.listener == ListenerKind::Controller;
-    if forwarded && !broker.quorum.is_active() {
-        return Err((
-            code::NOT_CONTROLLER,
-            "This node is not the active controller.".into(),
-        ));
-    }
+    refuse_unless_active_controller(ctx, broker)?;
     let image = broker.image();
-    let Some(meta) = image.topics.get(topic) else {
-        return Err((
-            code::UNKNOWN_TOPIC_OR_PARTITION,
-            format!("Topic {topic} does not exist"),
-        ));
-    };
+    let meta = image
+        .topics
+        .get(topic)
+        .ok_or_else(|| unknown_topic(topic))?;
     let bounds = if forwarded {
         // Checked by the forwarding broker; the controller checks the partitions exist.
         offsets.iter().map(|(p, _)| (*p, (0, i64::MAX))).collect()
@@ -733,4 +711,22 @@ pub async fn incremental_alter_configs(
         );
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// A request forwarded to this node's controller listener needs it to be the active controller.
+fn refuse_unless_active_controller(ctx: &RequestContext, broker: &Broker) -> Result<(), Refusal> {
+    if ctx.listener == ListenerKind::Controller && !broker.quorum.is_active() {
+        return Err((
+            code::NOT_CONTROLLER,
+            "This node is not the active controller.".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_topic(name: &str) -> Refusal {
+    (
+        code::UNKNOWN_TOPIC_OR_PARTITION,
+        format!("Topic {name} does not exist"),
+    )
 }
