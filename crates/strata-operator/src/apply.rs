@@ -1,6 +1,6 @@
-//! Server-side apply of desired objects with the operator's one field manager, and the
-//! controller owner reference every child carries. Shared by the reconcilers of
-//! `KafkaCluster` and `MirrorFlow`; the only place that spells the apply parameters.
+//! Server-side apply of desired objects and of custom resources' status with the operator's
+//! one field manager, and the controller owner reference every child carries. Shared by the
+//! reconcilers; the only place that spells the apply parameters.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::NamespaceResourceScope;
@@ -28,6 +28,38 @@ where
         &Patch::Apply(obj),
     )
     .await
+}
+
+/// Server-side applies `status` as the status of the custom resource `name` of `kind`, so that
+/// map keys and list entries dropped from it disappear. A resource deleted meanwhile (its
+/// namespace going away, say) has nothing left to report on: not an error.
+pub async fn apply_status<K, S>(
+    api: &Api<K>,
+    kind: &str,
+    name: &str,
+    status: &S,
+) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let patch = Patch::Apply(serde_json::json!({
+        "apiVersion": strata_api::API_VERSION,
+        "kind": kind,
+        "status": status,
+    }));
+    match api
+        .patch_status(
+            name,
+            &PatchParams::apply(names::FIELD_MANAGER).force(),
+            &patch,
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `obj` with `owner` as its only (controller) owner reference.

@@ -1186,24 +1186,9 @@ async fn write_status(
     if cluster.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    match api
-        .patch_status(
-            &cluster.name_any(),
-            // Server-side apply, so map keys dropped from the status (a removed rack) disappear.
-            &PatchParams::apply(crate::names::FIELD_MANAGER).force(),
-            &Patch::Apply(json!({
-                "apiVersion": strata_api::API_VERSION,
-                "kind": "KafkaCluster",
-                "status": status,
-            })),
-        )
+    crate::apply::apply_status(api, "KafkaCluster", &cluster.name_any(), &status)
         .await
-    {
-        Ok(_) => Ok(()),
-        // Deleted meanwhile (e.g. its namespace is going away): nothing left to report on.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(kube_err("writing status")(e)),
-    }
+        .map_err(kube_err("writing status"))
 }
 
 #[cfg(test)]

@@ -20,11 +20,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use strata_api::{ActiveSide, KafkaCluster, MirrorFlow, MirrorFlowStatus, MirrorPhase};
 use strata_failover::{
     name, Action as FailoverAction, EngineConfig, FailoverState, FlowSides, Observation, Outcome,
@@ -896,23 +895,9 @@ async fn write_status(
     flow: &MirrorFlow,
     status: &MirrorFlowStatus,
 ) -> Result<(), Error> {
-    match api
-        .patch_status(
-            &flow.name_any(),
-            &PatchParams::apply(names::FIELD_MANAGER).force(),
-            &Patch::Apply(json!({
-                "apiVersion": strata_api::API_VERSION,
-                "kind": "MirrorFlow",
-                "status": status,
-            })),
-        )
+    crate::apply::apply_status(api, "MirrorFlow", &flow.name_any(), status)
         .await
-    {
-        Ok(_) => Ok(()),
-        // Deleted meanwhile: nothing left to report on.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(kube_err("writing status")(e)),
-    }
+        .map_err(kube_err("writing status"))
 }
 
 #[cfg(test)]

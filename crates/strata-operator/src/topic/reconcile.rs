@@ -411,19 +411,9 @@ async fn write_status(
     if topic.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let patch = Patch::Apply(json!({
-        "apiVersion": strata_api::API_VERSION,
-        "kind": "KafkaTopic",
-        "status": status,
-    }));
-    // Server-side apply, so list entries dropped from the status disappear.
-    let params = PatchParams::apply(crate::names::FIELD_MANAGER).force();
-    match api.patch_status(&topic.name_any(), &params, &patch).await {
-        Ok(_) => Ok(()),
-        // Deleted meanwhile (e.g. its namespace is going away): nothing left to report on.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(Error::Kube(e)),
-    }
+    crate::apply::apply_status(api, "KafkaTopic", &topic.name_any(), &status)
+        .await
+        .map_err(Error::Kube)
 }
 
 #[cfg(test)]
