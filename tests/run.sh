@@ -64,17 +64,22 @@ export STRATA_MIRROR_BIN="$STRATA_ROOT/target/release/strata-mirror"
 mkdir -p "$STRATA_ROOT/tests/.work"
 rm -f "$STRATA_ROOT/tests/.work/mirror-figures.jsonl"
 # The replicated-cluster suite on the Kafka reference (6 JVMs; it mostly waits on restarts and
-# faults) runs in a second pytest beside the other suites, and with it the failover suite (it
-# mostly waits on probes and mandates); Strata's cluster runs in the first.
+# faults) runs in a second pytest beside the other suites, and with it the suites that mostly
+# wait on a control plane (failover on probes and mandates; the operator, chart and image suites
+# on reconciles; the real-node suites on pods, zones and leases); Strata's cluster, the client
+# compatibility and the mirror suites run in the first. The two take about the same time.
+# A crash of a client library in the test process prints every thread's stack.
+export PYTHONFAULTHANDLER=1
 cluster_targets="${STRATA_TARGETS:-strata,kafka}"
 kafka_cluster_pid=""
-main_failover=("$here/failover")
+waiting=("$here/failover" "$here/nodes" "$here/e2e" "$here/deploy" "$here/image")
+main_waiting=("${waiting[@]}")
 if [[ ",$cluster_targets," == *",kafka,"* ]]; then
-  main_failover=()
-  log "replicated-cluster suite on the Kafka reference and the failover suite, beside the others (log: tests/.work/cluster-kafka.log)"
+  main_waiting=()
+  log "replicated-cluster suite on the Kafka reference and the control-plane suites, beside the others (log: tests/.work/cluster-kafka.log)"
   STRATA_CLUSTER_TARGETS=kafka STRATA_CLUSTER_FIGURES="$STRATA_ROOT/tests/.work/cluster-figures-kafka.jsonl" \
     "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    --junitxml="$STRATA_ROOT/tests/.work/junit-cluster-kafka.xml" "$here/cluster" "$here/failover" "$@" \
+    --junitxml="$STRATA_ROOT/tests/.work/junit-cluster-kafka.xml" "$here/cluster" "${waiting[@]}" "$@" \
     >"$STRATA_ROOT/tests/.work/cluster-kafka.log" 2>&1 &
   kafka_cluster_pid=$!
 fi
@@ -82,15 +87,16 @@ main_rc=0
 STRATA_CLUSTER_TARGETS="$(echo "$cluster_targets" | tr ',' '\n' | grep -vx kafka | paste -sd, -)" \
   "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
   --junitxml="$STRATA_ROOT/tests/.work/junit.xml" \
-  "$here/compat" "$here/mirror" "$here/cluster" "${main_failover[@]}" "$here/e2e" "$here/deploy" "$here/image" "$here/nodes" "$@" \
+  "$here/compat" "$here/mirror" "$here/cluster" "${main_waiting[@]}" "$@" \
   || main_rc=$?
+log "first pytest done"
 kafka_rc=0
 if [ -n "$kafka_cluster_pid" ]; then
   wait "$kafka_cluster_pid" || kafka_rc=$?
   tail -n 40 "$STRATA_ROOT/tests/.work/cluster-kafka.log" >&2
 fi
 if [ "$main_rc" -ne 0 ] || [ "$kafka_rc" -ne 0 ]; then
-  echo "tests failed (suites: exit $main_rc; replicated-cluster suite on Kafka: exit $kafka_rc)" >&2
+  echo "tests failed (suites: exit $main_rc; Kafka cluster and control-plane suites: exit $kafka_rc)" >&2
   exit 1
 fi
 log "mirror figures (duplicates, latencies; printed, not asserted):"

@@ -9,11 +9,19 @@ same server properties: a single node and one topic with 3 partitions), and gets
 - ``kafka-consumer-perf-test`` reading back everything produced (fetch throughput, group join
   time on a row of its own);
 - the broker's resident memory while idle (after start, before load) and its peak during the load
-  (VmRSS of /proc/<pid>/status every 100 ms; for Kafka the pid is the JVM).
+  (VmRSS of /proc/<pid>/status every 100 ms; for Kafka the pid is the JVM);
+- the CPU time the broker process spent during the four producer runs (utime + stime of
+  /proc/<pid>/stat), which shows the broker's own cost of a produce where the load generators
+  on the same cores blur the throughput figures.
 
 The result is one markdown table on stdout, also written to tests/.work/bench-compare.md.
 
     $STRATA_VENV/bin/python tests/bench/compare.py [--records N] [--targets strata,kafka]
+        [--compression none|gzip|snappy|lz4|zstd]
+
+``--compression`` sets both producers' codec (default none), so that the brokers' handling of
+compressed batches (Strata and Kafka both decompress every produced batch to check its
+records) is measured too.
 """
 import argparse
 import datetime
@@ -52,6 +60,8 @@ PROPS = {
 
 COLUMNS = {"kafka": "Kafka", "strata": "Strata"}
 
+COMPRESSION = "none"  # both producers' codec; set from --compression
+
 # Rows of the table, in order: (key, label).
 ROWS = [
     ("java_acks1_rps", "producer-perf-test acks=1 records/s"),
@@ -75,6 +85,7 @@ ROWS = [
     ("cons_rps", "consumer-perf-test records/s"),
     ("cons_mbs", "consumer-perf-test MB/s"),
     ("cons_join", "consumer-perf-test group join ms"),
+    ("cpu_produce", "broker CPU s during the producer runs"),
     ("rss_idle", "RSS idle MiB"),
     ("rss_peak", "RSS peak MiB"),
 ]
@@ -119,6 +130,17 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time of process ``pid`` so far, in seconds (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3, utime 14 and stime 15 (1-based, man proc).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # "200000 records sent, 41152.3 records/sec (40.19 MB/sec), 650.31 ms avg latency, 1234.00 ms max
 # latency, 600 ms 50th, 1100 ms 95th, 1200 ms 99th, 1230 ms 99.9th."
 PERF_LINE = re.compile(
@@ -130,7 +152,7 @@ def java_producer(bootstrap, records, acks):
     res = kafka_tool("producer-perf-test", "--topic", TOPIC, "--num-records", records,
                      "--record-size", RECORD_SIZE, "--throughput", "-1",
                      "--producer-props", f"bootstrap.servers={bootstrap}", f"acks={acks}",
-                     timeout=TOOL_TIMEOUT)
+                     f"compression.type={COMPRESSION}", timeout=TOOL_TIMEOUT)
     matches = PERF_LINE.findall(res.stdout)
     if not matches:
         raise RuntimeError(f"no summary line in producer-perf-test output:\n{res.stdout[-2000:]}")
@@ -144,7 +166,7 @@ def librdkafka_producer(bootstrap, records, acks):
     from confluent_kafka import Producer
 
     p = Producer({"bootstrap.servers": bootstrap, "acks": str(acks), "linger.ms": 5,
-                  "client.id": f"bench-rdk-acks{acks}"})
+                  "compression.codec": COMPRESSION, "client.id": f"bench-rdk-acks{acks}"})
     payload = os.urandom(RECORD_SIZE)
     latencies = []
     errors = []
@@ -237,6 +259,7 @@ def run_target(kind, records, work_root):
         out["rss_idle"] = idle / 1024.0 if idle else None
         sampler = RssSampler(b.pid)
         sampler.start()
+        cpu_before = cpu_seconds(b.pid)
         produced = 0
         steps = [
             ("java", "1", java_producer),
@@ -258,6 +281,9 @@ def run_target(kind, records, work_root):
             except Exception as e:  # one failing step leaves the others' figures
                 log(f"{kind}: {client} acks={acks} failed: {e}")
                 out[f"{prefix}_rps"] = "error"
+        cpu_after = cpu_seconds(b.pid)
+        if cpu_before is not None and cpu_after is not None:
+            out["cpu_produce"] = cpu_after - cpu_before
         if produced:
             log(f"{kind}: consumer-perf-test, {produced} records")
             t1 = time.monotonic()
@@ -289,6 +315,8 @@ def fmt(v, key):
         return f"{v:,.0f}"
     if key.endswith(("_p50", "_p99", "_avg", "_join")):
         return f"{v:.1f}" if v < 100 else f"{v:.0f}"
+    if key.startswith("cpu_"):
+        return f"{v:.2f}"
     return f"{v:.1f}"
 
 
@@ -309,7 +337,8 @@ def machine_line(records):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f"Machine: nproc={os.cpu_count()}, {cpu}, {platform.system()} {platform.release()}; "
             f"date {now}; Kafka {kafka_version} (JVM heap from kafka.sh defaults); Strata {rev}; "
-            f"{records} records of {RECORD_SIZE} B per producer run, topic with {PARTITIONS} partitions.")
+            f"{records} records of {RECORD_SIZE} B per producer run, compression {COMPRESSION}, "
+            f"topic with {PARTITIONS} partitions.")
 
 
 def markdown_table(columns, rows, results, fmt):
@@ -331,7 +360,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=200_000, help="records per producer run")
     ap.add_argument("--targets", default="kafka,strata", help="comma-separated: kafka,strata")
+    ap.add_argument("--compression", default="none", choices=["none", "gzip", "snappy", "lz4", "zstd"],
+                    help="codec of both producers")
     args = ap.parse_args()
+    global COMPRESSION
+    COMPRESSION = args.compression
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [t for t in targets if t not in COLUMNS]
     if unknown:

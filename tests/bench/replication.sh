@@ -9,15 +9,6 @@
 #   tests/bench/replication.sh [--targets kafka,strata] [--records N] [--kills K] [...]
 #   (tests/bench/replication.sh --help lists every option)
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-. "$here/../env/common.sh"
-cd "$STRATA_ROOT"
-bash "$here/../env/install/python.sh"
-bash "$here/../env/install/kafka.sh"
-if [ ! -x target/release/strata-broker ]; then
-  log "cargo build --release (strata-broker)"
-  cargo build --release --quiet -p strata-broker
-fi
-export STRATA_BROKER_BIN="${STRATA_BROKER_BIN:-$STRATA_ROOT/target/release/strata-broker}"
-export PATH="$STRATA_CACHE/bin:$PATH"
+. "$(cd "$(dirname "$0")" && pwd)/prepare.sh"
+bench_prepare strata-broker
 exec "$STRATA_VENV/bin/python" "$here/replication_bench.py" "$@"

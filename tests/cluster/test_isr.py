@@ -2,13 +2,15 @@
 it holds min.insync.replicas (2); below it both clients get NOT_ENOUGH_REPLICAS; SIGCONT brings
 the ISR back to full. Then unclean leader election: with it off a partition whose in-sync
 replicas are all down stays offline and loses nothing; with it on an out-of-sync replica is
-elected and the acknowledged records it lacked are lost (counted and reported).
+elected and the acknowledged records it lacked are lost (counted and reported; on Strata the
+brokers' ``strata_broker_unclean_leader_elections_total`` counts the election).
 
 The topics of these scenarios live on the broker-only nodes 4, 5, 6 (explicit assignment), so that
 stopping two or three of them leaves the controller quorum (nodes 1-3) whole."""
 import pytest
 
-from harness import unique_topic
+from harness import unique_topic, wait_until
+from harness.metrics import metric_sum, scrape
 from harness.replication import (
     ConfluentLoad,
     VerifiableProducer,
@@ -84,6 +86,14 @@ def test_unclean_leader_election_off_and_on(healthy_cluster, target_kind):
     c.create_topic(on, assignment=[REPLICAS], configs={"unclean.leader.election.enable": "true"})
     acked = {off: [], on: []}
 
+    def unclean_elections():
+        """Strata's count of unclean elections as node 1 (alive throughout) exports it."""
+        if target_kind != "strata":
+            return None
+        return metric_sum(scrape(c.node(1).metrics_url()), "strata_broker_unclean_leader_elections_total")
+
+    elections_before = unclean_elections()
+
     def write(batch):
         for t in (off, on):
             acks, errors = produce_sync(c.healthy_bootstrap(), t, [f"5.{i}" for i in batch], idempotent=True)
@@ -109,6 +119,9 @@ def test_unclean_leader_election_off_and_on(healthy_cluster, target_kind):
     c.wait_partitions(on, lambda ps: ps[0].leader == 6, "unclean election on: node 6 elected", timeout=90)
     view = c.partitions(off)  # taken after the controller elected 6 for the other topic
     assert view[0].leader == -1, f"{target_kind}: unclean election off, yet {off} has leader {view[0].leader}"
+    if target_kind == "strata":  # Kafka counts it in a JMX meter (UncleanLeaderElectionsPerSec)
+        wait_until(lambda: unclean_elections() == elections_before + 1, 10,
+                   "strata_broker_unclean_leader_elections_total counting the one unclean election")
 
     # The in-sync replicas come back: the 'off' partition is whole; on the 'on' one they follow
     # node 6 and truncate B (Kafka serves no offsets there before: its high watermark waits for

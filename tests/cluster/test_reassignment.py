@@ -1,10 +1,14 @@
 """Partition reassignment with Kafka's own tool, ``kafka-reassign-partitions``, under acks=all load
 from two idempotent clients: a move without a throttle and one with ``--throttle`` (the copy rate
-of the new replica, measured on its disk, stays near the throttle; the throttles are cleared by
-``--verify`` once the move is done), then a move that cannot finish (a tiny throttle) listed with
+of the new replica, measured on its disk, stays near the throttle, on Strata within 10% of it
+measured over Kafka's quota window; the throttles are cleared by ``--verify`` once the move is
+done), then a move that cannot finish (a tiny throttle) listed with
 ``--list`` and undone with ``--cancel``. Nothing acknowledged is lost, the replicas end equal, and
 targets naming unknown brokers or a broker twice are refused with Kafka's error codes (sent with
-kafka-python's admin client, as the tool refuses them itself) and change nothing.
+kafka-python's admin client, as the tool refuses them itself) and change nothing. A reassignment
+that gives every partition a new preferred replica while keeping its leader is followed, under
+the same load, by ``kafka-leader-election --election-type preferred``: the leaderships land on
+the new preferred replicas.
 
 The topic lives on the broker-only nodes 4, 5, 6; replicas move to nodes 1 and 2 (same racks as
 the replicas they replace: 4 and 1 are in rack a, 5 and 2 in rack b)."""
@@ -28,15 +32,20 @@ from harness.replication import (
 ASSIGNMENT = [[4, 5, 6], [5, 6, 4], [6, 4, 5]]
 PRELOAD_RECORDS = 5000  # 1 KiB each: about 5 MB per partition to copy
 THROTTLE = 500_000  # bytes/s
+# replication.quota.window.num x replication.quota.window.size.seconds (Kafka's defaults, also
+# Strata's): the span over which a replication quota's rate is measured.
+QUOTA_WINDOW = 11.0
 RATE = 100
 PROGRESS = 20
 
 
 def preload(c, topic, partition):
-    """About 5 MB of acks=all records in ``partition``; their acks (values without padding)."""
+    """About 5 MB of acks=all records in ``partition``, in batches of at most 16 KiB (the Java
+    producer's default ``batch.size``; librdkafka's default of 1 MB would make every batch a
+    fifth of the copy, and no throttle splits a batch); their acks (values without padding)."""
     values = [f"{90 + partition}.{i} " + "x" * 1000 for i in range(PRELOAD_RECORDS)]
     acks, errors = produce_sync(c.healthy_bootstrap(), topic, values, partition=partition, timeout=120,
-                                idempotent=True)
+                                idempotent=True, config={"batch.size": 16384})
     assert not errors and len(acks) == PRELOAD_RECORDS, f"preloading partition {partition}: {errors[:3]}"
     return [a._replace(value=a.value.split(" ", 1)[0]) for a in acks]
 
@@ -79,6 +88,23 @@ class CopyWatch:
         self._stop.set()
         self._thread.join(10)
 
+    def window_rate(self, window=QUOTA_WINDOW):
+        """The copy's highest rate measured as Kafka measures a replication quota (a
+        ``SimpleRate``): at every sample, the bytes of the ``window`` seconds before it (from
+        the last sample before the first byte) divided by that span, at least one second."""
+        if not self.samples or not self.samples[-1][1]:
+            return 0.0
+        before = [t for t, b in self.samples if b == 0]
+        t0 = before[-1] if before else self.samples[0][0]
+        best = 0.0
+        for t, b in self.samples:
+            if t <= t0:
+                continue
+            ref_t = max(t0, t - window)
+            ref_b = max((b2 for t2, b2 in self.samples if t2 <= ref_t), default=0)
+            best = max(best, (b - ref_b) / max(t - ref_t, 1.0))
+        return best
+
     def rate(self):
         """(bytes copied, bytes/s of the copy)."""
         final = self.samples[-1][1] if self.samples else 0
@@ -112,7 +138,7 @@ def move(c, tmp_path, name, topic, partition, target, throttle=None):
     copied, rate = watch.rate()
     c.wait_partitions(topic, lambda ps: ps[partition].replicas == target and set(ps[partition].isr) == set(target),
                       f"partition {partition} on {target} with a full ISR", timeout=60)
-    return copied, rate, verified["out"]
+    return copied, rate, watch.window_rate(), verified["out"]
 
 
 def broker_throttles(c, node):
@@ -133,17 +159,23 @@ def test_reassign_partitions_throttled_verified_and_cancelled(healthy_cluster, t
         cl.log.wait_acked(PROGRESS, 90, "before any move")
 
         # 1. Partition 0 from 4 to 1 (rack a to rack a), no throttle: leader 4 hands over.
-        copied, rate, _ = move(c, tmp_path, "unthrottled", topic, 0, [1, 5, 6])
+        copied, rate, _, _ = move(c, tmp_path, "unthrottled", topic, 0, [1, 5, 6])
         record_figure("reassignment", f"{target_kind} unthrottled copy MB / MB/s",
                       f"{copied / 1e6:.1f} / {rate / 1e6:.2f}")
 
         # 2. Partition 1 from 5 to 2 with --throttle: the copy runs near the throttle, and --verify
         #    clears the broker and topic throttles once it is done.
-        copied, rate, out = move(c, tmp_path, "throttled", topic, 1, [2, 6, 4], throttle=THROTTLE)
-        record_figure("reassignment", f"{target_kind} throttled copy ({THROTTLE} B/s) MB / B/s",
-                      f"{copied / 1e6:.1f} / {rate:.0f}")
+        copied, rate, windowed, out = move(c, tmp_path, "throttled", topic, 1, [2, 6, 4], throttle=THROTTLE)
+        record_figure("reassignment", f"{target_kind} throttled copy ({THROTTLE} B/s) MB / B/s from the "
+                      f"first byte / highest B/s over the {QUOTA_WINDOW:.0f} s quota window",
+                      f"{copied / 1e6:.1f} / {rate:.0f} / {windowed:.0f}")
         assert copied >= PRELOAD_RECORDS * 1000, f"{target_kind}: only {copied} bytes on the new replica"
         assert rate <= 2 * THROTTLE, f"{target_kind}: throttled to {THROTTLE} B/s, copied at {rate:.0f} B/s"
+        if target_kind == "strata":
+            # Strata bounds every throttled read by the quota (Kafka lets one fetch of up to
+            # replica.fetch.max.bytes through before it checks, so only the bound above holds there).
+            assert windowed <= 1.1 * THROTTLE, \
+                f"strata: throttled to {THROTTLE} B/s, {windowed:.0f} B/s over the quota window"
         assert "Clearing broker-level throttles" in out, out
         for node in (2, 4, 5, 6):
             assert not broker_throttles(c, node), f"{target_kind}: throttle left on broker {node}"
@@ -172,6 +204,69 @@ def test_reassign_partitions_throttled_verified_and_cancelled(healthy_cluster, t
     acks = vp.acked + cl.acked + [a for acked in preloads for a in acked]
     res = check_records(acks, read_back(c.healthy_bootstrap(), topic))
     record_figure("reassignment", f"{target_kind} records", str(res))
+    assert res.ok, f"{target_kind}: {res}"
+    diffs = replicas_equal(c, topic)
+    assert not diffs, "\n".join(diffs)
+
+
+def elected(out, topic, partitions):
+    """{partition: "tool" | "already"} from kafka-leader-election's output: elected by this run,
+    or already led by the preferred replica (the automatic rebalance, every 5 s here, may move
+    a leadership first)."""
+    how = {}
+    for line in out.splitlines():
+        kind = ("tool" if line.startswith("Successfully completed leader election (PREFERRED)") else
+                "already" if line.startswith("Valid replica already elected") else None)
+        if kind:
+            listed = line.split(" for partitions ", 1)[-1]
+            how.update({p: kind for p in partitions if f"{topic}-{p}" in [x.strip() for x in listed.split(",")]})
+    return how
+
+
+@pytest.mark.timeout(600)
+def test_reassignment_then_preferred_election_under_load(healthy_cluster, target_kind, tmp_path):
+    c = healthy_cluster
+    topic = unique_topic("reassign-elect")
+    c.create_topic(topic, assignment=ASSIGNMENT)
+    # Each partition gets a new replica (1, 2, 3) as its preferred one and keeps its leader.
+    targets = {0: [1, 4, 6], 1: [2, 5, 4], 2: [3, 6, 5]}
+    vp = VerifiableProducer(tmp_path, c.bootstrap(), topic, prefix=1, throughput=RATE).start()
+    cl = ConfluentLoad(c.bootstrap(), topic, len(ASSIGNMENT), prefix=2, rate=RATE).start()
+    try:
+        vp.log.wait_acked(PROGRESS, 90, "before the move")
+        cl.log.wait_acked(PROGRESS, 90, "before the move")
+        path = plan(tmp_path, "new-preferred", [(topic, p, r) for p, r in targets.items()])
+        out = c.tool("reassign-partitions", "--reassignment-json-file", str(path), "--execute").stdout
+        assert "Successfully started partition reassignment" in out, out
+
+        def done():
+            v = c.tool("reassign-partitions", "--reassignment-json-file", str(path), "--verify").stdout
+            return all(f"Reassignment of partition {topic}-{p} is completed" in v for p in targets)
+
+        wait_until(done, 300, f"{target_kind}: reassignment of {topic} to {targets}", interval=1.0)
+        view = c.wait_partitions(topic, lambda ps: all(ps[p].replicas == r and set(ps[p].isr) == set(r)
+                                                       for p, r in targets.items()),
+                                 "every partition on its target with a full ISR", timeout=60)
+        record_figure("reassignment", f"{target_kind} leaders after the move (preferred 1, 2, 3)",
+                      str([view[p].leader for p in sorted(targets)]))
+        election = tmp_path / "election.json"
+        election.write_text(json.dumps({"partitions": [{"topic": topic, "partition": p} for p in targets]}))
+        out = c.tool("leader-election", "--election-type", "preferred", "--path-to-json-file", str(election)).stdout
+        how = elected(out, topic, targets)
+        assert set(how) == set(targets), f"{target_kind}: partitions the tool did not report: {out}"
+        record_figure("reassignment", f"{target_kind} preferred election after the move (tool / already)",
+                      f"{sum(v == 'tool' for v in how.values())} / {sum(v == 'already' for v in how.values())}")
+        c.wait_partitions(topic, lambda ps: all(ps[p].leader == r[0] for p, r in targets.items()),
+                          "every partition led by its new preferred replica", timeout=30)
+        vp.log.wait_more(PROGRESS, 90, "after the election")
+        cl.log.wait_more(PROGRESS, 90, "after the election")
+    finally:
+        vp.stop()
+        cl.stop()
+    for load in (vp, cl):
+        assert not load.log.errors, f"{target_kind}: sends failed: {dict(load.log.errors)} {load.log.error_examples[:3]}"
+    res = check_records(vp.acked + cl.acked, read_back(c.healthy_bootstrap(), topic))
+    record_figure("reassignment", f"{target_kind} move + preferred election records", str(res))
     assert res.ok, f"{target_kind}: {res}"
     diffs = replicas_equal(c, topic)
     assert not diffs, "\n".join(diffs)

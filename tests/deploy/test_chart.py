@@ -226,6 +226,32 @@ def test_metrics_service_and_service_monitor():
     assert not m.by_kind(m.render_chart(), "ServiceMonitor")
 
 
+def test_broker_service_monitor_selects_the_operators_broker_services():
+    """brokerMetrics.serviceMonitor: one ServiceMonitor for every cluster's brokers, selecting
+    the headless broker Services the operator renders (labels and the `metrics` port taken from
+    the operator's golden single-zone output), in the watched namespaces or all of them."""
+    golden = [d for d in yaml.safe_load_all((m.REPO_ROOT / "crates" / "strata-operator" / "tests" / "golden"
+                                             / "single-zone.yaml").read_text()) if d]
+    (headless,) = [d for d in golden if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"]
+    assert "metrics" in [p["name"] for p in headless["spec"]["ports"]]
+    values = {"brokerMetrics.serviceMonitor.enabled": True,
+              "brokerMetrics.serviceMonitor.labels": {"release": "kube-prometheus-stack"}}
+    monitor = m.one(m.by_kind(m.render_chart(values), "ServiceMonitor"), "ServiceMonitor")
+    assert monitor["metadata"]["name"].endswith("-brokers")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    spec = monitor["spec"]
+    assert spec["namespaceSelector"] == {"any": True}
+    assert spec["selector"]["matchLabels"].items() <= headless["metadata"]["labels"].items()
+    (endpoint,) = spec["endpoints"]
+    assert (endpoint["port"], endpoint["path"], endpoint["interval"], endpoint["scrapeTimeout"]) == \
+        ("metrics", "/metrics", "30s", "10s")
+    assert {r["targetLabel"] for r in endpoint["relabelings"]} == {"kafka_cluster", "broker_id"}
+    watched = m.one(m.by_kind(m.render_chart({**values, "watchNamespaces": ["kafka", "team-b"]}),
+                              "ServiceMonitor"), "ServiceMonitor")
+    assert watched["spec"]["namespaceSelector"] == {"matchNames": ["kafka", "team-b"]}
+    assert not [o for o in m.by_kind(m.render_chart(), "ServiceMonitor") if o["metadata"]["name"].endswith("-brokers")]
+
+
 def test_grafana_dashboard_config_map_only_when_enabled():
     import json
 

@@ -2,8 +2,9 @@
 election on) against the real control plane of tests/env/k8s; the StatefulSet controller, the
 scheduler, the garbage collector and kwok do the rest as in a real cluster. The broker pods are
 fake, so the admin calls of the rolling-restart health check go to a real Strata broker on
-loopback and those of the scale-down drains to the reference Kafka broker or a 3-node reference
-Kafka cluster (--kafka-bootstrap-override).
+loopback, those of the scale-down refusal to the reference Kafka broker and those of the
+draining scale-down to a 3-node cluster, once Strata and once the reference Kafka
+(--kafka-bootstrap-override).
 
 Each test is a user's session in a namespace of its own, written as numbered steps."""
 from __future__ import annotations
@@ -39,7 +40,8 @@ NS_INVALID_FLOW = "e2e-invalid-flow"
 NS_DELETE = "e2e-delete"
 EXAMPLE_NS = {name: f"e2e-ex-{name}" for name in ("single-zone", "stretch-3-zone", "active-standby")}
 NS_SCALE = "e2e-scale"
-NS_DRAIN = "e2e-drain"
+# the drain test runs on both kinds of real cluster behind its KafkaCluster
+NS_DRAIN = {"kafka": "e2e-drain", "strata": "e2e-drain-strata"}
 NS_LEASE = "e2e-operator"
 
 # The roll cluster: 3 racks x 2 brokers -> ids 0,1 | 100,101 | 200,201. The real
@@ -68,28 +70,35 @@ def kafka_port():
 
 
 @pytest.fixture(scope="module")
-def drain_kafka(tmp_path_factory):
-    """The 3-node reference Kafka cluster (ids 1-3) behind the drain test's KafkaCluster, laid out
-    (its ports chosen, so the operator's override can name node 1) but started by the test."""
-    cluster = Cluster("kafka", tmp_path_factory.mktemp("drain-kafka"), brokers=3, racks=["a"],
-                      props={"offsets.topic.replication.factor": "3"})
-    cluster._layout()
-    yield cluster
-    cluster.close()
+def drain_clusters(tmp_path_factory):
+    """The 3-node clusters (ids 1-3) behind the drain test's KafkaCluster, the reference Kafka and
+    Strata, laid out (their ports chosen, so the operator's overrides can name node 1) but
+    started by the test. Strata creates __consumer_offsets at start (Kafka on first use): RF 2,
+    so that its replicas on the leaving broker can move to the two that stay."""
+    props = {"offsets.topic.replication.factor": "2", "offsets.topic.num.partitions": "3"}
+    clusters = {kind: Cluster(kind, tmp_path_factory.mktemp(f"drain-{kind}"), brokers=3, racks=["a"],
+                              props=props) for kind in NS_DRAIN}
+    for cluster in clusters.values():
+        cluster._layout()
+    yield clusters
+    for cluster in clusters.values():
+        cluster.close()
 
 
 @pytest.fixture(scope="module")
-def operator(cp, module_operators, module_namespaces, strata_controller, kafka_port, drain_kafka):
+def operator(cp, module_operators, module_namespaces, strata_controller, kafka_port, drain_clusters):
     install_crds(cp)
     module_namespaces.make(NS_LEASE)
     op = module_operators.start(
         holder_id="cluster-e2e",
-        namespaces=[NS_ROLL, NS_SCALE, NS_DRAIN, NS_INVALID, NS_INVALID_FLOW, NS_DELETE,
+        namespaces=[NS_ROLL, NS_SCALE, *NS_DRAIN.values(), NS_INVALID, NS_INVALID_FLOW, NS_DELETE,
                     *EXAMPLE_NS.values()],
         lease_namespace=NS_LEASE, lease_name="strata-operator",
+        # partitions below min.insync.replicas show within seconds, not the default 30 s
+        extra_args=["--health-interval", "2"],
         overrides={f"{NS_ROLL}/{ROLL_CLUSTER}": strata_controller.bootstrap,
                    f"{NS_SCALE}/scale": f"127.0.0.1:{kafka_port}",
-                   f"{NS_DRAIN}/drain": drain_kafka.node(1).bootstrap})
+                   **{f"{NS_DRAIN[kind]}/drain": c.node(1).bootstrap for kind, c in drain_clusters.items()}})
     cp.wait_until(lambda: op.metric("strata_operator_leader") == 1, timeout=60,
                   what="the module's operator to hold the Lease")
     return op
@@ -737,12 +746,13 @@ def topic_throttles(kafka, topic):
             if k.endswith("replication.throttled.replicas") and v.value}
 
 
-def test_scale_down_drains_the_leaving_broker_first(cp, operator, namespaces, drain_kafka):
-    # Rack a's 4 brokers have ids 0-3; the reference Kafka cluster behind it runs nodes 1-3
-    # (id 0 is a pod only). Removing broker 3 moves its replicas to the registered brokers
-    # that stay (1 and 2), throttled, before its pod goes.
-    ns = namespaces.make(NS_DRAIN)
-    kafka = drain_kafka.start()
+@pytest.mark.parametrize("kind", list(NS_DRAIN))
+def test_scale_down_drains_the_leaving_broker_first(cp, operator, namespaces, drain_clusters, kind):
+    # Rack a's 4 brokers have ids 0-3; the real cluster behind it (Strata or the reference
+    # Kafka) runs nodes 1-3 (id 0 is a pod only). Removing broker 3 moves its replicas to the
+    # registered brokers that stay (1 and 2), throttled, before its pod goes.
+    ns = namespaces.make(NS_DRAIN[kind])
+    kafka = drain_clusters[kind].start()
     t0 = time.monotonic()
 
     # 1. a one-rack cluster of 4 brokers; topics with replicas on broker 3
@@ -797,6 +807,22 @@ def test_scale_down_drains_the_leaving_broker_first(cp, operator, namespaces, dr
     out = kafka_tool_configs(kafka, "describe", "--entity-type", "brokers", "--entity-name", "3")
     assert "throttled.rate" not in out, out
     assert uids(cp, ns, "drain") == {n: u for n, u in base.items() if n != "drain-a-3"}
+
+    # 4. a topic that needs 2 in-sync replicas loses one when broker 2 stops: Degraded says which
+    #    partition refuses acks=all writes (with a Warning event), and clears once broker 2 is back
+    kafka.create_topic("guarded", assignment=[[1, 2]], configs={"min.insync.replicas": "2"})
+    kafka.stop_node(2)
+    obj = wait_kc(cp, ns, "drain", lambda o: has_condition(o, "Degraded", "True", "UnderMinIsrPartitions"),
+                  "Degraded=True UnderMinIsrPartitions", timeout=120)
+    msg = condition(obj, "Degraded")["message"]
+    assert "guarded-0 has 1 in-sync replica(s) [1], min.insync.replicas 2" in msg, msg
+    assert "moving" not in msg and "staying" not in msg, msg
+    warnings = [e for e in events_for(cp, ns, "drain", "UnderMinIsrPartitions") if e["type"] == "Warning"]
+    assert warnings and "guarded-0" in warnings[-1]["message"], warnings
+    kafka.start_node(2)
+    obj = wait_kc(cp, ns, "drain", lambda o: condition(o, "Degraded")["reason"] != "UnderMinIsrPartitions",
+                  "the under-min-ISR condition cleared", timeout=180)
+    assert events_for(cp, ns, "drain", "MinIsrRestored")
     print(f"drain test took {time.monotonic() - t0:.1f}s")
 
 

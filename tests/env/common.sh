@@ -8,7 +8,8 @@ export STRATA_CACHE STRATA_VENV STRATA_ROOT
 mkdir -p "$STRATA_CACHE"
 
 # log MESSAGE: one quiet progress line on stderr.
-log() { printf '[testenv] %s\n' "$*" >&2; }
+# Each line carries the seconds since this shell started, so a run's log shows where time went.
+log() { printf '[testenv %ds] %s\n' "$SECONDS" "$*" >&2; }
 
 # stamp_ok NAME CONTENT: true when the stamp NAME already records CONTENT (install done before).
 stamp_ok() { [ -f "$STRATA_CACHE/stamps/$1" ] && [ "$(cat "$STRATA_CACHE/stamps/$1")" = "$2" ]; }

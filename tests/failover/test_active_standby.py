@@ -16,9 +16,17 @@ What each scenario shows:
   primary returns, its divergent tail is copied to ``<topic>.divergent.<id>`` and truncated,
   and every acknowledged record missing from the standby is found there (loss ≤ the counted
   records at risk); RTO and loss printed.
+- the primary cut off from the engine and the mirror but not from its clients (×2): it fences
+  itself when its mandate runs out, and the standby is promoted only after that, so no record
+  is acknowledged by the primary after the promotion (every record the primary acknowledged
+  that the standby lacks ends in quarantine, acknowledged before the promotion).
 - probe flaps ×10 (SIGSTOP shorter than threshold × interval): never a failover.
 """
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -73,15 +81,7 @@ def test_planned_flips_lose_nothing_and_write_nothing_twice(pair, tmp_path):
         runner.wait_mirroring("source")
         create_mirrored_topic(runner, pair.standby.bootstrap())
         loads = start_loads(tmp_path, runner.discovery)
-        rtos = []
-        for to, side in (("standby", "target"), ("primary", "source"), ("standby", "target")):
-            _, text, state = runner.failover(to)
-            last = state["last"]
-            assert last["to"] == side and last["fenceConfirmed"], text
-            assert last["recordsAtRisk"] == 0 and last["recordsAtRiskExact"], last
-            rtos.append(last["durationMs"])
-            for load in loads:
-                load.log.wait_more(PROGRESS, 90, f"through discovery after the failover to the {to}")
+        rtos = [runner.planned_flip(to, loads, PROGRESS) for to in ("standby", "primary", "standby")]
         acks = stop_loads(loads)
         runner.wait_state(lambda s: s.get("lastLag") == 0, 60, "the mirror to catch up")
         active = read_side(pair.standby.bootstrap())
@@ -185,6 +185,89 @@ def test_a_divergent_tail_kept_blocks_failback(pair, tmp_path):
         stop_loads(loads)
     finally:
         runner.stop()
+
+
+ENGINE_UID = 65534  # nobody: the user `strata active-standby` runs as in the partition test
+
+
+class EnginePartition:
+    """Drops every packet from processes of ENGINE_UID to ``port`` on this host (nftables, its
+    own table): the engine and its in-process mirror lose the primary, the clients (root) keep
+    it."""
+
+    def __init__(self, port):
+        self.table = f"strata_partition_{port}"
+        self.port = port
+
+    def cut(self):
+        script = (f"add table inet {self.table}\n"
+                  f"add chain inet {self.table} out {{ type filter hook output priority 0; }}\n"
+                  f"add rule inet {self.table} out meta skuid {ENGINE_UID} tcp dport {self.port} drop\n")
+        subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True, capture_output=True)
+
+    def heal(self):
+        subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True)
+
+
+@pytest.mark.parametrize("run", [1, 2])
+def test_a_primary_cut_off_from_the_engine_fences_itself_before_the_standby_is_promoted(pair, run):
+    if shutil.which("nft") is None:
+        pytest.fail("nft missing: tests/env/install/netns.sh installs nftables")
+    work = Path(tempfile.mkdtemp(prefix="strata-partition-"))
+    work.chmod(0o777)
+    runner = ActiveStandby(work, pair.primary.bootstrap(), pair.standby.bootstrap(), automatic=True,
+                           uid=ENGINE_UID).start()
+    partition = EnginePartition(int(pair.primary.bootstrap().rsplit(":", 1)[1]))
+    loads = ()
+    try:
+        runner.wait_mirroring("source")
+        create_mirrored_topic(runner, pair.standby.bootstrap())
+        loads = start_loads(work, runner.discovery)
+        mandate = runner.wait_state(lambda s: s.get("mandateUntilMs"), 30, "a write mandate")["mandateUntilMs"]
+        partition.cut()
+        cut_at = time.time()
+        # the clients still reach the primary and go on writing until its mandate runs out
+        for load in loads:
+            load.log.wait_more(PROGRESS, 60, "on the primary after the engine lost it")
+        state = runner.wait_state(lambda s: s.get("active") == "target" and "operation" not in s, 120,
+                                  "automatic failover to the standby")
+        last = state["last"]
+        promoted = (last["startedMs"] + last["durationMs"]) / 1000
+        assert last["reason"] == "ProbeFailed" and not last["fenceConfirmed"], last
+        assert promoted * 1000 >= mandate, f"promoted at {promoted} before the primary's mandate ran out at {mandate}"
+        for load in loads:
+            load.log.wait_more(PROGRESS, 120, "on the standby through discovery")
+        partition.heal()
+        state = runner.wait_mirroring("target", timeout=120)
+        last = state["last"]
+        assert last["recordsAtRiskExact"], last
+        running, loads = loads, ()
+        acks = stop_loads(running)
+        ack_time = {a.value: t for load in running for a, t in zip(load.log.acked, load.log.ack_times)}
+        runner.wait_state(lambda s: s.get("lastLag") == 0, 60, "the mirror to catch up")
+        standby = read_side(pair.standby.bootstrap())
+        res = check_records(acks, standby)
+        # Records the primary acknowledged that the standby never got: in quarantine, and every
+        # one of them acknowledged before the standby took writes (the primary fenced itself
+        # when its mandate ran out; promotion waited for that and a clock margin).
+        quarantine = f"{TOPIC}.divergent.{last['id']}"
+        kept = read_back(pair.primary.bootstrap(), quarantine, extra=EXEMPT_CLIENT) if last["recordsAtRisk"] else {}
+        values = {r.value.split(b" ", 1)[0].decode() for recs in kept.values() for r in recs}
+        lost = {a.value for a in res.lost}
+        assert lost <= values, f"acknowledged records neither on the standby nor in {quarantine}: {sorted(lost - values)[:5]}"
+        late = sorted((ack_time[v] - promoted, v) for v in values if v in ack_time and ack_time[v] >= promoted)
+        record_figure("failover", f"primary cut off from the engine (run {run}): cut to promotion s",
+                      round(promoted - cut_at, 1))
+        record_figure("failover", f"primary cut off from the engine (run {run}): records acknowledged by the "
+                      "primary and kept in quarantine", last["recordsAtRisk"])
+        assert not late, f"the primary acknowledged records after the standby's promotion: {late[:5]}"
+        assert not [c for c in res.conflicts if c[0] != "two acks for one offset"] and not res.reordered, res
+    finally:
+        partition.heal()
+        for load in loads:
+            load.stop()
+        runner.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_probe_flaps_shorter_than_the_threshold_never_fail_over(pair, tmp_path):

@@ -588,15 +588,13 @@ class Cluster:
 
     # --- admin ---------------------------------------------------------------------------------------
     def admin(self):
-        """A confluent-kafka AdminClient bootstrapped from the healthy nodes."""
-        import logging
-
+        """A confluent-kafka AdminClient bootstrapped from the healthy nodes. Quiet through
+        ``log_level`` 0, not through a Python ``logger``: an admin client has no poll loop, so
+        librdkafka would call that logger from its own threads, also while the client is being
+        destroyed (nodes down make it log a lot), which can crash the interpreter."""
         from confluent_kafka.admin import AdminClient
-        quiet = logging.getLogger("strata-cluster-admin")
-        quiet.addHandler(logging.NullHandler())
-        quiet.propagate = False
         return AdminClient({"bootstrap.servers": self.healthy_bootstrap(), "socket.timeout.ms": 10000,
-                            "logger": quiet})
+                            "log_level": 0})
 
     def create_topic(self, topic, partitions=3, replication_factor=3, configs=None, assignment=None,
                      timeout=60.0):

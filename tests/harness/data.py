@@ -127,6 +127,26 @@ def produce(bootstrap, topic, count, partitions, *, compression="none", start=0,
                    base_ts=base_ts, extra=extra).send(start, count, timeout)
 
 
+# Answers a partition leader gives while it cannot serve offsets yet: Kafka's new leader answers
+# OFFSET_NOT_AVAILABLE until its high watermark has caught up (KIP-207), and a leadership may move.
+_WATERMARK_RETRY = {KafkaError.OFFSET_NOT_AVAILABLE, KafkaError.LEADER_NOT_AVAILABLE,
+                    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError._TIMED_OUT}
+
+
+def watermark_offsets(consumer, topic, partition, timeout=10):
+    """(low, high) of one partition, asked again while its leader cannot answer yet, for up to
+    ``timeout`` seconds in all."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(1.0, deadline - time.monotonic())
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=left)
+        except KafkaException as e:
+            if e.args[0].code() not in _WATERMARK_RETRY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _reader(bootstrap, extra=None):
     conf = {"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False, "enable.auto.offset.store": False,
@@ -141,7 +161,7 @@ def watermarks(bootstrap, topic, timeout=10):
     n = topic_partitions(bootstrap, topic, timeout)
     c = _reader(bootstrap)
     try:
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout) for p in range(n)}
+        return {p: watermark_offsets(c, topic, p, timeout) for p in range(n)}
     finally:
         c.close()
 
@@ -154,7 +174,7 @@ def read_all(bootstrap, topic, *, timeout=60, extra=None):
     assert n > 0, f"topic {topic} does not exist on {bootstrap}"
     c = _reader(bootstrap, extra)
     try:
-        marks = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(n)}
+        marks = {p: watermark_offsets(c, topic, p, 30) for p in range(n)}
         out = {p: [] for p in range(n)}
         pending = {p for p, (low, high) in marks.items() if high > low}
         high = {p: marks[p][1] for p in range(n)}
@@ -260,7 +280,7 @@ def consume_group_partitioned(bootstrap, group, topic, *, max_records=None, unti
                 parts = sorted(tp.partition for tp in assigned)
                 committed = {tp.partition: tp.offset for tp in c.committed(
                     [TopicPartition(topic, p) for p in parts], timeout=10)}
-                marks = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in parts}
+                marks = {p: watermark_offsets(c, topic, p) for p in parts}
                 for p in parts:
                     start = committed[p] if committed[p] >= 0 else marks[p][0]
                     position[p] = max(position.get(p, start), start)

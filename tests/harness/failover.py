@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from .brokers import strata_cli_bin
+from .cluster import make_cluster
 from .process import ManagedProcess
 from .util import free_ports, tail, wait_until
 
@@ -22,12 +23,43 @@ from .util import free_ports, tail, wait_until
 # cluster directly).
 EXEMPT_CLIENT = {"client.id": "strata-failover-check"}
 
+# One node, every internal topic with replication factor 1; topics are created explicitly.
+SINGLE_PROPS = {
+    "default.replication.factor": "1",
+    "min.insync.replicas": "1",
+    "num.partitions": "3",
+    "auto.create.topics.enable": "false",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "3",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+
+class Pair:
+    """The primary and the standby cluster (``harness.cluster.Cluster`` of one node each; the
+    standby a Strata or, for ``Translate`` flows, an Apache Kafka node)."""
+
+    def __init__(self, work_dir, standby_kind="strata"):
+        self.primary = make_cluster("strata", work_dir / "primary", brokers=1, voters=1, props=SINGLE_PROPS)
+        self.standby = make_cluster(standby_kind, work_dir / "standby", brokers=1, voters=1, props=SINGLE_PROPS)
+
+    def start(self):
+        self.primary.start()
+        self.standby.start()
+        return self
+
+    def close(self):
+        self.primary.close()
+        self.standby.close()
+
 
 class ActiveStandby(ManagedProcess):
     what = "strata active-standby"
 
     def __init__(self, work_dir, primary, standby, *, automatic=False, keep_divergent_tail=False,
-                 offsets="preserve"):
+                 offsets="preserve", uid=None):
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(self.work_dir / "active-standby.log")
@@ -40,9 +72,14 @@ class ActiveStandby(ManagedProcess):
             self.args.append("--automatic-failover")
         if keep_divergent_tail:
             self.args.append("--keep-divergent-tail")
+        # Run as this user id (so packet filters can tell the engine's and the mirror's
+        # connections from the clients'); the work folder must be writable by it.
+        self.uid = uid
 
     def start(self):
-        self._popen([str(strata_cli_bin()), "active-standby", *self.args],
+        as_user = [] if self.uid is None else ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}",
+                                                "--clear-groups"]
+        self._popen([*as_user, str(strata_cli_bin()), "active-standby", *self.args],
                     env={"RUST_LOG": "info,openraft=warn", "PATH": "/usr/bin:/bin"})
         return self
 
@@ -65,6 +102,19 @@ class ActiveStandby(ManagedProcess):
         return self.wait_state(lambda s: s.get("active") == active and s.get("mirrorFrom") == active
                                and "operation" not in s and "rejoin" not in s, timeout,
                                f"{active} active and mirrored")
+
+    def planned_flip(self, to, loads, progress):
+        """A planned failover to ``to`` ("standby" or "primary") under ``loads``: the old side's
+        fence is confirmed and nothing is at risk (drained), then every load acknowledges
+        ``progress`` more records through discovery. Returns the engine's RTO in ms."""
+        side = {"standby": "target", "primary": "source"}[to]
+        _, text, state = self.failover(to)
+        last = state["last"]
+        assert last["to"] == side and last["fenceConfirmed"], text
+        assert last["recordsAtRisk"] == 0 and last["recordsAtRiskExact"], last
+        for load in loads:
+            load.log.wait_more(progress, 90, f"through discovery after the failover to the {to}")
+        return last["durationMs"]
 
     def failover(self, to, timeout=120, check=True):
         """Runs ``strata failover --to <to>``; returns (exit code, output, saved state)."""

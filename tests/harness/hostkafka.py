@@ -97,8 +97,10 @@ def cmd_produce(a: dict) -> dict:
 def cmd_consume(a: dict) -> dict:
     """Reads ``count`` records, or (count None) every partition up to its end offset at the start."""
     from confluent_kafka import Consumer, TopicPartition
+    extra = {"client.id": a["client_id"]} if a.get("client_id") else {}
     c = Consumer(_conf(a["bootstrap"], **{"group.id": a.get("group", f"host-{os.getpid()}"),
-                                          "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+                                          "auto.offset.reset": "earliest", "enable.auto.commit": False},
+                       **extra))
     topic = a["topic"]
     md = c.list_topics(topic, timeout=20).topics[topic]
     if md.error is not None:
@@ -119,8 +121,22 @@ def cmd_consume(a: dict) -> dict:
             if m.error() is None:
                 records.append((m.partition(), m.offset(), m.value().decode()))
                 next_offset[m.partition()] = m.offset() + 1
+    if a.get("commit") and records:
+        c.commit(asynchronous=False)
     c.close()
     return {"records": records, "ends": {str(p): e for p, e in ends.items()}}
+
+
+def cmd_group_offsets(a: dict) -> dict:
+    """Committed offsets of group ``group`` for ``topic``: {partition: offset}."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+    conf = _conf(a["bootstrap"], **({"client.id": a["client_id"]} if a.get("client_id") else {}))
+    admin = AdminClient(conf)
+    parts = [TopicPartition(a["topic"], p) for p in range(a["partitions"])]
+    fut = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(a["group"], parts)])[a["group"]]
+    listed = fut.result(timeout=60)
+    return {str(tp.partition): tp.offset for tp in listed.topic_partitions if tp.offset >= 0}
 
 
 def cmd_load(a: dict) -> dict:
@@ -148,7 +164,8 @@ def cmd_load(a: dict) -> dict:
         while i < due:
             try:
                 # "<producer>.<seq>", the value format of the replication checker (harness/replication.py)
-                p.produce(a["topic"], key=f"k{i}".encode(), value=f"host.{i}".encode(), on_delivery=report)
+                p.produce(a["topic"], key=f"k{i}".encode(), value=f"{a.get('prefix', 'host')}.{i}".encode(),
+                          on_delivery=report)
                 i += 1
             except BufferError:
                 break
@@ -161,7 +178,8 @@ def cmd_load(a: dict) -> dict:
 
 
 COMMANDS = {"metadata": cmd_metadata, "create-topic": cmd_create_topic, "produce": cmd_produce,
-            "consume": cmd_consume, "describe-broker-configs": cmd_describe_broker_configs, "load": cmd_load}
+            "consume": cmd_consume, "group-offsets": cmd_group_offsets,
+            "describe-broker-configs": cmd_describe_broker_configs, "load": cmd_load}
 
 
 def main() -> None:
@@ -217,18 +235,29 @@ class HostKafka:
         assert not out["errors"] and not out["undelivered"], f"produce to {topic}: {out['errors']}"
         return [tuple(r) for r in out["acked"]]
 
-    def consume(self, bootstrap: str, topic: str, count: int | None = None, timeout: float = 60) -> list[tuple]:
-        """``count`` records, or (None) every record up to the partitions' end offsets."""
+    def consume(self, bootstrap: str, topic: str, count: int | None = None, timeout: float = 60,
+                client_id: str | None = None, group: str | None = None) -> list[tuple]:
+        """``count`` records, or (None) every record up to the partitions' end offsets; with
+        ``group``, commits the position reached as that group."""
         out = self.run("consume", bootstrap=bootstrap, topic=topic, count=count, timeout=timeout,
-                       group=f"check-{time.monotonic_ns()}", timeout_s=timeout + 120)
+                       group=group or f"check-{time.monotonic_ns()}", commit=bool(group),
+                       client_id=client_id, timeout_s=timeout + 120)
         return [tuple(r) for r in out["records"]]
+
+    def group_offsets(self, bootstrap: str, group: str, topic: str, partitions: int,
+                      client_id: str | None = None) -> dict[int, int]:
+        out = self.run("group-offsets", bootstrap=bootstrap, group=group, topic=topic,
+                       partitions=partitions, client_id=client_id)
+        return {int(p): o for p, o in out.items()}
 
     def describe_broker_configs(self, bootstrap: str, broker: int) -> dict:
         return self.run("describe-broker-configs", bootstrap=bootstrap, broker=broker)
 
-    def load(self, bootstrap: str, topic: str, seconds: float, rate: int = 200) -> "LoadRun":
-        return LoadRun(self.command("load", bootstrap=bootstrap, topic=topic, seconds=seconds, rate=rate),
-                       seconds)
+    def load(self, bootstrap: str, topic: str, seconds: float, rate: int = 200, prefix: str = "host") -> "LoadRun":
+        """``prefix``: the producer part of the values (``"<prefix>.<seq>"``); loads whose records
+        are checked together need different ones."""
+        return LoadRun(self.command("load", bootstrap=bootstrap, topic=topic, seconds=seconds, rate=rate,
+                                    prefix=prefix), seconds)
 
 
 class LoadRun:

@@ -56,6 +56,7 @@ class _AckLog:
 
     def __init__(self):
         self.acked = []
+        self.ack_times = []  # wall-clock time of each acknowledgement, in the order of `acked`
         self.errors = Counter()  # error name -> count
         self.error_examples = []
         self._lock = threading.Lock()
@@ -63,6 +64,7 @@ class _AckLog:
     def ack(self, partition, offset, value):
         with self._lock:
             self.acked.append(Ack(partition, offset, value))
+            self.ack_times.append(time.time())
 
     def fail(self, name, detail):
         with self._lock:
@@ -83,6 +85,11 @@ class _AckLog:
     def wait_more(self, more, timeout, what=""):
         """Waits until ``more`` records beyond those acknowledged now are acknowledged."""
         self.wait_acked(self.acked_count + more, timeout, what)
+
+    def first_ack_after(self, t):
+        """Wall-clock time of the first acknowledgement after ``t`` (None if none yet)."""
+        with self._lock:
+            return next((a for a in self.ack_times if a > t), None)
 
     def saw(self, error_name):
         return self.errors.get(error_name, 0) > 0
@@ -266,9 +273,10 @@ class ConfluentLoad:
         return list(self.log.acked)
 
 
-def produce_sync(bootstrap, topic, values, partition=0, timeout=60, idempotent=False):
+def produce_sync(bootstrap, topic, values, partition=0, timeout=60, idempotent=False, config=None):
     """Produces ``values`` to one partition with ``acks=all`` and returns (acks, errors) from the
-    delivery reports (no retries when not idempotent: a broker error is reported as is)."""
+    delivery reports (no retries when not idempotent: a broker error is reported as is).
+    ``config`` adds producer settings."""
     from confluent_kafka import Producer
     conf = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0, "log_level": 2,
             "message.timeout.ms": int(timeout * 1000), "request.timeout.ms": 10000}
@@ -276,6 +284,7 @@ def produce_sync(bootstrap, topic, values, partition=0, timeout=60, idempotent=F
         conf.update({"enable.idempotence": False, "message.send.max.retries": 0})
     else:
         conf.update({"enable.idempotence": True})
+    conf.update(config or {})
     p = Producer(conf)
     acks, errors = [], []
 
@@ -559,10 +568,11 @@ def replicas_equal(cluster, topic, high_watermarks=None):
 
 
 def _high_watermarks(bootstrap, topic, partitions):
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer
+    from .data import watermark_offsets
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "hw-reader", "log_level": 2})
     try:
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        return {p: watermark_offsets(c, topic, p, 30)[1] for p in partitions}
     finally:
         c.close()
 

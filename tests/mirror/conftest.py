@@ -4,7 +4,8 @@ all stopped when the test ends (and killed by a watchdog if the test process die
 - ``work_dir``: a fresh directory per test.
 - ``strata_pair``: two started Strata brokers, ``a`` (source) and ``b`` (target), as a named
   pair (``a, b = strata_pair`` or ``strata_pair.a``).
-- ``strata_factory``: ``make(name, props=None)`` -> one more started Strata broker.
+- ``strata_factory``: ``make(name, props=None, **kwargs)`` -> one more started Strata broker
+  (``kwargs`` as for StrataBroker: ``port``, ``advertised_port``).
 - ``mirror_factory``: ``make(config=None, *, name="mirror", start=True, **kwargs)`` -> a
   MirrorProcess (started unless ``start=False``), stopped at teardown; a failing test gets the
   tail of every mirror log and broker log in its report.
@@ -55,15 +56,15 @@ def work_dir(tmp_path):
 
 @pytest.fixture
 def strata_factory(tmp_path_factory, request):
-    """``make(name, props=None)`` -> a started Strata broker with MIRROR_BROKER_PROPS overridden
-    by ``props``; all stopped when the test ends."""
+    """``make(name, props=None, **kwargs)`` -> a started Strata broker with MIRROR_BROKER_PROPS
+    overridden by ``props`` (``kwargs`` as for StrataBroker); all stopped when the test ends."""
     made = []
     request.node._mirror_brokers = made
 
-    def make(name="broker", props=None):
+    def make(name="broker", props=None, **kwargs):
         merged = dict(MIRROR_BROKER_PROPS)
         merged.update({k: str(v) for k, v in (props or {}).items()})
-        b = StrataBroker(tmp_path_factory.mktemp(f"strata-{name}"), merged)
+        b = StrataBroker(tmp_path_factory.mktemp(f"strata-{name}"), merged, **kwargs)
         b.name = name
         made.append(b)
         b.start()

@@ -172,8 +172,11 @@ def test_4_deleted_broker_pod_returns_with_its_data(nodes, kafka, data_cluster):
     before = nodes.get_json("pod", pod_name, namespace=NS)
     claim = nodes.get_json("pvc", f"data-{pod_name}", namespace=NS)
     volume = Path(nodes.get_json("pv", claim["spec"]["volumeName"])["spec"]["local"]["path"])
-    segments = {p.relative_to(volume): p.stat().st_size for p in volume.rglob(f"{TOPIC}-*/*.log")}
-    assert segments and sum(segments.values()) > 0, f"no segment of {TOPIC} on {volume}"
+    def segment_files():
+        return {p.relative_to(volume): (p.stat().st_ino, p.stat().st_size)
+                for p in volume.rglob(f"{TOPIC}-*/*.log")}
+    segments = segment_files()
+    assert segments and sum(size for _, size in segments.values()) > 0, f"no segment of {TOPIC} on {volume}"
 
     nodes.kubectl("delete", "pod", pod_name, "-n", NS, "--wait=true", timeout=120)
 
@@ -185,9 +188,13 @@ def test_4_deleted_broker_pod_returns_with_its_data(nodes, kafka, data_cluster):
     after = nodes.wait_until(back, timeout=180, what=f"{pod_name} recreated and Ready")
     assert after["spec"]["nodeName"] == before["spec"]["nodeName"]
     assert nodes.get_json("pvc", f"data-{pod_name}", namespace=NS)["metadata"]["uid"] == claim["metadata"]["uid"]
-    # the same segment files on the same volume, and the records served again
-    now = {p.relative_to(volume): p.stat().st_size for p in volume.rglob(f"{TOPIC}-*/*.log")}
-    assert all(now.get(k, -1) >= v for k, v in segments.items()), (segments, now)
+    # the same segment files on the same volume, and the records served again: the files kept
+    # their inodes and sizes, so the broker opened what it had written (a broker that lost its
+    # data and fetched it again from the other replicas would have written new files)
+    now = segment_files()
+    for name, (inode, size) in segments.items():
+        assert name in now and now[name][0] == inode and now[name][1] >= size, \
+            f"{name}: before (inode, size) {(inode, size)}, after {now.get(name)}"
     read = nodes.wait_until(lambda: (lambda r: r if len(r) == RECORDS else None)(
         kafka.consume(cluster.bootstrap, TOPIC, RECORDS, timeout=20)),
         timeout=120, what=f"{RECORDS} records of {TOPIC} after the restart")

@@ -5,9 +5,9 @@
 //! Serde defaults mirror the schema defaults, so an object read from the API server and a
 //! manifest deserialized locally carry the same values. Cross-field rules that a schema cannot
 //! express (a rack name used twice, listeners sharing a port) are checked by the operator's
-//! validation step, not here. `MirrorFlow` objects are checked against their schema only: no
-//! controller acts on them yet, and `strata-mirror` checks a flow's sides when it loads one.
-//! The flow's plain field types live in `strata-flow` and are re-exported here.
+//! validation step, not here. The flow's plain field types live in `strata-flow` and are
+//! re-exported here; the `MirrorFlow` status carries the failover engine's saved state
+//! (`strata-failover` without its Kafka executor).
 
 pub mod cluster;
 pub mod common;

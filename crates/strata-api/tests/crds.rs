@@ -312,3 +312,30 @@ fn printer_columns() {
         }
     }
 }
+
+/// The `KafkaTopic` schema's `topicName` pattern and length bounds say what Kafka's topic-name
+/// rule (`strata_kafka::topic_name`) says for every character, so the API server refuses at
+/// `kubectl apply` exactly the names the broker would refuse at creation (except `.` and `..`,
+/// which the operator's validation reports).
+#[test]
+fn topic_name_schema_follows_kafkas_rule() {
+    let schema = schema_of(&by_kind("KafkaTopic"));
+    let field = &schema["properties"]["spec"]["properties"]["topicName"];
+    let pattern = field["pattern"].as_str().expect("topicName has a pattern");
+    let regex = regex::Regex::new(pattern).expect("the pattern compiles");
+    for c in (0u8..=127).map(char::from).chain(['é', 'ß', '\u{2028}']) {
+        assert_eq!(
+            regex.is_match(&c.to_string()),
+            strata_kafka::topic_name::is_legal_char(c),
+            "schema pattern {pattern:?} and Kafka's rule disagree on {c:?}"
+        );
+    }
+    assert_eq!(
+        field["maxLength"].as_u64(),
+        Some(strata_kafka::topic_name::MAX_LEN as u64)
+    );
+    assert_eq!(field["minLength"].as_u64(), Some(1));
+    let longest = "a".repeat(strata_kafka::topic_name::MAX_LEN);
+    assert!(strata_kafka::topic_name::validate(&longest).is_ok());
+    assert!(strata_kafka::topic_name::validate(&format!("{longest}a")).is_err());
+}

@@ -157,6 +157,9 @@ impl Broker {
             offsets_log,
         );
         let (isr_tx, isr_rx) = mpsc::unbounded_channel();
+        let quota_window =
+            Duration::from_secs(config.cluster.replication_quota_window_size_seconds);
+        let quota_windows = config.cluster.replication_quota_window_num;
         Ok(Arc::new(Broker {
             config,
             quorum,
@@ -178,8 +181,8 @@ impl Broker {
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             applied_configs: Mutex::new(BTreeMap::new()),
             reconciled: watch::channel(0).0,
-            leader_quota: ReplicationQuota::new(Side::Leader),
-            follower_quota: ReplicationQuota::new(Side::Follower),
+            leader_quota: ReplicationQuota::new(Side::Leader, quota_windows, quota_window),
+            follower_quota: ReplicationQuota::new(Side::Follower, quota_windows, quota_window),
             write_fence: WriteFence::default(),
             isr_tx,
             isr_rx: Mutex::new(Some(isr_rx)),
@@ -313,9 +316,23 @@ impl Broker {
             .unwrap_or(self.config.min_insync_replicas.max(1) as usize)
     }
 
-    /// The log configuration of a topic from its overrides and the broker defaults.
-    pub fn log_config(&self, topic: &TopicImage) -> strata_log::LogConfig {
-        topic_config::log_config(&topic.configs, &self.config)
+    /// The topic defaults that the dynamic broker configs of `image` give this broker (the
+    /// cluster default's, then its own), named as topic configs.
+    pub fn dynamic_log_defaults(&self, image: &MetadataImage) -> BTreeMap<String, String> {
+        topic_config::dynamic_defaults(
+            &image.cluster_configs,
+            image.broker_configs.get(&self.config.node_id),
+        )
+    }
+
+    /// What a topic's log configuration is made of over the broker's static defaults: its
+    /// overrides over the dynamic broker defaults of `image`.
+    pub fn effective_overrides(
+        &self,
+        image: &MetadataImage,
+        topic: &TopicImage,
+    ) -> BTreeMap<String, String> {
+        topic_config::with_dynamic_defaults(&topic.configs, &self.dynamic_log_defaults(image))
     }
 
     /// Default timeout of admin changes forwarded to the controller.
@@ -416,6 +433,11 @@ impl OffsetsLog for PartitionOffsetsLog {
             .map_err(|e| OffsetsLogError::Storage(format!("appending to {OFFSETS_TOPIC}: {e}")))?;
         self.partitions.appended.notify_waiters();
         Ok(info.last_offset + 1)
+    }
+
+    /// Appends write to the partition's segment files.
+    fn appends_block(&self) -> bool {
+        true
     }
 
     fn wait_replicated(

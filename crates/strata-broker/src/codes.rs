@@ -1,5 +1,16 @@
-//! Kafka error codes the broker answers with (names as in Kafka's `Errors`). A leaf: the
-//! handlers, the broker and its cluster modules all take their codes from here.
+//! Kafka error codes the broker answers with (names as in Kafka's `Errors`), with the refusal
+//! type and string helper every answer is built with. A leaf: the handlers, the broker and its
+//! cluster modules all take their codes from here.
+
+use kafka_protocol::protocol::StrBytes;
+
+/// A refusal: the error code and the message the client sees.
+pub type Refusal = (i16, String);
+
+/// A protocol string from any string.
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
 
 pub const NONE: i16 = 0;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;

@@ -192,13 +192,19 @@ pub struct ClusterSettings {
     pub session_timeout_ms: u64,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     pub replica_lag_time_max_ms: i64,
-    /// `replica.fetch.wait.max.ms`.
+    /// `replica.fetch.wait.max.ms` and `replica.fetch.min.bytes`: a replica fetch waits at the
+    /// leader up to this long for at least this many bytes.
     pub replica_fetch_wait_max_ms: i32,
+    pub replica_fetch_min_bytes: i32,
     /// `replica.fetch.max.bytes` (per partition) and `replica.fetch.response.max.bytes`.
     pub replica_fetch_max_bytes: i32,
     pub replica_fetch_response_max_bytes: i32,
     /// `replica.fetch.backoff.ms`: pause after a failed replica fetch.
     pub replica_fetch_backoff_ms: u64,
+    /// `replication.quota.window.num` and `replication.quota.window.size.seconds`: the
+    /// replication throttles measure the rate over this many windows of this size.
+    pub replication_quota_window_num: usize,
+    pub replication_quota_window_size_seconds: u64,
     /// `replica.socket.timeout.ms`.
     pub replica_socket_timeout_ms: u64,
     /// `num.replica.fetchers`: fetcher tasks per source broker.
@@ -610,11 +616,20 @@ fn cluster_settings(
         session_timeout_ms: p.int("broker.session.timeout.ms")?.unwrap_or(9000),
         replica_lag_time_max_ms: p.int("replica.lag.time.max.ms")?.unwrap_or(30_000),
         replica_fetch_wait_max_ms: p.int("replica.fetch.wait.max.ms")?.unwrap_or(500),
+        replica_fetch_min_bytes: p.int("replica.fetch.min.bytes")?.unwrap_or(1).max(1),
         replica_fetch_max_bytes: p.int("replica.fetch.max.bytes")?.unwrap_or(1_048_576),
         replica_fetch_response_max_bytes: p
             .int("replica.fetch.response.max.bytes")?
             .unwrap_or(10_485_760),
         replica_fetch_backoff_ms: p.int("replica.fetch.backoff.ms")?.unwrap_or(1000),
+        replication_quota_window_num: p
+            .int::<usize>("replication.quota.window.num")?
+            .unwrap_or(11)
+            .max(1),
+        replication_quota_window_size_seconds: p
+            .int("replication.quota.window.size.seconds")?
+            .unwrap_or(1)
+            .max(1),
         replica_socket_timeout_ms: p.int("replica.socket.timeout.ms")?.unwrap_or(30_000),
         num_replica_fetchers: p.int::<usize>("num.replica.fetchers")?.unwrap_or(1).max(1),
         hw_checkpoint_interval_ms: p
@@ -809,6 +824,22 @@ mod tests {
         assert_eq!(cfg.num_partitions, 6);
         assert_eq!(cfg.rack.as_deref(), Some("zone-a"));
         assert!(cfg.log_defaults.cleanup_policy.compact && cfg.log_defaults.cleanup_policy.delete);
+    }
+
+    #[test]
+    fn replica_fetch_and_quota_window_settings() {
+        let cfg = load("node.id=1\nlisteners=PLAINTEXT://127.0.0.1:19092\n").unwrap();
+        assert_eq!(cfg.cluster.replica_fetch_min_bytes, 1);
+        assert_eq!(cfg.cluster.replication_quota_window_num, 11);
+        assert_eq!(cfg.cluster.replication_quota_window_size_seconds, 1);
+        let cfg = load(
+            "node.id=1\nlisteners=PLAINTEXT://127.0.0.1:19092\nreplica.fetch.min.bytes=65536\n\
+             replication.quota.window.num=5\nreplication.quota.window.size.seconds=2\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.cluster.replica_fetch_min_bytes, 65536);
+        assert_eq!(cfg.cluster.replication_quota_window_num, 5);
+        assert_eq!(cfg.cluster.replication_quota_window_size_seconds, 2);
     }
 
     #[test]

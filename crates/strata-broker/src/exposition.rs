@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use strata_kafka::now_ms;
@@ -148,6 +149,30 @@ impl Collector for BrokerState {
             "offline_partitions",
             "Partitions without a leader in this broker's metadata image (cluster-wide)",
             count(metrics::offline_partitions(&image)),
+        )?;
+        {
+            // Replicated in the metadata log: every broker reports the cluster's count.
+            let c = ConstCounter::new(b.quorum.unclean_elections());
+            let metric = encoder.encode_descriptor(
+                "unclean_leader_elections",
+                "Unclean leader elections the controller made (cluster-wide, from the metadata log)",
+                None,
+                c.metric_type(),
+            )?;
+            c.encode(metric)?;
+        }
+        let (segment_file_budget, segment_files_open) = strata_log::open_files::usage();
+        gauge(
+            &mut encoder,
+            "log_segment_files_open",
+            "Segment files open now (the least recently used close beyond the budget)",
+            count(segment_files_open),
+        )?;
+        gauge(
+            &mut encoder,
+            "log_segment_files_budget",
+            "Segment files kept open at most (half the soft open-files limit)",
+            count(segment_file_budget),
         )?;
         gauge(
             &mut encoder,

@@ -34,6 +34,7 @@ pub use broker::Broker;
 pub use config::BrokerConfig;
 
 use crate::handlers::api_versions::ListenerKind;
+use crate::server::ListenerScope;
 
 /// A running broker.
 pub struct BrokerHandle {
@@ -57,12 +58,24 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({}): {e}", l.name))?;
-        let kind = if config.is_controller_listener(&l.name) {
-            ListenerKind::Controller
+        let roles = config.cluster.roles;
+        let scope = if config.is_controller_listener(&l.name) {
+            ListenerScope {
+                kind: ListenerKind::Controller,
+                // A voter takes Raft traffic only through its controller listener.
+                raft: roles.is_some_and(|r| r.controller),
+            }
         } else {
-            ListenerKind::Broker
+            ListenerScope {
+                kind: ListenerKind::Broker,
+                // A broker that is not a voter follows the quorum as an observer: the leader
+                // replicates to it at its inter-broker endpoint (it has no controller listener).
+                raft: roles.is_some_and(|r| !r.controller)
+                    && l.name
+                        .eq_ignore_ascii_case(&config.cluster.inter_broker_listener),
+            }
         };
-        bound.push((l.name.clone(), kind, listener));
+        bound.push((l.name.clone(), scope, listener));
     }
     let client_name = config.client_listener().name.clone();
     let standalone = config.cluster.roles.is_none();
@@ -85,7 +98,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     let tracker = TaskTracker::new();
     let background = TaskTracker::new();
     let mut local_addr = None;
-    for (name, kind, listener) in bound {
+    for (name, scope, listener) in bound {
         if name == client_name && local_addr.is_none() {
             local_addr = Some(listener.local_addr()?);
         }
@@ -93,7 +106,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
             broker.clone(),
             listener,
             tracker.clone(),
-            kind,
+            scope,
             Arc::from(name.as_str()),
         ));
     }

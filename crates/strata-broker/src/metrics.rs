@@ -12,6 +12,7 @@
 //! | metric | type | Kafka |
 //! |---|---|---|
 //! | `strata_broker_request_duration_seconds{api}` | histogram | `RequestMetrics` `TotalTimeMs` (rate of `_count` = `RequestsPerSec`) |
+//! | `strata_broker_request_errors_total{api,error}` | counter | `RequestMetrics` `ErrorsPerSec{request,error}`: error codes answered, one per partition (or topic, group, resource) result, NONE left out; `error` is Kafka's name (`NOT_ENOUGH_REPLICAS`) |
 //! | `strata_broker_topic_bytes_in_total{topic}` | counter | `BrokerTopicMetrics` `BytesInPerSec` (client produce) |
 //! | `strata_broker_topic_bytes_out_total{topic}` | counter | `BrokerTopicMetrics` `BytesOutPerSec` (consumer fetch) |
 //! | `strata_broker_replication_bytes_in_total` | counter | `ReplicationBytesInPerSec` (fetched as follower) |
@@ -26,6 +27,7 @@
 //! | `strata_broker_under_min_isr_partitions` | gauge | `UnderMinIsrPartitionCount`: led here, ISR < min.insync.replicas |
 //! | `strata_broker_offline_partitions` | gauge | `OfflinePartitionsCount`: no leader in this broker's metadata image (cluster-wide: take the max over brokers) |
 //! | `strata_broker_active_controller` | gauge | `ActiveControllerCount`: 1 on the active controller |
+//! | `strata_broker_unclean_leader_elections_total` | counter | `ControllerStats` `UncleanLeaderElectionsPerSec`: counted in the metadata log, so every broker reports the cluster's count |
 //! | `strata_broker_log_size_bytes{topic,partition}` | gauge | `Log` `Size`, every replica hosted here |
 //! | `strata_broker_consumer_group_lag{group}` | gauge | the coordinator's lag of a group: Σ (high watermark − committed offset); high watermarks of partitions hosted elsewhere are sampled from their leaders every few seconds |
 
@@ -33,9 +35,12 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use std::fmt::Write as _;
+
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use parking_lot::Mutex;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -56,6 +61,52 @@ const API_KEY_SLOTS: usize = 128;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabel {
     api: String,
+}
+
+/// An API as Kafka names its requests (`Produce`, `Fetch`), written at encoding time.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct ApiName(ApiKey);
+
+impl EncodeLabelValue for ApiName {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        write!(encoder, "{:?}", self.0)
+    }
+}
+
+/// An error code as Kafka's `Errors` names it (`NOT_ENOUGH_REPLICAS`), written at encoding time.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct ErrorName(i16);
+
+/// Writes a CamelCase name as SCREAMING_SNAKE_CASE.
+struct ScreamingSnake<'a, W>(&'a mut W, bool);
+
+impl<W: std::fmt::Write> std::fmt::Write for ScreamingSnake<'_, W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for c in s.chars() {
+            if c.is_ascii_uppercase() && self.1 {
+                self.0.write_char('_')?;
+            }
+            self.1 = true;
+            self.0.write_char(c.to_ascii_uppercase())?;
+        }
+        Ok(())
+    }
+}
+
+impl EncodeLabelValue for ErrorName {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        match ResponseError::try_from_code(self.0) {
+            None => encoder.write_str("NONE"),
+            Some(ResponseError::Unknown(code)) => write!(encoder, "UNKNOWN_{code}"),
+            Some(known) => write!(ScreamingSnake(encoder, false), "{known}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabel {
+    api: ApiName,
+    error: ErrorName,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -97,6 +148,8 @@ pub struct BrokerMetrics {
     request_latency: Family<ApiLabel, Histogram>,
     /// Cached per api key: the request path never builds a label.
     request_latency_by_key: Vec<OnceLock<Histogram>>,
+    /// Keyed by copyable labels: counting an error builds no string.
+    request_errors: Family<ErrorLabel, Counter>,
     bytes_in: Family<TopicLabel, Counter>,
     bytes_out: Family<TopicLabel, Counter>,
     pub replication_bytes_in: Counter,
@@ -133,6 +186,7 @@ impl BrokerMetrics {
         BrokerMetrics {
             request_latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
             request_latency_by_key: (0..API_KEY_SLOTS).map(|_| OnceLock::new()).collect(),
+            request_errors: Family::default(),
             bytes_in: Family::default(),
             bytes_out: Family::default(),
             replication_bytes_in: Counter::default(),
@@ -149,6 +203,11 @@ impl BrokerMetrics {
             "request_duration_seconds",
             "Time from a request's decoding to its encoded response, by API (Kafka's request name)",
             self.request_latency.clone(),
+        );
+        registry.register(
+            "request_errors",
+            "Error codes answered, by API and Kafka's error name (one per partition, topic, group or resource result)",
+            self.request_errors.clone(),
         );
         registry.register(
             "topic_bytes_in",
@@ -208,6 +267,18 @@ impl BrokerMetrics {
                 .get_or_init(|| self.latency_series(key))
                 .observe(seconds),
             None => self.latency_series(key).observe(seconds),
+        }
+    }
+
+    /// Counts one error code answered to a request of `key` (NONE is not counted).
+    pub fn count_error(&self, key: ApiKey, code: i16) {
+        if code != 0 {
+            self.request_errors
+                .get_or_create(&ErrorLabel {
+                    api: ApiName(key),
+                    error: ErrorName(code),
+                })
+                .inc();
         }
     }
 
@@ -391,6 +462,12 @@ mod tests {
         // A second handle of the same topic shares the series.
         m.topic_traffic("orders").bytes_in.inc_by(5);
         m.replication_bytes_in.inc_by(7);
+        m.count_error(ApiKey::Produce, 19);
+        m.count_error(ApiKey::Produce, 19);
+        m.count_error(ApiKey::Produce, 6);
+        m.count_error(ApiKey::Produce, 0);
+        m.count_error(ApiKey::Metadata, 3);
+        m.count_error(ApiKey::Fetch, 9999);
         m.isr.count(&[1, 2, 3], &[1, 3]);
         let text = encode(&m);
         for needle in [
@@ -400,6 +477,10 @@ mod tests {
             r#"strata_broker_topic_bytes_in_total{topic="orders"} 105"#,
             r#"strata_broker_topic_bytes_out_total{topic="orders"} 30"#,
             "strata_broker_replication_bytes_in_total 7",
+            r#"strata_broker_request_errors_total{api="Produce",error="NOT_ENOUGH_REPLICAS"} 2"#,
+            r#"strata_broker_request_errors_total{api="Produce",error="NOT_LEADER_OR_FOLLOWER"} 1"#,
+            r#"strata_broker_request_errors_total{api="Metadata",error="UNKNOWN_TOPIC_OR_PARTITION"} 1"#,
+            r#"strata_broker_request_errors_total{api="Fetch",error="UNKNOWN_9999"} 1"#,
             "strata_broker_replication_bytes_out_total 0",
             "strata_broker_isr_shrinks_total 1",
             "strata_broker_isr_expands_total 0",
@@ -408,6 +489,7 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} in\n{text}");
         }
+        assert!(!text.contains(r#"error="NONE""#), "{text}");
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
-use strata_log::{batch, AppendInfo, BatchHeader, FileLog, LogConfig, LogError, PartitionLog};
+use strata_log::batch::{self, ProducedBy};
+use strata_log::{AppendInfo, BatchHeader, FileLog, LogConfig, LogError, PartitionLog};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
@@ -460,7 +461,10 @@ impl Partition {
         let mut first: Option<BatchHeader> = None;
         let mut kept: Vec<u8> = Vec::with_capacity(records.len());
         let mut skipped = 0u64;
-        for (pos, h) in batch::validate_batches(records)? {
+        // The mirror's client id is a claim anyone can make: its batches are checked record by
+        // record like any producer's, only their offset ranges are taken as the source has them.
+        for b in batch::validate_produced(records, ProducedBy::Mirror)? {
+            let (pos, h) = (b.position, b.header);
             first.get_or_insert(h);
             if h.last_offset() < end {
                 skipped += h.records_count as u64;

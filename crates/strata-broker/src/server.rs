@@ -51,7 +51,7 @@ pub async fn serve(
     broker: Arc<Broker>,
     listener: TcpListener,
     tracker: TaskTracker,
-    kind: ListenerKind,
+    scope: ListenerScope,
     name: Arc<str>,
 ) {
     loop {
@@ -67,7 +67,7 @@ pub async fn serve(
                 let span = tracing::info_span!("connection", %peer);
                 tracker.spawn(
                     async move {
-                        match connection(broker, stream, peer, kind, name).await {
+                        match connection(broker, stream, peer, scope, name).await {
                             Ok(()) => tracing::debug!("connection closed"),
                             Err(ConnectionError::Io(e)) => {
                                 tracing::debug!(error = %e, "connection closed")
@@ -91,7 +91,7 @@ async fn connection(
     broker: Arc<Broker>,
     mut stream: TcpStream,
     peer: SocketAddr,
-    kind: ListenerKind,
+    scope: ListenerScope,
     name: Arc<str>,
 ) -> Result<(), ConnectionError> {
     let limits = FrameLimits {
@@ -110,7 +110,7 @@ async fn connection(
             },
         };
         out.clear();
-        if let Some(()) = handle_frame(&broker, peer, frame, &mut out, kind, &name).await? {
+        if let Some(()) = handle_frame(&broker, peer, frame, &mut out, scope, &name).await? {
             stream.write_all(&out).await?;
         }
     }
@@ -120,6 +120,9 @@ async fn connection(
 pub enum ParsedFrame {
     /// ApiVersions at a version not served, answered in v0 (KIP-511).
     ApiVersionsTooNew { correlation_id: i32 },
+    /// A Raft frame of another quorum member (see [`ListenerScope`]): its JSON
+    /// body, answered by `Quorum::handle_rpc`.
+    Raft { correlation_id: i32, body: Bytes },
     /// A request of an advertised API at an advertised version.
     Request {
         key: ApiKey,
@@ -132,14 +135,40 @@ pub enum ParsedFrame {
 /// Checks and decodes one request frame of a client listener (without its length prefix).
 /// `strata-fuzz` drives it directly with mutated frames.
 pub fn parse_frame(frame: Bytes) -> Result<ParsedFrame, ConnectionError> {
-    parse_frame_on(frame, ListenerKind::Broker)
+    parse_frame_on(frame, ListenerScope::CLIENT)
 }
 
-/// The Raft frame of another quorum member: (correlation id, JSON body), or None when the
-/// frame is a Kafka request.
-fn raft_frame(frame: &Bytes) -> Result<Option<(i32, Bytes)>, ConnectionError> {
-    if frame.len() < 10 || frame.slice(0..2).get_i16() != strata_controller::RAFT_API_KEY {
-        return Ok(None);
+/// What one listener takes: the API table of its kind and the quorum's Raft frames
+/// ([`strata_controller::RAFT_API_KEY`]) only where a quorum member is reached: the controller
+/// listener of a voter, and the inter-broker listener of a broker that is not a voter (the
+/// leader replicates the metadata log to observers there). Anywhere else a Raft frame is an
+/// unknown API key and closes its connection, as Kafka does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerScope {
+    pub kind: ListenerKind,
+    pub raft: bool,
+}
+
+impl ListenerScope {
+    /// A client (or inter-broker) listener.
+    pub const CLIENT: ListenerScope = ListenerScope {
+        kind: ListenerKind::Broker,
+        raft: false,
+    };
+    /// The controller listener of a voter.
+    pub const VOTER_CONTROLLER: ListenerScope = ListenerScope {
+        kind: ListenerKind::Controller,
+        raft: true,
+    };
+}
+
+/// The Raft frame of another quorum member: `[i16 api key][i16 version][i32 correlation id]
+/// [i16 client id length][client id][JSON body]` (see `strata-controller`).
+fn raft_frame(frame: Bytes) -> Result<ParsedFrame, ConnectionError> {
+    if frame.len() < 10 {
+        return Err(ConnectionError::Malformed(
+            "raft frame shorter than its header".into(),
+        ));
     }
     let correlation_id = frame.slice(4..8).get_i32();
     let client_len = frame.slice(8..10).get_i16();
@@ -149,12 +178,15 @@ fn raft_frame(frame: &Bytes) -> Result<Option<(i32, Bytes)>, ConnectionError> {
             "raft frame shorter than its header".into(),
         ));
     }
-    Ok(Some((correlation_id, frame.slice(start..))))
+    Ok(ParsedFrame::Raft {
+        correlation_id,
+        body: frame.slice(start..),
+    })
 }
 
-/// Checks and decodes one request frame (without its length prefix) against the table of a
-/// listener of `kind`. This is the only place the broker decodes requests.
-pub fn parse_frame_on(frame: Bytes, kind: ListenerKind) -> Result<ParsedFrame, ConnectionError> {
+/// Checks and decodes one request frame (without its length prefix) as a listener of `scope`
+/// takes it. This is the only place the broker decodes requests and tells Raft frames apart.
+pub fn parse_frame_on(frame: Bytes, scope: ListenerScope) -> Result<ParsedFrame, ConnectionError> {
     if frame.len() < 8 {
         return Err(ConnectionError::Malformed(format!(
             "frame of {} bytes is shorter than a request header",
@@ -162,6 +194,10 @@ pub fn parse_frame_on(frame: Bytes, kind: ListenerKind) -> Result<ParsedFrame, C
         )));
     }
     let api_key = frame.slice(0..2).get_i16();
+    if scope.raft && api_key == strata_controller::RAFT_API_KEY {
+        return raft_frame(frame);
+    }
+    let kind = scope.kind;
     let version = frame.slice(2..4).get_i16();
     let correlation_id = frame.slice(4..8).get_i32();
     let Ok(key) = ApiKey::try_from(api_key) else {
@@ -200,17 +236,15 @@ async fn handle_frame(
     peer: SocketAddr,
     frame: Bytes,
     out: &mut BytesMut,
-    kind: ListenerKind,
+    scope: ListenerScope,
     name: &Arc<str>,
 ) -> Result<Option<()>, ConnectionError> {
-    if let Some((correlation_id, body)) = raft_frame(&frame)? {
-        let answer = broker.quorum.handle_rpc(body).await;
-        out.put_i32(4 + answer.len() as i32);
-        out.put_i32(correlation_id);
-        out.put_slice(&answer);
-        return Ok(Some(()));
-    }
-    if kind == ListenerKind::Broker && !*broker.serving.borrow() {
+    let kind = scope.kind;
+    let parsed = parse_frame_on(frame, scope)?;
+    // A Raft frame is never held: an observer's inter-broker listener takes the metadata log
+    // it needs before it can serve anyone.
+    let raft = matches!(parsed, ParsedFrame::Raft { .. });
+    if !raft && kind == ListenerKind::Broker && !*broker.serving.borrow() {
         // Not serving clients yet: hold the request until the broker is (Kafka does not read
         // client requests before its first unfencing either).
         let mut serving = broker.serving.subscribe();
@@ -219,7 +253,17 @@ async fn handle_frame(
             _ = broker.shutdown.cancelled() => return Ok(None),
         }
     }
-    let (key, version, header, body) = match parse_frame_on(frame, kind)? {
+    let (key, version, header, body) = match parsed {
+        ParsedFrame::Raft {
+            correlation_id,
+            body,
+        } => {
+            let answer = broker.quorum.handle_rpc(body).await;
+            out.put_i32(4 + answer.len() as i32);
+            out.put_i32(correlation_id);
+            out.put_slice(&answer);
+            return Ok(Some(()));
+        }
         ParsedFrame::ApiVersionsTooNew { correlation_id } => {
             let body = api_versions::unsupported_version_response(kind);
             encode_response(out, ApiKey::ApiVersions, 0, correlation_id, &body)?;
@@ -247,7 +291,7 @@ async fn handle_frame(
         listener_name: name.clone(),
     };
     let started = std::time::Instant::now();
-    let reply = handlers::dispatch(broker, *body, version, &ctx)
+    let reply = handlers::dispatch(broker, key, *body, version, &ctx)
         .instrument(span)
         .await
         .map_err(|e| ConnectionError::Malformed(format!("{key:?} v{version}: {e:#}")))?;

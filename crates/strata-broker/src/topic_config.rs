@@ -83,15 +83,21 @@ pub fn lookup(name: &str) -> Option<&'static TopicConfigDef> {
 
 /// Checks one topic config value; the error text is what clients see.
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    validate_as(name, name, value)
+}
+
+/// Checks a value of the topic config `name` given under the name `shown` (a dynamic broker
+/// config that sets its default); the error text names `shown`.
+pub fn validate_as(name: &str, shown: &str, value: &str) -> Result<(), String> {
     let Some(d) = lookup(name) else {
         return Err(format!("Unknown topic config name: {name}"));
     };
-    let num_err = || format!("Invalid value {value} for configuration {name}");
+    let num_err = || format!("Invalid value {value} for configuration {shown}");
     match d.kind {
         ValueType::Boolean => {
             if value != "true" && value != "false" {
                 return Err(format!(
-                    "Invalid value {value} for configuration {name}: Expected value to be either true or false"
+                    "Invalid value {value} for configuration {shown}: Expected value to be either true or false"
                 ));
             }
         }
@@ -106,7 +112,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             };
             if v < min {
                 return Err(format!(
-                    "Invalid value {value} for configuration {name}: Value must be at least {min}"
+                    "Invalid value {value} for configuration {shown}: Value must be at least {min}"
                 ));
             }
         }
@@ -119,7 +125,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             };
             if v < min {
                 return Err(format!(
-                    "Invalid value {value} for configuration {name}: Value must be at least {min}"
+                    "Invalid value {value} for configuration {shown}: Value must be at least {min}"
                 ));
             }
         }
@@ -127,7 +133,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             let v: f64 = value.parse().map_err(|_| num_err())?;
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!(
-                    "Invalid value {value} for configuration {name}: Value must be between 0 and 1"
+                    "Invalid value {value} for configuration {shown}: Value must be between 0 and 1"
                 ));
             }
         }
@@ -144,7 +150,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
                 || trimmed.split(',').all(|e| entry_ok(e.trim())))
             {
                 return Err(format!(
-                    "Invalid value {value} for configuration {name}: must be the list of replicas as partition:broker entries (e.g. 0:1,1:2) or the wildcard *"
+                    "Invalid value {value} for configuration {shown}: must be the list of replicas as partition:broker entries (e.g. 0:1,1:2) or the wildcard *"
                 ));
             }
         }
@@ -212,6 +218,40 @@ pub fn default_value(name: &str, broker: &BrokerConfig) -> String {
         // Not a mirror target unless set.
         _ => String::new(),
     }
+}
+
+/// The topic config whose default the broker config `broker_name` supplies (Kafka's synonym).
+pub fn defaulted_by(broker_name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS
+        .iter()
+        .find(|d| d.broker_synonym == Some(broker_name))
+}
+
+/// The topic-level defaults that dynamic broker configs give, named as topic configs: the
+/// cluster default's, then this broker's own over them (Kafka's order). Broker configs that
+/// are no topic config's synonym are left out.
+pub fn dynamic_defaults(
+    cluster: &BTreeMap<String, String>,
+    own: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in cluster.iter().chain(own.into_iter().flatten()) {
+        if let Some(d) = defaulted_by(k) {
+            out.insert(d.name.to_string(), v.clone());
+        }
+    }
+    out
+}
+
+/// A topic's overrides over the dynamic defaults: what [`log_config`] applies over the
+/// broker's static defaults.
+pub fn with_dynamic_defaults(
+    overrides: &BTreeMap<String, String>,
+    dynamic: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = dynamic.clone();
+    out.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
 }
 
 /// The log configuration of a topic: broker defaults with the topic's overrides applied.
@@ -304,6 +344,34 @@ mod tests {
         assert!(c.cleanup_policy.compact && !c.cleanup_policy.delete);
         assert_eq!(c.segment_bytes, 2048);
         assert_eq!(default_value("retention.ms", &b), "604800000");
+    }
+
+    #[test]
+    fn dynamic_broker_defaults_apply_under_the_topic_overrides() {
+        let b = broker();
+        let cluster = BTreeMap::from([
+            ("log.retention.ms".to_string(), "5000".to_string()),
+            ("message.max.bytes".to_string(), "2000".to_string()),
+            (
+                "leader.replication.throttled.rate".to_string(),
+                "10".to_string(),
+            ),
+        ]);
+        let own = BTreeMap::from([("message.max.bytes".to_string(), "1000".to_string())]);
+        let dynamic = dynamic_defaults(&cluster, Some(&own));
+        assert_eq!(
+            dynamic,
+            BTreeMap::from([
+                ("max.message.bytes".to_string(), "1000".to_string()),
+                ("retention.ms".to_string(), "5000".to_string()),
+            ])
+        );
+        let topic = BTreeMap::from([("retention.ms".to_string(), "7000".to_string())]);
+        let c = log_config(&with_dynamic_defaults(&topic, &dynamic), &b);
+        assert_eq!((c.retention_ms, c.max_message_bytes), (7000, 1000));
+        assert!(validate_as("retention.ms", "log.retention.ms", "-5")
+            .unwrap_err()
+            .contains("configuration log.retention.ms"));
     }
 
     #[test]

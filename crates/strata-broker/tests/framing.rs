@@ -186,6 +186,59 @@ fn frame_raw(api_key: i16, version: i16) -> Vec<u8> {
     out
 }
 
+/// A frame of the metadata quorum's own protocol (api key 0x7A00, header v1, JSON body), as
+/// voters send each other.
+fn raft_frame(correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend(((10 + body.len()) as i32).to_be_bytes());
+    out.extend(strata_controller::RAFT_API_KEY.to_be_bytes());
+    out.extend(0i16.to_be_bytes());
+    out.extend(correlation_id.to_be_bytes());
+    out.extend((-1i16).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn raft_frames_reach_only_the_controller_listener_of_a_voter() {
+    // Kafka closes a connection that sends an api key it does not know; a client port must
+    // treat the quorum's frames that way, whether or not the node is a voter.
+    let standalone = BrokerProcess::start(&[]);
+    let (voter, controller_port) = BrokerProcess::start_voter(&[]);
+    let probe = raft_frame(5, br#""Probe""#);
+    let garbage = raft_frame(6, b"{\"AppendEntries\": [1, 2");
+    for (what, broker) in [("single node", &standalone), ("voter", &voter)] {
+        let mut other = broker.connect();
+        for bytes in [&probe, &garbage] {
+            let mut conn = broker.connect();
+            assert!(
+                matches!(send(&mut conn, bytes), Reply::Closed),
+                "{what}: a raft frame on the client port was served"
+            );
+            assert!(
+                matches!(send(&mut other, &api_versions_frame(1)), Reply::Frame(_)),
+                "{what}: another connection after a raft frame"
+            );
+        }
+        let log = broker.log();
+        assert!(
+            log.contains("unsupported request: api key 31232"),
+            "{what}: {log}"
+        );
+        assert!(!log.contains("undecodable raft frame"), "{what}: {log}");
+    }
+    // The voter's controller listener is where they belong: answered with the correlation id
+    // and the quorum's JSON.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", controller_port)).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let Reply::Frame(answer) = send(&mut conn, &probe) else {
+        panic!("the controller listener did not answer a raft probe");
+    };
+    assert_eq!(correlation_id(&answer), 5);
+    let json = String::from_utf8_lossy(&answer[4..]);
+    assert!(json.contains("\"Probe\""), "{json}");
+}
+
 #[test]
 fn a_client_that_stops_reading_does_not_stop_the_broker() {
     let broker = BrokerProcess::start(&[]);

@@ -56,23 +56,48 @@ fn assert_closed_and_alive(broker: &BrokerProcess, what: &str, bytes: &[u8]) {
     );
 }
 
+/// INVALID_RECORD: Kafka 4.1's answer to a produced batch whose records do not have the
+/// structure their counts and lengths claim (probed with the same batches).
+const INVALID_RECORD: i16 = 87;
+
 /// A v2 batch header (CRC filled in) around hand-made record bytes.
 fn raw_batch(records_count: i32, records: &[u8]) -> Bytes {
+    raw_batch_with(Compression::None, records_count, 0, records)
+}
+
+/// A v2 batch of `compression` whose records section is `records` compressed, with the CRC
+/// filled in.
+fn raw_batch_with(
+    compression: Compression,
+    records_count: i32,
+    last_offset_delta: i32,
+    records: &[u8],
+) -> Bytes {
+    let (attributes, records) = match compression {
+        Compression::None => (0, records.to_vec()),
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(records).expect("gzip");
+            (1, e.finish().expect("gzip"))
+        }
+        Compression::Zstd => (4, zstd::encode_all(records, 1).expect("zstd")),
+        other => panic!("no raw batches of {other:?} here"),
+    };
     let mut b = BytesMut::new();
     b.put_i64(0); // base offset
     b.put_i32((49 + records.len()) as i32); // batch length
     b.put_i32(-1); // partition leader epoch
     b.put_i8(2); // magic
     b.put_u32(0); // crc, below
-    b.put_i16(0); // attributes
-    b.put_i32(0); // last offset delta
+    b.put_i16(attributes);
+    b.put_i32(last_offset_delta);
     b.put_i64(1_700_000_000_000);
     b.put_i64(1_700_000_000_000);
     b.put_i64(-1); // producer id
     b.put_i16(-1);
     b.put_i32(-1);
     b.put_i32(records_count);
-    b.put_slice(records);
+    b.put_slice(&records);
     strata_log::batch::update_crc(&mut b);
     b.freeze()
 }
@@ -154,6 +179,16 @@ fn oversized_counts_and_lengths_close_the_connection_only() {
                 4,
                 4,
                 &cat(&[&be_i32(1), &0x7FFFi16.to_be_bytes(), b"abc"]),
+            ),
+        ),
+        // CreateTopics v5 (flexible): a compact topic name announcing about a billion bytes.
+        (
+            "compact string",
+            frame(
+                ApiKey::CreateTopics,
+                5,
+                10,
+                &cat(&[&[2], &HUGE_VARINT, b"abc"]),
             ),
         ),
         // SyncGroup v3: the assignments array of the original report.
@@ -305,6 +340,74 @@ fn corrupt_record_and_header_counts_and_bombs_get_an_error_response() {
         "peak RSS {} KiB",
         broker.peak_rss_kib()
     );
+}
+
+#[test]
+fn records_unlike_their_counts_and_lengths_are_refused_on_a_plain_topic() {
+    let broker = BrokerProcess::start(&[]);
+    // cleanup.policy=delete: nothing but this check looks inside the batches.
+    create_topic(&broker, "plain", 1, &[]);
+    let one = raw_record(&[0]);
+    let fields = &one[1..];
+    let with_length = |len: u8| cat(&[&[len << 1], fields]);
+    let cases: Vec<(&str, Vec<u8>, i32)> = vec![
+        ("record count above the records", one.clone(), 2),
+        ("huge record count", one.clone(), i32::MAX),
+        ("record count below the records", cat(&[&one, &one]), 1),
+        ("bytes after the last record", cat(&[&one, &[0, 0]]), 1),
+        ("record length beyond the batch", with_length(60), 1),
+        ("record length short of its fields", with_length(3), 1),
+        (
+            "huge header count",
+            raw_record(&[0xFE, 0xFF, 0xFF, 0xFF, 0x03]),
+            1,
+        ),
+        ("negative header count", raw_record(&HUGE_VARINT), 1),
+        (
+            "header key beyond the record",
+            raw_record(&[2, 40, b'h']),
+            1,
+        ),
+    ];
+    for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        for (what, records, count) in &cases {
+            // The offset range matches the count, so only the records themselves are wrong.
+            let batch = raw_batch_with(compression, *count, count - 1, records);
+            let code = produce_error(&produce(&broker, "plain", batch, -1));
+            assert_eq!(
+                code, INVALID_RECORD,
+                "{what} ({compression:?}): error code {code}"
+            );
+        }
+    }
+    // Kafka's check of the header: as many offsets as records.
+    let code = produce_error(&produce(
+        &broker,
+        "plain",
+        raw_batch_with(Compression::None, 1, 5, &one),
+        -1,
+    ));
+    assert_eq!(code, INVALID_RECORD, "offset range of 6 with 1 record");
+    assert!(broker.alive_and_answering());
+
+    // Nothing of it was stored; well-formed batches of every codec are, records with
+    // null keys and headers included.
+    let mut expected = Vec::new();
+    for (i, compression) in [Compression::None, Compression::Gzip, Compression::Zstd]
+        .into_iter()
+        .enumerate()
+    {
+        let value = format!("good-{i}").into_bytes();
+        let batch = raw_batch_with(compression, 1, 0, &one);
+        assert_eq!(produce_error(&produce(&broker, "plain", batch, -1)), 0);
+        expected.push((Bytes::from_static(b"k"), Bytes::from_static(b"v")));
+        let mut r = record("k2", value.clone());
+        r.headers.insert(str_bytes("h"), None);
+        let batch = encode_batch(&[r], compression);
+        assert_eq!(produce_error(&produce(&broker, "plain", batch, -1)), 0);
+        expected.push((Bytes::from_static(b"k2"), Bytes::from(value)));
+    }
+    assert_eq!(fetch_values(&broker, "plain"), expected);
 }
 
 #[test]

@@ -207,11 +207,11 @@ impl Connection {
                 continue;
             }
             Error::check("ApiVersions", resp.error_code, None)?;
-            return Ok(BrokerVersions::new(
+            return BrokerVersions::advertised(
                 resp.api_keys
                     .iter()
                     .map(|k| (k.api_key, k.min_version, k.max_version)),
-            ));
+            );
         }
         Err(Error::Unsupported {
             api: "ApiVersions",
@@ -238,6 +238,15 @@ impl Connection {
     /// The version this connection will use for `key`.
     pub(crate) fn version(&self, key: ApiKey) -> Result<i16, Error> {
         self.versions.negotiate(key)
+    }
+
+    /// The version this connection will use for `key`, for a connection dedicated to that API
+    /// (produce, fetch). When the broker's advertisement leaves no usable version the connection
+    /// is closed as well, so the next attempt negotiates again on a new one: a garbled ApiVersions
+    /// answer must not poison a long-lived connection, and a broker that really lacks the API
+    /// gives the same error again.
+    pub(crate) fn dedicated_version(&self, key: ApiKey) -> Result<i16, Error> {
+        self.versions.negotiate(key).inspect_err(|_| self.close())
     }
 
     /// The broker's advertised range for `key`.

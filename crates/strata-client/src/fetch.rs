@@ -31,6 +31,8 @@ pub enum OffsetSpec {
     Latest,
     /// The first offset whose timestamp is at or after this one (ms since the epoch).
     Timestamp(i64),
+    /// The record with the largest timestamp and that timestamp (ListOffsets v7+, KIP-734).
+    MaxTimestamp,
 }
 
 impl OffsetSpec {
@@ -39,6 +41,7 @@ impl OffsetSpec {
             OffsetSpec::Earliest => -2,
             OffsetSpec::Latest => -1,
             OffsetSpec::Timestamp(ms) => ms,
+            OffsetSpec::MaxTimestamp => -3,
         }
     }
 }
@@ -337,7 +340,7 @@ impl Client {
     ) -> Result<Vec<FetchedPartition>, Error> {
         let decode = spec.decode_records;
         let conn = self.broker_channel(leader, Channel::Fetch).await?;
-        let mut version = conn.version(ApiKey::Fetch)?;
+        let mut version = conn.dedicated_version(ApiKey::Fetch)?;
         let ids: HashMap<&str, Uuid> = parts
             .iter()
             .filter_map(|(p, _)| Some((p.topic.as_str(), meta.topics.get(&p.topic)?.id?)))

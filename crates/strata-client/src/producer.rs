@@ -866,7 +866,7 @@ async fn produce_once(
         .iter()
         .filter_map(|(topic, _, _)| Some((*topic, meta.topics.get(*topic)?.id?)))
         .collect();
-    let mut version = conn.version(ApiKey::Produce)?;
+    let mut version = conn.dedicated_version(ApiKey::Produce)?;
     if version >= 13 && parts.iter().any(|(t, _, _)| !ids.contains_key(t)) {
         // Produce v13 names topics by id only.
         version = 12.max(conn.broker_range(ApiKey::Produce).map_or(0, |r| r.0));

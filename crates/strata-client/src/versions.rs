@@ -113,6 +113,24 @@ impl BrokerVersions {
         )
     }
 
+    /// The ranges of an ApiVersions answer. A range that cannot be (a negative or inverted one)
+    /// means the answer is garbled, so the connection must not be used.
+    pub(crate) fn advertised(
+        ranges: impl IntoIterator<Item = (i16, i16, i16)>,
+    ) -> Result<Self, Error> {
+        let versions = BrokerVersions::new(ranges);
+        if let Some((key, (min, max))) = versions
+            .0
+            .iter()
+            .find(|(_, (min, max))| *min < 0 || min > max)
+        {
+            return Err(Error::Protocol(format!(
+                "ApiVersions: api {key} advertised as versions {min}-{max}"
+            )));
+        }
+        Ok(versions)
+    }
+
     /// The broker's advertised range for `key`.
     pub(crate) fn range(&self, key: ApiKey) -> Option<(i16, i16)> {
         self.0.get(&(key as i16)).copied()
@@ -181,6 +199,16 @@ mod tests {
         assert!(err.to_string().contains("0-2"), "{err}");
         let future = BrokerVersions::new([(ApiKey::Produce as i16, 20, 25)]);
         assert!(future.negotiate(ApiKey::Produce).is_err());
+    }
+
+    #[test]
+    fn garbled_advertisements_are_refused() {
+        assert!(BrokerVersions::advertised([(0, 3, 11), (1, 4, 16)]).is_ok());
+        // A flipped bit in a lower bound (Produce 512-11) or a negative version.
+        for bad in [(0, 512, 11), (1, -2, 16)] {
+            let err = BrokerVersions::advertised([bad]).unwrap_err();
+            assert!(matches!(err, Error::Protocol(_)), "{err}");
+        }
     }
 
     #[test]

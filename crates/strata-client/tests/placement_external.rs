@@ -1,16 +1,18 @@
 //! Leader elections, partition reassignments, replication throttles and the under-replicated
-//! view against an external cluster of at least three brokers, e.g. the reference Apache Kafka
-//! (`tests/env/kafka/kafka.sh start-cluster DIR --brokers 3` prints the bootstrap list). Runs
-//! only when `STRATA_CLIENT_CLUSTER_BOOTSTRAP` names the cluster; topic names carry a random
-//! suffix so that runs do not collide. Kafka's answers are the expectation.
+//! view against a cluster of at least three brokers: always against three in-process Strata
+//! brokers forming one quorum ([`strata_testkit::TestCluster`]), and against an external
+//! cluster when `STRATA_CLIENT_CLUSTER_BOOTSTRAP` names one, e.g. the reference Apache Kafka
+//! (`tests/env/kafka/kafka.sh start-cluster DIR --brokers 3` prints the bootstrap list), whose
+//! answers are the expectation. Topic names carry a random suffix so that runs do not collide.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use strata_client::{
     election_not_needed, Client, ClientConfig, ConfigOp, ConfigSource, ElectionType, NewTopic,
     ProducerConfig, ProducerRecord, ResponseError,
 };
+use strata_testkit::wait_for;
 
 fn bootstrap() -> Option<String> {
     std::env::var("STRATA_CLIENT_CLUSTER_BOOTSTRAP")
@@ -22,22 +24,6 @@ fn rand_suffix() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32))
-}
-
-/// Polls `check` until it returns `Some`, or panics naming `what` at the deadline.
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval of the deadline loop
-    }
 }
 
 async fn replicas_of(client: &Client, topic: &str, partition: i32) -> (i32, Vec<i32>, Vec<i32>) {
@@ -52,12 +38,23 @@ async fn replicas_of(client: &Client, topic: &str, partition: i32) -> (i32, Vec<
     (p.leader, p.replicas, p.isr)
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elections_reassignments_and_throttles_on_a_strata_cluster() {
+    let cluster = strata_testkit::TestCluster::start(3, &[]).await;
+    elections_reassignments_and_throttles(&cluster.bootstrap()).await;
+    cluster.stop().await;
+}
+
 #[tokio::test]
 async fn elections_reassignments_and_throttles_on_an_external_cluster() {
     let Some(bootstrap) = bootstrap() else {
         eprintln!("STRATA_CLIENT_CLUSTER_BOOTSTRAP is not set; skipped");
         return;
     };
+    elections_reassignments_and_throttles(&bootstrap).await;
+}
+
+async fn elections_reassignments_and_throttles(bootstrap: &str) {
     let client = Client::connect(ClientConfig::new(bootstrap.split(',')))
         .await
         .expect("connect");

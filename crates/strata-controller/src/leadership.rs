@@ -4,8 +4,8 @@
 
 use kafka_protocol::error::ResponseError;
 
-use crate::controller::{change, eligible};
 use crate::image::{MetadataImage, PartitionImage};
+use crate::partition_rules::{change, eligible};
 use crate::records::MetadataRecord;
 
 /// ElectLeaders' election types.

@@ -11,9 +11,12 @@
 //! into the calls of [`Quorum`] and routes Raft frames to [`Quorum::handle_rpc`]; this crate
 //! dials other nodes itself for its own Raft traffic.
 //!
-//! Layers, always downward: `quorum` (public API) → `node` (Raft, joining, leader duties) and
-//! `controller`, `leadership` and `reassignment` (pure decisions, using `placement`) → `records` (what the log carries) →
-//! `state_machine` / `log_store` (storage) and `network` (Raft frames).
+//! Layers, always downward: `quorum` (public API) → `operations` (the controller's operations,
+//! written against the `metadata_quorum::MetadataQuorum` trait) and `node` (Raft, joining, leader
+//! duties; implements the trait) → `controller`, `leadership` and `reassignment` (pure decisions,
+//! using `placement`) → `records` (what the log carries) → `state_machine` / `log_store`
+//! (storage) and `network` (Raft frames). `metadata_quorum::LocalQuorum` implements the trait
+//! in memory, so the operations run without Raft in tests.
 
 #![allow(clippy::result_large_err)]
 
@@ -22,8 +25,11 @@ mod image;
 mod leadership;
 mod log_store;
 mod meta_properties;
+mod metadata_quorum;
 mod network;
 mod node;
+mod operations;
+mod partition_rules;
 mod placement;
 mod quorum;
 mod reassignment;
@@ -41,6 +47,23 @@ pub use quorum::{
     RegisterBroker, ReplicaState, TopicResult, RAFT_API_KEY,
 };
 pub use reassignment::OngoingReassignment;
+
+/// Raft frame bodies for `strata-fuzz`: what a voter decodes from every Raft frame its
+/// controller listener takes, and one body of each kind to mutate.
+#[doc(hidden)]
+pub mod raft_frames {
+    /// Decodes a Raft frame body as `Quorum::handle_rpc` does.
+    pub fn decode(body: &[u8]) -> Result<(), String> {
+        crate::network::decode_request(body)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// One JSON body of each Raft request kind.
+    pub fn samples() -> Vec<Vec<u8>> {
+        crate::network::sample_requests()
+    }
+}
 
 /// The Raft storage, exposed for openraft's conformance suite (`tests/raft_store.rs`).
 #[doc(hidden)]

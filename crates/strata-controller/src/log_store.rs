@@ -3,6 +3,8 @@
 //! metadata log has Kafka's on-disk layout and strata-log's crash recovery (a torn tail is
 //! truncated when the log is opened). The vote, the committed log id and the last purged log id
 //! live in `quorum-state.json` next to the segments, replaced atomically. Owns that directory.
+//! Writes and fsyncs run on the blocking pool, each awaited before its storage call returns
+//! (so they stay in Raft's order, and an append is acknowledged only once it is on disk).
 
 use std::fmt::Debug;
 use std::fs::{self, File};
@@ -10,6 +12,7 @@ use std::io::{self, Write};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use strata_kafka::timestamp::now_ms;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -111,17 +114,46 @@ impl LogStore {
             && self.inner.log.log_end_offset() == self.inner.log.log_start_offset()
     }
 
+    /// Replaces the state file (fsynced) with `update` applied; blocking.
     fn save_state(
-        &self,
+        inner: &Inner,
         update: impl FnOnce(&mut QuorumStateFile),
     ) -> Result<(), StorageError<u64>> {
-        let mut st = self.inner.state.lock();
+        let mut st = inner.state.lock();
         let mut next = st.clone();
         update(&mut next);
         let bytes = serde_json::to_vec(&next).map_err(|e| log_err(ErrorVerb::Write, e))?;
-        write_atomically(&self.inner.dir.join(STATE_FILE), &bytes)
+        write_atomically(&inner.dir.join(STATE_FILE), &bytes)
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
         *st = next;
+        Ok(())
+    }
+
+    /// Runs disk work (writes and fsyncs) on the blocking pool, not on an async worker.
+    /// Awaited by each storage call before it returns, so writes happen in the order Raft
+    /// issues them (openraft awaits one storage call before it makes the next).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T, StorageError<u64>> + Send + 'static,
+    ) -> Result<T, StorageError<u64>> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?
+    }
+
+    /// Removes the entries from `log_id` on; blocking.
+    fn truncate_at(inner: &Inner, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let log = &inner.log;
+        let at = log_id.index as i64;
+        if at < log.log_end_offset() {
+            if at <= log.log_start_offset() {
+                log.truncate_fully_and_start_at(at)
+            } else {
+                log.truncate_to(at)
+            }
+            .map_err(|e| log_err(ErrorVerb::Delete, e))?;
+        }
         Ok(())
     }
 
@@ -210,12 +242,6 @@ impl LogStore {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
     let start = match range.start_bound() {
         Bound::Included(s) => *s,
@@ -258,7 +284,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
         let vote = *vote;
-        self.save_state(|s| s.vote = Some(vote))
+        self.blocking(move |inner| Self::save_state(inner, |s| s.vote = Some(vote)))
+            .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
@@ -269,7 +296,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<u64>>,
     ) -> Result<(), StorageError<u64>> {
-        self.save_state(|s| s.committed = committed)
+        self.blocking(move |inner| Self::save_state(inner, |s| s.committed = committed))
+            .await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
@@ -291,57 +319,54 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             first.get_or_insert(entry.log_id);
             Self::encode(&entry, &mut buf)?;
         }
-        // Appending at an index that is present replaces it and everything after it.
-        if let Some(first) = first {
-            self.truncate(first).await?;
-        }
-        if !buf.is_empty() {
-            self.inner
+        // The write and its fsync on the blocking pool; awaited here, so appends stay in order.
+        self.blocking(move |inner| {
+            // Appending at an index that is present replaces it and everything after it.
+            if let Some(first) = first {
+                Self::truncate_at(inner, first)?;
+            }
+            if !buf.is_empty() {
+                inner
+                    .log
+                    .append_with_offsets(&buf)
+                    .map_err(|e| log_err(ErrorVerb::Write, e))?;
+            }
+            // Raft may count these entries as persisted only once they are on disk.
+            let flushed = inner
                 .log
-                .append_with_offsets(&buf)
-                .map_err(|e| log_err(ErrorVerb::Write, e))?;
-        }
-        // Raft may count these entries as persisted only once they are on disk.
-        let flushed = self
-            .inner
-            .log
-            .flush()
-            .map_err(|e| io::Error::other(e.to_string()));
-        callback.log_io_completed(flushed);
-        Ok(())
+                .flush()
+                .map_err(|e| io::Error::other(e.to_string()));
+            callback.log_io_completed(flushed);
+            Ok(())
+        })
+        .await
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
-        let log = &self.inner.log;
-        let at = log_id.index as i64;
-        if at < log.log_end_offset() {
-            if at <= log.log_start_offset() {
-                log.truncate_fully_and_start_at(at)
-            } else {
-                log.truncate_to(at)
-            }
-            .map_err(|e| log_err(ErrorVerb::Delete, e))?;
-        }
-        Ok(())
+        self.blocking(move |inner| Self::truncate_at(inner, log_id))
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
-        // Record the purge first: after a crash between the two steps the entries are merely
-        // still present, never missing while claimed present.
-        self.save_state(|s| {
-            if s.last_purged.is_none_or(|p| p.index < log_id.index) {
-                s.last_purged = Some(log_id);
+        self.blocking(move |inner| {
+            // Record the purge first: after a crash between the two steps the entries are
+            // merely still present, never missing while claimed present.
+            Self::save_state(inner, |s| {
+                if s.last_purged.is_none_or(|p| p.index < log_id.index) {
+                    s.last_purged = Some(log_id);
+                }
+            })?;
+            let log = &inner.log;
+            let keep_from = log_id.index as i64 + 1;
+            if keep_from >= log.log_end_offset() {
+                log.truncate_fully_and_start_at(keep_from)
+                    .map_err(|e| log_err(ErrorVerb::Delete, e))?;
+            } else {
+                log.delete_records_before(keep_from)
+                    .map_err(|e| log_err(ErrorVerb::Delete, e))?;
             }
-        })?;
-        let log = &self.inner.log;
-        let keep_from = log_id.index as i64 + 1;
-        if keep_from >= log.log_end_offset() {
-            log.truncate_fully_and_start_at(keep_from)
-                .map_err(|e| log_err(ErrorVerb::Delete, e))?;
-        } else {
-            log.delete_records_before(keep_from)
-                .map_err(|e| log_err(ErrorVerb::Delete, e))?;
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 }

@@ -19,12 +19,12 @@ use crate::controller;
 use crate::image::MetadataImage;
 use crate::log_store::{LogStore, METADATA_LOG_DIR};
 use crate::meta_properties::{self, MetaProperties};
-use crate::network::{
-    now_ms, Connection, Network, ProbeReply, RaftReply, RaftRequest, ReplicaProgress,
-};
+use crate::metadata_quorum::{MetadataQuorum, Operation, QuorumView};
+use crate::network::{Connection, Network, ProbeReply, RaftReply, RaftRequest, ReplicaProgress};
 use crate::records::{CommandOutcome, MetadataCommand, MetadataRecord, TypeConfig};
 use crate::state_machine::StateMachine;
 use crate::types::{ControllerError, QuorumConfig, QuorumError};
+use strata_kafka::timestamp::now_ms;
 
 /// A node that started with an empty metadata log must not vote with it while a quorum with
 /// history exists (KIP-853's lost-volume problem): it first catches up to the leader's commit.
@@ -58,7 +58,36 @@ pub struct Node {
     pub rejoin: Mutex<Rejoin>,
     /// Learners being added (one `add_learner` at a time per id).
     adding_learners: Mutex<BTreeSet<u64>>,
+    /// When the leader's entries or heartbeats last reached this node (followers, observers).
+    leader_contact: Mutex<Option<Instant>>,
     pub stop: CancellationToken,
+}
+
+/// The Raft timers from Kafka's: a voter that hears nothing from the leader for
+/// `controller.quorum.fetch.timeout.ms` becomes a candidate, and elections back off within
+/// `controller.quorum.election.timeout.ms` more (openraft's one randomised timer spans both:
+/// from the fetch timeout to the fetch timeout plus the election timeout). The leader's
+/// heartbeats come every fifth of the election timeout, well within the fetch timeout.
+pub fn raft_config(config: &QuorumConfig, cluster_id: &str) -> Result<Config, QuorumError> {
+    let election = config.election_timeout_ms.max(100);
+    let fetch = config.fetch_timeout_ms.max(100);
+    Config {
+        cluster_name: cluster_id.to_string(),
+        election_timeout_min: fetch,
+        election_timeout_max: fetch + election,
+        heartbeat_interval: (election / 5).max(50).min(fetch / 2),
+        install_snapshot_timeout: config.request_timeout_ms.max(election) * 4,
+        ..Config::default()
+    }
+    .validate()
+    .map_err(|e| QuorumError::Config(format!("raft configuration: {e}")))
+}
+
+/// Whether a node that last heard from the leader at `last_contact` still counts it as the
+/// leader at `now` (Kafka: an observer or follower without a successful fetch for
+/// `controller.quorum.fetch.timeout.ms` considers the leader lost and asks around).
+pub fn leader_alive(last_contact: Option<Instant>, now: Instant, fetch_timeout: Duration) -> bool {
+    last_contact.is_some_and(|t| now.saturating_duration_since(t) <= fetch_timeout)
 }
 
 fn storage_err(config: &QuorumConfig, message: String) -> QuorumError {
@@ -107,17 +136,7 @@ impl Node {
             .map_err(|e| storage_err(&config, e))?;
         let pristine = log.is_pristine() && sm.subscribe().borrow().offset == 0;
 
-        let election = config.election_timeout_ms.max(100);
-        let raft_config = Config {
-            cluster_name: cluster_id.clone(),
-            election_timeout_min: election,
-            election_timeout_max: election * 2,
-            heartbeat_interval: (election / 5).max(50).min(election / 2),
-            install_snapshot_timeout: config.request_timeout_ms.max(election) * 4,
-            ..Config::default()
-        }
-        .validate()
-        .map_err(|e| QuorumError::Config(format!("raft configuration: {e}")))?;
+        let raft_config = raft_config(&config, &cluster_id)?;
         let progress = Arc::new(ReplicaProgress::default());
         let network = Network {
             request_timeout: Duration::from_millis(config.request_timeout_ms.max(50)),
@@ -146,6 +165,7 @@ impl Node {
                 ..Rejoin::default()
             }),
             adding_learners: Mutex::default(),
+            leader_contact: Mutex::default(),
             stop: CancellationToken::new(),
             config,
         });
@@ -277,7 +297,7 @@ impl Node {
 
     /// Serves one Raft frame body.
     pub async fn handle_rpc(&self, body: Bytes) -> Bytes {
-        let reply = match serde_json::from_slice::<RaftRequest>(&body) {
+        let reply = match crate::network::decode_request(&body) {
             Err(e) => RaftReply::Error(format!("undecodable raft frame: {e}")),
             Ok(_) if self.stop.is_cancelled() => RaftReply::Error("node is shutting down".into()),
             Ok(RaftRequest::Probe) => RaftReply::Probe(self.probe_reply()),
@@ -297,6 +317,9 @@ impl Node {
                 let commit = req.leader_commit.map(|c| c.index);
                 self.note_leader_commit(commit);
                 let r = self.raft.append_entries(req).await;
+                if r.as_ref().is_ok_and(|a| a.is_success()) {
+                    *self.leader_contact.lock() = Some(Instant::now());
+                }
                 self.check_caught_up();
                 RaftReply::AppendEntries(r)
             }
@@ -355,12 +378,17 @@ impl Node {
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
     }
 
+    /// The active controller as this node knows it: itself when it leads, else the leader
+    /// Raft names as long as that leader was heard from within the fetch timeout (`None`
+    /// after: the leader is lost, requests go to the voters in turn).
     pub fn leader(&self) -> Option<i32> {
-        self.raft
-            .metrics()
-            .borrow()
-            .current_leader
-            .map(|l| l as i32)
+        if self.is_leader() {
+            return Some(self.config.node_id);
+        }
+        let known = self.raft.metrics().borrow().current_leader?;
+        let fetch_timeout = Duration::from_millis(self.config.fetch_timeout_ms.max(100));
+        leader_alive(*self.leader_contact.lock(), Instant::now(), fetch_timeout)
+            .then_some(known as i32)
     }
 
     fn not_controller(&self) -> ControllerError {
@@ -608,6 +636,88 @@ impl Node {
     }
 }
 
+/// The Raft node as the controller's operations see it.
+impl MetadataQuorum for Node {
+    fn committed(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image_rx.clone()
+    }
+
+    fn view(&self) -> QuorumView {
+        QuorumView {
+            node_id: self.config.node_id,
+            leader: self.leader(),
+            voters: self.config.voters.keys().copied().collect(),
+        }
+    }
+
+    fn begin(&self) -> futures::future::BoxFuture<'_, Result<Operation<'_>, ControllerError>> {
+        Box::pin(async move {
+            let (exclusive, image) = Node::begin(self).await?;
+            Ok(Operation::new(image, exclusive))
+        })
+    }
+
+    fn propose(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> futures::future::BoxFuture<'_, Result<CommandOutcome, ControllerError>> {
+        Box::pin(Node::propose(self, records))
+    }
+}
+
 pub fn now() -> i64 {
     now_ms()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(election: u64, fetch: u64) -> QuorumConfig {
+        QuorumConfig {
+            node_id: 1,
+            cluster_id: None,
+            voters: BTreeMap::new(),
+            log_dir: std::path::PathBuf::new(),
+            election_timeout_ms: election,
+            fetch_timeout_ms: fetch,
+            request_timeout_ms: 2000,
+            broker_session_timeout_ms: 9000,
+            unclean_leader_election: false,
+            inter_broker_listener: "PLAINTEXT".into(),
+            auto_leader_rebalance: false,
+            leader_imbalance_check_interval_ms: 300_000,
+            leader_imbalance_per_broker_percentage: 10,
+        }
+    }
+
+    #[test]
+    fn a_follower_stands_for_election_after_the_fetch_timeout() {
+        // Kafka's defaults: fetch timeout 2 s, election timeout 1 s.
+        let c = raft_config(&config(1000, 2000), "c").unwrap();
+        assert_eq!(
+            (c.election_timeout_min, c.election_timeout_max),
+            (2000, 3000)
+        );
+        assert!(c.heartbeat_interval < c.election_timeout_min / 2);
+        let c = raft_config(&config(400, 5000), "c").unwrap();
+        assert_eq!(
+            (c.election_timeout_min, c.election_timeout_max),
+            (5000, 5400)
+        );
+    }
+
+    #[test]
+    fn the_leader_is_lost_once_unheard_for_the_fetch_timeout() {
+        let now = Instant::now();
+        let timeout = Duration::from_secs(2);
+        assert!(!leader_alive(None, now, timeout));
+        assert!(leader_alive(Some(now), now, timeout));
+        assert!(leader_alive(Some(now), now + timeout, timeout));
+        assert!(!leader_alive(
+            Some(now),
+            now + timeout + Duration::from_millis(1),
+            timeout
+        ));
+    }
 }

@@ -12,9 +12,11 @@ use uuid::Uuid;
 
 use crate::controller;
 use crate::image::{MetadataImage, PartitionImage};
-use crate::leadership::{self, ElectionResult, ElectionType};
+use crate::leadership::{ElectionResult, ElectionType};
+use crate::metadata_quorum::MetadataQuorum;
 use crate::node::{now, Node};
-use crate::reassignment::{self, OngoingReassignment};
+use crate::operations;
+use crate::reassignment::OngoingReassignment;
 
 pub use crate::types::{
     ControllerError, HeartbeatReply, NewTopic, QuorumConfig, QuorumError, QuorumState,
@@ -24,14 +26,19 @@ pub use crate::types::{
 /// A running quorum member (voter or observer). Cheap to clone.
 #[derive(Clone)]
 pub struct Quorum {
+    /// The Raft node: frames, DescribeQuorum, broker sessions, joining.
     node: Arc<Node>,
+    /// The same node as the controller's operations see it (`crate::operations`).
+    metadata: Arc<dyn MetadataQuorum>,
 }
 
 impl Quorum {
     /// Formats or checks the log directory, opens the metadata log and joins the quorum.
     pub async fn start(config: QuorumConfig) -> Result<Quorum, QuorumError> {
+        let node = Node::start(config).await?;
         Ok(Quorum {
-            node: Node::start(config).await?,
+            metadata: node.clone(),
+            node,
         })
     }
 
@@ -42,7 +49,7 @@ impl Quorum {
 
     /// The applied image; changes on every applied entry.
     pub fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
-        self.node.image_rx.clone()
+        self.metadata.committed()
     }
 
     /// Waits until this node applied the metadata log up to `offset`; false on timeout.
@@ -54,11 +61,11 @@ impl Quorum {
 
     /// The active controller this node knows of.
     pub fn leader(&self) -> Option<i32> {
-        self.node.leader()
+        self.metadata.view().leader
     }
 
     pub fn is_active(&self) -> bool {
-        self.node.is_leader()
+        self.metadata.view().is_leader()
     }
 
     /// Unclean leader elections the controller made so far (replicated, so every node agrees).
@@ -118,7 +125,7 @@ impl Quorum {
             }
         };
         QuorumState {
-            leader_id: m.current_leader.map_or(-1, |l| l as i32),
+            leader_id: node.leader().unwrap_or(-1),
             leader_epoch: i32::try_from(m.current_term).unwrap_or(i32::MAX),
             // The offset after the last committed entry this node applied (Kafka's HW).
             high_watermark: m
@@ -137,7 +144,7 @@ impl Quorum {
 
     /// Registers a broker (new epoch); it starts fenced.
     pub async fn register_broker(&self, reg: RegisterBroker) -> Result<i64, ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
+        let (_op, image) = operations::begin(&*self.metadata).await?;
         let alive = self.node.session_alive(reg.broker_id);
         let records = controller::register(
             &image,
@@ -145,15 +152,16 @@ impl Quorum {
             alive,
             self.node.config.unclean_leader_election,
         )?;
-        let outcome = self.node.propose(records).await?;
+        let outcome = self.metadata.propose(records).await?;
         self.node.touch_session(reg.broker_id);
-        let image = self.node.image_rx.borrow().clone();
+        let image = self.metadata.committed().borrow().clone();
         self.node.ensure_learner(reg.broker_id, &image);
         Ok(outcome.index as i64)
     }
 
     /// A BrokerHeartbeat: keeps the session, unfences a caught-up broker, handles
-    /// `want_fence` / `want_shut_down` (leaderships moved away before `should_shut_down`).
+    /// `want_fence` / `want_shut_down` (leaderships moved away before `should_shut_down`, and
+    /// the broker fenced when it is told so).
     pub async fn heartbeat(
         &self,
         broker_id: i32,
@@ -162,7 +170,7 @@ impl Quorum {
         want_fence: bool,
         want_shut_down: bool,
     ) -> Result<HeartbeatReply, ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
+        let (_op, image) = operations::begin(&*self.metadata).await?;
         let records = controller::heartbeat(
             &image,
             broker_id,
@@ -176,15 +184,19 @@ impl Quorum {
         let image = if records.is_empty() {
             image
         } else {
-            self.node.propose(records).await?;
-            self.node.image_rx.borrow().clone()
+            self.metadata.propose(records).await?;
+            self.metadata.committed().borrow().clone()
         };
-        Ok(controller::heartbeat_reply(
-            &image,
-            broker_id,
-            metadata_offset,
-            want_shut_down,
-        ))
+        let reply = controller::heartbeat_reply(&image, broker_id, metadata_offset, want_shut_down);
+        // Released for shutdown: fenced at once, so that it stops counting as live and its
+        // next incarnation registers as soon as it starts, instead of being refused as a
+        // duplicate until this session expires.
+        if reply.should_shut_down && image.brokers.get(&broker_id).is_some_and(|b| !b.fenced) {
+            let records =
+                controller::fence(&image, broker_id, self.node.config.unclean_leader_election);
+            self.metadata.propose(records).await?;
+        }
+        Ok(reply)
     }
 
     /// AlterPartition from a partition leader: the new ISR, checked against epochs.
@@ -199,21 +211,17 @@ impl Quorum {
         partition_epoch: i32,
         new_isr: Vec<i32>,
     ) -> Result<PartitionImage, ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
-        let (state, record) = controller::alter_partition(
-            &image,
+        operations::alter_partition(
+            &*self.metadata,
             broker_id,
             broker_epoch,
             topic_id,
             partition,
             leader_epoch,
             partition_epoch,
-            &new_isr,
-        )?;
-        if let Some(record) = record {
-            self.node.propose(vec![record]).await?;
-        }
-        Ok(state)
+            new_isr,
+        )
+        .await
     }
 
     /// CreateTopics; returns each topic's outcome and the metadata offset that holds them.
@@ -222,13 +230,7 @@ impl Quorum {
         topics: Vec<NewTopic>,
         validate_only: bool,
     ) -> Result<(Vec<TopicResult>, u64), ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
-        let (results, records) = controller::create_topics(&image, &topics, &mut rand::rng());
-        if validate_only || records.is_empty() {
-            return Ok((results, image.offset));
-        }
-        let outcome = self.node.propose(records).await?;
-        Ok((results, outcome.index))
+        operations::create_topics(&*self.metadata, topics, validate_only).await
     }
 
     /// DeleteTopics by name; each topic's id or error, and the offset that holds the deletions.
@@ -236,13 +238,7 @@ impl Quorum {
         &self,
         names: Vec<String>,
     ) -> Result<(Vec<Result<Uuid, (i16, String)>>, u64), ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
-        let (results, records) = controller::delete_topics(&image, &names);
-        if records.is_empty() {
-            return Ok((results, image.offset));
-        }
-        let outcome = self.node.propose(records).await?;
-        Ok((results, outcome.index))
+        operations::delete_topics(&*self.metadata, names).await
     }
 
     /// CreatePartitions: grows `topic` to `count` partitions.
@@ -253,18 +249,8 @@ impl Quorum {
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<u64, ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
-        let records = controller::create_partitions(
-            &image,
-            &topic,
-            count,
-            assignments.as_deref(),
-            &mut rand::rng(),
-        )?;
-        if validate_only {
-            return Ok(image.offset);
-        }
-        Ok(self.node.propose(records).await?.index)
+        operations::create_partitions(&*self.metadata, topic, count, assignments, validate_only)
+            .await
     }
 
     /// Replaces a topic's config overrides (already validated by the broker).
@@ -273,18 +259,7 @@ impl Quorum {
         topic: String,
         configs: BTreeMap<String, String>,
     ) -> Result<u64, ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
-        if !image.topics.contains_key(&topic) {
-            return Err(controller::kafka_error(
-                kafka_protocol::error::ResponseError::UnknownTopicOrPartition,
-                format!("Topic '{topic}' does not exist."),
-            ));
-        }
-        let record = crate::records::MetadataRecord::TopicConfigs {
-            name: topic,
-            configs,
-        };
-        Ok(self.node.propose(vec![record]).await?.index)
+        operations::set_topic_configs(&*self.metadata, topic, configs).await
     }
 
     /// Replaces the cluster-wide dynamic broker configs.
@@ -292,8 +267,7 @@ impl Quorum {
         &self,
         configs: BTreeMap<String, String>,
     ) -> Result<u64, ControllerError> {
-        self.set_cluster_configs_resetting_producers(configs, None)
-            .await
+        operations::set_cluster_configs(&*self.metadata, configs).await
     }
 
     /// Replaces the cluster-wide dynamic broker configs and, with `producer_reset`, resets
@@ -305,12 +279,12 @@ impl Quorum {
         configs: BTreeMap<String, String>,
         producer_reset: Option<i64>,
     ) -> Result<u64, ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
-        let mut records = vec![crate::records::MetadataRecord::ClusterConfigs(configs)];
-        if let Some(floor) = producer_reset {
-            records.extend(controller::reset_producers(&image, floor));
-        }
-        Ok(self.node.propose(records).await?.index)
+        operations::set_cluster_configs_resetting_producers(
+            &*self.metadata,
+            configs,
+            producer_reset,
+        )
+        .await
     }
 
     /// Replaces the dynamic configs of one broker (already validated by the broker).
@@ -319,12 +293,7 @@ impl Quorum {
         broker_id: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<u64, ControllerError> {
-        let (_guard, _image) = self.node.begin().await?;
-        let record = crate::records::MetadataRecord::BrokerConfigs {
-            id: broker_id,
-            configs,
-        };
-        Ok(self.node.propose(vec![record]).await?.index)
+        operations::set_broker_configs(&*self.metadata, broker_id, configs).await
     }
 
     /// Tail truncation of a mirror target's partitions (offsets already checked by the
@@ -335,9 +304,7 @@ impl Quorum {
         topic: String,
         offsets: Vec<(i32, i64)>,
     ) -> Result<u64, ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
-        let records = controller::truncate_partitions(&image, &topic, &offsets)?;
-        Ok(self.node.propose(records).await?.index)
+        operations::truncate_partitions(&*self.metadata, topic, offsets).await
     }
 
     /// ElectLeaders: each partition's outcome (see [`leadership::elect`]) and the metadata
@@ -347,12 +314,7 @@ impl Quorum {
         kind: ElectionType,
         partitions: Option<Vec<(String, i32)>>,
     ) -> Result<(Vec<(String, i32, ElectionResult)>, u64), ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
-        let (results, records) = leadership::elect(&image, kind, partitions.as_deref());
-        if records.is_empty() {
-            return Ok((results, image.offset));
-        }
-        Ok((results, self.node.propose(records).await?.index))
+        operations::elect_leaders(&*self.metadata, kind, partitions).await
     }
 
     /// AlterPartitionReassignments: per partition, `Some(target)` starts or replaces a
@@ -364,42 +326,7 @@ impl Quorum {
         changes: Vec<(String, i32, Option<Vec<i32>>)>,
         allow_rf_change: bool,
     ) -> Result<(Vec<Result<(), ControllerError>>, u64), ControllerError> {
-        let (_guard, mut image) = self.node.begin().await?;
-        let mut results = Vec::new();
-        let mut records = Vec::new();
-        for (topic, partition, target) in &changes {
-            match reassignment::alter(
-                &image,
-                topic,
-                *partition,
-                target.as_deref(),
-                allow_rf_change,
-            ) {
-                Ok(rs) => {
-                    // Later changes of the same request see this one.
-                    let next = Arc::make_mut(&mut image);
-                    for r in &rs {
-                        if let crate::records::MetadataRecord::Partition {
-                            topic,
-                            partition,
-                            state,
-                        } = r
-                        {
-                            if let Some(t) = next.topics.get_mut(topic) {
-                                t.partitions.insert(*partition, state.clone());
-                            }
-                        }
-                    }
-                    records.extend(rs);
-                    results.push(Ok(()));
-                }
-                Err(e) => results.push(Err(e)),
-            }
-        }
-        if records.is_empty() {
-            return Ok((results, image.offset));
-        }
-        Ok((results, self.node.propose(records).await?.index))
+        operations::alter_reassignments(&*self.metadata, changes, allow_rf_change).await
     }
 
     /// ListPartitionReassignments from this node's image.
@@ -407,7 +334,7 @@ impl Quorum {
         &self,
         partitions: Option<&[(String, i32)]>,
     ) -> Vec<OngoingReassignment> {
-        reassignment::list(&self.node.image_rx.borrow(), partitions)
+        operations::list_reassignments(&*self.metadata, partitions)
     }
 
     /// AllocateProducerIds: a block no other broker ever gets; (first id, length).
@@ -416,13 +343,7 @@ impl Quorum {
         broker_id: i32,
         broker_epoch: i64,
     ) -> Result<(i64, i32), ControllerError> {
-        let (_guard, image) = self.node.begin().await?;
-        let records = controller::allocate_producer_ids(&image, broker_id, broker_epoch)?;
-        let outcome = self.node.propose(records).await?;
-        let start = outcome.producer_id_start.ok_or_else(|| {
-            ControllerError::Timeout("metadata quorum unavailable: no producer-id block".into())
-        })?;
-        Ok((start, crate::image::PRODUCER_ID_BLOCK_SIZE as i32))
+        operations::allocate_producer_ids(&*self.metadata, broker_id, broker_epoch).await
     }
 
     /// Leaves the quorum gracefully. openraft 0.9 cannot hand leadership on, so the other

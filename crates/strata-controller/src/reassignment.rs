@@ -7,8 +7,8 @@
 
 use kafka_protocol::error::ResponseError;
 
-use crate::controller::{change, check_replicas, eligible, kafka_error};
 use crate::image::{MetadataImage, PartitionImage};
+use crate::partition_rules::{change, check_replicas, eligible, kafka_error};
 use crate::records::MetadataRecord;
 use crate::types::ControllerError;
 

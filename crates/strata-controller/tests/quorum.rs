@@ -783,6 +783,155 @@ async fn topics_producer_ids_and_errors() {
     assert_eq!(start, floor);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_released_for_shutdown_is_fenced_and_re_registers_at_once() {
+    let cluster = Cluster::start(&[1], &[1]).await;
+    let q = cluster.node(1).q();
+    let epochs = live_brokers(&q, &[1, 2]).await;
+    let reply = q
+        .heartbeat(2, epochs[&2], u64::MAX / 2, false, true)
+        .await
+        .unwrap();
+    assert!(reply.should_shut_down, "nothing to move: released");
+    // (Broker 1 sends no heartbeats here, so its own 1.5 s session may run out meanwhile on a
+    // loaded machine: only broker 2 is looked at.)
+    wait_image(&q, "broker 2 fenced once released", |i| {
+        i.brokers.get(&2).is_some_and(|b| b.fenced)
+    })
+    .await;
+    // Its next incarnation starts within the old session: accepted, not a duplicate.
+    let epoch = q.register_broker(registration(2, 1)).await.unwrap();
+    assert!(epoch > epochs[&2]);
+}
+
+/// The segment files of a node's metadata log, in offset order.
+fn metadata_segments(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.join("__cluster_metadata-0"))
+        .expect("metadata log directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_torn_metadata_log_tail_is_truncated_on_start() {
+    let cluster = Cluster::start(&[1], &[1]).await;
+    let q = cluster.node(1).q();
+    live_brokers(&q, &[1]).await;
+    let (results, _) = q
+        .create_topics(vec![topic("kept", 2, 1)], false)
+        .await
+        .unwrap();
+    assert!(results[0].is_ok());
+    cluster.stop_node(1).await;
+
+    // A crash in the middle of a write: the start of a record batch (base offset, a length far
+    // beyond what follows, part of the header) and nothing more.
+    let segments = metadata_segments(&cluster.node(1).dir);
+    let last = segments.last().expect("a segment");
+    let intact = std::fs::metadata(last).unwrap().len();
+    let mut torn = Vec::new();
+    torn.extend_from_slice(&1_000_000i64.to_be_bytes());
+    torn.extend_from_slice(&4096i32.to_be_bytes());
+    torn.extend_from_slice(&[0, 0, 0, 1, 2, 0x5a, 0x5a]);
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(last).unwrap();
+        f.write_all(&torn).unwrap();
+        f.sync_all().unwrap();
+    }
+
+    cluster.start_node(1).await;
+    let q = cluster.node(1).q();
+    assert!(q.is_active(), "the node leads again after the truncation");
+    assert_eq!(
+        std::fs::metadata(last).unwrap().len(),
+        intact,
+        "the torn tail is cut off"
+    );
+    let image = wait_image(&q, "the topic written before the crash", |i| {
+        i.topics.contains_key("kept")
+    })
+    .await;
+    assert_eq!(image.topics["kept"].partitions.len(), 2);
+    // The log goes on where the intact entries end.
+    let (results, offset) = q
+        .create_topics(vec![topic("after", 1, 1)], false)
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(q.wait_applied(offset, Duration::from_secs(5)).await);
+    cluster.stop_node(1).await;
+    cluster.start_node(1).await;
+    let q = cluster.node(1).q();
+    wait_image(&q, "both topics after another restart", |i| {
+        i.topics.contains_key("kept") && i.topics.contains_key("after")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreadable_snapshot_stops_start_up_naming_the_file() {
+    let cluster = Cluster::start(&[1], &[1]).await;
+    live_brokers(&cluster.node(1).q(), &[1]).await;
+    cluster.stop_node(1).await;
+    let snapshot = cluster
+        .node(1)
+        .dir
+        .join("__cluster_metadata-0")
+        .join("snapshot.json");
+    std::fs::write(&snapshot, b"{\"meta\": {\"last_log_id\": nul").unwrap();
+    let err = Quorum::start(config(1, &cluster.voters, cluster.node(1).dir.clone()))
+        .await
+        .err()
+        .expect("start-up refused");
+    let message = err.to_string();
+    assert!(
+        message.contains(&snapshot.display().to_string())
+            && message.contains("unreadable snapshot"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_observer_considers_the_leader_lost_after_the_fetch_timeout() {
+    let cluster = Cluster::start(&[1, 4], &[1]).await;
+    let leader = cluster.node(1).q();
+    let epoch = leader
+        .register_broker(registration(4, cluster.node(4).port))
+        .await
+        .unwrap();
+    leader
+        .heartbeat(4, epoch, u64::MAX / 2, false, false)
+        .await
+        .unwrap();
+    let observer = cluster.node(4).q();
+    wait_for(
+        Duration::from_secs(20),
+        "the observer following node 1",
+        || {
+            let observer = observer.clone();
+            async move { (observer.leader() == Some(1)).then_some(()) }
+        },
+    )
+    .await;
+    // The leader stops; nothing reaches the observer any more. Raft alone would keep naming
+    // node 1 forever; past controller.quorum.fetch.timeout.ms (1 s here) it is lost.
+    cluster.stop_node(1).await;
+    wait_for(
+        Duration::from_secs(10),
+        "the observer to consider the leader lost",
+        || {
+            let observer = observer.clone();
+            async move { observer.leader().is_none().then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(observer.describe().leader_id, -1);
+}
+
 #[allow(dead_code)]
 fn init_logs() {
     let _ = tracing_subscriber::fmt()

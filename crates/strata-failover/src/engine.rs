@@ -512,7 +512,11 @@ impl FailoverState {
             return self.next_step(cfg, now_ms);
         }
         let desired = self.desired.unwrap_or(self.desired_seen);
-        if desired != self.desired_seen {
+        // A flip back to a side that is still rejoining waits until it mirrors the active side
+        // (its tail dealt with, the mirror caught up by the drain): started earlier, it would
+        // promote a side without the records written since the last failover.
+        let rejoining = self.rejoin.as_ref().is_some_and(|r| r.side == desired);
+        if desired != self.desired_seen && !rejoining {
             self.desired_seen = desired;
             if desired != self.active {
                 self.start(Reason::DesiredActiveChanged, self.active, desired, now_ms);

@@ -217,7 +217,19 @@ impl FlowSides {
                 .renew_mandate(*side, *until_ms)
                 .await
                 .map(|_| Outcome::Done),
-            Action::Fence { side, id } => self.fence(*side, id).await,
+            // Bounded like a probe: a side cut off by the network makes every connection
+            // attempt run into its timeout and retries, and the failover must not wait for
+            // that (an unconfirmed fence is what the mandate is for).
+            Action::Fence { side, id } => {
+                match tokio::time::timeout(self.probe_timeout, self.fence(*side, id)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::Protocol(format!(
+                        "the {} did not answer the write fence within {:?}",
+                        name(*side),
+                        self.probe_timeout
+                    ))),
+                }
+            }
             Action::CheckDrained { from, .. } => {
                 self.lag(*from).await.map(|lag| Outcome::Drained { lag })
             }

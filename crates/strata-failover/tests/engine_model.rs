@@ -556,6 +556,48 @@ fn a_divergent_tail_without_truncation_blocks_failback_and_is_counted_with_it() 
 }
 
 #[test]
+fn a_failback_asked_for_during_the_rejoin_waits_for_it() {
+    // The primary was cut off and the standby promoted; the primary returns with a tail of its
+    // own, and the failback is asked for at once: it must wait until the primary has dealt with
+    // its tail and mirrors the standby, then drain, so nothing written on the standby is lost.
+    let cfg = EngineConfig {
+        truncate_tail: true,
+        ..manual(0)
+    };
+    let (mut world, mut driver) = set_up(&cfg, false);
+    world.clusters[0].reachable = false;
+    world.clusters[0].tail = 4;
+    driver.desired = Side::Target;
+    settle(&mut driver, &mut world, &cfg);
+    assert_eq!(driver.state.active, Side::Target);
+    world.clusters[0].reachable = true;
+    driver.desired = Side::Source;
+    settle(&mut driver, &mut world, &cfg);
+    assert_eq!(
+        world.clusters[0].tail, 0,
+        "the primary's own tail was quarantined and truncated before it became active again"
+    );
+    assert_eq!(driver.state.serial, 3, "initial set-up, failover, failback");
+    let last = driver
+        .state
+        .last
+        .clone()
+        .expect("the failback was recorded");
+    assert_eq!(
+        (last.from, last.to, last.reason),
+        (Side::Target, Side::Source, Reason::DesiredActiveChanged)
+    );
+    assert!(
+        last.records_at_risk == 0 && last.fence_confirmed,
+        "{last:?}"
+    );
+    assert_eq!(
+        (world.discovery, world.mirror),
+        (Some(Side::Source), Some(Side::Source))
+    );
+}
+
+#[test]
 fn a_flip_during_a_failover_is_queued() {
     let cfg = manual(0);
     let (mut world, mut driver) = set_up(&cfg, true);

@@ -4,14 +4,18 @@
 //! `tests/fuzz/capture.py` records them through a proxy.
 //!
 //! Captured requests cover the APIs and versions clients chose; [`expand_requests`] re-encodes
-//! each captured request at every version the broker advertises, so that every advertised API
-//! and version has frames with real content.
+//! each captured request at every version a listener advertises, and builds requests with
+//! topics, partitions and configs ([`built_request`]) for the APIs no client was captured using
+//! (the replication, admin and controller-listener APIs), so that every advertised API and
+//! version has frames with real content. [`Requests::expand`] does it for both listener tables
+//! and adds the metadata quorum's Raft frames, which a voter's controller listener takes.
 
 use std::path::Path;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use strata_broker::handlers::api_versions::{self, ListenerKind};
 
 /// One captured frame.
 #[derive(Debug, Clone)]
@@ -93,11 +97,57 @@ pub fn serialize(frames: &[Frame]) -> Vec<u8> {
     out.to_vec()
 }
 
+/// The request frames a driver mutates, per listener.
+#[derive(Debug, Default)]
+pub struct Requests {
+    /// For a client listener (`strata_broker::server::parse_frame`).
+    pub broker: Vec<Frame>,
+    /// For the controller listener of a voter: its API table's requests and Raft frames
+    /// (api key [`strata_controller::RAFT_API_KEY`], JSON bodies).
+    pub controller: Vec<Frame>,
+}
+
+impl Requests {
+    /// Expands the captured requests for each listener's table and adds Raft frames.
+    pub fn expand(corpus: &Corpus) -> Requests {
+        let broker = expand_requests(&corpus.requests, |k| {
+            api_versions::supported_on(k, ListenerKind::Broker)
+        });
+        let mut controller = expand_requests(&corpus.requests, |k| {
+            api_versions::supported_on(k, ListenerKind::Controller)
+        });
+        controller.extend(raft_frames());
+        Requests { broker, controller }
+    }
+}
+
+/// One frame of each Raft request kind, as voters send them (request header v1, JSON body).
+pub fn raft_frames() -> Vec<Frame> {
+    strata_controller::raft_frames::samples()
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let mut b = BytesMut::new();
+            b.put_i16(strata_controller::RAFT_API_KEY);
+            b.put_i16(0);
+            b.put_i32(i as i32 + 1);
+            b.put_i16(-1); // null client id
+            b.put_slice(&body);
+            Frame {
+                key: strata_controller::RAFT_API_KEY,
+                version: 0,
+                bytes: b.freeze(),
+            }
+        })
+        .collect()
+}
+
 /// Adds, for every captured request, its re-encoding at each version in `versions(key)` that it
 /// was not captured at. A request whose fields do not exist at a version is encoded with the
-/// API's empty request instead, and an API no client was captured using (OffsetForLeaderEpoch,
-/// the legacy AlterConfigs) gets its empty request at every version, so every (API, version)
-/// pair has a frame.
+/// API's built request instead ([`built_request`], else its empty one), and an API no client
+/// was captured using (OffsetForLeaderEpoch, the legacy AlterConfigs, the controller
+/// listener's APIs, ...) gets its built request at every version, so every (API, version) pair
+/// has a frame.
 pub fn expand_requests(
     captured: &[Frame],
     versions: impl Fn(ApiKey) -> Option<(i16, i16)>,
@@ -105,7 +155,7 @@ pub fn expand_requests(
     let mut out = captured.to_vec();
     let header = RequestHeader::default().with_client_id(Some("strata-fuzz".into()));
     for key in ALL_KEYS {
-        let (Some((min, max)), Some(body)) = (versions(key), empty_request(key)) else {
+        let Some((min, max)) = versions(key) else {
             continue;
         };
         if captured.iter().any(|f| f.key == key as i16) {
@@ -113,6 +163,9 @@ pub fn expand_requests(
         }
         for v in min.max(key.valid_versions().min)..=max {
             let header = header.clone().with_request_api_key(key as i16);
+            let Some(body) = built_request(key, v).or_else(|| empty_request(key)) else {
+                continue;
+            };
             if let Some(bytes) = encode_request(key, v, &header, &body) {
                 out.push(Frame {
                     key: key as i16,
@@ -141,8 +194,11 @@ pub fn expand_requests(
             if v == f.version {
                 continue;
             }
-            let encoded = encode_request(key, v, &header, &body)
-                .or_else(|| empty_request(key).and_then(|b| encode_request(key, v, &header, &b)));
+            let encoded = encode_request(key, v, &header, &body).or_else(|| {
+                built_request(key, v)
+                    .or_else(|| empty_request(key))
+                    .and_then(|b| encode_request(key, v, &header, &b))
+            });
             if let Some(bytes) = encoded {
                 out.push(Frame {
                     key: f.key,
@@ -170,8 +226,9 @@ fn encode_request(
     Some(out.freeze())
 }
 
-/// Every API an empty request can be built for (see [`empty_request`]).
-const ALL_KEYS: [ApiKey; 33] = [
+/// Every API an empty request can be built for (see [`empty_request`]): every API of either
+/// listener's table.
+pub const ALL_KEYS: [ApiKey; 33] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -206,6 +263,196 @@ const ALL_KEYS: [ApiKey; 33] = [
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
 ];
+
+/// A request of `key` at `version` with content (topics, partitions, configs, listeners) for
+/// the APIs no captured client uses, each field set only at the versions that have it; None for
+/// the others.
+pub fn built_request(key: ApiKey, version: i16) -> Option<RequestKind> {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let topic = |v: &str| TopicName(s(v));
+    let topic_id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+    Some(match key {
+        ApiKey::OffsetForLeaderEpoch => {
+            use offset_for_leader_epoch_request::*;
+            let partition = |p: i32| {
+                OffsetForLeaderPartition::default()
+                    .with_partition(p)
+                    .with_current_leader_epoch(3)
+                    .with_leader_epoch(2)
+            };
+            let mut req = OffsetForLeaderEpochRequest::default().with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(topic("orders"))
+                    .with_partitions(vec![partition(0), partition(1)]),
+                OffsetForLeaderTopic::default()
+                    .with_topic(topic("payments"))
+                    .with_partitions(vec![partition(5)]),
+            ]);
+            if version >= 3 {
+                req = req.with_replica_id(BrokerId(-1));
+            }
+            RequestKind::OffsetForLeaderEpoch(req)
+        }
+        ApiKey::AlterConfigs => {
+            use alter_configs_request::*;
+            let config = |name: &str, value: Option<&str>| {
+                AlterableConfig::default()
+                    .with_name(s(name))
+                    .with_value(value.map(s))
+            };
+            RequestKind::AlterConfigs(AlterConfigsRequest::default().with_resources(vec![
+                    AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s("orders"))
+                        .with_configs(vec![
+                            config("retention.ms", Some("86400000")),
+                            config("cleanup.policy", Some("compact,delete")),
+                            config("min.insync.replicas", None),
+                        ]),
+                    AlterConfigsResource::default()
+                        .with_resource_type(4)
+                        .with_resource_name(s("1"))
+                        .with_configs(vec![config(
+                            "log.retention.check.interval.ms",
+                            Some("1000"),
+                        )]),
+                ]))
+        }
+        ApiKey::ElectLeaders => {
+            use elect_leaders_request::*;
+            RequestKind::ElectLeaders(
+                ElectLeadersRequest::default()
+                    .with_election_type(if version >= 1 { 1 } else { 0 })
+                    .with_timeout_ms(30_000)
+                    .with_topic_partitions(Some(vec![
+                        TopicPartitions::default()
+                            .with_topic(topic("orders"))
+                            .with_partitions(vec![0, 1, 2]),
+                        TopicPartitions::default()
+                            .with_topic(topic("payments"))
+                            .with_partitions(vec![7]),
+                    ])),
+            )
+        }
+        ApiKey::AlterPartitionReassignments => {
+            use alter_partition_reassignments_request::*;
+            let partition = |p: i32, replicas: Option<Vec<i32>>| {
+                ReassignablePartition::default()
+                    .with_partition_index(p)
+                    .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+            };
+            RequestKind::AlterPartitionReassignments(
+                AlterPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(30_000)
+                    .with_topics(vec![ReassignableTopic::default()
+                        .with_name(topic("orders"))
+                        .with_partitions(vec![
+                            partition(0, Some(vec![1, 2, 3])),
+                            partition(1, Some(vec![3, 1, 2])),
+                            partition(2, None),
+                        ])]),
+            )
+        }
+        ApiKey::ListPartitionReassignments => {
+            use list_partition_reassignments_request::*;
+            RequestKind::ListPartitionReassignments(
+                ListPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(30_000)
+                    .with_topics(Some(vec![ListPartitionReassignmentsTopics::default()
+                        .with_name(topic("orders"))
+                        .with_partition_indexes(vec![0, 1, 2])])),
+            )
+        }
+        ApiKey::DescribeQuorum => {
+            use describe_quorum_request::*;
+            RequestKind::DescribeQuorum(DescribeQuorumRequest::default().with_topics(vec![
+                TopicData::default()
+                    .with_topic_name(topic("__cluster_metadata"))
+                    .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
+            ]))
+        }
+        ApiKey::BrokerRegistration => {
+            use broker_registration_request::*;
+            let mut req = BrokerRegistrationRequest::default()
+                .with_broker_id(BrokerId(2))
+                .with_cluster_id(s("MkU3OEVBNTcwNTJENDM2Qg"))
+                .with_incarnation_id(topic_id)
+                .with_listeners(vec![
+                    Listener::default()
+                        .with_name(s("PLAINTEXT"))
+                        .with_host(s("10.0.0.2"))
+                        .with_port(9092)
+                        .with_security_protocol(0),
+                    Listener::default()
+                        .with_name(s("EXTERNAL"))
+                        .with_host(s("broker-2.example.com"))
+                        .with_port(9094)
+                        .with_security_protocol(1),
+                ])
+                .with_features(vec![Feature::default()
+                    .with_name(s("metadata.version"))
+                    .with_min_supported_version(1)
+                    .with_max_supported_version(21)])
+                .with_rack(Some(s("zone-b")));
+            if version >= 2 {
+                req = req.with_log_dirs(vec![topic_id]);
+            }
+            if version >= 3 {
+                req = req.with_previous_broker_epoch(41);
+            }
+            RequestKind::BrokerRegistration(req)
+        }
+        ApiKey::BrokerHeartbeat => {
+            let mut req = BrokerHeartbeatRequest::default()
+                .with_broker_id(BrokerId(2))
+                .with_broker_epoch(41)
+                .with_current_metadata_offset(1234)
+                .with_want_shut_down(true);
+            if version >= 1 {
+                req = req.with_offline_log_dirs(vec![topic_id]);
+            }
+            RequestKind::BrokerHeartbeat(req)
+        }
+        ApiKey::AlterPartition => {
+            use alter_partition_request::*;
+            let isr = [2, 3];
+            let mut partition = PartitionData::default()
+                .with_partition_index(4)
+                .with_leader_epoch(6)
+                .with_partition_epoch(11);
+            partition = if version >= 3 {
+                partition.with_new_isr_with_epochs(
+                    isr.iter()
+                        .map(|&b| {
+                            BrokerState::default()
+                                .with_broker_id(BrokerId(b))
+                                .with_broker_epoch(40 + i64::from(b))
+                        })
+                        .collect(),
+                )
+            } else {
+                partition.with_new_isr(isr.iter().map(|&b| BrokerId(b)).collect())
+            };
+            RequestKind::AlterPartition(
+                AlterPartitionRequest::default()
+                    .with_broker_id(BrokerId(2))
+                    .with_broker_epoch(41)
+                    .with_topics(vec![TopicData::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(vec![partition])]),
+            )
+        }
+        ApiKey::AllocateProducerIds => RequestKind::AllocateProducerIds(
+            AllocateProducerIdsRequest::default()
+                .with_broker_id(BrokerId(2))
+                .with_broker_epoch(41),
+        ),
+        _ => return None,
+    })
+}
 
 /// The API's request with every field at its default.
 fn empty_request(key: ApiKey) -> Option<RequestKind> {

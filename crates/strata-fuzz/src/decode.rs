@@ -12,7 +12,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::alloc;
-use crate::corpus::{Corpus, Frame};
+use crate::corpus::{Corpus, Frame, Requests};
 use crate::mutate::Mutator;
 
 /// The most one frame may make a decoder allocate: `factor` times its length plus `slack`, and
@@ -35,7 +35,7 @@ impl AllocBound {
     fn allows(&self, target: Target, input: usize, allocated: usize) -> bool {
         let decompressed = match target {
             Target::RecordBatch => 2 * strata_kafka::records::uncompressed_limit(input),
-            Target::BrokerRequest | Target::ClientResponse => 0,
+            Target::BrokerRequest | Target::ControllerRequest | Target::ClientResponse => 0,
         };
         allocated
             <= input
@@ -51,14 +51,20 @@ impl AllocBound {
 pub enum Target {
     /// `strata_broker::server::parse_frame`: request header and body.
     BrokerRequest,
+    /// `strata_broker::server::parse_frame_on` as the controller listener of a voter takes
+    /// frames: its API table, and Raft frames whose JSON body is then decoded as the quorum
+    /// decodes it.
+    ControllerRequest,
     /// `strata_client::decode_response` plus the records of every fetched partition.
     ClientResponse,
-    /// Record batches: `strata_kafka::records::decode_batches` and the log's batch validation.
+    /// Record batches: `strata_kafka::records::decode_batches` and the produce path's batch and
+    /// record validation (`strata_log::batch::validate_produced`).
     RecordBatch,
 }
 
-const TARGETS: [Target; 3] = [
+const TARGETS: [Target; 4] = [
     Target::BrokerRequest,
+    Target::ControllerRequest,
     Target::ClientResponse,
     Target::RecordBatch,
 ];
@@ -97,10 +103,12 @@ pub struct Report {
     pub seconds: f64,
     pub bound: AllocBound,
     pub broker_request: TargetCounts,
+    pub controller_request: TargetCounts,
     pub client_response: TargetCounts,
     pub record_batch: TargetCounts,
     pub findings: Vec<Finding>,
-    /// (API key, version) pairs the request frames covered.
+    /// (API key, version) pairs the request frames of both listeners covered (Raft frames
+    /// count as one).
     pub request_coverage: usize,
 }
 
@@ -113,9 +121,10 @@ impl Report {
         self.counts().iter().map(|c| c.over_bound).sum()
     }
 
-    fn counts(&self) -> [&TargetCounts; 3] {
+    fn counts(&self) -> [&TargetCounts; 4] {
         [
             &self.broker_request,
+            &self.controller_request,
             &self.client_response,
             &self.record_batch,
         ]
@@ -125,7 +134,7 @@ impl Report {
 /// Runs `frames` mutated frames (or until `deadline`) through the decoders.
 pub fn run(
     corpus: &Corpus,
-    requests: &[Frame],
+    requests: &Requests,
     frames: u64,
     deadline: Option<Duration>,
     seed: u64,
@@ -133,11 +142,7 @@ pub fn run(
 ) -> Report {
     let batches = record_batches(corpus);
     let mut m = Mutator::new(seed);
-    let mut counts = [
-        TargetCounts::default(),
-        TargetCounts::default(),
-        TargetCounts::default(),
-    ];
+    let mut counts: [TargetCounts; 4] = Default::default();
     let mut findings = Vec::new();
     let start = Instant::now();
     // Panics are expected to be caught; keep their messages out of the output.
@@ -150,13 +155,15 @@ pub fn run(
         }
         done += 1;
         let target = match m.rng().random_range(0..20) {
-            0..=11 => Target::BrokerRequest,
+            0..=9 => Target::BrokerRequest,
+            10..=11 if !requests.controller.is_empty() => Target::ControllerRequest,
             12..=16 if !corpus.responses.is_empty() => Target::ClientResponse,
             _ if !batches.is_empty() => Target::RecordBatch,
             _ => Target::BrokerRequest,
         };
         let (key, version, input) = match target {
-            Target::BrokerRequest => pick_and_mutate(&mut m, requests),
+            Target::BrokerRequest => pick_and_mutate(&mut m, &requests.broker),
+            Target::ControllerRequest => pick_and_mutate(&mut m, &requests.controller),
             Target::ClientResponse => {
                 let (key, version, input) = pick_and_mutate(&mut m, &corpus.responses);
                 // Now and then decode the bytes as another API's response.
@@ -228,17 +235,21 @@ pub fn run(
         }
     }
     std::panic::set_hook(hook);
-    let [broker_request, client_response, record_batch] = counts;
+    let [broker_request, controller_request, client_response, record_batch] = counts;
     Report {
         frames: done,
         seed,
         seconds: start.elapsed().as_secs_f64(),
         bound,
         broker_request,
+        controller_request,
         client_response,
         record_batch,
         findings,
-        request_coverage: crate::corpus::coverage(requests).len(),
+        request_coverage: crate::corpus::coverage(
+            &[&requests.broker[..], &requests.controller[..]].concat(),
+        )
+        .len(),
     }
 }
 
@@ -246,6 +257,16 @@ pub fn run(
 pub fn decode(target: Target, key: i16, version: i16, input: Bytes) -> bool {
     match target {
         Target::BrokerRequest => strata_broker::server::parse_frame(input).is_ok(),
+        Target::ControllerRequest => {
+            use strata_broker::server::{parse_frame_on, ListenerScope, ParsedFrame};
+            match parse_frame_on(input, ListenerScope::VOTER_CONTROLLER) {
+                Ok(ParsedFrame::Raft { body, .. }) => {
+                    strata_controller::raft_frames::decode(&body).is_ok()
+                }
+                Ok(_) => true,
+                Err(_) => false,
+            }
+        }
         Target::ClientResponse => {
             let Ok(key) = ApiKey::try_from(key) else {
                 return false;
@@ -266,8 +287,9 @@ pub fn decode(target: Target, key: i16, version: i16, input: Bytes) -> bool {
             }
         }
         Target::RecordBatch => {
-            let log_ok = strata_log::batch::validate_batches(&input).is_ok();
-            let _ = strata_log::record::require_keys(&input);
+            use strata_log::batch::{validate_produced, ProducedBy};
+            let log_ok = validate_produced(&input, ProducedBy::Client).is_ok();
+            let _ = validate_produced(&input, ProducedBy::Mirror);
             let decoded = strata_kafka::records::decode_batches(&mut input.clone()).is_ok();
             log_ok || decoded
         }

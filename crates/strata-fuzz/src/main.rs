@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use strata_fuzz::alloc::{rss_kib, CountingAlloc};
-use strata_fuzz::corpus::{expand_requests, Corpus};
+use strata_fuzz::corpus::{Corpus, Requests};
 use strata_fuzz::decode::{self, AllocBound};
 use strata_fuzz::wire::{self, WireConfig};
 
@@ -82,10 +82,7 @@ fn default_corpus() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let corpus = Corpus::load(&args.corpus)?;
-    let requests = expand_requests(
-        &corpus.requests,
-        strata_broker::handlers::api_versions::supported,
-    );
+    let requests = Requests::expand(&corpus);
     match args.command {
         Command::Decode {
             frames,
@@ -105,16 +102,17 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!(
-                    "strata-fuzz decode: {} frames in {:.1} s (seed {}, {} request API/version pairs)",
+                    "strata-fuzz decode: {} frames in {:.1} s (seed {}, {} request API/version pairs of both listeners)",
                     report.frames, report.seconds, report.seed, report.request_coverage
                 );
                 for (name, c) in [
                     ("broker requests", &report.broker_request),
+                    ("controller requests", &report.controller_request),
                     ("client responses", &report.client_response),
                     ("record batches", &report.record_batch),
                 ] {
                     println!(
-                        "  {name:<17} {:>9} tried, {:>8} decoded, {:>9} refused, {} panics, {} over the bound; most allocated for one frame {} bytes (input {} bytes), worst ratio {:.1}x",
+                        "  {name:<19} {:>9} tried, {:>8} decoded, {:>9} refused, {} panics, {} over the bound; most allocated for one frame {} bytes (input {} bytes), worst ratio {:.1}x",
                         c.tried, c.decoded, c.refused, c.panics, c.over_bound, c.max_allocated, c.max_allocated_input, c.max_ratio
                     );
                 }
@@ -137,7 +135,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Frames { frames, out } => {
             let entries: Vec<strata_fuzz::corpus::Frame> =
-                wire::frames(&requests, frames, args.seed)
+                wire::frames(&requests.broker, frames, args.seed)
                     .into_iter()
                     .map(|(key, bytes)| strata_fuzz::corpus::Frame {
                         key,
@@ -167,7 +165,7 @@ fn main() -> anyhow::Result<()> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            let report = runtime.block_on(wire::run(&config, &requests));
+            let report = runtime.block_on(wire::run(&config, &requests.broker));
             let rss = pid.and_then(rss_kib);
             println!(
                 "strata-fuzz wire {}: {} frames in {:.1} s: {} responses, {} closed, {} no answer; probes {} ({} failed); broker RSS now/peak {} KiB",

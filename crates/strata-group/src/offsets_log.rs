@@ -6,7 +6,9 @@
 //! waits unless told to.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::ThreadId;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -48,6 +50,13 @@ pub trait OffsetsLog: Send + Sync + 'static {
     /// when this broker becomes its leader).
     fn read_all(&self, partition: i32) -> Result<Vec<OffsetsRecord>, OffsetsLogError>;
 
+    /// Whether `append` writes to storage that may block the calling thread (files): the
+    /// coordinator then runs the writing half of an offset commit on the blocking pool, never on
+    /// an async worker. A log in memory does not block.
+    fn appends_block(&self) -> bool {
+        false
+    }
+
     /// Resolves when every record of `partition` below `offset` is replicated as the topic
     /// requires, or fails (`NotLeader`, `NotEnoughReplicas`, `Timeout`, ...). The coordinator
     /// awaits it without holding a lock and may drop it unresolved. The default suits a log that
@@ -77,6 +86,10 @@ pub struct InMemoryOffsetsLog {
     replication_failure: Arc<Mutex<Option<FailureFn>>>,
     /// `true` while replication is held back.
     held: watch::Sender<bool>,
+    /// Answers [`OffsetsLog::appends_block`] (as a file-backed log would).
+    blocking: AtomicBool,
+    /// The thread of every append, in order.
+    append_threads: Mutex<Vec<ThreadId>>,
 }
 
 impl Default for InMemoryOffsetsLog {
@@ -87,6 +100,8 @@ impl Default for InMemoryOffsetsLog {
             read_failure: Mutex::default(),
             replication_failure: Arc::default(),
             held: watch::Sender::new(false),
+            blocking: AtomicBool::new(false),
+            append_threads: Mutex::default(),
         }
     }
 }
@@ -124,6 +139,16 @@ impl InMemoryOffsetsLog {
         self.held.send_replace(hold);
     }
 
+    /// Makes the log say that its appends block (as a file-backed one does), or not.
+    pub fn set_blocking(&self, blocking: bool) {
+        self.blocking.store(blocking, Ordering::Relaxed);
+    }
+
+    /// The threads the appends so far ran on, in order.
+    pub fn append_threads(&self) -> Vec<ThreadId> {
+        self.append_threads.lock().clone()
+    }
+
     /// Number of records appended to `partition` so far.
     pub fn len(&self, partition: i32) -> usize {
         self.partitions.lock().get(&partition).map_or(0, Vec::len)
@@ -132,6 +157,7 @@ impl InMemoryOffsetsLog {
 
 impl OffsetsLog for InMemoryOffsetsLog {
     fn append(&self, partition: i32, records: Vec<OffsetsRecord>) -> Result<i64, OffsetsLogError> {
+        self.append_threads.lock().push(std::thread::current().id());
         if let Some(failure) = *self.append_failure.lock() {
             return Err(failure(partition));
         }
@@ -139,6 +165,10 @@ impl OffsetsLog for InMemoryOffsetsLog {
         let log = partitions.entry(partition).or_default();
         log.extend(records);
         Ok(i64::try_from(log.len()).unwrap_or(i64::MAX))
+    }
+
+    fn appends_block(&self) -> bool {
+        self.blocking.load(Ordering::Relaxed)
     }
 
     fn read_all(&self, partition: i32) -> Result<Vec<OffsetsRecord>, OffsetsLogError> {

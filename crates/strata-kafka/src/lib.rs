@@ -1,6 +1,7 @@
 //! Kafka's wire rules that every Strata crate shares, each written once: reading a
 //! length-prefixed frame without trusting its length, decoding record batches with a bound on
-//! what decompression may produce, the topic-name rule, Kafka's configuration names and types
+//! what decompression may produce, checking the structure of every record a producer sends
+//! (`record_check`), the topic-name rule, Kafka's configuration names and types
 //! (`properties`), Kafka's millisecond clock, and the names of Strata's one protocol extension
 //! (`preserve`). Pure: no broker state, no client state, no Kubernetes.
 //!
@@ -13,6 +14,7 @@ pub mod failover;
 pub mod frame;
 pub mod preserve;
 pub mod properties;
+pub mod record_check;
 pub mod records;
 pub mod timestamp;
 pub mod topic_name;

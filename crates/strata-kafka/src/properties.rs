@@ -39,8 +39,10 @@ const fn broker(name: &'static str, kind: ValueType) -> BrokerProperty {
 /// The broker properties Strata reads, accepts or renders, in alphabetical order. All are
 /// Kafka's except `cluster.id` (Kafka keeps it in `meta.properties`; a Strata broker also takes
 /// it from `server.properties`), `controlled.shutdown.timeout.ms` (Strata's grace period for
-/// requests in flight at shutdown) and `strata.metrics.address` (where the broker serves
-/// `/metrics`, `/healthz` and `/readyz`).
+/// requests in flight at shutdown), `strata.metrics.address` (where the broker serves
+/// `/metrics`, `/healthz` and `/readyz`) and the failover's dynamic cluster configs
+/// (`strata.producer.reset`, `strata.write.fence`, `strata.write.mandate.expiry.ms`, see
+/// [`crate::failover`]).
 pub const BROKER_PROPERTIES: &[BrokerProperty] = {
     use ValueType::*;
     &[
@@ -108,20 +110,27 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
         broker("offsets.topic.num.partitions", Int),
         broker("offsets.topic.replication.factor", Short),
         broker("process.roles", List),
+        broker("replica.alter.log.dirs.io.max.bytes.per.second", Long),
         broker("replica.fetch.backoff.ms", Int),
         broker("replica.fetch.max.bytes", Int),
+        broker("replica.fetch.min.bytes", Int),
         broker("replica.fetch.response.max.bytes", Int),
         broker("replica.fetch.wait.max.ms", Int),
         broker("replica.high.watermark.checkpoint.interval.ms", Long),
         broker("replica.lag.time.max.ms", Long),
         broker("replica.selector.class", Class),
         broker("replica.socket.timeout.ms", Int),
+        broker("replication.quota.window.num", Int),
+        broker("replication.quota.window.size.seconds", Int),
         broker("share.coordinator.state.topic.min.isr", Short),
         broker("share.coordinator.state.topic.replication.factor", Short),
         broker("socket.receive.buffer.bytes", Int),
         broker("socket.request.max.bytes", Int),
         broker("socket.send.buffer.bytes", Int),
         broker("strata.metrics.address", String),
+        broker("strata.producer.reset", Long),
+        broker("strata.write.fence", String),
+        broker("strata.write.mandate.expiry.ms", Long),
         broker("transaction.state.log.min.isr", Int),
         broker("transaction.state.log.replication.factor", Short),
         broker("unclean.leader.election.enable", Boolean),
@@ -275,5 +284,17 @@ mod tests {
         assert_eq!(retention.kind, ValueType::Long);
         assert_eq!(retention.broker_synonym, Some("log.retention.ms"));
         assert!(ValueType::Short.is_whole_number() && !ValueType::Double.is_whole_number());
+    }
+
+    #[test]
+    fn the_failover_configs_are_broker_properties() {
+        use crate::failover::*;
+        for name in [
+            WRITE_FENCE_CONFIG,
+            MANDATE_EXPIRY_CONFIG,
+            PRODUCER_RESET_CONFIG,
+        ] {
+            assert!(broker_property(name).is_some(), "{name}");
+        }
     }
 }

@@ -101,7 +101,7 @@ fn too_large(codec: &str, limit: usize) -> DecodeError {
 const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
 const XERIAL_HEADER_LEN: usize = 16;
 
-fn snappy(data: &[u8], limit: usize) -> Result<Bytes, DecodeError> {
+pub(crate) fn snappy(data: &[u8], limit: usize) -> Result<Bytes, DecodeError> {
     let raw_len = |block: &[u8]| {
         snap::raw::decompress_len(block).map_err(|e| DecodeError(format!("snappy: {e}")))
     };

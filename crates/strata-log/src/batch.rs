@@ -1,10 +1,13 @@
 //! Magic-2 record batch headers, read and patched in place. Pure byte manipulation: nothing here
 //! allocates per batch or touches the disk. Validation means: the declared length fits the buffer,
 //! magic == 2, and CRC-32C over the bytes from `attributes` to the end of the batch matches.
+//! Batches a producer sends are also checked record by record ([`validate_produced`]) before
+//! they are appended; batches already in a log (replication, recovery) are not, as in Kafka.
 
 use crate::config::TimestampType;
 use crate::error::LogError;
 use kafka_protocol::records::Compression;
+use strata_kafka::record_check::{check_records, RecordsCheck, RecordsError};
 
 /// Size of a magic-2 record batch header, from `base_offset` to `records_count` inclusive.
 pub const BATCH_HEADER_LEN: usize = 61;
@@ -253,6 +256,83 @@ pub fn validate_batches(buf: &[u8]) -> Result<Vec<(usize, BatchHeader)>, LogErro
     batches(buf).collect()
 }
 
+/// Who sent the batches of a produce, which decides how much of Kafka's produce validation
+/// applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducedBy {
+    /// A producer; offsets are assigned here, so a batch's offset range must match its record
+    /// count, as Kafka's `LogValidator` requires.
+    Client,
+    /// strata-mirror copying batches at their source offsets: a batch compacted on the source
+    /// keeps its offset range with fewer records (Kafka's cleaner keeps the last offset delta
+    /// for the producer's state), so only the structure of its records is checked.
+    Mirror,
+}
+
+/// One batch of a produce that passed [`validate_produced`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducedBatch {
+    /// Byte position of the batch in the produced buffer.
+    pub position: usize,
+    pub header: BatchHeader,
+    pub records: RecordsCheck,
+}
+
+/// Validates the batches of a produce before anything of it is appended: each batch as
+/// [`validate_batches`] does (length, magic, CRC), then every record inside it (declared count
+/// present, varint lengths inside their record, header counts and lengths, nothing after the
+/// last record; compressed batches streamed through the bounded decompressor). The one check of
+/// producer data, on every topic: a batch a consumer could not read is refused with
+/// `InvalidRecord` (INVALID_RECORD, Kafka's answer), one that does not decompress with
+/// `CorruptBatch`.
+pub fn validate_produced(buf: &[u8], by: ProducedBy) -> Result<Vec<ProducedBatch>, LogError> {
+    validate_batches(buf)?
+        .into_iter()
+        .map(|(position, header)| {
+            if by == ProducedBy::Client {
+                check_offset_range(&header)?;
+            }
+            let batch = &buf[position..position + header.total_size()];
+            let records = check_records(
+                &batch[BATCH_HEADER_LEN..],
+                header.records_count,
+                header.compression()?,
+            )
+            .map_err(|e| match e {
+                RecordsError::Malformed(m) => {
+                    LogError::InvalidRecord(format!("batch at byte {position}: {m}"))
+                }
+                RecordsError::Decompression(m) => {
+                    LogError::CorruptBatch(format!("batch at byte {position}: {m}"))
+                }
+            })?;
+            Ok(ProducedBatch {
+                position,
+                header,
+                records,
+            })
+        })
+        .collect()
+}
+
+/// Kafka's check of a produced batch's header: at least one record, and as many offsets as
+/// records.
+fn check_offset_range(h: &BatchHeader) -> Result<(), LogError> {
+    if h.records_count <= 0 {
+        return Err(LogError::InvalidRecord(format!(
+            "invalid reported count for record batch: {}",
+            h.records_count
+        )));
+    }
+    if i64::from(h.last_offset_delta) + 1 != i64::from(h.records_count) {
+        return Err(LogError::InvalidRecord(format!(
+            "inconsistent batch offset range [0, {}] and count of records {}",
+            h.last_offset_delta, h.records_count
+        )));
+    }
+    Ok(())
+}
+
 /// Writes the base offset (not covered by the CRC). The setters below expect a batch that passed
 /// validation and panic on a buffer shorter than [`BATCH_HEADER_LEN`] (a caller bug).
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
@@ -364,5 +444,27 @@ mod tests {
         assert_eq!(results.len(), 2);
         assert!(results[0].is_ok());
         assert!(results[1].is_err());
+    }
+
+    #[test]
+    fn a_producer_batch_needs_one_offset_per_record_a_mirrored_one_does_not() {
+        // No record and offsets 0..=3: what compaction can leave of a batch on a source.
+        let b = sample_batch();
+        assert!(matches!(
+            validate_produced(&b, ProducedBy::Client),
+            Err(LogError::InvalidRecord(_))
+        ));
+        let mirrored = validate_produced(&b, ProducedBy::Mirror).unwrap();
+        assert_eq!(mirrored[0].records.records, 0);
+        // Four records declared, none present: refused whoever sends it.
+        let mut lying = sample_batch();
+        lying[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&4i32.to_be_bytes());
+        update_crc(&mut lying);
+        for by in [ProducedBy::Client, ProducedBy::Mirror] {
+            assert!(matches!(
+                validate_produced(&lying, by),
+                Err(LogError::InvalidRecord(_))
+            ));
+        }
     }
 }

@@ -4,8 +4,8 @@
 /// Failure of a log operation.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// The disk failed underneath the log.
-    #[error("log i/o failed: {0}")]
+    /// The disk failed underneath the log, or the process could not open a file.
+    #[error("log i/o failed: {0}{hint}", hint = io_hint(.0))]
     Io(#[source] std::io::Error),
     /// A record batch fails length, structure or CRC checks.
     #[error("corrupt record batch: {0}")]
@@ -44,5 +44,29 @@ pub enum LogError {
 impl From<std::io::Error> for LogError {
     fn from(e: std::io::Error) -> Self {
         LogError::Io(e)
+    }
+}
+
+/// What a person can do about an I/O error the log cannot deal with itself.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    if crate::open_files::is_out_of_descriptors(e) {
+        " (out of file descriptors: raise the open-files limit (`ulimit -n`, systemd \
+         `LimitNOFILE`) or hold fewer partitions)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_says_what_to_do() {
+        let e = LogError::Io(std::io::Error::from_raw_os_error(24));
+        let text = e.to_string();
+        assert!(text.contains("open-files limit"), "{text}");
+        let other = LogError::Io(std::io::Error::from_raw_os_error(5)).to_string();
+        assert!(!other.contains("open-files limit"), "{other}");
     }
 }

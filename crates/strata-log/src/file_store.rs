@@ -1,14 +1,25 @@
 //! On-disk segment storage. Owns the partition directory and Kafka's layout in it:
 //! `<base offset, 20 digits>.log` / `.index` / `.timeindex` per segment plus small text metadata
 //! files. Reads are positional (`read_at`), so readers never share a file cursor with writers.
+//!
+//! A segment's `.log` file is opened through the process-wide budget of [`crate::open_files`]
+//! (open while used, closed when the least recently used beyond the budget). The index files
+//! are opened only while they are written: the entries an append adds are kept in memory (at
+//! most [`PENDING_INDEX_LIMIT`] bytes) and written out when that fills, when the log is flushed,
+//! when the segment is sealed and when it is rewritten.
+//! Nothing reads them back but tools and the next start, which rebuilds every segment's index
+//! from its batches and rewrites the files that differ, so entries lost in a crash cost nothing.
 
 use crate::error::LogError;
+use crate::open_files::{open_append, SegmentFile};
 use crate::storage::{LoadedSegment, SegmentData, SegmentStore};
 use bytes::Bytes;
-use std::fs::{self, File, OpenOptions};
+use parking_lot::Mutex;
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const LOG_SUFFIX: &str = ".log";
 const OFFSET_INDEX_SUFFIX: &str = ".index";
@@ -16,48 +27,97 @@ const TIME_INDEX_SUFFIX: &str = ".timeindex";
 /// Suffix of a compacted segment written but not yet swapped in.
 const CLEANED_SUFFIX: &str = ".cleaned";
 const TMP_SUFFIX: &str = ".tmp";
+/// Index bytes a segment holds back at most (about a thousand entries, written with one open
+/// per 4 MiB of records at the default `index.interval.bytes`).
+const PENDING_INDEX_LIMIT: usize = 8 * 1024;
 
 fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}{suffix}"))
 }
 
-fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
+/// Contents of a file, empty when it does not exist.
+fn read_or_empty(path: &Path) -> io::Result<Vec<u8>> {
+    match fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+/// Index entries appended since the index files were last written.
+#[derive(Debug, Default)]
+struct PendingIndex {
+    offsets: Vec<u8>,
+    times: Vec<u8>,
+    /// Index bytes written without an fsync since the last sync.
+    unsynced: bool,
 }
 
 /// One segment's files.
 #[derive(Debug)]
 pub struct FileSegment {
-    log_path: PathBuf,
-    log: File,
-    offset_index: File,
-    time_index: File,
+    log: Arc<SegmentFile>,
+    offset_index_path: PathBuf,
+    time_index_path: PathBuf,
+    pending: Mutex<PendingIndex>,
     len: u64,
 }
 
 impl FileSegment {
+    /// Opens (creating if missing) the segment at `base_offset`; its index files are created
+    /// empty when missing, so the directory always has Kafka's three files per segment.
     fn open(dir: &Path, base_offset: i64) -> io::Result<FileSegment> {
-        let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
-        let log = open_append(&log_path)?;
-        let len = log.metadata()?.len();
+        let log = SegmentFile::open(&segment_path(dir, base_offset, LOG_SUFFIX))?;
+        let len = log.get()?.metadata()?.len();
+        let offset_index_path = segment_path(dir, base_offset, OFFSET_INDEX_SUFFIX);
+        let time_index_path = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
+        for path in [&offset_index_path, &time_index_path] {
+            if !path.exists() {
+                open_append(path)?;
+            }
+        }
         Ok(FileSegment {
-            log_path,
             log,
-            offset_index: open_append(&segment_path(dir, base_offset, OFFSET_INDEX_SUFFIX))?,
-            time_index: open_append(&segment_path(dir, base_offset, TIME_INDEX_SUFFIX))?,
+            offset_index_path,
+            time_index_path,
+            pending: Mutex::new(PendingIndex::default()),
             len,
         })
     }
 
-    fn read_all(file: &File) -> io::Result<Vec<u8>> {
-        let len = file.metadata()?.len() as usize;
-        let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, 0)?;
-        Ok(buf)
+    /// Writes the pending index entries to the index files (each opened for that write only)
+    /// and, with `sync`, makes the index files durable.
+    fn write_pending(&self, sync: bool) -> io::Result<()> {
+        let mut pending = self.pending.lock();
+        let PendingIndex {
+            offsets,
+            times,
+            unsynced,
+        } = &mut *pending;
+        for (path, bytes) in [
+            (&self.offset_index_path, offsets),
+            (&self.time_index_path, times),
+        ] {
+            if bytes.is_empty() && !(sync && *unsynced) {
+                continue;
+            }
+            let mut file = open_append(path)?;
+            file.write_all(bytes)?;
+            if sync {
+                file.sync_data()?;
+            } else if !bytes.is_empty() {
+                *unsynced = true;
+            }
+            bytes.clear();
+        }
+        if sync {
+            *unsynced = false;
+        }
+        Ok(())
+    }
+
+    fn replace_index(path: &Path, contents: &[u8]) -> io::Result<()> {
+        let mut file = File::create(path)?;
+        file.write_all(contents)
     }
 }
 
@@ -66,51 +126,59 @@ impl SegmentData for FileSegment {
         self.len
     }
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let result = (&self.log).write_all(bytes);
+        let file = self.log.get()?;
+        let result = (&*file).write_all(bytes);
         if result.is_err() {
             // Keep the file at a batch boundary after a partial write.
-            self.log.set_len(self.len)?;
+            file.set_len(self.len)?;
             return result;
         }
         self.len += bytes.len() as u64;
         Ok(())
     }
     fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
+        let file = self.log.get()?;
         let mut buf = vec![0u8; len];
-        self.log.read_exact_at(&mut buf, position)?;
+        file.read_exact_at(&mut buf, position)?;
         Ok(Bytes::from(buf))
     }
     fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.log.set_len(len)?;
+        self.log.get()?.set_len(len)?;
         self.len = len;
         Ok(())
     }
     fn sync(&self) -> io::Result<()> {
-        self.log.sync_data()?;
-        self.offset_index.sync_data()?;
-        self.time_index.sync_data()
+        // Any descriptor of the file syncs all of its data, also what a closed one wrote.
+        self.log.get()?.sync_data()?;
+        self.write_pending(true)
     }
     fn append_index_entries(
         &mut self,
         offset_entries: &[u8],
         time_entries: &[u8],
     ) -> io::Result<()> {
-        if !offset_entries.is_empty() {
-            (&self.offset_index).write_all(offset_entries)?;
-        }
-        if !time_entries.is_empty() {
-            (&self.time_index).write_all(time_entries)?;
+        let pending = self.pending.get_mut();
+        pending.offsets.extend_from_slice(offset_entries);
+        pending.times.extend_from_slice(time_entries);
+        if pending.offsets.len() + pending.times.len() > PENDING_INDEX_LIMIT {
+            self.write_pending(false)?;
         }
         Ok(())
     }
+    fn seal(&mut self) -> io::Result<()> {
+        self.write_pending(false)
+    }
     fn write_indexes(&mut self, offset_index: &[u8], time_index: &[u8]) -> io::Result<()> {
-        self.offset_index.set_len(0)?;
-        (&self.offset_index).write_all(offset_index)?;
-        self.time_index.set_len(0)?;
-        (&self.time_index).write_all(time_index)
+        let pending = self.pending.get_mut();
+        pending.offsets.clear();
+        pending.times.clear();
+        pending.unsynced = true;
+        Self::replace_index(&self.offset_index_path, offset_index)?;
+        Self::replace_index(&self.time_index_path, time_index)
     }
     fn replace_contents(&mut self, contents: &[u8]) -> io::Result<()> {
-        let mut cleaned_path = self.log_path.clone().into_os_string();
+        let log_path = self.log.path().to_path_buf();
+        let mut cleaned_path = log_path.clone().into_os_string();
         cleaned_path.push(CLEANED_SUFFIX);
         let cleaned_path = PathBuf::from(cleaned_path);
         {
@@ -120,12 +188,13 @@ impl SegmentData for FileSegment {
         }
         // The rename is the commit point: a crash before it leaves the old data intact and the
         // `.cleaned` file is deleted on open.
-        fs::rename(&cleaned_path, &self.log_path)?;
-        if let Some(dir) = self.log_path.parent() {
+        fs::rename(&cleaned_path, &log_path)?;
+        if let Some(dir) = log_path.parent() {
             File::open(dir)?.sync_all()?;
         }
-        self.log = open_append(&self.log_path)?;
-        self.len = self.log.metadata()?.len();
+        // The open descriptor still points at the replaced file: reopen at the path.
+        self.log.close();
+        self.len = self.log.get()?.metadata()?.len();
         Ok(())
     }
 }
@@ -162,8 +231,8 @@ impl FileStore {
         let mut segments = Vec::with_capacity(bases.len());
         for base_offset in bases {
             let data = FileSegment::open(dir, base_offset)?;
-            let offset_index = FileSegment::read_all(&data.offset_index)?;
-            let time_index = FileSegment::read_all(&data.time_index)?;
+            let offset_index = read_or_empty(&data.offset_index_path)?;
+            let time_index = read_or_empty(&data.time_index_path)?;
             segments.push(LoadedSegment {
                 base_offset,
                 data,

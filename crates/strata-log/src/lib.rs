@@ -13,6 +13,7 @@ pub mod file_store;
 mod index;
 mod log;
 pub mod memory_store;
+pub mod open_files;
 mod producer_state;
 pub mod record;
 mod segment;
@@ -69,8 +70,9 @@ pub struct MaintenanceReport {
 /// `Arc<dyn PartitionLog>`; reads only wait for appends while a batch is being written.
 pub trait PartitionLog: Send + Sync {
     /// Leader append of client batches exactly as received (one or more magic-2 batches back to
-    /// back). Validates every batch (length, magic, CRC-32C, `max.message.bytes`, keys on compacted
-    /// logs) and writes nothing if any is bad. Assigns offsets from the log end offset, writes
+    /// back). Validates every batch (length, magic, CRC-32C, every record's structure and the
+    /// offset range against the record count as [`batch::validate_produced`] checks them,
+    /// `max.message.bytes`, keys on compacted logs) and writes nothing if any is bad. Assigns offsets from the log end offset, writes
     /// `leader_epoch` into each header and applies LogAppendTime when configured. Idempotent
     /// producers follow Kafka's sequence rules; a retried batch returns the original offsets with
     /// `duplicate: true`.
@@ -81,7 +83,9 @@ pub trait PartitionLog: Send + Sync {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError>;
     /// Appends batches that already carry their offsets (follower replication). Base offsets must
-    /// not go below the log end offset (gaps are allowed). CRCs are validated.
+    /// not go below the log end offset (gaps are allowed). CRCs are validated; records are not
+    /// looked at (the leader checked them when they were produced, as in Kafka), so a caller
+    /// with batches from a client checks them with [`batch::validate_produced`] first.
     fn append_with_offsets(&self, records: &[u8]) -> Result<AppendInfo, LogError>;
     /// Whole batches starting with the one containing `offset`, up to `max_bytes` but at least one
     /// batch, and only batches whose last offset is below `max_offset`.

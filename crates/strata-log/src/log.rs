@@ -3,7 +3,7 @@
 //! run concurrently and only wait while an append or a segment swap holds the write lock.
 //! Generic over [`SegmentStore`]; `FileLog` and `MemoryLog` are the two instantiations.
 
-use crate::batch::{self, validate_batches, BatchHeader, BATCH_HEADER_LEN};
+use crate::batch::{self, validate_batches, BatchHeader, ProducedBy, BATCH_HEADER_LEN};
 use crate::compaction::{clean_segment, KeyOffsetMap};
 use crate::config::{LogConfig, TimestampType};
 use crate::epoch_cache::LeaderEpochCache;
@@ -12,7 +12,7 @@ use crate::file_store::FileStore;
 use crate::index::{offset_before_timestamp, position_for};
 use crate::memory_store::MemoryStore;
 use crate::producer_state::{ProducerStateTable, SequenceCheck};
-use crate::record::{decode_records, require_keys};
+use crate::record::decode_records;
 use crate::segment::Segment;
 use crate::storage::{
     LoadedMetadata, LoadedSegment, SegmentData, SegmentStore, CLEANER_CHECKPOINT_FILE,
@@ -543,15 +543,19 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         let config = self.config();
-        let mut headers = validate_batches(records)?;
-        for (position, h) in &headers {
-            if h.total_size() > config.max_message_bytes {
+        let produced = batch::validate_produced(records, ProducedBy::Client)?;
+        for b in &produced {
+            if b.header.total_size() > config.max_message_bytes {
                 return Err(LogError::RecordTooLarge);
             }
-            if config.cleanup_policy.compact {
-                require_keys(&records[*position..*position + h.total_size()])?;
+            if config.cleanup_policy.compact && !b.header.is_control() && b.records.null_keys > 0 {
+                return Err(LogError::InvalidRecord(
+                    "compacted topic cannot accept a record without a key".into(),
+                ));
             }
         }
+        let mut headers: Vec<(usize, BatchHeader)> =
+            produced.iter().map(|b| (b.position, b.header)).collect();
         let log_append_time = match config.message_timestamp_type {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => -1,

@@ -1,6 +1,7 @@
 //! Record-level access to a stored batch (keys, values, per-record timestamps), decompressing with
-//! `strata-kafka` (bounded decompression). Only the slow paths use it: the null-key check of compacted topics, lookups by
-//! timestamp and compaction. Appends and fetches never look inside a batch.
+//! `strata-kafka` (bounded decompression). Only the slow paths use it: lookups by timestamp and
+//! compaction. Fetches never look inside a batch; a produce checks its records' structure
+//! without decoding them (`batch::validate_produced`).
 
 use crate::batch::BatchHeader;
 use crate::config::TimestampType;
@@ -22,18 +23,4 @@ pub fn decode_records(batch: &[u8]) -> Result<(BatchHeader, Vec<Record>), LogErr
         }
     }
     Ok((header, records))
-}
-
-/// Fails with `InvalidRecord` if a data batch contains a record without a key.
-pub fn require_keys(batch: &[u8]) -> Result<(), LogError> {
-    let (header, records) = decode_records(batch)?;
-    if header.is_control() {
-        return Ok(());
-    }
-    if records.iter().any(|r| r.key.is_none()) {
-        return Err(LogError::InvalidRecord(
-            "compacted topic cannot accept a record without a key".into(),
-        ));
-    }
-    Ok(())
 }

@@ -122,6 +122,7 @@ impl<D: SegmentData> Segment<D> {
             self.time_index.push(t);
             self.data.append_index_entries(&[], &t.encode())?;
         }
+        self.data.seal()?;
         Ok(())
     }
 

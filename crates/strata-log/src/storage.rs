@@ -21,12 +21,18 @@ pub trait SegmentData: Send + Sync {
     fn truncate(&mut self, len: u64) -> io::Result<()>;
     /// Makes record data and indexes durable.
     fn sync(&self) -> io::Result<()>;
-    /// Appends encoded entries to the offset and time index files.
+    /// Appends encoded entries to the offset and time index files. A store may hold them back
+    /// until [`sync`](Self::sync) or [`seal`](Self::seal): indexes are rebuilt from the batches
+    /// on start, so entries lost in a crash are never needed.
     fn append_index_entries(
         &mut self,
         offset_entries: &[u8],
         time_entries: &[u8],
     ) -> io::Result<()>;
+    /// The segment stopped being the active one: index entries held back are written out.
+    fn seal(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// Replaces both index files.
     fn write_indexes(&mut self, offset_index: &[u8], time_index: &[u8]) -> io::Result<()>;
     /// Atomically replaces the record data (compaction); the caller rewrites the indexes after.

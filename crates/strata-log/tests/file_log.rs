@@ -142,6 +142,8 @@ fn missing_or_damaged_indexes_are_rebuilt() {
                 .unwrap();
         }
         assert!(log.segment_count() > 2);
+        // As at a clean shutdown: the active segment's index entries are written by a flush.
+        log.flush().unwrap();
     }
     let pdir = partition_dir(&dir);
     let indexes: Vec<PathBuf> = files_with_suffix(&pdir, "index");
@@ -269,4 +271,69 @@ fn flush_by_message_count_and_time_sets_recovery_point() {
     assert!(!log.maintain(0).unwrap().flushed);
     assert!(log.maintain(1000).unwrap().flushed);
     assert_eq!(recovery_point().as_deref(), Some("5"));
+}
+
+#[test]
+fn a_segment_holds_one_descriptor_and_its_indexes_reach_disk_when_sealed_or_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = simple(2, 0).len() as u64;
+    let config = LogConfig {
+        segment_bytes: one * 4,
+        index_interval_bytes: 1,
+        ..LogConfig::default()
+    };
+    let log = FileLog::open(&partition_dir(&dir), config.clone()).unwrap();
+    for _ in 0..10 {
+        log.append_as_leader(&mut simple(2, 0), 0, 0).unwrap();
+    }
+    let logs = files_with_suffix(log.dir(), ".log");
+    assert_eq!(logs.len(), 3, "4 + 4 + 2 batches");
+    assert_eq!(
+        descriptors_under(log.dir()),
+        logs.len(),
+        "one open file per segment, its .log"
+    );
+    let offset_index = files_with_suffix(log.dir(), ".index");
+    let time_index = files_with_suffix(log.dir(), ".timeindex");
+    let size = |p: &PathBuf| fs::metadata(p).unwrap().len();
+    // Sealed segments: written when the next segment started (3 offset entries of 8 bytes,
+    // time entries of 12 bytes).
+    assert_eq!(size(&offset_index[0]), 3 * 8);
+    assert!(size(&time_index[0]) >= 12);
+    // The active segment's entries are held until the log is flushed.
+    assert_eq!(size(&offset_index[2]), 0);
+    log.flush().unwrap();
+    assert_eq!(size(&offset_index[2]), 8);
+    let on_disk: Vec<Vec<u8>> = offset_index.iter().map(|p| fs::read(p).unwrap()).collect();
+    drop(log);
+    assert_eq!(descriptors_under(&partition_dir(&dir)), 0);
+    // Reopened: the rebuilt indexes equal what was written, read back the same way.
+    let log = FileLog::open(&partition_dir(&dir), config).unwrap();
+    let again: Vec<Vec<u8>> = offset_index.iter().map(|p| fs::read(p).unwrap()).collect();
+    assert_eq!(again, on_disk);
+    assert_eq!(log.log_end_offset(), 20);
+}
+
+#[test]
+fn index_entries_held_back_are_written_once_they_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileLog::open(
+        &partition_dir(&dir),
+        LogConfig {
+            index_interval_bytes: 1,
+            ..LogConfig::default()
+        },
+    )
+    .unwrap();
+    // One offset entry (8 bytes) and one time entry (12 bytes) per batch after the first:
+    // more than 8 KiB after about 420 batches, all in the one active segment.
+    for i in 0..600 {
+        log.append_as_leader(&mut simple(1, i), 0, 0).unwrap();
+    }
+    let index = files_with_suffix(log.dir(), ".index").remove(0);
+    let written = fs::metadata(&index).unwrap().len();
+    assert!(written > 0 && written.is_multiple_of(8), "{written} bytes");
+    assert!(written < 599 * 8, "the latest entries are still held back");
+    log.flush().unwrap();
+    assert_eq!(fs::metadata(&index).unwrap().len(), 599 * 8);
 }

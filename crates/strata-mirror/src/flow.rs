@@ -197,11 +197,26 @@ async fn build_context(
     Ok((ctx, topic_sync))
 }
 
+/// How long [`MirrorHandle::shutdown`] waits for the rounds in flight.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl MirrorHandle {
-    /// Stops gracefully: in-flight rounds finish, progress is committed.
+    /// Stops gracefully: in-flight rounds finish and progress is committed, within
+    /// [`SHUTDOWN_GRACE`]. A round still waiting on a cluster that stopped answering then (a
+    /// network cut makes every request run into its timeout and retries) is left to end on its
+    /// own: it copies nothing more, since its fetches get no answer, and a failover stopping
+    /// the mirror must not wait for it (the promoted side refuses mirror appends anyway).
     pub async fn shutdown(self) {
         self.ctx.shutdown.cancel();
-        self.tracker.wait().await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+                "mirror rounds still wait on a cluster that does not answer; stopping without them"
+            );
+        }
     }
 
     /// Waits until the flow stops by itself (a fatal error) or `shutdown` is called elsewhere.

@@ -10,6 +10,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 use parking_lot::Mutex;
 
+use crate::cluster::health::HealthChecks;
 use crate::cluster::plan::PlanContext;
 use crate::kafka::{BootstrapResolver, KafkaAdmin};
 use crate::metrics::Metrics;
@@ -24,6 +25,8 @@ pub struct Context {
     pub reporter: Reporter,
     pub backoff: ErrorBackoff,
     pub timing: Timing,
+    /// The last partition-health answer of every cluster (see [`HealthChecks`]).
+    pub health: Arc<HealthChecks>,
 }
 
 /// Requeue intervals; tests shorten them.
@@ -38,6 +41,10 @@ pub struct Timing {
     /// How long a rolling restart waits for a fully replicated cluster before the wait is
     /// reported as stalled (it keeps waiting: restarting then could lose availability).
     pub restart_wait_deadline: Duration,
+    /// Re-check of a reachable cluster's partitions (below `min.insync.replicas`, offline)
+    /// while nothing else is under way: Kafka sends Kubernetes no event when a replica falls
+    /// out of sync.
+    pub health: Duration,
 }
 
 impl Default for Timing {
@@ -47,6 +54,7 @@ impl Default for Timing {
             progress: Duration::from_secs(5),
             waiting: Duration::from_secs(30),
             restart_wait_deadline: Duration::from_secs(600),
+            health: Duration::from_secs(30),
         }
     }
 }

@@ -121,6 +121,9 @@ pub struct ClusterSnapshot {
     pub quorum_leader: Option<i32>,
     pub brokers: BTreeSet<i32>,
     pub partitions: Vec<PartitionReplicas>,
+    /// `min.insync.replicas` of each topic with an under-replicated partition (no other
+    /// partition can be below it); a topic missing here counts as 1, Kafka's default.
+    pub min_insync_replicas: BTreeMap<String, i32>,
 }
 
 impl ClusterSnapshot {
@@ -136,6 +139,28 @@ impl ClusterSnapshot {
             .iter()
             .filter(|p| p.under_replicated())
             .map(PartitionReplicas::label)
+            .collect()
+    }
+
+    /// Partitions that refuse `acks=all` writes: led with fewer in-sync replicas than their
+    /// topic's `min.insync.replicas`, or without a leader (offline), each said in words.
+    pub fn below_min_isr(&self) -> Vec<String> {
+        self.partitions
+            .iter()
+            .filter_map(|p| {
+                if p.leader.is_none() {
+                    return Some(format!("{} has no leader (offline)", p.label()));
+                }
+                let min = self.min_insync_replicas.get(&p.topic).copied().unwrap_or(1);
+                (p.isr.len() < usize::try_from(min).unwrap_or(0)).then(|| {
+                    format!(
+                        "{} has {} in-sync replica(s) {:?}, min.insync.replicas {min}",
+                        p.label(),
+                        p.isr.len(),
+                        p.isr
+                    )
+                })
+            })
             .collect()
     }
 
@@ -164,7 +189,14 @@ pub struct SideOffsets {
     pub brokers: usize,
     /// Latest offset (the high watermark) of every partition, by topic and partition.
     pub end_offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Newest record timestamp (ms) of every MirrorMaker-style checkpoints topic
+    /// (`<source alias>.checkpoints.internal`) that holds records: when a mirror last wrote
+    /// consumer-group checkpoints to this side.
+    pub checkpoint_times: BTreeMap<String, i64>,
 }
+
+/// Suffix of the topic a mirror writes consumer-group checkpoints to on its target.
+pub const CHECKPOINTS_SUFFIX: &str = ".checkpoints.internal";
 
 /// A partition's move from its current replicas to new ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -446,11 +478,37 @@ impl KafkaAdmin for ClientAdmin {
                 }
             }
             partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            // Only a topic with a replica out of sync can be below its minimum: its
+            // min.insync.replicas is asked for (best effort; 1, Kafka's default, without it).
+            let mut min_insync_replicas = BTreeMap::new();
+            let lagging: BTreeSet<&str> = partitions
+                .iter()
+                .filter(|p| p.leader.is_some() && p.isr.len() < p.replicas.len())
+                .map(|p| p.topic.as_str())
+                .collect();
+            for topic in lagging {
+                match client.admin().describe_topic_configs(topic).await {
+                    Ok(configs) => {
+                        if let Some(min) = configs
+                            .iter()
+                            .find(|c| c.name == "min.insync.replicas")
+                            .and_then(|c| c.value.as_deref()?.parse::<i32>().ok())
+                        {
+                            min_insync_replicas.insert(topic.to_owned(), min);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(cluster = %target.cluster, topic, error = %e,
+                            "DescribeConfigs for min.insync.replicas failed");
+                    }
+                }
+            }
             Ok(ClusterSnapshot {
                 controller_id,
                 quorum_leader,
                 brokers: metadata.brokers.iter().map(|b| b.id).collect(),
                 partitions,
+                min_insync_replicas,
             })
         })
     }
@@ -686,6 +744,7 @@ impl KafkaAdmin for ClientAdmin {
                 .await
                 .map_err(|e| self.fail(target, "DescribeCluster", e))?;
             let mut end_offsets = BTreeMap::new();
+            let mut checkpoint_times = BTreeMap::new();
             for (name, topic) in &metadata.topics {
                 let partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
                 if partitions.is_empty() {
@@ -695,15 +754,30 @@ impl KafkaAdmin for ClientAdmin {
                     .list_offsets(name, &partitions, strata_client::OffsetSpec::Latest)
                     .await
                     .map_err(|e| self.fail(target, &format!("ListOffsets of {name}"), e))?;
+                let holds_records = listed.values().any(|o| o.offset > 0);
                 end_offsets.insert(
                     name.clone(),
                     listed.into_iter().map(|(p, o)| (p, o.offset)).collect(),
                 );
+                if name.ends_with(CHECKPOINTS_SUFFIX) && holds_records {
+                    // Informational: a broker without ListOffsets v7 leaves it unknown.
+                    if let Ok(newest) = client
+                        .list_offsets(name, &partitions, strata_client::OffsetSpec::MaxTimestamp)
+                        .await
+                    {
+                        if let Some(ts) = newest.values().map(|o| o.timestamp).max() {
+                            if ts > 0 {
+                                checkpoint_times.insert(name.clone(), ts);
+                            }
+                        }
+                    }
+                }
             }
             Ok(SideOffsets {
                 cluster_id: described.cluster_id,
                 brokers: described.brokers.len(),
                 end_offsets,
+                checkpoint_times,
             })
         })
     }
@@ -760,6 +834,7 @@ mod tests {
                     isr: vec![1, 2],
                 },
             ],
+            ..ClusterSnapshot::default()
         };
         assert_eq!(snap.under_replicated(), ["a-0"]);
         assert_eq!(
@@ -771,6 +846,34 @@ mod tests {
             snap.active_controller(),
             Some(0),
             "no quorum: DescribeCluster's"
+        );
+    }
+
+    #[test]
+    fn below_min_isr_names_led_partitions_short_of_their_minimum_and_offline_ones() {
+        let part = |topic: &str, leader: Option<i32>, isr: &[i32]| PartitionReplicas {
+            topic: topic.into(),
+            partition: 0,
+            leader,
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+        };
+        let snap = ClusterSnapshot {
+            partitions: vec![
+                part("a", Some(1), &[1]),
+                part("b", Some(1), &[1, 2]),
+                part("c", None, &[]),
+                part("d", Some(1), &[1]),
+            ],
+            min_insync_replicas: [("a".to_owned(), 2), ("b".to_owned(), 2)].into(),
+            ..ClusterSnapshot::default()
+        };
+        assert_eq!(
+            snap.below_min_isr(),
+            vec![
+                "a-0 has 1 in-sync replica(s) [1], min.insync.replicas 2".to_owned(),
+                "c-0 has no leader (offline)".to_owned(),
+            ]
         );
     }
 

@@ -1,6 +1,6 @@
 //! `strata-operator`: argument parsing, logging and signals; everything else is library code.
 //!
-//! `run` reconciles KafkaCluster and KafkaTopic resources; `render` prints the child objects
+//! `run` reconciles KafkaCluster, KafkaTopic and MirrorFlow resources; `render` prints the child objects
 //! the operator would create for a custom-resource file, with no cluster needed.
 
 use std::net::SocketAddr;
@@ -27,7 +27,7 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Reconcile KafkaCluster and KafkaTopic resources (in or out of cluster; uses the
+    /// Reconcile KafkaCluster, KafkaTopic and MirrorFlow resources (in or out of cluster; uses the
     /// in-cluster service account or $KUBECONFIG).
     Run(RunArgs),
     /// Print the objects the operator would create for the custom resources in a file.
@@ -86,6 +86,10 @@ struct RunArgs {
     /// wait is reported as `Degraded=True RestartStalled` (it keeps waiting).
     #[arg(long, env = "STRATA_RESTART_WAIT_DEADLINE", default_value_t = 600)]
     restart_wait_deadline: u64,
+    /// Seconds between checks of a reachable cluster for partitions below
+    /// `min.insync.replicas` or without a leader (`Degraded=True UnderMinIsrPartitions`).
+    #[arg(long, env = "STRATA_HEALTH_INTERVAL", default_value_t = 30)]
+    health_interval: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -175,6 +179,7 @@ fn main() -> ExitCode {
                     restart_wait_deadline: std::time::Duration::from_secs(
                         run.restart_wait_deadline,
                     ),
+                    health: std::time::Duration::from_secs(run.health_interval.max(1)),
                     ..Timing::default()
                 },
             };

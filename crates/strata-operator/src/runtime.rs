@@ -105,6 +105,7 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Resu
             },
             backoff: ErrorBackoff::default(),
             timing: config.timing.clone(),
+            health: Arc::default(),
         });
         let mut controllers = tokio::spawn(run_controllers(
             config.namespaces.clone(),

@@ -684,6 +684,7 @@ impl FakeAdmin {
             cluster_id: format!("id-{bootstrap}"),
             brokers: 1,
             end_offsets: BTreeMap::new(),
+            checkpoint_times: BTreeMap::new(),
         };
         for (topic, partition, end) in offsets {
             side.end_offsets
@@ -692,6 +693,13 @@ impl FakeAdmin {
                 .insert(*partition, *end);
         }
         self.sides.lock().insert(bootstrap.to_owned(), side);
+    }
+
+    /// Makes `bootstrap`'s checkpoints topic `topic` hold a newest record at `ms`.
+    pub fn set_checkpoint_time(&self, bootstrap: &str, topic: &str, ms: i64) {
+        if let Some(side) = self.sides.lock().get_mut(bootstrap) {
+            side.checkpoint_times.insert(topic.to_owned(), ms);
+        }
     }
 }
 
@@ -718,7 +726,9 @@ pub fn context(client: Client, admin: Arc<FakeAdmin>) -> Arc<crate::context::Con
             progress: Duration::from_secs(1),
             waiting: Duration::from_secs(30),
             restart_wait_deadline: Duration::from_secs(600),
+            health: Duration::from_secs(30),
         },
+        health: Arc::default(),
     })
 }
 

@@ -163,9 +163,34 @@ pub fn run(args: FailoverArgs) -> anyhow::Result<()> {
         state_path.display(),
         args.data_dir.display()
     );
-    write_atomically(&args.data_dir.join(DESIRED_FILE), args.to.name().as_bytes())?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let wanted = args.to.side();
+    // After an automatic failover the desired side still names the old active side, and only a
+    // change of the desired side starts a failover (`failback: Manual`): acknowledge the side
+    // that is active first, then ask for the wanted one.
+    if let Some(state) = read_state(&state_path)? {
+        if state.desired_seen == wanted && state.active != wanted && state.operation.is_none() {
+            let active = DevSide::of(state.active);
+            println!(
+                "acknowledging the automatic failover to the {} before failing back",
+                active.name()
+            );
+            write_atomically(&args.data_dir.join(DESIRED_FILE), active.name().as_bytes())?;
+            loop {
+                if read_state(&state_path)?.is_some_and(|s| s.desired_seen == state.active) {
+                    break;
+                }
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "the engine did not take the desired side within {} s (state in {})",
+                    args.timeout,
+                    state_path.display()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    write_atomically(&args.data_dir.join(DESIRED_FILE), args.to.name().as_bytes())?;
     let mut said = String::new();
     loop {
         let state = read_state(&state_path)?;

@@ -35,6 +35,8 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     strata_process::init_logging();
+    // `strata dev` runs its brokers in this process.
+    strata_process::raise_open_files_limit();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dev(args) => dev::run(args),

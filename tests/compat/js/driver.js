@@ -9,6 +9,12 @@
 //   node driver.js group-member --bootstrap B --topic T --group G [--session-timeout MS]
 //                               [--ts-base MS] [--ts-step MS]
 //   node driver.js admin        --bootstrap B --ops JSON
+//   node driver.js produce-steady --bootstrap B --topic T [--rate R]
+//
+// produce-steady sends one record at a time, R a second (acks=all), until stdin closes or SIGTERM
+// arrives, and prints one JSON line per answer: {"ev":"ack","t":ms,"partition":p,"offset":o} or
+// {"ev":"error","t":ms,"error":name} (the failover suite watches whether it follows a discovery
+// address to another cluster).
 //
 // Record i (see `expected`) is fully derived from its index: key, value, headers and CreateTime
 // timestamp, so the consumer side verifies every record it reads without the producer's help.
@@ -130,6 +136,32 @@ async function produce (args) {
   }
   await producer.disconnect()
   out({ acked, elapsed_ms: Date.now() - t0, base_offsets: offsets })
+}
+
+// ---------------------------------------------------------------- produce-steady
+
+async function produceSteady (args) {
+  const pause = 1000 / num(args.rate, 50)
+  const producer = client(args).producer({ allowAutoTopicCreation: false })
+  let stopping = false
+  const stop = () => { stopping = true }
+  process.on('SIGTERM', stop)
+  process.stdin.on('end', stop)
+  process.stdin.resume()
+  await producer.connect()
+  for (let i = 0; !stopping; i++) {
+    const t = Date.now()
+    try {
+      const [r] = await producer.send({ topic: args.topic, messages: [{ key: `k${i}`, value: `v${i}` }], acks: -1 })
+      out({ ev: 'ack', t: Date.now(), partition: r.partition, offset: Number(r.baseOffset) })
+    } catch (e) {
+      const err = errorOf(e)
+      out({ ev: 'error', t: Date.now(), error: err.type || err.name })
+    }
+    const left = pause - (Date.now() - t)
+    if (left > 0) await new Promise(resolve => setTimeout(resolve, left))
+  }
+  await producer.disconnect().catch(() => {})
 }
 
 // ---------------------------------------------------------------- consume
@@ -377,6 +409,7 @@ async function main () {
     case 'consume': return await consume(args)
     case 'group-member': return await groupMember(args)
     case 'admin': return await adminOps(args)
+    case 'produce-steady': return await produceSteady(args)
     default: throw new Error(`unknown command ${cmd}`)
   }
 }

@@ -15,8 +15,8 @@ set -euo pipefail
 k8sdir="$STRATA_ROOT/tests/env/k8s"
 . "$k8sdir/versions.env"
 
-apt_install containerd runc containernetworking-plugins iptables util-linux iproute2 buildah musl-tools binutils
-for tool in containerd ctr runc nsenter unshare iptables buildah musl-gcc strip; do
+apt_install containerd runc containernetworking-plugins iptables util-linux iproute2 buildah musl-tools binutils procps
+for tool in containerd ctr runc nsenter unshare iptables buildah musl-gcc strip pgrep; do
   command -v "$tool" >/dev/null || { log "k8s-nodes: $tool missing after apt-get"; exit 1; }
 done
 [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/portmap ] &&

@@ -23,6 +23,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     strata_process::init_logging();
+    strata_process::raise_open_files_limit();
     let args = Args::parse();
     let config = match BrokerConfig::load(args.config.as_deref(), &args.overrides) {
         Ok(c) => c,

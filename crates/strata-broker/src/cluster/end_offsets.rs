@@ -15,7 +15,7 @@ use strata_client::NodeConnection;
 
 use crate::broker::Broker;
 use crate::cluster::fetcher::leader_address;
-use crate::handlers::{code, str_bytes};
+use crate::codes::{self as code, str_bytes};
 
 /// How often the end offsets are sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);

@@ -20,7 +20,7 @@ use strata_client::NodeConnection;
 use tokio::sync::Notify;
 
 use crate::broker::Broker;
-use crate::handlers::{code, str_bytes};
+use crate::codes::{self as code, str_bytes};
 use crate::partition::{Partition, TopicPartition};
 
 /// One fetcher task's partitions.
@@ -166,11 +166,14 @@ async fn run(
             tokio::time::sleep(backoff).await;
             continue;
         };
-        // The follower's replication throttle: throttled replicas outside the ISR sit out
-        // while the quota is used up.
+        // The follower's replication throttle: throttled replicas outside the ISR ask for at
+        // most what the quota allows now (shared among them), and sit out while it is used up.
         let throttled = follower_throttled(&broker, &parts);
+        let allowance = throttled
+            .as_ref()
+            .map(|(rate, _)| broker.follower_quota.allowance(*rate));
         let parts: Vec<Arc<Partition>> = match &throttled {
-            Some((rate, names)) if broker.follower_quota.exceeded(*rate) => parts
+            Some((_, names)) if allowance == Some(0) => parts
                 .into_iter()
                 .filter(|p| !names.contains(&(p.topic.clone(), p.index)))
                 .collect(),
@@ -183,17 +186,20 @@ async fn run(
             }
             continue;
         }
-        let req = build_request(&broker, &parts, version);
+        let mut req = build_request(&broker, &parts, version);
+        if let (Some((_, names)), Some(allowance)) = (&throttled, allowance) {
+            cap_throttled(&mut req, names, allowance);
+        }
         let result = tokio::select! {
             _ = broker.shutdown.cancelled() => return,
             r = c.request_at(version, &req, timeout) => r,
         };
         match result {
             Ok(resp) => {
-                if let Some((rate, names)) = &throttled {
+                if let Some((_, names)) = &throttled {
                     broker
                         .follower_quota
-                        .record(*rate, throttled_bytes(&resp, &parts, names, version));
+                        .record(throttled_bytes(&resp, &parts, names, version));
                 }
                 let b = broker.clone();
                 let done =
@@ -239,6 +245,26 @@ fn follower_throttled(
         .map(|p| (p.topic.clone(), p.index))
         .collect();
     Some((rate, names))
+}
+
+/// Bounds the throttled partitions of a fetch request by the follower quota's `allowance`,
+/// split evenly among them (at least one byte each: a leader still returns one whole batch).
+fn cap_throttled(req: &mut FetchRequest, names: &[(String, i32)], allowance: usize) {
+    if names.is_empty() {
+        return;
+    }
+    let share = i32::try_from(allowance / names.len())
+        .unwrap_or(i32::MAX)
+        .max(1);
+    for t in &mut req.topics {
+        for fp in &mut t.partitions {
+            if names.iter().any(|(topic, index)| {
+                *index == fp.partition && topic.as_str() == t.topic.0.as_str()
+            }) {
+                fp.partition_max_bytes = fp.partition_max_bytes.min(share);
+            }
+        }
+    }
 }
 
 /// Record bytes of a fetch answer that belong to throttled partitions.
@@ -295,7 +321,7 @@ fn build_request(broker: &Broker, parts: &[Arc<Partition>], version: i16) -> Fet
     }
     let mut req = FetchRequest::default()
         .with_max_wait_ms(settings.replica_fetch_wait_max_ms)
-        .with_min_bytes(1)
+        .with_min_bytes(settings.replica_fetch_min_bytes)
         .with_max_bytes(settings.replica_fetch_response_max_bytes)
         .with_session_id(0)
         .with_session_epoch(-1)

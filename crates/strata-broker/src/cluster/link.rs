@@ -86,6 +86,16 @@ fn only_result(result: Option<(i16, Option<&StrBytes>)>) -> Result<(), Controlle
     }
 }
 
+/// A forwarded admin request whose results a voter refused with NOT_CONTROLLER (it is not the
+/// active controller, or no longer): the whole call is tried again on another voter, as a
+/// top-level NOT_CONTROLLER is (see [`kafka`]), instead of passing the refusal to the client.
+fn not_controller_anywhere(codes: impl IntoIterator<Item = i16>) -> Result<(), ControllerError> {
+    if codes.into_iter().any(|c| c == NOT_CONTROLLER) {
+        return Err(ControllerError::NotController { leader: None });
+    }
+    Ok(())
+}
+
 /// One topic's outcome in a forwarded admin response: its error, or a missing result.
 fn topic_outcome(result: Option<(i16, Option<&StrBytes>)>) -> Result<(), (i16, String)> {
     match result {
@@ -439,6 +449,7 @@ impl ControllerLink {
                     )
             },
             |r: CreateTopicsResponse| {
+                not_controller_anywhere(r.topics.iter().map(|t| t.error_code))?;
                 Ok(names
                     .iter()
                     .map(|name| {
@@ -481,6 +492,7 @@ impl ControllerLink {
                     .with_topic_names(names.iter().map(|n| str_bytes(n).into()).collect())
             },
             |r: DeleteTopicsResponse| {
+                not_controller_anywhere(r.responses.iter().map(|t| t.error_code))?;
                 Ok(names
                     .iter()
                     .map(|name| {
@@ -693,6 +705,11 @@ impl ControllerLink {
                 if r.error_code != code::NONE {
                     return Err(kafka(r.error_code, None));
                 }
+                not_controller_anywhere(
+                    r.replica_election_results
+                        .iter()
+                        .flat_map(|t| t.partition_result.iter().map(|p| p.error_code)),
+                )?;
                 Ok(r.replica_election_results
                     .iter()
                     .flat_map(|t| {

@@ -12,7 +12,7 @@ use strata_client::NodeConnection;
 
 use crate::broker::Broker;
 use crate::cluster::fetcher::leader_address;
-use crate::handlers::{code, str_bytes, Refusal};
+use crate::codes::{self as code, str_bytes, Refusal};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const LATEST: i64 = -1;

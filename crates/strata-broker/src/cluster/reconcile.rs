@@ -2,7 +2,7 @@
 //! opens the logs of partitions it is a replica of, becomes leader or follower at the image's
 //! leader epoch (followers are handed to the fetcher of their leader), loads the consumer
 //! groups of the offsets partitions it leads and unloads the others, applies changed topic
-//! configs, applies a partition's tail truncation (`strata.mirror.truncate.offsets`) and
+//! configs and dynamic broker defaults of topic configs (`log.retention.ms`, ...), applies a partition's tail truncation (`strata.mirror.truncate.offsets`) and
 //! producer reset (`strata.producer.reset`) before it takes the role of their leader epoch,
 //! follows the failover write fence (`crate::write_fence`: fencing at once, lifting only once
 //! the partitions are in line, so a producer reset promoted with the lift is in place before
@@ -19,6 +19,7 @@ use strata_kafka::now_ms;
 use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::cluster::fetcher::Fetchers;
 use crate::partition::TopicPartition;
+use crate::topic_config;
 
 /// Runs until shutdown.
 pub async fn run(broker: Arc<Broker>, fetchers: Arc<Fetchers>) {
@@ -49,11 +50,14 @@ pub fn apply(broker: &Broker, fetchers: &Fetchers, image: &MetadataImage) {
     let mut assigned: BTreeSet<TopicPartition> = BTreeSet::new();
     let mut follow: Vec<(i32, TopicPartition)> = Vec::new();
     for topic in image.topics.values() {
-        let log_config = broker.log_config(topic);
+        // The topic's overrides over the dynamic broker defaults: a change of either
+        // reconfigures its partitions.
+        let overrides = broker.effective_overrides(image, topic);
+        let log_config = topic_config::log_config(&overrides, &broker.config);
         let configs_changed = {
             let mut applied = broker.applied_configs.lock();
-            let changed = applied.get(&topic.name) != Some(&topic.configs);
-            applied.insert(topic.name.clone(), topic.configs.clone());
+            let changed = applied.get(&topic.name) != Some(&overrides);
+            applied.insert(topic.name.clone(), overrides);
             changed
         };
         if configs_changed {

@@ -1,7 +1,8 @@
 //! Configuration APIs: DescribeConfigs (topics and the broker), AlterConfigs and
 //! IncrementalAlterConfigs (topics, and the dynamic broker configs of one broker or the cluster
-//! default: the replication throttles, unclean leader election and, cluster-wide only, the
-//! failover's write fence and mandate; other broker configs are static). Two Strata configs
+//! default: the replication throttles, unclean leader election, Kafka's dynamic log configs
+//! that default topic configs and, cluster-wide only, the failover's write fence and mandate;
+//! other broker configs are static). Two Strata configs
 //! are actions, never stored nor described: on a mirror target, IncrementalAlterConfigs of
 //! `strata.mirror.truncate.offsets` (a tail truncation through the controller, alone in its
 //! request), and on the cluster default broker resource `strata.producer.reset` (a producer
@@ -25,7 +26,7 @@ use kafka_protocol::protocol::StrBytes;
 use strata_kafka::failover::{
     MANDATE_EXPIRY_CONFIG, PRODUCER_RESET_CONFIG, TRUNCATE_OFFSETS_CONFIG, WRITE_FENCE_CONFIG,
 };
-use strata_kafka::properties::ValueType;
+use strata_kafka::properties::{self, ValueType};
 
 use crate::broker::Broker;
 use crate::cluster::link::ConfigTarget;
@@ -46,23 +47,48 @@ const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 
-/// Broker configs that can be changed at run time (per broker or as the cluster default), with
-/// their types. The throttles are read where replication happens; unclean leader election by
-/// the controller. `replica.alter.log.dirs.io.max.bytes.per.second` is kept and shown but has
-/// nothing to bound (a broker has one log directory, replicas never move between directories);
-/// it is accepted because Kafka's tools set and clear it with the other throttles.
-pub const DYNAMIC_BROKER_CONFIGS: &[(&str, ValueType)] = &[
-    (FOLLOWER_THROTTLED_RATE, ValueType::Long),
-    (LEADER_THROTTLED_RATE, ValueType::Long),
-    (
-        "replica.alter.log.dirs.io.max.bytes.per.second",
-        ValueType::Long,
-    ),
-    ("unclean.leader.election.enable", ValueType::Boolean),
-    (WRITE_FENCE_CONFIG, ValueType::String),
-    (MANDATE_EXPIRY_CONFIG, ValueType::Long),
-    (PRODUCER_RESET_CONFIG, ValueType::Long),
+/// Broker configs that can be changed at run time (per broker or as the cluster default);
+/// their types are `strata_kafka::properties`'. Each takes effect where the broker reads it:
+/// the throttles where replication happens, unclean leader election in the controller, the
+/// failover's fence and mandate in `crate::write_fence`, and Kafka's dynamic log configs (the
+/// broker synonyms of topic configs: `DynamicLogConfig`) as the defaults of every topic without
+/// an override, applied to its partitions when they change (`cluster::reconcile`).
+/// `replica.alter.log.dirs.io.max.bytes.per.second` is kept and shown but has nothing to bound
+/// (a broker has one log directory, replicas never move between directories); it is accepted
+/// because Kafka's tools set and clear it with the other throttles. Kafka's other dynamic
+/// configs (listeners, thread pools, the cleaner's threads and buffers, quotas) act on nothing
+/// in Strata and are refused as static.
+pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    FOLLOWER_THROTTLED_RATE,
+    LEADER_THROTTLED_RATE,
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+    "unclean.leader.election.enable",
+    "log.cleanup.policy",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.index.interval.bytes",
+    "log.message.timestamp.type",
+    "log.retention.bytes",
+    "log.retention.ms",
+    "log.roll.ms",
+    "log.segment.bytes",
+    "message.max.bytes",
+    WRITE_FENCE_CONFIG,
+    MANDATE_EXPIRY_CONFIG,
+    PRODUCER_RESET_CONFIG,
 ];
+
+/// The type of a dynamic broker config; None for a config that is not dynamic.
+fn dynamic_kind(name: &str) -> Option<ValueType> {
+    if !DYNAMIC_BROKER_CONFIGS.contains(&name) {
+        return None;
+    }
+    // Every dynamic name is a broker property (a unit test checks it).
+    properties::broker_property(name).map(|p| p.kind)
+}
 
 /// Dynamic broker configs that exist only cluster-wide (on the default broker resource): the
 /// failover's write fence and mandate (`crate::write_fence`) fence the whole cluster or
@@ -98,10 +124,14 @@ pub(crate) fn created_configs(
         .collect()
 }
 
-/// A topic config's effective value and its source.
+/// A topic config's effective value and its source: the topic's override, this broker's
+/// dynamic default, the cluster's dynamic default, the static broker property, the default.
 fn effective(broker: &Broker, overrides: &BTreeMap<String, String>, name: &str) -> (String, i8) {
     if let Some(v) = overrides.get(name) {
         return (v.clone(), SOURCE_DYNAMIC_TOPIC);
+    }
+    if let Some((v, source)) = dynamic_default(broker, &broker.image(), name) {
+        return (v, source);
     }
     let static_set = topic_config::lookup(name)
         .and_then(|d| d.broker_synonym)
@@ -112,6 +142,27 @@ fn effective(broker: &Broker, overrides: &BTreeMap<String, String>, name: &str) 
         SOURCE_DEFAULT
     };
     (topic_config::default_value(name, &broker.config), source)
+}
+
+/// The dynamic broker config that gives the topic config `name` its default here, with its
+/// source (this broker's own over the cluster default).
+fn dynamic_default(
+    broker: &Broker,
+    image: &strata_controller::MetadataImage,
+    name: &str,
+) -> Option<(String, i8)> {
+    let synonym = topic_config::lookup(name)?.broker_synonym?;
+    if let Some(v) = image
+        .broker_configs
+        .get(&broker.config.node_id)
+        .and_then(|own| own.get(synonym))
+    {
+        return Some((v.clone(), SOURCE_DYNAMIC_BROKER));
+    }
+    image
+        .cluster_configs
+        .get(synonym)
+        .map(|v| (v.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER))
 }
 
 pub async fn describe_configs(
@@ -217,7 +268,7 @@ pub async fn describe_configs(
 }
 
 fn is_dynamic(name: &str) -> bool {
-    DYNAMIC_BROKER_CONFIGS.iter().any(|(n, _)| *n == name)
+    dynamic_kind(name).is_some()
 }
 
 fn broker_entry(
@@ -226,10 +277,7 @@ fn broker_entry(
     source: i8,
     dynamic: bool,
 ) -> DescribeConfigsResourceResult {
-    let kind = DYNAMIC_BROKER_CONFIGS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or(ValueType::String, |(_, t)| *t);
+    let kind = properties::broker_property(name).map_or(ValueType::String, |p| p.kind);
     DescribeConfigsResourceResult::default()
         .with_name(str_bytes(name))
         .with_value(Some(str_bytes(value)))
@@ -239,16 +287,17 @@ fn broker_entry(
 }
 
 /// Checks a dynamic broker config change: only the names of [`DYNAMIC_BROKER_CONFIGS`], with
-/// values of their type.
+/// values of their type; a topic config's default by the rules of that topic config. A value
+/// refused is INVALID_REQUEST, as Kafka's controller answers it (its `ConfigException` becomes
+/// an `InvalidRequestException` for broker resources; topics get INVALID_CONFIG).
 fn validate_broker_config(name: &str, value: &str) -> Result<(), Refusal> {
-    let Some((_, kind)) = DYNAMIC_BROKER_CONFIGS.iter().find(|(n, _)| *n == name) else {
-        return Err((
-            code::INVALID_REQUEST,
-            format!(
-                "Cannot update these configs dynamically: Set({name}); they are read from server.properties at start"
-            ),
-        ));
+    let Some(kind) = dynamic_kind(name) else {
+        return Err(not_dynamic(name));
     };
+    if let Some(topic) = topic_config::defaulted_by(name) {
+        return topic_config::validate_as(topic.name, name, value.trim())
+            .map_err(|m| (code::INVALID_REQUEST, m));
+    }
     let ok = match kind {
         ValueType::Long => value.trim().parse::<i64>().is_ok_and(|v| v >= 0),
         ValueType::Boolean => {
@@ -260,7 +309,7 @@ fn validate_broker_config(name: &str, value: &str) -> Result<(), Refusal> {
         Ok(())
     } else {
         Err((
-            code::INVALID_CONFIG,
+            code::INVALID_REQUEST,
             format!("Invalid value {value} for configuration {name}"),
         ))
     }
@@ -513,13 +562,20 @@ pub async fn alter_configs(
     AlterConfigsResponse::default().with_responses(responses)
 }
 
+/// The refusal of a change to a config that is read from server.properties at start.
+fn not_dynamic(name: &str) -> Refusal {
+    (
+        code::INVALID_REQUEST,
+        format!(
+            "Cannot update these configs dynamically: Set({name}); they are read from server.properties at start"
+        ),
+    )
+}
+
 /// The type of a config of the resource (None: not a config of it) and its value when unset.
 fn config_kind(broker: &Broker, resource_type: i8, key: &str) -> Option<(ValueType, String)> {
     if resource_type == RESOURCE_BROKER {
-        return DYNAMIC_BROKER_CONFIGS
-            .iter()
-            .find(|(n, _)| *n == key)
-            .map(|(_, t)| (*t, String::new()));
+        return dynamic_kind(key).map(|t| (t, String::new()));
     }
     topic_config::lookup(key).map(|d| (d.kind, topic_config::default_value(key, &broker.config)))
 }
@@ -633,10 +689,7 @@ pub async fn incremental_alter_configs(
                     let value = c.value.as_ref().map(|v| v.to_string());
                     let Some((kind, default)) = config_kind(broker, resource_type, &key) else {
                         return Err(if resource_type == RESOURCE_BROKER {
-                            (
-                                code::INVALID_REQUEST,
-                                format!("Cannot update these configs dynamically: Set({key}); they are read from server.properties at start"),
-                            )
+                            not_dynamic(&key)
                         } else {
                             (
                                 code::INVALID_CONFIG,
@@ -729,4 +782,86 @@ fn unknown_topic(name: &str) -> Refusal {
         code::UNKNOWN_TOPIC_OR_PARTITION,
         format!("Topic {name} does not exist"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dynamic_broker_config_is_a_typed_broker_property() {
+        for name in DYNAMIC_BROKER_CONFIGS {
+            assert!(
+                dynamic_kind(name).is_some(),
+                "{name} has no type in properties"
+            );
+        }
+        assert_eq!(dynamic_kind("log.retention.ms"), Some(ValueType::Long));
+        assert_eq!(dynamic_kind("message.max.bytes"), Some(ValueType::Int));
+        assert_eq!(dynamic_kind("log.retention.hours"), None);
+    }
+
+    #[test]
+    fn every_dynamic_log_config_defaults_a_topic_config_the_log_applies() {
+        let base = crate::config::BrokerConfig::from_properties(BTreeMap::new()).unwrap();
+        for name in DYNAMIC_BROKER_CONFIGS
+            .iter()
+            .filter(|n| n.starts_with("log.") || **n == "message.max.bytes")
+        {
+            let topic = topic_config::defaulted_by(name)
+                .unwrap_or_else(|| panic!("{name} is no topic config's synonym"));
+            // A value other than the default must change the partition's log configuration.
+            let default = topic_config::default_value(topic.name, &base);
+            let other = match topic.kind {
+                ValueType::Double => "0.25".to_string(),
+                ValueType::List => if default == "delete" {
+                    "compact"
+                } else {
+                    "delete"
+                }
+                .to_string(),
+                ValueType::String => "LogAppendTime".to_string(),
+                _ => "12345".to_string(),
+            };
+            assert!(
+                validate_broker_config(name, &other).is_ok(),
+                "{name}={other}"
+            );
+            let dynamic = topic_config::dynamic_defaults(
+                &BTreeMap::from([(name.to_string(), other.clone())]),
+                None,
+            );
+            assert_ne!(
+                topic_config::log_config(&dynamic, &base),
+                topic_config::log_config(&BTreeMap::new(), &base),
+                "{name}={other} changes nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn static_and_malformed_broker_configs_are_refused() {
+        assert_eq!(
+            validate_broker_config("log.retention.hours", "1")
+                .unwrap_err()
+                .0,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            validate_broker_config("num.io.threads", "4").unwrap_err().0,
+            code::INVALID_REQUEST
+        );
+        let (c, m) = validate_broker_config("log.segment.bytes", "10").unwrap_err();
+        assert_eq!(c, code::INVALID_REQUEST);
+        assert!(m.contains("log.segment.bytes"), "{m}");
+        assert!(validate_broker_config("log.cleanup.policy", "compact,delete").is_ok());
+        assert_eq!(
+            validate_broker_config("leader.replication.throttled.rate", "fast").unwrap_err(),
+            (
+                code::INVALID_REQUEST,
+                "Invalid value fast for configuration leader.replication.throttled.rate".into()
+            )
+        );
+        assert!(validate_broker_config("leader.replication.throttled.rate", "-3").is_err());
+    }
 }

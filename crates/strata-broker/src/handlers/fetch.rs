@@ -432,9 +432,11 @@ fn read_all(
             upper = p.log_end_offset();
         }
         // The leader's replication throttle: an out-of-sync follower of a throttled replica
-        // gets no records while the quota is used up.
-        let throttle = replica.and_then(|follower| leader_throttle(broker, &p, follower));
-        if throttle.is_some_and(|rate| broker.leader_quota.exceeded(rate)) {
+        // gets at most what the quota allows now, and no records while it is used up.
+        let allowance = replica
+            .and_then(|follower| leader_throttle(broker, &p, follower))
+            .map(|rate| broker.leader_quota.allowance(rate));
+        if allowance == Some(0) {
             upper = w.fetch_offset;
         }
         let hw = p.high_watermark();
@@ -446,7 +448,9 @@ fn read_all(
         let budget = if total >= max_bytes {
             0
         } else {
-            (w.max_bytes.max(0) as usize).min(max_bytes - total)
+            (w.max_bytes.max(0) as usize)
+                .min(max_bytes - total)
+                .min(allowance.unwrap_or(usize::MAX))
         };
         // KIP-74: while nothing has been returned yet, one whole batch may exceed the limits.
         let limit = if total == 0 { budget.max(1) } else { budget };
@@ -461,8 +465,8 @@ fn read_all(
                     continue;
                 }
                 total += slice.bytes.len();
-                if let Some(rate) = throttle {
-                    broker.leader_quota.record(rate, slice.bytes.len());
+                if allowance.is_some() {
+                    broker.leader_quota.record(slice.bytes.len());
                 }
                 out.push(base.with_records(Some(slice.bytes)));
             }

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::Encodable;
 
 use crate::broker::Broker;
 
@@ -12,6 +12,7 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod controller;
+pub mod error_codes;
 pub mod fetch;
 pub mod groups;
 pub mod metadata;
@@ -53,16 +54,22 @@ fn encode<T: Encodable>(resp: &T, version: i16) -> anyhow::Result<Reply> {
     Ok(Reply::Encoded(buf))
 }
 
-/// Handles one decoded request and encodes its response at the request's version.
+/// Handles one decoded request of `key` and encodes its response at the request's version;
+/// the error codes of the response are counted in the broker's metrics.
 pub async fn dispatch(
     broker: &Broker,
+    key: ApiKey,
     request: RequestKind,
     version: i16,
     ctx: &RequestContext,
 ) -> anyhow::Result<Reply> {
+    let count = |resp: &dyn error_codes::ErrorCodes| {
+        resp.each_error_code(&mut |code| broker.metrics.count_error(key, code))
+    };
     macro_rules! route {
         ($req:expr, $handler:path) => {{
             let resp = $handler(broker, $req, version, ctx).await;
+            count(&resp);
             encode(&resp, version)
         }};
     }
@@ -72,6 +79,7 @@ pub async fn dispatch(
         RequestKind::Produce(req) => {
             let acks = req.acks;
             let resp = produce::handle(broker, req, version, ctx).await;
+            count(&resp);
             if acks != 0 {
                 return encode(&resp, version);
             }
@@ -135,12 +143,7 @@ pub async fn dispatch(
 /// Kafka error codes (names as in Kafka's `Errors`), kept in [`crate::codes`].
 pub use crate::codes as code;
 
-/// A refusal: the error code and the message the client sees.
-pub type Refusal = (i16, String);
-
-pub fn str_bytes(s: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(s.into())
-}
+pub use crate::codes::{str_bytes, Refusal};
 
 /// Checks a client's view of the leader epoch against ours (KIP-320).
 pub fn check_leader_epoch(client: i32, ours: i32) -> i16 {

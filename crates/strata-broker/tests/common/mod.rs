@@ -31,15 +31,32 @@ impl BrokerProcess {
     /// Starts the binary with `props` on top of a single-node configuration and waits until it
     /// answers ApiVersions.
     pub fn start(props: &[(&str, &str)]) -> BrokerProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut config = format!(
-            "node.id=1\nlisteners=PLAINTEXT://127.0.0.1:{port}\nadvertised.listeners=PLAINTEXT://127.0.0.1:{port}\nlog.dirs={}\noffsets.topic.num.partitions=2\n",
-            dir.path().join("data").display()
+        let port = free_port();
+        let config = format!(
+            "node.id=1\nlisteners=PLAINTEXT://127.0.0.1:{port}\nadvertised.listeners=PLAINTEXT://127.0.0.1:{port}\noffsets.topic.num.partitions=2\n"
         );
+        BrokerProcess::start_with(port, config, props)
+    }
+
+    /// Starts a one-node cluster whose node has the controller role (`process.roles`
+    /// broker,controller, a CONTROLLER listener on its own port) and waits until it serves
+    /// clients; returns it with the controller listener's port.
+    pub fn start_voter(props: &[(&str, &str)]) -> (BrokerProcess, u16) {
+        let port = free_port();
+        let controller = free_port();
+        let config = format!(
+            "node.id=1\nprocess.roles=broker,controller\ncontroller.quorum.voters=1@127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=PLAINTEXT\nlistener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             cluster.id=MkU3OEVBNTcwNTJENDM2Qg\noffsets.topic.replication.factor=1\noffsets.topic.num.partitions=2\n"
+        );
+        (BrokerProcess::start_with(port, config, props), controller)
+    }
+
+    fn start_with(port: u16, mut config: String, props: &[(&str, &str)]) -> BrokerProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        config.push_str(&format!("log.dirs={}\n", dir.path().join("data").display()));
         for (k, v) in props {
             config.push_str(&format!("{k}={v}\n"));
         }
@@ -114,6 +131,14 @@ impl Drop for BrokerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port free on loopback now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// Retries `check` every 50 ms until it holds; panics with `what` at the deadline.

@@ -205,7 +205,7 @@ impl GroupCoordinator {
         req: OffsetCommitRequest,
         api_version: i16,
     ) -> OffsetCommitResponse {
-        self.inner.offset_commit(req, api_version).await
+        self.inner.clone().offset_commit(req, api_version).await
     }
 
     /// OffsetFetch: v1-v7 single group, v8+ the `groups` array. Unknown offsets are -1.

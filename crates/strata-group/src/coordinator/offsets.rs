@@ -71,13 +71,37 @@ impl Inner {
     }
 
     /// OffsetCommit: validate under the group's lock and append; then, outside the lock, wait
-    /// for replication and only then apply the offsets to the group.
+    /// for replication and only then apply the offsets to the group. When the log's appends
+    /// block (files), that synchronous half runs on the blocking pool, not on an async worker
+    /// (it still appends under the group's lock: the log's order per key matches memory).
     pub(super) async fn offset_commit(
-        &self,
+        self: Arc<Self>,
         req: OffsetCommitRequest,
         api_version: i16,
     ) -> OffsetCommitResponse {
-        let (too_large, outcome) = match self.begin_commit(&req, api_version) {
+        let answered: Vec<(TopicName, Vec<i32>)> = req
+            .topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.partitions.iter().map(|p| p.partition_index).collect(),
+                )
+            })
+            .collect();
+        let group_id = req.group_id.0.to_string();
+        let begun = if self.log.appends_block() {
+            let inner = self.clone();
+            tokio::task::spawn_blocking(move || inner.begin_commit(&req, api_version))
+                .await
+                // Only a panic of the commit's checks: answered as a coordinator that failed.
+                .unwrap_or(Commit::Refused(code(
+                    ResponseError::CoordinatorNotAvailable,
+                )))
+        } else {
+            self.begin_commit(&req, api_version)
+        };
+        let (too_large, outcome) = match begun {
             Commit::Refused(error) => (Vec::new(), error),
             Commit::Done { error, too_large } => (too_large, error),
             Commit::Appended {
@@ -87,7 +111,6 @@ impl Inner {
                 too_large,
             } => {
                 let position = appended.end_offset;
-                let group_id = req.group_id.0.to_string();
                 let outcome = appended
                     .then(move |outcome| match outcome {
                         Ok(()) => {
@@ -107,24 +130,22 @@ impl Inner {
             }
         };
         let too_large_code = code(ResponseError::OffsetMetadataTooLarge);
-        let topics = req
-            .topics
-            .iter()
-            .map(|t| {
-                let partitions = t
-                    .partitions
-                    .iter()
-                    .map(|p| {
+        let topics = answered
+            .into_iter()
+            .map(|(name, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|index| {
                         let oversized = too_large.iter().any(|(topic, partition)| {
-                            topic == t.name.0.as_str() && *partition == p.partition_index
+                            topic == name.0.as_str() && *partition == index
                         });
                         OffsetCommitResponsePartition::default()
-                            .with_partition_index(p.partition_index)
+                            .with_partition_index(index)
                             .with_error_code(if oversized { too_large_code } else { outcome })
                     })
                     .collect();
                 OffsetCommitResponseTopic::default()
-                    .with_name(t.name.clone())
+                    .with_name(name)
                     .with_partitions(partitions)
             })
             .collect();

@@ -277,3 +277,20 @@ async fn a_deletion_is_answered_once_its_tombstones_are_replicated() {
     assert_eq!(pending.await.expect("delete task"), 0);
     assert_eq!(c.group_state("solo2"), None);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_commit_to_a_log_whose_appends_block_appends_off_the_runtime_thread() {
+    let (c, log) = setup();
+    let ids = stable_group(&c, "g").await;
+    log.set_blocking(true);
+    let before = log.append_threads().len();
+    let response = c
+        .offset_commit(commit_request("g", 1, &ids[0], &[("t", 0, 11)]), 9)
+        .await;
+    assert_eq!(commit_errors(&response), [0]);
+    assert_eq!(c.committed_offsets("g")[0].2, 11);
+    let threads = log.append_threads();
+    assert_eq!(threads.len(), before + 1, "one append");
+    // The runtime runs on this thread alone: the append ran on another (the blocking pool).
+    assert_ne!(threads[before], std::thread::current().id());
+}

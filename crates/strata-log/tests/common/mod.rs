@@ -132,3 +132,12 @@ pub fn file(config: LogConfig) -> Subject {
 pub fn reopen(dir: &Path, config: LogConfig) -> FileLog {
     FileLog::open(&dir.join("topic-0"), config).expect("reopen")
 }
+
+/// Descriptors this process holds open on files under `dir`.
+pub fn descriptors_under(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}

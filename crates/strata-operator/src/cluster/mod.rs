@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod drain;
+pub mod health;
 pub mod plan;
 pub mod reconcile;
 pub mod roll;

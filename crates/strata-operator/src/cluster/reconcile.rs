@@ -35,6 +35,7 @@ use strata_api::DrainStatus;
 use crate::apply::owned;
 use crate::cluster::build::{build, ClusterChildren};
 use crate::cluster::drain::{self, DrainInput, DrainStep};
+use crate::cluster::health::Health;
 use crate::cluster::plan::{plan, ClusterPlan};
 use crate::cluster::roll::{self, BrokerPod, RollStep};
 use crate::conditions::{self, DesiredCondition, DEGRADED, PROGRESSING, READY};
@@ -99,6 +100,9 @@ const DRAIN_REFUSED: &str = "DrainRefused";
 const DRAIN_PAUSED: &str = "DrainPaused";
 const DRAINING: &str = "DrainingBrokers";
 const RESTART_STALLED: &str = "RestartStalled";
+const UNDER_MIN_ISR: &str = "UnderMinIsrPartitions";
+/// Partitions named in the under-min-ISR condition; the rest are counted.
+const NAMED_PARTITIONS: usize = 5;
 
 /// Entry point for the controller.
 pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -107,6 +111,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     if cluster.meta().deletion_timestamp.is_some() {
         // Children go through owner references; PVCs follow the StatefulSets' retention policy.
+        ctx.health.forget(&format!("{namespace}/{name}"));
         return Ok(Action::await_change());
     }
     let previous = cluster.status.clone().unwrap_or_default();
@@ -182,15 +187,24 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     )
     .await?;
 
+    // The partitions that refuse acks=all writes, from the last background check.
+    let target = ctx.resolver.target(&cluster, &ctx.plan.cluster_domain);
+    let health = ctx.health.observe(&ctx.admin, &target, ctx.timing.health);
+    let below_min_isr = below_min_isr(&health, &previous);
+    report_min_isr_change(&cluster, &health, &previous, &ctx).await;
+
     // Step 5: status.
     let status = status_from(
         &cluster,
         &plan,
         &previous,
-        &drain,
-        &storage_notes,
-        &broker_pods,
-        &roll_outcome,
+        &Observed {
+            drain: &drain,
+            storage_notes: &storage_notes,
+            pods: &broker_pods,
+            roll: &roll_outcome,
+            below_min_isr: below_min_isr.as_deref(),
+        },
     );
     // A drain is re-checked as often as a rollout: the partitions leave the brokers through
     // Kafka, which sends Kubernetes no event; so is a leadership still to be restored.
@@ -202,9 +216,79 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     write_status(&api, &cluster, status).await?;
     Ok(Action::requeue(if busy || !unsettled.is_empty() {
         ctx.timing.progress
-    } else {
+    } else if matches!(health, Health::Unknown) {
         ctx.timing.resync
+    } else {
+        // A cluster that answers (or is being asked) is looked at again at the health
+        // interval: a replica falling out of sync sends Kubernetes no event.
+        ctx.timing.health.min(ctx.timing.resync)
     }))
+}
+
+/// The `Degraded` message for partitions that refuse acks=all writes, if any: from the last
+/// answer, or (no answer since) the one the status already shows.
+fn below_min_isr(health: &Health, previous: &KafkaClusterStatus) -> Option<String> {
+    match health {
+        Health::Answered(below) if below.is_empty() => None,
+        Health::Answered(below) => {
+            let mut message = below
+                .iter()
+                .take(NAMED_PARTITIONS)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ");
+            if below.len() > NAMED_PARTITIONS {
+                message.push_str(&format!("; and {} more", below.len() - NAMED_PARTITIONS));
+            }
+            Some(format!(
+                "{} partition(s) refuse acks=all writes: {message}. Bring back the brokers \
+                 missing from their ISR (see kafka-topics --describe --under-min-isr-partitions)",
+                below.len()
+            ))
+        }
+        Health::Pending | Health::Unknown => previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == DEGRADED && c.reason == UNDER_MIN_ISR && c.status == "True")
+            .map(|c| c.message.clone()),
+    }
+}
+
+/// A Warning event when partitions start refusing acks=all writes, a Normal one when the
+/// last of them accepts them again.
+async fn report_min_isr_change(
+    cluster: &KafkaCluster,
+    health: &Health,
+    previous: &KafkaClusterStatus,
+    ctx: &Context,
+) {
+    let Health::Answered(below) = health else {
+        return;
+    };
+    let shown = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == DEGRADED && c.reason == UNDER_MIN_ISR && c.status == "True");
+    if !below.is_empty() && !shown {
+        let message = below_min_isr(health, previous).unwrap_or_default();
+        ctx.event(
+            cluster,
+            EventType::Warning,
+            UNDER_MIN_ISR,
+            "HealthCheck",
+            message,
+        )
+        .await;
+    } else if below.is_empty() && shown {
+        ctx.event(
+            cluster,
+            EventType::Normal,
+            "MinIsrRestored",
+            "HealthCheck",
+            "every partition has min.insync.replicas in sync again".to_owned(),
+        )
+        .await;
+    }
 }
 
 fn plan_broker_count(plan: &ClusterPlan) -> i32 {
@@ -1052,15 +1136,29 @@ async fn restore_leadership(
     }
 }
 
+/// What this pass found, besides the spec's plan: the input of the status.
+struct Observed<'a> {
+    drain: &'a Drain,
+    storage_notes: &'a [String],
+    pods: &'a [BrokerPod],
+    roll: &'a RollOutcome,
+    /// The `Degraded` message for partitions that refuse acks=all writes.
+    below_min_isr: Option<&'a str>,
+}
+
 fn status_from(
     cluster: &KafkaCluster,
     plan: &ClusterPlan,
     previous: &KafkaClusterStatus,
-    drain: &Drain,
-    storage_notes: &[String],
-    pods: &[BrokerPod],
-    roll: &RollOutcome,
+    observed: &Observed,
 ) -> KafkaClusterStatus {
+    let Observed {
+        drain,
+        storage_notes,
+        pods,
+        roll,
+        below_min_isr,
+    } = *observed;
     let generation = cluster.meta().generation;
     let brokers: Vec<BrokerStatus> = plan
         .brokers()
@@ -1127,6 +1225,13 @@ fn status_from(
         DrainState::Idle | DrainState::Moving(_) => None,
     };
     let degraded = match (drain_problem, plan.warnings().first()) {
+        // Writes failing comes first: it is what the users of the cluster see.
+        _ if below_min_isr.is_some() => DesiredCondition::new(
+            DEGRADED,
+            true,
+            UNDER_MIN_ISR,
+            below_min_isr.unwrap_or_default(),
+        ),
         (Some((reason, m)), _) => DesiredCondition::new(DEGRADED, true, reason, m.clone()),
         (None, _) if roll.stalled.is_some() => DesiredCondition::new(
             DEGRADED,
@@ -1194,6 +1299,7 @@ async fn write_status(
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use serde_json::{json, Value};
     use strata_api::KafkaCluster;
@@ -1285,6 +1391,7 @@ mod tests {
             quorum_leader: None,
             brokers: [0, 1, 2].into(),
             partitions,
+            ..ClusterSnapshot::default()
         }
     }
 
@@ -1320,8 +1427,8 @@ mod tests {
         assert_eq!(sts["spec"]["updateStrategy"]["type"], "OnDelete");
         assert_eq!(condition(&api, "Ready").1, "BrokersNotReady");
         assert!(
-            admin.calls.lock().is_empty(),
-            "no admin call without a restart or scale-down"
+            admin.calls.lock().iter().all(|c| c == "snapshot"),
+            "no admin call but the health check without a restart or scale-down"
         );
 
         settle(&api, "a", "rev1");
@@ -1461,6 +1568,96 @@ mod tests {
         run(&api, &ctx).await.expect("reconciled");
         assert_eq!(condition(&api, "Progressing").1, "HealthCheckFailed");
         assert!(!api.writes().iter().any(|w| w.starts_with("DELETE")));
+    }
+
+    /// Reconciles until the `Degraded` condition has `reason` (the health check runs in the
+    /// background, so its answer shows in a later pass), or panics after 5 s.
+    async fn reconcile_until_degraded(api: &FakeApi, ctx: &Arc<Context>, reason: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            run(api, ctx).await.expect("reconciled");
+            if condition(api, "Degraded").1 == reason {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Degraded never became {reason}: {:?}",
+                condition(api, "Degraded")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn partitions_below_min_insync_replicas_show_as_degraded_until_they_recover() {
+        let (client, api) = FakeApi::start();
+        let admin = Arc::new(FakeAdmin::default());
+        let mut lagging = placed("orders", 0, &[0, 1, 2]);
+        lagging.isr = vec![0];
+        let mut offline = placed("orders", 1, &[1, 2, 0]);
+        offline.leader = None;
+        offline.isr = vec![];
+        let mut relaxed = placed("logs", 0, &[0, 1, 2]);
+        relaxed.isr = vec![0];
+        *admin.snapshot.lock() = ClusterSnapshot {
+            min_insync_replicas: [("orders".to_owned(), 2)].into(),
+            ..healthy(0, vec![lagging, offline, relaxed])
+        };
+        let mut ctx = context(client, admin.clone());
+        Arc::get_mut(&mut ctx).expect("one owner").timing.health = Duration::ZERO;
+        insert_cluster(&api, one_rack(3, json!({})));
+        run(&api, &ctx).await.expect("reconciled");
+        settle(&api, "a", "rev1");
+
+        // 1. The check's answer: orders-0 below its minimum of 2, orders-1 offline; logs-0 (one
+        //    in-sync replica, minimum 1) accepts writes and is not named.
+        reconcile_until_degraded(&api, &ctx, "UnderMinIsrPartitions").await;
+        let (status, _, message) = condition(&api, "Degraded");
+        assert_eq!(status, "True");
+        assert!(
+            message.contains("orders-0 has 1 in-sync replica(s) [0], min.insync.replicas 2"),
+            "{message}"
+        );
+        assert!(message.contains("orders-1 has no leader"), "{message}");
+        assert!(message.starts_with("2 partition(s)"), "{message}");
+        assert!(!message.contains("logs-0"), "{message}");
+        assert_eq!(events(&api, "UnderMinIsrPartitions").len(), 1);
+        assert_eq!(
+            condition(&api, "Ready").0,
+            "True",
+            "the pods are still ready"
+        );
+
+        // 2. The cluster stops answering: what was last seen stays shown.
+        *admin.unreachable.lock() = true;
+        // Two checks started since: the first of them (unanswered) has ended.
+        let calls = admin.calls.lock().len();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while admin.calls.lock().len() < calls + 2 {
+            assert!(std::time::Instant::now() < deadline, "no health check ran");
+            run(&api, &ctx).await.expect("reconciled");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        run(&api, &ctx).await.expect("reconciled");
+        assert_eq!(condition(&api, "Degraded").1, "UnderMinIsrPartitions");
+        assert_eq!(
+            events(&api, "UnderMinIsrPartitions").len(),
+            1,
+            "reported once"
+        );
+
+        // 3. The replicas catch up and the leader returns: the condition clears, with an event.
+        *admin.unreachable.lock() = false;
+        *admin.snapshot.lock() = healthy(
+            0,
+            vec![
+                placed("orders", 0, &[0, 1, 2]),
+                placed("orders", 1, &[1, 2, 0]),
+            ],
+        );
+        //    (One rack stays Degraded for its layout, no longer for the partitions.)
+        reconcile_until_degraded(&api, &ctx, "FewerThanThreeVoterRacks").await;
+        assert_eq!(events(&api, "MinIsrRestored").len(), 1);
     }
 
     fn placed(topic: &str, partition: i32, replicas: &[i32]) -> PartitionReplicas {

@@ -176,6 +176,7 @@ mod tests {
                 replicas: vec![0, 1, 2],
                 isr: vec![0, 1, 2],
             }],
+            ..ClusterSnapshot::default()
         }
     }
 

@@ -26,9 +26,10 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use strata_api::{ActiveSide, KafkaCluster, MirrorFlow, MirrorFlowStatus, MirrorPhase};
 use strata_failover::{
-    name, Action as FailoverAction, EngineConfig, FailoverState, FlowSides, Observation, Outcome,
-    Phase, Reason, Step,
+    name, other, Action as FailoverAction, EngineConfig, FailoverState, FlowSides, Observation,
+    Outcome, Phase, Reason, Step,
 };
+use strata_kafka::timestamp::now_ms;
 
 use crate::apply::{apply, owned};
 use crate::conditions::{self, DesiredCondition, DEGRADED, FENCED, PROGRESSING, READY};
@@ -36,7 +37,7 @@ use crate::context::Context;
 use crate::flow::build::{build, Discovery, FlowChildren};
 use crate::flow::lag;
 use crate::flow::plan::{plan, Endpoint, FlowPlan, InvalidFlow, Referenced, SidePlan};
-use crate::kafka::{AdminError, KafkaTarget, SideOffsets};
+use crate::kafka::{AdminError, KafkaTarget, SideOffsets, CHECKPOINTS_SUFFIX};
 use crate::names;
 
 /// Name of this controller in metrics and logs.
@@ -201,10 +202,6 @@ pub async fn reconcile(flow: Arc<MirrorFlow>, ctx: Arc<Context>) -> Result<Actio
 }
 
 /// Wall-clock time in Unix milliseconds, the engine's clock.
-fn now_ms() -> i64 {
-    Timestamp::now().as_millisecond()
-}
-
 /// The flow's two sides as the operator reaches them (test-only overrides included), for the
 /// engine's Kafka-side actions.
 fn flow_sides(plan: &FlowPlan, ctx: &Context) -> FlowSides {
@@ -708,6 +705,24 @@ async fn events(
     }
 }
 
+/// When the running mirror last wrote consumer-group checkpoints to the side it writes: the
+/// newest record of `<reading alias>.checkpoints.internal` there (None when it wrote none yet,
+/// or that side did not answer).
+fn last_checkpoint(
+    plan: &FlowPlan,
+    state: &FailoverState,
+    (source, target): (&Probe, &Probe),
+) -> Option<Time> {
+    let from = state.mirror_from?;
+    let writing = match other(from) {
+        ActiveSide::Source => source,
+        ActiveSide::Target => target,
+    };
+    let topic = format!("{}{CHECKPOINTS_SUFFIX}", plan.side(from).alias);
+    let ms = *writing.ok()?.checkpoint_times.get(&topic)?;
+    Timestamp::from_millisecond(ms).ok().map(Time)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn status_from(
     flow: &MirrorFlow,
@@ -873,7 +888,8 @@ fn status_from(
         }),
         active_cluster: Some(state.active),
         lag_records: lag,
-        last_checkpoint_time: previous.last_checkpoint_time.clone(),
+        last_checkpoint_time: last_checkpoint(plan, state, (source, target))
+            .or_else(|| previous.last_checkpoint_time.clone()),
         last_failover: state.last.as_ref().map(|l| strata_api::FailoverRecord {
             time: Time(Timestamp::from_millisecond(l.started_ms).unwrap_or(Timestamp::UNIX_EPOCH)),
             reason: format!("{:?}", l.reason),
@@ -1102,6 +1118,19 @@ mod tests {
         );
         assert_eq!(stored(&api).lag_records, Some(0));
         assert_eq!(condition(&api, DEGRADED).0, "False");
+        assert_eq!(
+            stored(&api).last_checkpoint_time,
+            None,
+            "no checkpoint written yet"
+        );
+
+        // The mirror writes checkpoints to the standby: their newest time is the status's.
+        admin.set_checkpoint_time(WEST, "east.checkpoints.internal", 1_700_000_000_000);
+        run(&api, &ctx).await.expect("reconciled");
+        let when = stored(&api)
+            .last_checkpoint_time
+            .expect("checkpoint time reported");
+        assert_eq!(when.0.as_millisecond(), 1_700_000_000_000);
 
         // Nothing changed: no status write, no engine action.
         api.clear_log();
