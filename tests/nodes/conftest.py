@@ -132,8 +132,28 @@ def strata_image(nodes, tmp_path_factory) -> str:
 def helm(cp, *args, check=True, timeout=300):
     proc = subprocess.run(["helm", *args], env=cp.env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}): {pods_state(cp, SYSTEM_NS)}"
+                             f"\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def pods_state(cp, namespace: str) -> str:
+    """One line on the pods of ``namespace`` (node, phase, readiness, why a container waits) and
+    the cluster's processes that have exited: what a failed wait on them needs to be understood."""
+    try:
+        pods = cp.items("pods", namespace=namespace)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:  # KubectlError is a RuntimeError
+        return f"pods of {namespace} unknown ({e})"
+    shown = []
+    for p in pods:
+        status = p.get("status", {})
+        waiting = {c["name"]: (c.get("state", {}).get("waiting") or {}).get("reason")
+                   for c in status.get("containerStatuses") or [] if c.get("state", {}).get("waiting")}
+        ready = [c["status"] for c in status.get("conditions") or [] if c["type"] == "Ready"]
+        shown.append(f"{p['metadata']['name']} on {p['spec'].get('nodeName')} {status.get('phase')} "
+                     f"ready={ready[0] if ready else '?'}" + (f" waiting={waiting}" if waiting else ""))
+    gone = cp.exited_processes()
+    return f"pods of {namespace}: {shown or 'none'}" + (f"; exited: {gone}" if gone else "")
 
 
 @pytest.fixture(scope="session")

@@ -165,6 +165,12 @@ def test_zone_down_and_up(nodes, probes):
         return {e["targetRef"]["name"] for s in slices for e in s.get("endpoints") or []
                 if (e.get("conditions") or {}).get("ready")}
 
+    def pods_and_endpoints():
+        ready = {p["metadata"]["name"]: [(c["type"], c["status"]) for c in p["status"].get("conditions") or []
+                                         if c["type"] in ("Ready", "DisruptionTarget")]
+                 for p in nodes.items("pods", namespace=NS, selector="app=probe")}
+        return f"ready endpoints {sorted(endpoints())}, pod conditions {ready}"
+
     def node_ready(name):
         node = nodes.get_json("node", name)
         return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
@@ -172,7 +178,7 @@ def test_zone_down_and_up(nodes, probes):
     try:
         nodes.wait_until(lambda: not node_ready("real-zone-b"), timeout=90, what="real-zone-b NotReady")
         nodes.wait_until(lambda: endpoints() == set(probes) - {down_pod}, timeout=60,
-                         what=f"{down_pod} out of the Service's endpoints")
+                         what=f"{down_pod} out of the Service's endpoints", describe=pods_and_endpoints)
 
         def answered_by_others():
             """20 requests in a row answered, none by the pod of zone-b (kube-proxy follows the
@@ -188,7 +194,8 @@ def test_zone_down_and_up(nodes, probes):
         nodes.zone_up("zone-b")
     # back: the kubelet restarts the pod's sandbox and container on the node
     assert node_ready("real-zone-b")
-    nodes.wait_until(lambda: endpoints() == set(probes), timeout=120, what=f"{down_pod} back in the Service")
+    nodes.wait_until(lambda: endpoints() == set(probes), timeout=120, what=f"{down_pod} back in the Service",
+                     describe=pods_and_endpoints)
     pod = nodes.get_json("pod", down_pod, namespace=NS)
     assert pod["spec"]["nodeName"] == "real-zone-b"
     body = nodes.kubectl("exec", "-n", NS, sorted(probes)[0], "--", "/netprobe", "get",

@@ -186,10 +186,13 @@ class ControlPlane:
         return self.get_json(*what, **kw).get("items", [])
 
     # -- waiting ---------------------------------------------------------------------------
-    @staticmethod
-    def wait_until(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5,
-                   what: str = "condition") -> Any:
-        """Polls predicate until it returns something truthy (returned), or raises TimeoutError."""
+    def wait_until(self, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5,
+                   what: str = "condition", describe: Callable[[], Any] | None = None) -> Any:
+        """Polls predicate until it returns something truthy (returned), or raises TimeoutError.
+
+        The error names the last kubectl failure, what ``describe()`` reports of the state at the
+        deadline, and any process of this cluster that has exited (so a dead controller manager
+        or kubelet is named instead of only a condition that never came)."""
         deadline = time.monotonic() + timeout
         last_err: Exception | None = None
         while True:
@@ -200,9 +203,37 @@ class ControlPlane:
             except (KubectlError, subprocess.TimeoutExpired) as e:
                 last_err = e
             if time.monotonic() >= deadline:
+                detail = [f"last error: {last_err}"] if last_err else []
+                if describe is not None:
+                    try:
+                        detail.append(f"at the deadline: {describe()}")
+                    except (KubectlError, subprocess.TimeoutExpired) as e:
+                        detail.append(f"state unknown: {e}")
+                detail += [f"exited: {gone}" for gone in self.exited_processes()]
                 raise TimeoutError(f"timed out after {timeout}s waiting for {what}"
-                                   + (f" (last error: {last_err})" if last_err else ""))
+                                   + (f" ({'; '.join(detail)})" if detail else ""))
             time.sleep(interval)
+
+    def exited_processes(self) -> list[str]:
+        """The processes cluster.sh started and still records (run/NAME.pid: control plane,
+        kubelets, containerds, kube-proxy) that are no longer running, each with the last line
+        of its log. A zone taken down on purpose has no record any more."""
+        gone = []
+        for pid_file in sorted((self.dir / "run").glob("*.pid")):
+            try:
+                pid = int(pid_file.read_text().strip())
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    continue
+            except (OSError, ValueError, IndexError):
+                pass
+            try:
+                lines = self.log(pid_file.stem).read_text(errors="replace").strip().splitlines()
+                last = lines[-1][:200] if lines else "empty log"
+            except OSError:
+                last = "no log"
+            gone.append(f"{pid_file.stem} ({last})")
+        return gone
 
     # -- cluster facts ---------------------------------------------------------------------
     def node_zones(self) -> dict[str, str]:
