@@ -266,3 +266,14 @@ def test_producer_and_consumer_perf_tests(broker):
     stats = dict(zip(header, values))
     assert int(stats["data.consumed.in.nMsg"]) == 20000, res.stdout
     assert abs(float(stats["data.consumed.in.MB"]) - 20000 * 1024 / (1024 * 1024)) < 0.01, res.stdout
+
+
+def test_kafka_acls_without_an_authorizer(broker):
+    # neither broker has `authorizer.class.name`: kafka-acls gets Kafka's SECURITY_DISABLED answer
+    # (not an unsupported API), prints its message and exits non-zero
+    listed = tool(broker, "acls", "--list", check=False)
+    assert listed.returncode != 0
+    assert "SecurityDisabledException: No Authorizer is configured" in listed.stdout + listed.stderr, listed
+    added = tool(broker, "acls", "--add", "--allow-principal", "User:alice", "--operation", "Read",
+                 "--topic", "orders", check=False)
+    assert "No Authorizer is configured" in added.stdout + added.stderr, added

@@ -163,32 +163,32 @@ class StrataBroker(BrokerBase):
             raise BrokerStartError(
                 f"strata broker at {self.bootstrap} {reason}; tail of {self.log_path}:\n{self.log_tail()}")
 
-        def accepts():
+        def exited():
             if self._proc.poll() is not None:
                 fail(f"exited with status {self._proc.returncode} before it was ready")
-            return port_accepts(self.port)
 
+        # (wait_until retries a predicate that raises: an exit is checked outside of it, so a
+        # broker that refuses its configuration fails the start at once)
         try:
-            wait_until(accepts, timeout, f"strata broker to accept on {self.bootstrap}", interval=0.05)
-        except BrokerStartError:
-            raise
+            wait_until(lambda: self._proc.poll() is not None or port_accepts(self.port), timeout,
+                       f"strata broker to accept on {self.bootstrap}", interval=0.05)
         except AssertionError:
             fail(f"did not accept connections within {timeout}s")
+        exited()
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 5000})
 
         def metadata():
             if self._proc.poll() is not None:
-                fail(f"exited with status {self._proc.returncode} before it was ready")
+                return True
             left = max(1.0, deadline - time.monotonic())
             md = admin.list_topics(timeout=min(5.0, left))
             return len(md.brokers) >= 1
 
         try:
             wait_until(metadata, max(1.0, deadline - time.monotonic()), "strata broker metadata", interval=0.2)
-        except BrokerStartError:
-            raise
         except AssertionError as e:
             fail(f"did not answer Metadata within {timeout}s ({e})")
+        exited()
 
 
 class KafkaBroker(BrokerBase):

@@ -200,8 +200,8 @@ class BridgeNetwork:
         self._apply_rules()
 
     def packet_loss(self, percent):
-        """Drops ``percent`` % of the packets between nodes, at random (0: none); clients are
-        untouched."""
+        """Drops ``percent`` % of the packets between this network's nodes, at random (0: none);
+        clients and other networks are untouched."""
         if self.slot is None or self.closed:
             raise NetworkUnavailable("the network is not open")
         self._loss = int(percent)
@@ -230,8 +230,11 @@ class BridgeNetwork:
             rules.append(f"ip saddr {self.address(i)} ip daddr {{ {others} }} drop")
             rules.append(f"ip daddr {self.address(i)} ip saddr {{ {others} }} drop")
         if self._loss > 0:
-            # Only packets between two nodes cross the bridge's forward hook.
-            rules.append(f"numgen random mod 100 < {self._loss} drop")
+            # Only packets between two nodes cross the bridge's forward hook; the bridge family's
+            # hook sees every bridge of the host, so the rule names this slot's subnet (another
+            # cluster's network, run beside this one, keeps its packets).
+            subnet = f"{SUBNET_PREFIX}.{self.slot}.0/24"
+            rules.append(f"ip saddr {subnet} ip daddr {subnet} numgen random mod 100 < {self._loss} drop")
         body = "\n".join(f"    {r}" for r in rules)
         # One transaction: the table is replaced atomically (declare, delete, recreate).
         ruleset = textwrap.dedent(f"""\

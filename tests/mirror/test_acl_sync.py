@@ -6,7 +6,8 @@
   remote topic), prefixed patterns and ACLs of topics that are not mirrored are left alone. One
   Kafka broker serves as both ends of the flow (aliases ``a`` and ``b``, remote ``a.orders``), so a
   single JVM starts;
-- a Strata source (no ACL API yet) turns the sync off with one log line while records keep flowing.
+- a Strata source (no authorizer yet: its ACL calls answer SECURITY_DISABLED, as Kafka's do without
+  one) turns the sync off with one log line while records keep flowing.
 """
 import pytest
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,

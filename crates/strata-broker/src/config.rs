@@ -10,6 +10,7 @@ use strata_kafka::properties;
 use strata_log::{CleanupPolicy, LogConfig, TimestampType};
 
 use crate::replica_selector::ReplicaSelector;
+use crate::tls::TlsSettings;
 
 /// Why a configuration was refused; the message names the property and the accepted values.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +158,8 @@ pub struct BrokerConfig {
     pub raw: BTreeMap<String, String>,
     /// Membership of a KRaft-style cluster and replication settings.
     pub cluster: ClusterSettings,
+    /// The TLS settings of each SSL listener, by listener name.
+    pub tls: BTreeMap<String, TlsSettings>,
 }
 
 /// `process.roles`.
@@ -331,6 +334,7 @@ impl BrokerConfig {
         let replica_selector = ReplicaSelector::from_class(p.get("replica.selector.class"))
             .map_err(|e| p.invalid("replica.selector.class", &e.to_string()))?;
         let cluster = cluster_settings(&p, node_id, &listeners)?;
+        let tls = listener_security(&props, &listeners, &cluster)?;
         let cfg = BrokerConfig {
             node_id,
             listeners,
@@ -367,6 +371,7 @@ impl BrokerConfig {
             metrics_address: metrics_address(&p)?,
             raw: props.clone(),
             cluster,
+            tls,
         };
         cfg.validate()?;
         // Kafka properties this broker does not act on (KRaft and JVM settings that deployments
@@ -481,6 +486,60 @@ impl BrokerConfig {
             .cloned()
             .unwrap_or_else(|| name.to_string())
     }
+}
+
+/// Checks the security protocol of every listener (`listener.security.protocol.map`, else the
+/// listener's own name) and reads the TLS settings of the SSL ones. Refused with a message:
+/// SASL (not served yet), TLS between the nodes of a cluster (the inter-broker and controller
+/// connections are plaintext), and protocols Kafka does not have.
+fn listener_security(
+    props: &BTreeMap<String, String>,
+    listeners: &[Listener],
+    cluster: &ClusterSettings,
+) -> Result<BTreeMap<String, TlsSettings>, ConfigError> {
+    let mut tls = BTreeMap::new();
+    for l in listeners {
+        let protocol = cluster
+            .security_protocols
+            .get(&l.name)
+            .cloned()
+            .unwrap_or_else(|| l.name.clone());
+        let refuse = |reason: &str| ConfigError::Invalid {
+            key: "listener.security.protocol.map".into(),
+            value: format!("{}:{protocol}", l.name),
+            reason: reason.into(),
+        };
+        match protocol.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => {}
+            "SSL" => {
+                let between_nodes = cluster.roles.is_some()
+                    && (cluster.inter_broker_listener.eq_ignore_ascii_case(&l.name)
+                        || cluster
+                            .controller_listener_names
+                            .iter()
+                            .any(|n| n.eq_ignore_ascii_case(&l.name)));
+                if between_nodes {
+                    return Err(refuse(
+                        "TLS between the brokers and controllers of a cluster is not supported \
+                         yet: keep the inter-broker and controller listeners PLAINTEXT on a \
+                         network only the cluster reaches, and give clients an SSL listener",
+                    ));
+                }
+                tls.insert(
+                    l.name.clone(),
+                    TlsSettings::from_properties(props, &l.name)?,
+                );
+            }
+            "SASL_PLAINTEXT" | "SASL_SSL" => return Err(refuse(
+                "SASL is not supported yet: use PLAINTEXT or SSL (with ssl.client.auth=required \
+                     for clients that must prove who they are)",
+            )),
+            _ => return Err(refuse(
+                "unknown security protocol: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+            )),
+        }
+    }
+    Ok(tls)
 }
 
 /// Reads the KRaft membership and replication properties and checks that they fit together
@@ -804,6 +863,41 @@ mod tests {
         let mut props = BTreeMap::new();
         parse_properties(Path::new("t"), text, &mut props)?;
         BrokerConfig::from_properties(props)
+    }
+
+    #[test]
+    fn listener_security_protocols() {
+        let ssl = load(
+            "listeners=PLAINTEXT://127.0.0.1:19092,CLIENTS://127.0.0.1:19093\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CLIENTS:SSL\n\
+             listener.name.clients.ssl.keystore.location=/k.pem\n",
+        )
+        .unwrap();
+        assert_eq!(ssl.tls.keys().collect::<Vec<_>>(), vec!["CLIENTS"]);
+        // unmapped listeners are their own protocol, as in Kafka
+        assert!(
+            load("listeners=SSL://127.0.0.1:19093\nssl.keystore.location=/k.pem\n")
+                .unwrap()
+                .tls
+                .contains_key("SSL")
+        );
+        let refused = |text: &str| load(text).expect_err("refused").to_string();
+        assert!(
+            refused("listeners=SASL_SSL://127.0.0.1:19092\n").contains("SASL is not supported yet")
+        );
+        assert!(refused("listeners=TLS://127.0.0.1:19092\n").contains("unknown security protocol"));
+        assert!(refused("listeners=SSL://127.0.0.1:19092\n").contains("ssl.keystore.location"));
+        // TLS between the nodes of a cluster is refused, not served in plaintext
+        let between = refused(
+            "process.roles=broker,controller\nnode.id=1\ncluster.id=c\n\
+             controller.quorum.voters=1@127.0.0.1:19094\ncontroller.listener.names=CONTROLLER\n\
+             listeners=SSL://127.0.0.1:19092,CONTROLLER://127.0.0.1:19094\n\
+             ssl.keystore.location=/k.pem\n",
+        );
+        assert!(
+            between.contains("TLS between the brokers and controllers"),
+            "{between}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod mirror_target;
 pub mod partition;
 pub mod replica_selector;
 pub mod server;
+pub mod tls;
 pub mod topic_config;
 pub mod write_fence;
 
@@ -54,6 +55,13 @@ pub struct BrokerHandle {
 pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     let mut bound = Vec::new();
     for l in &config.listeners {
+        let tls = match config.tls.get(&l.name) {
+            Some(settings) => Some(
+                tls::TlsListener::load(settings.clone())
+                    .map_err(|e| anyhow::anyhow!("listener {} (SSL): {e}", l.name))?,
+            ),
+            None => None,
+        };
         let addr = l.bind_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -75,7 +83,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
                         .eq_ignore_ascii_case(&config.cluster.inter_broker_listener),
             }
         };
-        bound.push((l.name.clone(), scope, listener));
+        bound.push((l.name.clone(), scope, listener, tls));
     }
     let client_name = config.client_listener().name.clone();
     let standalone = config.cluster.roles.is_none();
@@ -98,9 +106,12 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     let tracker = TaskTracker::new();
     let background = TaskTracker::new();
     let mut local_addr = None;
-    for (name, scope, listener) in bound {
+    for (name, scope, listener, tls) in bound {
         if name == client_name && local_addr.is_none() {
             local_addr = Some(listener.local_addr()?);
+        }
+        if let Some(tls) = &tls {
+            tracker.spawn(tls.clone().watch(broker.shutdown.clone()));
         }
         tracker.spawn(server::serve(
             broker.clone(),
@@ -108,6 +119,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
             tracker.clone(),
             scope,
             Arc::from(name.as_str()),
+            tls,
         ));
     }
     let local_addr = local_addr.ok_or_else(|| anyhow::anyhow!("no client listener"))?;

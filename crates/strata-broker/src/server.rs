@@ -12,14 +12,15 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use strata_kafka::frame::{read_frame, FrameError, FrameLimits};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::broker::Broker;
 use crate::handlers::api_versions::ListenerKind;
 use crate::handlers::{self, api_versions};
+use crate::tls::TlsListener;
 
 /// Why a connection was closed by the broker.
 #[derive(Debug, thiserror::Error)]
@@ -46,13 +47,17 @@ impl From<FrameError> for ConnectionError {
     }
 }
 
-/// Accepts connections until shutdown; each connection runs in its own task on `tracker`.
+/// Accepts connections until shutdown; each connection runs in its own task on `tracker`. On
+/// an SSL listener (`tls`) each connection first completes its TLS handshake; one that fails
+/// (plaintext sent to the port, an untrusted or missing client certificate, a handshake that
+/// never completes) is closed with a log line naming the peer.
 pub async fn serve(
     broker: Arc<Broker>,
     listener: TcpListener,
     tracker: TaskTracker,
     scope: ListenerScope,
     name: Arc<str>,
+    tls: Option<Arc<TlsListener>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -64,10 +69,21 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let broker = broker.clone();
                 let name = name.clone();
-                let span = tracing::info_span!("connection", %peer);
+                let tls = tls.clone();
+                let span = tracing::info_span!("connection", %peer, listener = %name);
                 tracker.spawn(
                     async move {
-                        match connection(broker, stream, peer, scope, name).await {
+                        let result = match tls {
+                            None => connection(broker, stream, peer, scope, name).await,
+                            Some(tls) => match tls.accept(stream).await {
+                                Ok(stream) => connection(broker, stream, peer, scope, name).await,
+                                Err(e) => {
+                                    tracing::info!(error = %e, "TLS handshake failed; connection closed");
+                                    return;
+                                }
+                            },
+                        };
+                        match result {
                             Ok(()) => tracing::debug!("connection closed"),
                             Err(ConnectionError::Io(e)) => {
                                 tracing::debug!(error = %e, "connection closed")
@@ -87,9 +103,9 @@ pub async fn serve(
     }
 }
 
-async fn connection(
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     broker: Arc<Broker>,
-    mut stream: TcpStream,
+    mut stream: S,
     peer: SocketAddr,
     scope: ListenerScope,
     name: Arc<str>,
@@ -112,6 +128,8 @@ async fn connection(
         out.clear();
         if let Some(()) = handle_frame(&broker, peer, frame, &mut out, scope, &name).await? {
             stream.write_all(&out).await?;
+            // A TLS stream holds the records it has not sent yet until flushed.
+            stream.flush().await?;
         }
     }
 }

@@ -157,8 +157,8 @@ pub fn validate_as(name: &str, shown: &str, value: &str) -> Result<(), String> {
         ValueType::List => {
             parse_cleanup_policy(name, value).map_err(|e| e.to_string())?;
         }
-        // No topic config names a class.
-        ValueType::Class => {}
+        // No topic config names a class or holds a secret.
+        ValueType::Class | ValueType::Password => {}
         ValueType::String => match name {
             "message.timestamp.type" => {
                 parse_timestamp_type(name, value).map_err(|e| e.to_string())?;

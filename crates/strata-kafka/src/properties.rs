@@ -16,6 +16,8 @@ pub enum ValueType {
     List = 7,
     /// A Java class name.
     Class = 8,
+    /// A secret (keys, passwords): never shown, DescribeConfigs reports it as sensitive.
+    Password = 9,
 }
 
 impl ValueType {
@@ -42,7 +44,9 @@ const fn broker(name: &'static str, kind: ValueType) -> BrokerProperty {
 /// requests in flight at shutdown), `strata.metrics.address` (where the broker serves
 /// `/metrics`, `/healthz` and `/readyz`) and the failover's dynamic cluster configs
 /// (`strata.producer.reset`, `strata.write.fence`, `strata.write.mandate.expiry.ms`, see
-/// [`crate::failover`]).
+/// [`crate::failover`]), and `strata.ssl.reload.interval.ms` (how often an SSL listener checks
+/// its key, certificate and truststore files for a change; see `strata_broker::tls`).
+/// A property may also be given for one listener as `listener.name.<listener>.<property>`.
 pub const BROKER_PROPERTIES: &[BrokerProperty] = {
     use ValueType::*;
     &[
@@ -127,8 +131,24 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
         broker("socket.receive.buffer.bytes", Int),
         broker("socket.request.max.bytes", Int),
         broker("socket.send.buffer.bytes", Int),
+        broker("ssl.cipher.suites", List),
+        broker("ssl.client.auth", String),
+        broker("ssl.enabled.protocols", List),
+        broker("ssl.endpoint.identification.algorithm", String),
+        broker("ssl.key.password", Password),
+        broker("ssl.keystore.certificate.chain", Password),
+        broker("ssl.keystore.key", Password),
+        broker("ssl.keystore.location", String),
+        broker("ssl.keystore.password", Password),
+        broker("ssl.keystore.type", String),
+        broker("ssl.protocol", String),
+        broker("ssl.truststore.certificates", Password),
+        broker("ssl.truststore.location", String),
+        broker("ssl.truststore.password", Password),
+        broker("ssl.truststore.type", String),
         broker("strata.metrics.address", String),
         broker("strata.producer.reset", Long),
+        broker("strata.ssl.reload.interval.ms", Long),
         broker("strata.write.fence", String),
         broker("strata.write.mandate.expiry.ms", Long),
         broker("transaction.state.log.min.isr", Int),
@@ -137,9 +157,17 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
     ]
 };
 
-/// Looks a broker property up by name.
+/// Looks a broker property up by name; `listener.name.<listener>.<property>` is `<property>`
+/// given for one listener.
 pub fn broker_property(name: &str) -> Option<&'static BrokerProperty> {
+    let name = listener_property(name).map_or(name, |(_, property)| property);
     BROKER_PROPERTIES.iter().find(|p| p.name == name)
+}
+
+/// Splits `listener.name.<listener>.<property>` into the listener's name (lower case, as Kafka
+/// writes it) and the property.
+pub fn listener_property(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix("listener.name.")?.split_once('.')
 }
 
 /// A topic-level config.

@@ -278,9 +278,12 @@ fn broker_entry(
     dynamic: bool,
 ) -> DescribeConfigsResourceResult {
     let kind = properties::broker_property(name).map_or(ValueType::String, |p| p.kind);
+    // Keys and passwords are never shown (Kafka answers them as sensitive, without a value).
+    let sensitive = kind == ValueType::Password;
     DescribeConfigsResourceResult::default()
         .with_name(str_bytes(name))
-        .with_value(Some(str_bytes(value)))
+        .with_value((!sensitive).then(|| str_bytes(value)))
+        .with_is_sensitive(sensitive)
         .with_read_only(!dynamic)
         .with_config_source(source)
         .with_config_type(kind as i8)
@@ -787,6 +790,24 @@ fn unknown_topic(name: &str) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_described_as_sensitive_without_a_value() {
+        let key = broker_entry(
+            "listener.name.ssl.ssl.keystore.key",
+            "-----BEGIN PRIVATE KEY-----",
+            SOURCE_STATIC_BROKER,
+            false,
+        );
+        assert!(key.is_sensitive && key.value.is_none());
+        let location = broker_entry(
+            "ssl.keystore.location",
+            "/k.pem",
+            SOURCE_STATIC_BROKER,
+            false,
+        );
+        assert!(!location.is_sensitive && location.value.is_some());
+    }
 
     #[test]
     fn every_dynamic_broker_config_is_a_typed_broker_property() {

@@ -36,6 +36,7 @@ top_level!(
     BrokerHeartbeatResponse,
     AllocateProducerIdsResponse,
     ListPartitionReassignmentsResponse,
+    DescribeAclsResponse,
 );
 
 /// Responses whose codes sit in `$list[..].$nested[..].error_code` (per partition), with
@@ -77,6 +78,8 @@ macro_rules! top_code {
 }
 
 per_partition!(ProduceResponse, responses, partition_responses, false);
+per_entry!(CreateAclsResponse, results, false);
+per_entry!(DeleteAclsResponse, filter_results, false);
 per_partition!(FetchResponse, responses, partitions, true);
 per_partition!(ListOffsetsResponse, topics, partitions, false);
 per_partition!(OffsetForLeaderEpochResponse, topics, partitions, false);

@@ -127,7 +127,12 @@ pub fn live_endpoints(
         .collect();
     // Before its own registration is applied, a broker still names itself.
     if !out.iter().any(|(id, ..)| *id == broker.config.node_id) && *broker.ready.borrow() {
-        let adv = broker.config.advertised();
+        let adv = broker
+            .config
+            .advertised_listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .unwrap_or_else(|| broker.config.advertised());
         out.push((
             broker.config.node_id,
             adv.host.clone(),

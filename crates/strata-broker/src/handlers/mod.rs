@@ -8,6 +8,7 @@ use kafka_protocol::protocol::Encodable;
 
 use crate::broker::Broker;
 
+pub mod acls;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
@@ -135,6 +136,9 @@ pub async fn dispatch(
         RequestKind::ListPartitionReassignments(req) => {
             route!(req, replicas::list_partition_reassignments)
         }
+        RequestKind::DescribeAcls(req) => route!(req, acls::describe_acls),
+        RequestKind::CreateAcls(req) => route!(req, acls::create_acls),
+        RequestKind::DeleteAcls(req) => route!(req, acls::delete_acls),
         // The connection layer decodes only advertised APIs.
         _ => anyhow::bail!("request of an API that is not served"),
     }

@@ -1,0 +1,711 @@
+//! TLS on SSL listeners, with rustls (no OpenSSL). The settings are Kafka's `ssl.*` properties,
+//! each also given for one listener as `listener.name.<listener>.ssl.*` (which wins, as in
+//! Kafka), with PEM key and trust stores:
+//!
+//! - `ssl.keystore.location`: one PEM file with the private key and the certificate chain; or the
+//!   two inline properties `ssl.keystore.key` and `ssl.keystore.certificate.chain` (PEM on one
+//!   line, its line breaks written as spaces, as in Kafka). The key is an encrypted PKCS#8 key
+//!   (PBES2 with AES) with its password in `ssl.key.password`, or an unencrypted PKCS#8, PKCS#1
+//!   or SEC1 key (what a Kubernetes TLS Secret holds);
+//! - `ssl.truststore.location` (or inline `ssl.truststore.certificates`): the CA certificates
+//!   that client certificates are checked against;
+//! - `ssl.client.auth`: `none` (default), `requested` or `required` (mutual TLS);
+//! - `ssl.enabled.protocols` (`TLSv1.2,TLSv1.3`) and `ssl.cipher.suites` (IANA names).
+//!
+//! The files are read at start and checked again every `strata.ssl.reload.interval.ms`
+//! (default 10 s): a changed key, certificate or trust store (Kubernetes updates mounted Secrets
+//! in place) applies from the next handshake on; files that do not make a valid configuration
+//! are refused with a log line and the configuration in use stays.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::RwLock;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConfigError;
+
+/// How long a client may take to complete its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `ssl.client.auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+/// PEM text: a file or the property's own value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pem {
+    File(PathBuf),
+    Inline(String),
+}
+
+/// The private key and certificate chain of a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStore {
+    /// `ssl.keystore.location`: key and chain in one PEM file.
+    File(PathBuf),
+    /// `ssl.keystore.key` and `ssl.keystore.certificate.chain`.
+    Inline { key: String, chain: String },
+}
+
+/// A password: never printed (`Debug` shows `(hidden)`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(hidden)")
+    }
+}
+
+/// The TLS settings of one SSL listener, checked but not yet read from disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub listener: String,
+    pub keystore: KeyStore,
+    /// `ssl.key.password`: the password of an encrypted private key.
+    pub key_password: Option<Secret>,
+    pub truststore: Option<Pem>,
+    pub client_auth: ClientAuth,
+    /// `TLSv1.2` and/or `TLSv1.3`.
+    pub protocols: Vec<String>,
+    /// IANA names; empty = rustls's defaults.
+    pub cipher_suites: Vec<String>,
+    pub reload_interval: Duration,
+}
+
+impl TlsSettings {
+    /// Reads the settings of SSL listener `listener` from the broker's properties.
+    pub fn from_properties(
+        props: &BTreeMap<String, String>,
+        listener: &str,
+    ) -> Result<TlsSettings, ConfigError> {
+        let prefixed = |key: &str| format!("listener.name.{}.{key}", listener.to_lowercase());
+        // (the name the value was given under, the value)
+        let get = |key: &str| -> Option<(String, String)> {
+            let own = prefixed(key);
+            if let Some(v) = props.get(&own) {
+                return Some((own, v.trim().to_string()));
+            }
+            props
+                .get(key)
+                .map(|v| (key.to_string(), v.trim().to_string()))
+        };
+        let invalid = |(key, value): (String, String), reason: &str| ConfigError::Invalid {
+            key,
+            value,
+            reason: reason.to_string(),
+        };
+        let missing = |key: &str, reason: &str| ConfigError::Invalid {
+            key: prefixed(key),
+            value: String::new(),
+            reason: format!("listener {listener} is SSL: {reason}"),
+        };
+        for store in ["ssl.keystore.type", "ssl.truststore.type"] {
+            if let Some(given) = get(store).filter(|(_, v)| !v.eq_ignore_ascii_case("PEM")) {
+                return Err(invalid(
+                    given,
+                    "only PEM stores are read; convert a JKS or PKCS12 store to PEM \
+                     (keytool -importkeystore to PKCS12, then openssl pkcs12 -nodes)",
+                ));
+            }
+        }
+        let key_password = get("ssl.key.password")
+            .map(|(_, v)| Secret(v))
+            .filter(|p| !p.0.is_empty());
+        if let Some((key, _)) = get("ssl.keystore.password") {
+            return Err(invalid(
+                (key, "(hidden)".into()),
+                "a PEM key store has no store password (Kafka refuses it too); the key's \
+                 password goes in ssl.key.password",
+            ));
+        }
+        let keystore = match (
+            get("ssl.keystore.location"),
+            get("ssl.keystore.key"),
+            get("ssl.keystore.certificate.chain"),
+        ) {
+            (Some((_, path)), None, None) => KeyStore::File(PathBuf::from(path)),
+            (None, Some((_, key)), Some((_, chain))) => KeyStore::Inline {
+                key: pem_lines(&key),
+                chain: pem_lines(&chain),
+            },
+            (Some(_), _, _) => {
+                return Err(missing(
+                    "ssl.keystore.location",
+                    "give either ssl.keystore.location or ssl.keystore.key with \
+                     ssl.keystore.certificate.chain, not both",
+                ))
+            }
+            _ => {
+                return Err(missing(
+                    "ssl.keystore.location",
+                    "it needs ssl.keystore.location (a PEM file with the private key and the \
+                     certificate chain) or ssl.keystore.key with ssl.keystore.certificate.chain",
+                ))
+            }
+        };
+        let truststore = match (
+            get("ssl.truststore.location"),
+            get("ssl.truststore.certificates"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(missing(
+                    "ssl.truststore.location",
+                    "give either ssl.truststore.location or ssl.truststore.certificates",
+                ))
+            }
+            (Some((_, path)), None) => Some(Pem::File(PathBuf::from(path))),
+            (None, Some((_, pem))) => Some(Pem::Inline(pem_lines(&pem))),
+            (None, None) => None,
+        };
+        let client_auth = match get("ssl.client.auth") {
+            None => ClientAuth::None,
+            Some((_, v)) if v.eq_ignore_ascii_case("none") => ClientAuth::None,
+            Some((_, v)) if v.eq_ignore_ascii_case("requested") => ClientAuth::Requested,
+            Some((_, v)) if v.eq_ignore_ascii_case("required") => ClientAuth::Required,
+            Some(given) => return Err(invalid(given, "expected required, requested or none")),
+        };
+        if client_auth != ClientAuth::None && truststore.is_none() {
+            return Err(missing(
+                "ssl.truststore.location",
+                "ssl.client.auth checks client certificates against ssl.truststore.location \
+                 or ssl.truststore.certificates, and neither is given",
+            ));
+        }
+        let protocols = match get("ssl.enabled.protocols") {
+            None => vec!["TLSv1.2".to_string(), "TLSv1.3".to_string()],
+            Some(given) => {
+                let list: Vec<String> = split_list(&given.1);
+                if list.is_empty() || list.iter().any(|p| p != "TLSv1.2" && p != "TLSv1.3") {
+                    return Err(invalid(given, "expected TLSv1.2 and/or TLSv1.3"));
+                }
+                list
+            }
+        };
+        let cipher_suites = get("ssl.cipher.suites")
+            .map(|(_, v)| split_list(&v))
+            .unwrap_or_default();
+        let known = known_cipher_suites();
+        if let Some(unknown) = cipher_suites.iter().find(|s| !known.contains(s)) {
+            return Err(invalid(
+                get("ssl.cipher.suites").unwrap_or_default(),
+                &format!(
+                    "{unknown} is not available; the suites are {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        let reload_ms = match get("strata.ssl.reload.interval.ms") {
+            None => 10_000,
+            Some(given) => match given.1.parse::<u64>() {
+                Ok(ms) if ms >= 100 => ms,
+                _ => return Err(invalid(given, "expected a number of milliseconds >= 100")),
+            },
+        };
+        Ok(TlsSettings {
+            listener: listener.to_string(),
+            keystore,
+            key_password,
+            truststore,
+            client_auth,
+            protocols,
+            cipher_suites,
+            reload_interval: Duration::from_millis(reload_ms),
+        })
+    }
+
+    /// The files the settings read (checked for changes).
+    fn files(&self) -> Vec<&Path> {
+        let mut files = Vec::new();
+        if let KeyStore::File(p) = &self.keystore {
+            files.push(p.as_path());
+        }
+        if let Some(Pem::File(p)) = &self.truststore {
+            files.push(p.as_path());
+        }
+        files
+    }
+}
+
+/// PEM text given inline as Kafka takes it: a property value is one line, so the line breaks of
+/// its blocks may be spaces. Rebuilds each block as header, base64 lines and footer; text that
+/// has line breaks already is kept as it is.
+fn pem_lines(value: &str) -> String {
+    if value.contains('\n') {
+        return value.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = value.trim();
+    while let Some(begin) = rest.find("-----BEGIN ") {
+        let after = &rest[begin + "-----BEGIN ".len()..];
+        let Some(label_end) = after.find("-----") else {
+            break;
+        };
+        let label = &after[..label_end];
+        let body = &after[label_end + "-----".len()..];
+        let footer = format!("-----END {label}-----");
+        let Some(end) = body.find(&footer) else {
+            break;
+        };
+        out.push_str(&format!("-----BEGIN {label}-----\n"));
+        for chunk in body[..end].split_whitespace() {
+            out.push_str(chunk);
+            out.push('\n');
+        }
+        out.push_str(&footer);
+        out.push('\n');
+        rest = &body[end + footer.len()..];
+    }
+    if out.is_empty() {
+        value.to_string()
+    } else {
+        out
+    }
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The IANA names of the cipher suites the crypto provider offers.
+fn known_cipher_suites() -> Vec<String> {
+    rustls::crypto::ring::default_provider()
+        .cipher_suites
+        .iter()
+        .map(|s| format!("{:?}", s.suite()))
+        .collect()
+}
+
+/// Why a key store or trust store could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {reason}")]
+    Pem { what: String, reason: String },
+    #[error("listener {listener}: {reason}")]
+    Config { listener: String, reason: String },
+}
+
+fn read(pem: &Pem) -> Result<(String, Vec<u8>), TlsError> {
+    match pem {
+        Pem::File(path) => std::fs::read(path)
+            .map(|bytes| (path.display().to_string(), bytes))
+            .map_err(|source| TlsError::Read {
+                path: path.clone(),
+                source,
+            }),
+        Pem::Inline(text) => Ok(("the inline PEM value".into(), text.as_bytes().to_vec())),
+    }
+}
+
+fn certificates(what: &str, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            what: what.to_string(),
+            reason: format!("not PEM: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            what: what.to_string(),
+            reason: "no CERTIFICATE block".into(),
+        });
+    }
+    Ok(certs)
+}
+
+const ENCRYPTED_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+
+/// The private key of a key store: the encrypted PKCS#8 block decrypted with `password`, else
+/// the unencrypted key.
+fn private_key(
+    what: &str,
+    bytes: &[u8],
+    password: Option<&Secret>,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem_error = |reason: &str| TlsError::Pem {
+        what: what.to_string(),
+        reason: reason.to_string(),
+    };
+    let text = String::from_utf8_lossy(bytes);
+    let encrypted = text.find(ENCRYPTED_BEGIN).and_then(|begin| {
+        let end = begin + text[begin..].find(ENCRYPTED_END)? + ENCRYPTED_END.len();
+        Some(&text[begin..end])
+    });
+    match (encrypted, password) {
+        (Some(block), Some(password)) => {
+            let (_, document) = pkcs8::der::Document::from_pem(block)
+                .map_err(|e| pem_error(&format!("the encrypted private key is not PEM: {e}")))?;
+            let info = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())
+                .map_err(|e| pem_error(&format!("not an encrypted PKCS#8 key: {e}")))?;
+            let plain = info.decrypt(&password.0).map_err(|_| {
+                pem_error(
+                    "the private key does not decrypt with ssl.key.password (a wrong \
+                     password, or a cipher other than PBES2 with AES)",
+                )
+            })?;
+            Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
+        }
+        (Some(_), None) => Err(pem_error(
+            "the private key is encrypted and ssl.key.password is not given",
+        )),
+        (None, _) => PrivateKeyDer::from_pem_slice(bytes)
+            .map_err(|_| pem_error("no private key block (PKCS#8, PKCS#1 or SEC1)")),
+    }
+}
+
+/// Builds the rustls configuration of `settings` from the files as they are now.
+pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
+    let config_error = |reason: String| TlsError::Config {
+        listener: settings.listener.clone(),
+        reason,
+    };
+    let (chain, key) = match &settings.keystore {
+        KeyStore::File(path) => {
+            let (what, bytes) = read(&Pem::File(path.clone()))?;
+            let password = settings.key_password.as_ref();
+            (
+                certificates(&what, &bytes)?,
+                private_key(&what, &bytes, password)?,
+            )
+        }
+        KeyStore::Inline { key, chain } => (
+            certificates("ssl.keystore.certificate.chain", chain.as_bytes())?,
+            private_key(
+                "ssl.keystore.key",
+                key.as_bytes(),
+                settings.key_password.as_ref(),
+            )?,
+        ),
+    };
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !settings.cipher_suites.is_empty() {
+        provider
+            .cipher_suites
+            .retain(|s| settings.cipher_suites.contains(&format!("{:?}", s.suite())));
+    }
+    let provider = Arc::new(provider);
+    let versions: Vec<&'static SupportedProtocolVersion> = settings
+        .protocols
+        .iter()
+        .map(|p| {
+            if p == "TLSv1.3" {
+                &rustls::version::TLS13
+            } else {
+                &rustls::version::TLS12
+            }
+        })
+        .collect();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| config_error(format!("ssl.enabled.protocols / ssl.cipher.suites: {e}")))?;
+    let builder = match (&settings.truststore, settings.client_auth) {
+        (Some(store), auth) if auth != ClientAuth::None => {
+            let (what, bytes) = read(store)?;
+            let mut roots = RootCertStore::empty();
+            for cert in certificates(&what, &bytes)? {
+                roots.add(cert).map_err(|e| TlsError::Pem {
+                    what: what.clone(),
+                    reason: format!("not a usable CA certificate: {e}"),
+                })?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth == ClientAuth::Requested {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| config_error(format!("trust store: {e}")))?,
+            )
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    builder
+        .with_single_cert(chain, key)
+        .map_err(|e| config_error(format!("key store: {e}")))
+}
+
+/// The modification time and length of each file, to notice a change.
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+fn stamp(files: &[&Path]) -> Stamp {
+    files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
+}
+
+/// The TLS side of one SSL listener: the acceptor in use, replaced when its files change.
+pub struct TlsListener {
+    settings: TlsSettings,
+    current: RwLock<(Stamp, TlsAcceptor)>,
+}
+
+impl TlsListener {
+    /// Reads the key store and trust store; fails with what is wrong with them.
+    pub fn load(settings: TlsSettings) -> Result<Arc<TlsListener>, TlsError> {
+        let stamp = stamp(&settings.files());
+        let acceptor = TlsAcceptor::from(Arc::new(server_config(&settings)?));
+        Ok(Arc::new(TlsListener {
+            settings,
+            current: RwLock::new((stamp, acceptor)),
+        }))
+    }
+
+    pub fn settings(&self) -> &TlsSettings {
+        &self.settings
+    }
+
+    /// Runs the handshake of an accepted connection, within [`HANDSHAKE_TIMEOUT`].
+    pub async fn accept(&self, stream: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        let acceptor = self.current.read().1.clone();
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "TLS handshake not completed within {} s",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// Builds a new configuration when a file changed since the last load. Ok(true) when it
+    /// was replaced; an error leaves the one in use (and is reported again only after the
+    /// files change again).
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let now = stamp(&self.settings.files());
+        if self.current.read().0 == now {
+            return Ok(false);
+        }
+        let built = server_config(&self.settings);
+        let mut current = self.current.write();
+        current.0 = now;
+        current.1 = TlsAcceptor::from(Arc::new(built?));
+        Ok(true)
+    }
+
+    /// Checks the files every `strata.ssl.reload.interval.ms` until shutdown.
+    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+        let listener = self.settings.listener.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.settings.reload_interval) => {}
+            }
+            match self.reload() {
+                Ok(true) => {
+                    tracing::info!(%listener, "TLS key store or trust store changed: new handshakes use it")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(%listener, error = %e, "TLS key store or trust store changed but cannot be used; the previous one stays in use")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn refusal(pairs: &[(&str, &str)]) -> String {
+        TlsSettings::from_properties(&props(pairs), "SSL")
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn listener_settings_win_over_the_general_ones() {
+        let s = TlsSettings::from_properties(
+            &props(&[
+                ("ssl.keystore.location", "/general.pem"),
+                ("listener.name.mtls.ssl.keystore.location", "/own.pem"),
+                ("ssl.truststore.location", "/ca.pem"),
+                ("listener.name.mtls.ssl.client.auth", "required"),
+                ("ssl.enabled.protocols", "TLSv1.3"),
+            ]),
+            "MTLS",
+        )
+        .unwrap();
+        assert_eq!(s.keystore, KeyStore::File("/own.pem".into()));
+        assert_eq!(s.truststore, Some(Pem::File("/ca.pem".into())));
+        assert_eq!(s.client_auth, ClientAuth::Required);
+        assert_eq!(s.protocols, vec!["TLSv1.3"]);
+        assert_eq!(s.reload_interval, Duration::from_secs(10));
+        assert_eq!(s.files(), vec![Path::new("/own.pem"), Path::new("/ca.pem")]);
+        // the general settings serve another listener
+        let other = TlsSettings::from_properties(
+            &props(&[("ssl.keystore.location", "/general.pem")]),
+            "SSL",
+        )
+        .unwrap();
+        assert_eq!(other.keystore, KeyStore::File("/general.pem".into()));
+        assert_eq!(other.client_auth, ClientAuth::None);
+    }
+
+    #[test]
+    fn what_cannot_work_is_refused_with_the_property_named() {
+        assert!(refusal(&[]).contains("ssl.keystore.location"));
+        assert!(refusal(&[
+            ("ssl.keystore.type", "JKS"),
+            ("ssl.keystore.location", "/k.jks")
+        ])
+        .contains("only PEM stores are read"));
+        assert!(refusal(&[
+            ("ssl.keystore.location", "/k.pem"),
+            ("ssl.client.auth", "required")
+        ])
+        .contains("ssl.truststore.location"));
+        assert!(refusal(&[
+            ("ssl.keystore.location", "/k.pem"),
+            ("ssl.client.auth", "sometimes")
+        ])
+        .contains("expected required, requested or none"));
+        assert!(refusal(&[
+            ("ssl.keystore.location", "/k.pem"),
+            ("ssl.enabled.protocols", "TLSv1.1")
+        ])
+        .contains("TLSv1.2"));
+        assert!(refusal(&[
+            ("ssl.keystore.location", "/k.pem"),
+            ("ssl.cipher.suites", "TLS_RSA_WITH_RC4_128_SHA")
+        ])
+        .contains("TLS_AES_128_GCM_SHA256"));
+        assert!(refusal(&[
+            ("ssl.keystore.location", "/k.pem"),
+            ("ssl.keystore.key", "-----BEGIN PRIVATE KEY-----")
+        ])
+        .contains("not both"));
+        let password = refusal(&[
+            ("ssl.keystore.location", "/k.pem"),
+            ("ssl.keystore.password", "hunter2"),
+        ]);
+        assert!(password.contains("ssl.key.password"), "{password}");
+        assert!(!password.contains("hunter2"), "{password}");
+        let with_key_password = TlsSettings::from_properties(
+            &props(&[
+                ("ssl.keystore.location", "/k.pem"),
+                ("ssl.key.password", "hunter2"),
+            ]),
+            "SSL",
+        )
+        .unwrap();
+        assert!(!format!("{with_key_password:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn inline_pem_on_one_line_gets_its_lines_back() {
+        let one_line = "-----BEGIN PRIVATE KEY----- QUJD REVG -----END PRIVATE KEY----- \
+                        -----BEGIN CERTIFICATE----- R0hJ -----END CERTIFICATE-----";
+        assert_eq!(
+            pem_lines(one_line),
+            "-----BEGIN PRIVATE KEY-----\nQUJD\nREVG\n-----END PRIVATE KEY-----\n\
+             -----BEGIN CERTIFICATE-----\nR0hJ\n-----END CERTIFICATE-----\n"
+        );
+        let lines = "-----BEGIN CERTIFICATE-----\nR0hJ\n-----END CERTIFICATE-----\n";
+        assert_eq!(pem_lines(lines), lines);
+        assert_eq!(pem_lines("not pem"), "not pem");
+        let settings = TlsSettings::from_properties(
+            &props(&[
+                (
+                    "ssl.keystore.key",
+                    "-----BEGIN PRIVATE KEY----- QUJD -----END PRIVATE KEY-----",
+                ),
+                (
+                    "ssl.keystore.certificate.chain",
+                    "-----BEGIN CERTIFICATE----- R0hJ -----END CERTIFICATE-----",
+                ),
+            ]),
+            "SSL",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.keystore,
+            KeyStore::Inline {
+                key: "-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n".into(),
+                chain: "-----BEGIN CERTIFICATE-----\nR0hJ\n-----END CERTIFICATE-----\n".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn bad_pem_is_named() {
+        let settings = TlsSettings {
+            listener: "SSL".into(),
+            key_password: None,
+            keystore: KeyStore::Inline {
+                key: "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
+                    .into(),
+                chain: "no certificate here".into(),
+            },
+            truststore: None,
+            client_auth: ClientAuth::None,
+            protocols: vec!["TLSv1.3".into()],
+            cipher_suites: vec![],
+            reload_interval: Duration::from_secs(1),
+        };
+        let e = server_config(&settings).expect_err("refused").to_string();
+        assert!(
+            e.contains("ssl.keystore.certificate.chain") && e.contains("no CERTIFICATE"),
+            "{e}"
+        );
+        let encrypted =
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert!(matches!(
+            private_key("k", encrypted, None),
+            Err(TlsError::Pem { reason, .. }) if reason.contains("ssl.key.password is not given")
+        ));
+        assert!(matches!(
+            private_key("k", encrypted, Some(&Secret("pw".into()))),
+            Err(TlsError::Pem { .. })
+        ));
+        let missing = TlsSettings {
+            keystore: KeyStore::File("/nonexistent/k.pem".into()),
+            ..settings
+        };
+        assert!(server_config(&missing)
+            .expect_err("refused")
+            .to_string()
+            .contains("/nonexistent/k.pem"));
+    }
+}
