@@ -290,8 +290,17 @@ fn known_cipher_suites() -> Vec<String> {
     rustls::crypto::ring::default_provider()
         .cipher_suites
         .iter()
-        .map(|s| format!("{:?}", s.suite()))
+        .map(iana_name)
         .collect()
+}
+
+/// A suite's IANA name, as `ssl.cipher.suites` lists it (rustls names TLS 1.3 suites `TLS13_*`).
+fn iana_name(suite: &rustls::SupportedCipherSuite) -> String {
+    let name = format!("{:?}", suite.suite());
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
+    }
 }
 
 /// Why a key store or trust store could not be used.
@@ -406,7 +415,7 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
     if !settings.cipher_suites.is_empty() {
         provider
             .cipher_suites
-            .retain(|s| settings.cipher_suites.contains(&format!("{:?}", s.suite())));
+            .retain(|s| settings.cipher_suites.contains(&iana_name(s)));
     }
     let provider = Arc::new(provider);
     let versions: Vec<&'static SupportedProtocolVersion> = settings
@@ -631,6 +640,27 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{with_key_password:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn cipher_suites_go_by_their_iana_names() {
+        let known = known_cipher_suites();
+        for name in [
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        ] {
+            assert!(known.iter().any(|k| k == name), "{name} not in {known:?}");
+        }
+        let s = TlsSettings::from_properties(
+            &props(&[
+                ("ssl.keystore.location", "/k.pem"),
+                ("ssl.cipher.suites", "TLS_AES_256_GCM_SHA384"),
+            ]),
+            "SSL",
+        )
+        .unwrap();
+        assert_eq!(s.cipher_suites, vec!["TLS_AES_256_GCM_SHA384"]);
     }
 
     #[test]
