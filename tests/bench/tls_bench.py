@@ -18,20 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from compare import PARTITIONS, PROPS, RECORD_SIZE  # noqa: E402  (the same broker set-up as compare.py)
 from harness.brokers import kafka_tool  # noqa: E402
 from harness.tls import Certs, start_tls_broker  # noqa: E402
 
 TOPIC = "bench-tls"
-PARTITIONS = 3
-RECORD_SIZE = 1024
-PROPS = {
-    "num.partitions": str(PARTITIONS),
-    "offsets.topic.replication.factor": "1",
-    "offsets.topic.num.partitions": "4",
-    "transaction.state.log.replication.factor": "1",
-    "transaction.state.log.min.isr": "1",
-    "group.initial.rebalance.delay.ms": "0",
-}
 PRODUCER_LINE = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\)")
 
 
