@@ -63,20 +63,24 @@ export PATH="$STRATA_CACHE/bin:$PATH"
 export STRATA_MIRROR_BIN="$STRATA_ROOT/target/release/strata-mirror"
 mkdir -p "$STRATA_ROOT/tests/.work"
 rm -f "$STRATA_ROOT/tests/.work/mirror-figures.jsonl"
-# The replicated-cluster suite on the Kafka reference (6 JVMs; it mostly waits on restarts and
-# faults) runs in a second pytest beside the other suites, and with it the suites that mostly
-# wait on a control plane (failover on probes and mandates; the operator, chart and image suites
-# on reconciles; the real-node suites on pods, zones and leases); Strata's cluster, the client
-# compatibility and the mirror suites run in the first. The two take about the same time.
+# Two pytests side by side, then one alone:
+# - the first: the client compatibility suites and Strata's replicated cluster;
+# - the second: the replicated-cluster suite on the Kafka reference (6 JVMs; it mostly waits on
+#   restarts and faults), the mirror suites, and the suites that mostly wait on a control plane
+#   (failover on probes and mandates; the operator, chart and image suites on reconciles);
+#   the two take about the same time;
+# - then the real-node suites alone: kubelets, CoreDNS, kube-proxy and the controller manager
+#   keep their timing only on a machine that is not also running both of the others (beside
+#   them, Service endpoints and DNS records lagged by a minute and more).
 # A crash of a client library in the test process prints every thread's stack.
 export PYTHONFAULTHANDLER=1
 cluster_targets="${STRATA_TARGETS:-strata,kafka}"
 kafka_cluster_pid=""
-waiting=("$here/failover" "$here/nodes" "$here/e2e" "$here/deploy" "$here/image")
+waiting=("$here/mirror" "$here/failover" "$here/e2e" "$here/deploy" "$here/image")
 main_waiting=("${waiting[@]}")
 if [[ ",$cluster_targets," == *",kafka,"* ]]; then
   main_waiting=()
-  log "replicated-cluster suite on the Kafka reference and the control-plane suites, beside the others (log: tests/.work/cluster-kafka.log)"
+  log "replicated-cluster suite on the Kafka reference, the mirror and the control-plane suites, beside the others (log: tests/.work/cluster-kafka.log)"
   STRATA_CLUSTER_TARGETS=kafka STRATA_CLUSTER_FIGURES="$STRATA_ROOT/tests/.work/cluster-figures-kafka.jsonl" \
     "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
     --junitxml="$STRATA_ROOT/tests/.work/junit-cluster-kafka.xml" "$here/cluster" "${waiting[@]}" "$@" \
@@ -87,16 +91,23 @@ main_rc=0
 STRATA_CLUSTER_TARGETS="$(echo "$cluster_targets" | tr ',' '\n' | grep -vx kafka | paste -sd, -)" \
   "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
   --junitxml="$STRATA_ROOT/tests/.work/junit.xml" \
-  "$here/compat" "$here/mirror" "$here/cluster" "${main_waiting[@]}" "$@" \
+  "$here/compat" "$here/cluster" "${main_waiting[@]}" "$@" \
   || main_rc=$?
 log "first pytest done"
 kafka_rc=0
 if [ -n "$kafka_cluster_pid" ]; then
   wait "$kafka_cluster_pid" || kafka_rc=$?
   tail -n 40 "$STRATA_ROOT/tests/.work/cluster-kafka.log" >&2
+  log "second pytest done"
 fi
-if [ "$main_rc" -ne 0 ] || [ "$kafka_rc" -ne 0 ]; then
-  echo "tests failed (suites: exit $main_rc; Kafka cluster and control-plane suites: exit $kafka_rc)" >&2
+log "real-node suites, alone"
+nodes_rc=0
+"$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
+  --junitxml="$STRATA_ROOT/tests/.work/junit-nodes.xml" "$here/nodes" "$@" || nodes_rc=$?
+# (5: extra pytest arguments selected none of its tests)
+[ "$nodes_rc" -ne 5 ] || nodes_rc=0
+if [ "$main_rc" -ne 0 ] || [ "$kafka_rc" -ne 0 ] || [ "$nodes_rc" -ne 0 ]; then
+  echo "tests failed (suites: exit $main_rc; Kafka cluster, mirror and control-plane suites: exit $kafka_rc; real nodes: exit $nodes_rc)" >&2
   exit 1
 fi
 log "mirror figures (duplicates, latencies; printed, not asserted):"

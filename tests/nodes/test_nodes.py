@@ -119,16 +119,25 @@ def test_pods_resolve_each_other_through_coredns_and_talk_across_zones(nodes, pr
     for i, pod in enumerate(names):
         other = names[(i + 1) % len(names)]
         other_zone, other_ip = probes[other]
-        # a short name, completed by the search domains the kubelet wrote into the pod
-        resolved = nodes.kubectl("exec", "-n", NS, pod, "--", "/netprobe", "lookup", f"{other}.probe").split()
-        assert resolved == [other_ip], f"{pod} resolved {other}.probe to {resolved}, pod IP {other_ip}"
+        # a short name, completed by the search domains the kubelet wrote into the pod; CoreDNS
+        # learns a new pod's record from the EndpointSlice a moment after the pod is Ready
+        def lookup():
+            return nodes.kubectl("exec", "-n", NS, pod, "--", "/netprobe", "lookup", f"{other}.probe").split()
+        resolved = nodes.wait_until(lambda: lookup() == [other_ip] and [other_ip], timeout=60,
+                                    what=f"{pod} resolving {other}.probe to {other_ip}",
+                                    describe=lambda: f"resolved to {lookup()}")
+        assert resolved == [other_ip]
         fqdn = f"{other}.probe.{NS}.svc.cluster.local"
         body = nodes.kubectl("exec", "-n", NS, pod, "--", "/netprobe", "get", f"http://{fqdn}:8080/")
         assert body.strip() == f"pod={other} node=real-{other_zone}", body
         assert probes[pod][0] != other_zone
     # the headless Service lists every pod
-    all_ips = nodes.kubectl("exec", "-n", NS, names[0], "--", "/netprobe", "lookup", "probe").split()
-    assert sorted(all_ips) == sorted(ip for _, ip in probes.values())
+    expected = sorted(ip for _, ip in probes.values())
+
+    def all_ips():
+        return sorted(nodes.kubectl("exec", "-n", NS, names[0], "--", "/netprobe", "lookup", "probe").split())
+    nodes.wait_until(lambda: all_ips() == expected, timeout=60, what=f"probe resolving to {expected}",
+                     describe=lambda: f"resolved to {all_ips()}")
 
 
 def test_cluster_ip_service_answers_from_the_host(nodes, probes):
