@@ -228,7 +228,7 @@ fn encode_request(
 
 /// Every API an empty request can be built for (see [`empty_request`]): every API of either
 /// listener's table.
-pub const ALL_KEYS: [ApiKey; 33] = [
+pub const ALL_KEYS: [ApiKey; 36] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -262,6 +262,9 @@ pub const ALL_KEYS: [ApiKey; 33] = [
     ApiKey::ElectLeaders,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::DescribeAcls,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
 ];
 
 /// A request of `key` at `version` with content (topics, partitions, configs, listeners) for
@@ -365,6 +368,42 @@ pub fn built_request(key: ApiKey, version: i16) -> Option<RequestKind> {
                         .with_name(topic("orders"))
                         .with_partition_indexes(vec![0, 1, 2])])),
             )
+        }
+        // Resource type 2 = topic, pattern 3 = literal, operation 3 = read, permission 3 = allow.
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(Some(s("orders")))
+                .with_pattern_type_filter(3)
+                .with_principal_filter(Some(s("User:alice")))
+                .with_operation(3)
+                .with_permission_type(3),
+        ),
+        ApiKey::CreateAcls => {
+            use create_acls_request::*;
+            RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![
+                AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("orders"))
+                    .with_resource_pattern_type(3)
+                    .with_principal(s("User:alice"))
+                    .with_host(s("*"))
+                    .with_operation(3)
+                    .with_permission_type(3),
+            ]))
+        }
+        ApiKey::DeleteAcls => {
+            use delete_acls_request::*;
+            RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![
+                DeleteAclsFilter::default()
+                    .with_resource_type_filter(2)
+                    .with_resource_name_filter(Some(s("orders")))
+                    .with_pattern_type_filter(3)
+                    .with_principal_filter(Some(s("User:alice")))
+                    .with_host_filter(Some(s("*")))
+                    .with_operation(3)
+                    .with_permission_type(3),
+            ]))
         }
         ApiKey::DescribeQuorum => {
             use describe_quorum_request::*;
@@ -505,6 +544,9 @@ fn empty_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::ListPartitionReassignments => {
             RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
         }
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(DescribeAclsRequest::default()),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default()),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default()),
         _ => return None,
     })
 }
