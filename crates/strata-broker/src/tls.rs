@@ -53,12 +53,26 @@ pub enum Pem {
 }
 
 /// The private key and certificate chain of a listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum KeyStore {
     /// `ssl.keystore.location`: key and chain in one PEM file.
     File(PathBuf),
     /// `ssl.keystore.key` and `ssl.keystore.certificate.chain`.
     Inline { key: String, chain: String },
+}
+
+impl std::fmt::Debug for KeyStore {
+    /// Never shows an inline private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyStore::File(path) => f.debug_tuple("File").field(path).finish(),
+            KeyStore::Inline { chain, .. } => f
+                .debug_struct("Inline")
+                .field("key", &"(hidden)")
+                .field("chain", chain)
+                .finish(),
+        }
+    }
 }
 
 /// A password: never printed (`Debug` shows `(hidden)`).
@@ -696,6 +710,7 @@ mod tests {
                 chain: "-----BEGIN CERTIFICATE-----\nR0hJ\n-----END CERTIFICATE-----\n".into(),
             }
         );
+        assert!(!format!("{settings:?}").contains("QUJD"), "{settings:?}");
     }
 
     #[test]
