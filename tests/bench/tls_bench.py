@@ -44,7 +44,7 @@ def consume(bootstrap: str, records: int, ca: Path, ssl: bool, work: Path, run: 
     config.write_text("".join(f"{p}\n" for p in client_props(ca, ssl)))
     out = kafka_tool("consumer-perf-test", "--bootstrap-server", bootstrap, "--topic", TOPIC,
                      "--messages", records, "--group", f"bench-{ssl}-{run}", "--timeout", "60000",
-                     "--command-config", str(config), timeout=600).stdout
+                     "--consumer.config", str(config), timeout=600).stdout
     rows = [line for line in out.splitlines() if line.strip()]
     at = next(i for i, r in enumerate(rows) if r.startswith("start.time"))
     stats = dict(zip((h.strip() for h in rows[at].split(",")), (v.strip() for v in rows[at + 1].split(","))))
