@@ -75,10 +75,18 @@ def metadata(conf: dict, timeout: float = 10):
     return AdminClient(conf).list_topics(timeout=timeout)
 
 
-def refused(conf: dict, timeout: float = 4) -> bool:
-    """True when no Metadata is answered to a client with ``conf`` within ``timeout``."""
+def refused(conf: dict, timeout: float = 30) -> bool:
+    """True when a client with ``conf`` reports a connection error (a failed handshake, an alert
+    of the broker) and then gets no Metadata; False when no error comes within ``timeout``."""
+    errors = []
+    client = Producer({**conf, "error_cb": errors.append})
+    deadline = time.monotonic() + timeout
+    while not errors and time.monotonic() < deadline:
+        client.poll(0.1)
+    if not errors:
+        return False
     try:
-        AdminClient(conf).list_topics(timeout=timeout)
+        client.list_topics(timeout=2)
     except KafkaException:
         return True
     return False
@@ -140,8 +148,9 @@ def test_mutual_tls(tls_broker, certs, other_ca):
     # no certificate, or one of a CA the broker does not trust: no answer at all
     assert refused(ssl_conf(tls_broker.mtls, certs.ca))
     assert refused(ssl_conf(tls_broker.mtls, certs.ca, other_ca.client("intruder")))
-    # the SSL listener asks for no certificate
+    # the SSL listener asks for no certificate (and the refusal check tells it apart)
     assert metadata(ssl_conf(tls_broker.ssl, certs.ca)).brokers
+    assert not refused(ssl_conf(tls_broker.ssl, certs.ca), timeout=3)
 
 
 def apiversions_frame() -> bytes:
