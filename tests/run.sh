@@ -52,12 +52,6 @@ if ! wait "$installs"; then
 fi
 log "installs done after $(( $(date +%s) - start )) s"
 
-# Static binaries for the image test (tests/image), once per run; needs the musl target and
-# musl-gcc that install/image.sh provides, hence after the installs.
-log "cargo build (release, x86_64-unknown-linux-musl) for the container image"
-cargo build --release --target x86_64-unknown-linux-musl --bins --quiet
-export STRATA_MUSL_DIR="$STRATA_ROOT/target/x86_64-unknown-linux-musl/release"
-
 export STRATA_BROKER_BIN="$STRATA_ROOT/target/release/strata-broker"
 export PATH="$STRATA_CACHE/bin:$PATH"
 export STRATA_MIRROR_BIN="$STRATA_ROOT/target/release/strata-mirror"

@@ -1,8 +1,7 @@
 """Fixtures of the container-image test.
 
-- ``musl_bins``: directory of the static x86_64-unknown-linux-musl release binaries. tests/run.sh
-  builds them once per run (after the installs, see there) and exports STRATA_MUSL_DIR; run alone
-  (``pytest tests/image``), the fixture runs the same cargo build itself, once per session.
+- ``release_bins``: directory of this checkout's release binaries (tests/run.sh's one release
+  build; run alone, ``pytest tests/image``, the fixture runs ``cargo build --release --bins``).
 - ``engine``/``image``: the runtime image built with buildah from the Dockerfile's runtime stage
   (see oci.py), in a private storage that is removed afterwards, with the figures (image size,
   build time) printed at the end of the run and written to tests/.work/image-figures.txt.
@@ -29,13 +28,13 @@ def _record(name: str, value: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def musl_bins() -> Path:
+def release_bins() -> Path:
     try:
-        path, seconds = oci.musl_bins_dir()
+        path, seconds = oci.release_bins_dir()
     except AssertionError as e:
         pytest.fail(str(e))
     if seconds is not None:
-        _record("musl build (cargo, in the fixture)", f"{seconds:.0f} s")
+        _record("release build (cargo, in the fixture)", f"{seconds:.0f} s")
     return path
 
 
@@ -49,11 +48,11 @@ def engine(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def image(engine, musl_bins, tmp_path_factory):
+def image(engine, release_bins, tmp_path_factory):
     """Tag of the built image; its context holds stripped copies of the Dockerfile's BINARIES."""
     tag = f"localhost/strata-image-test:{uuid.uuid4().hex[:10]}"
     t0 = time.monotonic()
-    total = oci.build_image(engine, musl_bins, tmp_path_factory.mktemp("context"), tag)
+    total = oci.build_image(engine, release_bins, tmp_path_factory.mktemp("context"), tag)
     _record("image build (buildah, FROM scratch)", f"{time.monotonic() - t0:.1f} s")
     size = int(engine.inspect(tag)["Size"])
     _record("image size", f"{oci.human_size(size)} ({size} bytes; binaries {oci.human_size(total)})")

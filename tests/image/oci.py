@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
-MUSL_TARGET = "x86_64-unknown-linux-musl"
+TARGET = "x86_64-unknown-linux-gnu"
 
 
 def workspace_version() -> str:
@@ -197,37 +197,49 @@ def in_netns(name: str, *argv: str, **kw) -> subprocess.CompletedProcess:
 
 # -- the image of this checkout --------------------------------------------------------------------
 
-def musl_bins_dir() -> tuple[Path, float | None]:
-    """Directory of the static x86_64-unknown-linux-musl release binaries, and the seconds a build
-    took here (None when none was needed). tests/run.sh builds them once per run (after the
-    installs) and exports STRATA_MUSL_DIR; without it (a suite run alone) this runs the same cargo
-    build."""
-    built = os.environ.get("STRATA_MUSL_DIR")
+def release_bins_dir() -> tuple[Path, float | None]:
+    """Directory of this checkout's release binaries, and the seconds a build took here (None
+    when none was needed). tests/run.sh has built them (its one release build) and exports
+    STRATA_BROKER_BIN; without it (a suite run alone) this runs ``cargo build --release --bins``."""
+    built = os.environ.get("STRATA_BROKER_BIN")
     if built:
-        return Path(built), None
+        return Path(built).parent, None
     t0 = time.monotonic()
-    proc = subprocess.run(
-        ["cargo", "build", "--release", "--target", MUSL_TARGET, "--bins", "--quiet"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(["cargo", "build", "--release", "--bins", "--quiet"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
-        raise AssertionError(f"musl build failed (tests/env/install/image.sh installs the target and "
-                             f"musl-tools):\n{proc.stderr[-4000:]}")
-    return REPO_ROOT / "target" / MUSL_TARGET / "release", time.monotonic() - t0
+        raise AssertionError(f"release build failed:\n{proc.stderr[-4000:]}")
+    return REPO_ROOT / "target" / "release", time.monotonic() - t0
 
 
-def build_image(engine: "Engine", musl_bins: Path, context: Path, tag: str) -> int:
+def runtime_libraries(binaries_: list[Path]) -> list[str]:
+    """The shared libraries (and the loader) the binaries load, as ``ldd`` names them: what the
+    Dockerfile's build stage copies into ``/out/runtime``."""
+    out = run(["ldd", *map(str, binaries_)]).stdout
+    return sorted(set(re.findall(r"/[^ :]*\.so[.0-9]*", out)))
+
+
+def build_image(engine: "Engine", bins: Path, context: Path, tag: str) -> int:
     """Builds the Dockerfile's runtime stage as ``tag`` around stripped copies of the Dockerfile's
-    BINARIES from ``musl_bins`` (``context`` is a scratch directory, removed afterwards). Returns
-    the total size of the binaries in bytes."""
+    BINARIES from ``bins`` and the shared libraries they load (``context`` is a scratch
+    directory, removed afterwards). Returns the total size of the binaries in bytes."""
     lines = dockerfile_lines()
     (context / "out" / "bin").mkdir(parents=True)
     (context / "out" / "data").mkdir(parents=True)
+    (context / "out" / "runtime").mkdir(parents=True)
     total = 0
+    shipped = []
     for name in binaries(lines):
-        src = musl_bins / name
-        assert src.is_file(), f"{src} missing: the musl build did not produce {name}"
+        src = bins / name
+        assert src.is_file(), f"{src} missing: the release build did not produce {name}"
         strip_copy(src, context / "out" / "bin" / name)
+        shipped.append(context / "out" / "bin" / name)
         total += (context / "out" / "bin" / name).stat().st_size
+    for lib in runtime_libraries(shipped):
+        dst = context / "out" / "runtime" / lib.lstrip("/")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(lib).resolve(), dst)
+        os.chmod(dst, 0o755)
     (context / "Containerfile").write_text(containerfile_from_dockerfile(lines))
     engine.build(context, tag)
     shutil.rmtree(context, ignore_errors=True)  # the image holds its own copy

@@ -1,11 +1,12 @@
 """The container image, built without a registry: buildah builds the Dockerfile's runtime stage
-(FROM scratch) around the static musl binaries of this checkout, podman runs it.
+(FROM scratch) around the release binaries of this checkout and the C runtime they load, podman
+runs it.
 
 1. The Dockerfile and the test's Containerfile agree (one is derived from the other) and the
    Dockerfile builds what the test builds.
-2. The image holds the binaries and the data directory, nothing else: no shell, no libc; every
-   binary is static and answers --version with the workspace version; the default user is
-   65532:65532.
+2. The image holds the binaries, the shared libraries they load (glibc's loader at the path the
+   binaries name, libc, libm, libgcc_s) and the data directory, nothing else: no shell; every
+   binary answers --version with the workspace version; the default user is 65532:65532.
 3. A broker started as a pod starts it (command /usr/local/bin/strata-broker, --config from a
    read-only mount, read-only root filesystem, no capabilities, data on a volume at
    /var/lib/strata) serves kcat in its own network namespace, stops cleanly on SIGTERM, and
@@ -43,6 +44,7 @@ def test_runtime_stage_is_scratch_nonroot_with_binaries_on_path():
     assert "ENV PATH=/usr/local/bin" in stage
     assert "WORKDIR /var/lib/strata" in stage
     assert "COPY --from=build /out/bin/ /usr/local/bin/" in stage
+    assert "COPY --from=build /out/runtime/ /" in stage
     assert f"COPY --from=build --chown={UID}:{GID} /out/data/ /var/lib/strata/" in stage
     # No ENTRYPOINT: the command names the program (docker run IMAGE strata-broker ...; pods set
     # command: [/usr/local/bin/strata-broker]).
@@ -59,10 +61,12 @@ def test_dockerfile_builds_what_the_test_builds():
     cargo = tomllib.loads((oci.REPO_ROOT / "Cargo.toml").read_text())
     assert args["RUST_VERSION"] == cargo["workspace"]["package"]["rust-version"]
     build = oci.stages(lines)[0]
-    assert re.match(r"FROM docker\.io/library/rust:\$\{RUST_VERSION\}-alpine AS build$", build[0])
-    assert f"ARG TARGET={oci.MUSL_TARGET}" in build
+    assert re.match(r"FROM docker\.io/library/rust:\$\{RUST_VERSION\}-slim-bookworm AS build$", build[0])
+    assert f"ARG TARGET={oci.TARGET}" in build
     run = " ".join(line for line in build if line.startswith("RUN"))
     assert 'cargo build --release --locked --target "$TARGET" --bins' in run
+    # The shared libraries come from ldd, as the test's own image takes them (oci.runtime_libraries).
+    assert "ldd /out/bin/*" in run and "/out/runtime/" in run
     # Every shipped program is a binary target of the workspace (adding strata-mirror is one
     # word in ARG BINARIES).
     meta = json.loads(oci.run(["cargo", "metadata", "--no-deps", "--format-version", "1"],
@@ -105,30 +109,39 @@ def test_image_config(engine, image):
     assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
 
 
-def _is_static(path: Path) -> bool:
-    """An ELF executable without a program interpreter (PT_INTERP): nothing to load at run time."""
+def _interpreter(path: Path) -> str | None:
+    """The program interpreter (PT_INTERP) an ELF executable names, if any."""
     data = path.read_bytes()
     assert data[:4] == b"\x7fELF" and data[4] == 2, f"{path} is not a 64-bit ELF"
     phoff, = struct.unpack_from("<Q", data, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
-    types = [struct.unpack_from("<I", data, phoff + i * phentsize)[0] for i in range(phnum)]
-    pt_interp = 3
-    return pt_interp not in types
+    for i in range(phnum):
+        kind, = struct.unpack_from("<I", data, phoff + i * phentsize)
+        if kind == 3:  # PT_INTERP
+            offset, = struct.unpack_from("<Q", data, phoff + i * phentsize + 8)
+            size, = struct.unpack_from("<Q", data, phoff + i * phentsize + 32)
+            return data[offset:offset + size].rstrip(b"\0").decode()
+    return None
 
 
-def test_image_holds_only_the_binaries_and_the_data_dir(engine, image):
+def test_image_holds_only_the_binaries_their_libraries_and_the_data_dir(engine, image):
     shipped = oci.binaries()
     with engine.mounted(image) as rootfs:
         files = sorted("/" + str(p.relative_to(rootfs)) for p in rootfs.rglob("*")
                        if not p.is_dir() or not any(p.iterdir()))
         data = rootfs / "var/lib/strata"
         assert (data.stat().st_uid, data.stat().st_gid) == (UID, GID)
-        for name in shipped:
-            binary = rootfs / "usr/local/bin" / name
+        binaries = [rootfs / "usr/local/bin" / name for name in shipped]
+        for binary in binaries:
             assert binary.stat().st_uid == 0 and binary.stat().st_mode & 0o777 == 0o755
-            assert _is_static(binary), f"{name} is dynamically linked"
+            loader = _interpreter(binary)
+            assert loader and (rootfs / loader.lstrip("/")).is_file(), \
+                f"{binary.name}: its loader {loader} is not in the image"
+        libraries = oci.runtime_libraries(binaries)
+    assert {lib.rsplit("/", 1)[-1].split(".so")[0] for lib in libraries} <= \
+        {"ld-linux-x86-64", "libc", "libm", "libgcc_s"}, libraries
     # Podman's run-time mount points (/etc/hosts, /dev, /proc, ...) are not in the image.
-    assert files == sorted([f"/usr/local/bin/{n}" for n in shipped] + ["/var/lib/strata"])
+    assert files == sorted([f"/usr/local/bin/{n}" for n in shipped] + ["/var/lib/strata"] + libraries)
 
 
 def test_there_is_no_shell(engine, image):
@@ -144,7 +157,7 @@ def test_every_binary_answers_version(engine, image, name):
 
 
 def test_operator_renders_an_example_in_the_image(engine, image):
-    """The static operator runs its real code path (parse, validate, build the children)."""
+    """The operator in the image runs its real code path (parse, validate, build the children)."""
     examples = oci.REPO_ROOT / "deploy" / "examples"
     proc = engine.podman("run", "--rm", "--pull", "never", "--network", "none", *oci.Engine.ULIMITS,
                          "--read-only", "-v", f"{examples}:/examples:ro", image,

@@ -5,7 +5,7 @@
   PersistentVolumes per zone pinned to its node), from ``tests/env/k8s/cluster.sh up
   --real-nodes``; no kwok nodes. A watchdog takes it down when the test process dies without its
   teardown.
-- ``strata_image``: the project's image built from this checkout's static binaries (as the image
+- ``strata_image``: the project's image built from this checkout's release binaries (as the image
   test builds it) and imported into every node's containerd as ghcr.io/strata-dev/strata:<version>,
   the name the chart and the operator use; nothing is pulled.
 - ``operator_release``: ``helm install`` of charts/strata-operator into strata-system with its
@@ -107,18 +107,18 @@ def leftovers(directory: Path) -> list[str]:
 def strata_image(nodes, tmp_path_factory) -> str:
     """ghcr.io/strata-dev/strata:<version>, built here and imported into every node."""
     try:
-        musl_bins, seconds = oci.musl_bins_dir()
+        bins, seconds = oci.release_bins_dir()
     except AssertionError as e:
         pytest.fail(str(e))
     if seconds is not None:
-        record("musl build (cargo, in the fixture)", f"{seconds:.0f} s")
+        record("release build (cargo, in the fixture)", f"{seconds:.0f} s")
     work = tmp_path_factory.mktemp("node-image")
     engine = oci.Engine(work / "engine")
     tag = oci.image_name()
     archive = work / "strata.tar"
     t0 = time.monotonic()
     try:
-        oci.build_image(engine, musl_bins, work / "context", tag)
+        oci.build_image(engine, bins, work / "context", tag)
         engine.save(tag, archive)
     finally:
         engine.destroy()
