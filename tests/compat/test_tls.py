@@ -223,7 +223,9 @@ def test_rotated_certificate_is_used_without_restart(target_kind, certs, other_c
 
 
 @pytest.mark.parametrize("props, named", [
-    ({"listener.security.protocol.map": "PLAINTEXT:SASL_PLAINTEXT"}, "SASL is not supported yet"),
+    ({"listener.security.protocol.map": "PLAINTEXT:SASL_PLAINTEXT"}, "GSSAPI"),
+    ({"listener.security.protocol.map": "PLAINTEXT:SASL_PLAINTEXT", "sasl.enabled.mechanisms": "PLAIN"},
+     "listener.name.plaintext.plain.sasl.jaas.config"),
     ({"listener.security.protocol.map": "PLAINTEXT:SSL"}, "ssl.keystore.location"),
     ({"listener.security.protocol.map": "PLAINTEXT:SSL", "ssl.keystore.type": "JKS",
       "ssl.keystore.location": "/nonexistent.jks"}, "only PEM stores are read"),
@@ -236,7 +238,7 @@ def test_rotated_certificate_is_used_without_restart(target_kind, certs, other_c
     ({"listener.security.protocol.map": "PLAINTEXT:SSL", "ssl.keystore.location": "/nonexistent.pem"},
      "/nonexistent.pem"),
     ({"listener.security.protocol.map": "PLAINTEXT:TLS"}, "unknown security protocol"),
-], ids=["sasl", "no-keystore", "jks", "client-auth-without-truststore", "keystore-password",
+], ids=["sasl-gssapi", "sasl-plain-without-users", "no-keystore", "jks", "client-auth-without-truststore", "keystore-password",
         "wrong-key-password", "missing-file", "unknown-protocol"])
 def test_listener_that_cannot_work_is_refused_at_start(target_kind, certs, tmp_path, props, named):
     strata_only(target_kind, "Strata's own start-up messages")

@@ -10,6 +10,7 @@ use strata_kafka::properties;
 use strata_log::{CleanupPolicy, LogConfig, TimestampType};
 
 use crate::replica_selector::ReplicaSelector;
+use crate::sasl::SaslSettings;
 use crate::tls::TlsSettings;
 
 /// Why a configuration was refused; the message names the property and the accepted values.
@@ -158,8 +159,10 @@ pub struct BrokerConfig {
     pub raw: BTreeMap<String, String>,
     /// Membership of a KRaft-style cluster and replication settings.
     pub cluster: ClusterSettings,
-    /// The TLS settings of each SSL listener, by listener name.
+    /// The TLS settings of each SSL and SASL_SSL listener, by listener name.
     pub tls: BTreeMap<String, TlsSettings>,
+    /// The SASL settings of each SASL_PLAINTEXT and SASL_SSL listener, by listener name.
+    pub sasl: BTreeMap<String, SaslSettings>,
 }
 
 /// `process.roles`.
@@ -334,7 +337,7 @@ impl BrokerConfig {
         let replica_selector = ReplicaSelector::from_class(p.get("replica.selector.class"))
             .map_err(|e| p.invalid("replica.selector.class", &e.to_string()))?;
         let cluster = cluster_settings(&p, node_id, &listeners)?;
-        let tls = listener_security(&props, &listeners, &cluster)?;
+        let (tls, sasl) = listener_security(&props, &listeners, &cluster)?;
         let cfg = BrokerConfig {
             node_id,
             listeners,
@@ -372,6 +375,7 @@ impl BrokerConfig {
             raw: props.clone(),
             cluster,
             tls,
+            sasl,
         };
         cfg.validate()?;
         // Kafka properties this broker does not act on (KRaft and JVM settings that deployments
@@ -492,54 +496,71 @@ impl BrokerConfig {
 /// listener's own name) and reads the TLS settings of the SSL ones. Refused with a message:
 /// SASL (not served yet), TLS between the nodes of a cluster (the inter-broker and controller
 /// connections are plaintext), and protocols Kafka does not have.
+/// The TLS and SASL settings of the listeners, by listener name, from
+/// `listener.security.protocol.map`; listeners that cannot work are refused.
+#[allow(clippy::type_complexity)]
 fn listener_security(
     props: &BTreeMap<String, String>,
     listeners: &[Listener],
     cluster: &ClusterSettings,
-) -> Result<BTreeMap<String, TlsSettings>, ConfigError> {
+) -> Result<
+    (
+        BTreeMap<String, TlsSettings>,
+        BTreeMap<String, SaslSettings>,
+    ),
+    ConfigError,
+> {
     let mut tls = BTreeMap::new();
+    let mut sasl = BTreeMap::new();
     for l in listeners {
         let protocol = cluster
             .security_protocols
             .get(&l.name)
             .cloned()
-            .unwrap_or_else(|| l.name.clone());
+            .unwrap_or_else(|| l.name.clone())
+            .to_ascii_uppercase();
         let refuse = |reason: &str| ConfigError::Invalid {
             key: "listener.security.protocol.map".into(),
             value: format!("{}:{protocol}", l.name),
             reason: reason.into(),
         };
-        match protocol.to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => {}
-            "SSL" => {
-                let between_nodes = cluster.roles.is_some()
-                    && (cluster.inter_broker_listener.eq_ignore_ascii_case(&l.name)
-                        || cluster
-                            .controller_listener_names
-                            .iter()
-                            .any(|n| n.eq_ignore_ascii_case(&l.name)));
-                if between_nodes {
-                    return Err(refuse(
-                        "TLS between the brokers and controllers of a cluster is not supported \
-                         yet: keep the inter-broker and controller listeners PLAINTEXT on a \
-                         network only the cluster reaches, and give clients an SSL listener",
-                    ));
-                }
-                tls.insert(
-                    l.name.clone(),
-                    TlsSettings::from_properties(props, &l.name)?,
-                );
-            }
-            "SASL_PLAINTEXT" | "SASL_SSL" => return Err(refuse(
-                "SASL is not supported yet: use PLAINTEXT or SSL (with ssl.client.auth=required \
-                     for clients that must prove who they are)",
-            )),
+        let (encrypted, authenticated) = match protocol.as_str() {
+            "PLAINTEXT" => (false, false),
+            "SSL" => (true, false),
+            "SASL_PLAINTEXT" => (false, true),
+            "SASL_SSL" => (true, true),
             _ => return Err(refuse(
                 "unknown security protocol: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
             )),
+        };
+        let between_nodes = cluster.roles.is_some()
+            && (cluster.inter_broker_listener.eq_ignore_ascii_case(&l.name)
+                || cluster
+                    .controller_listener_names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&l.name)));
+        if between_nodes && (encrypted || authenticated) {
+            return Err(refuse(
+                "TLS and SASL between the brokers and controllers of a cluster are not \
+                 supported yet: keep the inter-broker and controller listeners PLAINTEXT on a \
+                 network only the cluster reaches, and give clients an SSL, SASL_PLAINTEXT or \
+                 SASL_SSL listener",
+            ));
+        }
+        if encrypted {
+            tls.insert(
+                l.name.clone(),
+                TlsSettings::from_properties(props, &l.name)?,
+            );
+        }
+        if authenticated {
+            sasl.insert(
+                l.name.clone(),
+                SaslSettings::from_properties(props, &l.name)?,
+            );
         }
     }
-    Ok(tls)
+    Ok((tls, sasl))
 }
 
 /// Reads the KRaft membership and replication properties and checks that they fit together
@@ -882,9 +903,19 @@ mod tests {
                 .contains_key("SSL")
         );
         let refused = |text: &str| load(text).expect_err("refused").to_string();
-        assert!(
-            refused("listeners=SASL_SSL://127.0.0.1:19092\n").contains("SASL is not supported yet")
-        );
+        // SASL listeners need mechanisms (Kafka's default, GSSAPI, is not served).
+        assert!(refused("listeners=SASL_PLAINTEXT://127.0.0.1:19092\n").contains("GSSAPI"));
+        let sasl = load(
+            "listeners=SASL_PLAINTEXT://127.0.0.1:19092\nsasl.enabled.mechanisms=SCRAM-SHA-512\n",
+        )
+        .unwrap();
+        assert!(sasl.sasl.contains_key("SASL_PLAINTEXT") && sasl.tls.is_empty());
+        let both = load(
+            "listeners=SASL_SSL://127.0.0.1:19092\nsasl.enabled.mechanisms=SCRAM-SHA-512\n\
+             ssl.keystore.location=/k.pem\n",
+        )
+        .unwrap();
+        assert!(both.sasl.contains_key("SASL_SSL") && both.tls.contains_key("SASL_SSL"));
         assert!(refused("listeners=TLS://127.0.0.1:19092\n").contains("unknown security protocol"));
         assert!(refused("listeners=SSL://127.0.0.1:19092\n").contains("ssl.keystore.location"));
         // TLS between the nodes of a cluster is refused, not served in plaintext
@@ -895,7 +926,7 @@ mod tests {
              ssl.keystore.location=/k.pem\n",
         );
         assert!(
-            between.contains("TLS between the brokers and controllers"),
+            between.contains("TLS and SASL between the brokers and controllers"),
             "{between}"
         );
     }

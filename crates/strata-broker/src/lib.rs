@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod mirror_target;
 pub mod partition;
 pub mod replica_selector;
+pub mod sasl;
 pub mod server;
 pub mod tls;
 pub mod topic_config;
@@ -83,7 +84,8 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
                         .eq_ignore_ascii_case(&config.cluster.inter_broker_listener),
             }
         };
-        bound.push((l.name.clone(), scope, listener, tls));
+        let sasl = config.sasl.get(&l.name).cloned().map(Arc::new);
+        bound.push((l.name.clone(), scope, listener, tls, sasl));
     }
     let client_name = config.client_listener().name.clone();
     let standalone = config.cluster.roles.is_none();
@@ -106,7 +108,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
     let tracker = TaskTracker::new();
     let background = TaskTracker::new();
     let mut local_addr = None;
-    for (name, scope, listener, tls) in bound {
+    for (name, scope, listener, tls, sasl) in bound {
         if name == client_name && local_addr.is_none() {
             local_addr = Some(listener.local_addr()?);
         }
@@ -120,6 +122,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
             scope,
             Arc::from(name.as_str()),
             tls,
+            sasl,
         ));
     }
     let local_addr = local_addr.ok_or_else(|| anyhow::anyhow!("no client listener"))?;

@@ -20,6 +20,7 @@ use tracing::Instrument;
 use crate::broker::Broker;
 use crate::handlers::api_versions::ListenerKind;
 use crate::handlers::{self, api_versions};
+use crate::sasl::{self, Authenticator, SaslSettings};
 use crate::tls::TlsListener;
 
 /// Why a connection was closed by the broker.
@@ -33,6 +34,9 @@ pub enum ConnectionError {
     Acks0ProduceFailed(String),
     #[error("unsupported request: api key {api_key} version {version}")]
     Unsupported { api_key: i16, version: i16 },
+    /// SASL: a request before or after the session, a failed authentication.
+    #[error("{0}")]
+    Authentication(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -50,7 +54,8 @@ impl From<FrameError> for ConnectionError {
 /// Accepts connections until shutdown; each connection runs in its own task on `tracker`. On
 /// an SSL listener (`tls`) each connection first completes its TLS handshake; one that fails
 /// (plaintext sent to the port, an untrusted or missing client certificate, a handshake that
-/// never completes) is closed with a log line naming the peer.
+/// never completes) is closed with a log line naming the peer. On a SASL listener (`sasl`)
+/// each connection authenticates before anything but ApiVersions is served.
 pub async fn serve(
     broker: Arc<Broker>,
     listener: TcpListener,
@@ -58,6 +63,7 @@ pub async fn serve(
     scope: ListenerScope,
     name: Arc<str>,
     tls: Option<Arc<TlsListener>>,
+    sasl: Option<Arc<SaslSettings>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -70,13 +76,16 @@ pub async fn serve(
                 let broker = broker.clone();
                 let name = name.clone();
                 let tls = tls.clone();
+                let auth = sasl.clone().map(Authenticator::new);
                 let span = tracing::info_span!("connection", %peer, listener = %name);
                 tracker.spawn(
                     async move {
                         let result = match tls {
-                            None => connection(broker, stream, peer, scope, name).await,
+                            None => connection(broker, stream, peer, scope, name, auth).await,
                             Some(tls) => match tls.accept(stream).await {
-                                Ok(stream) => connection(broker, stream, peer, scope, name).await,
+                                Ok(stream) => {
+                                    connection(broker, stream, peer, scope, name, auth).await
+                                }
                                 Err(e) => {
                                     tracing::info!(error = %e, "TLS handshake failed; connection closed");
                                     return;
@@ -87,6 +96,10 @@ pub async fn serve(
                             Ok(()) => tracing::debug!("connection closed"),
                             Err(ConnectionError::Io(e)) => {
                                 tracing::debug!(error = %e, "connection closed")
+                            }
+                            // Kafka logs failed authentications at INFO too.
+                            Err(ConnectionError::Authentication(reason)) => {
+                                tracing::info!(%reason, "closing connection")
                             }
                             Err(e) => tracing::warn!(error = %e, "closing connection"),
                         }
@@ -109,6 +122,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     scope: ListenerScope,
     name: Arc<str>,
+    mut auth: Option<Authenticator>,
 ) -> Result<(), ConnectionError> {
     let limits = FrameLimits {
         min: 8,
@@ -126,12 +140,44 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             },
         };
         out.clear();
-        if let Some(()) = handle_frame(&broker, peer, frame, &mut out, scope, &name).await? {
-            stream.write_all(&out).await?;
-            // A TLS stream holds the records it has not sent yet until flushed.
-            stream.flush().await?;
+        let outcome =
+            handle_frame(&broker, peer, frame, &mut out, scope, &name, auth.as_mut()).await?;
+        let close = match outcome {
+            Outcome::Silent => continue,
+            Outcome::Respond => None,
+            Outcome::RespondAndClose { delay, reason } => {
+                // A failed authentication is answered late (brute force slows down) and
+                // ends the connection.
+                if !delay.is_zero() {
+                    tokio::select! {
+                        _ = broker.shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+                Some(reason)
+            }
+        };
+        stream.write_all(&out).await?;
+        // A TLS stream holds the records it has not sent yet until flushed.
+        stream.flush().await?;
+        if let Some(reason) = close {
+            let _ = stream.shutdown().await;
+            return Err(ConnectionError::Authentication(reason));
         }
     }
+}
+
+/// What the connection does with a handled frame.
+enum Outcome {
+    /// Write the response in `out`.
+    Respond,
+    /// Nothing to write (produce with acks=0).
+    Silent,
+    /// Write the response after `delay`, then close (SASL refusals).
+    RespondAndClose {
+        delay: std::time::Duration,
+        reason: String,
+    },
 }
 
 /// A request frame whose header and body decoded.
@@ -247,8 +293,8 @@ pub fn parse_frame_on(frame: Bytes, scope: ListenerScope) -> Result<ParsedFrame,
     })
 }
 
-/// Decodes one request frame and writes the length-prefixed response into `out`.
-/// Returns `None` when the request expects no response (produce with acks=0).
+/// Decodes one request frame and writes the length-prefixed response into `out`; `auth` is
+/// the connection's SASL state on a SASL listener.
 async fn handle_frame(
     broker: &Broker,
     peer: SocketAddr,
@@ -256,7 +302,8 @@ async fn handle_frame(
     out: &mut BytesMut,
     scope: ListenerScope,
     name: &Arc<str>,
-) -> Result<Option<()>, ConnectionError> {
+    auth: Option<&mut Authenticator>,
+) -> Result<Outcome, ConnectionError> {
     let kind = scope.kind;
     let parsed = parse_frame_on(frame, scope)?;
     // A Raft frame is never held: an observer's inter-broker listener takes the metadata log
@@ -268,7 +315,7 @@ async fn handle_frame(
         let mut serving = broker.serving.subscribe();
         tokio::select! {
             _ = serving.wait_for(|s| *s) => {}
-            _ = broker.shutdown.cancelled() => return Ok(None),
+            _ = broker.shutdown.cancelled() => return Ok(Outcome::Silent),
         }
     }
     let (key, version, header, body) = match parsed {
@@ -280,12 +327,12 @@ async fn handle_frame(
             out.put_i32(4 + answer.len() as i32);
             out.put_i32(correlation_id);
             out.put_slice(&answer);
-            return Ok(Some(()));
+            return Ok(Outcome::Respond);
         }
         ParsedFrame::ApiVersionsTooNew { correlation_id } => {
             let body = api_versions::unsupported_version_response(kind);
             encode_response(out, ApiKey::ApiVersions, 0, correlation_id, &body)?;
-            return Ok(Some(()));
+            return Ok(Outcome::Respond);
         }
         ParsedFrame::Request {
             key,
@@ -295,6 +342,34 @@ async fn handle_frame(
         } => (key, version, header, body),
     };
     let correlation_id = header.correlation_id;
+    let principal: Arc<str> = match auth {
+        None => Arc::from(sasl::ANONYMOUS),
+        Some(auth) if auth.takes(key) => {
+            let next = match *body {
+                RequestKind::SaslHandshake(req) => {
+                    let (resp, next) = auth.handshake(&req);
+                    encode_response(out, key, version, correlation_id, &resp)?;
+                    next
+                }
+                RequestKind::SaslAuthenticate(req) => {
+                    let image = broker.image();
+                    let nonce = server_nonce();
+                    let now = std::time::Instant::now();
+                    let (resp, next) = auth.authenticate(&req, version, &image, &nonce, now);
+                    encode_response(out, key, version, correlation_id, &resp)?;
+                    next
+                }
+                _ => unreachable!("the authenticator takes only SASL requests"),
+            };
+            return Ok(match next {
+                sasl::Next::Continue => Outcome::Respond,
+                sasl::Next::Close { delay, reason } => Outcome::RespondAndClose { delay, reason },
+            });
+        }
+        Some(auth) => auth
+            .admit(key, std::time::Instant::now())
+            .map_err(|refused| ConnectionError::Authentication(refused.0))?,
+    };
     let span = tracing::debug_span!(
         "request",
         api = ?key,
@@ -307,6 +382,7 @@ async fn handle_frame(
         peer,
         listener: kind,
         listener_name: name.clone(),
+        principal,
     };
     let started = std::time::Instant::now();
     let reply = handlers::dispatch(broker, key, *body, version, &ctx)
@@ -315,16 +391,23 @@ async fn handle_frame(
         .map_err(|e| ConnectionError::Malformed(format!("{key:?} v{version}: {e:#}")))?;
     broker.metrics.observe_request(key, started.elapsed());
     match reply {
-        handlers::Reply::None => Ok(None),
+        handlers::Reply::None => Ok(Outcome::Silent),
         handlers::Reply::Close(errors) => Err(ConnectionError::Acks0ProduceFailed(errors)),
         handlers::Reply::Encoded(body) => {
             write_frame(out, key, version, correlation_id, |b| {
                 b.put_slice(&body);
                 Ok(())
             })?;
-            Ok(Some(()))
+            Ok(Outcome::Respond)
         }
     }
+}
+
+/// A SCRAM server nonce: 24 random bytes, base64 (printable, no comma).
+fn server_nonce() -> String {
+    use base64::Engine;
+    let bytes: [u8; 24] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Writes `[size][response header][body]` for `body` encoded at `version`.

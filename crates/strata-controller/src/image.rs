@@ -120,6 +120,30 @@ pub struct MetadataImage {
     /// reset; 0 when there was none): a broker drops the rest of a block that starts below it.
     #[serde(default)]
     pub producer_id_floor: i64,
+    /// SCRAM credentials by user, then mechanism name (`SCRAM-SHA-256`, `SCRAM-SHA-512`), as
+    /// AlterUserScramCredentials stores them (KIP-554): never a password, only what verifies one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+}
+
+/// What a broker needs to verify a SCRAM client proof and sign its own (RFC 5802): the salt and
+/// iteration count the client derives its salted password with, `StoredKey = H(ClientKey)` and
+/// `ServerKey`. The salted password itself is not kept.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredential {
+    /// The keys verify passwords offline: they never show in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredential")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MetadataImage {

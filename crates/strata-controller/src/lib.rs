@@ -38,10 +38,11 @@ mod state_machine;
 mod types;
 
 pub use image::{
-    BrokerImage, Endpoint, LogTruncation, MetadataImage, PartitionImage, TopicImage,
-    PRODUCER_ID_BLOCK_SIZE,
+    BrokerImage, Endpoint, LogTruncation, MetadataImage, PartitionImage, ScramCredential,
+    TopicImage, PRODUCER_ID_BLOCK_SIZE,
 };
 pub use leadership::{ElectionResult, ElectionType};
+pub use operations::ScramChange;
 pub use quorum::{
     ControllerError, HeartbeatReply, NewTopic, Quorum, QuorumConfig, QuorumError, QuorumState,
     RegisterBroker, ReplicaState, TopicResult, RAFT_API_KEY,

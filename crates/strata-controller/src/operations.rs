@@ -150,6 +150,57 @@ pub(crate) async fn set_cluster_configs_resetting_producers(
     Ok(q.propose(records).await?.index)
 }
 
+/// One change of a SCRAM credential: set (`Some`, already derived from the salted password
+/// by the broker) or delete (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramChange {
+    pub user: String,
+    pub mechanism: String,
+    pub credential: Option<crate::image::ScramCredential>,
+}
+
+/// AlterUserScramCredentials: the changes that can be made are made in one metadata-log entry;
+/// deleting a credential that does not exist is RESOURCE_NOT_FOUND (that change only, as
+/// Kafka). Returns each change's outcome and the offset that holds them.
+pub(crate) async fn alter_scram_credentials(
+    q: &dyn MetadataQuorum,
+    changes: Vec<ScramChange>,
+) -> Result<(Vec<Result<(), (i16, String)>>, u64), ControllerError> {
+    const RESOURCE_NOT_FOUND: i16 = 91;
+    let (_guard, image) = begin(q).await?;
+    let mut records = Vec::new();
+    let outcomes = changes
+        .into_iter()
+        .map(|c| {
+            let exists = image
+                .scram_credentials
+                .get(&c.user)
+                .is_some_and(|m| m.contains_key(&c.mechanism));
+            if c.credential.is_none() && !exists {
+                return Err((
+                    RESOURCE_NOT_FOUND,
+                    format!(
+                        "Attempt to delete a user credential that does not exist: {} {}",
+                        c.user, c.mechanism
+                    ),
+                ));
+            }
+            records.push(crate::records::MetadataRecord::ScramCredential {
+                user: c.user,
+                mechanism: c.mechanism,
+                credential: c.credential,
+            });
+            Ok(())
+        })
+        .collect();
+    let offset = if records.is_empty() {
+        image.offset
+    } else {
+        q.propose(records).await?.index
+    };
+    Ok((outcomes, offset))
+}
+
 /// Replaces the dynamic configs of one broker (already validated by the broker).
 pub(crate) async fn set_broker_configs(
     q: &dyn MetadataQuorum,

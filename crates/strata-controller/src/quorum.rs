@@ -16,6 +16,7 @@ use crate::leadership::{ElectionResult, ElectionType};
 use crate::metadata_quorum::MetadataQuorum;
 use crate::node::{now, Node};
 use crate::operations;
+use crate::operations::ScramChange;
 use crate::reassignment::OngoingReassignment;
 
 pub use crate::types::{
@@ -285,6 +286,15 @@ impl Quorum {
             producer_reset,
         )
         .await
+    }
+
+    /// AlterUserScramCredentials (credentials already derived and checked by the broker):
+    /// each change's outcome and the metadata offset that holds them.
+    pub async fn alter_scram_credentials(
+        &self,
+        changes: Vec<ScramChange>,
+    ) -> Result<(Vec<Result<(), (i16, String)>>, u64), ControllerError> {
+        operations::alter_scram_credentials(&*self.metadata, changes).await
     }
 
     /// Replaces the dynamic configs of one broker (already validated by the broker).

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::image::PRODUCER_ID_BLOCK_SIZE;
-use crate::image::{BrokerImage, Endpoint, MetadataImage, PartitionImage, TopicImage};
+use crate::image::{
+    BrokerImage, Endpoint, MetadataImage, PartitionImage, ScramCredential, TopicImage,
+};
 
 openraft::declare_raft_types!(
     /// The Raft types of the metadata quorum: Kafka node ids as `u64`, `host:port` nodes.
@@ -86,6 +88,12 @@ pub enum MetadataRecord {
     /// starts at `floor` or later.
     ProducerIdFloor {
         floor: i64,
+    },
+    /// Sets (`Some`) or removes (`None`) the SCRAM credential of one user and mechanism.
+    ScramCredential {
+        user: String,
+        mechanism: String,
+        credential: Option<ScramCredential>,
     },
 }
 
@@ -183,6 +191,27 @@ impl ReplicatedState {
                 image.producer_id_floor = image.producer_id_floor.max(*floor);
                 image.next_producer_id = image.next_producer_id.max(*floor);
             }
+            MetadataRecord::ScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => match credential {
+                Some(c) => {
+                    image
+                        .scram_credentials
+                        .entry(user.clone())
+                        .or_default()
+                        .insert(mechanism.clone(), c.clone());
+                }
+                None => {
+                    if let Some(by_mechanism) = image.scram_credentials.get_mut(user) {
+                        by_mechanism.remove(mechanism);
+                        if by_mechanism.is_empty() {
+                            image.scram_credentials.remove(user);
+                        }
+                    }
+                }
+            },
         }
         None
     }
@@ -216,6 +245,43 @@ mod tests {
         assert_eq!(a, Some(0));
         assert_eq!(b, Some(PRODUCER_ID_BLOCK_SIZE));
         assert_eq!(state.image.offset, 9);
+    }
+
+    #[test]
+    fn scram_credentials_are_set_replaced_and_removed_per_mechanism() {
+        let mut state = ReplicatedState::default();
+        let cred = |i| ScramCredential {
+            salt: vec![1],
+            stored_key: vec![2],
+            server_key: vec![3],
+            iterations: i,
+        };
+        let set = |m: &str, c| MetadataRecord::ScramCredential {
+            user: "alice".into(),
+            mechanism: m.into(),
+            credential: c,
+        };
+        state.apply(
+            1,
+            &MetadataCommand(vec![
+                set("SCRAM-SHA-256", Some(cred(4096))),
+                set("SCRAM-SHA-512", Some(cred(8192))),
+            ]),
+        );
+        state.apply(
+            2,
+            &MetadataCommand(vec![set("SCRAM-SHA-512", Some(cred(9000)))]),
+        );
+        assert_eq!(
+            state.image.scram_credentials["alice"]["SCRAM-SHA-512"].iterations,
+            9000
+        );
+        state.apply(3, &MetadataCommand(vec![set("SCRAM-SHA-256", None)]));
+        assert_eq!(state.image.scram_credentials["alice"].len(), 1);
+        state.apply(4, &MetadataCommand(vec![set("SCRAM-SHA-512", None)]));
+        assert!(state.image.scram_credentials.is_empty());
+        // Keys never show in Debug output.
+        assert!(!format!("{:?}", cred(1)).contains("stored_key"));
     }
 
     #[test]

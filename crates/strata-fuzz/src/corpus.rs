@@ -228,7 +228,7 @@ fn encode_request(
 
 /// Every API an empty request can be built for (see [`empty_request`]): every API of either
 /// listener's table.
-pub const ALL_KEYS: [ApiKey; 36] = [
+pub const ALL_KEYS: [ApiKey; 41] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -265,6 +265,11 @@ pub const ALL_KEYS: [ApiKey; 36] = [
     ApiKey::DescribeAcls,
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
+    ApiKey::DescribeClientQuotas,
 ];
 
 /// A request of `key` at `version` with content (topics, partitions, configs, listeners) for
@@ -404,6 +409,49 @@ pub fn built_request(key: ApiKey, version: i16) -> Option<RequestKind> {
                     .with_operation(3)
                     .with_permission_type(3),
             ]))
+        }
+        ApiKey::SaslHandshake => {
+            RequestKind::SaslHandshake(SaslHandshakeRequest::default().with_mechanism(s("PLAIN")))
+        }
+        ApiKey::SaslAuthenticate => {
+            RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default().with_auth_bytes(
+                bytes::Bytes::from_static(b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL"),
+            ))
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            use describe_user_scram_credentials_request::*;
+            RequestKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::default()
+                    .with_users(Some(vec![UserName::default().with_name(s("alice"))])),
+            )
+        }
+        // Mechanism 2 = SCRAM-SHA-512.
+        ApiKey::AlterUserScramCredentials => {
+            use alter_user_scram_credentials_request::*;
+            RequestKind::AlterUserScramCredentials(
+                AlterUserScramCredentialsRequest::default()
+                    .with_upsertions(vec![ScramCredentialUpsertion::default()
+                        .with_name(s("alice"))
+                        .with_mechanism(2)
+                        .with_iterations(8192)
+                        .with_salt(bytes::Bytes::from_static(b"salt-of-sixteen!"))
+                        .with_salted_password(bytes::Bytes::from_static(&[7; 64]))])
+                    .with_deletions(vec![ScramCredentialDeletion::default()
+                        .with_name(s("bob"))
+                        .with_mechanism(1)]),
+            )
+        }
+        // Match type 0 = exact.
+        ApiKey::DescribeClientQuotas => {
+            use describe_client_quotas_request::*;
+            RequestKind::DescribeClientQuotas(
+                DescribeClientQuotasRequest::default().with_components(vec![
+                    ComponentData::default()
+                        .with_entity_type(s("user"))
+                        .with_match_type(0)
+                        .with_match(Some(s("alice"))),
+                ]),
+            )
         }
         ApiKey::DescribeQuorum => {
             use describe_quorum_request::*;
@@ -547,6 +595,19 @@ fn empty_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::DescribeAcls => RequestKind::DescribeAcls(DescribeAclsRequest::default()),
         ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default()),
         ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default()),
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(SaslHandshakeRequest::default()),
+        ApiKey::SaslAuthenticate => {
+            RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default())
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            RequestKind::DescribeUserScramCredentials(DescribeUserScramCredentialsRequest::default())
+        }
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
+        }
+        ApiKey::DescribeClientQuotas => {
+            RequestKind::DescribeClientQuotas(DescribeClientQuotasRequest::default())
+        }
         _ => return None,
     })
 }

@@ -58,6 +58,8 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
         broker("broker.rack", String),
         broker("broker.session.timeout.ms", Int),
         broker("cluster.id", String),
+        broker("connection.failed.authentication.delay.ms", Int),
+        broker("connections.max.reauth.ms", Long),
         broker("controlled.shutdown.timeout.ms", Long),
         broker("controller.listener.names", String),
         broker("controller.quorum.bootstrap.servers", List),
@@ -126,6 +128,9 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
         broker("replica.socket.timeout.ms", Int),
         broker("replication.quota.window.num", Int),
         broker("replication.quota.window.size.seconds", Int),
+        broker("sasl.enabled.mechanisms", List),
+        broker("sasl.jaas.config", Password),
+        broker("sasl.mechanism.inter.broker.protocol", String),
         broker("share.coordinator.state.topic.min.isr", Short),
         broker("share.coordinator.state.topic.replication.factor", Short),
         broker("socket.receive.buffer.bytes", Int),
@@ -161,6 +166,12 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
 /// given for one listener.
 pub fn broker_property(name: &str) -> Option<&'static BrokerProperty> {
     let name = listener_property(name).map_or(name, |(_, property)| property);
+    // `listener.name.<l>.<mechanism>.sasl.jaas.config`: the JAAS config of one SASL mechanism.
+    let name = if name.ends_with(".sasl.jaas.config") {
+        "sasl.jaas.config"
+    } else {
+        name
+    };
     BROKER_PROPERTIES.iter().find(|p| p.name == name)
 }
 

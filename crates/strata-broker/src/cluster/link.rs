@@ -31,6 +31,7 @@ use strata_controller::{
 use uuid::Uuid;
 
 use crate::codes as code;
+use crate::handlers::scram::ScramRequestChange;
 
 const NOT_CONTROLLER: i16 = 41;
 
@@ -619,6 +620,67 @@ impl ControllerLink {
                         .first()
                         .map(|res| (res.error_code, res.error_message.as_ref())),
                 )
+            },
+        )
+        .await
+    }
+
+    /// AlterUserScramCredentials on the active controller: `changes` are checked by the caller;
+    /// the active controller derives the stored credentials from the salted passwords (so a
+    /// forwarded change is Kafka's own request). Returns the refusals by user (none: all made).
+    pub async fn alter_scram_credentials(
+        &self,
+        changes: &[ScramRequestChange],
+        within: Duration,
+    ) -> Result<BTreeMap<String, (i16, String)>, ControllerError> {
+        use kafka_protocol::messages::alter_user_scram_credentials_request as ausc;
+        self.call(
+            within,
+            || async {
+                let derived = changes.iter().map(ScramRequestChange::derive).collect();
+                let (outcomes, _) = self.quorum.alter_scram_credentials(derived).await?;
+                let mut refused = BTreeMap::new();
+                for (change, outcome) in changes.iter().zip(outcomes) {
+                    if let Err(e) = outcome {
+                        refused.entry(change.user.clone()).or_insert(e);
+                    }
+                }
+                Ok(refused)
+            },
+            |_| {
+                let mut req = AlterUserScramCredentialsRequest::default();
+                for c in changes {
+                    match &c.upsert {
+                        None => req.deletions.push(
+                            ausc::ScramCredentialDeletion::default()
+                                .with_name(str_bytes(&c.user))
+                                .with_mechanism(c.mechanism.scram_type()),
+                        ),
+                        Some(u) => req.upsertions.push(
+                            ausc::ScramCredentialUpsertion::default()
+                                .with_name(str_bytes(&c.user))
+                                .with_mechanism(c.mechanism.scram_type())
+                                .with_iterations(u.iterations)
+                                .with_salt(u.salt.clone().into())
+                                .with_salted_password(u.salted_password.clone().into()),
+                        ),
+                    }
+                }
+                req
+            },
+            |r: AlterUserScramCredentialsResponse| {
+                not_controller_anywhere(r.results.iter().map(|x| x.error_code))?;
+                Ok(r.results
+                    .iter()
+                    .filter(|x| x.error_code != code::NONE)
+                    .map(|x| {
+                        let message = x.error_message.as_ref().map(|m| m.to_string());
+                        (
+                            x.user.to_string(),
+                            (x.error_code, message.unwrap_or_default()),
+                        )
+                    })
+                    .collect())
             },
         )
         .await

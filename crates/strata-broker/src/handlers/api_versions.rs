@@ -42,6 +42,13 @@ const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    // SASL (KIP-43, KIP-152): v0 handshakes (tokens without Kafka framing) are not served.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
+    // No client quotas are enforced: every filter matches nothing.
+    (ApiKey::DescribeClientQuotas, 0, 1),
     // Answered as Kafka answers them without an authorizer (SECURITY_DISABLED).
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
@@ -67,6 +74,7 @@ const CONTROLLER_SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Which table a listener serves.

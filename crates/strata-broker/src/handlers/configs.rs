@@ -249,10 +249,37 @@ pub async fn describe_configs(
                     for (k, v) in own.into_iter().flatten() {
                         entries.insert(k, (v, SOURCE_DYNAMIC_BROKER));
                     }
+                    // Every layer that sets a config, highest precedence first (Kafka's
+                    // synonyms; defaults are not listed).
+                    let empty = BTreeMap::new();
+                    let layers = [
+                        (own.unwrap_or(&empty), SOURCE_DYNAMIC_BROKER),
+                        (&image.cluster_configs, SOURCE_DYNAMIC_DEFAULT_BROKER),
+                        (&broker.config.raw, SOURCE_STATIC_BROKER),
+                    ];
                     let configs = entries
                         .into_iter()
                         .filter(|(k, _)| wanted(k))
-                        .map(|(k, (v, source))| broker_entry(k, v, source, is_dynamic(k)))
+                        .map(|(k, (v, source))| {
+                            let entry = broker_entry(k, v, source, is_dynamic(k));
+                            if !req.include_synonyms {
+                                return entry;
+                            }
+                            let hidden = entry.is_sensitive;
+                            let synonyms = layers
+                                .iter()
+                                .filter_map(|(layer, source)| {
+                                    let value = layer.get(k)?;
+                                    Some(
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(str_bytes(k))
+                                            .with_value((!hidden).then(|| str_bytes(value.clone())))
+                                            .with_source(*source),
+                                    )
+                                })
+                                .collect();
+                            entry.with_synonyms(synonyms)
+                        })
                         .collect();
                     result.with_configs(configs)
                 }

@@ -37,6 +37,9 @@ top_level!(
     AllocateProducerIdsResponse,
     ListPartitionReassignmentsResponse,
     DescribeAclsResponse,
+    SaslHandshakeResponse,
+    SaslAuthenticateResponse,
+    DescribeClientQuotasResponse,
 );
 
 /// Responses whose codes sit in `$list[..].$nested[..].error_code` (per partition), with
@@ -80,6 +83,8 @@ macro_rules! top_code {
 per_partition!(ProduceResponse, responses, partition_responses, false);
 per_entry!(CreateAclsResponse, results, false);
 per_entry!(DeleteAclsResponse, filter_results, false);
+per_entry!(AlterUserScramCredentialsResponse, results, false);
+per_entry!(DescribeUserScramCredentialsResponse, results, true);
 per_partition!(FetchResponse, responses, partitions, true);
 per_partition!(ListOffsetsResponse, topics, partitions, false);
 per_partition!(OffsetForLeaderEpochResponse, topics, partitions, false);

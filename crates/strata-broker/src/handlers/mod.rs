@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod replicas;
+pub mod scram;
 pub mod topics;
 
 /// Who sent a request: the header and the connection's peer.
@@ -30,6 +31,8 @@ pub struct RequestContext {
     pub listener: api_versions::ListenerKind,
     /// Its name (`PLAINTEXT`, ...): Metadata answers with the brokers' endpoints of this name.
     pub listener_name: std::sync::Arc<str>,
+    /// Who authenticated the connection (`User:<name>`), `User:ANONYMOUS` without SASL.
+    pub principal: std::sync::Arc<str>,
 }
 
 impl RequestContext {
@@ -135,6 +138,15 @@ pub async fn dispatch(
         }
         RequestKind::ListPartitionReassignments(req) => {
             route!(req, replicas::list_partition_reassignments)
+        }
+        RequestKind::SaslHandshake(req) => route!(req, scram::sasl_handshake),
+        RequestKind::SaslAuthenticate(req) => route!(req, scram::sasl_authenticate),
+        RequestKind::AlterUserScramCredentials(req) => {
+            route!(req, scram::alter_user_scram_credentials)
+        }
+        RequestKind::DescribeClientQuotas(req) => route!(req, scram::describe_client_quotas),
+        RequestKind::DescribeUserScramCredentials(req) => {
+            route!(req, scram::describe_user_scram_credentials)
         }
         RequestKind::DescribeAcls(req) => route!(req, acls::describe_acls),
         RequestKind::CreateAcls(req) => route!(req, acls::create_acls),
