@@ -42,11 +42,11 @@ import socket
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (AdminClient, ConfigResource, ConfigSource, ScramCredentialInfo,
                                    ScramMechanism, UserScramCredentialUpsertion)
 
-from harness import kafka_tool, unique_topic, wait_until
+from harness import data, kafka_tool, unique_topic, wait_until
 from harness.pytest_plugin import COMMON_PROPS
 from harness.sasl import (SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM, add_scram, alter_scram,
                           api_versions_v0, authentication_outcome, client_conf, closed_without_answer, configs,
@@ -81,28 +81,7 @@ def sasl_broker(target_kind, certs, tmp_path_factory):
 
 
 def produce_and_consume(conf: dict, topic: str, n: int = RECORDS) -> list[bytes]:
-    producer = Producer({**conf, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
-    delivered = []
-    for i in range(n):
-        producer.produce(topic, f"sasl-{i}".encode(), on_delivery=lambda err, msg: delivered.append(err))
-    assert producer.flush(60) == 0
-    assert len(delivered) == n and not any(delivered), [e for e in delivered if e][:3]
-    consumer = Consumer({**conf, "group.id": f"{topic}-group", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(values) < n and time.monotonic() < deadline:
-            msg = consumer.poll(1.0)
-            if msg is None:
-                continue
-            assert msg.error() is None, msg.error()
-            values.append(msg.value())
-        consumer.commit(asynchronous=False)
-    finally:
-        consumer.close()
-    return values
+    return data.produce_and_consume(conf, topic, n, "sasl")
 
 
 def expected(n: int = RECORDS) -> list[bytes]:

@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from harness import kafka_tool, unique_topic, wait_until
+from harness import data, kafka_tool, unique_topic, wait_until
 from harness.brokers import make_broker
 from harness.pytest_plugin import COMMON_PROPS
 from harness.tls import KEY_PASSWORD, Certs, start_tls_broker
@@ -93,28 +93,7 @@ def refused(conf: dict, timeout: float = 30) -> bool:
 
 
 def produce_and_consume(conf: dict, topic: str, n: int = RECORDS) -> list[bytes]:
-    producer = Producer({**conf, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
-    delivered = []
-    for i in range(n):
-        producer.produce(topic, f"tls-{i}".encode(), on_delivery=lambda err, msg: delivered.append(err))
-    assert producer.flush(60) == 0
-    assert len(delivered) == n and not any(delivered), [e for e in delivered if e][:3]
-    consumer = Consumer({**conf, "group.id": f"{topic}-group", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(values) < n and time.monotonic() < deadline:
-            msg = consumer.poll(1.0)
-            if msg is None:
-                continue
-            assert msg.error() is None, msg.error()
-            values.append(msg.value())
-        consumer.commit(asynchronous=False)
-    finally:
-        consumer.close()
-    return values
+    return data.produce_and_consume(conf, topic, n, "tls")
 
 
 def test_librdkafka_produce_and_consume_over_ssl(tls_broker, certs):

@@ -325,3 +325,31 @@ def committed_offsets(bootstrap, group, topic, partitions, timeout=10):
 def strip_provenance(headers):
     """``headers`` without the mirror's provenance header."""
     return [(k, v) for k, v in (headers or []) if k != PROVENANCE_HEADER]
+
+
+def produce_and_consume(conf, topic, n, prefix):
+    """Produces ``prefix-0`` .. ``prefix-(n-1)`` (idempotent, acks=all) with the client settings
+    ``conf`` (a secured listener's, say), then reads them back in a consumer group that commits;
+    returns the values read, in order (a single partition)."""
+    producer = Producer({**conf, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+    delivered = []
+    for i in range(n):
+        producer.produce(topic, f"{prefix}-{i}".encode(), on_delivery=lambda err, msg: delivered.append(err))
+    assert producer.flush(60) == 0
+    assert len(delivered) == n and not any(delivered), [e for e in delivered if e][:3]
+    consumer = Consumer({**conf, "group.id": f"{topic}-group", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    values = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(values) < n and time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            assert msg.error() is None, msg.error()
+            values.append(msg.value())
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return values

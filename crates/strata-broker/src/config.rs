@@ -496,6 +496,22 @@ impl BrokerConfig {
 /// listener's own name) and reads the TLS settings of the SSL ones. Refused with a message:
 /// SASL (not served yet), TLS between the nodes of a cluster (the inter-broker and controller
 /// connections are plaintext), and protocols Kafka does not have.
+/// A property of one listener: `listener.name.<listener>.<key>` (Kafka writes the listener in
+/// lower case), else the broker-wide `<key>`; with the name it was given under, trimmed.
+pub fn listener_value(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+    key: &str,
+) -> Option<(String, String)> {
+    let own = format!("listener.name.{}.{key}", listener.to_lowercase());
+    if let Some(v) = props.get(&own) {
+        return Some((own, v.trim().to_string()));
+    }
+    props
+        .get(key)
+        .map(|v| (key.to_string(), v.trim().to_string()))
+}
+
 /// The TLS and SASL settings of the listeners, by listener name, from
 /// `listener.security.protocol.map`; listeners that cannot work are refused.
 #[allow(clippy::type_complexity)]

@@ -109,15 +109,7 @@ impl TlsSettings {
     ) -> Result<TlsSettings, ConfigError> {
         let prefixed = |key: &str| format!("listener.name.{}.{key}", listener.to_lowercase());
         // (the name the value was given under, the value)
-        let get = |key: &str| -> Option<(String, String)> {
-            let own = prefixed(key);
-            if let Some(v) = props.get(&own) {
-                return Some((own, v.trim().to_string()));
-            }
-            props
-                .get(key)
-                .map(|v| (key.to_string(), v.trim().to_string()))
-        };
+        let get = |key: &str| crate::config::listener_value(props, listener, key);
         let invalid = |(key, value): (String, String), reason: &str| ConfigError::Invalid {
             key,
             value,

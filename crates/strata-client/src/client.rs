@@ -334,8 +334,15 @@ impl Client {
         }
         *held = None;
         let config = &self.inner.config;
-        let conn =
-            Arc::new(Connection::open(addr, &config.client_id, config.connect_timeout).await?);
+        let conn = Arc::new(
+            Connection::open_secured(
+                addr,
+                &config.client_id,
+                config.connect_timeout,
+                &config.security,
+            )
+            .await?,
+        );
         tracing::debug!(broker = addr, "connected");
         *held = Some(conn.clone());
         Ok(conn)

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::security::Security;
+
 /// How a [`Client`](crate::Client) reaches and talks to a cluster.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -23,6 +25,9 @@ pub struct ClientConfig {
     pub retries: u32,
     /// Cached metadata older than this is refreshed before it is used for routing.
     pub metadata_max_age: Duration,
+    /// TLS and SASL towards the brokers (`security.protocol`, `ssl.*`, `sasl.*`); plaintext by
+    /// default.
+    pub security: Security,
 }
 
 impl ClientConfig {
@@ -37,6 +42,7 @@ impl ClientConfig {
             retry_backoff_max: Duration::from_secs(1),
             retries: 5,
             metadata_max_age: Duration::from_secs(300),
+            security: Security::default(),
         }
     }
 

@@ -22,11 +22,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use parking_lot::Mutex;
 use strata_kafka::frame::{read_frame, FrameError, FrameLimits};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::security::{Exchange, Security};
 use crate::versions::{api_name, implemented, BrokerVersions};
 use crate::Error;
 
@@ -64,6 +65,10 @@ struct Shared {
     closed: AtomicBool,
 }
 
+/// A stream a connection runs on: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for S {}
+
 impl Shared {
     fn closed_error(&self) -> Error {
         Error::io(
@@ -90,6 +95,9 @@ pub(crate) struct Connection {
     next_correlation: AtomicI32,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     tasks: [JoinHandle<()>; 2],
+    /// When the broker ends this connection's SASL session (`connections.max.reauth.ms`): the
+    /// connection counts as closed a little before, so the pool opens a new one.
+    session_end: Option<tokio::time::Instant>,
 }
 
 impl Drop for Connection {
@@ -107,6 +115,17 @@ impl Connection {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Connection, Error> {
+        Connection::open_secured(addr, client_id, timeout, &Security::default()).await
+    }
+
+    /// Opens a connection to `addr` as `security` says (TLS handshake, ApiVersions, SASL),
+    /// all within `timeout`.
+    pub(crate) async fn open_secured(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Connection, Error> {
         let connect_error = |source: io::Error| Error::Connect {
             addr: addr.to_string(),
             source,
@@ -123,9 +142,50 @@ impl Connection {
             }
         };
         let _ = stream.set_nodelay(true);
-        let mut conn = Connection::spawn(addr, client_id, stream);
+        let mut conn = match &security.tls {
+            None => Connection::spawn(addr, client_id, stream),
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| Error::Authentication(format!("TLS server name {host}: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(tls.clone());
+                match tokio::time::timeout_at(deadline, connector.connect(name, stream)).await {
+                    Ok(Ok(tls_stream)) => Connection::spawn(addr, client_id, tls_stream),
+                    Ok(Err(e)) => {
+                        return Err(Error::Authentication(format!(
+                            "TLS handshake with {addr}: {e}"
+                        )))
+                    }
+                    Err(_) => {
+                        return Err(connect_error(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("no TLS handshake within {} ms", timeout.as_millis()),
+                        )))
+                    }
+                }
+            }
+        };
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match conn.handshake(remaining).await {
+        let versions = conn.handshake(remaining).await;
+        let negotiated = match (versions, &security.sasl) {
+            (Ok(versions), Some(creds)) => {
+                conn.versions = versions;
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                conn.authenticate(&mut Exchange::new(creds), creds.mechanism.name(), remaining)
+                    .await
+                    .map(|lifetime| {
+                        // Reconnect at 90% of the session, as clients re-authenticate then.
+                        conn.session_end = (lifetime > 0).then(|| {
+                            tokio::time::Instant::now()
+                                + Duration::from_millis(lifetime as u64 * 9 / 10)
+                        });
+                        conn.versions.clone()
+                    })
+            }
+            (other, _) => other,
+        };
+        match negotiated {
             Ok(versions) => {
                 conn.versions = versions;
                 Ok(conn)
@@ -143,13 +203,13 @@ impl Connection {
         }
     }
 
-    fn spawn(addr: &str, client_id: &str, stream: TcpStream) -> Connection {
+    fn spawn(addr: &str, client_id: &str, stream: impl Stream) -> Connection {
         let shared = Arc::new(Shared {
             addr: addr.to_string(),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
         });
-        let (read, write) = stream.into_split();
+        let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_loop(shared.clone(), write, rx));
         let reader = tokio::spawn(read_loop(shared.clone(), read));
@@ -160,7 +220,58 @@ impl Connection {
             next_correlation: AtomicI32::new(0),
             outgoing: tx,
             tasks: [writer, reader],
+            session_end: None,
         }
+    }
+
+    /// SaslHandshake and the mechanism's SaslAuthenticate exchange; returns the session
+    /// lifetime the broker gives (0: none).
+    async fn authenticate(
+        &self,
+        exchange: &mut Exchange,
+        mechanism: &str,
+        timeout: Duration,
+    ) -> Result<i64, Error> {
+        use kafka_protocol::messages::{
+            SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+            SaslHandshakeResponse,
+        };
+        let refused = |m: String| Error::Authentication(format!("{}: {m}", self.shared.addr));
+        let version = self.versions.negotiate(ApiKey::SaslHandshake)?;
+        let req = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(mechanism.to_string()));
+        let mut body = self
+            .roundtrip(ApiKey::SaslHandshake, version, &req, timeout)
+            .await?;
+        let resp: SaslHandshakeResponse = decode_body(ApiKey::SaslHandshake, version, &mut body)?;
+        if resp.error_code != 0 {
+            let enabled: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(refused(format!(
+                "the broker does not enable {mechanism} on this listener (it enables {})",
+                enabled.join(", ")
+            )));
+        }
+        let version = self.versions.negotiate(ApiKey::SaslAuthenticate)?;
+        let mut server: Option<Bytes> = None;
+        let mut lifetime = 0;
+        while let Some(token) = exchange.next(server.as_deref()).map_err(&refused)? {
+            let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+            let mut body = self
+                .roundtrip(ApiKey::SaslAuthenticate, version, &req, timeout)
+                .await?;
+            let resp: SaslAuthenticateResponse =
+                decode_body(ApiKey::SaslAuthenticate, version, &mut body)?;
+            if resp.error_code != 0 {
+                return Err(refused(
+                    resp.error_message
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| format!("SASL error {}", resp.error_code)),
+                ));
+            }
+            lifetime = resp.session_lifetime_ms;
+            server = Some(resp.auth_bytes);
+        }
+        Ok(lifetime)
     }
 
     /// Sends ApiVersions at the highest version we know, falling back to the version the
@@ -224,7 +335,11 @@ impl Connection {
 
     /// Whether the connection broke or was closed; a closed connection is never reused.
     pub(crate) fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::SeqCst) || self.outgoing.is_closed()
+        self.shared.closed.load(Ordering::SeqCst)
+            || self.outgoing.is_closed()
+            || self
+                .session_end
+                .is_some_and(|end| tokio::time::Instant::now() >= end)
     }
 
     /// Closes the connection, failing whatever waits on it.
@@ -384,7 +499,7 @@ pub(crate) fn api_key<R: Request>() -> Result<ApiKey, Error> {
 /// that the reader can always match the response.
 async fn write_loop(
     shared: Arc<Shared>,
-    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     while let Some(out) = rx.recv().await {
@@ -399,7 +514,12 @@ async fn write_loop(
             }
             Expect::Written(tx) => Some(tx),
         };
-        match write.write_all(&out.frame).await {
+        // TLS holds what it encrypted until flushed; on TCP the flush does nothing.
+        let sent = match write.write_all(&out.frame).await {
+            Ok(()) => write.flush().await,
+            Err(e) => Err(e),
+        };
+        match sent {
             Ok(()) => {
                 if let Some(tx) = written {
                     let _ = tx.send(Ok(()));
@@ -451,7 +571,7 @@ pub fn decode_response(key: ApiKey, version: i16, frame: Bytes) -> Result<Respon
 }
 
 /// Reads response frames and hands each body to the request with its correlation id.
-async fn read_loop(shared: Arc<Shared>, mut read: tokio::net::tcp::OwnedReadHalf) {
+async fn read_loop(shared: Arc<Shared>, mut read: impl AsyncRead + Unpin) {
     let limits = FrameLimits {
         min: 4,
         max: MAX_RESPONSE_BYTES,

@@ -49,6 +49,10 @@ pub enum Error {
     /// The producer was closed before the record could be delivered.
     #[error("producer closed: {0}")]
     Closed(String),
+    /// TLS or SASL did not let the connection in (untrusted certificate, wrong password,
+    /// mechanism not enabled): retrying would not help.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
 }
 
 impl Clone for Error {
@@ -81,6 +85,7 @@ impl Clone for Error {
                 reason: reason.clone(),
             },
             Error::Closed(m) => Error::Closed(m.clone()),
+            Error::Authentication(m) => Error::Authentication(m.clone()),
         }
     }
 }
@@ -116,7 +121,10 @@ impl Error {
             | Error::Connect { .. }
             | Error::Timeout { .. }
             | Error::NoBrokerAvailable => true,
-            Error::Protocol(_) | Error::Unsupported { .. } | Error::Closed(_) => false,
+            Error::Protocol(_)
+            | Error::Unsupported { .. }
+            | Error::Closed(_)
+            | Error::Authentication(_) => false,
         }
     }
 

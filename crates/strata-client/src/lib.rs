@@ -26,6 +26,8 @@ mod placement;
 mod producer;
 mod quorum;
 mod records;
+mod security;
+mod users;
 mod versions;
 
 pub use acl::{AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType};
@@ -55,3 +57,4 @@ pub use producer::{
 };
 pub use quorum::{QuorumInfo, QuorumReplica, METADATA_TOPIC};
 pub use records::{decode_fetched_records, Compression, FetchedRecord, RawBatch, TimestampType};
+pub use security::{SaslCredentials, SaslMechanism, Security, SecurityProtocol};

@@ -41,6 +41,10 @@ const IMPLEMENTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The range this client implements for `key`, clamped to the codec's range. APIs not in the
@@ -96,6 +100,10 @@ pub(crate) fn api_name(key: ApiKey) -> &'static str {
         DescribeAcls,
         CreateAcls,
         DeleteAcls,
+        SaslHandshake,
+        SaslAuthenticate,
+        DescribeUserScramCredentials,
+        AlterUserScramCredentials,
     )
 }
 

@@ -12,10 +12,12 @@
 
 pub mod failover;
 pub mod frame;
+pub mod jaas;
 pub mod preserve;
 pub mod properties;
 pub mod record_check;
 pub mod records;
+pub mod scram;
 pub mod timestamp;
 pub mod topic_name;
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use strata_client::{ClientConfig, Compression, ProducerConfig};
+use strata_client::{ClientConfig, Compression, ProducerConfig, Security};
 use strata_flow::{
     ClusterEndpoint, CompressionType, FailoverSpec, GroupFilter, NamingMode, OffsetMode, SyncSpec,
     TopicFilter, Tuning,
@@ -102,6 +102,13 @@ pub struct MirrorOptions {
     /// Extra consumer properties toward the source (`{source}.consumer.*`), Kafka names.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub consumer: BTreeMap<String, String>,
+    /// How every client reaches the source (`{source}.security.protocol`, `{source}.ssl.*`,
+    /// `{source}.sasl.*`), Kafka client names: TLS with a PEM trust store, SASL PLAIN or SCRAM.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_security: BTreeMap<String, String>,
+    /// The same toward the target.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub target_security: BTreeMap<String, String>,
 }
 
 impl Default for MirrorOptions {
@@ -116,6 +123,8 @@ impl Default for MirrorOptions {
             emit_checkpoints: true,
             producer: BTreeMap::new(),
             consumer: BTreeMap::new(),
+            source_security: BTreeMap::new(),
+            target_security: BTreeMap::new(),
         }
     }
 }
@@ -207,7 +216,8 @@ impl MirrorConfig {
             }
             if e.tls.is_some() || e.sasl.is_some() {
                 return Err(ConfigError::Unsupported(format!(
-                    "{side}.tls / {side}.sasl"
+                    "{side}.tls / {side}.sasl (Secrets are the operator's; give the mirror \
+                     Kafka's client properties in mirror.{side}Security)"
                 )));
             }
             if bootstrap_list(e).is_empty() {
@@ -215,6 +225,13 @@ impl MirrorConfig {
                     "{side}.bootstrapServers is required"
                 )));
             }
+        }
+        for (side, props) in [
+            ("sourceSecurity", &self.mirror.source_security),
+            ("targetSecurity", &self.mirror.target_security),
+        ] {
+            Security::from_properties(props)
+                .map_err(|e| ConfigError::Invalid(format!("mirror.{side}: {e}")))?;
         }
         if self.source.alias == self.target.alias {
             return Err(ConfigError::Invalid(format!(
@@ -263,6 +280,7 @@ impl MirrorConfig {
     pub fn source_client(&self) -> ClientConfig {
         let mut c = ClientConfig::new(bootstrap_list(&self.source));
         c.client_id = format!("strata-mirror-{}-{}", self.source.alias, self.target.alias);
+        c.security = security(&self.mirror.source_security);
         c
     }
 
@@ -270,6 +288,7 @@ impl MirrorConfig {
     pub fn target_client(&self) -> ClientConfig {
         let mut c = ClientConfig::new(bootstrap_list(&self.target));
         c.client_id = format!("strata-mirror-{}-{}", self.source.alias, self.target.alias);
+        c.security = security(&self.mirror.target_security);
         c
     }
 
@@ -278,6 +297,7 @@ impl MirrorConfig {
     pub fn preserve_client(&self) -> ClientConfig {
         let mut c = ClientConfig::new(bootstrap_list(&self.target));
         c.client_id = strata_kafka::preserve::PRESERVE_CLIENT_ID.to_string();
+        c.security = security(&self.mirror.target_security);
         c
     }
 
@@ -315,6 +335,23 @@ impl MirrorConfig {
     pub fn progress_commit_interval(&self) -> Duration {
         Duration::from_millis(self.mirror.progress_commit_interval_ms.max(10))
     }
+}
+
+/// The client security of one side; [`MirrorConfig::validate`] has checked the properties, so
+/// a failure here (a trust store file removed since) falls back to what the properties name
+/// and fails at the first connection, with the error in the log.
+fn security(props: &BTreeMap<String, String>) -> Security {
+    Security::from_properties(props).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "mirror client security");
+        Security {
+            protocol: props
+                .get("security.protocol")
+                .and_then(|p| strata_client::SecurityProtocol::parse(p).ok())
+                .unwrap_or_default(),
+            tls: None,
+            sasl: None,
+        }
+    })
 }
 
 fn bootstrap_list(e: &ClusterEndpoint) -> Vec<String> {

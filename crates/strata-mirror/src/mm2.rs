@@ -13,7 +13,9 @@
 //! `tasks.max`, `replication.factor`; `<target>.producer.{linger.ms, batch.size,
 //! compression.type, max.in.flight.requests.per.connection}` and `<source>.consumer.{fetch.min.bytes,
 //! fetch.max.wait.ms, fetch.max.bytes}` map to the tuning; other producer/consumer properties
-//! are kept in [`crate::MirrorOptions`] as given. Any other key is logged and ignored; a
+//! are kept in [`crate::MirrorOptions`] as given; `<alias>.security.protocol`, `<alias>.ssl.*` and
+//! `<alias>.sasl.*` secure every client of that side (TLS with a PEM trust store, SASL PLAIN or
+//! SCRAM). Any other key is logged and ignored; a
 //! malformed value of a supported key is an error naming the key.
 //!
 //! Lists are comma-separated; MM2's regex lists are joined the same way, so a regex containing
@@ -306,6 +308,22 @@ fn apply_client_properties(
     source: &str,
     target: &str,
 ) -> Result<(), ConfigError> {
+    // `{alias}.security.protocol`, `{alias}.ssl.*`, `{alias}.sasl.*`: every client of that side.
+    for (alias, side) in [(source, false), (target, true)] {
+        let prefix = format!("{alias}.");
+        for (key, value) in props.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+            let name = &key[prefix.len()..];
+            if name == "security.protocol" || name.starts_with("ssl.") || name.starts_with("sasl.")
+            {
+                let security = if side {
+                    &mut config.mirror.target_security
+                } else {
+                    &mut config.mirror.source_security
+                };
+                security.insert(name.to_string(), value.clone());
+            }
+        }
+    }
     let prefixes = [
         (format!("{target}.producer."), true),
         (format!("{flow}.producer."), true),
@@ -397,6 +415,9 @@ fn warn_unknown(props: &BTreeMap<String, String>, clusters: &[String], flow: &st
         let client = bare.starts_with("producer.")
             || bare.starts_with("consumer.")
             || bare.starts_with("admin.")
+            || bare.starts_with("ssl.")
+            || bare.starts_with("sasl.")
+            || bare == "security.protocol"
             || bare == "bootstrap.servers";
         if SUPPORTED.contains(&bare) || client {
             continue;

@@ -94,82 +94,6 @@ pub struct SaslSettings {
     pub failed_delay_ms: u64,
 }
 
-/// One login module entry of a JAAS config: `<class> <flag> key="value" ...;`.
-#[derive(Debug, PartialEq, Eq)]
-struct JaasEntry {
-    class: String,
-    options: BTreeMap<String, String>,
-}
-
-/// Reads a one-entry JAAS config as Kafka's `sasl.jaas.config` takes it. Values are quoted
-/// (`"..."`, with `\"` and `\\` escapes) or bare words.
-fn parse_jaas(text: &str) -> Result<JaasEntry, String> {
-    let mut chars = text.trim().chars().peekable();
-    let word = |chars: &mut std::iter::Peekable<std::str::Chars>| {
-        let mut w = String::new();
-        while let Some(&c) = chars.peek() {
-            if c.is_whitespace() || c == '=' || c == ';' {
-                break;
-            }
-            w.push(c);
-            chars.next();
-        }
-        w
-    };
-    let skip_ws = |chars: &mut std::iter::Peekable<std::str::Chars>| {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-    };
-    let class = word(&mut chars);
-    skip_ws(&mut chars);
-    let flag = word(&mut chars);
-    if class.is_empty() || !["required", "requisite", "sufficient", "optional"].contains(&&*flag) {
-        return Err("expected `<LoginModule class> required key=\"value\" ...;`".into());
-    }
-    let mut options = BTreeMap::new();
-    loop {
-        skip_ws(&mut chars);
-        match chars.peek() {
-            Some(';') => {
-                chars.next();
-                skip_ws(&mut chars);
-                if chars.peek().is_some() {
-                    return Err("only one login module entry is read".into());
-                }
-                return Ok(JaasEntry { class, options });
-            }
-            None => return Err("the entry does not end with `;`".into()),
-            _ => {}
-        }
-        let key = word(&mut chars);
-        skip_ws(&mut chars);
-        if key.is_empty() || chars.next() != Some('=') {
-            return Err(format!("expected key=\"value\" after {key:?}"));
-        }
-        skip_ws(&mut chars);
-        let value = if chars.peek() == Some(&'"') {
-            chars.next();
-            let mut v = String::new();
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some(c) => v.push(c),
-                        None => return Err(format!("unterminated value of {key}")),
-                    },
-                    Some(c) => v.push(c),
-                    None => return Err(format!("unterminated value of {key}")),
-                }
-            }
-            v
-        } else {
-            word(&mut chars)
-        };
-        options.insert(key, value);
-    }
-}
-
 const PLAIN_LOGIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
 const SCRAM_LOGIN_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
 
@@ -181,15 +105,7 @@ impl SaslSettings {
     ) -> Result<SaslSettings, ConfigError> {
         let lower = listener.to_lowercase();
         let prefixed = |key: &str| format!("listener.name.{lower}.{key}");
-        let get = |key: &str| -> Option<(String, String)> {
-            let own = prefixed(key);
-            if let Some(v) = props.get(&own) {
-                return Some((own, v.trim().to_string()));
-            }
-            props
-                .get(key)
-                .map(|v| (key.to_string(), v.trim().to_string()))
-        };
+        let get = |key: &str| crate::config::listener_value(props, listener, key);
         let invalid = |key: String, value: &str, reason: String| ConfigError::Invalid {
             key,
             value: value.to_string(),
@@ -229,7 +145,7 @@ impl SaslSettings {
             let jaas_key = prefixed(&format!("{}.sasl.jaas.config", m.name().to_lowercase()));
             let hidden = "(hidden)";
             let entry = match props.get(&jaas_key) {
-                Some(text) => Some(parse_jaas(text).map_err(|e| {
+                Some(text) => Some(strata_kafka::jaas::parse(text).map_err(|e| {
                     invalid(jaas_key.clone(), hidden, format!("not a JAAS entry: {e}"))
                 })?),
                 None => None,
@@ -688,7 +604,8 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD;
         let m = Mechanism::ScramSha256;
         let salt = b"pepper".to_vec();
-        let salted = pbkdf2::pbkdf2_hmac_array::<sha2::Sha256, 32>(b"secret", &salt, 4096);
+        let h = strata_kafka::scram::ScramHash::Sha256;
+        let salted = h.salted_password(b"secret", &salt, 4096);
         let mut image = MetadataImage::default();
         image
             .scram_credentials
@@ -707,17 +624,10 @@ mod tests {
         );
         assert!(auth.takes(ApiKey::SaslAuthenticate));
         // The client's proof.
-        use hmac::Mac;
-        let mac = |k: &[u8], d: &[u8]| {
-            let mut h = hmac::Hmac::<sha2::Sha256>::new_from_slice(k).unwrap();
-            h.update(d);
-            h.finalize().into_bytes().to_vec()
-        };
-        let client_key = mac(&salted, b"Client Key");
-        let stored = <sha2::Sha256 as sha2::Digest>::digest(&client_key).to_vec();
+        let client_key = h.client_key(&salted);
         let auth_message = format!("n=alice,r=cn,{server_first},c=biws,r=cnsn");
-        let sig = mac(&stored, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+        let sig = h.hmac(&h.stored_key(&client_key), auth_message.as_bytes());
+        let proof = strata_kafka::scram::xor(&client_key, &sig);
         let last = format!("c=biws,r=cnsn,p={}", b64.encode(proof));
         let (resp, next) = auth.authenticate(&token(last.as_bytes()), 2, &image, "sn", now);
         assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
@@ -761,25 +671,6 @@ mod tests {
                 }
             }
             proptest::prop_assert!(auth.admit(ApiKey::Metadata, now).is_err());
-        }
-    }
-
-    #[test]
-    fn jaas_entries() {
-        let e = parse_jaas("a.B required x=\"1 2\" y=bare z=\"q\\\\\";").unwrap();
-        assert_eq!(e.class, "a.B");
-        assert_eq!(e.options["x"], "1 2");
-        assert_eq!(e.options["y"], "bare");
-        assert_eq!(e.options["z"], "q\\");
-        for bad in [
-            "",
-            "a.B",
-            "a.B sometimes;",
-            "a.B required x;",
-            "a.B required x=\"1;",
-            "a.B required; b.C required;",
-        ] {
-            assert!(parse_jaas(bad).is_err(), "{bad}");
         }
     }
 }

@@ -7,9 +7,8 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256, Sha512};
 use strata_controller::ScramCredential;
+use strata_kafka::scram::{decode_saslname, xor, ScramHash};
 use subtle::ConstantTimeEq;
 
 use super::Mechanism;
@@ -29,25 +28,10 @@ fn fail<T>(reason: impl Into<String>) -> Result<T, ScramError> {
     Err(ScramError(reason.into()))
 }
 
-fn hmac(mechanism: Mechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
+fn hash_of(mechanism: Mechanism) -> ScramHash {
     match mechanism {
-        Mechanism::ScramSha512 => {
-            let mut mac = Hmac::<Sha512>::new_from_slice(key).expect("HMAC takes any key length");
-            mac.update(data);
-            mac.finalize().into_bytes().to_vec()
-        }
-        _ => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-            mac.update(data);
-            mac.finalize().into_bytes().to_vec()
-        }
-    }
-}
-
-fn hash(mechanism: Mechanism, data: &[u8]) -> Vec<u8> {
-    match mechanism {
-        Mechanism::ScramSha512 => Sha512::digest(data).to_vec(),
-        _ => Sha256::digest(data).to_vec(),
+        Mechanism::ScramSha512 => ScramHash::Sha512,
+        _ => ScramHash::Sha256,
     }
 }
 
@@ -60,30 +44,13 @@ pub fn credential(
     salt: &[u8],
     iterations: i32,
 ) -> ScramCredential {
-    let client_key = hmac(mechanism, salted_password, b"Client Key");
+    let h = hash_of(mechanism);
     ScramCredential {
         salt: salt.to_vec(),
-        stored_key: hash(mechanism, &client_key),
-        server_key: hmac(mechanism, salted_password, b"Server Key"),
+        stored_key: h.stored_key(&h.client_key(salted_password)),
+        server_key: h.server_key(salted_password),
         iterations,
     }
-}
-
-/// `saslname` of RFC 5802: `=2C` is `,` and `=3D` is `=`; any other `=` is malformed.
-fn decode_saslname(name: &str) -> Result<String, ScramError> {
-    let mut out = String::with_capacity(name.len());
-    let mut rest = name;
-    while let Some(at) = rest.find('=') {
-        out.push_str(&rest[..at]);
-        match rest.get(at..at + 3) {
-            Some("=2C") => out.push(','),
-            Some("=3D") => out.push('='),
-            _ => return fail(format!("invalid user name encoding in {name:?}")),
-        }
-        rest = &rest[at + 3..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// An exchange after the client-first message, waiting for the client-final one.
@@ -136,13 +103,13 @@ impl ScramExchange {
         let authzid = match authzid_field {
             "" => None,
             a => match a.strip_prefix("a=") {
-                Some(name) => Some(decode_saslname(name)?),
+                Some(name) => Some(decode_saslname(name).map_err(ScramError)?),
                 None => return fail("invalid authorization id"),
             },
         };
         let mut attributes = bare.split(',');
         let user = match attributes.next().and_then(|a| a.strip_prefix("n=")) {
-            Some(name) if !name.is_empty() => decode_saslname(name)?,
+            Some(name) if !name.is_empty() => decode_saslname(name).map_err(ScramError)?,
             _ => return fail("client-first message without a user name"),
         };
         let client_nonce = match attributes.next().and_then(|a| a.strip_prefix("r=")) {
@@ -217,19 +184,20 @@ impl ScramExchange {
             "{},{},{without_proof}",
             self.client_first_bare, self.server_first
         );
-        let m = self.mechanism;
-        let signature = hmac(m, &self.credential.stored_key, auth_message.as_bytes());
+        let h = hash_of(self.mechanism);
+        let signature = h.hmac(&self.credential.stored_key, auth_message.as_bytes());
         if proof.len() != signature.len() {
             return fail("proof of the wrong length");
         }
-        let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
-        let matches: bool = hash(m, &client_key)
+        let client_key = xor(&proof, &signature);
+        let matches: bool = h
+            .stored_key(&client_key)
             .ct_eq(&self.credential.stored_key)
             .into();
         if !matches {
             return fail(format!("invalid proof for user {:?}", self.user));
         }
-        let server_signature = hmac(m, &self.credential.server_key, auth_message.as_bytes());
+        let server_signature = h.hmac(&self.credential.server_key, auth_message.as_bytes());
         Ok((
             self.user,
             format!("v={}", B64.encode(server_signature)).into_bytes(),
@@ -243,14 +211,15 @@ mod tests {
 
     /// Hi() as a client computes it.
     fn salted(m: Mechanism, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
-        match m {
-            Mechanism::ScramSha512 => {
-                pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(password.as_bytes(), salt, iterations)
-                    .to_vec()
-            }
-            _ => pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), salt, iterations)
-                .to_vec(),
-        }
+        hash_of(m).salted_password(password.as_bytes(), salt, iterations)
+    }
+
+    fn hmac(m: Mechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
+        hash_of(m).hmac(key, data)
+    }
+
+    fn hash(m: Mechanism, data: &[u8]) -> Vec<u8> {
+        hash_of(m).hash(data)
     }
 
     /// RFC 7677 section 3: user "user", password "pencil".
