@@ -38,6 +38,15 @@ impl SecurityProtocol {
         }
     }
 
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
     pub fn tls(self) -> bool {
         matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
@@ -151,16 +160,16 @@ impl Security {
                     .map_err(|e| format!("ssl.truststore.location {path}: {e}"))?,
                 (None, None) => {
                     return Err(format!(
-                        "security.protocol {protocol:?} needs the brokers' CA: set \
-                         ssl.truststore.type=PEM and ssl.truststore.location"
+                        "security.protocol {} needs the brokers' CA: set \
+                         ssl.truststore.type=PEM and ssl.truststore.location",
+                        protocol.name()
                     ))
                 }
             };
-            let verify_hostname = get("ssl.endpoint.identification.algorithm")
-                .is_none_or(|a| a.eq_ignore_ascii_case("https"))
-                && props
-                    .get("ssl.endpoint.identification.algorithm")
-                    .is_none_or(|a| !a.trim().is_empty());
+            // Kafka's default (`https`) checks the host name; an empty value turns it off.
+            let verify_hostname = props
+                .get("ssl.endpoint.identification.algorithm")
+                .is_none_or(|a| a.trim().eq_ignore_ascii_case("https"));
             Some(tls_config(&pem, verify_hostname)?)
         } else {
             None
