@@ -39,6 +39,7 @@ import json
 import logging
 import re
 import socket
+import struct
 import time
 
 import pytest
@@ -238,7 +239,8 @@ def test_mechanism_not_enabled_on_the_listener_is_refused(target_kind, certs, tm
 
 def test_client_without_sasl_is_closed(sasl_broker):
     """Kafka answers ApiVersions before the SASL handshake but closes the connection on any other
-    request (a client without SASL configured gets no Metadata); the listener keeps serving."""
+    request (a client without SASL configured gets no Metadata) and on a frame larger than
+    sasl.server.max.receive.size; the listener keeps serving."""
     plaintext = Producer({"bootstrap.servers": sasl_broker.sasl_plaintext, "socket.timeout.ms": 10000})
     with pytest.raises(KafkaException):
         plaintext.list_topics(timeout=5)
@@ -251,6 +253,11 @@ def test_client_without_sasl_is_closed(sasl_broker):
         assert api_versions_v0(s, 1) == 0
         with pytest.raises(ConnectionError):
             metadata_v1(s, 2)
+    # Before authentication a request is held to sasl.server.max.receive.size (512 KiB): a frame
+    # announcing 1 MiB closes the connection unanswered.
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(struct.pack(">i", 1 << 20) + bytes(64))
+        assert closed_without_answer(s)
 
     conf = client_conf(sasl_broker.sasl_plaintext, "PLAIN", "alice", ALICE)
     assert AdminClient(conf).list_topics(timeout=10).brokers

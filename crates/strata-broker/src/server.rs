@@ -132,6 +132,15 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         // Between requests a shutdown closes the connection; a request being handled finishes.
         // A frame cut short by the shutdown was never handled, so nothing is lost with it.
+        // Before a SASL session, requests are held to Kafka's `sasl.server.max.receive.size`
+        // (512 KiB): an unauthenticated peer cannot make the broker buffer a large frame.
+        let limits = match &auth {
+            Some(a) if !a.authenticated() => FrameLimits {
+                max: limits.max.min(sasl::MAX_UNAUTHENTICATED_FRAME),
+                ..limits
+            },
+            _ => limits,
+        };
         let frame = tokio::select! {
             _ = broker.shutdown.cancelled() => return Ok(()),
             frame = read_frame(&mut stream, limits) => match frame? {

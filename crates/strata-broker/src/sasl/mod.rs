@@ -31,6 +31,10 @@ pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 pub const ILLEGAL_SASL_STATE: i16 = 34;
 pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
 
+/// The largest request taken before a connection authenticated (Kafka's
+/// `sasl.server.max.receive.size` default).
+pub const MAX_UNAUTHENTICATED_FRAME: usize = 524_288;
+
 /// The principal of a connection that did not authenticate (PLAINTEXT and SSL listeners).
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
@@ -257,6 +261,11 @@ impl Authenticator {
             principal: None,
             expires: None,
         }
+    }
+
+    /// Whether the connection holds a session (re-authentication included).
+    pub fn authenticated(&self) -> bool {
+        self.principal.is_some()
     }
 
     /// Whether SaslHandshake / SaslAuthenticate of this connection are the authenticator's
