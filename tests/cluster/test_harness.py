@@ -39,6 +39,14 @@ def test_checker_counts_lost_duplicate_conflicting_and_reordered_records():
     assert [a.value for a in no_offset.lost] == ["1.5"] and not no_offset.conflicts, no_offset
     assert no_offset.acked_without_offset == 2
 
+    # a re-sent batch (consecutive offsets of one partition) is tolerated on the Kafka reference
+    # only; copies elsewhere fail both
+    acks = [Ack(0, 0, "1.0"), Ack(0, 2, "1.1")]
+    resent = check_records(acks, {0: [(0, "1.0"), (1, "1.1"), (2, "1.1")]})
+    assert resent.resent and resent.ok_for("kafka") and not resent.ok_for("strata"), resent
+    apart = check_records(acks, {0: [(0, "1.1"), (1, "1.0"), (2, "1.1")]})
+    assert not apart.resent and not apart.ok_for("kafka"), apart
+
 
 def test_node_properties_are_a_kafka_kraft_nodes(tmp_path):
     c = make_cluster("strata", tmp_path, brokers=6, racks="a,b,c", props=CLUSTER_PROPS)

@@ -453,8 +453,10 @@ def test_scram_credentials_survive_a_restart(sasl_broker):
     conf = client_conf(sasl_broker.sasl_plaintext, "SCRAM-SHA-512", user, "dave-secret")
     wait_authenticates(conf)
     sasl_broker.restart()
-    wait_authenticates(conf, what=f"{user} to authenticate after the restart")
-    wait_authenticates(client_conf(sasl_broker.sasl_plaintext, "SCRAM-SHA-256", "alice", ALICE))
+    # A restarted Kafka serves its SASL listener once it has replayed its metadata log, which
+    # took over 30 s in a loaded CI run.
+    wait_authenticates(conf, timeout=120, what=f"{user} to authenticate after the restart")
+    wait_authenticates(client_conf(sasl_broker.sasl_plaintext, "SCRAM-SHA-256", "alice", ALICE), timeout=60)
     error = authentication_outcome(client_conf(sasl_broker.sasl_plaintext, "SCRAM-SHA-512", user, "wrong"))
     assert error is not None and "Authentication failed" in error.str()
     assert describe_scram(sasl_broker.plaintext, user) == {user: {"SCRAM-SHA-512": 8192}}
