@@ -81,6 +81,8 @@ class ControlPlane:
             self.down()
         self.up_seconds = time.monotonic() - t0
         if proc.returncode != 0:
+            # Nothing of a failed start stays running (a caller's `with` never reaches __exit__).
+            self.down()
             raise RuntimeError(f"cluster.sh up failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
         self._load_env()
         return self
