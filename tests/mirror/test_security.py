@@ -108,6 +108,7 @@ def test_wrong_password_is_an_authentication_failure_in_the_log(clusters, tmp_pa
                    "the mirror to log the refused authentication", interval=0.5)
         log = mirror.log_path.read_text()
         assert "not-the-password" not in log and "admin-secret" not in log
-        assert record_counts(target.plaintext, f"src.{topic}") == {}
+        # (reading the counts may auto-create the empty topic on the Kafka target)
+        assert sum(record_counts(target.plaintext, f"src.{topic}").values()) == 0
     finally:
         mirror.stop()
