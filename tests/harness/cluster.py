@@ -36,7 +36,7 @@ from pathlib import Path
 from .brokers import KAFKA_SH, kafka_tool, strata_broker_bin
 from .netns import BridgeNetwork, NetworkUnavailable
 from .process import ManagedProcess
-from .util import free_ports, tail, wait_until
+from .util import free_ports, read_exact, tail, wait_until
 
 KAFKA_START_TIMEOUT = 180.0  # N JVMs starting together on a busy 2-core machine
 STRATA_START_TIMEOUT = 30.0
@@ -96,16 +96,6 @@ class ClusterFormationError(AssertionError):
 
 # --- raw Metadata v7 (one chosen node's view) -----------------------------------------------------
 
-def _read_exact(sock, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        buf += chunk
-    return buf
-
-
 class _Reader:
     def __init__(self, data):
         self.data, self.pos = data, 0
@@ -144,8 +134,8 @@ def metadata_request(host, port, topics=None, timeout=5.0):
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.settimeout(timeout)
         s.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", _read_exact(s, 4))[0]
-        r = _Reader(_read_exact(s, size))
+        size = struct.unpack(">i", read_exact(s, 4))[0]
+        r = _Reader(read_exact(s, size))
     r.take(">i")  # correlation id
     r.take(">i")  # throttle_time_ms
     brokers = {}

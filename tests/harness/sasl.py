@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .brokers import kafka_tool, make_broker
 from .tls import Certs
-from .util import free_ports, wait_until
+from .util import free_ports, read_exact, wait_until
 
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 PLAIN_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
@@ -227,16 +227,6 @@ def describe_scram(bootstrap: str, user: str | None = None) -> dict:
 
 # --- SASL/PLAIN framed by hand -----------------------------------------------------------------
 
-def _read_exactly(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("connection closed by the broker")
-        data += chunk
-    return data
-
-
 def _string(text: str) -> bytes:
     raw = text.encode()
     return struct.pack(">h", len(raw)) + raw
@@ -247,8 +237,8 @@ def request(sock, api_key: int, version: int, correlation: int, body: bytes) -> 
     id (response header v0); ConnectionError when the broker closes the connection instead."""
     msg = struct.pack(">hhi", api_key, version, correlation) + _string("sasl-probe") + body
     sock.sendall(struct.pack(">i", len(msg)) + msg)
-    (size,) = struct.unpack(">i", _read_exactly(sock, 4))
-    response = _read_exactly(sock, size)
+    (size,) = struct.unpack(">i", read_exact(sock, 4))
+    response = read_exact(sock, size)
     (got,) = struct.unpack_from(">i", response)
     assert got == correlation, (got, correlation)
     return response[4:]

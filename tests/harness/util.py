@@ -85,3 +85,14 @@ def tail(path, lines=40):
             return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def read_exact(sock, n):
+    """Exactly ``n`` bytes from ``sock``; ConnectionError when the peer closes first."""
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed by the peer")
+        buf += chunk
+    return buf
