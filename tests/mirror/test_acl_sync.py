@@ -1,12 +1,12 @@
 """Topic ACL sync (``sync.acls``, MM2's ``sync.topic.acls.enabled``):
 
-- against the reference Apache Kafka broker with the StandardAuthorizer, the literal topic ACLs of
-  a mirrored topic reach its remote topic the way MirrorMaker 2 maps them: ``ALLOW ALL`` becomes
-  ``ALLOW READ``, ``DENY`` entries are copied, ``ALLOW WRITE`` is not (only the mirror writes a
-  remote topic), prefixed patterns and ACLs of topics that are not mirrored are left alone. One
-  Kafka broker serves as both ends of the flow (aliases ``a`` and ``b``, remote ``a.orders``), so a
-  single JVM starts;
-- a Strata source (no authorizer yet: its ACL calls answer SECURITY_DISABLED, as Kafka's do without
+- against a Strata broker and the reference Apache Kafka broker, each with Kafka's
+  StandardAuthorizer class, the literal topic ACLs of a mirrored topic reach its remote topic the
+  way MirrorMaker 2 maps them: ``ALLOW ALL`` becomes ``ALLOW READ``, ``DENY`` entries are copied,
+  ``ALLOW WRITE`` is not (only the mirror writes a remote topic), prefixed patterns and ACLs of
+  topics that are not mirrored are left alone. One broker serves as both ends of the flow
+  (aliases ``a`` and ``b``, remote ``a.orders``);
+- a source without an authorizer (its ACL calls answer SECURITY_DISABLED, as Kafka's do without
   one) turns the sync off with one log line while records keep flowing.
 """
 import pytest
@@ -43,8 +43,9 @@ def acls_of(admin, topic):
             for b in admin.describe_acls(flt).result(timeout=30)}
 
 
-def test_topic_acls_follow_mirrormaker_2s_mapping(tmp_path, mirror_factory):
-    kafka = make_broker("kafka", tmp_path / "kafka", AUTHORIZER_PROPS)
+@pytest.mark.parametrize("kind", ["strata", "kafka"])
+def test_topic_acls_follow_mirrormaker_2s_mapping(kind, tmp_path, mirror_factory):
+    kafka = make_broker(kind, tmp_path / kind, AUTHORIZER_PROPS)
     with kafka:
         create_topic(kafka.bootstrap, "orders", 1)
         create_topic(kafka.bootstrap, "payments", 1)

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use strata_kafka::acl::AuthorizerSettings;
 use strata_kafka::properties;
 use strata_log::{CleanupPolicy, LogConfig, TimestampType};
 
@@ -163,7 +164,18 @@ pub struct BrokerConfig {
     pub tls: BTreeMap<String, TlsSettings>,
     /// The SASL settings of each SASL_PLAINTEXT and SASL_SSL listener, by listener name.
     pub sasl: BTreeMap<String, SaslSettings>,
+    /// `authorizer.class.name` (Kafka's StandardAuthorizer) with `super.users` and
+    /// `allow.everyone.if.no.acl.found`; `None`: no authorizer, everything is allowed and the
+    /// ACL APIs answer SECURITY_DISABLED.
+    pub authorizer: Option<AuthorizerSettings>,
 }
+
+/// The `authorizer.class.name` values served: Kafka's KRaft authorizer and its ZooKeeper-era
+/// predecessor, whose semantics are the same for the ACLs the APIs can create.
+pub const AUTHORIZER_CLASSES: [&str; 2] = [
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+];
 
 /// `process.roles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,6 +350,22 @@ impl BrokerConfig {
             .map_err(|e| p.invalid("replica.selector.class", &e.to_string()))?;
         let cluster = cluster_settings(&p, node_id, &listeners)?;
         let (tls, sasl) = listener_security(&props, &listeners, &cluster)?;
+        let authorizer = match p.get("authorizer.class.name").map(str::trim) {
+            None | Some("") => None,
+            Some(class) if AUTHORIZER_CLASSES.contains(&class) => Some(AuthorizerSettings::new(
+                p.get("super.users").unwrap_or(""),
+                p.bool("allow.everyone.if.no.acl.found")?.unwrap_or(false),
+            )),
+            Some(_) => {
+                return Err(p.invalid(
+                    "authorizer.class.name",
+                    &format!(
+                        "not an authorizer this broker has; it implements {}",
+                        AUTHORIZER_CLASSES[0]
+                    ),
+                ))
+            }
+        };
         let cfg = BrokerConfig {
             node_id,
             listeners,
@@ -376,6 +404,7 @@ impl BrokerConfig {
             cluster,
             tls,
             sasl,
+            authorizer,
         };
         cfg.validate()?;
         // Kafka properties this broker does not act on (KRaft and JVM settings that deployments
@@ -987,6 +1016,24 @@ mod tests {
     fn retention_ms_wins_over_hours() {
         let cfg = load("log.retention.hours=5\nlog.retention.ms=1000\n").unwrap();
         assert_eq!(cfg.log_defaults.retention_ms, 1000);
+    }
+
+    #[test]
+    fn the_authorizer_is_kafkas_class_or_refused() {
+        assert!(load("").unwrap().authorizer.is_none());
+        let on = load(
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+             super.users=User:admin;User:ops\nallow.everyone.if.no.acl.found=true\n",
+        )
+        .unwrap()
+        .authorizer
+        .unwrap();
+        assert_eq!(on.super_users, vec!["User:admin", "User:ops"]);
+        assert!(on.allow_if_no_acl);
+        let err = load("authorizer.class.name=com.example.MyAuthorizer\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("authorizer.class.name"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! [`BrokerHandle::shutdown`] shuts it down gracefully (controlled shutdown: leaderships move
 //! away first; then stop accepting, let in-flight requests finish, flush every log).
 
+pub mod authz;
 pub mod broker;
 pub mod cluster;
 pub mod codes;

@@ -1,7 +1,7 @@
 //! ACLs through DescribeAcls, CreateAcls and DeleteAcls. A broker that does not advertise these APIs
-//! (Strata today) yields [`Error::Unsupported`]; a Kafka broker without an authorizer answers
-//! SECURITY_DISABLED, returned as [`Error::Kafka`]. The enums carry Kafka's wire codes and
-//! keep codes they do not know, so bindings round-trip between clusters unchanged.
+//! yields [`Error::Unsupported`]; a broker without an authorizer answers SECURITY_DISABLED,
+//! returned as [`Error::Kafka`]. The bindings are `strata_kafka::acl`'s: Kafka's wire codes,
+//! kept even when unnamed, so bindings round-trip between clusters unchanged.
 
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
@@ -11,102 +11,9 @@ use kafka_protocol::protocol::StrBytes;
 use crate::client::Target;
 use crate::{Admin, Error};
 
-macro_rules! wire_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal),* $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name {
-            $($(#[$vdoc])* $variant,)*
-            /// A code this client does not name.
-            Other(i8),
-        }
-
-        impl $name {
-            /// Kafka's wire code.
-            pub fn code(self) -> i8 {
-                match self {
-                    $($name::$variant => $code,)*
-                    $name::Other(c) => c,
-                }
-            }
-
-            /// The value of a wire code.
-            pub fn from_code(code: i8) -> Self {
-                match code {
-                    $($code => $name::$variant,)*
-                    c => $name::Other(c),
-                }
-            }
-        }
-    };
-}
-
-wire_enum!(
-    /// What an ACL protects (`ResourceType`).
-    AclResourceType {
-        Any = 1,
-        Topic = 2,
-        Group = 3,
-        Cluster = 4,
-        TransactionalId = 5,
-        DelegationToken = 6,
-        User = 7,
-    }
-);
-
-wire_enum!(
-    /// How the resource name matches (`PatternType`).
-    AclPatternType {
-        Any = 1,
-        Match = 2,
-        Literal = 3,
-        Prefixed = 4,
-    }
-);
-
-wire_enum!(
-    /// The operation an ACL allows or denies (`AclOperation`).
-    AclOperation {
-        Any = 1,
-        All = 2,
-        Read = 3,
-        Write = 4,
-        Create = 5,
-        Delete = 6,
-        Alter = 7,
-        Describe = 8,
-        ClusterAction = 9,
-        DescribeConfigs = 10,
-        AlterConfigs = 11,
-        IdempotentWrite = 12,
-        CreateTokens = 13,
-        DescribeTokens = 14,
-        TwoPhaseCommit = 15,
-    }
-);
-
-wire_enum!(
-    /// Allow or deny (`AclPermissionType`).
-    AclPermission {
-        Any = 1,
-        Deny = 2,
-        Allow = 3,
-    }
-);
-
-/// One ACL: `principal` from `host` may (or may not) perform `operation` on the resource.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AclBinding {
-    pub resource_type: AclResourceType,
-    pub resource_name: String,
-    pub pattern_type: AclPatternType,
-    /// `User:alice`.
-    pub principal: String,
-    /// `*` for any host.
-    pub host: String,
-    pub operation: AclOperation,
-    pub permission: AclPermission,
-}
+pub use strata_kafka::acl::{
+    AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType,
+};
 
 impl Admin {
     /// Every ACL of the cluster.

@@ -512,3 +512,68 @@ async fn acl_calls_are_security_disabled_without_an_authorizer() {
         .expect_err("no authorizer");
     assert!(err.is(ResponseError::SecurityDisabled), "{err:?}");
 }
+
+#[tokio::test]
+async fn acls_round_trip_through_the_authorizer() {
+    // With Kafka's authorizer class the ACL APIs are served: created bindings are listed,
+    // creating one twice keeps one, a delete filter removes what it matches, and Kafka's checks
+    // of a new binding refuse a MATCH pattern.
+    let broker = TestBroker::start(&[
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:ANONYMOUS",
+    ])
+    .await;
+    let client = broker.client().await;
+    let admin = client.admin();
+    let acl = |name: &str, op| strata_client::AclBinding {
+        resource_type: strata_client::AclResourceType::Topic,
+        resource_name: name.into(),
+        pattern_type: strata_client::AclPatternType::Prefixed,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation: op,
+        permission: strata_client::AclPermission::Allow,
+    };
+    let read = acl("orders-", strata_client::AclOperation::Read);
+    let write = acl("payments-", strata_client::AclOperation::Write);
+    admin
+        .create_acls(&[read.clone(), write.clone(), read.clone()])
+        .await
+        .expect("create");
+    assert_eq!(
+        admin.describe_acls().await.expect("describe"),
+        vec![read.clone(), write.clone()]
+    );
+    assert_eq!(
+        admin
+            .delete_acls(std::slice::from_ref(&write))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(admin.describe_acls().await.unwrap(), vec![read.clone()]);
+    let mut bad = read;
+    bad.pattern_type = strata_client::AclPatternType::Match;
+    let err = admin
+        .create_acls(&[bad])
+        .await
+        .expect_err("MATCH is a filter");
+    assert!(err.is(ResponseError::InvalidRequest), "{err:?}");
+    assert!(
+        err.to_string().contains("Invalid patternType MATCH"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn acl_management_needs_the_cluster_permissions() {
+    // Without a super user or an ACL, the anonymous principal may not list or change ACLs.
+    let broker = TestBroker::start(&[
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    ])
+    .await;
+    let client = broker.client().await;
+    let admin = client.admin();
+    let err = admin.describe_acls().await.expect_err("not authorized");
+    assert!(err.is(ResponseError::ClusterAuthorizationFailed), "{err:?}");
+}

@@ -124,6 +124,9 @@ pub struct MetadataImage {
     /// AlterUserScramCredentials stores them (KIP-554): never a password, only what verifies one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+    /// The ACLs of the cluster (CreateAcls / DeleteAcls), as the authorizer reads them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub acls: std::collections::BTreeSet<strata_kafka::acl::AclBinding>,
 }
 
 /// What a broker needs to verify a SCRAM client proof and sign its own (RFC 5802): the salt and

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use strata_kafka::acl::{AclBinding, AclFilter};
 use uuid::Uuid;
 
 use crate::controller;
@@ -199,6 +200,64 @@ pub(crate) async fn alter_scram_credentials(
         q.propose(records).await?.index
     };
     Ok((outcomes, offset))
+}
+
+/// CreateAcls (bindings already checked by the broker): the ones not present yet are added
+/// in one metadata-log entry (creating an existing ACL is not an error, as in Kafka).
+pub(crate) async fn create_acls(
+    q: &dyn MetadataQuorum,
+    bindings: Vec<AclBinding>,
+) -> Result<u64, ControllerError> {
+    let (_guard, image) = begin(q).await?;
+    let records: Vec<_> = bindings
+        .into_iter()
+        .filter(|b| !image.acls.contains(b))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|binding| crate::records::MetadataRecord::Acl {
+            binding,
+            present: true,
+        })
+        .collect();
+    if records.is_empty() {
+        return Ok(image.offset);
+    }
+    Ok(q.propose(records).await?.index)
+}
+
+/// DeleteAcls: removes the ACLs each filter matches, in one metadata-log entry; returns what
+/// each filter deleted (an ACL two filters match is reported by both, as in Kafka).
+pub(crate) async fn delete_acls(
+    q: &dyn MetadataQuorum,
+    filters: Vec<AclFilter>,
+) -> Result<Vec<Vec<AclBinding>>, ControllerError> {
+    let (_guard, image) = begin(q).await?;
+    let matched: Vec<Vec<AclBinding>> = filters
+        .iter()
+        .map(|f| {
+            image
+                .acls
+                .iter()
+                .filter(|b| f.matches(b))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let records: Vec<_> = matched
+        .iter()
+        .flatten()
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|binding| crate::records::MetadataRecord::Acl {
+            binding,
+            present: false,
+        })
+        .collect();
+    if !records.is_empty() {
+        q.propose(records).await?;
+    }
+    Ok(matched)
 }
 
 /// Replaces the dynamic configs of one broker (already validated by the broker).

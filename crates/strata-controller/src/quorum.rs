@@ -18,6 +18,7 @@ use crate::node::{now, Node};
 use crate::operations;
 use crate::operations::ScramChange;
 use crate::reassignment::OngoingReassignment;
+use strata_kafka::acl::{AclBinding, AclFilter};
 
 pub use crate::types::{
     ControllerError, HeartbeatReply, NewTopic, QuorumConfig, QuorumError, QuorumState,
@@ -295,6 +296,19 @@ impl Quorum {
         changes: Vec<ScramChange>,
     ) -> Result<(Vec<Result<(), (i16, String)>>, u64), ControllerError> {
         operations::alter_scram_credentials(&*self.metadata, changes).await
+    }
+
+    /// CreateAcls (bindings checked by the broker): the metadata offset that holds them.
+    pub async fn create_acls(&self, bindings: Vec<AclBinding>) -> Result<u64, ControllerError> {
+        operations::create_acls(&*self.metadata, bindings).await
+    }
+
+    /// DeleteAcls: what each filter deleted.
+    pub async fn delete_acls(
+        &self,
+        filters: Vec<AclFilter>,
+    ) -> Result<Vec<Vec<AclBinding>>, ControllerError> {
+        operations::delete_acls(&*self.metadata, filters).await
     }
 
     /// Replaces the dynamic configs of one broker (already validated by the broker).

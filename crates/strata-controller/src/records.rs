@@ -95,6 +95,11 @@ pub enum MetadataRecord {
         mechanism: String,
         credential: Option<ScramCredential>,
     },
+    /// Adds (`present`) or removes one ACL.
+    Acl {
+        binding: strata_kafka::acl::AclBinding,
+        present: bool,
+    },
 }
 
 /// The replicated state: the image plus counters that are not part of the public image.
@@ -212,6 +217,13 @@ impl ReplicatedState {
                     }
                 }
             },
+            MetadataRecord::Acl { binding, present } => {
+                if *present {
+                    image.acls.insert(binding.clone());
+                } else {
+                    image.acls.remove(binding);
+                }
+            }
         }
         None
     }

@@ -3,13 +3,14 @@
 //! what decompression may produce, checking the structure of every record a producer sends
 //! (`record_check`), the topic-name rule, Kafka's configuration names and types
 //! (`properties`), Kafka's millisecond clock, and the names of Strata's one protocol extension
-//! (`preserve`). Pure: no broker state, no client state, no Kubernetes.
+//! (`preserve`), Kafka's ACL model and authorization rule (`acl`). Pure: no broker state, no client state, no Kubernetes.
 //!
 //! Every reader of untrusted bytes in the workspace (the broker's connections, the client's
 //! responses, stored batches) goes through this crate, so a guard added here covers all of them.
 //! The array, string and record counts inside messages are guarded one level further down, in the
 //! `kafka-protocol` decoders themselves (see `vendor/kafka-protocol` and the README).
 
+pub mod acl;
 pub mod failover;
 pub mod frame;
 pub mod jaas;

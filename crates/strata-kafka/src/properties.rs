@@ -51,6 +51,8 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
     use ValueType::*;
     &[
         broker("advertised.listeners", String),
+        broker("allow.everyone.if.no.acl.found", Boolean),
+        broker("authorizer.class.name", String),
         broker("auto.create.topics.enable", Boolean),
         broker("auto.leader.rebalance.enable", Boolean),
         broker("broker.heartbeat.interval.ms", Int),
@@ -156,6 +158,7 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
         broker("strata.ssl.reload.interval.ms", Long),
         broker("strata.write.fence", String),
         broker("strata.write.mandate.expiry.ms", Long),
+        broker("super.users", String),
         broker("transaction.state.log.min.isr", Int),
         broker("transaction.state.log.replication.factor", Short),
         broker("unclean.leader.election.enable", Boolean),

@@ -2,7 +2,7 @@
 //! interval, the source's literal topic ACLs of mirrored topics are created on their remote
 //! topics. `ALLOW WRITE` is not copied (only the mirror writes remote topics) and `ALLOW ALL`
 //! becomes `ALLOW READ`; `DENY` entries are copied as they are. ACLs are only ever added, never
-//! removed (as MM2). A cluster without an ACL API or without an authorizer (Strata today, Kafka
+//! removed (as MM2). A cluster without an ACL API or without an authorizer (Strata or Kafka
 //! without `authorizer.class.name`) turns the sync off with one log line. Only ordinal 0 of a
 //! flow syncs ACLs.
 

@@ -49,7 +49,7 @@ const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterUserScramCredentials, 0, 0),
     // No client quotas are enforced: every filter matches nothing.
     (ApiKey::DescribeClientQuotas, 0, 1),
-    // Answered as Kafka answers them without an authorizer (SECURITY_DISABLED).
+    // Without an authorizer answered as Kafka answers them (SECURITY_DISABLED).
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
@@ -57,7 +57,7 @@ const SERVED: &[(ApiKey, i16, i16)] = &[
 
 /// What a CONTROLLER listener serves: the quorum's and the controller's APIs (broker
 /// lifecycle, ISR changes, producer-id blocks, forwarded topic, config, election and
-/// reassignment changes).
+/// reassignment changes, SCRAM credentials and ACLs).
 const CONTROLLER_SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::BrokerRegistration, 0, 4),
@@ -75,6 +75,8 @@ const CONTROLLER_SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Which table a listener serves.

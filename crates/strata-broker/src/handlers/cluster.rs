@@ -9,6 +9,9 @@ use kafka_protocol::messages::{
     InitProducerIdResponse, ProducerId,
 };
 
+use strata_kafka::acl::AclResourceType;
+
+use crate::authz::Op;
 use crate::broker::Broker;
 use crate::handlers::metadata::{controller_id, live_endpoints};
 use crate::handlers::RequestContext;
@@ -20,6 +23,11 @@ pub async fn describe_cluster(
     _version: i16,
     ctx: &RequestContext,
 ) -> DescribeClusterResponse {
+    if !broker.may_cluster(ctx, Op::Describe) {
+        return DescribeClusterResponse::default()
+            .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(str_bytes(crate::handlers::acls::CLUSTER_DENIED)));
+    }
     let image = broker.image();
     let brokers = live_endpoints(broker, &image, &ctx.listener_name)
         .into_iter()
@@ -43,7 +51,7 @@ pub async fn init_producer_id(
     broker: &Broker,
     req: InitProducerIdRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
@@ -52,6 +60,12 @@ pub async fn init_producer_id(
         .with_ongoing_txn_producer_epoch(-1);
     if req.transactional_id.is_some() {
         return resp.with_error_code(code::INVALID_REQUEST);
+    }
+    // IDEMPOTENT_WRITE on the cluster, or WRITE on any topic (KIP-679).
+    if !(broker.may_cluster(ctx, Op::IdempotentWrite)
+        || broker.authorized_any(ctx, Op::Write, AclResourceType::Topic))
+    {
+        return resp.with_error_code(code::CLUSTER_AUTHORIZATION_FAILED);
     }
     // KIP-360: a producer that knows its id asks for an epoch bump instead of a new id.
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {

@@ -28,6 +28,7 @@ use strata_kafka::failover::{
 };
 use strata_kafka::properties::{self, ValueType};
 
+use crate::authz::Op;
 use crate::broker::Broker;
 use crate::cluster::link::ConfigTarget;
 use crate::cluster::log_bounds::log_bounds;
@@ -169,7 +170,7 @@ pub async fn describe_configs(
     broker: &Broker,
     req: DescribeConfigsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DescribeConfigsResponse {
     let results = req
         .resources
@@ -178,6 +179,18 @@ pub async fn describe_configs(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let access = config_access(
+                broker,
+                ctx,
+                r.resource_type,
+                r.resource_name.as_str(),
+                Op::DescribeConfigs,
+            );
+            if let Err((code, message)) = access {
+                return result
+                    .with_error_code(code)
+                    .with_error_message((!message.is_empty()).then(|| str_bytes(message)));
+            }
             let wanted = |name: &str| {
                 r.configuration_keys
                     .as_ref()
@@ -525,6 +538,28 @@ async fn apply_topic_configs(
     }
 }
 
+/// Whether the request's principal may `op` (DESCRIBE_CONFIGS, ALTER_CONFIGS) the configs of a
+/// resource: a topic's on the topic, a broker's or a broker logger's on the cluster.
+fn config_access(
+    broker: &Broker,
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    op: Op,
+) -> Result<(), Refusal> {
+    const RESOURCE_BROKER_LOGGER: i8 = 8;
+    match resource_type {
+        RESOURCE_TOPIC if !broker.may_topic(ctx, op, name) => {
+            Err((code::TOPIC_AUTHORIZATION_FAILED, String::new()))
+        }
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER if !broker.may_cluster(ctx, op) => Err((
+            code::CLUSTER_AUTHORIZATION_FAILED,
+            crate::handlers::acls::CLUSTER_DENIED.into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Applies a change to the resource's configs: topics through `topic_config`, brokers through
 /// [`DYNAMIC_BROKER_CONFIGS`]; other resource types are refused.
 async fn apply_configs(
@@ -535,6 +570,13 @@ async fn apply_configs(
     validate_only: bool,
     change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Refusal>,
 ) -> Result<(), Refusal> {
+    config_access(
+        broker,
+        ctx,
+        resource_type,
+        resource_name.as_str(),
+        Op::AlterConfigs,
+    )?;
     if resource_type == RESOURCE_BROKER {
         return apply_broker_configs(broker, ctx, resource_name.as_str(), validate_only, change)
             .await;
@@ -623,6 +665,7 @@ async fn truncate_tail(
     validate_only: bool,
 ) -> Result<(), Refusal> {
     let topic = r.resource_name.as_str();
+    config_access(broker, ctx, RESOURCE_TOPIC, topic, Op::AlterConfigs)?;
     let [c] = r.configs.as_slice() else {
         return Err((
             code::INVALID_REQUEST,

@@ -235,8 +235,13 @@ pub async fn describe_quorum(
     broker: &Broker,
     req: DescribeQuorumRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DescribeQuorumResponse {
+    if !broker.may_cluster(ctx, crate::authz::Op::Describe) {
+        return DescribeQuorumResponse::default()
+            .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(str_bytes(crate::handlers::acls::CLUSTER_DENIED)));
+    }
     let asks_metadata = req.topics.iter().any(|t| {
         t.topic_name.0.as_str() == "__cluster_metadata"
             && t.partitions.iter().any(|p| p.partition_index == 0)

@@ -23,6 +23,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use strata_log::LogError;
 use uuid::Uuid;
 
+use crate::authz::Op;
 use crate::broker::Broker;
 use crate::fetch_session::{SessionPartition, SessionResolution};
 use crate::handlers::RequestContext;
@@ -33,6 +34,8 @@ use crate::replica_selector::{self, ReplicaSelector};
 
 struct Wanted {
     tp: TopicPartition,
+    /// The principal may not read it (TOPIC_AUTHORIZATION_FAILED).
+    denied: bool,
     topic_id: Uuid,
     /// The hosted partition (None when not hosted here), for its topic's byte counters.
     hosted: Option<Arc<Partition>>,
@@ -145,10 +148,22 @@ pub async fn handle(
     } else {
         SessionResolution::Full { session_id: 0 }
     };
+    // Followers need CLUSTER_ACTION, consumers READ on each topic (also for the partitions an
+    // incremental fetch leaves in its session).
+    let follower_allowed = replica.is_some() && broker.may_cluster(ctx, Op::ClusterAction);
+    let mut readable: BTreeMap<String, bool> = BTreeMap::new();
     // The hosted partition carries its topic id: no metadata copy on the fetch path.
-    let wanted_of = |tp: TopicPartition, sp: SessionPartition, incremental: bool| {
+    let mut wanted_of = |tp: TopicPartition, sp: SessionPartition, incremental: bool| {
         let hosted = broker.partitions.get(&tp.topic, tp.partition);
+        let denied = if replica.is_some() {
+            !follower_allowed
+        } else {
+            !*readable
+                .entry(tp.topic.clone())
+                .or_insert_with(|| broker.may_topic(ctx, Op::Read, &tp.topic))
+        };
         Wanted {
+            denied,
             topic_id: hosted.as_ref().map(|p| p.topic_id).unwrap_or_default(),
             hosted,
             last_fetched_epoch: last_epochs.get(&tp).copied().unwrap_or(-1),
@@ -344,6 +359,11 @@ fn read_all(
     let mut errors = false;
     let now = strata_kafka::now_ms();
     for w in wanted {
+        if w.denied {
+            errors = true;
+            out.push(empty(w.tp.partition).with_error_code(code::TOPIC_AUTHORIZATION_FAILED));
+            continue;
+        }
         let Some(p) = broker.partitions.get(&w.tp.topic, w.tp.partition) else {
             errors = true;
             let code = match broker.image().partition(&w.tp.topic, w.tp.partition) {

@@ -3,11 +3,15 @@
 //! `strata-group` coordinator after the checks Kafka makes against the cluster's topics; the
 //! coordinator answers NOT_COORDINATOR for groups of partitions this broker does not lead.
 //! Transaction coordinators are not served. A write-fenced cluster refuses the group writes of
-//! ordinary clients (see [`fenced_group_write`]).
+//! ordinary clients (see [`fenced_group_write`]). With an authorizer, groups need READ to
+//! join and commit (and READ on the committed topics), DESCRIBE to be found, listed and
+//! described, DELETE to be deleted.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -16,6 +20,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use strata_controller::NewTopic;
 
+use crate::authz::Op;
 use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::handlers::metadata::live_endpoints;
 use crate::handlers::RequestContext;
@@ -94,6 +99,15 @@ pub async fn find_coordinator(
     };
     let ready = req.key_type != KEY_TYPE_GROUP || ensure_offsets_topic(broker).await;
     let answer = |key: &str| -> (i16, Option<StrBytes>, BrokerId, StrBytes, i32) {
+        if req.key_type == KEY_TYPE_GROUP && !broker.may_group(ctx, Op::Describe, key) {
+            return (
+                code::GROUP_AUTHORIZATION_FAILED,
+                None,
+                BrokerId(-1),
+                str_bytes(""),
+                -1,
+            );
+        }
         if req.key_type != KEY_TYPE_GROUP {
             return (
                 code::COORDINATOR_NOT_AVAILABLE,
@@ -173,7 +187,9 @@ pub async fn join_group(
     version: i16,
     ctx: &RequestContext,
 ) -> JoinGroupResponse {
-    if let Some(error) = fenced_group_write(broker, ctx, false) {
+    let denied = (!broker.may_group(ctx, Op::Read, &req.group_id.0))
+        .then_some(code::GROUP_AUTHORIZATION_FAILED);
+    if let Some(error) = denied.or_else(|| fenced_group_write(broker, ctx, false)) {
         return JoinGroupResponse::default()
             .with_error_code(error)
             .with_generation_id(-1)
@@ -194,6 +210,9 @@ pub async fn sync_group(
     version: i16,
     ctx: &RequestContext,
 ) -> SyncGroupResponse {
+    if !broker.may_group(ctx, Op::Read, &req.group_id.0) {
+        return SyncGroupResponse::default().with_error_code(code::GROUP_AUTHORIZATION_FAILED);
+    }
     if let Some(error) = fenced_group_write(broker, ctx, false) {
         return SyncGroupResponse::default().with_error_code(error);
     }
@@ -204,8 +223,11 @@ pub async fn heartbeat(
     broker: &Broker,
     req: HeartbeatRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> HeartbeatResponse {
+    if !broker.may_group(ctx, Op::Read, &req.group_id.0) {
+        return HeartbeatResponse::default().with_error_code(code::GROUP_AUTHORIZATION_FAILED);
+    }
     broker.groups.heartbeat(req, version).await
 }
 
@@ -213,8 +235,11 @@ pub async fn leave_group(
     broker: &Broker,
     req: LeaveGroupRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> LeaveGroupResponse {
+    if !broker.may_group(ctx, Op::Read, &req.group_id.0) {
+        return LeaveGroupResponse::default().with_error_code(code::GROUP_AUTHORIZATION_FAILED);
+    }
     broker.groups.leave_group(req, version).await
 }
 
@@ -228,7 +253,9 @@ pub async fn offset_commit(
     version: i16,
     ctx: &RequestContext,
 ) -> OffsetCommitResponse {
-    if let Some(error) = fenced_group_write(broker, ctx, true) {
+    let denied = (!broker.may_group(ctx, Op::Read, &req.group_id.0))
+        .then_some(code::GROUP_AUTHORIZATION_FAILED);
+    if let Some(error) = denied.or_else(|| fenced_group_write(broker, ctx, true)) {
         return OffsetCommitResponse::default().with_topics(
             req.topics
                 .into_iter()
@@ -251,11 +278,17 @@ pub async fn offset_commit(
     }
     let mut answered: Vec<OffsetCommitResponseTopic> = Vec::new();
     for topic in &mut req.topics {
-        let partitions = broker
-            .image()
-            .topics
-            .get(topic.name.0.as_str())
-            .map_or(0, |meta| meta.partitions.len() as i32);
+        // Committing needs READ on the topic too; refused partitions never reach the group.
+        let (partitions, refusal) = if broker.may_topic(ctx, Op::Read, &topic.name.0) {
+            let count = broker
+                .image()
+                .topics
+                .get(topic.name.0.as_str())
+                .map_or(0, |meta| meta.partitions.len() as i32);
+            (count, code::UNKNOWN_TOPIC_OR_PARTITION)
+        } else {
+            (0, code::TOPIC_AUTHORIZATION_FAILED)
+        };
         let (known, unknown) = std::mem::take(&mut topic.partitions)
             .into_iter()
             .partition(|p| (0..partitions).contains(&p.partition_index));
@@ -272,7 +305,7 @@ pub async fn offset_commit(
                         .map(|p| {
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                                .with_error_code(refusal)
                         })
                         .collect(),
                 ),
@@ -297,34 +330,123 @@ pub async fn offset_fetch(
     broker: &Broker,
     req: OffsetFetchRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> OffsetFetchResponse {
-    broker.groups.offset_fetch(req, version).await
+    if !broker.has_authorizer() {
+        return broker.groups.offset_fetch(req, version).await;
+    }
+    if version < 8 && !broker.may_group(ctx, Op::Describe, &req.group_id.0) {
+        return offset_fetch_denied(version);
+    }
+    // DESCRIBE on the group, then on each topic: a named topic the principal may not describe
+    // is answered TOPIC_AUTHORIZATION_FAILED, an all-topics fetch leaves it out (Kafka's rule).
+    let named = if version >= 8 {
+        req.groups.first().is_some_and(|g| g.topics.is_some())
+    } else {
+        req.topics.is_some()
+    };
+    let mut resp = broker.groups.offset_fetch(req, version).await;
+    let topic_allowed = |name: &str| broker.may_topic(ctx, Op::Describe, name);
+    if version >= 8 {
+        for g in &mut resp.groups {
+            if !broker.may_group(ctx, Op::Describe, &g.group_id.0) {
+                g.error_code = code::GROUP_AUTHORIZATION_FAILED;
+                g.topics.clear();
+                continue;
+            }
+            g.topics.retain_mut(|t| {
+                let allowed = topic_allowed(&t.name.0);
+                for p in t.partitions.iter_mut().filter(|_| !allowed) {
+                    p.committed_offset = -1;
+                    p.metadata = None;
+                    p.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+                }
+                allowed || named
+            });
+        }
+        return resp;
+    }
+    resp.topics.retain_mut(|t| {
+        let allowed = topic_allowed(&t.name.0);
+        for p in t.partitions.iter_mut().filter(|_| !allowed) {
+            p.committed_offset = -1;
+            p.metadata = None;
+            p.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+        }
+        allowed || named
+    });
+    resp
+}
+
+/// The group answers of a v0-v7 OffsetFetch of a group the principal may not describe.
+fn offset_fetch_denied(version: i16) -> OffsetFetchResponse {
+    // The top-level error exists from v2 on; v0-v1 clients see an empty answer.
+    let resp = OffsetFetchResponse::default();
+    if version >= 2 {
+        resp.with_error_code(code::GROUP_AUTHORIZATION_FAILED)
+    } else {
+        resp
+    }
 }
 
 pub async fn list_groups(
     broker: &Broker,
     req: ListGroupsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> ListGroupsResponse {
-    broker.groups.list_groups(req, version).await
+    let mut resp = broker.groups.list_groups(req, version).await;
+    // DESCRIBE on the cluster lists every group; else the groups the principal may describe.
+    if !broker.may_cluster(ctx, Op::Describe) {
+        resp.groups
+            .retain(|g| broker.may_group(ctx, Op::Describe, &g.group_id.0));
+    }
+    resp
 }
 
 pub async fn describe_groups(
     broker: &Broker,
-    req: DescribeGroupsRequest,
+    mut req: DescribeGroupsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DescribeGroupsResponse {
-    broker.groups.describe_groups(req, version).await
+    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut req.groups)
+        .into_iter()
+        .partition(|g| broker.may_group(ctx, Op::Describe, &g.0));
+    req.groups = allowed;
+    let mut resp = if req.groups.is_empty() {
+        DescribeGroupsResponse::default()
+    } else {
+        broker.groups.describe_groups(req, version).await
+    };
+    resp.groups.extend(denied.into_iter().map(|g| {
+        DescribedGroup::default()
+            .with_group_id(g)
+            .with_error_code(code::GROUP_AUTHORIZATION_FAILED)
+            .with_authorized_operations(i32::MIN)
+    }));
+    resp
 }
 
 pub async fn delete_groups(
     broker: &Broker,
-    req: DeleteGroupsRequest,
+    mut req: DeleteGroupsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DeleteGroupsResponse {
-    broker.groups.delete_groups(req, version).await
+    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut req.groups_names)
+        .into_iter()
+        .partition(|g| broker.may_group(ctx, Op::Delete, &g.0));
+    req.groups_names = allowed;
+    let mut resp = if req.groups_names.is_empty() {
+        DeleteGroupsResponse::default()
+    } else {
+        broker.groups.delete_groups(req, version).await
+    };
+    resp.results.extend(denied.into_iter().map(|g| {
+        DeletableGroupResult::default()
+            .with_group_id(g)
+            .with_error_code(code::GROUP_AUTHORIZATION_FAILED)
+    }));
+    resp
 }

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use strata_controller::{MetadataImage, NewTopic, TopicImage};
 use uuid::Uuid;
 
+use crate::authz::Op;
 use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
@@ -66,23 +67,37 @@ pub async fn handle(
     };
     let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
 
+    // With an authorizer, all-topic requests list the topics the principal may describe;
+    // named ones it may not are TOPIC_AUTHORIZATION_FAILED, whether they exist or not.
+    let describable = |name: &str| broker.may_topic(ctx, Op::Describe, name);
+    let denied = |name: Option<String>, id: Uuid| {
+        MetadataResponseTopic::default()
+            .with_error_code(code::TOPIC_AUTHORIZATION_FAILED)
+            .with_name(name.map(|n| TopicName(str_bytes(n))))
+            .with_topic_id(id)
+    };
     let topics = match requested {
         None => image
             .topics
             .values()
+            .filter(|t| describable(&t.name))
             .map(|t| describe_topic(&image, t))
             .collect(),
         Some(list) => {
             let mut out = Vec::new();
             for (name, id) in list {
                 out.push(match name {
-                    Some(name) => match lookup_or_create(broker, &name, allow_auto_create).await {
-                        Ok((img, t)) => describe_topic(&img, &t),
-                        Err(err) => MetadataResponseTopic::default()
-                            .with_error_code(err)
-                            .with_name(Some(TopicName(str_bytes(name)))),
-                    },
+                    Some(name) if !describable(&name) => denied(Some(name), Uuid::nil()),
+                    Some(name) => {
+                        match lookup_or_create(broker, ctx, &name, allow_auto_create).await {
+                            Ok((img, t)) => describe_topic(&img, &t),
+                            Err(err) => MetadataResponseTopic::default()
+                                .with_error_code(err)
+                                .with_name(Some(TopicName(str_bytes(name)))),
+                        }
+                    }
                     None => match image.topic_by_id(id) {
+                        Some(t) if !describable(&t.name) => denied(None, id),
                         Some(t) => describe_topic(&image, t),
                         None => MetadataResponseTopic::default()
                             .with_error_code(code::UNKNOWN_TOPIC_ID)
@@ -145,6 +160,7 @@ pub fn live_endpoints(
 
 async fn lookup_or_create(
     broker: &Broker,
+    ctx: &RequestContext,
     name: &str,
     allow_auto_create: bool,
 ) -> Result<(std::sync::Arc<MetadataImage>, TopicImage), i16> {
@@ -158,6 +174,9 @@ async fn lookup_or_create(
     }
     if !(allow_auto_create && broker.config.auto_create_topics) {
         return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    if !(broker.may_cluster(ctx, Op::Create) || broker.may_topic(ctx, Op::Create, name)) {
+        return Err(code::TOPIC_AUTHORIZATION_FAILED);
     }
     let live = image.live_brokers().count().max(1);
     let rf = broker

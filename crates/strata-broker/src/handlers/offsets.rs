@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
 };
 use strata_log::LogError;
 
+use crate::authz::Op;
 use crate::broker::Broker;
 use crate::handlers::RequestContext;
 use crate::handlers::{check_leader_epoch, code};
@@ -34,13 +35,14 @@ pub async fn list_offsets(
     broker: &Broker,
     req: ListOffsetsRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> ListOffsetsResponse {
     let from_client = req.replica_id.0 == CONSUMER_REPLICA_ID;
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = broker.may_topic(ctx, Op::Describe, &t.name.0);
             let partitions = t
                 .partitions
                 .into_iter()
@@ -50,6 +52,9 @@ pub async fn list_offsets(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if !allowed {
+                        return resp.with_error_code(code::TOPIC_AUTHORIZATION_FAILED);
+                    }
                     let Some(part) = broker.led_partition(&t.name.0, p.partition_index) else {
                         return resp.with_error_code(broker.not_led_error(&t.name.0, p.partition_index));
                     };
@@ -97,12 +102,20 @@ pub async fn offset_for_leader_epoch(
     broker: &Broker,
     req: OffsetForLeaderEpochRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> OffsetForLeaderEpochResponse {
+    // Followers ask as the cluster (CLUSTER_ACTION), consumers per topic (DESCRIBE).
+    let follower = req.replica_id.0 >= 0;
+    let cluster_allowed = follower && broker.may_cluster(ctx, Op::ClusterAction);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = if follower {
+                cluster_allowed
+            } else {
+                broker.may_topic(ctx, Op::Describe, &t.topic.0)
+            };
             let partitions = t
                 .partitions
                 .into_iter()
@@ -111,6 +124,9 @@ pub async fn offset_for_leader_epoch(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !allowed {
+                        return resp.with_error_code(code::TOPIC_AUTHORIZATION_FAILED);
+                    }
                     let Some(part) = broker.led_partition(&t.topic.0, p.partition) else {
                         return resp.with_error_code(broker.not_led_error(&t.topic.0, p.partition));
                     };
@@ -139,12 +155,13 @@ pub async fn delete_records(
     broker: &Broker,
     req: DeleteRecordsRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = broker.may_topic(ctx, Op::Delete, &t.name.0);
             let partitions = t
                 .partitions
                 .into_iter()
@@ -152,6 +169,9 @@ pub async fn delete_records(
                     let resp = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if !allowed {
+                        return resp.with_error_code(code::TOPIC_AUTHORIZATION_FAILED);
+                    }
                     let Some(part) = broker.led_partition(&t.name.0, p.partition_index) else {
                         return resp.with_error_code(broker.not_led_error(&t.name.0, p.partition_index));
                     };

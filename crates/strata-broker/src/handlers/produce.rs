@@ -16,6 +16,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use strata_kafka::now_ms;
 use strata_log::{AppendInfo, LogError, BATCH_HEADER_LEN};
 
+use crate::authz::Op;
 use crate::broker::Broker;
 use crate::cluster::{wait_high_watermark, HwWait};
 use crate::handlers::RequestContext;
@@ -64,6 +65,7 @@ pub async fn handle(
             mirror_target::produce_mode(&m.name, &m.configs, ctx.client_id())
         });
         let name = meta.map_or_else(|| topic.name.0.to_string(), |m| m.name.clone());
+        let allowed = broker.may_topic(ctx, Op::Write, &name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
             let resp = PartitionProduceResponse::default()
@@ -71,6 +73,10 @@ pub async fn handle(
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
+            if !allowed {
+                partitions.push(resp.with_error_code(code::TOPIC_AUTHORIZATION_FAILED));
+                continue;
+            }
             if meta.is_none_or(|m| !m.partitions.contains_key(&pd.index)) {
                 partitions.push(resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
@@ -95,6 +101,16 @@ pub async fn handle(
                     );
                     continue;
                 }
+            }
+            if mode == ProduceMode::Preserve && !broker.may_cluster(ctx, Op::ClusterAction) {
+                // Keeping the source's offsets rewrites history: more than WRITE on the topic.
+                partitions.push(
+                    resp.with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
+                        .with_error_message(Some(str_bytes(
+                            "Offset-preserving appends need CLUSTER_ACTION on the cluster",
+                        ))),
+                );
+                continue;
             }
             if let ProduceMode::Refused(message) = &mode {
                 partitions.push(

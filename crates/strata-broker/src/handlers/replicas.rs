@@ -13,6 +13,7 @@ use kafka_protocol::messages::list_partition_reassignments_response::{
 use kafka_protocol::messages::*;
 use strata_controller::{ElectionResult, ElectionType, MetadataImage};
 
+use crate::authz::Op;
 use crate::broker::Broker;
 use crate::handlers::api_versions::ListenerKind;
 use crate::handlers::controller::{error_code, error_message};
@@ -88,6 +89,9 @@ pub async fn elect_leaders(
     ctx: &RequestContext,
 ) -> ElectLeadersResponse {
     let resp = ElectLeadersResponse::default();
+    if !broker.may_cluster(ctx, Op::Alter) {
+        return resp.with_error_code(code::CLUSTER_AUTHORIZATION_FAILED);
+    }
     if not_controller(broker, ctx) {
         return resp.with_error_code(code::NOT_CONTROLLER);
     }
@@ -138,6 +142,11 @@ pub async fn alter_partition_reassignments(
 ) -> AlterPartitionReassignmentsResponse {
     let resp = AlterPartitionReassignmentsResponse::default()
         .with_allow_replication_factor_change(req.allow_replication_factor_change);
+    if !broker.may_cluster(ctx, Op::Alter) {
+        return resp
+            .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(str_bytes(crate::handlers::acls::CLUSTER_DENIED)));
+    }
     if not_controller(broker, ctx) {
         return resp
             .with_error_code(code::NOT_CONTROLLER)
@@ -217,8 +226,13 @@ pub async fn list_partition_reassignments(
     broker: &Broker,
     req: ListPartitionReassignmentsRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> ListPartitionReassignmentsResponse {
+    if !broker.may_cluster(ctx, Op::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(str_bytes(crate::handlers::acls::CLUSTER_DENIED)));
+    }
     let wanted: Option<Vec<(String, i32)>> = req.topics.as_ref().map(|ts| {
         ts.iter()
             .flat_map(|t| {

@@ -16,6 +16,7 @@ use kafka_protocol::messages::describe_user_scram_credentials_response::{
 use kafka_protocol::messages::*;
 use strata_controller::ScramChange;
 
+use crate::authz::Op;
 use crate::broker::Broker;
 use crate::handlers::api_versions::ListenerKind;
 use crate::handlers::controller::{error_code, error_message};
@@ -91,6 +92,24 @@ pub async fn alter_user_scram_credentials(
     _version: i16,
     ctx: &RequestContext,
 ) -> AlterUserScramCredentialsResponse {
+    if !broker.may_cluster(ctx, Op::Alter) {
+        let users: std::collections::BTreeSet<String> = req
+            .deletions
+            .iter()
+            .map(|d| d.name.to_string())
+            .chain(req.upsertions.iter().map(|u| u.name.to_string()))
+            .collect();
+        return AlterUserScramCredentialsResponse::default().with_results(
+            users
+                .into_iter()
+                .map(|u| {
+                    AlterUserScramCredentialsResult::default()
+                        .with_user(str_bytes(u))
+                        .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
+                })
+                .collect(),
+        );
+    }
     // Users in the order they first appear; each gets one result.
     let mut users: Vec<String> = Vec::new();
     let mut refused: BTreeMap<String, (i16, String)> = BTreeMap::new();
@@ -175,8 +194,13 @@ pub async fn describe_user_scram_credentials(
     broker: &Broker,
     req: DescribeUserScramCredentialsRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DescribeUserScramCredentialsResponse {
+    if !broker.may_cluster(ctx, Op::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(str_bytes(crate::handlers::acls::CLUSTER_DENIED)));
+    }
     let image = broker.image();
     let infos = |user: &str| -> Option<Vec<CredentialInfo>> {
         let by_mechanism = image.scram_credentials.get(user)?;
@@ -247,11 +271,16 @@ pub async fn describe_user_scram_credentials(
 /// asks for users' quotas beside their SCRAM credentials. Entity types other than Kafka's
 /// (`user`, `client-id`, `ip`) and malformed components are refused as Kafka refuses them.
 pub async fn describe_client_quotas(
-    _broker: &Broker,
+    broker: &Broker,
     req: DescribeClientQuotasRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> DescribeClientQuotasResponse {
+    if !broker.may_cluster(ctx, Op::DescribeConfigs) {
+        return DescribeClientQuotasResponse::default()
+            .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(str_bytes(crate::handlers::acls::CLUSTER_DENIED)));
+    }
     const INVALID_REQUEST: i16 = 42;
     let refusal = req.components.iter().find_map(|c| {
         let kind = c.entity_type.as_str();

@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
 use strata_controller::NewTopic;
 use strata_kafka::topic_name;
 
+use crate::authz::Op;
 use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::handlers::api_versions::ListenerKind;
 use crate::handlers::configs::created_configs;
@@ -63,12 +64,28 @@ pub async fn create_topics(
     let within = timeout_of(broker, req.timeout_ms);
     let mut results: Vec<CreatableTopicResult> = Vec::new();
     let mut valid: Vec<(usize, NewTopic)> = Vec::new();
+    // CREATE on the cluster covers every topic; else each topic needs its own.
+    let may_create = broker.may_cluster(ctx, Op::Create);
     for t in &req.topics {
         let result = CreatableTopicResult::default()
             .with_name(t.name.clone())
             .with_num_partitions(-1)
             .with_replication_factor(-1);
-        let checked = if requested > MAX_PARTITIONS_PER_REQUEST {
+        let checked = if !may_create {
+            if broker.may_topic(ctx, Op::Create, &t.name.0) {
+                Ok(())
+            } else {
+                Err((
+                    code::TOPIC_AUTHORIZATION_FAILED,
+                    "Authorization failed.".to_string(),
+                ))
+            }
+        } else {
+            Ok(())
+        };
+        let checked = if let Err(refusal) = checked {
+            Err(refusal)
+        } else if requested > MAX_PARTITIONS_PER_REQUEST {
             Err((code::POLICY_VIOLATION, TOO_MANY_PARTITIONS.to_string()))
         } else if refused_by_controller(broker, ctx) {
             Err((
@@ -260,6 +277,11 @@ pub async fn delete_topics(
         let result = DeletableTopicResult::default()
             .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
             .with_topic_id(id);
+        let target = name.as_deref().or(meta.map(|m| m.name.as_str()));
+        if target.is_some_and(|n| !broker.may_topic(ctx, Op::Delete, n)) {
+            results.push(result.with_error_code(code::TOPIC_AUTHORIZATION_FAILED));
+            continue;
+        }
         let Some(meta) = meta else {
             let code = if name.is_some() {
                 code::UNKNOWN_TOPIC_OR_PARTITION
@@ -348,6 +370,13 @@ pub async fn create_partitions(
                 .with_error_code(code)
                 .with_error_message(Some(str_bytes(message)))
         };
+        if !broker.may_topic(ctx, Op::Alter, &name) {
+            results.push(refuse(
+                code::TOPIC_AUTHORIZATION_FAILED,
+                "Authorization failed.".into(),
+            ));
+            continue;
+        }
         if added > MAX_PARTITIONS_PER_REQUEST {
             results.push(refuse(
                 code::POLICY_VIOLATION,

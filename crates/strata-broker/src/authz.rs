@@ -1,0 +1,84 @@
+//! Authorization of requests with Kafka's `StandardAuthorizer` rule (`strata_kafka::acl`) over
+//! the ACLs of the metadata image. Handlers ask before they act, as Kafka's `KafkaApis` does,
+//! and answer TOPIC_, GROUP_ or CLUSTER_AUTHORIZATION_FAILED for what was refused. Without
+//! `authorizer.class.name` everything is allowed.
+//!
+//! Requests on a CONTROLLER listener are not checked again: they come from the cluster's own
+//! nodes (registrations, heartbeats, ISR changes) or are admin requests a broker forwarded after
+//! authorizing their sender, as Kafka's forwarding does.
+
+use strata_kafka::acl::{AclOperation, AclResourceType, CLUSTER_RESOURCE};
+
+use crate::broker::Broker;
+use crate::handlers::api_versions::ListenerKind;
+use crate::handlers::RequestContext;
+
+pub use strata_kafka::acl::AclOperation as Op;
+
+impl Broker {
+    /// Whether an authorizer is configured (the ACL APIs are served).
+    pub fn has_authorizer(&self) -> bool {
+        self.config.authorizer.is_some()
+    }
+
+    /// May the request's principal perform `op` on the resource `name` of `kind`? A refusal
+    /// is logged at INFO with the principal, the peer and the resource (Kafka's authorizer log).
+    pub fn authorized(
+        &self,
+        ctx: &RequestContext,
+        op: AclOperation,
+        kind: AclResourceType,
+        name: &str,
+    ) -> bool {
+        let Some(settings) = &self.config.authorizer else {
+            return true;
+        };
+        if ctx.listener == ListenerKind::Controller {
+            return true;
+        }
+        let image = self.image();
+        let host = ctx.peer.ip().to_string();
+        let allowed = settings.authorize(&image.acls, &ctx.principal, &host, op, kind, name);
+        if !allowed {
+            tracing::info!(
+                principal = %ctx.principal,
+                host = %host,
+                operation = %op,
+                resource = %format_args!("{kind}:{name}"),
+                api = ?ctx.header.request_api_key,
+                "authorization denied"
+            );
+        }
+        allowed
+    }
+
+    /// May the principal perform `op` on at least one resource of `kind` (KIP-679)?
+    pub fn authorized_any(
+        &self,
+        ctx: &RequestContext,
+        op: AclOperation,
+        kind: AclResourceType,
+    ) -> bool {
+        let Some(settings) = &self.config.authorizer else {
+            return true;
+        };
+        if ctx.listener == ListenerKind::Controller {
+            return true;
+        }
+        let image = self.image();
+        let host = ctx.peer.ip().to_string();
+        settings.authorize_any(&image.acls, &ctx.principal, &host, op, kind)
+    }
+
+    pub fn may_topic(&self, ctx: &RequestContext, op: AclOperation, topic: &str) -> bool {
+        self.authorized(ctx, op, AclResourceType::Topic, topic)
+    }
+
+    pub fn may_group(&self, ctx: &RequestContext, op: AclOperation, group: &str) -> bool {
+        self.authorized(ctx, op, AclResourceType::Group, group)
+    }
+
+    pub fn may_cluster(&self, ctx: &RequestContext, op: AclOperation) -> bool {
+        self.authorized(ctx, op, AclResourceType::Cluster, CLUSTER_RESOURCE)
+    }
+}
