@@ -25,7 +25,9 @@ targets:
    (CLUSTER_AUTHORIZATION_FAILED in ``kafka-acls``).
 8. ``allow.everyone.if.no.acl.found=true`` (a second broker): a topic without ACLs is open to
    everyone, a topic with an ACL for bob only is closed to alice.
-9. ACLs persist across a restart (the module's broker, restarted by the last test).
+9. Mutual TLS: the principal of a client certificate is its subject mapped by
+   ``ssl.principal.mapping.rules`` (a rule, then DEFAULT); ACLs name those principals.
+10. ACLs persist across a restart (the module's broker, restarted by the last test).
 """
 from __future__ import annotations
 
@@ -33,12 +35,13 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, ConfigResource,
+                                   NewTopic, ResourcePatternType, ResourceType)
 
 from harness import data, kafka_tool, unique_topic, wait_until
 from harness.pytest_plugin import COMMON_PROPS
 from harness.sasl import client_conf, java_client_properties, listener_jaas_props, start_sasl_broker
-from harness.tls import Certs
+from harness.tls import Certs, start_tls_broker
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -82,9 +85,10 @@ def create_topic(broker, topic):
     data.create_topic(broker.plaintext, topic, 1)
 
 
-def produce_outcome(broker, user, topic, n=5):
-    """The error of each record's delivery (None: written)."""
-    producer = Producer({**conf(broker, user), "acks": "all", "message.timeout.ms": 15000,
+def produce_outcome(broker, user, topic, n=5, client=None):
+    """The error of each record's delivery (None: written); ``client``: the client settings
+    (else alice's or bob's SASL/PLAIN settings by ``user``)."""
+    producer = Producer({**(client or conf(broker, user)), "acks": "all", "message.timeout.ms": 15000,
                          "enable.idempotence": False})
     outcomes = []
     for i in range(n):
@@ -93,13 +97,13 @@ def produce_outcome(broker, user, topic, n=5):
     return outcomes
 
 
-def produces(broker, user, topic) -> bool:
-    outcomes = produce_outcome(broker, user, topic)
+def produces(broker, user, topic, client=None) -> bool:
+    outcomes = produce_outcome(broker, user, topic, client=client)
     return len(outcomes) == 5 and not any(outcomes)
 
 
-def refused_code(broker, user, topic):
-    outcomes = produce_outcome(broker, user, topic)
+def refused_code(broker, user, topic, client=None):
+    outcomes = produce_outcome(broker, user, topic, client=client)
     codes = {e.code() for e in outcomes if e is not None}
     return codes.pop() if len(codes) == 1 and len(outcomes) == 5 and all(outcomes) else None
 
@@ -267,6 +271,39 @@ def test_allow_everyone_if_no_acl_found(target_kind, certs, tmp_path):
         wait_until(lambda: refused_code(b, "alice", guarded) == KafkaError.TOPIC_AUTHORIZATION_FAILED, 60,
                    "alice to be refused where bob has an ACL")
         assert produces(b, "bob", guarded)
+    finally:
+        b.broker.stop()
+
+
+def test_client_certificate_principals(target_kind, tmp_path):
+    """On a listener that requires client certificates the principal is the certificate's
+    subject (RFC 2253, the last RDN first) mapped by ``ssl.principal.mapping.rules``:
+    ``RULE:^CN=([^,]*)$/$1/L`` makes ``CN=Alice`` the principal ``User:alice``; a subject the
+    rule does not match falls to ``DEFAULT`` (``/CN=svc/OU=ops`` is ``User:OU=ops,CN=svc``).
+    ACLs for those principals let them write; a certificate of bob, without an ACL, is refused."""
+    certs = Certs(tmp_path / "ca")
+    extra = {**AUTHORIZER, "listener.name.mtls.ssl.principal.mapping.rules": "RULE:^CN=([^,]*)$/$1/L,DEFAULT"}
+    b = start_tls_broker(target_kind, tmp_path / "b", certs, certs.server_inline(), COMMON_PROPS, extra)
+    try:
+        topic = unique_topic("acl-mtls")
+        data.create_topic(b.broker.bootstrap, topic, 1)
+        admin = AdminClient({"bootstrap.servers": b.broker.bootstrap})
+        for principal in ("User:alice", "User:OU=ops,CN=svc"):
+            binding = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*",
+                                 AclOperation.WRITE, AclPermissionType.ALLOW)
+            for f in admin.create_acls([binding]).values():
+                f.result(30)
+
+        def mtls(crt_key):
+            crt, key, _ = crt_key
+            return {"bootstrap.servers": b.mtls, "security.protocol": "SSL", "ssl.ca.location": str(certs.ca),
+                    "ssl.certificate.location": str(crt), "ssl.key.location": str(key),
+                    "ssl.endpoint.identification.algorithm": "https"}
+
+        alice, svc, bob = certs.client("Alice"), certs.client("svc", "/CN=svc/OU=ops"), certs.client("bob")
+        wait_until(lambda: produces(b, "alice", topic, client=mtls(alice)), 60, "CN=Alice to write as alice")
+        assert produces(b, "svc", topic, client=mtls(svc))
+        assert refused_code(b, "bob", topic, client=mtls(bob)) == KafkaError.TOPIC_AUTHORIZATION_FAILED
     finally:
         b.broker.stop()
 

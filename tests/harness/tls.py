@@ -37,13 +37,14 @@ class Certs:
         return self.dir / f"{self.name}.pem"
 
     def issue(self, cn: str, usage: str, san: str | None = None,
-              password: str | None = None) -> tuple[Path, Path, Path]:
-        """(certificate, key, key + certificate in one file) for ``cn``; with ``password`` the
-        key in the one file is encrypted PKCS#8 (PBES2, AES-256)."""
+              password: str | None = None, subject: str | None = None) -> tuple[Path, Path, Path]:
+        """(certificate, key, key + certificate in one file) for ``cn`` (the subject ``/CN=cn``
+        unless ``subject`` gives another, in openssl's ``-subj`` form); with ``password`` the key
+        in the one file is encrypted PKCS#8 (PBES2, AES-256)."""
         ext = self.dir / f"{cn}.ext"
         ext.write_text(f"extendedKeyUsage={usage}\n" + (f"subjectAltName={san}\n" if san else ""))
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{cn}.key", "-out", f"{cn}.csr",
-                "-subj", f"/CN={cn}", cwd=self.dir)
+                "-subj", subject or f"/CN={cn}", cwd=self.dir)
         openssl("x509", "-req", "-in", f"{cn}.csr", "-CA", self.ca.name, "-CAkey", f"{self.name}.key",
                 "-CAcreateserial", "-out", f"{cn}.crt", "-days", "2", "-extfile", ext.name, cwd=self.dir)
         crt, key = self.dir / f"{cn}.crt", self.dir / f"{cn}.key"
@@ -65,8 +66,8 @@ class Certs:
         crt, key, _ = self.issue(cn, "serverAuth", "IP:127.0.0.1,DNS:localhost")
         return {"ssl.keystore.key": one_line(key), "ssl.keystore.certificate.chain": one_line(crt)}
 
-    def client(self, cn: str) -> tuple[Path, Path, Path]:
-        return self.issue(cn, "clientAuth")
+    def client(self, cn: str, subject: str | None = None) -> tuple[Path, Path, Path]:
+        return self.issue(cn, "clientAuth", subject=subject)
 
 
 def one_line(pem: Path) -> str:

@@ -21,6 +21,7 @@ pub mod partition;
 pub mod replica_selector;
 pub mod sasl;
 pub mod server;
+pub mod ssl_principal;
 pub mod tls;
 pub mod topic_config;
 pub mod write_fence;

@@ -80,11 +80,27 @@ pub async fn serve(
                 let span = tracing::info_span!("connection", %peer, listener = %name);
                 tracker.spawn(
                     async move {
+                        let mut peer = Peer {
+                            addr: peer,
+                            scope,
+                            listener: name,
+                            principal: Arc::from(sasl::ANONYMOUS),
+                        };
                         let result = match tls {
-                            None => connection(broker, stream, peer, scope, name, auth).await,
+                            None => connection(broker, stream, peer, auth).await,
                             Some(tls) => match tls.accept(stream).await {
                                 Ok(stream) => {
-                                    connection(broker, stream, peer, scope, name, auth).await
+                                    // A client certificate names the principal (SASL, if
+                                    // the listener has it, authenticates afterwards).
+                                    match tls.principal(&stream) {
+                                        Ok(Some(p)) => peer.principal = Arc::from(p),
+                                        Ok(None) => {}
+                                        Err(e) => {
+                                            tracing::info!(error = %e, "client certificate refused; connection closed");
+                                            return;
+                                        }
+                                    }
+                                    connection(broker, stream, peer, auth).await
                                 }
                                 Err(e) => {
                                     tracing::info!(error = %e, "TLS handshake failed; connection closed");
@@ -119,9 +135,7 @@ pub async fn serve(
 async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     broker: Arc<Broker>,
     mut stream: S,
-    peer: SocketAddr,
-    scope: ListenerScope,
-    name: Arc<str>,
+    peer: Peer,
     mut auth: Option<Authenticator>,
 ) -> Result<(), ConnectionError> {
     let limits = FrameLimits {
@@ -149,8 +163,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             },
         };
         out.clear();
-        let outcome =
-            handle_frame(&broker, peer, frame, &mut out, scope, &name, auth.as_mut()).await?;
+        let outcome = handle_frame(&broker, &peer, frame, &mut out, auth.as_mut()).await?;
         let close = match outcome {
             Outcome::Silent => continue,
             Outcome::Respond => None,
@@ -302,17 +315,27 @@ pub fn parse_frame_on(frame: Bytes, scope: ListenerScope) -> Result<ParsedFrame,
     })
 }
 
+/// Who is at the other end of a connection, and where it connected.
+struct Peer {
+    addr: SocketAddr,
+    scope: ListenerScope,
+    /// The listener's name.
+    listener: Arc<str>,
+    /// What its requests run as without SASL: `User:ANONYMOUS`, or the mapped subject of its
+    /// client certificate.
+    principal: Arc<str>,
+}
+
 /// Decodes one request frame and writes the length-prefixed response into `out`; `auth` is
-/// the connection's SASL state on a SASL listener.
+/// the connection's SASL state on a SASL listener (its principal replaces the peer's).
 async fn handle_frame(
     broker: &Broker,
-    peer: SocketAddr,
+    peer: &Peer,
     frame: Bytes,
     out: &mut BytesMut,
-    scope: ListenerScope,
-    name: &Arc<str>,
     auth: Option<&mut Authenticator>,
 ) -> Result<Outcome, ConnectionError> {
+    let scope = peer.scope;
     let kind = scope.kind;
     let parsed = parse_frame_on(frame, scope)?;
     // A Raft frame is never held: an observer's inter-broker listener takes the metadata log
@@ -352,7 +375,7 @@ async fn handle_frame(
     };
     let correlation_id = header.correlation_id;
     let principal: Arc<str> = match auth {
-        None => Arc::from(sasl::ANONYMOUS),
+        None => peer.principal.clone(),
         Some(auth) if auth.takes(key) => {
             let next = match *body {
                 RequestKind::SaslHandshake(req) => {
@@ -388,9 +411,9 @@ async fn handle_frame(
     );
     let ctx = handlers::RequestContext {
         header,
-        peer,
+        peer: peer.addr,
         listener: kind,
-        listener_name: name.clone(),
+        listener_name: peer.listener.clone(),
         principal,
     };
     let started = std::time::Instant::now();

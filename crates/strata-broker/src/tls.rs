@@ -33,6 +33,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConfigError;
+use crate::ssl_principal::{principal_of, PrincipalRules};
 
 /// How long a client may take to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,6 +100,8 @@ pub struct TlsSettings {
     /// IANA names; empty = rustls's defaults.
     pub cipher_suites: Vec<String>,
     pub reload_interval: Duration,
+    /// `ssl.principal.mapping.rules`: the principal of a client certificate.
+    pub principal_rules: PrincipalRules,
 }
 
 impl TlsSettings {
@@ -215,6 +218,10 @@ impl TlsSettings {
                 ),
             ));
         }
+        let principal_rules = match get("ssl.principal.mapping.rules") {
+            None => PrincipalRules::default(),
+            Some(given) => PrincipalRules::parse(&given.1).map_err(|e| invalid(given, &e))?,
+        };
         let reload_ms = match get("strata.ssl.reload.interval.ms") {
             None => 10_000,
             Some(given) => match given.1.parse::<u64>() {
@@ -231,6 +238,7 @@ impl TlsSettings {
             protocols,
             cipher_suites,
             reload_interval: Duration::from_millis(reload_ms),
+            principal_rules,
         })
     }
 
@@ -516,6 +524,15 @@ impl TlsListener {
         }
     }
 
+    /// The principal of a connection this listener accepted: from its client certificate
+    /// (`User:<mapped subject>`), `None` without one; an error closes the connection.
+    pub fn principal(&self, stream: &TlsStream<TcpStream>) -> Result<Option<String>, String> {
+        principal_of(
+            stream.get_ref().1.peer_certificates(),
+            &self.settings.principal_rules,
+        )
+    }
+
     /// Builds a new configuration when a file changed since the last load. Ok(true) when it
     /// was replaced; an error leaves the one in use (and is reported again only after the
     /// files change again).
@@ -720,6 +737,7 @@ mod tests {
             protocols: vec!["TLSv1.3".into()],
             cipher_suites: vec![],
             reload_interval: Duration::from_secs(1),
+            principal_rules: PrincipalRules::default(),
         };
         let e = server_config(&settings).expect_err("refused").to_string();
         assert!(

@@ -148,6 +148,7 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
         broker("ssl.keystore.location", String),
         broker("ssl.keystore.password", Password),
         broker("ssl.keystore.type", String),
+        broker("ssl.principal.mapping.rules", String),
         broker("ssl.protocol", String),
         broker("ssl.truststore.certificates", Password),
         broker("ssl.truststore.location", String),
