@@ -7,7 +7,8 @@
 //! nodes (registrations, heartbeats, ISR changes) or are admin requests a broker forwarded after
 //! authorizing their sender, as Kafka's forwarding does.
 
-use strata_kafka::acl::{AclOperation, AclResourceType, CLUSTER_RESOURCE};
+use strata_controller::MetadataImage;
+use strata_kafka::acl::{AclOperation, AclResourceType, AuthorizerSettings, CLUSTER_RESOURCE};
 
 use crate::broker::Broker;
 use crate::handlers::api_versions::ListenerKind;
@@ -21,6 +22,20 @@ impl Broker {
         self.config.authorizer.is_some()
     }
 
+    /// The authorizer's decision for the request's principal and peer (`true` without an
+    /// authorizer, and on a CONTROLLER listener).
+    fn decide(
+        &self,
+        ctx: &RequestContext,
+        rule: impl FnOnce(&AuthorizerSettings, &MetadataImage, &str) -> bool,
+    ) -> bool {
+        let Some(settings) = &self.config.authorizer else {
+            return true;
+        };
+        ctx.listener == ListenerKind::Controller
+            || rule(settings, &self.image(), &ctx.peer.ip().to_string())
+    }
+
     /// May the request's principal perform `op` on the resource `name` of `kind`? A refusal
     /// is logged at INFO with the principal, the peer and the resource (Kafka's authorizer log).
     pub fn authorized(
@@ -30,26 +45,20 @@ impl Broker {
         kind: AclResourceType,
         name: &str,
     ) -> bool {
-        let Some(settings) = &self.config.authorizer else {
-            return true;
-        };
-        if ctx.listener == ListenerKind::Controller {
-            return true;
-        }
-        let image = self.image();
-        let host = ctx.peer.ip().to_string();
-        let allowed = settings.authorize(&image.acls, &ctx.principal, &host, op, kind, name);
-        if !allowed {
-            tracing::info!(
-                principal = %ctx.principal,
-                host = %host,
-                operation = %op,
-                resource = %format_args!("{kind}:{name}"),
-                api = ?ctx.header.request_api_key,
-                "authorization denied"
-            );
-        }
-        allowed
+        self.decide(ctx, |settings, image, host| {
+            let allowed = settings.authorize(&image.acls, &ctx.principal, host, op, kind, name);
+            if !allowed {
+                tracing::info!(
+                    principal = %ctx.principal,
+                    host,
+                    operation = %op,
+                    resource = %format_args!("{kind}:{name}"),
+                    api = ?ctx.header.request_api_key,
+                    "authorization denied"
+                );
+            }
+            allowed
+        })
     }
 
     /// May the principal perform `op` on at least one resource of `kind` (KIP-679)?
@@ -59,15 +68,9 @@ impl Broker {
         op: AclOperation,
         kind: AclResourceType,
     ) -> bool {
-        let Some(settings) = &self.config.authorizer else {
-            return true;
-        };
-        if ctx.listener == ListenerKind::Controller {
-            return true;
-        }
-        let image = self.image();
-        let host = ctx.peer.ip().to_string();
-        settings.authorize_any(&image.acls, &ctx.principal, &host, op, kind)
+        self.decide(ctx, |settings, image, host| {
+            settings.authorize_any(&image.acls, &ctx.principal, host, op, kind)
+        })
     }
 
     pub fn may_topic(&self, ctx: &RequestContext, op: AclOperation, topic: &str) -> bool {

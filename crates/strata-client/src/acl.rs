@@ -3,10 +3,8 @@
 //! returned as [`Error::Kafka`]. The bindings are `strata_kafka::acl`'s: Kafka's wire codes,
 //! kept even when unnamed, so bindings round-trip between clusters unchanged.
 
-use kafka_protocol::messages::create_acls_request::AclCreation;
-use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
-use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest};
+use strata_kafka::acl::AclFilter;
 
 use crate::client::Target;
 use crate::{Admin, Error};
@@ -22,19 +20,7 @@ impl Admin {
         c.retry("DescribeAcls", || async move {
             let conn = c.connection_for(&Target::Any).await?;
             let (_, resp) = conn
-                .request(
-                    |_| {
-                        DescribeAclsRequest::default()
-                            .with_resource_type_filter(AclResourceType::Any.code())
-                            .with_resource_name_filter(None)
-                            .with_pattern_type_filter(AclPatternType::Any.code())
-                            .with_principal_filter(None)
-                            .with_host_filter(None)
-                            .with_operation(AclOperation::Any.code())
-                            .with_permission_type(AclPermission::Any.code())
-                    },
-                    c.timeout(),
-                )
+                .request(|_| AclFilter::any().describe_request(), c.timeout())
                 .await?;
             Error::check(
                 "DescribeAcls",
@@ -106,39 +92,15 @@ impl Admin {
 }
 
 fn delete_acls_request(acls: &[AclBinding]) -> DeleteAclsRequest {
-    let sb = |s: &str| Some(StrBytes::from_string(s.to_string()));
     DeleteAclsRequest::default().with_filters(
         acls.iter()
-            .map(|a| {
-                DeleteAclsFilter::default()
-                    .with_resource_type_filter(a.resource_type.code())
-                    .with_resource_name_filter(sb(&a.resource_name))
-                    .with_pattern_type_filter(a.pattern_type.code())
-                    .with_principal_filter(sb(&a.principal))
-                    .with_host_filter(sb(&a.host))
-                    .with_operation(a.operation.code())
-                    .with_permission_type(a.permission.code())
-            })
+            .map(|a| AclFilter::exact(a).delete_filter())
             .collect(),
     )
 }
 
 fn create_acls_request(acls: &[AclBinding]) -> CreateAclsRequest {
-    let sb = |s: &str| StrBytes::from_string(s.to_string());
-    CreateAclsRequest::default().with_creations(
-        acls.iter()
-            .map(|a| {
-                AclCreation::default()
-                    .with_resource_type(a.resource_type.code())
-                    .with_resource_name(sb(&a.resource_name))
-                    .with_resource_pattern_type(a.pattern_type.code())
-                    .with_principal(sb(&a.principal))
-                    .with_host(sb(&a.host))
-                    .with_operation(a.operation.code())
-                    .with_permission_type(a.permission.code())
-            })
-            .collect(),
-    )
+    CreateAclsRequest::default().with_creations(acls.iter().map(AclBinding::creation).collect())
 }
 
 #[cfg(test)]

@@ -14,6 +14,11 @@
 //! - a resource no ACL at all matches (for any principal) follows
 //!   `allow.everyone.if.no.acl.found`; else the request is refused.
 
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::delete_acls_response::DeleteAclsMatchingAcl;
+use kafka_protocol::messages::DescribeAclsRequest;
+use kafka_protocol::protocol::StrBytes;
 use serde::{Deserialize, Serialize};
 
 macro_rules! wire_enum {
@@ -382,6 +387,113 @@ impl AuthorizerSettings {
     }
 }
 
+fn wire(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// The bindings and filters as the ACL APIs carry them, converted here only.
+impl AclBinding {
+    /// A creation of CreateAcls.
+    pub fn creation(&self) -> AclCreation {
+        AclCreation::default()
+            .with_resource_type(self.resource_type.code())
+            .with_resource_name(wire(&self.resource_name))
+            .with_resource_pattern_type(self.pattern_type.code())
+            .with_principal(wire(&self.principal))
+            .with_host(wire(&self.host))
+            .with_operation(self.operation.code())
+            .with_permission_type(self.permission.code())
+    }
+
+    pub fn from_creation(c: &AclCreation) -> Self {
+        AclBinding {
+            resource_type: AclResourceType::from_code(c.resource_type),
+            resource_name: c.resource_name.to_string(),
+            pattern_type: AclPatternType::from_code(c.resource_pattern_type),
+            principal: c.principal.to_string(),
+            host: c.host.to_string(),
+            operation: AclOperation::from_code(c.operation),
+            permission: AclPermission::from_code(c.permission_type),
+        }
+    }
+
+    /// A deleted ACL of DeleteAcls's answer.
+    pub fn matching_acl(&self) -> DeleteAclsMatchingAcl {
+        DeleteAclsMatchingAcl::default()
+            .with_resource_type(self.resource_type.code())
+            .with_resource_name(wire(&self.resource_name))
+            .with_pattern_type(self.pattern_type.code())
+            .with_principal(wire(&self.principal))
+            .with_host(wire(&self.host))
+            .with_operation(self.operation.code())
+            .with_permission_type(self.permission.code())
+    }
+
+    pub fn from_matching_acl(m: &DeleteAclsMatchingAcl) -> Self {
+        AclBinding {
+            resource_type: AclResourceType::from_code(m.resource_type),
+            resource_name: m.resource_name.to_string(),
+            pattern_type: AclPatternType::from_code(m.pattern_type),
+            principal: m.principal.to_string(),
+            host: m.host.to_string(),
+            operation: AclOperation::from_code(m.operation),
+            permission: AclPermission::from_code(m.permission_type),
+        }
+    }
+}
+
+impl AclFilter {
+    /// A filter of DeleteAcls.
+    pub fn delete_filter(&self) -> DeleteAclsFilter {
+        let opt = |s: &Option<String>| s.as_deref().map(wire);
+        DeleteAclsFilter::default()
+            .with_resource_type_filter(self.resource_type.code())
+            .with_resource_name_filter(opt(&self.resource_name))
+            .with_pattern_type_filter(self.pattern_type.code())
+            .with_principal_filter(opt(&self.principal))
+            .with_host_filter(opt(&self.host))
+            .with_operation(self.operation.code())
+            .with_permission_type(self.permission.code())
+    }
+
+    pub fn from_delete_filter(f: &DeleteAclsFilter) -> Self {
+        AclFilter {
+            resource_type: AclResourceType::from_code(f.resource_type_filter),
+            resource_name: f.resource_name_filter.as_ref().map(|s| s.to_string()),
+            pattern_type: AclPatternType::from_code(f.pattern_type_filter),
+            principal: f.principal_filter.as_ref().map(|s| s.to_string()),
+            host: f.host_filter.as_ref().map(|s| s.to_string()),
+            operation: AclOperation::from_code(f.operation),
+            permission: AclPermission::from_code(f.permission_type),
+        }
+    }
+
+    /// The filter of a DescribeAcls request.
+    pub fn describe_request(&self) -> DescribeAclsRequest {
+        let opt = |s: &Option<String>| s.as_deref().map(wire);
+        DescribeAclsRequest::default()
+            .with_resource_type_filter(self.resource_type.code())
+            .with_resource_name_filter(opt(&self.resource_name))
+            .with_pattern_type_filter(self.pattern_type.code())
+            .with_principal_filter(opt(&self.principal))
+            .with_host_filter(opt(&self.host))
+            .with_operation(self.operation.code())
+            .with_permission_type(self.permission.code())
+    }
+
+    pub fn from_describe_request(r: &DescribeAclsRequest) -> Self {
+        AclFilter {
+            resource_type: AclResourceType::from_code(r.resource_type_filter),
+            resource_name: r.resource_name_filter.as_ref().map(|s| s.to_string()),
+            pattern_type: AclPatternType::from_code(r.pattern_type_filter),
+            principal: r.principal_filter.as_ref().map(|s| s.to_string()),
+            host: r.host_filter.as_ref().map(|s| s.to_string()),
+            operation: AclOperation::from_code(r.operation),
+            permission: AclPermission::from_code(r.permission_type),
+        }
+    }
+}
+
 /// Operations an ALLOW for `granted` also allows.
 fn implies(granted: AclOperation, wanted: AclOperation) -> bool {
     use AclOperation as O;
@@ -532,6 +644,21 @@ mod tests {
         f.operation = O::Write;
         f.pattern_type = P::Any;
         assert!(!f.matches(&lit));
+    }
+
+    #[test]
+    fn wire_forms_round_trip() {
+        let b = acl(R::Group, "g-", P::Prefixed, "User:a", O::Delete, A::Deny);
+        assert_eq!(AclBinding::from_creation(&b.creation()), b);
+        assert_eq!(AclBinding::from_matching_acl(&b.matching_acl()), b);
+        let f = AclFilter::exact(&b);
+        assert_eq!(AclFilter::from_delete_filter(&f.delete_filter()), f);
+        assert_eq!(AclFilter::from_describe_request(&f.describe_request()), f);
+        let any = AclFilter::any();
+        assert_eq!(
+            AclFilter::from_describe_request(&any.describe_request()),
+            any
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //   node driver.js admin        --bootstrap B --ops JSON
 //   node driver.js produce-steady --bootstrap B --topic T [--rate R]
 //
+// Every command also takes [--sasl-mechanism M --sasl-user U --sasl-password P] [--ssl-ca PATH].
+//
 // produce-steady sends one record at a time, R a second (acks=all), until stdin closes or SIGTERM
 // arrives, and prints one JSON line per answer: {"ev":"ack","t":ms,"partition":p,"offset":o} or
 // {"ev":"error","t":ms,"error":name} (the failover suite watches whether it follows a discovery
@@ -22,6 +24,7 @@
 // line (events) until stdin closes or SIGTERM arrives, then leaves the group gracefully.
 'use strict'
 
+const fs = require('fs')
 const { Kafka, CompressionTypes, CompressionCodecs, logLevel } = require('kafkajs')
 const SnappyCodec = require('kafkajs-snappy')
 const LZ4Codec = require('kafkajs-lz4')
@@ -73,8 +76,25 @@ function stderrLogger () {
   }
 }
 
+// Security of every command: --sasl-mechanism plain|scram-sha-256|scram-sha-512 with
+// --sasl-user and --sasl-password; --ssl-ca PATH connects over TLS trusting that PEM CA (and
+// verifying the broker's host name, kafkajs's default).
+function security (args) {
+  const out = {}
+  if (args['ssl-ca']) out.ssl = { ca: [fs.readFileSync(String(args['ssl-ca']), 'utf-8')] }
+  if (args['sasl-mechanism']) {
+    out.sasl = {
+      mechanism: String(args['sasl-mechanism']).toLowerCase(),
+      username: String(args['sasl-user']),
+      password: String(args['sasl-password']),
+    }
+  }
+  return out
+}
+
 function client (args) {
   return new Kafka({
+    ...security(args),
     clientId: args['client-id'] || 'strata-compat-kafkajs',
     brokers: String(args.bootstrap).split(','),
     logLevel: logLevel[String(args['log-level'] || 'WARN').toUpperCase()],

@@ -28,9 +28,7 @@ use strata_controller::{
     ControllerError, ElectionResult, ElectionType, HeartbeatReply, NewTopic, PartitionImage,
     Quorum, RegisterBroker, TopicResult,
 };
-use strata_kafka::acl::{
-    AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType,
-};
+use strata_kafka::acl::{AclBinding, AclFilter};
 use uuid::Uuid;
 
 use crate::codes as code;
@@ -695,26 +693,12 @@ impl ControllerLink {
         bindings: &[AclBinding],
         within: Duration,
     ) -> Result<(), ControllerError> {
-        use kafka_protocol::messages::create_acls_request::AclCreation;
         self.call(
             within,
             || async { self.quorum.create_acls(bindings.to_vec()).await.map(|_| ()) },
             |_| {
-                CreateAclsRequest::default().with_creations(
-                    bindings
-                        .iter()
-                        .map(|b| {
-                            AclCreation::default()
-                                .with_resource_type(b.resource_type.code())
-                                .with_resource_name(str_bytes(&b.resource_name))
-                                .with_resource_pattern_type(b.pattern_type.code())
-                                .with_principal(str_bytes(&b.principal))
-                                .with_host(str_bytes(&b.host))
-                                .with_operation(b.operation.code())
-                                .with_permission_type(b.permission.code())
-                        })
-                        .collect(),
-                )
+                CreateAclsRequest::default()
+                    .with_creations(bindings.iter().map(AclBinding::creation).collect())
             },
             |r: CreateAclsResponse| {
                 not_controller_anywhere(r.results.iter().map(|x| x.error_code))?;
@@ -732,27 +716,12 @@ impl ControllerLink {
         filters: &[AclFilter],
         within: Duration,
     ) -> Result<Vec<Vec<AclBinding>>, ControllerError> {
-        use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
         self.call(
             within,
             || async { self.quorum.delete_acls(filters.to_vec()).await },
             |_| {
-                let opt = |s: &Option<String>| s.as_deref().map(str_bytes);
-                DeleteAclsRequest::default().with_filters(
-                    filters
-                        .iter()
-                        .map(|f| {
-                            DeleteAclsFilter::default()
-                                .with_resource_type_filter(f.resource_type.code())
-                                .with_resource_name_filter(opt(&f.resource_name))
-                                .with_pattern_type_filter(f.pattern_type.code())
-                                .with_principal_filter(opt(&f.principal))
-                                .with_host_filter(opt(&f.host))
-                                .with_operation(f.operation.code())
-                                .with_permission_type(f.permission.code())
-                        })
-                        .collect(),
-                )
+                DeleteAclsRequest::default()
+                    .with_filters(filters.iter().map(AclFilter::delete_filter).collect())
             },
             |r: DeleteAclsResponse| {
                 not_controller_anywhere(r.filter_results.iter().map(|x| x.error_code))?;
@@ -762,15 +731,7 @@ impl ControllerLink {
                         only_result(Some((x.error_code, x.error_message.as_ref())))?;
                         Ok(x.matching_acls
                             .iter()
-                            .map(|m| AclBinding {
-                                resource_type: AclResourceType::from_code(m.resource_type),
-                                resource_name: m.resource_name.to_string(),
-                                pattern_type: AclPatternType::from_code(m.pattern_type),
-                                principal: m.principal.to_string(),
-                                host: m.host.to_string(),
-                                operation: AclOperation::from_code(m.operation),
-                                permission: AclPermission::from_code(m.permission_type),
-                            })
+                            .map(AclBinding::from_matching_acl)
                             .collect())
                     })
                     .collect()

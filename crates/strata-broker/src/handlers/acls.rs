@@ -9,18 +9,13 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
-use kafka_protocol::messages::delete_acls_response::{
-    DeleteAclsFilterResult, DeleteAclsMatchingAcl,
-};
+use kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult;
 use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use kafka_protocol::messages::{
     CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
     DescribeAclsRequest, DescribeAclsResponse,
 };
-use kafka_protocol::protocol::StrBytes;
-use strata_kafka::acl::{
-    AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType,
-};
+use strata_kafka::acl::{AclBinding, AclFilter, AclOperation};
 
 use crate::broker::Broker;
 use crate::handlers::api_versions::ListenerKind;
@@ -32,30 +27,19 @@ pub const NO_AUTHORIZER: &str = "No Authorizer is configured.";
 /// Kafka's message of a refused cluster operation.
 pub const CLUSTER_DENIED: &str = "Cluster authorization failed.";
 
-fn filter(
-    resource_type: i8,
-    resource_name: Option<&StrBytes>,
-    pattern_type: i8,
-    principal: Option<&StrBytes>,
-    host: Option<&StrBytes>,
-    operation: i8,
-    permission: i8,
-) -> AclFilter {
-    AclFilter {
-        resource_type: AclResourceType::from_code(resource_type),
-        resource_name: resource_name.map(|s| s.to_string()),
-        pattern_type: AclPatternType::from_code(pattern_type),
-        principal: principal.map(|s| s.to_string()),
-        host: host.map(|s| s.to_string()),
-        operation: AclOperation::from_code(operation),
-        permission: AclPermission::from_code(permission),
+/// Whether an ACL change may go ahead here: Kafka's refusal for every entry of the request
+/// otherwise (no authorizer; no ALTER on the cluster; on a CONTROLLER listener, a voter that is
+/// not active, so that the forwarding broker tries the next one).
+fn change_refused(broker: &Broker, ctx: &RequestContext) -> Option<(i16, &'static str)> {
+    if !broker.has_authorizer() {
+        Some((code::SECURITY_DISABLED, NO_AUTHORIZER))
+    } else if !broker.may_cluster(ctx, AclOperation::Alter) {
+        Some((code::CLUSTER_AUTHORIZATION_FAILED, CLUSTER_DENIED))
+    } else if ctx.listener == ListenerKind::Controller && !broker.quorum.is_active() {
+        Some((code::NOT_CONTROLLER, ""))
+    } else {
+        None
     }
-}
-
-/// A request that changes ACLs must reach the active controller: on a CONTROLLER listener a
-/// voter that is not active refuses it (the forwarding broker tries the next one).
-fn not_controller(broker: &Broker, ctx: &RequestContext) -> bool {
-    ctx.listener == ListenerKind::Controller && !broker.quorum.is_active()
 }
 
 pub async fn describe_acls(
@@ -76,15 +60,7 @@ pub async fn describe_acls(
     if !broker.may_cluster(ctx, AclOperation::Describe) {
         return refused(code::CLUSTER_AUTHORIZATION_FAILED, CLUSTER_DENIED);
     }
-    let f = filter(
-        req.resource_type_filter,
-        req.resource_name_filter.as_ref(),
-        req.pattern_type_filter,
-        req.principal_filter.as_ref(),
-        req.host_filter.as_ref(),
-        req.operation,
-        req.permission_type,
-    );
+    let f = AclFilter::from_describe_request(&req);
     if let Err(message) = f.validate() {
         return refused(code::INVALID_REQUEST, &message);
     }
@@ -131,36 +107,19 @@ pub async fn create_acls(
             .with_error_code(code)
             .with_error_message(Some(str_bytes(message)))
     };
-    let all = |code, message: &str| {
-        CreateAclsResponse::default().with_results(
+    if let Some((code, message)) = change_refused(broker, ctx) {
+        return CreateAclsResponse::default().with_results(
             req.creations
                 .iter()
                 .map(|_| refused(code, message))
                 .collect(),
-        )
-    };
-    if !broker.has_authorizer() {
-        return all(code::SECURITY_DISABLED, NO_AUTHORIZER);
-    }
-    if !broker.may_cluster(ctx, AclOperation::Alter) {
-        return all(code::CLUSTER_AUTHORIZATION_FAILED, CLUSTER_DENIED);
-    }
-    if not_controller(broker, ctx) {
-        return all(code::NOT_CONTROLLER, "");
+        );
     }
     let checked: Vec<Result<AclBinding, String>> = req
         .creations
         .iter()
         .map(|c| {
-            let b = AclBinding {
-                resource_type: AclResourceType::from_code(c.resource_type),
-                resource_name: c.resource_name.to_string(),
-                pattern_type: AclPatternType::from_code(c.resource_pattern_type),
-                principal: c.principal.to_string(),
-                host: c.host.to_string(),
-                operation: AclOperation::from_code(c.operation),
-                permission: AclPermission::from_code(c.permission_type),
-            };
+            let b = AclBinding::from_creation(c);
             b.validate().map(|()| b)
         })
         .collect();
@@ -199,32 +158,15 @@ pub async fn delete_acls(
             .with_error_code(code)
             .with_error_message(Some(str_bytes(message)))
     };
-    let all = |code, message: &str| {
-        DeleteAclsResponse::default()
-            .with_filter_results(req.filters.iter().map(|_| refused(code, message)).collect())
-    };
-    if !broker.has_authorizer() {
-        return all(code::SECURITY_DISABLED, NO_AUTHORIZER);
-    }
-    if !broker.may_cluster(ctx, AclOperation::Alter) {
-        return all(code::CLUSTER_AUTHORIZATION_FAILED, CLUSTER_DENIED);
-    }
-    if not_controller(broker, ctx) {
-        return all(code::NOT_CONTROLLER, "");
+    if let Some((code, message)) = change_refused(broker, ctx) {
+        return DeleteAclsResponse::default()
+            .with_filter_results(req.filters.iter().map(|_| refused(code, message)).collect());
     }
     let checked: Vec<Result<AclFilter, String>> = req
         .filters
         .iter()
         .map(|f| {
-            let f = filter(
-                f.resource_type_filter,
-                f.resource_name_filter.as_ref(),
-                f.pattern_type_filter,
-                f.principal_filter.as_ref(),
-                f.host_filter.as_ref(),
-                f.operation,
-                f.permission_type,
-            );
+            let f = AclFilter::from_delete_filter(f);
             f.validate().map(|()| f)
         })
         .collect();
@@ -254,16 +196,7 @@ pub async fn delete_acls(
                     each.next()
                         .into_iter()
                         .flatten()
-                        .map(|b| {
-                            DeleteAclsMatchingAcl::default()
-                                .with_resource_type(b.resource_type.code())
-                                .with_resource_name(str_bytes(&b.resource_name))
-                                .with_pattern_type(b.pattern_type.code())
-                                .with_principal(str_bytes(&b.principal))
-                                .with_host(str_bytes(&b.host))
-                                .with_operation(b.operation.code())
-                                .with_permission_type(b.permission.code())
-                        })
+                        .map(AclBinding::matching_acl)
                         .collect(),
                 ),
             })
