@@ -227,8 +227,9 @@ def test_producer_reset_at_promotion_lets_a_moved_producer_resume(strata):
     described = configs(strata, "--describe").stdout
     assert RESET not in described and FENCE not in described, described
 
-    # 4. P resumes at sequence 50; its retry is still recognised as a duplicate, its next batch
-    #    follows on.
+    # 4. A retry of P's batch from before the reset still gets its original offset; P resumes at
+    #    sequence 50; its retry is still recognised as a duplicate, its next batch follows on.
+    assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 0, 5) == (NONE, 5)
     assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 50, 5) == (NONE, 10)
     assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 50, 5) == (NONE, 10)
     assert produce_idempotent(strata.bootstrap, topic, pid, epoch, 55, 5) == (NONE, 15)

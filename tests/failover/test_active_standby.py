@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from harness.failover import EXEMPT_CLIENT, ActiveStandby
+from harness.raw_producer import NONE, OUT_OF_ORDER_SEQUENCE_NUMBER, init_producer_id, produce_idempotent
 from harness.replication import ConfluentLoad, VerifiableProducer, check_records, read_back, record_figure
 from harness.data import create_topic, topic_partitions
 from harness.util import wait_until
@@ -94,6 +95,37 @@ def test_planned_flips_lose_nothing_and_write_nothing_twice(pair, tmp_path):
         failed = {type(load).__name__: dict(load.log.errors)
                   for load in loads if load.log.errors}
         record_figure("failover", "planned flips: sends that failed (not acknowledged)", failed or "none")
+    finally:
+        runner.stop()
+
+
+def test_a_batch_sent_again_after_a_planned_flip_is_not_stored_twice(pair, tmp_path):
+    """The in-flight batch of a planned flip: stored on the old side, its answer lost in the
+    move, sent again through discovery to the new side, which knows it from the mirror (the
+    batch kept its producer identity) and answers with its original offset. The producer is the
+    raw client of ``harness.raw_producer`` (librdkafka shows neither producer ids nor retries)."""
+    runner = ActiveStandby(tmp_path, pair.primary.bootstrap(), pair.standby.bootstrap()).start()
+    try:
+        runner.wait_mirroring("source")
+        topic = "retried"
+        create_topic(runner.discovery, topic, 1)
+        wait_until(lambda: topic_partitions(pair.standby.bootstrap(), topic, extra=EXEMPT_CLIENT) == 1, 60,
+                   f"{topic} mirrored to the standby")
+        pid, epoch = init_producer_id(runner.discovery)
+        assert produce_idempotent(runner.discovery, topic, pid, epoch, 0, 5) == (NONE, 0)
+        assert produce_idempotent(runner.discovery, topic, pid, epoch, 5, 5) == (NONE, 5)
+        for to, last in (("standby", 5), ("primary", 10)):
+            runner.failover(to)
+            # The last batch again (its answer lost): its original offset, nothing appended.
+            assert produce_idempotent(runner.discovery, topic, pid, epoch, last, 5) == (NONE, last)
+            # The next batch follows on; a gap in the sequence is still refused.
+            assert produce_idempotent(runner.discovery, topic, pid, epoch, last + 5, 5) == (NONE, last + 5)
+            assert produce_idempotent(runner.discovery, topic, pid, epoch, 99, 1)[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+        runner.wait_state(lambda s: s.get("lastLag") == 0, 60, "the mirror to catch up")
+        sides = [read_back(c.bootstrap(), topic, extra=EXEMPT_CLIENT) for c in (pair.primary, pair.standby)]
+        for side in sides:
+            assert [r.offset for r in side[0]] == list(range(20)), side
+            assert [r.value for r in side[0]] == [f"{pid}-{seq}".encode() for seq in range(20)], side
     finally:
         runner.stop()
 

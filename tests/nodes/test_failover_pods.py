@@ -12,11 +12,10 @@ discovery Service only, acks=all, idempotent.
    through discovery; the leading operator is killed -9 as each flip starts (first its process,
    which restarts in its pod; then its process and its pod, so the other operator pod takes the
    Lease): the operator that takes over finishes the flip from the step saved in the status, one
-   operation per flip, nothing lost, both clusters equal per offset. A batch in flight as the
-   fence lands can be stored on the old side while its answer is lost to the client's
-   re-bootstrap, and sent again to the new side (the idempotent producer's state does not cross
-   clusters): such duplicates are counted and printed, and bounded by what one producer has in
-   flight.
+   operation per flip, nothing lost, nothing stored twice, both clusters equal per offset. (A
+   batch in flight as the fence lands can be stored on the old side while its answer is lost to
+   the client's re-bootstrap, and sent again to the new side: the mirror carried it over with
+   its producer identity, so the new side answers it as a duplicate.)
 3. The primary's zone goes down under load (Automatic mode): the standby is promoted once the
    primary's mandate ran out, clients go on writing through discovery; the zone comes back, the
    primary rejoins as the standby (its divergent tail quarantined, or FailbackBlocked while the
@@ -38,10 +37,6 @@ from harness.kube import has_condition
 from harness.replication import Ack, check_records
 
 pytestmark = pytest.mark.timeout(1500)
-
-# Records one producer can have in flight at a flip: librdkafka's 5 requests in flight per
-# broker, each a batch of the few records a 5 ms linger gathers at 200 records/s.
-IN_FLIGHT_RECORDS = 20
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "examples" / "active-standby.yaml"
@@ -243,8 +238,7 @@ def test_2_planned_flips_with_the_leading_operator_killed(nodes, kafka, example)
     check = checked(result, records)
     figure(f"planned flips (leading operator killed -9 in each): RTO {rto} ms; sent {result['sent']}, "
            f"errors {result['errors']}; {check}")
-    assert not check.lost and not check.conflicts, check
-    assert len(check.duplicates) <= 2 * IN_FLIGHT_RECORDS, check
+    assert not check.lost and not check.conflicts and not check.duplicates, check
 
 
 def test_3_the_primary_zone_goes_down_and_the_standby_takes_over(nodes, kafka, example):
@@ -304,11 +298,14 @@ def test_3_the_primary_zone_goes_down_and_the_standby_takes_over(nodes, kafka, e
     check = checked(result, records)
     lost = {a.value for a in check.lost}
     figure(f"zone-a down: divergent records counted at rejoin {last['recordsAtRisk']}; acknowledged and lost "
-           f"{len(check.lost)}; sent {result['sent']}, errors {result['errors']}")
+           f"{len(check.lost)}; stored twice {len(check.duplicates)}; sent {result['sent']}, "
+           f"errors {result['errors']}")
     # a reused offset of the unmirrored tail was acknowledged twice, once for a lost record
     unexpected = [c for c in check.conflicts
                   if not (c[0] == "two acks for one offset" and (c[3] in lost) != (c[4] in lost))]
-    # a record written twice at a flip (see the module docstring) reads as going back once
+    # a record stored twice reads as going back once: printed, not expected (a retry of a batch
+    # the mirror carried over is answered as a duplicate on the standby), not asserted in this
+    # unplanned case
     twice = {val for val, _ in check.duplicates}
     reordered = [r for r in check.reordered if r[2] not in twice]
     assert not unexpected and not reordered, check

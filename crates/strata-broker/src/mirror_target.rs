@@ -5,8 +5,9 @@
 //! - Produce requests from the client id [`PRESERVE_CLIENT_ID`] append the record batches as
 //!   they were fetched from the source, base offsets included (nothing is re-assigned, so target
 //!   offsets equal source offsets and consumer offsets need no translation). Records,
-//!   compression and timestamps are kept; the source's producer ids and transaction markers
-//!   are not (see `Partition::append_preserving`). Batches the log already holds (a retry, a
+//!   compression and timestamps are kept, and so are idempotent producers' ids and sequences
+//!   (they become this partition's producer state); transactional identities and transaction
+//!   markers are not (see `Partition::append_preserving`). Batches the log already holds (a retry, a
 //!   restarted mirror) are skipped, so re-sending is harmless; a batch that straddles the log
 //!   end offset is refused with INVALID_RECORD.
 //! - Every other producer gets `POLICY_VIOLATION` with a message that names the config: the
@@ -32,13 +33,15 @@
 //!   leader epoch ([`parse_truncation`], [`check_truncation`]).
 //! - `strata.producer.reset` = a producer-id floor, set on the cluster-default broker resource
 //!   at promotion (with the fence's removal, in one request), is an action and never stored:
-//!   every replica of every partition forgets its idempotent-producer state as of a new leader
-//!   epoch, and producer ids restart at the floor (see `crate::write_fence`). The mirror's
-//!   batches carry no producer id here, so a promoted mirror target holds only the state of
-//!   producers that wrote to it while it was active before.
+//!   every replica of every partition releases, as of a new leader epoch, the idempotent
+//!   producers that wrote before it from their sequences, and producer ids restart at the floor
+//!   (see `crate::write_fence`). The mirrored batches carried the source's producers over, so a
+//!   producer that moves here with a batch whose answer it lost gets that batch's offsets back,
+//!   and any other batch of a released producer is taken as a first batch.
 //!
 //! Everything else (fetch, list offsets, groups, configs) is plain Kafka. The client id is a
-//! guard against mistakes, not an authorisation: the broker has no authentication yet.
+//! guard against mistakes, not an authorisation: under an authorizer the append also needs
+//! CLUSTER_ACTION on the cluster (see `crate::authz`).
 //!
 //! Apache Kafka rejects the unknown topic config on CreateTopics (`INVALID_CONFIG`), which is
 //! how `strata-mirror` tells that a target cannot preserve offsets.

@@ -450,11 +450,15 @@ impl Partition {
     /// Appends a mirror's batches at their own offsets (see [`crate::mirror_target`]): whole
     /// batches already below the log end offset are skipped as re-sends; the rest must start
     /// at or after it. Records, compression and timestamps are kept; each batch gets this
-    /// partition's leader epoch and loses the source's producer identity (producer ids of
-    /// another cluster would collide with this one's after promotion); transaction markers
-    /// are not copied (this log keeps no transaction state for the source's producers), which
-    /// leaves their offsets as gaps. Returns the first batch's base offset; `duplicate` when
-    /// nothing was new.
+    /// partition's leader epoch. An idempotent batch keeps its producer id, epoch and
+    /// sequence and becomes this partition's producer state, as a follower's fetched batch
+    /// does: a producer that moves here at a failover and sends again a batch the mirror
+    /// already carried gets the original offsets back instead of a second copy (producer ids
+    /// this cluster hands out after its promotion start above the floor the promotion sets, so
+    /// they do not collide with the source's). A transactional batch loses its producer
+    /// identity and transaction markers are not copied (this broker keeps no transaction
+    /// state), which leaves the markers' offsets as gaps. Returns the first batch's base
+    /// offset; `duplicate` when nothing was new.
     pub fn append_preserving(&self, records: &[u8]) -> Result<AppendInfo, LogError> {
         let end = self.log.log_end_offset();
         let epoch = self.leader_epoch();
@@ -484,7 +488,9 @@ impl Partition {
             kept.extend_from_slice(&records[pos..pos + h.total_size()]);
             let copy = &mut kept[at..];
             batch::set_partition_leader_epoch(copy, epoch);
-            batch::clear_producer(copy);
+            if h.is_transactional() {
+                batch::clear_producer(copy);
+            }
         }
         let first = first.ok_or_else(|| LogError::CorruptBatch("no record batch".into()))?;
         if kept.is_empty() {
@@ -542,12 +548,13 @@ impl Partition {
     }
 
     /// Applies a producer reset ordered through the controller (`strata.producer.reset`): the
-    /// idempotent-producer state of batches written under an epoch below `leader_epoch` is
-    /// forgotten, and so are such batches fetched later. Applying it again (every image that
+    /// producers whose newest batch was written under an epoch below `leader_epoch` (now or
+    /// fetched later) are released from their sequences, their retries still answered as
+    /// duplicates (see `strata_log::Log::reset_producers_before`). Applying it again (every image that
     /// carries it) changes nothing; after a restart the log rebuilt that state from its
     /// batches, so the next image applies it anew. Returns true when it was new here.
     pub fn apply_producer_reset(&self, leader_epoch: i32) -> bool {
-        self.log.forget_producers_before(leader_epoch)
+        self.log.reset_producers_before(leader_epoch)
     }
 
     /// A follower's truncation (divergence or a leader behind it).

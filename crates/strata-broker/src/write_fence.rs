@@ -16,11 +16,11 @@
 //!
 //! Promotion lifts the fence together with a producer reset (`strata.producer.reset`, an
 //! action on the cluster-default broker resource, never stored): in the same metadata-log
-//! entry every partition gets a new leader epoch at which each replica forgets its
-//! idempotent-producer state (`Partition::apply_producer_reset`), and producer ids restart at
-//! the reset's floor, so producers that come over from the other cluster neither trip over
-//! sequences this cluster remembers from before nor share an id with a producer of this
-//! cluster. No transaction can be open (the broker serves none). `cluster::reconcile` applies
+//! entry every partition gets a new leader epoch at which each replica releases the producers
+//! of older epochs from their sequences (`Partition::apply_producer_reset`; their retries are
+//! still recognised), and producer ids restart at the reset's floor, so producers that come over
+//! from the other cluster neither trip over sequences this cluster remembers from before nor
+//! share an id with a producer of this cluster. No transaction can be open (the broker serves none). `cluster::reconcile` applies
 //! a fence at once ([`WriteFence::tighten`]) but lifts it only after the partitions applied
 //! the image, so the reset is in place before the first write.
 //!

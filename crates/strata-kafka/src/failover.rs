@@ -26,8 +26,9 @@ pub const MANDATE_EXPIRY_CONFIG: &str = "strata.write.mandate.expiry.ms";
 pub const TRUNCATE_OFFSETS_CONFIG: &str = "strata.mirror.truncate.offsets";
 
 /// Cluster-wide producer reset at promotion: the value is a producer-id floor (decimal, ≥ 0);
-/// every partition forgets its idempotent-producer state and new producer ids start at the
-/// floor or above. An action, never stored.
+/// every partition releases the idempotent producers that wrote before from their sequences
+/// (their retries are still answered as duplicates) and new producer ids start at the floor or
+/// above. An action, never stored.
 pub const PRODUCER_RESET_CONFIG: &str = "strata.producer.reset";
 
 /// Header carried by each record copied to a quarantine topic: the record's offset in the

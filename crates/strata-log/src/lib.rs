@@ -103,13 +103,13 @@ pub trait PartitionLog: Send + Sync {
     fn truncate_to(&self, offset: i64) -> Result<(), LogError>;
     /// Empties the log and restarts it at `offset` (follower whose fetch offset fell out of range).
     fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError>;
-    /// A producer reset (failover promotion): forgets the idempotent-producer state learnt
-    /// from batches written under a leader epoch below `leader_epoch`, now and when such
-    /// batches are appended later, so each producer's next batch is accepted as a first batch.
-    /// Kept in memory only: after a restart the caller applies it again (the log rebuilds its
-    /// producer state from its batches on open). Returns false when that reset or a later one
-    /// was already applied.
-    fn forget_producers_before(&self, leader_epoch: i32) -> bool;
+    /// A producer reset (failover promotion): each producer whose newest batch was written
+    /// under a leader epoch below `leader_epoch` (now, or once such batches are appended
+    /// later) has its next batch accepted as a first batch, unless that batch is a retry of
+    /// one it already wrote here, which is answered as a duplicate. Kept in memory only: after
+    /// a restart the caller applies it again (the log rebuilds its producer state from its
+    /// batches on open). Returns false when that reset or a later one was already applied.
+    fn reset_producers_before(&self, leader_epoch: i32) -> bool;
     /// DeleteRecords: advances the log start offset; returns the new log start offset.
     fn delete_records_before(&self, offset: i64) -> Result<i64, LogError>;
     /// Time-based roll, retention, compaction and time-based flush.

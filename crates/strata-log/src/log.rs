@@ -790,8 +790,8 @@ impl<S: SegmentStore> PartitionLog for Log<S> {
         Ok(())
     }
 
-    fn forget_producers_before(&self, leader_epoch: i32) -> bool {
-        self.state.write().producers.forget_before(leader_epoch)
+    fn reset_producers_before(&self, leader_epoch: i32) -> bool {
+        self.state.write().producers.reset_before(leader_epoch)
     }
 
     fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), LogError> {

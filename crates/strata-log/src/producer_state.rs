@@ -2,11 +2,16 @@
 //! id the current epoch and the metadata of its last five batches. Pure: the log feeds it batch
 //! headers (after offsets are assigned) and rebuilds it from a header scan on open.
 //!
-//! A producer reset ([`ProducerStateTable::forget_before`], ordered at a failover promotion)
-//! forgets everything learnt from batches written under a partition leader epoch below the
-//! reset's epoch, and ignores such batches should they arrive later (a follower catching up
-//! on the leader's older batches): every replica then holds the same state, whatever it had
-//! when the reset reached it.
+//! A producer reset ([`ProducerStateTable::reset_before`], ordered at a failover promotion)
+//! releases every producer whose newest batch here was written under a partition leader epoch
+//! below the reset's epoch from its sequence and epoch: its next batch is taken as a first batch,
+//! as Kafka takes a producer it does not know, unless it is a retry of one of the producer's
+//! retained batches, which is answered with the batch's original offsets. The producer moved to
+//! the other cluster and may come back at any sequence; a batch it sent just before the move and
+//! sends again after it (its answer lost in the move) is found among the batches the mirror
+//! carried over with their producer identity. Whether a producer is released depends only on the
+//! batches and the reset's epoch, so every replica judges the same way, whatever it held when
+//! the reset reached it.
 
 use crate::batch::BatchHeader;
 use crate::error::LogError;
@@ -29,6 +34,27 @@ pub(crate) struct BatchMetadata {
 pub(crate) struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMetadata>,
+    /// The partition leader epoch of the producer's newest batch here (control batches too).
+    pub leader_epoch: i32,
+}
+
+impl ProducerEntry {
+    fn new(header: &BatchHeader) -> ProducerEntry {
+        ProducerEntry {
+            epoch: header.producer_epoch,
+            batches: VecDeque::new(),
+            leader_epoch: header.partition_leader_epoch,
+        }
+    }
+
+    fn duplicate_of(&self, header: &BatchHeader) -> Option<&BatchMetadata> {
+        if header.producer_epoch != self.epoch || header.is_control() || header.base_sequence < 0 {
+            return None;
+        }
+        self.batches
+            .iter()
+            .find(|b| b.first_seq == header.base_sequence && b.last_seq == header.last_sequence())
+    }
 }
 
 /// Outcome of checking a request against producer state.
@@ -43,13 +69,39 @@ pub(crate) enum SequenceCheck {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
-    /// Batches written under a partition leader epoch below this are not producer state (the
-    /// latest producer reset, if any).
+    /// The latest producer reset, if any: a producer whose newest batch was written under a
+    /// partition leader epoch below it is held to neither its sequence nor its epoch.
     reset_epoch: Option<i32>,
 }
 
 fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
     next_seq == last_seq.wrapping_add(1) || (next_seq == 0 && last_seq == i32::MAX)
+}
+
+/// The sequence rule for a batch that is not a duplicate: the next sequence of the producer's
+/// epoch, or 0 in a new epoch.
+fn check_sequence(entry: &ProducerEntry, h: &BatchHeader) -> Result<(), LogError> {
+    if h.is_control() || h.base_sequence < 0 {
+        return Ok(());
+    }
+    let expected = if h.producer_epoch != entry.epoch {
+        0
+    } else {
+        match entry.batches.back() {
+            Some(last) if !in_sequence(last.last_seq, h.base_sequence) => {
+                last.last_seq.wrapping_add(1)
+            }
+            _ => return Ok(()),
+        }
+    };
+    if h.base_sequence == expected {
+        return Ok(());
+    }
+    Err(LogError::OutOfOrderSequence {
+        producer_id: h.producer_id,
+        expected,
+        received: h.base_sequence,
+    })
 }
 
 fn push_batch(entry: &mut ProducerEntry, header: &BatchHeader) {
@@ -69,7 +121,7 @@ fn push_batch(entry: &mut ProducerEntry, header: &BatchHeader) {
 }
 
 impl ProducerStateTable {
-    /// Validates leader-appended batches (offsets already assigned) in order.
+    /// Validates leader-appended batches (offsets and leader epoch already assigned) in order.
     pub fn check(&self, headers: &[BatchHeader]) -> Result<SequenceCheck, LogError> {
         let mut staged: HashMap<i64, ProducerEntry> = HashMap::new();
         for h in headers.iter().filter(|h| h.has_producer_id()) {
@@ -78,55 +130,43 @@ impl ProducerStateTable {
                 .or_else(|| self.producers.get(&h.producer_id))
                 .cloned();
             let mut entry = match current {
-                None => ProducerEntry {
-                    epoch: h.producer_epoch,
-                    batches: VecDeque::new(),
-                },
+                None => ProducerEntry::new(h),
                 Some(entry) => {
-                    if h.producer_epoch < entry.epoch {
-                        return Err(LogError::InvalidProducerEpoch);
+                    if let Some(dup) = entry.duplicate_of(h) {
+                        return Ok(SequenceCheck::Duplicate {
+                            first_offset: dup.first_offset,
+                            last_offset: dup.last_offset,
+                        });
                     }
-                    if !h.is_control() && h.base_sequence >= 0 {
+                    if self.released(&entry) {
                         if h.producer_epoch == entry.epoch {
-                            if let Some(dup) = entry.batches.iter().find(|b| {
-                                b.first_seq == h.base_sequence && b.last_seq == h.last_sequence()
-                            }) {
-                                return Ok(SequenceCheck::Duplicate {
-                                    first_offset: dup.first_offset,
-                                    last_offset: dup.last_offset,
-                                });
-                            }
-                            if let Some(last) = entry.batches.back() {
-                                if !in_sequence(last.last_seq, h.base_sequence) {
-                                    return Err(LogError::OutOfOrderSequence {
-                                        producer_id: h.producer_id,
-                                        expected: last.last_seq.wrapping_add(1),
-                                        received: h.base_sequence,
-                                    });
-                                }
-                            }
-                        } else if h.base_sequence != 0 {
-                            return Err(LogError::OutOfOrderSequence {
-                                producer_id: h.producer_id,
-                                expected: 0,
-                                received: h.base_sequence,
-                            });
-                        }
-                    }
-                    if h.producer_epoch != entry.epoch {
-                        ProducerEntry {
-                            epoch: h.producer_epoch,
-                            batches: VecDeque::new(),
+                            entry
+                        } else {
+                            ProducerEntry::new(h)
                         }
                     } else {
-                        entry
+                        if h.producer_epoch < entry.epoch {
+                            return Err(LogError::InvalidProducerEpoch);
+                        }
+                        check_sequence(&entry, h)?;
+                        if h.producer_epoch != entry.epoch {
+                            ProducerEntry::new(h)
+                        } else {
+                            entry
+                        }
                     }
                 }
             };
+            entry.leader_epoch = h.partition_leader_epoch;
             push_batch(&mut entry, h);
             staged.insert(h.producer_id, entry);
         }
         Ok(SequenceCheck::Append(staged))
+    }
+
+    /// Whether the latest producer reset released this producer from its sequence and epoch.
+    fn released(&self, entry: &ProducerEntry) -> bool {
+        self.reset_epoch.is_some_and(|e| entry.leader_epoch < e)
     }
 
     /// Installs entries produced by a successful [`check`](Self::check).
@@ -134,27 +174,20 @@ impl ProducerStateTable {
         self.producers.extend(staged);
     }
 
-    /// Records a batch without validation (replication, rebuild on open); a batch from before
-    /// the latest producer reset is no producer state.
+    /// Records a batch without validation (replication, a mirror's offset-preserving append,
+    /// rebuild on open).
     pub fn observe(&mut self, h: &BatchHeader) {
-        if !h.has_producer_id()
-            || self
-                .reset_epoch
-                .is_some_and(|e| h.partition_leader_epoch < e)
-        {
+        if !h.has_producer_id() {
             return;
         }
         let entry = self
             .producers
             .entry(h.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: h.producer_epoch,
-                batches: VecDeque::new(),
-            });
-        if h.producer_epoch > entry.epoch {
-            entry.epoch = h.producer_epoch;
-            entry.batches.clear();
+            .or_insert_with(|| ProducerEntry::new(h));
+        if h.producer_epoch != entry.epoch {
+            *entry = ProducerEntry::new(h);
         }
+        entry.leader_epoch = h.partition_leader_epoch;
         push_batch(entry, h);
     }
 
@@ -167,25 +200,20 @@ impl ProducerStateTable {
         });
     }
 
-    /// A producer reset: forgets every batch written under a partition leader epoch below
-    /// `leader_epoch` and the producers left without a batch, so their next batch is taken as a
-    /// first batch (any sequence, any producer epoch); later batches of those epochs are
-    /// ignored too. Returns false when a reset of that epoch or a later one was already applied
-    /// (applying it again changes nothing).
-    pub fn forget_before(&mut self, leader_epoch: i32) -> bool {
+    /// A producer reset: every producer whose newest batch was written under a partition leader
+    /// epoch below `leader_epoch` (now, or when such batches are appended later) is released from
+    /// its sequence and epoch; its retained batches still answer retries. Returns false when a
+    /// reset of that epoch or a later one was already applied (applying it again changes nothing).
+    pub fn reset_before(&mut self, leader_epoch: i32) -> bool {
         if self.reset_epoch.is_some_and(|e| leader_epoch <= e) {
             return false;
         }
         self.reset_epoch = Some(leader_epoch);
-        self.producers.retain(|_, entry| {
-            entry.batches.retain(|b| b.leader_epoch >= leader_epoch);
-            !entry.batches.is_empty()
-        });
         true
     }
 
-    /// An empty table that keeps the latest producer reset (the log was emptied; batches of
-    /// older epochs fetched again stay forgotten).
+    /// An empty table that keeps the latest producer reset (the log was emptied; producers of
+    /// batches of older epochs fetched again stay released).
     pub fn emptied(&self) -> ProducerStateTable {
         ProducerStateTable {
             producers: HashMap::new(),
@@ -300,8 +328,15 @@ mod tests {
         h
     }
 
+    fn duplicate_at(r: Result<SequenceCheck, LogError>) -> Option<i64> {
+        match r {
+            Ok(SequenceCheck::Duplicate { first_offset, .. }) => Some(first_offset),
+            _ => None,
+        }
+    }
+
     #[test]
-    fn a_producer_reset_forgets_older_epochs_now_and_later() {
+    fn a_producer_reset_releases_older_producers_now_and_later_but_answers_their_retries() {
         let mut t = ProducerStateTable::default();
         for i in 0..3 {
             t.observe(&at_epoch(header(1, 0, i, 1, i as i64), 4));
@@ -313,23 +348,70 @@ mod tests {
             t.check(&[at_epoch(header(1, 0, 50, 1, 5), 5)]),
             Err(LogError::OutOfOrderSequence { .. })
         ));
-        assert!(t.forget_before(5));
-        assert!(t.entry(1).is_none());
-        assert_eq!(t.entry(2).map(|e| e.batches.len()), Some(1));
-        // Any first sequence of a forgotten producer is accepted.
+        assert!(t.reset_before(5));
+        // A retry of a batch written before the reset is still a duplicate...
+        assert_eq!(
+            duplicate_at(t.check(&[at_epoch(header(1, 0, 2, 1, 5), 5)])),
+            Some(2)
+        );
+        // ...any other first sequence (or epoch) of a released producer is accepted...
         assert!(matches!(
             append(&mut t, at_epoch(header(1, 0, 50, 1, 5), 5)),
             Ok(SequenceCheck::Append(_))
         ));
-        // Older batches arriving later (a follower catching up) stay forgotten.
-        t.observe(&at_epoch(header(3, 0, 9, 1, 6), 4));
-        assert!(t.entry(3).is_none());
+        assert!(matches!(
+            t.check(&[at_epoch(header(3, 0, 7, 1, 6), 5)]),
+            Ok(SequenceCheck::Append(_))
+        ));
+        // ...and from then on it is held to its sequence again, older retries still answered.
+        assert!(matches!(
+            t.check(&[at_epoch(header(1, 0, 60, 1, 6), 5)]),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+        assert_eq!(
+            duplicate_at(t.check(&[at_epoch(header(1, 0, 1, 1, 6), 5)])),
+            Some(1)
+        );
+        // Producer 2 wrote at the reset's epoch: not released.
+        assert!(matches!(
+            t.check(&[at_epoch(header(2, 0, 9, 1, 6), 5)]),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+        // Older batches arriving later (a follower catching up) leave their producer released.
+        t.observe(&at_epoch(header(4, 0, 9, 1, 6), 4));
+        assert!(matches!(
+            t.check(&[at_epoch(header(4, 0, 30, 1, 7), 5)]),
+            Ok(SequenceCheck::Append(_))
+        ));
+        assert_eq!(
+            duplicate_at(t.check(&[at_epoch(header(4, 0, 9, 1, 7), 5)])),
+            Some(6)
+        );
         // Applying the same reset again changes nothing; an emptied log keeps it.
-        assert!(!t.forget_before(5));
-        assert!(t.entry(1).is_some());
+        assert!(!t.reset_before(5));
         let mut emptied = t.emptied();
-        emptied.observe(&at_epoch(header(3, 0, 9, 1, 6), 4));
-        assert!(emptied.entry(3).is_none());
+        emptied.observe(&at_epoch(header(4, 0, 9, 1, 6), 4));
+        assert!(matches!(
+            emptied.check(&[at_epoch(header(4, 3, 30, 1, 7), 5)]),
+            Ok(SequenceCheck::Append(_))
+        ));
+    }
+
+    #[test]
+    fn a_lower_producer_epoch_accepted_after_a_reset_is_replayed_alike() {
+        let mut leader = ProducerStateTable::default();
+        leader.observe(&at_epoch(header(1, 3, 0, 1, 0), 1));
+        leader.reset_before(2);
+        let lower = at_epoch(header(1, 1, 0, 1, 1), 2);
+        assert!(matches!(
+            append(&mut leader, lower),
+            Ok(SequenceCheck::Append(_))
+        ));
+        let mut follower = ProducerStateTable::default();
+        follower.observe(&at_epoch(header(1, 3, 0, 1, 0), 1));
+        follower.reset_before(2);
+        follower.observe(&lower);
+        assert_eq!(leader.entry(1), follower.entry(1));
     }
 
     #[test]

@@ -542,8 +542,8 @@ fn producer_reset(make: Make) {
         leader.log.append_as_leader(&mut batch(42, 50), 3, 0),
         Err(LogError::OutOfOrderSequence { expected: 4, .. })
     ));
-    assert!(leader.log.forget_producers_before(4));
-    assert!(!leader.log.forget_producers_before(4));
+    assert!(leader.log.reset_producers_before(4));
+    assert!(!leader.log.reset_producers_before(4));
     let resumed = leader
         .log
         .append_as_leader(&mut batch(42, 50), 4, 0)
@@ -553,12 +553,18 @@ fn producer_reset(make: Make) {
 
     // A follower that was down during the reset: it learns of it, then fetches everything.
     let follower = make(LogConfig::default());
-    assert!(follower.log.forget_producers_before(4));
+    assert!(follower.log.reset_producers_before(4));
     let slice = leader.log.read(0, usize::MAX, i64::MAX).unwrap();
     follower.log.append_with_offsets(&slice.bytes).unwrap();
     assert_eq!(follower.log.log_end_offset(), 8);
     for log in [&leader.log, &follower.log] {
-        // Producer 7 (epoch 3 only) is unknown: any sequence; producer 42 continues at 52.
+        // Producer 7 (epoch 3 only) is released: a retry of its batch is a duplicate, any
+        // other sequence is a first batch; producer 42 continues at 52.
+        assert!(
+            log.append_as_leader(&mut batch(7, 0), 5, 0)
+                .unwrap()
+                .duplicate
+        );
         assert!(
             !log.append_as_leader(&mut batch(7, 100), 5, 0)
                 .unwrap()

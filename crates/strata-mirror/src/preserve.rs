@@ -1,7 +1,8 @@
 //! `offsets: Preserve`: the replication loop for a Strata target, where every record keeps its
 //! source offset. Record batches are forwarded as the source returned them (not decoded,
 //! decompressed or re-encoded: records, compression and timestamps travel unchanged; the
-//! broker drops the source's producer ids and transaction markers) with the broker's
+//! broker keeps idempotent producers' ids and sequences as its own producer state and drops
+//! transactional identities and transaction markers) with the broker's
 //! offset-preserving append, which only topics marked
 //! [`MIRROR_SOURCE_CONFIG`](strata_kafka::preserve::MIRROR_SOURCE_CONFIG) accept and only from
 //! [`PRESERVE_CLIENT_ID`](strata_kafka::preserve::PRESERVE_CLIENT_ID) (the broker side is
