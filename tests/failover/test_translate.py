@@ -18,18 +18,22 @@ shows:
 - after the old side has rejoined as the standby, the mirror running the other way makes both
   clusters hold the same values.
 
-The Apache Kafka standby cannot be fenced (it has no write fence and, here, no authorizer), so
-the runs end on the Kafka side: failing back from Kafka needs the ACL fence of
-``fenceForeignClusterWithAcl`` and is not run here.
+The Apache Kafka standby of that run has no authorizer, so it cannot be fenced and the run
+ends on the Kafka side. Failing back from Kafka is the second test: both clusters also serve
+SASL_PLAINTEXT, the clients authenticate as ``alice``, the engine and the mirror as ``admin``, a
+super user of Kafka's StandardAuthorizer; ``--fence-foreign-with-acl`` fences Kafka with a DENY
+WRITE ACL for every principal, which stops the clients and not the mirror.
 """
 from collections import Counter
 
 import pytest
+from confluent_kafka import KafkaException, Producer
 
 from harness.data import committed_offsets, create_topic, topic_partitions
 from harness.failover import EXEMPT_CLIENT, ActiveStandby, Pair
 from harness.pytest_plugin import TARGETS
 from harness.replication import ConfluentLoad, GroupConsumer, VerifiableProducer, read_back, record_figure
+from harness.sasl import PLAIN_USERS, client_conf, client_jaas
 from harness.util import wait_until
 
 TOPIC = "payments"
@@ -143,3 +147,97 @@ def test_translate_failover_keeps_records_and_resumes_the_group(translate_pair, 
         for load in loads:
             load.stop()
         runner.stop()
+
+
+KAFKA_AUTHORIZER = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users": "User:admin;User:ANONYMOUS",
+    "allow.everyone.if.no.acl.found": "true",
+}
+TOPIC_AUTHORIZATION_FAILED = 29
+
+
+def alice(bootstrap):
+    """librdkafka settings of the clients' user."""
+    conf = client_conf(bootstrap, "PLAIN", "alice", PLAIN_USERS["alice"])
+    del conf["bootstrap.servers"]
+    return conf
+
+
+def test_failback_from_a_kafka_active_side_fences_it_with_a_deny_acl(tmp_path):
+    if not {"strata", "kafka"} <= set(TARGETS):
+        pytest.skip("needs both Strata and the Apache Kafka reference (STRATA_TARGETS)")
+    pair = Pair(tmp_path, standby_kind="kafka", sasl=True, standby_props=KAFKA_AUTHORIZER)
+    engine = tmp_path / "engine.properties"
+    engine.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                      f"sasl.jaas.config={client_jaas('PLAIN', 'admin', PLAIN_USERS['admin'])}\n")
+    runner = None
+    loads = []
+    try:
+        pair.start()
+        runner = ActiveStandby(tmp_path, pair.primary.sasl_bootstrap(), pair.standby.sasl_bootstrap(),
+                               offsets="translate",
+                               extra_args=["--primary-config", engine, "--standby-config", engine,
+                                           "--fence-foreign-with-acl"]).start()
+        runner.wait_mirroring("source")
+        create_topic(pair.primary.bootstrap(), TOPIC, PARTITIONS)
+        wait_until(lambda: topic_partitions(pair.standby.bootstrap(), TOPIC) == PARTITIONS, 60,
+                   f"{TOPIC} mirrored to the Kafka standby")
+        first = ConfluentLoad(runner.discovery, TOPIC, PARTITIONS, prefix=1, rate=RATE,
+                              config=alice(runner.discovery)).start()
+        loads.append(first)
+        first.log.wait_acked(PROGRESS, 90, "on the Strata primary")
+        # To Kafka: the Strata side's own fence sends the client over (REBOOTSTRAP_REQUIRED).
+        rtos = [runner.planned_flip("standby", [first], PROGRESS)]
+        # Back to Strata: Kafka is fenced with the ACL. Its clients are refused, not redirected:
+        # they start again through discovery, as after any failover away from a foreign cluster.
+        _, text, state = runner.failover("primary")
+        last = state["last"]
+        assert last["to"] == "source" and last["fenceConfirmed"], text
+        rtos.append(last["durationMs"])
+        loads.remove(first)
+        try:
+            first.stop()
+            fenced_out = "no send refused"
+        except KafkaException as e:  # the client, still on Kafka, met the fence
+            assert e.args[0].code() == TOPIC_AUTHORIZATION_FAILED, e
+            fenced_out = e.args[0].str()
+        second = ConfluentLoad(runner.discovery, TOPIC, PARTITIONS, prefix=2, rate=RATE,
+                               config=alice(runner.discovery)).start()
+        loads.append(second)
+        second.log.wait_acked(PROGRESS, 90, "on the Strata primary again")
+        runner.wait_mirroring("source", timeout=120)
+
+        # Kafka, the standby again, still refuses the clients' writes...
+        refused = []
+        p = Producer({**alice(None), "bootstrap.servers": pair.standby.sasl_bootstrap(),
+                      "message.timeout.ms": 20000})
+        p.produce(TOPIC, value=b"not-for-the-standby", partition=0,
+                  on_delivery=lambda err, msg: refused.append(err))
+        p.flush(30)
+        assert refused and refused[0] is not None and refused[0].code() == TOPIC_AUTHORIZATION_FAILED, refused
+        # ...while the mirror (a super user there) writes what Strata takes after the failback.
+        loads.remove(second)
+        second.stop()
+        acked = {a.value: a.partition for load in (first, second) for a in load.acked}
+        active = values_of(pair.primary.bootstrap())
+        held = Counter(v for vs in active.values() for v in vs)
+        lost = sorted(v for v in acked if v not in held)
+        duplicates = sorted(v for v, n in held.items() if n > 1 and v in acked)
+        record_figure("failover translate", "Kafka active side fenced with an ACL: acknowledged, lost, stored "
+                      "twice", f"{len(acked)}, {len(lost)}, {len(duplicates)}")
+        record_figure("failover translate", "Kafka active side fenced with an ACL: the client left on Kafka",
+                      fenced_out)
+        record_figure("failover translate", "Kafka active side fenced with an ACL: RTO ms (engine, fence to "
+                      "discovery)", rtos)
+        assert not lost, f"acknowledged records missing on the active side: {lost[:5]}"
+        assert not duplicates, f"acknowledged records stored twice: {duplicates[:5]}"
+        second_values = {v for v in acked if v.startswith("2.")}
+        wait_until(lambda: second_values <= {v for vs in values_of(pair.standby.bootstrap()).values() for v in vs},
+                   60, "the records written after the failback mirrored into the fenced Kafka standby")
+    finally:
+        for load in loads:
+            load.stop()
+        if runner is not None:
+            runner.stop()
+        pair.close()

@@ -36,6 +36,7 @@ from pathlib import Path
 from .brokers import KAFKA_SH, kafka_tool, strata_broker_bin
 from .netns import BridgeNetwork, NetworkUnavailable
 from .process import ManagedProcess
+from .sasl import PLAIN_USERS, plain_server_jaas
 from .util import free_ports, read_exact, tail, wait_until
 
 KAFKA_START_TIMEOUT = 180.0  # N JVMs starting together on a busy 2-core machine
@@ -167,11 +168,13 @@ class ClusterNode(ManagedProcess):
     """One node of a :class:`Cluster`: its directory ``<work_dir>/node<i>`` (server.properties,
     cluster.id, data/, broker.log), its fixed address and ports, its process."""
 
-    def __init__(self, cluster, node_id, host, port, controller_port, rack, voter, metrics_port=None):
+    def __init__(self, cluster, node_id, host, port, controller_port, rack, voter, metrics_port=None,
+                 sasl_port=None):
         self.cluster = cluster
         self.node_id = node_id
         self.host, self.port, self.controller_port = host, port, controller_port
         self.metrics_port = metrics_port
+        self.sasl_port = sasl_port
         self.rack = rack
         self.voter = voter
         self.dir = cluster.work_dir / f"node{node_id}"
@@ -189,6 +192,13 @@ class ClusterNode(ManagedProcess):
     @property
     def bootstrap(self):
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self):
+        """The address of the SASL_PLAINTEXT listener (clusters made with ``sasl=True``)."""
+        if self.sasl_port is None:
+            raise AssertionError(f"{self.what} has no SASL_PLAINTEXT listener")
+        return f"{self.host}:{self.sasl_port}"
 
     def metrics_url(self, path="/metrics"):
         """URL of this Strata node's ``/metrics``, ``/healthz`` or ``/readyz``."""
@@ -212,7 +222,12 @@ class ClusterNode(ManagedProcess):
         """The node's server.properties as an ordered dict (identity first, then the cluster's
         ``props``; a key in ``props`` overrides nothing of the identity)."""
         c = self.cluster
-        listeners = f"PLAINTEXT://{self.host}:{self.port}"
+        advertised = f"PLAINTEXT://{self.host}:{self.port}"
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        if self.sasl_port is not None:
+            advertised += f",SASL_PLAINTEXT://{self.host}:{self.sasl_port}"
+            protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+        listeners = advertised
         if self.voter:
             listeners += f",CONTROLLER://{self.host}:{self.controller_port}"
         p = {
@@ -220,11 +235,14 @@ class ClusterNode(ManagedProcess):
             "process.roles": "broker,controller" if self.voter else "broker",
             "controller.quorum.voters": c.quorum_voters,
             "listeners": listeners,
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "advertised.listeners": advertised,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": protocols,
         }
+        if self.sasl_port is not None:
+            p["sasl.enabled.mechanisms"] = "PLAIN"
+            p["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = plain_server_jaas(PLAIN_USERS)
         if self.rack:
             p["broker.rack"] = self.rack
         if self.kind == "strata" and self.metrics_port is not None:
@@ -308,7 +326,7 @@ class Cluster:
     """N nodes of one kind forming one cluster; see the module docstring."""
 
     def __init__(self, kind, work_dir, brokers=3, racks=None, props=None, voters=3, network="loopback",
-                 binary=None):
+                 binary=None, sasl=False):
         if kind not in ("strata", "kafka"):
             raise ValueError(f"unknown cluster kind {kind!r}")
         if network not in ("loopback", "netns"):
@@ -328,6 +346,10 @@ class Cluster:
         self.network_unavailable = None  # why network="netns" could not be used, when it could not
         self.cluster_id = random_cluster_id()
         self.nodes = {}
+        if sasl and network != "loopback":
+            raise ValueError("a SASL_PLAINTEXT listener is offered on loopback clusters only")
+        # Each node also listens with SASL_PLAINTEXT (PLAIN, harness.sasl.PLAIN_USERS).
+        self.sasl = sasl
 
     # --- layout ------------------------------------------------------------------------------------
     def _layout(self):
@@ -336,13 +358,13 @@ class Cluster:
             self.network = BridgeNetwork(n).open()
             addrs = [(self.network.address(i), 9092, 9093, METRICS_PORT) for i in range(1, n + 1)]
         else:
-            ports = free_ports(3 * n)
-            addrs = [("127.0.0.1", ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]) for i in range(n)]
+            ports = free_ports(4 * n)
+            addrs = [("127.0.0.1", ports[4 * i], ports[4 * i + 1], ports[4 * i + 2]) for i in range(n)]
         for i in range(1, n + 1):
             host, port, cport, mport = addrs[i - 1]
             rack = self.racks[(i - 1) % len(self.racks)] if self.racks else None
             self.nodes[i] = ClusterNode(self, i, host, port, cport, rack, voter=i <= self.voter_count,
-                                        metrics_port=mport)
+                                        metrics_port=mport, sasl_port=ports[4 * i - 1] if self.sasl else None)
 
     @property
     def quorum_voters(self):
@@ -448,6 +470,11 @@ class Cluster:
         """Bootstrap list of ``nodes`` (default: every node)."""
         ids = list(self.nodes) if nodes is None else list(nodes)
         return ",".join(self.nodes[i].bootstrap for i in ids)
+
+    def sasl_bootstrap(self, nodes=None):
+        """Bootstrap list of the SASL_PLAINTEXT listeners of ``nodes`` (default: every node)."""
+        ids = list(self.nodes) if nodes is None else list(nodes)
+        return ",".join(self.nodes[i].sasl_bootstrap for i in ids)
 
     def healthy_bootstrap(self):
         return self.bootstrap(self.healthy())
@@ -657,12 +684,13 @@ def parse_quorum_status(text):
 
 
 def make_cluster(kind, work_dir, brokers=3, racks=None, props=None, voters=3, network="loopback",
-                 binary=None):
+                 binary=None, sasl=False):
     """A (not yet started) cluster of ``brokers`` ``kind`` nodes ("strata" or "kafka"); the first
     ``voters`` are controller voters. ``racks``: "a,b,c" or a list, node i gets racks[(i-1) % len].
-    ``network``: "loopback" or "netns" (see the module docstring)."""
+    ``network``: "loopback" or "netns" (see the module docstring). ``sasl``: every node also
+    serves SASL_PLAINTEXT with PLAIN (users of ``harness.sasl.PLAIN_USERS``), on loopback."""
     return Cluster(kind, work_dir, brokers=brokers, racks=racks, props=props, voters=voters,
-                   network=network, binary=binary)
+                   network=network, binary=binary, sasl=sasl)
 
 
 def netns_available():

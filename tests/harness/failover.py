@@ -39,11 +39,15 @@ SINGLE_PROPS = {
 
 class Pair:
     """The primary and the standby cluster (``harness.cluster.Cluster`` of one node each; the
-    standby a Strata or, for ``Translate`` flows, an Apache Kafka node)."""
+    standby a Strata or, for ``Translate`` flows, an Apache Kafka node). ``sasl``: both also
+    serve SASL_PLAINTEXT (``cluster.sasl_bootstrap()``); ``standby_props``: more server
+    properties of the standby."""
 
-    def __init__(self, work_dir, standby_kind="strata"):
-        self.primary = make_cluster("strata", work_dir / "primary", brokers=1, voters=1, props=SINGLE_PROPS)
-        self.standby = make_cluster(standby_kind, work_dir / "standby", brokers=1, voters=1, props=SINGLE_PROPS)
+    def __init__(self, work_dir, standby_kind="strata", sasl=False, standby_props=None):
+        self.primary = make_cluster("strata", work_dir / "primary", brokers=1, voters=1, props=SINGLE_PROPS,
+                                    sasl=sasl)
+        self.standby = make_cluster(standby_kind, work_dir / "standby", brokers=1, voters=1,
+                                    props={**SINGLE_PROPS, **(standby_props or {})}, sasl=sasl)
 
     def start(self):
         self.primary.start()
@@ -59,7 +63,7 @@ class ActiveStandby(ManagedProcess):
     what = "strata active-standby"
 
     def __init__(self, work_dir, primary, standby, *, automatic=False, keep_divergent_tail=False,
-                 offsets="preserve", uid=None):
+                 offsets="preserve", uid=None, extra_args=()):
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(self.work_dir / "active-standby.log")
@@ -72,6 +76,7 @@ class ActiveStandby(ManagedProcess):
             self.args.append("--automatic-failover")
         if keep_divergent_tail:
             self.args.append("--keep-divergent-tail")
+        self.args += [str(a) for a in extra_args]
         # Run as this user id (so packet filters can tell the engine's and the mirror's
         # connections from the clients'); the work folder must be writable by it.
         self.uid = uid

@@ -181,6 +181,38 @@ impl Admin {
         i32::try_from(t.saturating_sub(margin).as_millis()).unwrap_or(i32::MAX)
     }
 
+    /// Asks the controller whether it would create `topic` as given (CreateTopics with
+    /// `validateOnly`): nothing is created; the error is the one creating it would get.
+    pub async fn validate_topic(&self, topic: &NewTopic) -> Result<(), Error> {
+        let c = &self.client;
+        let timeout_ms = self.broker_timeout_ms();
+        c.retry_if("CreateTopics", retriable, || async move {
+            let conn = c.connection_for(&Target::Controller).await?;
+            let (_, resp) = conn
+                .request(
+                    |_| create_topics_request(topic, timeout_ms, true),
+                    c.timeout(),
+                )
+                .await?;
+            let result = resp
+                .topics
+                .into_iter()
+                .find(|t| t.name.0.as_str() == topic.name)
+                .ok_or_else(|| {
+                    Error::Protocol(format!(
+                        "CreateTopics response does not mention {}",
+                        topic.name
+                    ))
+                })?;
+            Error::check(
+                "CreateTopics",
+                result.error_code,
+                result.error_message.as_deref(),
+            )
+        })
+        .await
+    }
+
     /// Creates a topic (CreateTopics on the controller).
     pub async fn create_topic(&self, topic: &NewTopic) -> Result<CreatedTopic, Error> {
         let c = &self.client;
@@ -189,7 +221,10 @@ impl Admin {
             .retry_if("CreateTopics", retriable, || async move {
                 let conn = c.connection_for(&Target::Controller).await?;
                 let (version, resp) = conn
-                    .request(|_| create_topics_request(topic, timeout_ms), c.timeout())
+                    .request(
+                        |_| create_topics_request(topic, timeout_ms, false),
+                        c.timeout(),
+                    )
                     .await?;
                 let result = resp
                     .topics
@@ -622,7 +657,11 @@ pub struct Committed {
     pub metadata: String,
 }
 
-fn create_topics_request(topic: &NewTopic, timeout_ms: i32) -> CreateTopicsRequest {
+fn create_topics_request(
+    topic: &NewTopic,
+    timeout_ms: i32,
+    validate_only: bool,
+) -> CreateTopicsRequest {
     let configs = topic
         .configs
         .iter()
@@ -639,6 +678,7 @@ fn create_topics_request(topic: &NewTopic, timeout_ms: i32) -> CreateTopicsReque
             .with_replication_factor(topic.replication_factor.unwrap_or(-1))
             .with_configs(configs)])
         .with_timeout_ms(timeout_ms)
+        .with_validate_only(validate_only)
 }
 
 fn delete_topics_request(version: i16, name: &str, timeout_ms: i32) -> DeleteTopicsRequest {
@@ -751,7 +791,7 @@ mod tests {
         topic.partitions = Some(3);
         topic.configs.insert("retention.ms".into(), "1000".into());
         encodes(ApiKey::CreateTopics, |_| {
-            create_topics_request(&topic, 1000)
+            create_topics_request(&topic, 1000, false)
         });
         encodes(ApiKey::DeleteTopics, |v| {
             delete_topics_request(v, "t", 1000)
@@ -782,7 +822,7 @@ mod tests {
 
     #[test]
     fn new_topic_defaults_to_the_broker() {
-        let req = create_topics_request(&NewTopic::new("t"), 1000);
+        let req = create_topics_request(&NewTopic::new("t"), 1000, false);
         assert_eq!(req.topics[0].num_partitions, -1);
         assert_eq!(req.topics[0].replication_factor, -1);
     }

@@ -10,12 +10,16 @@
 //! ([`FlowSides::direction`]). Failover keeps topic names (`Identity` naming): promoting or
 //! quarantining a `Prefixed` flow is refused.
 //!
-//! A cluster that refuses Strata's fence config is *foreign* (Apache Kafka): it is fenced with
-//! a DENY WRITE ACL for every principal on every topic when the flow allows it
-//! (`fenceForeignClusterWithAcl`), which needs an authorizer on that cluster; otherwise its
-//! fence stays unconfirmed and the engine waits for what it can prove instead.
+//! A cluster that does not know Strata's topic config `strata.mirror.source` is *foreign*
+//! (Apache Kafka; asked once per side with a validate-only CreateTopics, since Kafka stores
+//! unknown broker configs such as the fence's without a word): it gets no fence config,
+//! mandate or producer reset, and is fenced with a DENY WRITE ACL for every principal on every
+//! topic when the flow allows it (`fenceForeignClusterWithAcl`), which needs an authorizer on
+//! that cluster and the engine's and the mirror's principal among its super users; otherwise
+//! its fence stays unconfirmed and the engine waits for what it can prove instead.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,6 +48,9 @@ const INVALID_REQUEST: i16 = 42;
 const SECURITY_DISABLED: i16 = 54;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 
+/// The topic whose creation [`FlowSides::is_foreign`] has validated (never created).
+const KIND_PROBE_TOPIC: &str = "__strata_failover_kind_probe";
+
 /// How long the leaders may take to apply a tail truncation.
 const TRUNCATION_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -56,6 +63,8 @@ pub struct FlowSides {
     pub probe_timeout: Duration,
     /// Fence a foreign cluster with a DENY WRITE ACL.
     pub fence_foreign_with_acl: bool,
+    /// Whether the source and the target are foreign, once asked.
+    foreign: Arc<Mutex<[Option<bool>; 2]>>,
 }
 
 impl FlowSides {
@@ -64,7 +73,44 @@ impl FlowSides {
             fence_foreign_with_acl: false,
             probe_timeout: Duration::from_secs(5),
             config,
+            foreign: Arc::default(),
         }
+    }
+
+    /// Whether `side` is a foreign (not Strata) cluster: it refuses to validate a topic with
+    /// Strata's `strata.mirror.source` config as Apache Kafka refuses any unknown topic
+    /// config. Asked once per side; nothing is created.
+    pub async fn is_foreign(&self, side: Side, client: &Client) -> Result<bool, Error> {
+        let slot = match side {
+            Side::Source => 0,
+            Side::Target => 1,
+        };
+        if let Some(known) = self.foreign.lock().expect("kind cache")[slot] {
+            return Ok(known);
+        }
+        let mut probe = NewTopic::new(KIND_PROBE_TOPIC);
+        probe.partitions = Some(1);
+        probe
+            .configs
+            .insert(MIRROR_SOURCE_CONFIG.into(), "kind-probe".into());
+        let foreign = match client.admin().validate_topic(&probe).await {
+            Ok(()) => false,
+            Err(e) if e.code() == Some(TOPIC_ALREADY_EXISTS) => false,
+            Err(e) if is_unknown_config(&e) => true,
+            Err(e) => return Err(e),
+        };
+        tracing::info!(
+            side = name(side),
+            foreign,
+            "cluster kind: {}",
+            if foreign {
+                "foreign (not Strata)"
+            } else {
+                "Strata"
+            }
+        );
+        self.foreign.lock().expect("kind cache")[slot] = Some(foreign);
+        Ok(foreign)
     }
 
     /// The flow as the mirror runs it from `from` to the other side.
@@ -72,6 +118,7 @@ impl FlowSides {
         let mut c = self.config.clone();
         if from == Side::Target {
             std::mem::swap(&mut c.source, &mut c.target);
+            std::mem::swap(&mut c.mirror.source_security, &mut c.mirror.target_security);
         }
         c
     }
@@ -260,52 +307,53 @@ impl FlowSides {
 
     async fn renew_mandate(&self, side: Side, until_ms: i64) -> Result<(), Error> {
         let client = self.connect(side).await?;
+        // A foreign cluster has no mandates: nothing to renew.
+        if self.is_foreign(side, &client).await? {
+            return Ok(());
+        }
         let ops = [ConfigOp::Set(
             MANDATE_EXPIRY_CONFIG.into(),
             until_ms.to_string(),
         )];
-        match client
+        client
             .admin()
             .incremental_alter_broker_configs(None, &ops)
             .await
-        {
-            // A foreign cluster has no mandates: nothing to renew.
-            Err(e) if is_unknown_config(&e) => Ok(()),
-            other => other,
-        }
     }
 
     async fn fence(&self, side: Side, id: &str) -> Result<Outcome, Error> {
         let client = self.connect(side).await?;
-        let ops = [ConfigOp::Set(WRITE_FENCE_CONFIG.into(), id.to_string())];
-        match client
-            .admin()
-            .incremental_alter_broker_configs(None, &ops)
-            .await
-        {
+        if !self.is_foreign(side, &client).await? {
+            let ops = [ConfigOp::Set(WRITE_FENCE_CONFIG.into(), id.to_string())];
+            client
+                .admin()
+                .incremental_alter_broker_configs(None, &ops)
+                .await?;
+            tracing::info!(side = name(side), id, "write fence set");
+            return Ok(Outcome::Fenced { confirmed: true });
+        }
+        if !self.fence_foreign_with_acl {
+            tracing::warn!(
+                side = name(side),
+                "foreign cluster: not fenced (fenceForeignClusterWithAcl is off)"
+            );
+            return Ok(Outcome::Fenced { confirmed: false });
+        }
+        match client.admin().create_acls(&[deny_all_writes()]).await {
             Ok(()) => {
-                tracing::info!(side = name(side), id, "write fence set");
+                tracing::info!(
+                    side = name(side),
+                    id,
+                    "foreign cluster fenced with a DENY WRITE ACL"
+                );
                 Ok(Outcome::Fenced { confirmed: true })
             }
-            Err(e) if is_unknown_config(&e) => {
-                if !self.fence_foreign_with_acl {
-                    tracing::warn!(
-                        side = name(side),
-                        "foreign cluster: not fenced (fenceForeignClusterWithAcl is off)"
-                    );
-                    return Ok(Outcome::Fenced { confirmed: false });
-                }
-                match client.admin().create_acls(&[deny_all_writes()]).await {
-                    Ok(()) => Ok(Outcome::Fenced { confirmed: true }),
-                    Err(e) if e.code() == Some(SECURITY_DISABLED) => {
-                        tracing::warn!(
-                            side = name(side),
-                            "foreign cluster without an authorizer: not fenced"
-                        );
-                        Ok(Outcome::Fenced { confirmed: false })
-                    }
-                    Err(e) => Err(e),
-                }
+            Err(e) if e.code() == Some(SECURITY_DISABLED) => {
+                tracing::warn!(
+                    side = name(side),
+                    "foreign cluster without an authorizer: not fenced"
+                );
+                Ok(Outcome::Fenced { confirmed: false })
             }
             Err(e) => Err(e),
         }
@@ -341,29 +389,25 @@ impl FlowSides {
                 }
             }
         }
-        // One request, so one metadata-log entry: the producer reset is in place on every
-        // partition before the lifted fence lets the first producer in.
-        let mut ops = vec![ConfigOp::Delete(WRITE_FENCE_CONFIG.into())];
-        ops.push(match mandate_until_ms {
-            Some(until) => ConfigOp::Set(MANDATE_EXPIRY_CONFIG.into(), until.to_string()),
-            None => ConfigOp::Delete(MANDATE_EXPIRY_CONFIG.into()),
-        });
-        ops.push(ConfigOp::Set(
-            PRODUCER_RESET_CONFIG.into(),
-            promotion_producer_id_floor(strata_kafka::now_ms()).to_string(),
-        ));
-        match admin.incremental_alter_broker_configs(None, &ops).await {
-            Ok(()) => {}
-            Err(e) if is_unknown_config(&e) => {
-                if self.fence_foreign_with_acl {
-                    match admin.delete_acls(&[deny_all_writes()]).await {
-                        Ok(_) => {}
-                        Err(e) if e.code() == Some(SECURITY_DISABLED) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
+        if !self.is_foreign(side, &client).await? {
+            // One request, so one metadata-log entry: the producer reset is in place on every
+            // partition before the lifted fence lets the first producer in.
+            let mut ops = vec![ConfigOp::Delete(WRITE_FENCE_CONFIG.into())];
+            ops.push(match mandate_until_ms {
+                Some(until) => ConfigOp::Set(MANDATE_EXPIRY_CONFIG.into(), until.to_string()),
+                None => ConfigOp::Delete(MANDATE_EXPIRY_CONFIG.into()),
+            });
+            ops.push(ConfigOp::Set(
+                PRODUCER_RESET_CONFIG.into(),
+                promotion_producer_id_floor(strata_kafka::now_ms()).to_string(),
+            ));
+            admin.incremental_alter_broker_configs(None, &ops).await?;
+        } else if self.fence_foreign_with_acl {
+            match admin.delete_acls(&[deny_all_writes()]).await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some(SECURITY_DISABLED) => {}
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
         tracing::info!(side = name(side), id, topics = topics.len(), "promoted");
         Ok(Outcome::Promoted {
@@ -727,5 +771,33 @@ fn deny_all_writes() -> AclBinding {
         host: "*".into(),
         operation: AclOperation::Write,
         permission: AclPermission::Deny,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reverse_direction_takes_each_clusters_own_client_settings() {
+        let mut config = MirrorConfig::new("primary", "a:9092", "standby", "b:9092");
+        config
+            .mirror
+            .source_security
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        let sides = FlowSides::new(config);
+        let forward = sides.direction(Side::Source);
+        assert_eq!(forward.source.alias, "primary");
+        assert_eq!(
+            forward.mirror.source_security["security.protocol"],
+            "SASL_SSL"
+        );
+        let reverse = sides.direction(Side::Target);
+        assert_eq!(reverse.source.alias, "standby");
+        assert!(reverse.mirror.source_security.is_empty());
+        assert_eq!(
+            reverse.mirror.target_security["security.protocol"],
+            "SASL_SSL"
+        );
     }
 }

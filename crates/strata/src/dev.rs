@@ -433,7 +433,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             );
             let failover = LocalFailover::start(
                 &args.data_dir,
-                flow,
+                strata_failover::FlowSides::new(flow),
                 listener,
                 args.automatic_failover,
                 true,

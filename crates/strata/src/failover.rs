@@ -10,6 +10,7 @@
 //! The discovery address is a TCP relay: each connection is passed to the active cluster's
 //! bootstrap broker, which then names its brokers in Metadata as usual.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -97,6 +98,29 @@ pub struct ActiveStandbyArgs {
     /// instead of truncating it; failback then waits for a person.
     #[arg(long)]
     pub keep_divergent_tail: bool,
+    /// Kafka client properties of every connection to the primary (the engine's and the
+    /// mirror's): `security.protocol`, `sasl.mechanism`, `sasl.jaas.config`, `ssl.truststore.*`.
+    #[arg(long, value_name = "FILE")]
+    pub primary_config: Option<PathBuf>,
+    /// The same toward the standby.
+    #[arg(long, value_name = "FILE")]
+    pub standby_config: Option<PathBuf>,
+    /// Fence a cluster that has no write fence (Apache Kafka) with a DENY WRITE ACL for every
+    /// principal on every topic (it needs an authorizer there, and the engine's and the
+    /// mirror's principal among its super users, so the mirror can still write to it as the
+    /// standby).
+    #[arg(long)]
+    pub fence_foreign_with_acl: bool,
+}
+
+/// The client properties in `path`, keys as Kafka names them.
+fn client_properties(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let props = strata_mirror::mm2::parse_properties(&text);
+    strata_client::Security::from_properties(&props)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(props)
 }
 
 /// Offset modes of `strata active-standby`.
@@ -134,9 +158,18 @@ pub fn run_active_standby(args: ActiveStandbyArgs) -> anyhow::Result<()> {
             Offsets::Preserve => OffsetMode::Preserve,
             Offsets::Translate => OffsetMode::Translate,
         };
+        let mut flow = flow(&args.primary, &args.standby, offsets);
+        if let Some(path) = &args.primary_config {
+            flow.mirror.source_security = client_properties(path)?;
+        }
+        if let Some(path) = &args.standby_config {
+            flow.mirror.target_security = client_properties(path)?;
+        }
+        let mut sides = FlowSides::new(flow);
+        sides.fence_foreign_with_acl = args.fence_foreign_with_acl;
         let failover = LocalFailover::start(
             &args.data_dir,
-            flow(&args.primary, &args.standby, offsets),
+            sides,
             listener,
             args.automatic_failover,
             !args.keep_divergent_tail,
@@ -408,13 +441,12 @@ impl LocalFailover {
     /// `truncate_tail`: truncate a rejoining cluster's divergent tail once it is copied.
     pub async fn start(
         data_dir: &Path,
-        flow: MirrorConfig,
+        sides: FlowSides,
         listener: TcpListener,
         automatic: bool,
         truncate_tail: bool,
     ) -> anyhow::Result<LocalFailover> {
         let now = strata_kafka::now_ms;
-        let sides = FlowSides::new(flow);
         let state_path = data_dir.join(STATE_FILE);
         let mut state = match read_state(&state_path)? {
             Some(s) => s,

@@ -201,7 +201,6 @@ pub async fn reconcile(flow: Arc<MirrorFlow>, ctx: Arc<Context>) -> Result<Actio
     }))
 }
 
-/// Wall-clock time in Unix milliseconds, the engine's clock.
 /// The flow's two sides as the operator reaches them (test-only overrides included), for the
 /// engine's Kafka-side actions.
 fn flow_sides(plan: &FlowPlan, ctx: &Context) -> FlowSides {
