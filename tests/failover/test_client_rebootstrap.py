@@ -1,6 +1,6 @@
 """Which clients follow the discovery address to the new active cluster without a restart:
-kafkajs and kafka-python, the two client families the other failover tests do not run (the Java
-client and librdkafka follow, as ``test_active_standby.py`` shows). Each producer bootstraps
+kafkajs, sarama and kafka-python, the client families the other failover tests do not run (the
+Java client and librdkafka follow, as ``test_active_standby.py`` shows). Each producer bootstraps
 through the discovery address only and sends one record at a time, acks=all.
 
 Two moments are measured, printed, and written into the README (not asserted: they describe the
@@ -50,13 +50,13 @@ class SteadyProducer:
         return errs[-1] if errs else None
 
 
-class KafkajsProducer(SteadyProducer):
-    def __init__(self, bootstrap):
-        super().__init__("kafkajs")
-        self.proc = subprocess.Popen(
-            ["node", str(JS_DRIVER), "produce-steady", "--bootstrap", bootstrap, "--topic", TOPIC,
-             "--rate", str(RATE), "--client-id", "rebootstrap-kafkajs", "--log-level", "NOTHING"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+class DriverProducer(SteadyProducer):
+    """The ``produce-steady`` command of a compatibility driver (kafkajs's, sarama's)."""
+
+    def __init__(self, name, argv):
+        super().__init__(name)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -79,6 +79,26 @@ class KafkajsProducer(SteadyProducer):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def kafkajs(bootstrap):
+    return DriverProducer("kafkajs", ["node", str(JS_DRIVER), "produce-steady", "--bootstrap", bootstrap,
+                                      "--topic", TOPIC, "--rate", str(RATE), "--client-id", "rebootstrap-kafkajs",
+                                      "--log-level", "NOTHING"])
+
+
+def sarama(bootstrap):
+    return DriverProducer("sarama", [install("sarama"), "produce-steady", "--bootstrap", bootstrap, "--topic", TOPIC,
+                                     "--rate", str(RATE), "--client-id", "rebootstrap-sarama"])
+
+
+def install(name):
+    """Runs tests/env/install/<name>.sh (idempotent); returns the last line it printed."""
+    proc = subprocess.run(["bash", str(ROOT / f"tests/env/install/{name}.sh")], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, f"tests/env/install/{name}.sh failed:\n{proc.stderr[-4000:]}"
+    lines = proc.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 class KafkaPythonProducer(SteadyProducer):
@@ -115,7 +135,7 @@ class KafkaPythonProducer(SteadyProducer):
             pass  # a stuck producer's unsent records are dropped: they were never acknowledged
 
 
-CLIENTS = {"kafkajs": KafkajsProducer, "kafka-python": KafkaPythonProducer}
+CLIENTS = {"kafkajs": kafkajs, "sarama": sarama, "kafka-python": KafkaPythonProducer}
 
 
 def start_all(bootstrap):
@@ -157,9 +177,8 @@ def restart_stuck(clients, verdicts, bootstrap):
 
 
 def test_which_clients_follow_the_discovery_address(pair, tmp_path):
-    proc = subprocess.run(["bash", str(ROOT / "tests/env/install/node.sh")], capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, f"tests/env/install/node.sh failed:\n{proc.stderr[-4000:]}"
+    install("node")
+    install("sarama")
     runner = ActiveStandby(tmp_path, pair.primary.bootstrap(), pair.standby.bootstrap(), automatic=True).start()
     clients = {}
     try:
