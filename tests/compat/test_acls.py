@@ -15,7 +15,10 @@ targets:
 2. Produce: refused with TOPIC_AUTHORIZATION_FAILED without WRITE, accepted once it is granted.
 3. Consume in a group: GROUP_AUTHORIZATION_FAILED without READ on the group, records read once
    READ on the group and the topic are granted (prefixed ACLs).
-4. Metadata lists only the topics the principal may describe (READ implies DESCRIBE).
+4. Metadata lists only the topics the principal may describe (READ implies DESCRIBE); the
+   authorized-operations fields of Metadata, DescribeCluster and DescribeGroups (KIP-430, asked
+   by confluent-kafka's describe calls) name what the principal may do, everything for a super
+   user.
 5. DENY wins over ALLOW: an ALLOW of ALL to ``User:*`` on a prefix and a DENY of WRITE to alice
    on one topic under it: bob writes, alice does not.
 6. Topic administration: create, delete and describe-configs are refused with
@@ -34,7 +37,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import (Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer,
+                             TopicCollection, TopicPartition)
 from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, ConfigResource,
                                    NewTopic, ResourcePatternType, ResourceType)
 
@@ -45,7 +49,7 @@ from harness.tls import Certs, start_tls_broker
 
 pytestmark = pytest.mark.timeout(300)
 
-USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
+USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
 AUTHORIZER = {
     "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
     "super.users": "User:admin;User:ANONYMOUS",
@@ -195,6 +199,50 @@ def test_metadata_lists_only_describable_topics(acl_broker):
                         "alice to see her topic")
     assert other not in topics, topics
     assert other in visible_topics(acl_broker, "admin")
+
+
+def operations(future):
+    return sorted(op.name for op in future.result().authorized_operations)
+
+
+def described_operations(broker, user, topic, group):
+    """The operations ``user`` may perform on ``topic``, the cluster and ``group``, as
+    confluent-kafka's describe calls report them."""
+    admin = AdminClient(conf(broker, user))
+    topic_ops = operations(admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True,
+                                                 request_timeout=30)[topic])
+    cluster_ops = operations(admin.describe_cluster(include_authorized_operations=True, request_timeout=30))
+    group_ops = operations(admin.describe_consumer_groups([group], include_authorized_operations=True,
+                                                          request_timeout=30)[group])
+    return topic_ops, cluster_ops, group_ops
+
+
+TOPIC_OPERATIONS = sorted(["READ", "WRITE", "CREATE", "DESCRIBE", "DELETE", "ALTER", "DESCRIBE_CONFIGS",
+                           "ALTER_CONFIGS"])
+CLUSTER_OPERATIONS = sorted(["CREATE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE",
+                             "ALTER", "DESCRIBE"])
+GROUP_OPERATIONS = sorted(["READ", "DESCRIBE", "DELETE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"])
+
+
+def test_authorized_operations_follow_the_acls(acl_broker):
+    """Carol may READ a topic (DESCRIBE implied), DESCRIBE the cluster and READ a group: those are
+    the operations reported; a super user is reported every operation of each resource type."""
+    topic = unique_topic("acl-ops")
+    group = f"{topic}-group"
+    create_topic(acl_broker, topic)
+    # The group exists with a commit (a classic, empty group), made by a super user.
+    admin = AdminClient(conf(acl_broker, "admin"))
+    admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 0)])],
+                                       request_timeout=30)[group].result()
+    acls(acl_broker, "--add", "--allow-principal", "User:carol", "--operation", "Read", "--topic", topic)
+    acls(acl_broker, "--add", "--allow-principal", "User:carol", "--operation", "Describe", "--cluster")
+    acls(acl_broker, "--add", "--allow-principal", "User:carol", "--operation", "Read", "--group", group)
+    want = (["DESCRIBE", "READ"], ["DESCRIBE"], ["DESCRIBE", "READ"])
+    got = wait_until(lambda: (g := described_operations(acl_broker, "carol", topic, group)) == want and g, 60,
+                     "carol's operations to follow her ACLs")
+    assert got == want
+    assert described_operations(acl_broker, "admin", topic, group) == (TOPIC_OPERATIONS, CLUSTER_OPERATIONS,
+                                                                      GROUP_OPERATIONS)
 
 
 def test_deny_wins_over_allow(acl_broker):

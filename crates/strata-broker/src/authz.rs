@@ -8,7 +8,10 @@
 //! authorizing their sender, as Kafka's forwarding does.
 
 use strata_controller::MetadataImage;
-use strata_kafka::acl::{AclOperation, AclResourceType, AuthorizerSettings, CLUSTER_RESOURCE};
+use strata_kafka::acl::{
+    operations_bitfield, AclOperation, AclResourceType, AuthorizerSettings, CLUSTER_RESOURCE,
+    OPERATIONS_NOT_REQUESTED,
+};
 
 use crate::broker::Broker;
 use crate::handlers::api_versions::ListenerKind;
@@ -71,6 +74,34 @@ impl Broker {
         self.decide(ctx, |settings, image, host| {
             settings.authorize_any(&image.acls, &ctx.principal, host, op, kind)
         })
+    }
+
+    /// An authorized-operations field (Metadata, DescribeCluster, DescribeGroups): the
+    /// operations Kafka defines for the resource type that the principal may perform on
+    /// `name` (all of them without an authorizer), or [`OPERATIONS_NOT_REQUESTED`] when the
+    /// request did not ask. Refusals here are answers, not denials: nothing is logged.
+    pub fn authorized_operations(
+        &self,
+        ctx: &RequestContext,
+        requested: bool,
+        kind: AclResourceType,
+        name: &str,
+    ) -> i32 {
+        if !requested {
+            return OPERATIONS_NOT_REQUESTED;
+        }
+        let ops = kind.supported_operations().iter().copied();
+        let Some(settings) =
+            (self.config.authorizer.as_ref()).filter(|_| ctx.listener != ListenerKind::Controller)
+        else {
+            return operations_bitfield(ops);
+        };
+        let (image, host) = (self.image(), ctx.peer.ip().to_string());
+        operations_bitfield(
+            ops.filter(|&op| {
+                settings.authorize(&image.acls, &ctx.principal, &host, op, kind, name)
+            }),
+        )
     }
 
     pub fn may_topic(&self, ctx: &RequestContext, op: AclOperation, topic: &str) -> bool {

@@ -114,6 +114,52 @@ wire_enum!(
     }
 );
 
+impl AclResourceType {
+    /// The operations an ACL of this resource type can name, as Kafka's
+    /// `AclEntry.supportedOperations` lists them: the operations an authorized-operations field
+    /// reports on.
+    pub fn supported_operations(self) -> &'static [AclOperation] {
+        use AclOperation::*;
+        match self {
+            AclResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Describe,
+                Delete,
+                Alter,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
+            AclResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
+            AclResourceType::Cluster => &[
+                Create,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+                Alter,
+                Describe,
+            ],
+            AclResourceType::TransactionalId => &[Describe, Write, TwoPhaseCommit],
+            AclResourceType::DelegationToken => &[Describe],
+            AclResourceType::User => &[CreateTokens, DescribeTokens],
+            _ => &[],
+        }
+    }
+}
+
+/// Kafka's authorized-operations field: bit `code` set for each operation (`Utils.to32BitField`).
+pub fn operations_bitfield(ops: impl IntoIterator<Item = AclOperation>) -> i32 {
+    ops.into_iter()
+        .map(|op| op.code())
+        .filter(|code| (0..32).contains(code))
+        .fold(0, |field, code| field | (1 << code))
+}
+
+/// The value of an authorized-operations field nobody asked for (`Integer.MIN_VALUE`).
+pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
 /// The name of the one cluster resource.
 pub const CLUSTER_RESOURCE: &str = "kafka-cluster";
 /// A literal resource name, principal or host that matches every one.
@@ -526,6 +572,21 @@ mod tests {
 
     fn strict() -> AuthorizerSettings {
         AuthorizerSettings::new("User:admin", false)
+    }
+
+    #[test]
+    fn authorized_operations_are_kafkas_bit_field() {
+        use AclOperation::*;
+        assert_eq!(operations_bitfield([Read, Describe]), (1 << 3) | (1 << 8));
+        assert_eq!(operations_bitfield([]), 0);
+        // Every topic operation: READ..DESCRIBE (3-8), DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11).
+        let topic = AclResourceType::Topic
+            .supported_operations()
+            .iter()
+            .copied();
+        assert_eq!(operations_bitfield(topic), 0xdf8);
+        assert!(AclResourceType::Any.supported_operations().is_empty());
+        assert_eq!(OPERATIONS_NOT_REQUESTED, i32::MIN);
     }
 
     #[test]

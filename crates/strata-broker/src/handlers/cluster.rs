@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
     InitProducerIdResponse, ProducerId,
 };
 
-use strata_kafka::acl::AclResourceType;
+use strata_kafka::acl::{AclResourceType, CLUSTER_RESOURCE};
 
 use crate::authz::Op;
 use crate::broker::Broker;
@@ -19,7 +19,7 @@ use crate::handlers::{code, str_bytes};
 
 pub async fn describe_cluster(
     broker: &Broker,
-    _req: DescribeClusterRequest,
+    req: DescribeClusterRequest,
     _version: i16,
     ctx: &RequestContext,
 ) -> DescribeClusterResponse {
@@ -43,7 +43,12 @@ pub async fn describe_cluster(
         .with_cluster_id(str_bytes(broker.cluster_id()))
         .with_controller_id(BrokerId(controller_id(broker, &image)))
         .with_endpoint_type(1)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(broker.authorized_operations(
+            ctx,
+            req.include_cluster_authorized_operations,
+            AclResourceType::Cluster,
+            CLUSTER_RESOURCE,
+        ))
         .with_brokers(brokers)
 }
 

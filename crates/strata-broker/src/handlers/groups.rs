@@ -26,6 +26,7 @@ use crate::handlers::metadata::live_endpoints;
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 use crate::write_fence;
+use strata_kafka::acl::{AclResourceType, OPERATIONS_NOT_REQUESTED};
 use strata_kafka::now_ms;
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -414,16 +415,25 @@ pub async fn describe_groups(
         .into_iter()
         .partition(|g| broker.may_group(ctx, Op::Describe, &g.0));
     req.groups = allowed;
+    let include_operations = req.include_authorized_operations;
     let mut resp = if req.groups.is_empty() {
         DescribeGroupsResponse::default()
     } else {
         broker.groups.describe_groups(req, version).await
     };
+    for g in &mut resp.groups {
+        g.authorized_operations = broker.authorized_operations(
+            ctx,
+            include_operations,
+            AclResourceType::Group,
+            &g.group_id.0,
+        );
+    }
     resp.groups.extend(denied.into_iter().map(|g| {
         DescribedGroup::default()
             .with_group_id(g)
             .with_error_code(code::GROUP_AUTHORIZATION_FAILED)
-            .with_authorized_operations(i32::MIN)
+            .with_authorized_operations(OPERATIONS_NOT_REQUESTED)
     }));
     resp
 }

@@ -17,10 +17,8 @@ use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 use crate::write_fence;
+use strata_kafka::acl::{AclResourceType, CLUSTER_RESOURCE, OPERATIONS_NOT_REQUESTED};
 use strata_kafka::now_ms;
-
-/// "Not requested" marker for authorized-operations fields.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub async fn handle(
     broker: &Broker,
@@ -76,7 +74,7 @@ pub async fn handle(
             .with_name(name.map(|n| TopicName(str_bytes(n))))
             .with_topic_id(id)
     };
-    let topics = match requested {
+    let mut topics: Vec<MetadataResponseTopic> = match requested {
         None => image
             .topics
             .values()
@@ -109,12 +107,27 @@ pub async fn handle(
         }
     };
 
+    for t in topics.iter_mut().filter(|t| t.error_code == code::NONE) {
+        if let Some(name) = &t.name {
+            t.topic_authorized_operations = broker.authorized_operations(
+                ctx,
+                req.include_topic_authorized_operations,
+                AclResourceType::Topic,
+                &name.0,
+            );
+        }
+    }
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(broker.cluster_id())))
         .with_controller_id(BrokerId(controller_id(broker, &image)))
         .with_topics(topics)
-        .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
+        .with_cluster_authorized_operations(broker.authorized_operations(
+            ctx,
+            req.include_cluster_authorized_operations,
+            AclResourceType::Cluster,
+            CLUSTER_RESOURCE,
+        ))
 }
 
 /// The id clients send controller-bound admin requests to: the active controller when it is
