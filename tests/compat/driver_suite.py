@@ -290,6 +290,30 @@ def admin_topics(drv, broker, create_configs, check_created_again, check_configs
     return topic
 
 
+CONFIG_NAMES = ["retention.ms", "cleanup.policy", "max.message.bytes"]
+
+
+def created_configs_then_legacy_alter(drv, bs, topic, between=None):
+    """The configs of a topic ``admin_topics`` created, then (after ``between(drv, bs, topic)``,
+    if given) the legacy AlterConfigs of two of them: what it does not name returns to its
+    default."""
+    def described():
+        return drv.admin1(bs, {"op": "describe_configs", "topic": topic, "names": CONFIG_NAMES})
+
+    cfg = described()
+    assert cfg["retention.ms"] == {"value": "3600000", "default": False}
+    assert cfg["max.message.bytes"] == {"value": "500000", "default": False}
+    assert cfg["cleanup.policy"] == {"value": "delete", "default": True}
+    if between is not None:
+        between(drv, bs, topic)
+    drv.admin1(bs, {"op": "alter_configs", "topic": topic,
+                    "configs": {"retention.ms": 7200000, "cleanup.policy": "compact"}})
+    cfg = described()
+    assert cfg["retention.ms"] == {"value": "7200000", "default": False}
+    assert cfg["cleanup.policy"] == {"value": "compact", "default": False}
+    assert cfg["max.message.bytes"] == {"value": "1048588", "default": True}
+
+
 def offsets_by_timestamp(drv, broker):
     """Offset lookups by timestamp, before, at, between and past the records of 3 partitions; each
     partition's answer is ``drv.timestamp_answer`` of the first record at or after the timestamp."""

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
@@ -184,13 +185,23 @@ impl Admin {
     /// Asks the controller whether it would create `topic` as given (CreateTopics with
     /// `validateOnly`): nothing is created; the error is the one creating it would get.
     pub async fn validate_topic(&self, topic: &NewTopic) -> Result<(), Error> {
+        self.create_topics(topic, true).await.map(|_| ())
+    }
+
+    /// One CreateTopics of `topic` on the controller (retried while retriable): the response
+    /// version and the topic's result.
+    async fn create_topics(
+        &self,
+        topic: &NewTopic,
+        validate_only: bool,
+    ) -> Result<(i16, CreatableTopicResult), Error> {
         let c = &self.client;
         let timeout_ms = self.broker_timeout_ms();
         c.retry_if("CreateTopics", retriable, || async move {
             let conn = c.connection_for(&Target::Controller).await?;
-            let (_, resp) = conn
+            let (version, resp) = conn
                 .request(
-                    |_| create_topics_request(topic, timeout_ms, true),
+                    |_| create_topics_request(topic, timeout_ms, validate_only),
                     c.timeout(),
                 )
                 .await?;
@@ -208,7 +219,8 @@ impl Admin {
                 "CreateTopics",
                 result.error_code,
                 result.error_message.as_deref(),
-            )
+            )?;
+            Ok((version, result))
         })
         .await
     }
@@ -216,34 +228,7 @@ impl Admin {
     /// Creates a topic (CreateTopics on the controller).
     pub async fn create_topic(&self, topic: &NewTopic) -> Result<CreatedTopic, Error> {
         let c = &self.client;
-        let timeout_ms = self.broker_timeout_ms();
-        let (version, result) = c
-            .retry_if("CreateTopics", retriable, || async move {
-                let conn = c.connection_for(&Target::Controller).await?;
-                let (version, resp) = conn
-                    .request(
-                        |_| create_topics_request(topic, timeout_ms, false),
-                        c.timeout(),
-                    )
-                    .await?;
-                let result = resp
-                    .topics
-                    .into_iter()
-                    .find(|t| t.name.0.as_str() == topic.name)
-                    .ok_or_else(|| {
-                        Error::Protocol(format!(
-                            "CreateTopics response does not mention {}",
-                            topic.name
-                        ))
-                    })?;
-                Error::check(
-                    "CreateTopics",
-                    result.error_code,
-                    result.error_message.as_deref(),
-                )?;
-                Ok((version, result))
-            })
-            .await?;
+        let (version, result) = self.create_topics(topic, false).await?;
         c.invalidate_metadata();
         let mut created = CreatedTopic {
             topic_id: (!result.topic_id.is_nil()).then_some(result.topic_id),

@@ -1,9 +1,9 @@
 //! The engine's Kafka-side actions, over the public Kafka protocol and Strata's failover
 //! extensions (`strata_kafka::failover`): probes, lag, fences and mandates, the final
-//! checkpoint, promotion (which also resets the idempotent producers' state and raises the
-//! producer-id floor, see [`promotion_producer_id_floor`]) and the quarantine of a divergent
-//! tail. The driver runs the other
-//! actions itself (stopping and starting the mirror, pointing discovery).
+//! checkpoint, promotion and the quarantine of a divergent tail. A fence and a promotion of a
+//! Strata side also release its idempotent producers from their sequences and raise its
+//! producer-id floor (see [`promotion_producer_id_floor`]). The driver runs the other actions
+//! itself (stopping and starting the mirror, pointing discovery).
 //!
 //! [`FlowSides`] is built from the flow as the mirror runs it source → target; a mirror from
 //! the target back to the source is the same flow with its ends swapped
@@ -44,11 +44,12 @@ pub const CLIENT_ID: &str = "strata-mirror-failover";
 
 /// Kafka's error codes the actions tell apart.
 const INVALID_CONFIG: i16 = 40;
-const INVALID_REQUEST: i16 = 42;
 const SECURITY_DISABLED: i16 = 54;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 
-/// The topic whose creation [`FlowSides::is_foreign`] has validated (never created).
+/// The name prefix of the topic whose creation [`FlowSides::is_foreign`] has validated (never
+/// created; a unique suffix each time, since an existing topic would answer
+/// TOPIC_ALREADY_EXISTS before its configs are looked at).
 const KIND_PROBE_TOPIC: &str = "__strata_failover_kind_probe";
 
 /// How long the leaders may take to apply a tail truncation.
@@ -78,8 +79,10 @@ impl FlowSides {
     }
 
     /// Whether `side` is a foreign (not Strata) cluster: it refuses to validate a topic with
-    /// Strata's `strata.mirror.source` config as Apache Kafka refuses any unknown topic
-    /// config. Asked once per side; nothing is created.
+    /// Strata's `strata.mirror.source` config (INVALID_CONFIG) as Apache Kafka refuses any
+    /// unknown topic config. One partition, one replica, so a cluster with brokers down still
+    /// answers; the engine's principal needs CREATE there (any other refusal is an error, not
+    /// an answer). Asked once per side; nothing is created.
     pub async fn is_foreign(&self, side: Side, client: &Client) -> Result<bool, Error> {
         let slot = match side {
             Side::Source => 0,
@@ -88,15 +91,18 @@ impl FlowSides {
         if let Some(known) = self.foreign.lock().expect("kind cache")[slot] {
             return Ok(known);
         }
-        let mut probe = NewTopic::new(KIND_PROBE_TOPIC);
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut probe = NewTopic::new(format!("{KIND_PROBE_TOPIC}_{nonce}"));
         probe.partitions = Some(1);
+        probe.replication_factor = Some(1);
         probe
             .configs
             .insert(MIRROR_SOURCE_CONFIG.into(), "kind-probe".into());
         let foreign = match client.admin().validate_topic(&probe).await {
             Ok(()) => false,
-            Err(e) if e.code() == Some(TOPIC_ALREADY_EXISTS) => false,
-            Err(e) if is_unknown_config(&e) => true,
+            Err(e) if e.code() == Some(INVALID_CONFIG) => true,
             Err(e) => return Err(e),
         };
         tracing::info!(
@@ -307,9 +313,15 @@ impl FlowSides {
 
     async fn renew_mandate(&self, side: Side, until_ms: i64) -> Result<(), Error> {
         let client = self.connect(side).await?;
-        // A foreign cluster has no mandates: nothing to renew.
-        if self.is_foreign(side, &client).await? {
-            return Ok(());
+        // A foreign cluster has no mandates: nothing to renew. A cluster that cannot be told
+        // (the probe failed) gets the renewal all the same: a Strata cluster must not fence
+        // itself for want of an answer, and Kafka keeps the unknown config unread.
+        match self.is_foreign(side, &client).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(side = name(side), error = %e, "cluster kind unknown; renewing the mandate");
+            }
         }
         let ops = [ConfigOp::Set(
             MANDATE_EXPIRY_CONFIG.into(),
@@ -324,7 +336,16 @@ impl FlowSides {
     async fn fence(&self, side: Side, id: &str) -> Result<Outcome, Error> {
         let client = self.connect(side).await?;
         if !self.is_foreign(side, &client).await? {
-            let ops = [ConfigOp::Set(WRITE_FENCE_CONFIG.into(), id.to_string())];
+            // The fenced side's later producer ids start at a floor of now, above every id the
+            // other side hands out until its promotion's floor: the mirror carries producer ids
+            // across, so the two clusters' ids must not meet.
+            let ops = [
+                ConfigOp::Set(WRITE_FENCE_CONFIG.into(), id.to_string()),
+                ConfigOp::Set(
+                    PRODUCER_RESET_CONFIG.into(),
+                    promotion_producer_id_floor(strata_kafka::now_ms()).to_string(),
+                ),
+            ];
             client
                 .admin()
                 .incremental_alter_broker_configs(None, &ops)
@@ -747,18 +768,15 @@ fn is_mirror_target(configs: &[strata_client::ConfigEntry]) -> bool {
 }
 
 /// Whether a cluster refused a config because it does not know it (not Strata).
-/// The producer-id floor of a promotion at `now_ms`: producers that move between the
-/// clusters keep their ids, so the newly active cluster must not hand out an id the other
-/// cluster issued. With the wall clock in milliseconds times 1024, a later promotion's floor
-/// lies above every id either cluster handed out before it — unless a cluster handed out more
-/// than 1024 producer ids per millisecond of its tenure (Kafka's own rate is far below; the
-/// ids of a cluster that never promoted start at 0, below any floor).
+/// The producer-id floor of a promotion or a fence at `now_ms`: producers that move between
+/// the clusters keep their ids, and the mirror carries them over with their batches, so neither
+/// cluster may hand out an id the other one issued. With the wall clock in milliseconds times
+/// 1024, a later floor lies above every id either cluster handed out before it — unless a
+/// cluster handed out more than 1024 producer ids per millisecond since its last floor (Kafka's
+/// own rate is far below). Ids handed out before the engine first fenced or promoted a cluster
+/// start at 0 on both sides and are not kept apart.
 pub fn promotion_producer_id_floor(now_ms: i64) -> i64 {
     now_ms.max(0).saturating_mul(1024)
-}
-
-fn is_unknown_config(e: &Error) -> bool {
-    matches!(e.code(), Some(INVALID_CONFIG) | Some(INVALID_REQUEST))
 }
 
 /// DENY WRITE on every topic for every principal from every host.

@@ -191,11 +191,15 @@ impl ProducerStateTable {
         push_batch(entry, h);
     }
 
-    /// Forgets batches at or above `offset` (log truncation) and producers left without any.
+    /// Forgets batches at or above `offset` (log truncation) and producers left without any; a
+    /// producer's newest batch is then the newest one left, as a rebuild from the log finds it.
     pub fn truncate_from(&mut self, offset: i64) {
         self.producers.retain(|_, entry| {
             let had_batches = !entry.batches.is_empty();
             entry.batches.retain(|b| b.last_offset < offset);
+            if let Some(newest) = entry.batches.back() {
+                entry.leader_epoch = newest.leader_epoch;
+            }
             !had_batches || !entry.batches.is_empty()
         });
     }
@@ -393,6 +397,25 @@ mod tests {
         emptied.observe(&at_epoch(header(4, 0, 9, 1, 6), 4));
         assert!(matches!(
             emptied.check(&[at_epoch(header(4, 3, 30, 1, 7), 5)]),
+            Ok(SequenceCheck::Append(_))
+        ));
+    }
+
+    #[test]
+    fn a_truncated_first_batch_after_a_reset_leaves_the_producer_released() {
+        // A follower fetched a released producer's first batch after the reset, then a new
+        // leader without that batch made it truncate: it judges the producer as the leader does.
+        let mut follower = ProducerStateTable::default();
+        follower.observe(&at_epoch(header(1, 0, 0, 1, 0), 1));
+        follower.reset_before(2);
+        follower.observe(&at_epoch(header(1, 0, 40, 1, 1), 2));
+        follower.truncate_from(1);
+        let mut leader = ProducerStateTable::default();
+        leader.observe(&at_epoch(header(1, 0, 0, 1, 0), 1));
+        leader.reset_before(2);
+        assert_eq!(follower.entry(1), leader.entry(1));
+        assert!(matches!(
+            follower.check(&[at_epoch(header(1, 0, 70, 1, 1), 3)]),
             Ok(SequenceCheck::Append(_))
         ));
     }
