@@ -1,5 +1,6 @@
 """sarama (IBM/sarama 1.61, Go) against each target broker, also over SASL_PLAINTEXT and SASL_SSL
-with PLAIN (harness/sasl.py's listeners).
+with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (harness/sasl.py's listeners; SCRAM users made by
+Kafka's ``kafka-configs``).
 
 sarama runs in a Go driver (tests/compat/go/main.go, built by tests/env/install/sarama.sh) that
 pytest invokes per step with JSON in and out; it speaks the kafkajs driver's subcommands, so the
@@ -16,7 +17,7 @@ import pytest
 import driver_suite as suite
 from harness import unique_topic
 from harness.pytest_plugin import COMMON_PROPS
-from harness.sasl import PLAIN_USERS, start_sasl_broker
+from harness.sasl import PLAIN_USERS, add_scram, client_conf, start_sasl_broker, wait_authenticates
 from harness.tls import Certs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,12 +96,42 @@ def test_over_sasl_plain_and_tls(sarama, target_kind, tmp_path):
             sarama.produce(2000, bootstrap=bootstrap, topic=topic, **auth, **extra)
             c = sarama.run("consume", bootstrap=bootstrap, topic=topic, expect=2000, timeout=120, **auth, **extra)
             assert c["ended"] == sarama.consume_end and c["records"] == 2000, c
-        proc = subprocess.run(sarama.argv("admin", bootstrap=b.sasl_plaintext, **{"sasl-user": "alice",
-                                          "sasl-password": "wrong"}, ops=json.dumps([{"op": "list_topics"}])),
-                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-        lines = proc.stdout.splitlines()
-        fatal = json.loads(lines[-1]).get("fatal") if lines else None
-        assert proc.returncode == 2 and fatal and "SASL Authentication failed" in fatal["message"], \
-            (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+        assert_refused(sarama, b.sasl_plaintext, {"sasl-user": "alice", "sasl-password": "wrong"})
+    finally:
+        b.broker.stop()
+
+
+def assert_refused(sarama, bootstrap, auth):
+    """The driver fails at connect with the broker's authentication error."""
+    proc = subprocess.run(sarama.argv("admin", bootstrap=bootstrap, **auth, ops=json.dumps([{"op": "list_topics"}])),
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    lines = proc.stdout.splitlines()
+    fatal = json.loads(lines[-1]).get("fatal") if lines else None
+    assert proc.returncode == 2 and fatal and "SASL Authentication failed" in fatal["message"], \
+        (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+
+
+def test_over_scram(sarama, target_kind, tmp_path):
+    """sarama authenticates with SCRAM-SHA-512 over SASL_SSL (verifying the broker's certificate)
+    and SCRAM-SHA-256 over SASL_PLAINTEXT, as a user kafka-configs made: records produced are
+    consumed back; a wrong password is refused with the broker's authentication error."""
+    certs = Certs(tmp_path / "ca")
+    b = start_sasl_broker(target_kind, tmp_path / "b", certs, COMMON_PROPS)
+    try:
+        user = unique_topic("gopher")
+        for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256"):
+            add_scram(b.plaintext, user, mechanism, "gopher-secret", iterations=8192)
+            wait_authenticates(client_conf(b.sasl_plaintext, mechanism, user, "gopher-secret"))
+        for mechanism, bootstrap, extra in [("SCRAM-SHA-512", b.sasl_ssl, {"ssl-ca": certs.ca}),
+                                            ("SCRAM-SHA-256", b.sasl_plaintext, {})]:
+            auth = {"sasl-user": user, "sasl-password": "gopher-secret", "sasl-mechanism": mechanism}
+            topic = unique_topic("srm-scram")
+            [created] = sarama.run("admin", bootstrap=bootstrap, **auth, **extra,
+                                   ops=json.dumps([{"op": "create_topic", "topic": topic, "partitions": 2}]))
+            assert created["ok"], (mechanism, created)
+            sarama.produce(2000, bootstrap=bootstrap, topic=topic, **auth, **extra)
+            c = sarama.run("consume", bootstrap=bootstrap, topic=topic, expect=2000, timeout=120, **auth, **extra)
+            assert c["ended"] == sarama.consume_end and c["records"] == 2000, (mechanism, c)
+            assert_refused(sarama, bootstrap, {**auth, **extra, "sasl-password": "wrong"})
     finally:
         b.broker.stop()
