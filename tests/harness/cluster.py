@@ -36,7 +36,17 @@ from pathlib import Path
 from .brokers import KAFKA_SH, kafka_tool, strata_broker_bin
 from .netns import BridgeNetwork, NetworkUnavailable
 from .process import ManagedProcess
-from .sasl import PLAIN_USERS, plain_server_jaas
+from .sasl import PLAIN_MODULE, PLAIN_USERS, plain_server_jaas
+
+# The identity the nodes of a ``secure_nodes`` cluster use toward each other (SASL/PLAIN).
+NODE_USER = ("broker", "broker-secret")
+
+
+def node_jaas(password):
+    """A node listener's PlainLoginModule entry: the node's own identity (``broker`` with
+    ``password``: what it presents to the other nodes) and the one user it accepts."""
+    return (f'{PLAIN_MODULE} required username="{NODE_USER[0]}" password="{password}" '
+            f'user_{NODE_USER[0]}="{NODE_USER[1]}";')
 from .util import free_ports, read_exact, tail, wait_until
 
 KAFKA_START_TIMEOUT = 180.0  # N JVMs starting together on a busy 2-core machine
@@ -169,12 +179,15 @@ class ClusterNode(ManagedProcess):
     cluster.id, data/, broker.log), its fixed address and ports, its process."""
 
     def __init__(self, cluster, node_id, host, port, controller_port, rack, voter, metrics_port=None,
-                 sasl_port=None):
+                 sasl_port=None, internal_port=None):
         self.cluster = cluster
         self.node_id = node_id
         self.host, self.port, self.controller_port = host, port, controller_port
         self.metrics_port = metrics_port
         self.sasl_port = sasl_port
+        self.internal_port = internal_port
+        # Properties of this node alone, over everything else (a node that differs from the rest)
+        self.overrides = {}
         self.rack = rack
         self.voter = voter
         self.dir = cluster.work_dir / f"node{node_id}"
@@ -243,6 +256,8 @@ class ClusterNode(ManagedProcess):
         if self.sasl_port is not None:
             p["sasl.enabled.mechanisms"] = "PLAIN"
             p["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = plain_server_jaas(PLAIN_USERS)
+        if c.secure_nodes is not None:
+            p.update(self.secure_node_properties(c.secure_nodes))
         if self.rack:
             p["broker.rack"] = self.rack
         if self.kind == "strata" and self.metrics_port is not None:
@@ -251,6 +266,34 @@ class ClusterNode(ManagedProcess):
         p["log.dirs"] = str(self.data_dir)
         for k, v in c.props.items():
             p.setdefault(k, str(v))
+        p.update(self.overrides)
+        return p
+
+    def secure_node_properties(self, certs):
+        """The nodes' own traffic over SASL_SSL with PLAIN: an INTERNAL inter-broker listener and
+        the CONTROLLER listener, each with a certificate of ``certs`` (inline PEM) and its CA as
+        the trust store, the user ``broker`` (NODE_USER) as the nodes' identity; clients keep
+        the PLAINTEXT listener."""
+        internal = f"INTERNAL://{self.host}:{self.internal_port}"
+        listeners = f"PLAINTEXT://{self.host}:{self.port},{internal}"
+        if self.voter:
+            listeners += f",CONTROLLER://{self.host}:{self.controller_port}"
+        p = {
+            "listeners": listeners,
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port},{internal}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL",
+            "inter.broker.listener.name": "INTERNAL",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+        }
+        keystore = certs.server_inline()
+        for listener in ("internal", "controller"):
+            p[f"listener.name.{listener}.sasl.enabled.mechanisms"] = "PLAIN"
+            p[f"listener.name.{listener}.plain.sasl.jaas.config"] = node_jaas(NODE_USER[1])
+            p[f"listener.name.{listener}.ssl.keystore.type"] = "PEM"
+            p.update({f"listener.name.{listener}.{k}": v for k, v in keystore.items()})
+            p[f"listener.name.{listener}.ssl.truststore.type"] = "PEM"
+            p[f"listener.name.{listener}.ssl.truststore.location"] = str(certs.ca)
         return p
 
     def write_config(self):
@@ -326,7 +369,7 @@ class Cluster:
     """N nodes of one kind forming one cluster; see the module docstring."""
 
     def __init__(self, kind, work_dir, brokers=3, racks=None, props=None, voters=3, network="loopback",
-                 binary=None, sasl=False):
+                 binary=None, sasl=False, secure_nodes=None):
         if kind not in ("strata", "kafka"):
             raise ValueError(f"unknown cluster kind {kind!r}")
         if network not in ("loopback", "netns"):
@@ -350,6 +393,10 @@ class Cluster:
             raise ValueError("a SASL_PLAINTEXT listener is offered on loopback clusters only")
         # Each node also listens with SASL_PLAINTEXT (PLAIN, harness.sasl.PLAIN_USERS).
         self.sasl = sasl
+        if secure_nodes is not None and network != "loopback":
+            raise ValueError("SASL_SSL between the nodes is offered on loopback clusters only")
+        # Certs: the nodes' own traffic over SASL_SSL (ClusterNode.secure_node_properties).
+        self.secure_nodes = secure_nodes
 
     # --- layout ------------------------------------------------------------------------------------
     def _layout(self):
@@ -358,13 +405,15 @@ class Cluster:
             self.network = BridgeNetwork(n).open()
             addrs = [(self.network.address(i), 9092, 9093, METRICS_PORT) for i in range(1, n + 1)]
         else:
-            ports = free_ports(4 * n)
-            addrs = [("127.0.0.1", ports[4 * i], ports[4 * i + 1], ports[4 * i + 2]) for i in range(n)]
+            ports = free_ports(5 * n)
+            addrs = [("127.0.0.1", ports[5 * i], ports[5 * i + 1], ports[5 * i + 2]) for i in range(n)]
         for i in range(1, n + 1):
             host, port, cport, mport = addrs[i - 1]
             rack = self.racks[(i - 1) % len(self.racks)] if self.racks else None
+            extra = ports[5 * i - 2: 5 * i] if self.network_kind == "loopback" else (None, None)
             self.nodes[i] = ClusterNode(self, i, host, port, cport, rack, voter=i <= self.voter_count,
-                                        metrics_port=mport, sasl_port=ports[4 * i - 1] if self.sasl else None)
+                                        metrics_port=mport, sasl_port=extra[0] if self.sasl else None,
+                                        internal_port=extra[1] if self.secure_nodes is not None else None)
 
     @property
     def quorum_voters(self):
@@ -684,13 +733,15 @@ def parse_quorum_status(text):
 
 
 def make_cluster(kind, work_dir, brokers=3, racks=None, props=None, voters=3, network="loopback",
-                 binary=None, sasl=False):
+                 binary=None, sasl=False, secure_nodes=None):
     """A (not yet started) cluster of ``brokers`` ``kind`` nodes ("strata" or "kafka"); the first
     ``voters`` are controller voters. ``racks``: "a,b,c" or a list, node i gets racks[(i-1) % len].
     ``network``: "loopback" or "netns" (see the module docstring). ``sasl``: every node also
-    serves SASL_PLAINTEXT with PLAIN (users of ``harness.sasl.PLAIN_USERS``), on loopback."""
+    serves SASL_PLAINTEXT with PLAIN (users of ``harness.sasl.PLAIN_USERS``), on loopback.
+    ``secure_nodes`` (a :class:`harness.tls.Certs`): the nodes' own traffic (replication, the
+    controller quorum) runs over SASL_SSL listeners, on loopback."""
     return Cluster(kind, work_dir, brokers=brokers, racks=racks, props=props, voters=voters,
-                   network=network, binary=binary, sasl=sasl)
+                   network=network, binary=binary, sasl=sasl, secure_nodes=secure_nodes)
 
 
 def netns_available():

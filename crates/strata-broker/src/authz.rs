@@ -112,6 +112,31 @@ impl Broker {
         self.authorized(ctx, op, AclResourceType::Group, group)
     }
 
+    /// May `principal` at `host` send the metadata log's Raft traffic to this observer's
+    /// inter-broker listener (ClusterAction on the cluster, as replica fetches need)?
+    pub fn may_replicate_metadata(&self, principal: &str, host: std::net::IpAddr) -> bool {
+        let Some(settings) = &self.config.authorizer else {
+            return true;
+        };
+        let host = host.to_string();
+        let allowed = settings.authorize(
+            &self.image().acls,
+            principal,
+            &host,
+            AclOperation::ClusterAction,
+            AclResourceType::Cluster,
+            CLUSTER_RESOURCE,
+        );
+        if !allowed {
+            tracing::info!(
+                principal,
+                host,
+                "authorization denied: Raft frames need ClusterAction"
+            );
+        }
+        allowed
+    }
+
     pub fn may_cluster(&self, ctx: &RequestContext, op: AclOperation) -> bool {
         self.authorized(ctx, op, AclResourceType::Cluster, CLUSTER_RESOURCE)
     }

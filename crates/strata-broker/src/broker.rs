@@ -122,6 +122,7 @@ impl Broker {
             leader_imbalance_check_interval_ms: settings.leader_imbalance_check_interval_seconds
                 * 1000,
             leader_imbalance_per_broker_percentage: settings.leader_imbalance_per_broker_percentage,
+            dialer: NodeDialer::dialer(&config),
         })
         .await?;
         let image = quorum.image();
@@ -134,6 +135,7 @@ impl Broker {
                 BTreeMap::new()
             },
             Duration::from_millis(settings.quorum_request_timeout_ms.max(1000)),
+            config.node_security.controller.clone(),
         );
         let metrics = BrokerMetrics::new();
         let partitions = Arc::new(
@@ -531,5 +533,49 @@ mod legacy {
                 None
             }
         }
+    }
+}
+
+/// Opens this node's Raft connections as its listeners need them: to a voter's controller
+/// listener with the controller listener's security, to an observer's inter-broker listener
+/// with the inter-broker one (TLS, then a SASL session; plain TCP for PLAINTEXT).
+struct NodeDialer {
+    client_id: String,
+    security: crate::config::NodeSecurity,
+    timeout: Duration,
+}
+
+impl NodeDialer {
+    fn dialer(config: &BrokerConfig) -> strata_controller::Dialer {
+        let security = &config.node_security;
+        if !security.inter_broker.protocol.tls()
+            && !security.inter_broker.protocol.sasl()
+            && !security.controller.protocol.tls()
+            && !security.controller.protocol.sasl()
+        {
+            return strata_controller::Dialer::default();
+        }
+        strata_controller::Dialer::new(Arc::new(NodeDialer {
+            client_id: format!("strata-broker-{}-raft", config.node_id),
+            security: security.clone(),
+            timeout: Duration::from_millis(config.cluster.quorum_request_timeout_ms.max(1000)),
+        }))
+    }
+}
+
+impl strata_controller::Dial for NodeDialer {
+    fn dial(&self, addr: &str, voter: bool) -> strata_controller::DialFuture {
+        let security = if voter {
+            self.security.controller.clone()
+        } else {
+            self.security.inter_broker.clone()
+        };
+        let (addr, client_id, timeout) = (addr.to_string(), self.client_id.clone(), self.timeout);
+        Box::pin(async move {
+            let stream = strata_client::secured_stream(&addr, &client_id, timeout, &security)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Ok(Box::new(stream) as Box<dyn strata_controller::RaftStream>)
+        })
     }
 }

@@ -164,6 +164,8 @@ pub struct BrokerConfig {
     pub tls: BTreeMap<String, TlsSettings>,
     /// The SASL settings of each SASL_PLAINTEXT and SASL_SSL listener, by listener name.
     pub sasl: BTreeMap<String, SaslSettings>,
+    /// How this node's own connections to the other nodes are secured.
+    pub node_security: NodeSecurity,
     /// `authorizer.class.name` (Kafka's StandardAuthorizer) with `super.users` and
     /// `allow.everyone.if.no.acl.found`; `None`: no authorizer, everything is allowed and the
     /// ACL APIs answer SECURITY_DISABLED.
@@ -350,6 +352,7 @@ impl BrokerConfig {
             .map_err(|e| p.invalid("replica.selector.class", &e.to_string()))?;
         let cluster = cluster_settings(&p, node_id, &listeners)?;
         let (tls, sasl) = listener_security(&props, &listeners, &cluster)?;
+        let node_security = node_security(&props, &cluster)?;
         let authorizer = match p.get("authorizer.class.name").map(str::trim) {
             None | Some("") => None,
             Some(class) if AUTHORIZER_CLASSES.contains(&class) => Some(AuthorizerSettings::new(
@@ -404,6 +407,7 @@ impl BrokerConfig {
             cluster,
             tls,
             sasl,
+            node_security,
             authorizer,
         };
         cfg.validate()?;
@@ -521,10 +525,6 @@ impl BrokerConfig {
     }
 }
 
-/// Checks the security protocol of every listener (`listener.security.protocol.map`, else the
-/// listener's own name) and reads the TLS settings of the SSL ones. Refused with a message:
-/// SASL (not served yet), TLS between the nodes of a cluster (the inter-broker and controller
-/// connections are plaintext), and protocols Kafka does not have.
 /// A property of one listener: `listener.name.<listener>.<key>` (Kafka writes the listener in
 /// lower case), else the broker-wide `<key>`; with the name it was given under, trimmed.
 pub fn listener_value(
@@ -578,20 +578,6 @@ fn listener_security(
                 "unknown security protocol: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
             )),
         };
-        let between_nodes = cluster.roles.is_some()
-            && (cluster.inter_broker_listener.eq_ignore_ascii_case(&l.name)
-                || cluster
-                    .controller_listener_names
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(&l.name)));
-        if between_nodes && (encrypted || authenticated) {
-            return Err(refuse(
-                "TLS and SASL between the brokers and controllers of a cluster are not \
-                 supported yet: keep the inter-broker and controller listeners PLAINTEXT on a \
-                 network only the cluster reaches, and give clients an SSL, SASL_PLAINTEXT or \
-                 SASL_SSL listener",
-            ));
-        }
         if encrypted {
             tls.insert(
                 l.name.clone(),
@@ -606,6 +592,115 @@ fn listener_security(
         }
     }
     Ok((tls, sasl))
+}
+
+/// How this node connects to the others of its cluster, as a client of their listeners: the
+/// inter-broker listener (replica fetches, the metadata log sent to observers) and the
+/// controller listener (the controller link, Raft between voters).
+#[derive(Debug, Clone, Default)]
+pub struct NodeSecurity {
+    pub inter_broker: strata_client::Security,
+    pub controller: strata_client::Security,
+}
+
+/// Kafka's settings for a node's own connections: the listener's security protocol, its trust
+/// store (`listener.name.<l>.ssl.truststore.*`, else `ssl.truststore.*`) and host-name check
+/// (`ssl.endpoint.identification.algorithm`), the mechanism of
+/// `sasl.mechanism.inter.broker.protocol` / `sasl.mechanism.controller.protocol` (Kafka's
+/// default GSSAPI is not served) with the user and password of the listener's JAAS entry for
+/// that mechanism (`listener.name.<l>.<mechanism>.sasl.jaas.config`, as Kafka takes them).
+fn node_security(
+    props: &BTreeMap<String, String>,
+    cluster: &ClusterSettings,
+) -> Result<NodeSecurity, ConfigError> {
+    if cluster.roles.is_none() {
+        return Ok(NodeSecurity::default());
+    }
+    let inter_broker = node_client_security(
+        props,
+        cluster,
+        &cluster.inter_broker_listener,
+        "sasl.mechanism.inter.broker.protocol",
+    )?;
+    let controller = match cluster.controller_listener_names.first() {
+        Some(listener) => node_client_security(
+            props,
+            cluster,
+            listener,
+            "sasl.mechanism.controller.protocol",
+        )?,
+        None => strata_client::Security::default(),
+    };
+    Ok(NodeSecurity {
+        inter_broker,
+        controller,
+    })
+}
+
+fn node_client_security(
+    props: &BTreeMap<String, String>,
+    cluster: &ClusterSettings,
+    listener: &str,
+    mechanism_key: &str,
+) -> Result<strata_client::Security, ConfigError> {
+    let protocol = cluster
+        .security_protocols
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(listener))
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| listener.to_string())
+        .to_ascii_uppercase();
+    let parsed = strata_client::SecurityProtocol::parse(&protocol).map_err(|reason| {
+        ConfigError::Invalid {
+            key: "listener.security.protocol.map".into(),
+            value: format!("{listener}:{protocol}"),
+            reason,
+        }
+    })?;
+    let mut client = BTreeMap::from([("security.protocol".to_string(), protocol.clone())]);
+    if parsed.tls() {
+        if let Some((key, auth)) = listener_value(props, listener, "ssl.client.auth") {
+            if auth.eq_ignore_ascii_case("required") {
+                return Err(ConfigError::Invalid {
+                    key,
+                    value: auth,
+                    reason: format!(
+                        "{listener} carries this node's own connections, which present no \
+                         client certificate: authenticate nodes with SASL_SSL there, or set \
+                         ssl.client.auth to requested or none"
+                    ),
+                });
+            }
+        }
+        for key in [
+            "ssl.truststore.type",
+            "ssl.truststore.location",
+            "ssl.truststore.certificates",
+            "ssl.endpoint.identification.algorithm",
+        ] {
+            if let Some((_, v)) = listener_value(props, listener, key) {
+                client.insert(key.to_string(), v);
+            }
+        }
+    }
+    if parsed.sasl() {
+        let mechanism = props
+            .get(mechanism_key)
+            .map(|m| m.trim().to_string())
+            .unwrap_or_else(|| "GSSAPI".to_string());
+        let own = format!("{}.sasl.jaas.config", mechanism.to_lowercase());
+        if let Some((_, jaas)) = listener_value(props, listener, &own)
+            .or_else(|| listener_value(props, listener, "sasl.jaas.config"))
+        {
+            client.insert("sasl.jaas.config".into(), jaas);
+        }
+        client.insert("sasl.mechanism".into(), mechanism);
+    }
+    strata_client::Security::from_properties(&client).map_err(|reason| ConfigError::Invalid {
+        key: format!("listener {listener}"),
+        value: protocol,
+        reason: format!("this node's own connections to the listener: {reason}"),
+    })
 }
 
 /// Reads the KRaft membership and replication properties and checks that they fit together
@@ -963,17 +1058,60 @@ mod tests {
         assert!(both.sasl.contains_key("SASL_SSL") && both.tls.contains_key("SASL_SSL"));
         assert!(refused("listeners=TLS://127.0.0.1:19092\n").contains("unknown security protocol"));
         assert!(refused("listeners=SSL://127.0.0.1:19092\n").contains("ssl.keystore.location"));
-        // TLS between the nodes of a cluster is refused, not served in plaintext
-        let between = refused(
-            "process.roles=broker,controller\nnode.id=1\ncluster.id=c\n\
-             controller.quorum.voters=1@127.0.0.1:19094\ncontroller.listener.names=CONTROLLER\n\
-             listeners=SSL://127.0.0.1:19092,CONTROLLER://127.0.0.1:19094\n\
-             ssl.keystore.location=/k.pem\n",
+        // A node's own connections to the inter-broker and controller listeners use their
+        // security: what they cannot do is refused at start, not tried in plaintext.
+        let node = "process.roles=broker,controller\nnode.id=1\ncluster.id=c\n\
+                    controller.quorum.voters=1@127.0.0.1:19094\ncontroller.listener.names=CONTROLLER\n\
+                    listener.security.protocol.map=INTERNAL:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT,\
+                    EXTERNAL:SSL\ninter.broker.listener.name=INTERNAL\n\
+                    listeners=INTERNAL://127.0.0.1:19092,CONTROLLER://127.0.0.1:19094,\
+                    EXTERNAL://127.0.0.1:19093\nssl.keystore.location=/k.pem\n\
+                    sasl.enabled.mechanisms=PLAIN\n";
+        let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                    username=\"broker\" password=\"broker-secret\" user_broker=\"broker-secret\";";
+        let users = format!(
+            "listener.name.internal.plain.sasl.jaas.config={jaas}\n\
+             listener.name.controller.plain.sasl.jaas.config={jaas}\n"
         );
+        let gssapi = refused(&format!("{node}{users}"));
+        assert!(gssapi.contains("GSSAPI"), "{gssapi}");
+        let mechanisms =
+            "sasl.mechanism.inter.broker.protocol=PLAIN\nsasl.mechanism.controller.protocol=PLAIN\n";
+        let cfg = load(&format!("{node}{users}{mechanisms}")).unwrap();
+        for side in [
+            &cfg.node_security.inter_broker,
+            &cfg.node_security.controller,
+        ] {
+            assert_eq!(
+                side.protocol,
+                strata_client::SecurityProtocol::SaslPlaintext
+            );
+            let creds = side.sasl.as_ref().expect("credentials");
+            assert_eq!(
+                (creds.username.as_str(), creds.password.as_str()),
+                ("broker", "broker-secret")
+            );
+            assert!(side.tls.is_none());
+        }
+        // The listener's users alone do not say who this node is.
+        let anonymous = users.replacen("username=\"broker\" password=\"broker-secret\" ", "", 2);
+        let no_user = refused(&format!("{node}{anonymous}{mechanisms}"));
         assert!(
-            between.contains("TLS and SASL between the brokers and controllers"),
-            "{between}"
+            no_user.contains("username=") && no_user.contains("INTERNAL"),
+            "{no_user}"
         );
+        let tls = node.replace("INTERNAL:SASL_PLAINTEXT", "INTERNAL:SSL");
+        let tls = format!("{tls}{users}{mechanisms}");
+        let no_ca = refused(&tls);
+        assert!(
+            no_ca.contains("ssl.truststore") && no_ca.contains("INTERNAL"),
+            "{no_ca}"
+        );
+        let mutual = refused(&format!(
+            "{tls}listener.name.internal.ssl.client.auth=required\n\
+             listener.name.internal.ssl.truststore.location=/ca.pem\n"
+        ));
+        assert!(mutual.contains("no client certificate"), "{mutual}");
     }
 
     #[test]

@@ -355,6 +355,21 @@ async fn handle_frame(
             correlation_id,
             body,
         } => {
+            // Another node's Raft traffic runs as its SASL (or certificate) principal, which
+            // must be allowed ClusterAction where requests are authorized.
+            let principal = match auth.as_deref() {
+                None => peer.principal.clone(),
+                Some(auth) => auth
+                    .admit_raft(std::time::Instant::now())
+                    .map_err(|refused| ConnectionError::Authentication(refused.0))?,
+            };
+            if kind == ListenerKind::Broker
+                && !broker.may_replicate_metadata(&principal, peer.addr.ip())
+            {
+                return Err(ConnectionError::Authentication(format!(
+                    "{principal} may not send Raft frames: ClusterAction on the cluster is needed"
+                )));
+            }
             let answer = broker.quorum.handle_rpc(body).await;
             out.put_i32(4 + answer.len() as i32);
             out.put_i32(correlation_id);

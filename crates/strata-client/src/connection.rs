@@ -66,8 +66,8 @@ struct Shared {
 }
 
 /// A stream a connection runs on: TCP, or TLS over TCP.
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for S {}
+trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
+impl<S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for S {}
 
 impl Shared {
     fn closed_error(&self) -> Error {
@@ -131,41 +131,8 @@ impl Connection {
             source,
         };
         let deadline = tokio::time::Instant::now() + timeout;
-        let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(connect_error(e)),
-            Err(_) => {
-                return Err(connect_error(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no connection within {} ms", timeout.as_millis()),
-                )))
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let mut conn = match &security.tls {
-            None => Connection::spawn(addr, client_id, stream),
-            Some(tls) => {
-                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                    .map_err(|e| Error::Authentication(format!("TLS server name {host}: {e}")))?;
-                let connector = tokio_rustls::TlsConnector::from(tls.clone());
-                match tokio::time::timeout_at(deadline, connector.connect(name, stream)).await {
-                    Ok(Ok(tls_stream)) => Connection::spawn(addr, client_id, tls_stream),
-                    Ok(Err(e)) => {
-                        return Err(Error::Authentication(format!(
-                            "TLS handshake with {addr}: {e}"
-                        )))
-                    }
-                    Err(_) => {
-                        return Err(connect_error(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("no TLS handshake within {} ms", timeout.as_millis()),
-                        )))
-                    }
-                }
-            }
-        };
+        let stream = dial(addr, deadline, timeout, security).await?;
+        let mut conn = Connection::spawn(addr, client_id, stream);
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let versions = conn.handshake(remaining).await;
         let negotiated = match (versions, &security.sasl) {
@@ -203,7 +170,7 @@ impl Connection {
         }
     }
 
-    fn spawn(addr: &str, client_id: &str, stream: impl Stream) -> Connection {
+    fn spawn(addr: &str, client_id: &str, stream: Box<dyn Stream>) -> Connection {
         let shared = Arc::new(Shared {
             addr: addr.to_string(),
             pending: Mutex::new(HashMap::new()),
@@ -488,6 +455,172 @@ impl Connection {
         buf[0..4].copy_from_slice(&len.to_be_bytes());
         Ok((correlation_id, buf.freeze()))
     }
+}
+
+fn timed_out(addr: &str, what: String) -> Error {
+    Error::Connect {
+        addr: addr.to_string(),
+        source: io::Error::new(io::ErrorKind::TimedOut, what),
+    }
+}
+
+/// A TCP connection to `addr`, inside TLS when `security` says so, by `deadline`.
+async fn dial(
+    addr: &str,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    security: &Security,
+) -> Result<Box<dyn Stream>, Error> {
+    let ms = timeout.as_millis();
+    let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(source)) => {
+            return Err(Error::Connect {
+                addr: addr.to_string(),
+                source,
+            })
+        }
+        Err(_) => return Err(timed_out(addr, format!("no connection within {ms} ms"))),
+    };
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = &security.tls else {
+        return Ok(Box::new(stream));
+    };
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| Error::Authentication(format!("TLS server name {host}: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(tls.clone());
+    match tokio::time::timeout_at(deadline, connector.connect(name, stream)).await {
+        Ok(Ok(tls_stream)) => Ok(Box::new(tls_stream)),
+        Ok(Err(e)) => Err(Error::Authentication(format!(
+            "TLS handshake with {addr}: {e}"
+        ))),
+        Err(_) => Err(timed_out(addr, format!("no TLS handshake within {ms} ms"))),
+    }
+}
+
+/// A byte stream to a peer, secured and authenticated, on which nothing else was sent.
+pub trait SecuredStream: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Send + Sync + Unpin> SecuredStream for S {}
+
+/// A connection to `addr` secured as `security` says (TLS handshake, then SaslHandshake v1 and
+/// SaslAuthenticate v1 when it names a SASL user), all within `timeout`, and nothing else: for
+/// peers that speak their own frames once authenticated (Raft between the nodes of a cluster).
+/// A session lifetime the broker gives is not followed: the broker closes the connection at its
+/// end and the caller dials again.
+pub async fn secured_stream(
+    addr: &str,
+    client_id: &str,
+    timeout: Duration,
+    security: &Security,
+) -> Result<Box<dyn SecuredStream>, Error> {
+    use kafka_protocol::messages::{
+        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+        SaslHandshakeResponse,
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut stream = dial(addr, deadline, timeout, security).await?;
+    let Some(creds) = &security.sasl else {
+        return Ok(Box::new(stream));
+    };
+    let refused = |m: String| Error::Authentication(format!("{addr}: {m}"));
+    let client_id = StrBytes::from_string(client_id.to_string());
+    let mut correlation = 0;
+    let roundtrip = async |stream: &mut Box<dyn Stream>, key: ApiKey, frame: Bytes| {
+        let answer = async {
+            stream.write_all(&frame).await?;
+            read_frame(
+                stream,
+                FrameLimits {
+                    min: 4,
+                    max: 1 << 20,
+                },
+            )
+            .await
+        };
+        let frame = match tokio::time::timeout_at(deadline, answer).await {
+            Err(_) => {
+                return Err(timed_out(
+                    addr,
+                    format!("no {} answer in time", api_name(key)),
+                ))
+            }
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => {
+                return Err(Error::io(
+                    io::ErrorKind::ConnectionReset,
+                    format!("{addr} closed the connection during {}", api_name(key)),
+                ))
+            }
+            Ok(Err(e)) => {
+                return Err(Error::Protocol(format!(
+                    "{} from {addr}: {e}",
+                    api_name(key)
+                )))
+            }
+        };
+        let mut frame = frame.freeze();
+        decode_header(key, 1, &mut frame)?;
+        Ok(frame)
+    };
+    let mut request = |key: ApiKey, body: &dyn Fn(&mut BytesMut) -> Result<(), Error>| {
+        correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(1)
+            .with_correlation_id(correlation)
+            .with_client_id(Some(client_id.clone()));
+        let mut buf = BytesMut::with_capacity(256);
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, key.request_header_version(1))
+            .map_err(|e| Error::Protocol(format!("encoding {}: {e}", api_name(key))))?;
+        body(&mut buf)?;
+        let len = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&len.to_be_bytes());
+        Ok::<Bytes, Error>(buf.freeze())
+    };
+    let encode_error = |key: ApiKey, e: &dyn std::fmt::Display| {
+        Error::Protocol(format!("encoding {}: {e}", api_name(key)))
+    };
+    let handshake = SaslHandshakeRequest::default()
+        .with_mechanism(StrBytes::from_static_str(creds.mechanism.name()));
+    let frame = request(ApiKey::SaslHandshake, &|b| {
+        handshake
+            .encode(b, 1)
+            .map_err(|e| encode_error(ApiKey::SaslHandshake, &e))
+    })?;
+    let mut body = roundtrip(&mut stream, ApiKey::SaslHandshake, frame).await?;
+    let resp: SaslHandshakeResponse = decode_body(ApiKey::SaslHandshake, 1, &mut body)?;
+    if resp.error_code != 0 {
+        let enabled: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+        return Err(refused(format!(
+            "the listener does not enable {} (it enables {})",
+            creds.mechanism.name(),
+            enabled.join(", ")
+        )));
+    }
+    let mut exchange = Exchange::new(creds);
+    let mut server: Option<Bytes> = None;
+    while let Some(token) = exchange.next(server.as_deref()).map_err(&refused)? {
+        let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let frame = request(ApiKey::SaslAuthenticate, &|b| {
+            req.encode(b, 1)
+                .map_err(|e| encode_error(ApiKey::SaslAuthenticate, &e))
+        })?;
+        let mut body = roundtrip(&mut stream, ApiKey::SaslAuthenticate, frame).await?;
+        let resp: SaslAuthenticateResponse = decode_body(ApiKey::SaslAuthenticate, 1, &mut body)?;
+        if resp.error_code != 0 {
+            return Err(refused(
+                resp.error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| format!("SASL error {}", resp.error_code)),
+            ));
+        }
+        server = Some(resp.auth_bytes);
+    }
+    Ok(Box::new(stream))
 }
 
 /// The API key of a request type.

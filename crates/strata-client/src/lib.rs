@@ -37,7 +37,7 @@ pub use admin::{
 };
 pub use client::{Client, Target};
 pub use config::ClientConfig;
-pub use connection::decode_response;
+pub use connection::{decode_response, secured_stream, SecuredStream};
 pub use error::{error_name, Error};
 pub use fetch::{
     FetchPartitionSpec, FetchRequestSpec, FetchResult, FetchedPartition, ListedOffset, OffsetSpec,

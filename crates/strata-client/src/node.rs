@@ -8,6 +8,7 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Request;
 
 use crate::connection::{api_key, Connection};
+use crate::security::Security;
 use crate::Error;
 
 /// A negotiated connection to one node.
@@ -20,6 +21,19 @@ impl NodeConnection {
     pub async fn open(addr: &str, client_id: &str, timeout: Duration) -> Result<Self, Error> {
         Ok(NodeConnection {
             conn: Connection::open(addr, client_id, timeout).await?,
+        })
+    }
+
+    /// Connects to `addr` as `security` says (TLS, SASL) and negotiates versions within
+    /// `timeout`.
+    pub async fn open_secured(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Self, Error> {
+        Ok(NodeConnection {
+            conn: Connection::open_secured(addr, client_id, timeout, security).await?,
         })
     }
 

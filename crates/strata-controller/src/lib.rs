@@ -42,6 +42,7 @@ pub use image::{
     TopicImage, PRODUCER_ID_BLOCK_SIZE,
 };
 pub use leadership::{ElectionResult, ElectionType};
+pub use network::{Dial, DialFuture, Dialer, RaftStream};
 pub use operations::ScramChange;
 pub use quorum::{
     ControllerError, HeartbeatReply, NewTopic, Quorum, QuorumConfig, QuorumError, QuorumState,

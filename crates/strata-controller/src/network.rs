@@ -1,12 +1,15 @@
 //! Raft traffic between nodes: the frame format (a Kafka request header v1 with
 //! [`RAFT_API_KEY`], then a JSON [`RaftRequest`]; the answer is an i32 correlation id and a JSON
-//! [`RaftReply`]) and the client side, one TCP connection per target that is re-dialled after
-//! any error. The serving side is `Quorum::handle_rpc`, reached through the controller listener
+//! [`RaftReply`]) and the client side, one connection per target that is re-dialled after any
+//! error. A [`Dialer`] opens the connections: plain TCP by default, or whatever the node's
+//! listeners need (TLS, a SASL session) when it is given one. The serving side is `Quorum::handle_rpc`, reached through the controller listener
 //! of a voter. An answer's length comes from the peer, so it is read with
 //! `strata_kafka::frame::read_frame`: checked against [`MAX_FRAME`] first, and its buffer grows
 //! only with the bytes that arrive.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +27,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use strata_kafka::frame::{read_frame, FrameError, FrameLimits};
 use strata_kafka::timestamp::now_ms;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::records::TypeConfig;
@@ -160,11 +163,58 @@ pub struct ReplicaProgress {
     pub last_fetch_ms: Mutex<HashMap<u64, i64>>,
 }
 
+/// A byte stream Raft frames travel on, ready for the first frame (TLS and SASL done).
+pub trait RaftStream: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> RaftStream for T {}
+
+/// A connection being opened.
+pub type DialFuture = Pin<Box<dyn Future<Output = std::io::Result<Box<dyn RaftStream>>> + Send>>;
+
+/// Opens the connection to another node's listener at `addr` (`voter`: its controller
+/// listener; else an observer's inter-broker listener).
+pub trait Dial: Send + Sync {
+    fn dial(&self, addr: &str, voter: bool) -> DialFuture;
+}
+
+/// How Raft connections are opened: plain TCP unless the node gives a [`Dial`].
+#[derive(Clone, Default)]
+pub struct Dialer(Option<Arc<dyn Dial>>);
+
+impl Dialer {
+    pub fn new(dial: Arc<dyn Dial>) -> Dialer {
+        Dialer(Some(dial))
+    }
+
+    async fn open(&self, addr: &str, voter: bool) -> std::io::Result<Box<dyn RaftStream>> {
+        match &self.0 {
+            Some(dial) => dial.dial(addr, voter).await,
+            None => {
+                let s = TcpStream::connect(addr).await?;
+                let _ = s.set_nodelay(true);
+                Ok(Box::new(s))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Dialer(secured)"
+        } else {
+            "Dialer(tcp)"
+        })
+    }
+}
+
 /// Dials other nodes for Raft.
 #[derive(Clone)]
 pub struct Network {
     pub request_timeout: Duration,
     pub progress: Arc<ReplicaProgress>,
+    pub dialer: Dialer,
+    /// The voters' controller-listener addresses (any other target is an observer).
+    pub voter_addrs: Arc<Vec<String>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -174,6 +224,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Connection {
             target,
             addr: node.addr.clone(),
+            voter: self.voter_addrs.contains(&node.addr),
+            dialer: self.dialer.clone(),
             stream: None,
             correlation: 0,
             request_timeout: self.request_timeout,
@@ -199,7 +251,9 @@ pub enum CallError {
 pub struct Connection {
     target: u64,
     addr: String,
-    stream: Option<TcpStream>,
+    voter: bool,
+    dialer: Dialer,
+    stream: Option<Box<dyn RaftStream>>,
     correlation: i32,
     request_timeout: Duration,
     progress: Arc<ReplicaProgress>,
@@ -231,11 +285,13 @@ async fn read_answer<R: tokio::io::AsyncRead + Unpin>(
 }
 
 impl Connection {
-    /// A connection outside Raft (probes).
-    pub fn probe_to(addr: &str, timeout: Duration) -> Connection {
+    /// A connection outside Raft (probes of the voters).
+    pub fn probe_to(addr: &str, timeout: Duration, dialer: &Dialer) -> Connection {
         Connection {
             target: 0,
             addr: addr.to_string(),
+            voter: true,
+            dialer: dialer.clone(),
             stream: None,
             correlation: 0,
             request_timeout: timeout,
@@ -271,10 +327,11 @@ impl Connection {
         frame.put_i16(-1);
         frame.put_slice(&body);
         if self.stream.is_none() {
-            let s = TcpStream::connect(&self.addr)
+            let s = self
+                .dialer
+                .open(&self.addr, self.voter)
                 .await
                 .map_err(|e| CallError::Unreachable(self.addr.clone(), e))?;
-            let _ = s.set_nodelay(true);
             self.stream = Some(s);
         }
         let Some(stream) = self.stream.as_mut() else {
@@ -442,7 +499,7 @@ mod tests {
     async fn an_answer_announcing_the_maximum_costs_only_what_arrives() {
         let addr = peer(MAX_FRAME as i32, b"{\"Probe\":").await;
         LARGEST.with(|l| l.set(0));
-        let mut conn = Connection::probe_to(&addr, Duration::from_secs(10));
+        let mut conn = Connection::probe_to(&addr, Duration::from_secs(10), &Dialer::default());
         let err = conn
             .call(&RaftRequest::Probe, Duration::from_secs(10))
             .await
@@ -476,7 +533,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn an_answer_over_the_maximum_is_refused_before_reading_it() {
         let addr = peer(MAX_FRAME as i32 + 1, b"").await;
-        let mut conn = Connection::probe_to(&addr, Duration::from_secs(10));
+        let mut conn = Connection::probe_to(&addr, Duration::from_secs(10), &Dialer::default());
         let err = conn
             .call(&RaftRequest::Probe, Duration::from_secs(10))
             .await

@@ -141,6 +141,8 @@ impl Node {
         let network = Network {
             request_timeout: Duration::from_millis(config.request_timeout_ms.max(50)),
             progress: progress.clone(),
+            dialer: config.dialer.clone(),
+            voter_addrs: Arc::new(config.voters.values().cloned().collect()),
         };
         let id = config.node_id as u64;
         let raft = Raft::new(id, Arc::new(raft_config), network, log.clone(), sm.clone())
@@ -235,8 +237,9 @@ impl Node {
                 .filter(|(id, _)| **id != self.config.node_id)
                 .map(|(id, a)| (*id, a.clone()))
                 .collect();
+            let dialer = &self.config.dialer;
             let probes = others.iter().map(|(_, addr)| async move {
-                let mut c = Connection::probe_to(addr, timeout);
+                let mut c = Connection::probe_to(addr, timeout, dialer);
                 match c.call(&RaftRequest::Probe, timeout).await {
                     Ok(RaftReply::Probe(p)) => Some(p),
                     _ => None,
@@ -688,6 +691,7 @@ mod tests {
             auto_leader_rebalance: false,
             leader_imbalance_check_interval_ms: 300_000,
             leader_imbalance_per_broker_percentage: 10,
+            dialer: Default::default(),
         }
     }
 

@@ -108,7 +108,14 @@ pub async fn run(broker: Arc<Broker>) {
                 .is_none_or(|(a, c)| a != &addr || !c.is_open())
             {
                 let client_id = format!("strata-broker-{}-group-lag", broker.config.node_id);
-                match NodeConnection::open(&addr, &client_id, REQUEST_TIMEOUT).await {
+                match NodeConnection::open_secured(
+                    &addr,
+                    &client_id,
+                    REQUEST_TIMEOUT,
+                    &broker.config.node_security.inter_broker,
+                )
+                .await
+                {
                     Ok(c) => {
                         conns.insert(*leader, (addr.clone(), c));
                     }

@@ -145,7 +145,14 @@ async fn run(
             .is_none_or(|(a, c)| a != &addr || !c.is_open())
         {
             let client_id = format!("strata-replica-fetcher-{}", broker.config.node_id);
-            match NodeConnection::open(&addr, &client_id, Duration::from_secs(5)).await {
+            match NodeConnection::open_secured(
+                &addr,
+                &client_id,
+                Duration::from_secs(5),
+                &broker.config.node_security.inter_broker,
+            )
+            .await
+            {
                 Ok(c) => conn = Some((addr.clone(), c)),
                 Err(e) => {
                     tracing::debug!(leader, error = %e, "replica fetcher cannot connect");

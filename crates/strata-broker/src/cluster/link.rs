@@ -23,7 +23,7 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Request, StrBytes};
 use parking_lot::Mutex;
-use strata_client::NodeConnection;
+use strata_client::{NodeConnection, Security};
 use strata_controller::{
     ControllerError, ElectionResult, ElectionType, HeartbeatReply, NewTopic, PartitionImage,
     Quorum, RegisterBroker, TopicResult,
@@ -66,6 +66,8 @@ pub struct ControllerLink {
     voters: BTreeMap<i32, String>,
     conns: Mutex<HashMap<i32, Arc<NodeConnection>>>,
     request_timeout: Duration,
+    /// How the controller listeners are reached (TLS, SASL).
+    security: Security,
 }
 
 /// A failed remote call: a Kafka error from the controller, or no controller reached.
@@ -113,6 +115,7 @@ impl ControllerLink {
         node_id: i32,
         voters: BTreeMap<i32, String>,
         request_timeout: Duration,
+        security: Security,
     ) -> Self {
         ControllerLink {
             quorum,
@@ -120,6 +123,7 @@ impl ControllerLink {
             voters,
             conns: Mutex::new(HashMap::new()),
             request_timeout,
+            security,
         }
     }
 
@@ -144,9 +148,10 @@ impl ControllerLink {
             return Ok(c.clone());
         }
         let client_id = format!("strata-broker-{}-controller-link", self.node_id);
-        let conn = NodeConnection::open(addr, &client_id, self.request_timeout)
-            .await
-            .map_err(|e| e.to_string())?;
+        let conn =
+            NodeConnection::open_secured(addr, &client_id, self.request_timeout, &self.security)
+                .await
+                .map_err(|e| e.to_string())?;
         let conn = Arc::new(conn);
         self.conns.lock().insert(id, conn.clone());
         Ok(conn)

@@ -55,9 +55,14 @@ pub async fn log_bounds(
         let addr =
             leader_address(broker, leader).ok_or_else(|| unreachable("no endpoint".to_string()))?;
         let client_id = format!("strata-broker-{}-log-bounds", broker.config.node_id);
-        let conn = NodeConnection::open(&addr, &client_id, REQUEST_TIMEOUT)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        let conn = NodeConnection::open_secured(
+            &addr,
+            &client_id,
+            REQUEST_TIMEOUT,
+            &broker.config.node_security.inter_broker,
+        )
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
         let starts = ask(&conn, topic, &ps, EARLIEST)
             .await
             .map_err(unreachable)?;

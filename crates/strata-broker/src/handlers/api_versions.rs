@@ -60,6 +60,9 @@ const SERVED: &[(ApiKey, i16, i16)] = &[
 /// reassignment changes, SCRAM credentials and ACLs).
 const CONTROLLER_SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
+    // A SASL_PLAINTEXT or SASL_SSL controller listener authenticates the other nodes.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
     (ApiKey::AlterPartition, 2, 3),

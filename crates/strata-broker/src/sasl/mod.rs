@@ -283,6 +283,15 @@ impl Authenticator {
     /// The principal a request of `key` runs as, or why the connection closes: before the
     /// session only ApiVersions is taken, and after it expired nothing is.
     pub fn admit(&self, key: ApiKey, now: Instant) -> Result<Arc<str>, Refused> {
+        self.admit_frame(Some(key), now)
+    }
+
+    /// The principal a Raft frame of another node runs as: only a session takes one.
+    pub fn admit_raft(&self, now: Instant) -> Result<Arc<str>, Refused> {
+        self.admit_frame(None, now)
+    }
+
+    fn admit_frame(&self, key: Option<ApiKey>, now: Instant) -> Result<Arc<str>, Refused> {
         match (&self.state, &self.principal) {
             (State::Authenticated, Some(principal)) => {
                 if self.expires.is_some_and(|at| now >= at) {
@@ -294,10 +303,13 @@ impl Authenticator {
                 }
                 Ok(principal.clone())
             }
-            _ if key == ApiKey::ApiVersions => Ok(Arc::from(ANONYMOUS)),
-            _ => Err(Refused(format!(
-                "Unexpected Kafka request of type {key:?} during SASL handshake"
-            ))),
+            _ if key == Some(ApiKey::ApiVersions) => Ok(Arc::from(ANONYMOUS)),
+            _ => Err(Refused(match key {
+                Some(key) => {
+                    format!("Unexpected Kafka request of type {key:?} during SASL handshake")
+                }
+                None => "a Raft frame during the SASL handshake".to_string(),
+            })),
         }
     }
 

@@ -33,10 +33,12 @@ impl DevProcess {
         (dev, lines)
     }
 
-    /// SIGTERM, then the exit status (None when it had to be killed after 15 s).
+    /// SIGTERM, then the exit status (None when it had to be killed after 30 s: a dev cluster
+    /// of several brokers shuts each down in turn, which took over 15 s once on a loaded
+    /// 2-core machine).
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.0.try_wait() {
                 return Some(status);
