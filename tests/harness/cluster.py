@@ -393,8 +393,9 @@ class Cluster:
             raise ValueError("a SASL_PLAINTEXT listener is offered on loopback clusters only")
         # Each node also listens with SASL_PLAINTEXT (PLAIN, harness.sasl.PLAIN_USERS).
         self.sasl = sasl
-        if secure_nodes is not None and network != "loopback":
-            raise ValueError("SASL_SSL between the nodes is offered on loopback clusters only")
+        if secure_nodes is not None and (network != "loopback" or sasl):
+            raise ValueError("SASL_SSL between the nodes is offered on loopback clusters without "
+                             "the SASL_PLAINTEXT client listener only")
         # Certs: the nodes' own traffic over SASL_SSL (ClusterNode.secure_node_properties).
         self.secure_nodes = secure_nodes
 

@@ -5,7 +5,8 @@
 //!
 //! Requests on a CONTROLLER listener are not checked again: they come from the cluster's own
 //! nodes (registrations, heartbeats, ISR changes) or are admin requests a broker forwarded after
-//! authorizing their sender, as Kafka's forwarding does.
+//! authorizing their sender, as Kafka's forwarding does. Raft frames are checked on every
+//! listener ([`Broker::may_send_raft`]).
 
 use strata_controller::MetadataImage;
 use strata_kafka::acl::{
@@ -112,9 +113,12 @@ impl Broker {
         self.authorized(ctx, op, AclResourceType::Group, group)
     }
 
-    /// May `principal` at `host` send the metadata log's Raft traffic to this observer's
-    /// inter-broker listener (ClusterAction on the cluster, as replica fetches need)?
-    pub fn may_replicate_metadata(&self, principal: &str, host: std::net::IpAddr) -> bool {
+    /// May `principal` at `host` send Raft traffic (a voter's controller listener, or an
+    /// observer's inter-broker listener where the metadata log reaches it)? ClusterAction on
+    /// the cluster, as Kafka's controllers ask of Vote and Fetch, also on a CONTROLLER listener.
+    /// A node that has not caught up knows no ACLs yet: the nodes' principal belongs in
+    /// `super.users`.
+    pub fn may_send_raft(&self, principal: &str, host: std::net::IpAddr) -> bool {
         let Some(settings) = &self.config.authorizer else {
             return true;
         };

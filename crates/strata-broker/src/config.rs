@@ -659,7 +659,14 @@ fn node_client_security(
     })?;
     let mut client = BTreeMap::from([("security.protocol".to_string(), protocol.clone())]);
     if parsed.tls() {
-        if let Some((key, auth)) = listener_value(props, listener, "ssl.client.auth") {
+        // On SASL_SSL only the listener's own ssl.client.auth counts (KIP-684).
+        let own = format!("listener.name.{}.ssl.client.auth", listener.to_lowercase());
+        let client_auth = if parsed.sasl() {
+            props.get(&own).map(|v| (own.clone(), v.trim().to_string()))
+        } else {
+            listener_value(props, listener, "ssl.client.auth")
+        };
+        if let Some((key, auth)) = client_auth {
             if auth.eq_ignore_ascii_case("required") {
                 return Err(ConfigError::Invalid {
                     key,

@@ -338,10 +338,17 @@ async fn handle_frame(
     let scope = peer.scope;
     let kind = scope.kind;
     let parsed = parse_frame_on(frame, scope)?;
-    // A Raft frame is never held: an observer's inter-broker listener takes the metadata log
-    // it needs before it can serve anyone.
-    let raft = matches!(parsed, ParsedFrame::Raft { .. });
-    if !raft && kind == ListenerKind::Broker && !*broker.serving.borrow() {
+    // A Raft frame is never held, nor the SASL exchange before it: an observer's inter-broker
+    // listener takes the metadata log it needs before it can serve anyone.
+    let held = match &parsed {
+        ParsedFrame::Raft { .. } => false,
+        ParsedFrame::Request { key, .. } => !matches!(
+            key,
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+        ),
+        _ => true,
+    };
+    if held && kind == ListenerKind::Broker && !*broker.serving.borrow() {
         // Not serving clients yet: hold the request until the broker is (Kafka does not read
         // client requests before its first unfencing either).
         let mut serving = broker.serving.subscribe();
@@ -363,9 +370,7 @@ async fn handle_frame(
                     .admit_raft(std::time::Instant::now())
                     .map_err(|refused| ConnectionError::Authentication(refused.0))?,
             };
-            if kind == ListenerKind::Broker
-                && !broker.may_replicate_metadata(&principal, peer.addr.ip())
-            {
+            if !broker.may_send_raft(&principal, peer.addr.ip()) {
                 return Err(ConnectionError::Authentication(format!(
                     "{principal} may not send Raft frames: ClusterAction on the cluster is needed"
                 )));

@@ -527,43 +527,51 @@ pub async fn secured_stream(
     let refused = |m: String| Error::Authentication(format!("{addr}: {m}"));
     let client_id = StrBytes::from_string(client_id.to_string());
     let mut correlation = 0;
-    let roundtrip = async |stream: &mut Box<dyn Stream>, key: ApiKey, frame: Bytes| {
-        let answer = async {
-            stream.write_all(&frame).await?;
-            read_frame(
-                stream,
-                FrameLimits {
-                    min: 4,
-                    max: 1 << 20,
-                },
-            )
-            .await
-        };
-        let frame = match tokio::time::timeout_at(deadline, answer).await {
-            Err(_) => {
-                return Err(timed_out(
-                    addr,
-                    format!("no {} answer in time", api_name(key)),
-                ))
-            }
-            Ok(Ok(Some(frame))) => frame,
-            Ok(Ok(None)) => {
-                return Err(Error::io(
-                    io::ErrorKind::ConnectionReset,
-                    format!("{addr} closed the connection during {}", api_name(key)),
-                ))
-            }
-            Ok(Err(e)) => {
+    let roundtrip =
+        async |stream: &mut Box<dyn Stream>, key: ApiKey, (sent, frame): (i32, Bytes)| {
+            let answer = async {
+                stream.write_all(&frame).await?;
+                read_frame(
+                    stream,
+                    FrameLimits {
+                        min: 4,
+                        max: 1 << 20,
+                    },
+                )
+                .await
+            };
+            let frame = match tokio::time::timeout_at(deadline, answer).await {
+                Err(_) => {
+                    return Err(timed_out(
+                        addr,
+                        format!("no {} answer in time", api_name(key)),
+                    ))
+                }
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) => {
+                    return Err(Error::io(
+                        io::ErrorKind::ConnectionReset,
+                        format!("{addr} closed the connection during {}", api_name(key)),
+                    ))
+                }
+                Ok(Err(e)) => {
+                    return Err(Error::Protocol(format!(
+                        "{} from {addr}: {e}",
+                        api_name(key)
+                    )))
+                }
+            };
+            let mut frame = frame.freeze();
+            let answered = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+            if answered != sent {
                 return Err(Error::Protocol(format!(
-                    "{} from {addr}: {e}",
+                    "{} answer from {addr} with correlation id {answered}, expected {sent}",
                     api_name(key)
-                )))
+                )));
             }
+            decode_header(key, 1, &mut frame)?;
+            Ok(frame)
         };
-        let mut frame = frame.freeze();
-        decode_header(key, 1, &mut frame)?;
-        Ok(frame)
-    };
     let mut request = |key: ApiKey, body: &dyn Fn(&mut BytesMut) -> Result<(), Error>| {
         correlation += 1;
         let header = RequestHeader::default()
@@ -579,7 +587,7 @@ pub async fn secured_stream(
         body(&mut buf)?;
         let len = (buf.len() - 4) as i32;
         buf[0..4].copy_from_slice(&len.to_be_bytes());
-        Ok::<Bytes, Error>(buf.freeze())
+        Ok::<(i32, Bytes), Error>((correlation, buf.freeze()))
     };
     let encode_error = |key: ApiKey, e: &dyn std::fmt::Display| {
         Error::Protocol(format!("encoding {}: {e}", api_name(key)))

@@ -132,6 +132,7 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
         broker("replication.quota.window.size.seconds", Int),
         broker("sasl.enabled.mechanisms", List),
         broker("sasl.jaas.config", Password),
+        broker("sasl.mechanism.controller.protocol", String),
         broker("sasl.mechanism.inter.broker.protocol", String),
         broker("share.coordinator.state.topic.min.isr", Short),
         broker("share.coordinator.state.topic.replication.factor", Short),
