@@ -29,13 +29,10 @@ use strata_kafka::frame::{read_frame, FrameError, FrameLimits};
 use strata_kafka::timestamp::now_ms;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 
 use crate::records::TypeConfig;
 use crate::types::RAFT_API_KEY;
 
-/// How long opening one connection may take (TCP, then TLS and SASL where the listener has them).
-const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer frame accepted (checked before allocating).
 const MAX_FRAME: usize = 256 << 20;
 /// An answer holds at least its correlation id.
@@ -230,7 +227,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             voter: self.voter_addrs.contains(&node.addr),
             dialer: self.dialer.clone(),
             stream: None,
-            dialing: None,
             correlation: 0,
             request_timeout: self.request_timeout,
             progress: self.progress.clone(),
@@ -258,20 +254,9 @@ pub struct Connection {
     voter: bool,
     dialer: Dialer,
     stream: Option<Box<dyn RaftStream>>,
-    /// A connection being opened: it outlives the call that started it (a TLS and SASL
-    /// handshake may take longer than one heartbeat's deadline), and the next call takes it up.
-    dialing: Option<JoinHandle<std::io::Result<Box<dyn RaftStream>>>>,
     correlation: i32,
     request_timeout: Duration,
     progress: Arc<ReplicaProgress>,
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        if let Some(dialing) = self.dialing.take() {
-            dialing.abort();
-        }
-    }
 }
 
 /// Reads one answer frame `[i32 size][i32 correlation id][JSON RaftReply]` and decodes it.
@@ -308,7 +293,6 @@ impl Connection {
             voter: true,
             dialer: dialer.clone(),
             stream: None,
-            dialing: None,
             correlation: 0,
             request_timeout: timeout,
             progress: Arc::default(),
@@ -321,9 +305,6 @@ impl Connection {
         request: &RaftRequest,
         timeout: Duration,
     ) -> Result<RaftReply, CallError> {
-        if self.stream.is_none() {
-            self.stream = Some(self.dial(timeout).await?);
-        }
         let result = tokio::time::timeout(timeout, self.call_inner(request))
             .await
             .unwrap_or(Err(CallError::Timeout));
@@ -345,42 +326,19 @@ impl Connection {
         frame.put_i32(correlation);
         frame.put_i16(-1);
         frame.put_slice(&body);
+        if self.stream.is_none() {
+            let s = self
+                .dialer
+                .open(&self.addr, self.voter)
+                .await
+                .map_err(|e| CallError::Unreachable(self.addr.clone(), e))?;
+            self.stream = Some(s);
+        }
         let Some(stream) = self.stream.as_mut() else {
             return Err(CallError::Protocol("no connection".into()));
         };
         stream.write_all(&frame).await?;
         read_answer(stream, correlation).await
-    }
-
-    /// The connection the current (or an earlier, cancelled) dial opens, waited for up to
-    /// `timeout`; the dial itself is bounded by [`DIAL_TIMEOUT`].
-    async fn dial(&mut self, timeout: Duration) -> Result<Box<dyn RaftStream>, CallError> {
-        let (dialer, addr, voter) = (&self.dialer, &self.addr, self.voter);
-        let dialing = self.dialing.get_or_insert_with(|| {
-            let (dialer, addr) = (dialer.clone(), addr.clone());
-            tokio::spawn(async move {
-                tokio::time::timeout(DIAL_TIMEOUT, dialer.open(&addr, voter))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("no connection within {} ms", DIAL_TIMEOUT.as_millis()),
-                        ))
-                    })
-            })
-        });
-        let joined = tokio::time::timeout(timeout, dialing)
-            .await
-            .map_err(|_| CallError::Timeout)?;
-        self.dialing = None;
-        match joined {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(e)) => Err(CallError::Unreachable(self.addr.clone(), e)),
-            Err(e) => Err(CallError::Unreachable(
-                self.addr.clone(),
-                std::io::Error::other(e.to_string()),
-            )),
-        }
     }
 
     fn rpc_error<E: std::error::Error>(&self, e: CallError) -> RPCError<u64, BasicNode, E> {
