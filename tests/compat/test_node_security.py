@@ -18,6 +18,14 @@ and the node identity ``broker`` in each listener's JAAS entry (``harness.cluste
    voters; node 5, whose own password is wrong, never registers and its log names the refused
    authentication.
 
+4. Mutual TLS instead of SASL: INTERNAL and CONTROLLER are SSL listeners requiring client
+   certificates, each node presents its listener's certificate, and the StandardAuthorizer
+   knows the nodes by their certificate's subject (``super.users`` = User:CN=broker). Three
+   voters and a fourth broker with such a certificate form the cluster, and the fourth leads a
+   partition replicated to two voters with a full ISR and acks=all; a fifth broker whose
+   certificate (of the same CA) names CN=intruder is not allowed ClusterAction, so it never
+   registers, and the refusal is logged.
+
 Each test makes its own cluster (about 20 s on Strata, 40 s on Kafka). In the compatibility
 suites rather than beside the replicated-cluster suite's 6-node cluster, which stays up for the
 whole of that package.
@@ -47,6 +55,17 @@ def secure_cluster(target_kind, tmp_path):
 
 def values(records):
     return [r.value for part in sorted(records) for r in records[part]]
+
+
+def node_4_leads_a_partition(c, prefix):
+    """Node 4 (not a voter) leads a partition replicated to voters 1 and 2 with a full ISR, and
+    500 records produced with acks=all are read back."""
+    topic = unique_topic(prefix)
+    c.create_topic(topic, partitions=1, replication_factor=3, assignment=[[4, 1, 2]])
+    c.wait_isr_full(topic)
+    c.wait_partitions(topic, lambda ps: ps[0].leader == 4, "node 4 leading")
+    data.produce(c.bootstrap([1, 2, 3, 4]), topic, 500, 1, extra={"acks": "all"})
+    assert len(values(data.read_all(c.bootstrap([1, 2, 3, 4]), topic))) == 500
 
 
 def test_replication_and_the_quorum_over_sasl_ssl(secure_cluster):
@@ -107,11 +126,37 @@ def test_brokers_that_are_not_voters_join_with_the_right_password_only(target_ki
                    "node 5's log to name the refused authentication")
         assert 5 not in c.registered(1), c.registered(1)
         c.stop_node(5)  # (the harness's waits ask every running node, and 5 serves no one)
-        topic = unique_topic("secure-4")
-        c.create_topic(topic, partitions=1, replication_factor=3, assignment=[[4, 1, 2]])
-        c.wait_isr_full(topic)
-        c.wait_partitions(topic, lambda ps: ps[0].leader == 4, "node 4 leading")
-        data.produce(c.bootstrap([1, 2, 3, 4]), topic, 500, 1, extra={"acks": "all"})
-        assert len(values(data.read_all(c.bootstrap([1, 2, 3, 4]), topic))) == 500
+        node_4_leads_a_partition(c, "secure-4")
+    finally:
+        c.close()
+
+
+MTLS_PROPS = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    # The nodes by their certificate; the harness's own clients come in on PLAINTEXT.
+    "super.users": "User:CN=broker;User:ANONYMOUS",
+}
+
+
+def test_mutual_tls_between_the_nodes_with_certificate_principals(target_kind, tmp_path):
+    c = make_cluster(target_kind, tmp_path / "cluster", brokers=5, voters=3, secure_nodes=Certs(tmp_path / "ca"),
+                     node_auth="mtls", props=MTLS_PROPS)
+    try:
+        c._layout()
+        c.node(5).cert_cn = "intruder"
+        for i in c.nodes:
+            c.node(i).start()
+        wait_until(lambda: c.registered(1) == {1, 2, 3, 4}, 120, "nodes 1 to 4 registered")
+
+        def refusal_logged():
+            if target_kind == "kafka":  # the voters' authorizer log, for the intruder's Raft fetches
+                return any("User:CN=intruder is Denied operation = CLUSTER_ACTION"
+                           in c.node(i).log_path.read_text(errors="replace") for i in (1, 2, 3))
+            # Strata: the intruder's registration, refused by the active controller
+            return "refused the registration: CLUSTER_AUTHORIZATION_FAILED" in c.node(5).log_path.read_text()
+        wait_until(refusal_logged, 60, "the intruder's refusal in a log")
+        assert 5 not in c.registered(1), c.registered(1)
+        c.stop_node(5)
+        node_4_leads_a_partition(c, "mtls-4")
     finally:
         c.close()

@@ -188,6 +188,8 @@ class ClusterNode(ManagedProcess):
         self.internal_port = internal_port
         # Properties of this node alone, over everything else (a node that differs from the rest)
         self.overrides = {}
+        # The subject (CN) of the node's certificate on a secure_nodes cluster.
+        self.cert_cn = "broker"
         self.rack = rack
         self.voter = voter
         self.dir = cluster.work_dir / f"node{node_id}"
@@ -270,10 +272,14 @@ class ClusterNode(ManagedProcess):
         return p
 
     def secure_node_properties(self, certs):
-        """The nodes' own traffic over SASL_SSL with PLAIN: an INTERNAL inter-broker listener and
-        the CONTROLLER listener, each with a certificate of ``certs`` (inline PEM) and its CA as
-        the trust store, the user ``broker`` (NODE_USER) as the nodes' identity; clients keep
-        the PLAINTEXT listener."""
+        """The nodes' own traffic over an INTERNAL inter-broker listener and the CONTROLLER
+        listener, each with a certificate of ``certs`` (inline PEM, ``cert_cn`` its subject) and
+        its CA as the trust store; clients keep the PLAINTEXT listener. The cluster's
+        ``node_auth``: "sasl", SASL_SSL with PLAIN and the user ``broker`` (NODE_USER) as the
+        nodes' identity; "mtls", SSL with client certificates required, the certificate's
+        subject (``User:CN=broker``) as the nodes' identity."""
+        mtls = self.cluster.node_auth == "mtls"
+        protocol = "SSL" if mtls else "SASL_SSL"
         internal = f"INTERNAL://{self.host}:{self.internal_port}"
         listeners = f"PLAINTEXT://{self.host}:{self.port},{internal}"
         if self.voter:
@@ -281,15 +287,20 @@ class ClusterNode(ManagedProcess):
         p = {
             "listeners": listeners,
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port},{internal}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL",
+            "listener.security.protocol.map":
+                f"PLAINTEXT:PLAINTEXT,INTERNAL:{protocol},CONTROLLER:{protocol}",
             "inter.broker.listener.name": "INTERNAL",
-            "sasl.mechanism.inter.broker.protocol": "PLAIN",
-            "sasl.mechanism.controller.protocol": "PLAIN",
         }
-        keystore = certs.server_inline()
+        if not mtls:
+            p["sasl.mechanism.inter.broker.protocol"] = "PLAIN"
+            p["sasl.mechanism.controller.protocol"] = "PLAIN"
+        keystore = certs.node_inline(self.cert_cn)
         for listener in ("internal", "controller"):
-            p[f"listener.name.{listener}.sasl.enabled.mechanisms"] = "PLAIN"
-            p[f"listener.name.{listener}.plain.sasl.jaas.config"] = node_jaas(NODE_USER[1])
+            if mtls:
+                p[f"listener.name.{listener}.ssl.client.auth"] = "required"
+            else:
+                p[f"listener.name.{listener}.sasl.enabled.mechanisms"] = "PLAIN"
+                p[f"listener.name.{listener}.plain.sasl.jaas.config"] = node_jaas(NODE_USER[1])
             p[f"listener.name.{listener}.ssl.keystore.type"] = "PEM"
             p.update({f"listener.name.{listener}.{k}": v for k, v in keystore.items()})
             p[f"listener.name.{listener}.ssl.truststore.type"] = "PEM"
@@ -369,7 +380,7 @@ class Cluster:
     """N nodes of one kind forming one cluster; see the module docstring."""
 
     def __init__(self, kind, work_dir, brokers=3, racks=None, props=None, voters=3, network="loopback",
-                 binary=None, sasl=False, secure_nodes=None):
+                 binary=None, sasl=False, secure_nodes=None, node_auth="sasl"):
         if kind not in ("strata", "kafka"):
             raise ValueError(f"unknown cluster kind {kind!r}")
         if network not in ("loopback", "netns"):
@@ -396,8 +407,12 @@ class Cluster:
         if secure_nodes is not None and (network != "loopback" or sasl):
             raise ValueError("SASL_SSL between the nodes is offered on loopback clusters without "
                              "the SASL_PLAINTEXT client listener only")
-        # Certs: the nodes' own traffic over SASL_SSL (ClusterNode.secure_node_properties).
+        # Certs: the nodes' own traffic over SASL_SSL or mutual TLS (node_auth "sasl" or "mtls";
+        # ClusterNode.secure_node_properties).
+        if node_auth not in ("sasl", "mtls"):
+            raise ValueError(f"unknown node_auth {node_auth!r}")
         self.secure_nodes = secure_nodes
+        self.node_auth = node_auth
 
     # --- layout ------------------------------------------------------------------------------------
     def _layout(self):
@@ -734,15 +749,17 @@ def parse_quorum_status(text):
 
 
 def make_cluster(kind, work_dir, brokers=3, racks=None, props=None, voters=3, network="loopback",
-                 binary=None, sasl=False, secure_nodes=None):
+                 binary=None, sasl=False, secure_nodes=None, node_auth="sasl"):
     """A (not yet started) cluster of ``brokers`` ``kind`` nodes ("strata" or "kafka"); the first
     ``voters`` are controller voters. ``racks``: "a,b,c" or a list, node i gets racks[(i-1) % len].
     ``network``: "loopback" or "netns" (see the module docstring). ``sasl``: every node also
     serves SASL_PLAINTEXT with PLAIN (users of ``harness.sasl.PLAIN_USERS``), on loopback.
     ``secure_nodes`` (a :class:`harness.tls.Certs`): the nodes' own traffic (replication, the
-    controller quorum) runs over SASL_SSL listeners, on loopback."""
+    controller quorum) runs over SASL_SSL listeners (``node_auth`` "sasl") or SSL listeners that
+    require client certificates ("mtls"), on loopback."""
     return Cluster(kind, work_dir, brokers=brokers, racks=racks, props=props, voters=voters,
-                   network=network, binary=binary, sasl=sasl, secure_nodes=secure_nodes)
+                   network=network, binary=binary, sasl=sasl, secure_nodes=secure_nodes,
+                   node_auth=node_auth)
 
 
 def netns_available():

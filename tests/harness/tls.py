@@ -66,6 +66,12 @@ class Certs:
         crt, key, _ = self.issue(cn, "serverAuth", "IP:127.0.0.1,DNS:localhost")
         return {"ssl.keystore.key": one_line(key), "ssl.keystore.certificate.chain": one_line(crt)}
 
+    def node_inline(self, cn: str = "broker") -> dict:
+        """The inline key store properties of a cluster node's certificate: a server's, also
+        usable as a client certificate (the node's identity toward the other nodes)."""
+        crt, key, _ = self.issue(cn, "serverAuth,clientAuth", "IP:127.0.0.1,DNS:localhost")
+        return {"ssl.keystore.key": one_line(key), "ssl.keystore.certificate.chain": one_line(crt)}
+
     def client(self, cn: str, subject: str | None = None) -> tuple[Path, Path, Path]:
         return self.issue(cn, "clientAuth", subject=subject)
 

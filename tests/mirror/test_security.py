@@ -6,6 +6,11 @@ properties ``<alias>.security.protocol`` / ``.ssl.*`` / ``.sasl.*`` and the flow
 ``mirror.sourceSecurity`` / ``targetSecurity``). Every record arrives; a wrong password is
 reported as an authentication failure (the mirror exits at start with it), never with the
 password, and nothing is mirrored. One broker of each kind serves the module (harness/sasl.py's listeners).
+
+A third broker (Strata, harness/tls.py's listeners) requires client certificates on its MTLS
+listener: the mirror reads from it with a client certificate of the CA as its key store
+(``ssl.keystore.location``, key and certificate in one PEM file, as Kafka's clients take it),
+and without one it is refused at the handshake and mirrors nothing.
 """
 import pytest
 
@@ -13,7 +18,7 @@ from harness.data import create_topic, produce, record_counts, wait_mirrored
 from harness.mirror import MirrorProcess, MirrorStartError, flow_config
 from harness.pytest_plugin import COMMON_PROPS
 from harness.sasl import add_scram, start_sasl_broker, wait_authenticates, client_conf
-from harness.tls import Certs
+from harness.tls import Certs, start_tls_broker
 from harness.util import unique_topic, wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -110,5 +115,53 @@ def test_wrong_password_is_an_authentication_failure_in_the_log(clusters, tmp_pa
         assert "not-the-password" not in log and "admin-secret" not in log
         # (reading the counts may auto-create the empty topic on the Kafka target)
         assert sum(record_counts(target.plaintext, f"src.{topic}").values()) == 0
+    finally:
+        mirror.stop()
+
+
+@pytest.fixture(scope="module")
+def mtls_source(clusters, tmp_path_factory):
+    """A Strata broker whose MTLS listener requires client certificates of ``certs``' CA."""
+    certs = clusters[2]
+    source = start_tls_broker("strata", tmp_path_factory.mktemp("mtls-src"), certs, certs.server_inline(),
+                              COMMON_PROPS)
+    try:
+        yield source
+    finally:
+        source.broker.stop()
+
+
+def test_mirror_with_a_client_certificate(clusters, mtls_source, tmp_path):
+    _, target, certs = clusters
+    plaintext = mtls_source.broker.bootstrap
+    topic = unique_topic("secured-mtls")
+    create_topic(plaintext, topic, 2)
+    produce(plaintext, topic, RECORDS, 2)
+    _, dst = security(None, target, certs)
+    src = {"security.protocol": "SSL", "ssl.truststore.type": "PEM", "ssl.truststore.location": str(certs.ca)}
+    def mirror_from_mtls(name, src):
+        return MirrorProcess(tmp_path / name, flow_config(
+            "src", mtls_source.mtls, "dst", target.sasl_plaintext, topics={"include": [topic]},
+            mirror={"sourceSecurity": src, "targetSecurity": dst}))
+
+    refused = mirror_from_mtls("refused", src)
+    try:
+        refused.start()
+    except MirrorStartError:
+        pass
+    try:
+        # (TLS 1.3: the broker's alert arrives at the client's first read)
+        wait_until(lambda: "CertificateRequired" in refused.log_path.read_text(), 60,
+                   "the mirror to log the broker's certificate_required alert", interval=0.5)
+    finally:
+        refused.stop()
+    assert sum(record_counts(target.plaintext, f"src.{topic}").values()) == 0
+
+    src |= {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(certs.client("mirror")[2])}
+    mirror = mirror_from_mtls("mirror", src)
+    mirror.start()
+    try:
+        wait_mirrored(plaintext, target.plaintext, topic, f"src.{topic}", timeout=120)
+        assert sum(record_counts(target.plaintext, f"src.{topic}").values()) == RECORDS
     finally:
         mirror.stop()

@@ -3,10 +3,12 @@
 //! and answer TOPIC_, GROUP_ or CLUSTER_AUTHORIZATION_FAILED for what was refused. Without
 //! `authorizer.class.name` everything is allowed.
 //!
-//! Requests on a CONTROLLER listener are not checked again: they come from the cluster's own
-//! nodes (registrations, heartbeats, ISR changes) or are admin requests a broker forwarded after
-//! authorizing their sender, as Kafka's forwarding does. Raft frames are checked on every
-//! listener ([`Broker::may_send_raft`]).
+//! On a CONTROLLER listener a principal allowed ClusterAction on the cluster is one of the
+//! cluster's own nodes: its requests (registrations, heartbeats, ISR changes, producer id
+//! blocks, and admin requests a broker forwarded after authorizing their sender, as Kafka's
+//! forwarding does) are not checked again; anyone else there is checked like a client, and the
+//! node-only APIs refuse them. Raft frames are checked on every listener
+//! ([`Broker::may_send_raft`]).
 
 use strata_controller::MetadataImage;
 use strata_kafka::acl::{
@@ -36,8 +38,29 @@ impl Broker {
         let Some(settings) = &self.config.authorizer else {
             return true;
         };
+        let (image, host) = (self.image(), ctx.peer.ip().to_string());
+        self.node_on_controller_listener(settings, &image, ctx, &host)
+            || rule(settings, &image, &host)
+    }
+
+    /// Is the request one of the cluster's own nodes' on a CONTROLLER listener (ClusterAction
+    /// on the cluster)?
+    fn node_on_controller_listener(
+        &self,
+        settings: &AuthorizerSettings,
+        image: &MetadataImage,
+        ctx: &RequestContext,
+        host: &str,
+    ) -> bool {
         ctx.listener == ListenerKind::Controller
-            || rule(settings, &self.image(), &ctx.peer.ip().to_string())
+            && settings.authorize(
+                &image.acls,
+                &ctx.principal,
+                host,
+                AclOperation::ClusterAction,
+                AclResourceType::Cluster,
+                CLUSTER_RESOURCE,
+            )
     }
 
     /// May the request's principal perform `op` on the resource `name` of `kind`? A refusal
@@ -92,12 +115,13 @@ impl Broker {
             return OPERATIONS_NOT_REQUESTED;
         }
         let ops = kind.supported_operations().iter().copied();
-        let Some(settings) =
-            (self.config.authorizer.as_ref()).filter(|_| ctx.listener != ListenerKind::Controller)
-        else {
+        let Some(settings) = &self.config.authorizer else {
             return operations_bitfield(ops);
         };
         let (image, host) = (self.image(), ctx.peer.ip().to_string());
+        if self.node_on_controller_listener(settings, &image, ctx, &host) {
+            return operations_bitfield(ops);
+        }
         operations_bitfield(
             ops.filter(|&op| {
                 settings.authorize(&image.acls, &ctx.principal, &host, op, kind, name)

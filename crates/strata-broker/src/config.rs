@@ -605,7 +605,8 @@ pub struct NodeSecurity {
 
 /// Kafka's settings for a node's own connections: the listener's security protocol, its trust
 /// store (`listener.name.<l>.ssl.truststore.*`, else `ssl.truststore.*`) and host-name check
-/// (`ssl.endpoint.identification.algorithm`), the mechanism of
+/// (`ssl.endpoint.identification.algorithm`), its key store as this node's client certificate
+/// (presented where the listener asks for one: `ssl.client.auth`), the mechanism of
 /// `sasl.mechanism.inter.broker.protocol` / `sasl.mechanism.controller.protocol` (Kafka's
 /// default GSSAPI is not served) with the user and password of the listener's JAAS entry for
 /// that mechanism (`listener.name.<l>.<mechanism>.sasl.jaas.config`, as Kafka takes them).
@@ -659,31 +660,18 @@ fn node_client_security(
     })?;
     let mut client = BTreeMap::from([("security.protocol".to_string(), protocol.clone())]);
     if parsed.tls() {
-        // On SASL_SSL only the listener's own ssl.client.auth counts (KIP-684).
-        let own = format!("listener.name.{}.ssl.client.auth", listener.to_lowercase());
-        let client_auth = if parsed.sasl() {
-            props.get(&own).map(|v| (own.clone(), v.trim().to_string()))
-        } else {
-            listener_value(props, listener, "ssl.client.auth")
-        };
-        if let Some((key, auth)) = client_auth {
-            if auth.eq_ignore_ascii_case("required") {
-                return Err(ConfigError::Invalid {
-                    key,
-                    value: auth,
-                    reason: format!(
-                        "{listener} carries this node's own connections, which present no \
-                         client certificate: authenticate nodes with SASL_SSL there, or set \
-                         ssl.client.auth to requested or none"
-                    ),
-                });
-            }
-        }
         for key in [
             "ssl.truststore.type",
             "ssl.truststore.location",
             "ssl.truststore.certificates",
             "ssl.endpoint.identification.algorithm",
+            // The listener's key store is also this node's client certificate, for a
+            // listener that requires one (`ssl.client.auth`), as in Kafka.
+            "ssl.keystore.type",
+            "ssl.keystore.location",
+            "ssl.keystore.key",
+            "ssl.keystore.certificate.chain",
+            "ssl.key.password",
         ] {
             if let Some((_, v)) = listener_value(props, listener, key) {
                 client.insert(key.to_string(), v);
@@ -1114,11 +1102,14 @@ mod tests {
             no_ca.contains("ssl.truststore") && no_ca.contains("INTERNAL"),
             "{no_ca}"
         );
-        let mutual = refused(&format!(
-            "{tls}listener.name.internal.ssl.client.auth=required\n\
-             listener.name.internal.ssl.truststore.location=/ca.pem\n"
+        // The listener's key store is this node's client certificate too, read at start.
+        let keystore = refused(&format!(
+            "{tls}listener.name.internal.ssl.truststore.certificates=(read after the key store)\n"
         ));
-        assert!(mutual.contains("no client certificate"), "{mutual}");
+        assert!(
+            keystore.contains("/k.pem") && keystore.contains("INTERNAL"),
+            "{keystore}"
+        );
     }
 
     #[test]

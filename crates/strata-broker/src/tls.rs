@@ -23,10 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::RwLock;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use strata_client::pem::pem_lines;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -255,42 +255,6 @@ impl TlsSettings {
     }
 }
 
-/// PEM text given inline as Kafka takes it: a property value is one line, so the line breaks of
-/// its blocks may be spaces. Rebuilds each block as header, base64 lines and footer; text that
-/// has line breaks already is kept as it is.
-fn pem_lines(value: &str) -> String {
-    if value.contains('\n') {
-        return value.to_string();
-    }
-    let mut out = String::new();
-    let mut rest = value.trim();
-    while let Some(begin) = rest.find("-----BEGIN ") {
-        let after = &rest[begin + "-----BEGIN ".len()..];
-        let Some(label_end) = after.find("-----") else {
-            break;
-        };
-        let label = &after[..label_end];
-        let body = &after[label_end + "-----".len()..];
-        let footer = format!("-----END {label}-----");
-        let Some(end) = body.find(&footer) else {
-            break;
-        };
-        out.push_str(&format!("-----BEGIN {label}-----\n"));
-        for chunk in body[..end].split_whitespace() {
-            out.push_str(chunk);
-            out.push('\n');
-        }
-        out.push_str(&footer);
-        out.push('\n');
-        rest = &body[end + footer.len()..];
-    }
-    if out.is_empty() {
-        value.to_string()
-    } else {
-        out
-    }
-}
-
 fn split_list(value: &str) -> Vec<String> {
     value
         .split(',')
@@ -345,60 +309,24 @@ fn read(pem: &Pem) -> Result<(String, Vec<u8>), TlsError> {
 }
 
 fn certificates(what: &str, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_slice_iter(bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
-            what: what.to_string(),
-            reason: format!("not PEM: {e}"),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::Pem {
-            what: what.to_string(),
-            reason: "no CERTIFICATE block".into(),
-        });
-    }
-    Ok(certs)
+    strata_client::pem::certificates(bytes).map_err(|reason| TlsError::Pem {
+        what: what.to_string(),
+        reason,
+    })
 }
 
-const ENCRYPTED_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
-const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
-
-/// The private key of a key store: the encrypted PKCS#8 block decrypted with `password`, else
-/// the unencrypted key.
+/// The private key of a key store (`strata_client::pem::private_key`).
 fn private_key(
     what: &str,
     bytes: &[u8],
     password: Option<&Secret>,
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem_error = |reason: &str| TlsError::Pem {
-        what: what.to_string(),
-        reason: reason.to_string(),
-    };
-    let text = String::from_utf8_lossy(bytes);
-    let encrypted = text.find(ENCRYPTED_BEGIN).and_then(|begin| {
-        let end = begin + text[begin..].find(ENCRYPTED_END)? + ENCRYPTED_END.len();
-        Some(&text[begin..end])
-    });
-    match (encrypted, password) {
-        (Some(block), Some(password)) => {
-            let (_, document) = pkcs8::der::Document::from_pem(block)
-                .map_err(|e| pem_error(&format!("the encrypted private key is not PEM: {e}")))?;
-            let info = pkcs8::EncryptedPrivateKeyInfo::try_from(document.as_bytes())
-                .map_err(|e| pem_error(&format!("not an encrypted PKCS#8 key: {e}")))?;
-            let plain = info.decrypt(&password.0).map_err(|_| {
-                pem_error(
-                    "the private key does not decrypt with ssl.key.password (a wrong \
-                     password, or a cipher other than PBES2 with AES)",
-                )
-            })?;
-            Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
+    strata_client::pem::private_key(bytes, password.map(|p| p.0.as_str())).map_err(|reason| {
+        TlsError::Pem {
+            what: what.to_string(),
+            reason,
         }
-        (Some(_), None) => Err(pem_error(
-            "the private key is encrypted and ssl.key.password is not given",
-        )),
-        (None, _) => PrivateKeyDer::from_pem_slice(bytes)
-            .map_err(|_| pem_error("no private key block (PKCS#8, PKCS#1 or SEC1)")),
-    }
+    })
 }
 
 /// Builds the rustls configuration of `settings` from the files as they are now.
@@ -688,16 +616,6 @@ mod tests {
 
     #[test]
     fn inline_pem_on_one_line_gets_its_lines_back() {
-        let one_line = "-----BEGIN PRIVATE KEY----- QUJD REVG -----END PRIVATE KEY----- \
-                        -----BEGIN CERTIFICATE----- R0hJ -----END CERTIFICATE-----";
-        assert_eq!(
-            pem_lines(one_line),
-            "-----BEGIN PRIVATE KEY-----\nQUJD\nREVG\n-----END PRIVATE KEY-----\n\
-             -----BEGIN CERTIFICATE-----\nR0hJ\n-----END CERTIFICATE-----\n"
-        );
-        let lines = "-----BEGIN CERTIFICATE-----\nR0hJ\n-----END CERTIFICATE-----\n";
-        assert_eq!(pem_lines(lines), lines);
-        assert_eq!(pem_lines("not pem"), "not pem");
         let settings = TlsSettings::from_properties(
             &props(&[
                 (

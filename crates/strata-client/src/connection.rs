@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::security::{Exchange, Security};
+use crate::security::{Exchange, SaslCredentials, Security};
 use crate::versions::{api_name, implemented, BrokerVersions};
 use crate::Error;
 
@@ -138,17 +138,14 @@ impl Connection {
         let negotiated = match (versions, &security.sasl) {
             (Ok(versions), Some(creds)) => {
                 conn.versions = versions;
-                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                conn.authenticate(&mut Exchange::new(creds), creds.mechanism.name(), remaining)
-                    .await
-                    .map(|lifetime| {
-                        // Reconnect at 90% of the session, as clients re-authenticate then.
-                        conn.session_end = (lifetime > 0).then(|| {
-                            tokio::time::Instant::now()
-                                + Duration::from_millis(lifetime as u64 * 9 / 10)
-                        });
-                        conn.versions.clone()
-                    })
+                conn.authenticate(creds, deadline).await.map(|lifetime| {
+                    // Reconnect at 90% of the session, as clients re-authenticate then.
+                    conn.session_end = (lifetime > 0).then(|| {
+                        tokio::time::Instant::now()
+                            + Duration::from_millis(lifetime as u64 * 9 / 10)
+                    });
+                    conn.versions.clone()
+                })
             }
             (other, _) => other,
         };
@@ -191,54 +188,22 @@ impl Connection {
         }
     }
 
-    /// SaslHandshake and the mechanism's SaslAuthenticate exchange; returns the session
-    /// lifetime the broker gives (0: none).
+    /// SaslHandshake and the mechanism's SaslAuthenticate exchange by `deadline`; returns the
+    /// session lifetime the broker gives (0: none).
     async fn authenticate(
         &self,
-        exchange: &mut Exchange,
-        mechanism: &str,
-        timeout: Duration,
+        creds: &SaslCredentials,
+        deadline: tokio::time::Instant,
     ) -> Result<i64, Error> {
-        use kafka_protocol::messages::{
-            SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-            SaslHandshakeResponse,
+        let versions = (
+            self.versions.negotiate(ApiKey::SaslHandshake)?,
+            self.versions.negotiate(ApiKey::SaslAuthenticate)?,
+        );
+        let mut peer = Pipelined {
+            conn: self,
+            deadline,
         };
-        let refused = |m: String| Error::Authentication(format!("{}: {m}", self.shared.addr));
-        let version = self.versions.negotiate(ApiKey::SaslHandshake)?;
-        let req = SaslHandshakeRequest::default()
-            .with_mechanism(StrBytes::from_string(mechanism.to_string()));
-        let mut body = self
-            .roundtrip(ApiKey::SaslHandshake, version, &req, timeout)
-            .await?;
-        let resp: SaslHandshakeResponse = decode_body(ApiKey::SaslHandshake, version, &mut body)?;
-        if resp.error_code != 0 {
-            let enabled: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
-            return Err(refused(format!(
-                "the broker does not enable {mechanism} on this listener (it enables {})",
-                enabled.join(", ")
-            )));
-        }
-        let version = self.versions.negotiate(ApiKey::SaslAuthenticate)?;
-        let mut server: Option<Bytes> = None;
-        let mut lifetime = 0;
-        while let Some(token) = exchange.next(server.as_deref()).map_err(&refused)? {
-            let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
-            let mut body = self
-                .roundtrip(ApiKey::SaslAuthenticate, version, &req, timeout)
-                .await?;
-            let resp: SaslAuthenticateResponse =
-                decode_body(ApiKey::SaslAuthenticate, version, &mut body)?;
-            if resp.error_code != 0 {
-                return Err(refused(
-                    resp.error_message
-                        .map(|m| m.to_string())
-                        .unwrap_or_else(|| format!("SASL error {}", resp.error_code)),
-                ));
-            }
-            lifetime = resp.session_lifetime_ms;
-            server = Some(resp.auth_bytes);
-        }
-        Ok(lifetime)
+        sasl_exchange(&mut peer, creds, versions).await
     }
 
     /// Sends ApiVersions at the highest version we know, falling back to the version the
@@ -427,7 +392,7 @@ impl Connection {
             .map_err(|_| self.shared.closed_error())
     }
 
-    /// `[size][request header][body]`.
+    /// `[size][request header][body]` with the next correlation id.
     fn frame<R: Encodable>(
         &self,
         key: ApiKey,
@@ -435,25 +400,190 @@ impl Connection {
         req: &R,
     ) -> Result<(i32, Bytes), Error> {
         let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(self.client_id.clone()));
-        let encode_error = |e: &dyn std::fmt::Display| {
-            Error::Protocol(format!("encoding {} v{version}: {e}", api_name(key)))
+        let frame = encode_request(key, version, correlation_id, &self.client_id, req)?;
+        Ok((correlation_id, frame))
+    }
+}
+
+/// `[size][request header][body]` of `req`.
+fn encode_request<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    client_id: &StrBytes,
+    req: &R,
+) -> Result<Bytes, Error> {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(client_id.clone()));
+    let encode_error = |e: &dyn std::fmt::Display| {
+        Error::Protocol(format!("encoding {} v{version}: {e}", api_name(key)))
+    };
+    let mut buf = BytesMut::with_capacity(64 + req.compute_size(version).unwrap_or(0));
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .map_err(|e| encode_error(&e))?;
+    req.encode(&mut buf, version)
+        .map_err(|e| encode_error(&e))?;
+    let len = i32::try_from(buf.len() - 4)
+        .map_err(|_| Error::Protocol(format!("{} request too large", api_name(key))))?;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Where the requests of a SASL exchange go: a connection's pipeline or a raw stream.
+trait SaslPeer {
+    fn addr(&self) -> &str;
+    /// Sends `req` and returns the response body.
+    async fn call<R: Encodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        req: &R,
+    ) -> Result<Bytes, Error>;
+}
+
+/// SaslHandshake, then the mechanism's SaslAuthenticate tokens, at `versions` (handshake,
+/// authenticate); returns the session lifetime the broker gives (0: none).
+async fn sasl_exchange(
+    peer: &mut impl SaslPeer,
+    creds: &SaslCredentials,
+    versions: (i16, i16),
+) -> Result<i64, Error> {
+    use kafka_protocol::messages::{
+        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+        SaslHandshakeResponse,
+    };
+    let addr = peer.addr().to_string();
+    let refused = |m: String| Error::Authentication(format!("{addr}: {m}"));
+    let mechanism = creds.mechanism.name();
+    let req = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    let mut body = peer.call(ApiKey::SaslHandshake, versions.0, &req).await?;
+    let resp: SaslHandshakeResponse = decode_body(ApiKey::SaslHandshake, versions.0, &mut body)?;
+    if resp.error_code != 0 {
+        let enabled: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+        return Err(refused(format!(
+            "the listener does not enable {mechanism} (it enables {})",
+            enabled.join(", ")
+        )));
+    }
+    let mut exchange = Exchange::new(creds);
+    let mut server: Option<Bytes> = None;
+    let mut lifetime = 0;
+    while let Some(token) = exchange.next(server.as_deref()).map_err(&refused)? {
+        let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let mut body = peer
+            .call(ApiKey::SaslAuthenticate, versions.1, &req)
+            .await?;
+        let resp: SaslAuthenticateResponse =
+            decode_body(ApiKey::SaslAuthenticate, versions.1, &mut body)?;
+        if resp.error_code != 0 {
+            return Err(refused(
+                resp.error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| format!("SASL error {}", resp.error_code)),
+            ));
+        }
+        lifetime = resp.session_lifetime_ms;
+        server = Some(resp.auth_bytes);
+    }
+    Ok(lifetime)
+}
+
+/// A SASL exchange on an open connection, each request within what is left until `deadline`.
+struct Pipelined<'a> {
+    conn: &'a Connection,
+    deadline: tokio::time::Instant,
+}
+
+impl SaslPeer for Pipelined<'_> {
+    fn addr(&self) -> &str {
+        &self.conn.shared.addr
+    }
+
+    async fn call<R: Encodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        req: &R,
+    ) -> Result<Bytes, Error> {
+        let remaining = self
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        self.conn.roundtrip(key, version, req, remaining).await
+    }
+}
+
+/// A SASL exchange on a stream nothing else uses yet: one request at a time, by `deadline`.
+struct RawPeer<'a> {
+    stream: &'a mut Box<dyn Stream>,
+    addr: &'a str,
+    client_id: StrBytes,
+    correlation: i32,
+    deadline: tokio::time::Instant,
+}
+
+impl SaslPeer for RawPeer<'_> {
+    fn addr(&self) -> &str {
+        self.addr
+    }
+
+    async fn call<R: Encodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        req: &R,
+    ) -> Result<Bytes, Error> {
+        let addr = self.addr;
+        self.correlation += 1;
+        let sent = self.correlation;
+        let frame = encode_request(key, version, sent, &self.client_id, req)?;
+        let stream = &mut *self.stream;
+        let answer = async {
+            stream.write_all(&frame).await?;
+            read_frame(
+                stream,
+                FrameLimits {
+                    min: 4,
+                    max: 1 << 20,
+                },
+            )
+            .await
         };
-        let mut buf = BytesMut::with_capacity(64 + req.compute_size(version).unwrap_or(0));
-        buf.put_i32(0);
-        header
-            .encode(&mut buf, key.request_header_version(version))
-            .map_err(|e| encode_error(&e))?;
-        req.encode(&mut buf, version)
-            .map_err(|e| encode_error(&e))?;
-        let len = i32::try_from(buf.len() - 4)
-            .map_err(|_| Error::Protocol(format!("{} request too large", api_name(key))))?;
-        buf[0..4].copy_from_slice(&len.to_be_bytes());
-        Ok((correlation_id, buf.freeze()))
+        let frame = match tokio::time::timeout_at(self.deadline, answer).await {
+            Err(_) => {
+                return Err(timed_out(
+                    addr,
+                    format!("no {} answer in time", api_name(key)),
+                ))
+            }
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => {
+                return Err(Error::io(
+                    io::ErrorKind::ConnectionReset,
+                    format!("{addr} closed the connection during {}", api_name(key)),
+                ))
+            }
+            Ok(Err(e)) => {
+                return Err(Error::Protocol(format!(
+                    "{} from {addr}: {e}",
+                    api_name(key)
+                )))
+            }
+        };
+        let mut frame = frame.freeze();
+        let answered = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        if answered != sent {
+            return Err(Error::Protocol(format!(
+                "{} answer from {addr} with correlation id {answered}, expected {sent}",
+                api_name(key)
+            )));
+        }
+        decode_header(key, version, &mut frame)?;
+        Ok(frame)
     }
 }
 
@@ -515,118 +645,17 @@ pub async fn secured_stream(
     timeout: Duration,
     security: &Security,
 ) -> Result<Box<dyn SecuredStream>, Error> {
-    use kafka_protocol::messages::{
-        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-        SaslHandshakeResponse,
-    };
     let deadline = tokio::time::Instant::now() + timeout;
     let mut stream = dial(addr, deadline, timeout, security).await?;
-    let Some(creds) = &security.sasl else {
-        return Ok(Box::new(stream));
-    };
-    let refused = |m: String| Error::Authentication(format!("{addr}: {m}"));
-    let client_id = StrBytes::from_string(client_id.to_string());
-    let mut correlation = 0;
-    let roundtrip =
-        async |stream: &mut Box<dyn Stream>, key: ApiKey, (sent, frame): (i32, Bytes)| {
-            let answer = async {
-                stream.write_all(&frame).await?;
-                read_frame(
-                    stream,
-                    FrameLimits {
-                        min: 4,
-                        max: 1 << 20,
-                    },
-                )
-                .await
-            };
-            let frame = match tokio::time::timeout_at(deadline, answer).await {
-                Err(_) => {
-                    return Err(timed_out(
-                        addr,
-                        format!("no {} answer in time", api_name(key)),
-                    ))
-                }
-                Ok(Ok(Some(frame))) => frame,
-                Ok(Ok(None)) => {
-                    return Err(Error::io(
-                        io::ErrorKind::ConnectionReset,
-                        format!("{addr} closed the connection during {}", api_name(key)),
-                    ))
-                }
-                Ok(Err(e)) => {
-                    return Err(Error::Protocol(format!(
-                        "{} from {addr}: {e}",
-                        api_name(key)
-                    )))
-                }
-            };
-            let mut frame = frame.freeze();
-            let answered = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
-            if answered != sent {
-                return Err(Error::Protocol(format!(
-                    "{} answer from {addr} with correlation id {answered}, expected {sent}",
-                    api_name(key)
-                )));
-            }
-            decode_header(key, 1, &mut frame)?;
-            Ok(frame)
+    if let Some(creds) = &security.sasl {
+        let mut peer = RawPeer {
+            stream: &mut stream,
+            addr,
+            client_id: StrBytes::from_string(client_id.to_string()),
+            correlation: 0,
+            deadline,
         };
-    let mut request = |key: ApiKey, body: &dyn Fn(&mut BytesMut) -> Result<(), Error>| {
-        correlation += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(1)
-            .with_correlation_id(correlation)
-            .with_client_id(Some(client_id.clone()));
-        let mut buf = BytesMut::with_capacity(256);
-        buf.put_i32(0);
-        header
-            .encode(&mut buf, key.request_header_version(1))
-            .map_err(|e| Error::Protocol(format!("encoding {}: {e}", api_name(key))))?;
-        body(&mut buf)?;
-        let len = (buf.len() - 4) as i32;
-        buf[0..4].copy_from_slice(&len.to_be_bytes());
-        Ok::<(i32, Bytes), Error>((correlation, buf.freeze()))
-    };
-    let encode_error = |key: ApiKey, e: &dyn std::fmt::Display| {
-        Error::Protocol(format!("encoding {}: {e}", api_name(key)))
-    };
-    let handshake = SaslHandshakeRequest::default()
-        .with_mechanism(StrBytes::from_static_str(creds.mechanism.name()));
-    let frame = request(ApiKey::SaslHandshake, &|b| {
-        handshake
-            .encode(b, 1)
-            .map_err(|e| encode_error(ApiKey::SaslHandshake, &e))
-    })?;
-    let mut body = roundtrip(&mut stream, ApiKey::SaslHandshake, frame).await?;
-    let resp: SaslHandshakeResponse = decode_body(ApiKey::SaslHandshake, 1, &mut body)?;
-    if resp.error_code != 0 {
-        let enabled: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
-        return Err(refused(format!(
-            "the listener does not enable {} (it enables {})",
-            creds.mechanism.name(),
-            enabled.join(", ")
-        )));
-    }
-    let mut exchange = Exchange::new(creds);
-    let mut server: Option<Bytes> = None;
-    while let Some(token) = exchange.next(server.as_deref()).map_err(&refused)? {
-        let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
-        let frame = request(ApiKey::SaslAuthenticate, &|b| {
-            req.encode(b, 1)
-                .map_err(|e| encode_error(ApiKey::SaslAuthenticate, &e))
-        })?;
-        let mut body = roundtrip(&mut stream, ApiKey::SaslAuthenticate, frame).await?;
-        let resp: SaslAuthenticateResponse = decode_body(ApiKey::SaslAuthenticate, 1, &mut body)?;
-        if resp.error_code != 0 {
-            return Err(refused(
-                resp.error_message
-                    .map(|m| m.to_string())
-                    .unwrap_or_else(|| format!("SASL error {}", resp.error_code)),
-            ));
-        }
-        server = Some(resp.auth_bytes);
+        sasl_exchange(&mut peer, creds, (1, 1)).await?;
     }
     Ok(Box::new(stream))
 }

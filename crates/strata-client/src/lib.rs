@@ -22,6 +22,7 @@ mod fetch;
 mod kafka_uuid;
 mod metadata;
 mod node;
+pub mod pem;
 mod placement;
 mod producer;
 mod quorum;

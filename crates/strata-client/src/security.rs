@@ -1,7 +1,9 @@
 //! How a connection reaches a secured listener, with Kafka's client properties:
 //! `security.protocol` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), the trust store of SSL
 //! (`ssl.truststore.type=PEM` with `ssl.truststore.location` or `ssl.truststore.certificates`,
-//! `ssl.endpoint.identification.algorithm`) and SASL (`sasl.mechanism` PLAIN, SCRAM-SHA-256 or
+//! `ssl.endpoint.identification.algorithm`), the client's own certificate for mutual TLS
+//! (`ssl.keystore.type=PEM` with `ssl.keystore.location` or `ssl.keystore.key` and
+//! `ssl.keystore.certificate.chain`, `ssl.key.password`) and SASL (`sasl.mechanism` PLAIN, SCRAM-SHA-256 or
 //! SCRAM-SHA-512 with the user and password of `sasl.jaas.config`). TLS is rustls; the SCRAM
 //! steps are `strata_kafka::scram`. A SASL session the broker ends
 //! (`connections.max.reauth.ms`) is not re-authenticated: the connection reports itself closed
@@ -13,7 +15,10 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rand::Rng;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use strata_kafka::scram::{encode_saslname, xor, ScramHash};
+
+use crate::pem::{certificates, pem_lines, private_key};
 
 /// `security.protocol`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -155,7 +160,7 @@ impl Security {
                 get("ssl.truststore.certificates"),
                 get("ssl.truststore.location"),
             ) {
-                (Some(inline), _) => inline.replace("\\n", "\n").into_bytes(),
+                (Some(inline), _) => pem_lines(&inline.replace("\\n", "\n")).into_bytes(),
                 (None, Some(path)) => std::fs::read(path)
                     .map_err(|e| format!("ssl.truststore.location {path}: {e}"))?,
                 (None, None) => {
@@ -170,7 +175,7 @@ impl Security {
             let verify_hostname = props
                 .get("ssl.endpoint.identification.algorithm")
                 .is_none_or(|a| a.trim().eq_ignore_ascii_case("https"));
-            Some(tls_config(&pem, verify_hostname)?)
+            Some(tls_config(&pem, verify_hostname, key_store(&get)?)?)
         } else {
             None
         };
@@ -203,13 +208,68 @@ impl Security {
     }
 }
 
-/// A rustls client configuration trusting the PEM certificates in `ca_pem`.
+/// The client's own certificate chain and private key, for mutual TLS.
+pub type ClientIdentity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// The key store of `ssl.keystore.*` (PEM, as Kafka's clients take it: `ssl.keystore.location`
+/// with the key and the chain in one file, or inline `ssl.keystore.key` and
+/// `ssl.keystore.certificate.chain`; an encrypted key's password in `ssl.key.password`), or
+/// none when no key store is given.
+fn key_store<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Option<ClientIdentity>, String> {
+    if let Some(kind) = get("ssl.keystore.type").filter(|t| !t.eq_ignore_ascii_case("PEM")) {
+        return Err(format!(
+            "ssl.keystore.type {kind}: only PEM key stores are read"
+        ));
+    }
+    if get("ssl.keystore.password").is_some() {
+        return Err(
+            "ssl.keystore.password: a PEM key store has no store password; the key's \
+                    password goes in ssl.key.password"
+                .into(),
+        );
+    }
+    let password = get("ssl.key.password");
+    let (what, chain, key) = match (
+        get("ssl.keystore.location"),
+        get("ssl.keystore.key"),
+        get("ssl.keystore.certificate.chain"),
+    ) {
+        (None, None, None) => return Ok(None),
+        (Some(path), None, None) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("ssl.keystore.location {path}: {e}"))?;
+            (
+                format!("ssl.keystore.location {path}"),
+                bytes.clone(),
+                bytes,
+            )
+        }
+        (None, Some(key), Some(chain)) => (
+            "ssl.keystore.key / ssl.keystore.certificate.chain".to_string(),
+            pem_lines(chain).into_bytes(),
+            pem_lines(key).into_bytes(),
+        ),
+        _ => {
+            return Err(
+                "the key store is ssl.keystore.location, or ssl.keystore.key together \
+                        with ssl.keystore.certificate.chain"
+                    .into(),
+            )
+        }
+    };
+    let chain = certificates(&chain).map_err(|e| format!("{what}: {e}"))?;
+    let key = private_key(&key, password).map_err(|e| format!("{what}: {e}"))?;
+    Ok(Some((chain, key)))
+}
+
+/// A rustls client configuration trusting the PEM certificates in `ca_pem`, presenting
+/// `identity` when the server asks for a client certificate.
 pub fn tls_config(
     ca_pem: &[u8],
     verify_hostname: bool,
+    identity: Option<ClientIdentity>,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     let mut count = 0;
@@ -224,8 +284,8 @@ pub fn tls_config(
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let config = if verify_hostname {
-        builder.with_root_certificates(roots).with_no_client_auth()
+    let builder = if verify_hostname {
+        builder.with_root_certificates(roots)
     } else {
         let inner =
             rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -234,7 +294,12 @@ pub fn tls_config(
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyName(inner)))
-            .with_no_client_auth()
+    };
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("the key store's key and certificate: {e}"))?,
     };
     Ok(Arc::new(config))
 }
@@ -455,6 +520,37 @@ mod tests {
         ])
         .contains("sasl.jaas.config"));
         assert!(refused(&[("security.protocol", "TLS")]).contains("security.protocol"));
+    }
+
+    #[test]
+    fn key_stores_that_cannot_work_are_named() {
+        let refused = |extra: &[(&str, &str)]| {
+            let mut p = props(&[
+                ("security.protocol", "SSL"),
+                (
+                    "ssl.truststore.certificates",
+                    "(not read before the key store)",
+                ),
+            ]);
+            p.extend(props(extra));
+            Security::from_properties(&p).unwrap_err()
+        };
+        assert!(refused(&[("ssl.keystore.type", "JKS")]).contains("only PEM"));
+        assert!(refused(&[("ssl.keystore.password", "pw")]).contains("ssl.key.password"));
+        assert!(refused(&[("ssl.keystore.location", "/nonexistent/k.pem")])
+            .contains("/nonexistent/k.pem"));
+        assert!(
+            refused(&[("ssl.keystore.key", "-----BEGIN PRIVATE KEY-----")])
+                .contains("ssl.keystore.certificate.chain")
+        );
+        let no_key = refused(&[
+            ("ssl.keystore.key", "nothing"),
+            (
+                "ssl.keystore.certificate.chain",
+                "-----BEGIN CERTIFICATE----- QUJD -----END CERTIFICATE-----",
+            ),
+        ]);
+        assert!(no_key.contains("no private key"), "{no_key}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use strata_controller::{ControllerError, Endpoint, RegisterBroker};
 
 use crate::broker::Broker;
+use crate::codes as code;
 
 const STALE_BROKER_EPOCH: i16 = 77;
 const BROKER_ID_NOT_REGISTERED: i16 = 99;
@@ -50,6 +51,18 @@ async fn register(broker: &Broker) -> bool {
                 broker.epoch.store(epoch, Ordering::Release);
                 tracing::info!(broker_epoch = epoch, "registered with the controller");
                 return true;
+            }
+            Err(ControllerError::Kafka {
+                code: code::CLUSTER_AUTHORIZATION_FAILED,
+                ..
+            }) => {
+                // Said every time: this node's identity lacks ClusterAction (super.users).
+                tracing::warn!(
+                    "the controller refused the registration: CLUSTER_AUTHORIZATION_FAILED \
+                     (this node's principal on the controller listener needs ClusterAction \
+                     on the cluster)"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Err(e) => {
                 if !logged {

@@ -1,6 +1,7 @@
 //! The controller's APIs, served on CONTROLLER listeners: BrokerRegistration, BrokerHeartbeat,
-//! AlterPartition and AllocateProducerIds from brokers, answered by the quorum when this node
-//! is the active controller and with NOT_CONTROLLER otherwise; and DescribeQuorum, served on
+//! AlterPartition and AllocateProducerIds from brokers (under an authorizer the sender needs
+//! ClusterAction on the cluster, as in Kafka), answered by the quorum when this node is the
+//! active controller and with NOT_CONTROLLER otherwise; and DescribeQuorum, served on
 //! every listener (a node that is not the leader asks the leader, which knows the replicas'
 //! progress).
 
@@ -15,6 +16,7 @@ use kafka_protocol::messages::describe_quorum_response::{
 use kafka_protocol::messages::*;
 use strata_controller::{ControllerError, Endpoint, RegisterBroker};
 
+use crate::authz::Op;
 use crate::broker::Broker;
 use crate::cluster::link::security_protocol_name;
 use crate::handlers::{code, str_bytes, RequestContext};
@@ -40,13 +42,21 @@ fn not_active(broker: &Broker) -> bool {
     !broker.quorum.is_active()
 }
 
+/// May the sender use the node-only APIs (ClusterAction on the cluster)?
+fn from_a_node(broker: &Broker, ctx: &RequestContext) -> bool {
+    broker.may_cluster(ctx, Op::ClusterAction)
+}
+
 pub async fn broker_registration(
     broker: &Broker,
     req: BrokerRegistrationRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> BrokerRegistrationResponse {
     let resp = BrokerRegistrationResponse::default().with_broker_epoch(-1);
+    if !from_a_node(broker, ctx) {
+        return resp.with_error_code(code::CLUSTER_AUTHORIZATION_FAILED);
+    }
     if not_active(broker) {
         return resp.with_error_code(code::NOT_CONTROLLER);
     }
@@ -80,9 +90,12 @@ pub async fn broker_heartbeat(
     broker: &Broker,
     req: BrokerHeartbeatRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> BrokerHeartbeatResponse {
     let resp = BrokerHeartbeatResponse::default().with_is_fenced(true);
+    if !from_a_node(broker, ctx) {
+        return resp.with_error_code(code::CLUSTER_AUTHORIZATION_FAILED);
+    }
     if not_active(broker) {
         return resp.with_error_code(code::NOT_CONTROLLER);
     }
@@ -110,8 +123,12 @@ pub async fn alter_partition(
     broker: &Broker,
     req: AlterPartitionRequest,
     version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> AlterPartitionResponse {
+    if !from_a_node(broker, ctx) {
+        return AlterPartitionResponse::default()
+            .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED);
+    }
     if not_active(broker) {
         return AlterPartitionResponse::default().with_error_code(code::NOT_CONTROLLER);
     }
@@ -165,9 +182,12 @@ pub async fn allocate_producer_ids(
     broker: &Broker,
     req: AllocateProducerIdsRequest,
     _version: i16,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
 ) -> AllocateProducerIdsResponse {
     let resp = AllocateProducerIdsResponse::default().with_producer_id_start((-1).into());
+    if !from_a_node(broker, ctx) {
+        return resp.with_error_code(code::CLUSTER_AUTHORIZATION_FAILED);
+    }
     if not_active(broker) {
         return resp.with_error_code(code::NOT_CONTROLLER);
     }
@@ -237,7 +257,7 @@ pub async fn describe_quorum(
     version: i16,
     ctx: &RequestContext,
 ) -> DescribeQuorumResponse {
-    if !broker.may_cluster(ctx, crate::authz::Op::Describe) {
+    if !broker.may_cluster(ctx, Op::Describe) {
         return DescribeQuorumResponse::default()
             .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
             .with_error_message(Some(str_bytes(crate::handlers::acls::CLUSTER_DENIED)));
