@@ -24,13 +24,16 @@ and the node identity ``broker`` in each listener's JAAS entry (``harness.cluste
    voters and a fourth broker with such a certificate form the cluster, and the fourth leads a
    partition replicated to two voters with a full ISR and acks=all; a fifth broker whose
    certificate (of the same CA) names CN=intruder is not allowed ClusterAction, so it never
-   registers, and the refusal is logged.
+   registers, and the refusal is logged. A BrokerHeartbeat sent to a voter's CONTROLLER
+   listener with a CN=intruder client certificate is answered CLUSTER_AUTHORIZATION_FAILED;
+   the same request with a CN=broker certificate is not.
 
 Each test makes its own cluster (about 20 s on Strata, 40 s on Kafka). In the compatibility
 suites rather than beside the replicated-cluster suite's 6-node cluster, which stays up for the
 whole of that package.
 """
 import socket
+import ssl
 import struct
 
 import pytest
@@ -131,6 +134,36 @@ def test_brokers_that_are_not_voters_join_with_the_right_password_only(target_ki
         c.close()
 
 
+CLUSTER_AUTHORIZATION_FAILED = 31
+
+
+def broker_heartbeat_error(node, certs, subject):
+    """The error code of a BrokerHeartbeat v0 (for broker 4, epoch 0) sent to ``node``'s
+    CONTROLLER listener by a client presenting a certificate whose subject is ``subject``."""
+    cn = subject.removeprefix("CN=")
+    crt, key, _ = certs.client(f"heartbeat-{cn}", subject=f"/{subject}")
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    context.load_cert_chain(str(crt), str(key))
+    client = b"heartbeat-probe"
+    # header v2 (flexible): api key 63, version 0, correlation id, client id, no tagged fields
+    header = struct.pack(">hhih", 63, 0, 7, len(client)) + client + b"\0"
+    # broker id, broker epoch, current metadata offset, want fence, want shut down, no tags
+    body = struct.pack(">iqq??", 4, 0, 0, False, False) + b"\0"
+    request = header + body
+    with socket.create_connection((node.host, node.controller_port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=node.host) as s:
+            s.sendall(struct.pack(">i", len(request)) + request)
+            answer = b""
+            while len(answer) < 4 or len(answer) < 4 + struct.unpack(">i", answer[:4])[0]:
+                chunk = s.recv(4096)
+                assert chunk, f"the CONTROLLER listener closed the connection ({subject})"
+                answer += chunk
+    # size, correlation id, header tags (one byte: none), throttle time, error code
+    correlation, = struct.unpack(">i", answer[4:8])
+    assert correlation == 7, answer
+    return struct.unpack(">h", answer[13:15])[0]
+
+
 MTLS_PROPS = {
     "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
     # The nodes by their certificate; the harness's own clients come in on PLAINTEXT.
@@ -157,6 +190,10 @@ def test_mutual_tls_between_the_nodes_with_certificate_principals(target_kind, t
         wait_until(refusal_logged, 60, "the intruder's refusal in a log")
         assert 5 not in c.registered(1), c.registered(1)
         c.stop_node(5)
+        voter = c.node(1)
+        certs = c.secure_nodes
+        assert broker_heartbeat_error(voter, certs, "CN=intruder") == CLUSTER_AUTHORIZATION_FAILED
+        assert broker_heartbeat_error(voter, certs, "CN=broker") != CLUSTER_AUTHORIZATION_FAILED
         node_4_leads_a_partition(c, "mtls-4")
     finally:
         c.close()

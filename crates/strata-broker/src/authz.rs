@@ -43,6 +43,20 @@ impl Broker {
             || rule(settings, &image, &host)
     }
 
+    /// Is the request one a node forwarded to this CONTROLLER listener (so the broker that took
+    /// it checked it)? Without an authorizer every request there is; with one, those of a
+    /// principal allowed ClusterAction on the cluster.
+    pub fn forwarded_by_a_node(&self, ctx: &RequestContext) -> bool {
+        if ctx.listener != ListenerKind::Controller {
+            return false;
+        }
+        let Some(settings) = &self.config.authorizer else {
+            return true;
+        };
+        let host = ctx.peer.ip().to_string();
+        self.node_on_controller_listener(settings, &self.image(), ctx, &host)
+    }
+
     /// Is the request one of the cluster's own nodes' on a CONTROLLER listener (ClusterAction
     /// on the cluster)?
     fn node_on_controller_listener(

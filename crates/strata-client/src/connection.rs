@@ -63,6 +63,9 @@ struct Shared {
     addr: String,
     pending: Mutex<HashMap<i32, Pending>>,
     closed: AtomicBool,
+    /// What closed the connection (its first failure), told to requests that come after it:
+    /// a broker's TLS alert read just before the first request was sent, for one.
+    reason: Mutex<Option<String>>,
 }
 
 /// A stream a connection runs on: TCP, or TLS over TCP.
@@ -71,14 +74,16 @@ impl<S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for S {}
 
 impl Shared {
     fn closed_error(&self) -> Error {
-        Error::io(
-            io::ErrorKind::ConnectionAborted,
-            format!("connection to {} is closed", self.addr),
-        )
+        let what = match &*self.reason.lock() {
+            Some(reason) => format!("connection to {} is closed: {reason}", self.addr),
+            None => format!("connection to {} is closed", self.addr),
+        };
+        Error::io(io::ErrorKind::ConnectionAborted, what)
     }
 
     /// Marks the connection closed and fails every request waiting on it.
     fn fail(&self, error: Error) {
+        self.reason.lock().get_or_insert_with(|| error.to_string());
         self.closed.store(true, Ordering::SeqCst);
         let pending: Vec<Pending> = self.pending.lock().drain().map(|(_, p)| p).collect();
         for p in pending {
@@ -172,6 +177,7 @@ impl Connection {
             addr: addr.to_string(),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            reason: Mutex::new(None),
         });
         let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -774,4 +780,38 @@ async fn read_loop(shared: Arc<Shared>, mut read: impl AsyncRead + Unpin) {
     };
     tracing::debug!(broker = %shared.addr, %error, "connection closed");
     shared.fail(error);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_connection_says_what_closed_it() {
+        let shared = Shared {
+            addr: "127.0.0.1:9093".into(),
+            pending: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            reason: Mutex::new(None),
+        };
+        assert_eq!(
+            shared.closed_error().to_string(),
+            Error::io(
+                io::ErrorKind::ConnectionAborted,
+                "connection to 127.0.0.1:9093 is closed"
+            )
+            .to_string()
+        );
+        shared.fail(Error::io(
+            io::ErrorKind::InvalidData,
+            "received fatal alert: CertificateRequired",
+        ));
+        shared.fail(Error::io(io::ErrorKind::ConnectionReset, "later"));
+        let said = shared.closed_error().to_string();
+        assert!(
+            said.contains("is closed") && said.contains("CertificateRequired"),
+            "{said}"
+        );
+        assert!(!said.contains("later"), "{said}");
+    }
 }

@@ -247,11 +247,19 @@ async fn elections_reassignments_and_throttles(bootstrap: &str) {
         all.iter().any(|r| r.topic == name && r.partition == 0),
         "{all:?}"
     );
-    let urp = admin.under_replicated_partitions().await.expect("urp");
-    assert!(
-        urp.iter().any(|u| u.topic == name && u.partition == 0),
-        "a moving partition's new replica is out of the ISR: {urp:?}"
-    );
+    // The controller lists the reassignment at once; the broker answering Metadata may apply
+    // it a moment later. The throttle keeps the new replica out of the ISR meanwhile.
+    wait_for(
+        "the moving partition's new replica out of the ISR",
+        Duration::from_secs(15),
+        || async {
+            let urp = admin.under_replicated_partitions().await.expect("urp");
+            urp.iter()
+                .any(|u| u.topic == name && u.partition == 0)
+                .then_some(())
+        },
+    )
+    .await;
     let outcomes = admin
         .alter_partition_reassignments(&[(tp(0), None)])
         .await

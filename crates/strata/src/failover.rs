@@ -99,7 +99,7 @@ pub struct ActiveStandbyArgs {
     #[arg(long)]
     pub keep_divergent_tail: bool,
     /// Kafka client properties of every connection to the primary (the engine's and the
-    /// mirror's): `security.protocol`, `sasl.mechanism`, `sasl.jaas.config`, `ssl.truststore.*`.
+    /// mirror's): `security.protocol`, `sasl.mechanism`, `sasl.jaas.config`, `ssl.truststore.*`, `ssl.keystore.*`.
     #[arg(long, value_name = "FILE")]
     pub primary_config: Option<PathBuf>,
     /// The same toward the standby.

@@ -36,11 +36,25 @@ fn registration(broker: &Broker) -> RegisterBroker {
     }
 }
 
+/// How often a refusal that lasts is logged again.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Whether a refusal last logged at `last` is to be logged now (and then notes the time).
+fn log_refusal_now(last: &mut Option<tokio::time::Instant>) -> bool {
+    let now = tokio::time::Instant::now();
+    let due = last.is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_INTERVAL);
+    if due {
+        *last = Some(now);
+    }
+    due
+}
+
 /// Registers until it succeeds (or shutdown); returns false on shutdown.
 async fn register(broker: &Broker) -> bool {
     let reg = registration(broker);
     let cluster_id = broker.cluster_id();
     let mut logged = false;
+    let mut refusal_logged = None;
     loop {
         let result = tokio::select! {
             _ = broker.shutdown.cancelled() => return false,
@@ -56,13 +70,14 @@ async fn register(broker: &Broker) -> bool {
                 code: code::CLUSTER_AUTHORIZATION_FAILED,
                 ..
             }) => {
-                // Said every time: this node's identity lacks ClusterAction (super.users).
-                tracing::warn!(
-                    "the controller refused the registration: CLUSTER_AUTHORIZATION_FAILED \
-                     (this node's principal on the controller listener needs ClusterAction \
-                     on the cluster)"
-                );
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                // This node's identity lacks ClusterAction (super.users): said as long as it lasts.
+                if log_refusal_now(&mut refusal_logged) {
+                    tracing::warn!(
+                        "the controller refused the registration: CLUSTER_AUTHORIZATION_FAILED \
+                         (this node's principal on the controller listener needs ClusterAction \
+                         on the cluster)"
+                    );
+                }
             }
             Err(e) => {
                 if !logged {
@@ -71,8 +86,11 @@ async fn register(broker: &Broker) -> bool {
                 } else {
                     tracing::debug!(error = %e, "registration failed");
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
 }
@@ -84,6 +102,7 @@ pub async fn run(broker: Arc<Broker>) {
     }
     let interval = Duration::from_millis(broker.config.cluster.heartbeat_interval_ms.max(10));
     let mut image = broker.watch_image();
+    let mut refusal_logged = None;
     loop {
         let shutting_down = broker.shutting_down.load(Ordering::Acquire);
         let offset = image.borrow().offset;
@@ -129,6 +148,18 @@ pub async fn run(broker: Arc<Broker>) {
                 }
                 continue;
             }
+            Err(ControllerError::Kafka {
+                code: code::CLUSTER_AUTHORIZATION_FAILED,
+                ..
+            }) => {
+                if log_refusal_now(&mut refusal_logged) {
+                    tracing::warn!(
+                        "the controller refused this broker's heartbeat: \
+                         CLUSTER_AUTHORIZATION_FAILED (its principal on the controller listener \
+                         lost ClusterAction on the cluster); it will be fenced"
+                    );
+                }
+            }
             Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
         }
         // Heartbeat sooner when the image moves while fenced, so unfencing is quick.
@@ -138,5 +169,23 @@ pub async fn run(broker: Arc<Broker>) {
             _ = tokio::time::sleep(interval) => {}
             _ = image.changed(), if fenced => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lasting_refusal_is_logged_again_after_the_interval_only() {
+        let mut last = None;
+        assert!(log_refusal_now(&mut last));
+        assert!(!log_refusal_now(&mut last));
+        let long_ago = tokio::time::Instant::now()
+            .checked_sub(REFUSAL_LOG_INTERVAL + Duration::from_secs(1))
+            .expect("an instant in the past");
+        last = Some(long_ago);
+        assert!(log_refusal_now(&mut last));
+        assert!(last.is_some_and(|t| t > long_ago));
     }
 }

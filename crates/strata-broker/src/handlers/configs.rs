@@ -682,7 +682,7 @@ async fn truncate_tail(
     }
     let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
     let offsets = mirror_target::parse_truncation(&value).map_err(|m| (code::INVALID_CONFIG, m))?;
-    let forwarded = ctx.listener == ListenerKind::Controller;
+    let forwarded = broker.forwarded_by_a_node(ctx);
     refuse_unless_active_controller(ctx, broker)?;
     let image = broker.image();
     let meta = image
