@@ -13,28 +13,52 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cd "$STRATA_ROOT"
 start=$(date +%s)
 
-# Installs run one after another in the background while cargo builds (apt and pip do not like
-# running concurrently); each logs to the cache. The order puts what others build on first.
+# Installs run in the background while cargo builds, one after another in two chains (each
+# logs to the cache): what the black-box suites need (the Kafka reference, the clients) and what
+# only the control-plane, image and real-node suites need (Kubernetes built from Go modules, the
+# node runtime, buildah). The pytests start when the first chain is done; a test of those suites
+# waits for the second at its start (tests/conftest.py), which comes some 25 minutes into its
+# pytest. apt-get runs under a lock (common.sh); the order puts what others build on first.
 mkdir -p "$STRATA_CACHE/logs"
-rm -f "$STRATA_CACHE/logs/install-failed"
-ordered=(python kafka kcat node java-client k8s)
+k8s_chain=(k8s k8s-nodes image)
+client_chain=(python kafka kcat node java-client)
 for script in "$here"/env/install/*.sh; do
   name="$(basename "$script" .sh)"
-  [[ " ${ordered[*]} " == *" $name "* ]] || ordered+=("$name")
+  [[ " ${client_chain[*]} ${k8s_chain[*]} " == *" $name "* ]] || client_chain+=("$name")
 done
-(
-  for name in "${ordered[@]}"; do
-    [ -f "$here/env/install/$name.sh" ] || continue
+# run_chain STATUS NAME...: runs the install scripts NAME in order; STATUS, "running" from the
+# start (written before the chain is sent to the background), ends as "done" or "failed NAME".
+run_chain() {
+  local status="$1" name
+  shift
+  for name in "$@"; do
     if ! bash "$here/env/install/$name.sh" >"$STRATA_CACHE/logs/install-$name.log" 2>&1; then
-      echo "$name" >"$STRATA_CACHE/logs/install-failed"
-      exit 1
+      echo "failed $name" >"$status"
+      return 1
     fi
   done
-) &
-installs=$!
+  echo done >"$status"
+  log "installs done: $*"
+}
+# chain_ok PID STATUS: waits for a chain; prints what failed and returns 1 if it did.
+chain_ok() {
+  local pid="$1" status="$2" name
+  wait "$pid" && return 0
+  name="$(cut -d' ' -f2 "$status" 2>/dev/null || echo unknown)"
+  echo "install step '$name' failed:" >&2
+  tail -n 30 "$STRATA_CACHE/logs/install-$name.log" >&2
+  return 1
+}
+export STRATA_K8S_INSTALLS="$STRATA_CACHE/logs/installs-k8s.status"
+echo running | tee "$STRATA_CACHE/logs/installs-clients.status" >"$STRATA_K8S_INSTALLS"
+run_chain "$STRATA_CACHE/logs/installs-clients.status" "${client_chain[@]}" &
+client_installs=$!
+run_chain "$STRATA_K8S_INSTALLS" "${k8s_chain[@]}" &
+k8s_installs=$!
 log "cargo build (release)"
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt >/dev/null 2>&1 || true
 cargo build --release --workspace --all-targets --quiet
+log "cargo fmt, clippy"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 log "cargo test"
@@ -44,13 +68,8 @@ if grep -qE "^test result: FAILED|error(\[|:)" "$STRATA_CACHE/logs/cargo-test.lo
   exit 1
 fi
 
-if ! wait "$installs"; then
-  name="$(cat "$STRATA_CACHE/logs/install-failed" 2>/dev/null || echo unknown)"
-  echo "install step '$name' failed:" >&2
-  tail -n 30 "$STRATA_CACHE/logs/install-$name.log" >&2
-  exit 1
-fi
-log "installs done after $(( $(date +%s) - start )) s"
+chain_ok "$client_installs" "$STRATA_CACHE/logs/installs-clients.status" || exit 1
+log "client installs done after $(( $(date +%s) - start )) s"
 
 export STRATA_BROKER_BIN="$STRATA_ROOT/target/release/strata-broker"
 export PATH="$STRATA_CACHE/bin:$PATH"
@@ -94,6 +113,7 @@ if [ -n "$kafka_cluster_pid" ]; then
   tail -n 40 "$STRATA_ROOT/tests/.work/cluster-kafka.log" >&2
   log "second pytest done"
 fi
+chain_ok "$k8s_installs" "$STRATA_K8S_INSTALLS" || exit 1
 log "real-node suites, alone"
 nodes_rc=0
 "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \

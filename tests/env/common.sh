@@ -16,15 +16,20 @@ stamp_ok() { [ -f "$STRATA_CACHE/stamps/$1" ] && [ "$(cat "$STRATA_CACHE/stamps/
 # stamp_set NAME CONTENT: record that the install NAME finished with CONTENT.
 stamp_set() { mkdir -p "$STRATA_CACHE/stamps"; printf '%s' "$2" >"$STRATA_CACHE/stamps/$1"; }
 
-# apt_install PKG...: installs the Debian packages that are missing, quietly.
+# apt_install PKG...: installs the Debian packages that are missing, quietly. One apt-get at a
+# time (the test command runs two install chains side by side, and apt-get fails at once on a
+# lock another one holds).
 apt_install() {
   local missing=()
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "apt-get install ${missing[*]}"
-  if [ ! -f "$STRATA_CACHE/stamps/apt-updated" ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    stamp_set apt-updated yes
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  (
+    flock -w 1800 9 || { log "apt-get: lock $STRATA_CACHE/apt.lock held for 30 min"; exit 1; }
+    if [ ! -f "$STRATA_CACHE/stamps/apt-updated" ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+      stamp_set apt-updated yes
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  ) 9>"$STRATA_CACHE/apt.lock"
 }

@@ -77,7 +77,8 @@ def settled(nodes, active: str, timeout: float, what: str) -> dict:
         st, fo = mf.get("status") or {}, state(mf)
         return mf if (st.get("activeCluster") == active and not fo.get("operation")
                       and not fo.get("rejoin") and fo.get("mirrorFrom") == active) else None
-    return nodes.wait_until(done, timeout=timeout, interval=1, what=what)
+    return nodes.wait_until(done, timeout=timeout, interval=1, what=what,
+                            describe=lambda: {k: v for k, v in state(flow(nodes)).items() if k != "last"})
 
 
 def side_of(kafka, address: str) -> set[str]:

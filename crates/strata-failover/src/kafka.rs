@@ -52,6 +52,12 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 /// TOPIC_ALREADY_EXISTS before its configs are looked at).
 const KIND_PROBE_TOPIC: &str = "__strata_failover_kind_probe";
 
+/// How long a fenced side's end offsets must stand still before its drain counts as done:
+/// several of a follower's fetch waits (Kafka's `replica.fetch.wait.max.ms` is 500 ms) and
+/// far more than a broker takes to apply a committed metadata record (see
+/// [`FlowSides::drained`]).
+const DRAIN_SETTLE: Duration = Duration::from_secs(2);
+
 /// How long the leaders may take to apply a tail truncation.
 const TRUNCATION_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -225,6 +231,35 @@ impl FlowSides {
     /// the other side's end (`Preserve`, same offsets on both sides) or minus the mirror's
     /// committed progress on `from` (`Translate`).
     pub async fn lag(&self, from: Side) -> Result<i64, Error> {
+        self.lag_and_ends(from).await.map(|(lag, _)| lag)
+    }
+
+    /// The drain of a planned failover: the records on the fenced side `from` not yet copied,
+    /// counted as 0 only when `from`'s end offsets stood still for [`DRAIN_SETTLE`] with
+    /// nothing left to copy. A confirmed fence is committed in the metadata log, but a
+    /// broker applies it a moment later, and a write it let through before (an `acks=all`
+    /// append waiting for its followers) raises the end once it is replicated: seen at its
+    /// first look, an empty lag can precede the last acknowledged record, which the stopped
+    /// mirror would then leave behind on the old side. When the ends moved, the lag reported
+    /// is at least 1 and the engine asks again.
+    async fn drained(&self, from: Side) -> Result<i64, Error> {
+        let (lag, ends) = self.lag_and_ends(from).await?;
+        if lag > 0 {
+            return Ok(lag);
+        }
+        tokio::time::sleep(DRAIN_SETTLE).await;
+        let (lag, later) = self.lag_and_ends(from).await?;
+        if later != ends {
+            tracing::info!(
+                from = name(from),
+                "the fenced side's end offsets still moved; draining on"
+            );
+            return Ok(lag.max(1));
+        }
+        Ok(lag)
+    }
+
+    async fn lag_and_ends(&self, from: Side) -> Result<(i64, Offsets), Error> {
         let src = self.connect(from).await?;
         let ends = self.end_offsets(&src).await?;
         let done: BTreeMap<(String, i32), i64> = match self.config.offsets {
@@ -244,7 +279,7 @@ impl FlowSides {
                     .await?
             }
         };
-        Ok(ends
+        let lag = ends
             .iter()
             .flat_map(|(topic, ends)| {
                 let done = &done;
@@ -253,7 +288,8 @@ impl FlowSides {
                     (end - copied).max(0)
                 })
             })
-            .sum())
+            .sum();
+        Ok((lag, ends))
     }
 
     /// The consumer group in which the mirror from `from` commits its progress on `from`.
@@ -283,9 +319,10 @@ impl FlowSides {
                     ))),
                 }
             }
-            Action::CheckDrained { from, .. } => {
-                self.lag(*from).await.map(|lag| Outcome::Drained { lag })
-            }
+            Action::CheckDrained { from, .. } => self
+                .drained(*from)
+                .await
+                .map(|lag| Outcome::Drained { lag }),
             Action::FinalCheckpoint { from, .. } => Mirror::checkpoint_once(self.direction(*from))
                 .await
                 .map(|n| {
