@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what the suites need (idempotently, quietly), builds the workspace
-# once in the release profile, and runs every test: Rust unit/property tests, the black-box
-# compatibility suites against Strata and the reference Apache Kafka broker, the control-plane
-# suites and the real-node suites (pods on kubelet + containerd nodes). Exits non-zero when
-# anything fails.
+# once in the release profile, checks it with rustfmt and clippy, and runs every test: Rust
+# unit/property tests, the black-box compatibility suites against Strata and the reference
+# Apache Kafka broker, the control-plane suites and the real-node suites (pods on kubelet +
+# containerd nodes). Exits non-zero when anything fails.
 #
 #   tests/run.sh            everything
 #   tests/run.sh -k kafkajs extra pytest arguments narrow the black-box suites
@@ -58,15 +58,21 @@ k8s_installs=$!
 log "cargo build (release)"
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt >/dev/null 2>&1 || true
 cargo build --release --workspace --all-targets --quiet
-log "cargo fmt, clippy"
 cargo fmt --all -- --check
-cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 log "cargo test"
 cargo test --release --workspace --quiet 2>&1 | tee "$STRATA_CACHE/logs/cargo-test.log" | grep -E "^test result|FAILED|panicked|error" || true
 if grep -qE "^test result: FAILED|error(\[|:)" "$STRATA_CACHE/logs/cargo-test.log"; then
   echo "cargo test failed; see $STRATA_CACHE/logs/cargo-test.log" >&2
   exit 1
 fi
+
+# clippy reads what the build compiled and writes only its own check artifacts, so it runs
+# beside the pytests at the lowest priority (on a cold machine it is minutes of CPU that would
+# otherwise delay them); its verdict is read before the real-node suites.
+log "cargo clippy, in the background beside the pytests (log: $STRATA_CACHE/logs/clippy.log)"
+nice -n 19 cargo clippy --release --workspace --all-targets --quiet -- -D warnings \
+  >"$STRATA_CACHE/logs/clippy.log" 2>&1 &
+clippy_pid=$!
 
 chain_ok "$client_installs" "$STRATA_CACHE/logs/installs-clients.status" || exit 1
 log "client installs done after $(( $(date +%s) - start )) s"
@@ -113,6 +119,12 @@ if [ -n "$kafka_cluster_pid" ]; then
   tail -n 40 "$STRATA_ROOT/tests/.work/cluster-kafka.log" >&2
   log "second pytest done"
 fi
+clippy_rc=0
+wait "$clippy_pid" || clippy_rc=$?
+if [ "$clippy_rc" -ne 0 ]; then
+  echo "cargo clippy found warnings or errors:" >&2
+  tail -n 60 "$STRATA_CACHE/logs/clippy.log" >&2
+fi
 chain_ok "$k8s_installs" "$STRATA_K8S_INSTALLS" || exit 1
 log "real-node suites, alone"
 nodes_rc=0
@@ -120,8 +132,8 @@ nodes_rc=0
   --junitxml="$STRATA_ROOT/tests/.work/junit-nodes.xml" "$here/nodes" "$@" || nodes_rc=$?
 # (5: extra pytest arguments selected none of its tests)
 [ "$nodes_rc" -ne 5 ] || nodes_rc=0
-if [ "$main_rc" -ne 0 ] || [ "$kafka_rc" -ne 0 ] || [ "$nodes_rc" -ne 0 ]; then
-  echo "tests failed (suites: exit $main_rc; Kafka cluster, mirror and control-plane suites: exit $kafka_rc; real nodes: exit $nodes_rc)" >&2
+if [ "$main_rc" -ne 0 ] || [ "$kafka_rc" -ne 0 ] || [ "$nodes_rc" -ne 0 ] || [ "$clippy_rc" -ne 0 ]; then
+  echo "tests failed (suites: exit $main_rc; Kafka cluster, mirror and control-plane suites: exit $kafka_rc; real nodes: exit $nodes_rc; clippy: exit $clippy_rc)" >&2
   exit 1
 fi
 log "mirror figures (duplicates, latencies; printed, not asserted):"

@@ -75,6 +75,22 @@ pub struct Partition {
     isr_counters: IsrCounters,
 }
 
+/// Why a leader's append did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Leadership moved between the request's check and its append: the batch would carry
+    /// the follower's epoch into a log the new leader never wrote (the fetcher could then not
+    /// tell the two logs apart, and would never catch up).
+    #[error("this broker no longer leads {topic}-{partition} (leader epoch {epoch})")]
+    NotLeader {
+        topic: String,
+        partition: i32,
+        epoch: i32,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
 /// An ISR change the leader wants the controller to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsrProposal {
@@ -257,17 +273,35 @@ impl Partition {
         self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
     }
 
-    /// Appends client batches as leader at the current leader epoch.
+    /// Appends client batches as leader at the current leader epoch. The role is held for
+    /// the append, as Kafka holds its partition's leader-and-ISR lock: a request checked while
+    /// this broker led is refused if it became a follower before the append, and a change of
+    /// role waits for an append in progress (the new follower's fetcher then starts after it,
+    /// and the leader's epoch check truncates it).
     pub fn append_as_leader(
         &self,
         records: &mut [u8],
         now_ms: i64,
-    ) -> Result<AppendInfo, LogError> {
+    ) -> Result<AppendInfo, AppendError> {
+        let role = self.role.lock();
+        self.check_leader(&role)?;
         let info = self
             .log
             .append_as_leader(records, self.leader_epoch(), now_ms)?;
+        drop(role);
         self.maybe_advance_high_watermark();
         Ok(info)
+    }
+
+    fn check_leader(&self, role: &Role) -> Result<(), AppendError> {
+        match role {
+            Role::Leader { .. } => Ok(()),
+            _ => Err(AppendError::NotLeader {
+                topic: self.topic.clone(),
+                partition: self.index,
+                epoch: self.leader_epoch(),
+            }),
+        }
     }
 
     /// Appends batches that carry their own offsets (a follower's fetched batches, or the
@@ -459,7 +493,10 @@ impl Partition {
     /// identity and transaction markers are not copied (this broker keeps no transaction
     /// state), which leaves the markers' offsets as gaps. Returns the first batch's base
     /// offset; `duplicate` when nothing was new.
-    pub fn append_preserving(&self, records: &[u8]) -> Result<AppendInfo, LogError> {
+    pub fn append_preserving(&self, records: &[u8]) -> Result<AppendInfo, AppendError> {
+        // Held to the append, as in `append_as_leader`.
+        let role = self.role.lock();
+        self.check_leader(&role)?;
         let end = self.log.log_end_offset();
         let epoch = self.leader_epoch();
         let mut first: Option<BatchHeader> = None;
@@ -479,7 +516,8 @@ impl Partition {
                     "batch {}..={} straddles the log end offset {end}",
                     h.base_offset,
                     h.last_offset()
-                )));
+                ))
+                .into());
             }
             if h.is_control() {
                 continue;
@@ -504,7 +542,9 @@ impl Partition {
                 duplicate: true,
             });
         }
-        let mut info = self.append_with_offsets(&kept)?;
+        let mut info = self.log.append_with_offsets(&kept)?;
+        drop(role);
+        self.maybe_advance_high_watermark();
         info.base_offset = first.base_offset;
         Ok(info)
     }
@@ -884,6 +924,31 @@ mod tests {
         )
         .unwrap();
         buf.to_vec()
+    }
+
+    #[test]
+    fn a_partition_that_became_a_follower_refuses_a_leader_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = PartitionSet::new(dir.path(), 1);
+        set.open_partitions("f", Uuid::new_v4(), 0, 1, &LogConfig::default())
+            .unwrap();
+        let p = set.get("f", 0).unwrap();
+        assert!(p.make_leader(1, 1, &[1, 2], &[1, 2], 0));
+        p.append_as_leader(&mut one_record(), 1).unwrap();
+        // A request checked while this broker led reaches the log after the new leader took
+        // over: it is refused, and nothing is written at the follower's epoch.
+        assert!(p.make_follower(2, 2));
+        let refused = p.append_as_leader(&mut one_record(), 1).unwrap_err();
+        assert!(
+            matches!(refused, AppendError::NotLeader { epoch: 2, .. }),
+            "{refused}"
+        );
+        let preserved = p.append_preserving(&one_record()).unwrap_err();
+        assert!(
+            matches!(preserved, AppendError::NotLeader { .. }),
+            "{preserved}"
+        );
+        assert_eq!((p.log_end_offset(), p.log.latest_epoch()), (1, Some(1)));
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub mod raft_frames {
     }
 }
 
-/// The Raft storage, exposed for openraft's conformance suite (`tests/raft_store.rs`).
+/// The Raft storage, exposed for openraft's conformance suite (`tests/it/raft_store.rs`).
 #[doc(hidden)]
 pub mod raft_storage {
     pub use crate::log_store::LogStore;

@@ -1,5 +1,6 @@
 //! The process-wide budget of open segment files (its own test binary: the budget is global).
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::*;

@@ -23,7 +23,7 @@ use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 use crate::metrics;
 use crate::mirror_target::{self, ProduceMode};
-use crate::partition::Partition;
+use crate::partition::{AppendError, Partition};
 use crate::write_fence::{self, Fenced};
 
 /// One partition's append, prepared on the request path and run on the blocking pool.
@@ -142,7 +142,7 @@ pub async fn handle(
     }
 
     // Appends leave the async workers: one blocking task for the request's partitions.
-    let appended: Vec<(Job, Result<AppendInfo, LogError>)> = if jobs.is_empty() {
+    let appended: Vec<(Job, Result<AppendInfo, AppendError>)> = if jobs.is_empty() {
         Vec::new()
     } else {
         tokio::task::spawn_blocking(move || {
@@ -285,8 +285,12 @@ fn fenced_response(req: ProduceRequest, fenced: &Fenced) -> ProduceResponse {
     )
 }
 
-/// Maps a log error onto the Kafka error code a producer understands.
-fn produce_error(e: &LogError) -> (i16, String) {
+/// Maps an append error onto the Kafka error code a producer understands.
+fn produce_error(e: &AppendError) -> (i16, String) {
+    let e = match e {
+        AppendError::NotLeader { .. } => return (code::NOT_LEADER_OR_FOLLOWER, e.to_string()),
+        AppendError::Log(e) => e,
+    };
     let c = match e {
         LogError::CorruptBatch(_) => code::CORRUPT_MESSAGE,
         LogError::InvalidRecord(_) => code::INVALID_RECORD,

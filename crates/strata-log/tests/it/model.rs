@@ -1,9 +1,7 @@
 //! Property test: random appends, rolls (tiny segments), truncations, log-start moves and reopens
 //! checked against a plain vector model, on both implementations.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use strata_log::{FileLog, LogConfig, MemoryLog, PartitionLog};
 

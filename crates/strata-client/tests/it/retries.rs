@@ -1,13 +1,11 @@
 //! Retry, routing and negotiation behaviour against a scripted broker.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::mock::{api_versions, encode, metadata, MockBroker};
 use bytes::Bytes;
-use common::mock::{api_versions, encode, metadata, MockBroker};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,

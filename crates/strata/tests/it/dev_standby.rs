@@ -4,11 +4,9 @@
 //! source); then `strata failover --to standby` makes the standby the active cluster: the
 //! discovery address leads there, the fenced primary refuses writes.
 
-mod common;
-
 use std::time::Duration;
 
-use common::DevProcess;
+use crate::common::DevProcess;
 use strata_client::{
     Client, ClientConfig, FetchPartitionSpec, FetchRequestSpec, NewTopic, ProducerConfig,
     ProducerRecord,

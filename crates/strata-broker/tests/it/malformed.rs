@@ -6,13 +6,11 @@
 //! behaviour is the expectation: it closes a connection whose request does not parse and answers
 //! a produce of a corrupt batch with an error code.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::{BufMut, Bytes, BytesMut};
-use common::*;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{

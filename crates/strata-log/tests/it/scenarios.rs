@@ -1,8 +1,6 @@
 //! Scenario suite run against every `PartitionLog` implementation.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::records::Compression;
 use strata_log::batch::validate_batches;
 use strata_log::{CleanupPolicy, LogConfig, LogError, TimestampType};

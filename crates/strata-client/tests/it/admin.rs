@@ -1,12 +1,10 @@
 //! The client's metadata and admin calls against an in-process Strata broker.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::common::TestBroker;
 use bytes::Bytes;
-use common::TestBroker;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{GroupId, JoinGroupRequest, SyncGroupRequest};
@@ -453,21 +451,22 @@ async fn reconnects_after_the_broker_restarts() {
     broker.stop().await;
     let err = client.metadata(None).await.expect_err("broker down");
     assert!(err.is_retriable(), "{err:?}");
-    let _again = common::wait_for("a broker on the same port", Duration::from_secs(10), || {
-        let port = port.clone();
-        async move {
-            let dir = tempfile::tempdir().ok()?;
-            let props = vec![
-                "node.id=1".to_string(),
-                format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
-                format!("log.dirs={}", dir.path().display()),
-            ];
-            let cfg = strata_broker::BrokerConfig::load(None, &props).ok()?;
-            let handle = strata_broker::start(cfg).await.ok()?;
-            Some((handle, dir))
-        }
-    })
-    .await;
+    let _again =
+        crate::common::wait_for("a broker on the same port", Duration::from_secs(10), || {
+            let port = port.clone();
+            async move {
+                let dir = tempfile::tempdir().ok()?;
+                let props = vec![
+                    "node.id=1".to_string(),
+                    format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+                    format!("log.dirs={}", dir.path().display()),
+                ];
+                let cfg = strata_broker::BrokerConfig::load(None, &props).ok()?;
+                let handle = strata_broker::start(cfg).await.ok()?;
+                Some((handle, dir))
+            }
+        })
+        .await;
     client
         .metadata(None)
         .await

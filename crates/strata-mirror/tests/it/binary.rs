@@ -1,12 +1,10 @@
 //! The `strata-mirror` binary: version, clear configuration errors, and a flow driven by a
 //! MirrorMaker 2 properties file that stops gracefully on SIGTERM.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata-mirror");
 

@@ -5,13 +5,11 @@
 //! answered in v0 with UNSUPPORTED_VERSION (KIP-511), and anything else the broker cannot
 //! serve closes that connection only.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::{Buf, Bytes};
-use common::*;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,

@@ -1,8 +1,6 @@
 //! FileLog-only behaviour: crash recovery, index rebuilding and state restored on reopen.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::records::Compression;
 use std::fs::{self, OpenOptions};
 use std::io::Write;

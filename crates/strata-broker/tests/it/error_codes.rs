@@ -3,10 +3,8 @@
 //! `tests/compat` compare the same answers with the reference broker; these tests keep them
 //! without one, one request at a time over a raw connection.
 
-mod common;
-
+use crate::common::*;
 use bytes::{BufMut, Bytes, BytesMut};
-use common::*;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{

@@ -1,12 +1,10 @@
 //! End-to-end flows between two in-process Strata brokers: content and order, topic sync,
 //! restart resume, group offset translation, and loop prevention in active-active setups.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use strata_client::OffsetSpec;
 use strata_flow::NamingMode;
 use strata_mirror::{Mirror, RunOptions};

@@ -3,12 +3,10 @@
 //! the brokers report one cluster id, their racks and a quorum leader; a topic gets replication
 //! factor 3 and takes `acks=all` writes; a second run reuses the kept `cluster.id`.
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::DevProcess;
+use crate::common::DevProcess;
 use strata_client::{Client, ClientConfig, NewTopic, ProducerConfig, ProducerRecord};
 use strata_testkit::wait_for;
 

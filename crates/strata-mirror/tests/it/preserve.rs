@@ -3,13 +3,11 @@
 //! group offsets carry over unchanged, and the broker's mirror-target extension refuses every
 //! other writer, skips re-sent batches, and lets a promoted topic take normal producers.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use strata_client::{
     Acks, Client, ClientConfig, ConfigOp, FetchPartitionSpec, FetchRequestSpec, OffsetSpec,
     ProducerConfig, ProducerRecord, ResponseError,

@@ -1,11 +1,9 @@
 //! Produce, ListOffsets and Fetch against an in-process Strata broker.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::TestBroker;
 use bytes::Bytes;
-use common::TestBroker;
 use futures::FutureExt;
 use kafka_protocol::records::{Compression as WireCompression, RecordBatchDecoder};
 use strata_client::{
