@@ -18,48 +18,59 @@ import pytest
 gc.disable()
 
 # The suites that need what the test command's second install chain builds (Kubernetes from Go
-# modules, the node runtime, buildah: tests/run.sh), and how long one of their tests waits for it.
+# modules, the node runtime, buildah: tests/run.sh), and how long their first test waits for it.
 NEEDS_KUBERNETES = {"e2e", "deploy", "image", "nodes"}
 KUBERNETES_INSTALL_TIMEOUT = 45 * 60
-_kubernetes_installed = False
+TESTS = Path(__file__).resolve().parent
+_kubernetes_waited = False
 
 
-def _wait_for_kubernetes_installs() -> None:
-    """Waits until the install chain named by STRATA_K8S_INSTALLS (a status file: running, done
-    or "failed NAME") is done; fails the test with the failed step's log. Without the variable
-    (pytest run by hand) the installs are taken as done."""
-    global _kubernetes_installed
+def _kubernetes_installs() -> str:
+    """The install chain's status from the file STRATA_K8S_INSTALLS names (running, done or
+    "failed NAME"); "done" without the variable (pytest run by hand) or the file."""
     status_file = os.environ.get("STRATA_K8S_INSTALLS")
-    if _kubernetes_installed or not status_file:
-        return
-    started = time.monotonic()
-    while True:
-        status = Path(status_file).read_text().strip() if Path(status_file).exists() else "done"
-        if status == "done":
-            waited = time.monotonic() - started
-            if waited > 1:
-                print(f"\n(waited {waited:.0f} s for the Kubernetes installs)")
-            _kubernetes_installed = True
-            return
-        if status.startswith("failed"):
-            name = status.split(" ", 1)[-1]
-            log = Path(status_file).parent / f"install-{name}.log"
-            tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:]) if log.exists() else ""
-            pytest.fail(f"install step {name} failed ({log}):\n{tail}", pytrace=False)
-        if time.monotonic() - started > KUBERNETES_INSTALL_TIMEOUT:
-            pytest.fail(f"the Kubernetes installs did not finish within {KUBERNETES_INSTALL_TIMEOUT} s "
-                        f"({status_file}: {status})", pytrace=False)
-        time.sleep(2)
+    if not status_file or not Path(status_file).exists():
+        return "done"
+    return Path(status_file).read_text().strip() or "running"
+
+
+def _needs_kubernetes(item) -> bool:
+    try:
+        return Path(item.path).resolve().relative_to(TESTS).parts[0] in NEEDS_KUBERNETES
+    except ValueError:
+        return False
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Waits for the Kubernetes installs before the first test that needs them, outside the
+    test's own timeout (pytest-timeout counts setup): once per session, up to
+    KUBERNETES_INSTALL_TIMEOUT."""
+    global _kubernetes_waited
+    if not _kubernetes_waited and _needs_kubernetes(item):
+        _kubernetes_waited = True
+        started = time.monotonic()
+        while (_kubernetes_installs() == "running"
+               and time.monotonic() - started < KUBERNETES_INSTALL_TIMEOUT):
+            time.sleep(2)
+        waited = time.monotonic() - started
+        if waited > 1:
+            print(f"\n(waited {waited:.0f} s for the Kubernetes installs)")
+    yield
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    suite = Path(item.path).resolve().relative_to(Path(__file__).resolve().parent).parts[0]
-    if suite in NEEDS_KUBERNETES:
-        _wait_for_kubernetes_installs()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item, nextitem):
-    yield
-    gc.collect()
+    """A test that needs the Kubernetes installs fails with the failed step's log, or says that
+    they did not finish in time."""
+    if not _needs_kubernetes(item):
+        return
+    status = _kubernetes_installs()
+    if status.startswith("failed"):
+        name = status.split(" ", 1)[-1]
+        log = Path(os.environ["STRATA_K8S_INSTALLS"]).parent / f"install-{name}.log"
+        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:]) if log.exists() else ""
+        pytest.fail(f"install step {name} failed ({log}):\n{tail}", pytrace=False)
+    if status != "done":
+        pytest.fail(f"the Kubernetes installs did not finish within {KUBERNETES_INSTALL_TIMEOUT} s "
+                    f"({os.environ.get('STRATA_K8S_INSTALLS')}: {status})", pytrace=False)

@@ -274,7 +274,7 @@ impl Partition {
     }
 
     /// Appends client batches as leader at the current leader epoch. The role is held for
-    /// the append, as Kafka holds its partition's leader-and-ISR lock: a request checked while
+    /// the append (Kafka takes the read side of its leader-and-ISR lock): a request checked while
     /// this broker led is refused if it became a follower before the append, and a change of
     /// role waits for an append in progress (the new follower's fetcher then starts after it,
     /// and the leader's epoch check truncates it).
