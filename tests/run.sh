@@ -16,10 +16,19 @@ start=$(date +%s)
 # Installs run in the background while cargo builds, one after another in two chains (each
 # logs to the cache): what the black-box suites need (the Kafka reference, the clients) and what
 # only the control-plane, image and real-node suites need (Kubernetes built from Go modules, the
-# node runtime, buildah). The pytests start when the first chain is done; a test of those suites
-# waits for the second at its start (tests/conftest.py), which comes some 25 minutes into its
-# pytest. apt-get runs under a lock (common.sh); the order puts what others build on first.
+# node runtime, buildah). The pytests start once both chains are done: beside the Kubernetes
+# build the same pytests took 62 min instead of 37 (CI, load average near 20), more than the
+# build itself. apt-get runs under a lock (common.sh); the order puts what others build on
+# first. What this command started in the background and is still running when it exits (an
+# early failure) is stopped.
 mkdir -p "$STRATA_CACHE/logs"
+# kill_tree PID: ends PID and every process under it (children first).
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+trap 'for pid in $(jobs -pr); do kill_tree "$pid"; done' EXIT
 k8s_chain=(k8s k8s-nodes image)
 client_chain=(python kafka kcat node java-client)
 for script in "$here"/env/install/*.sh; do
@@ -75,7 +84,8 @@ nice -n 19 cargo clippy --release --workspace --all-targets --quiet -- -D warnin
 clippy_pid=$!
 
 chain_ok "$client_installs" "$STRATA_CACHE/logs/installs-clients.status" || exit 1
-log "client installs done after $(( $(date +%s) - start )) s"
+chain_ok "$k8s_installs" "$STRATA_K8S_INSTALLS" || exit 1
+log "installs done after $(( $(date +%s) - start )) s"
 
 export STRATA_BROKER_BIN="$STRATA_ROOT/target/release/strata-broker"
 export PATH="$STRATA_CACHE/bin:$PATH"
@@ -87,7 +97,8 @@ rm -f "$STRATA_ROOT/tests/.work/mirror-figures.jsonl"
 # - the second: the replicated-cluster suite on the Kafka reference (6 JVMs; it mostly waits on
 #   restarts and faults), the mirror suites, and the suites that mostly wait on a control plane
 #   (failover on probes and mandates; the operator, chart and image suites on reconciles);
-#   the two take about the same time;
+#   the two take about the same time (a third one beside them made the pytests longer, not
+#   shorter: 55 min instead of 37 here, the 2 cores being busy);
 # - then the real-node suites alone: kubelets, CoreDNS, kube-proxy and the controller manager
 #   keep their timing only on a machine that is not also running both of the others (beside
 #   them, Service endpoints and DNS records lagged by a minute and more).
@@ -125,7 +136,6 @@ if [ "$clippy_rc" -ne 0 ]; then
   echo "cargo clippy found warnings or errors:" >&2
   tail -n 60 "$STRATA_CACHE/logs/clippy.log" >&2
 fi
-chain_ok "$k8s_installs" "$STRATA_K8S_INSTALLS" || exit 1
 log "real-node suites, alone"
 nodes_rc=0
 "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \

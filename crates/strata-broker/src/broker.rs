@@ -28,7 +28,7 @@ use crate::cluster::throttle::{ReplicationQuota, Side};
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessionCache;
 use crate::metrics::{BrokerMetrics, RemoteEnds};
-use crate::partition::{IsrProposal, IsrRequest, Partition, PartitionSet};
+use crate::partition::{AppendError, IsrProposal, IsrRequest, Partition, PartitionSet};
 use crate::topic_config;
 use crate::write_fence::WriteFence;
 
@@ -430,9 +430,14 @@ impl OffsetsLog for PartitionOffsetsLog {
             },
         )
         .map_err(|e| OffsetsLogError::Storage(format!("encoding offsets batch: {e}")))?;
-        let info = p
-            .append_as_leader(&mut buf, now)
-            .map_err(|e| OffsetsLogError::Storage(format!("appending to {OFFSETS_TOPIC}: {e}")))?;
+        let info = p.append_as_leader(&mut buf, now).map_err(|e| match e {
+            // Leadership moved since the check above: the same answer as that check's, not a
+            // storage failure.
+            AppendError::NotLeader { .. } => OffsetsLogError::NotLeader(partition),
+            AppendError::Log(e) => {
+                OffsetsLogError::Storage(format!("appending to {OFFSETS_TOPIC}: {e}"))
+            }
+        })?;
         self.partitions.appended.notify_waiters();
         Ok(info.last_offset + 1)
     }

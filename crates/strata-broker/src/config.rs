@@ -666,7 +666,7 @@ fn node_client_security(
             "ssl.truststore.certificates",
             "ssl.endpoint.identification.algorithm",
             // The listener's key store is also this node's client certificate, for a
-            // listener that requires one (`ssl.client.auth`), as in Kafka.
+            // listener that asks for one (`ssl.client.auth` required or requested), as in Kafka.
             "ssl.keystore.type",
             "ssl.keystore.location",
             "ssl.keystore.key",

@@ -304,16 +304,37 @@ impl Partition {
         }
     }
 
-    /// Appends batches that carry their own offsets (a follower's fetched batches, or the
-    /// offset-preserving mirror on a leader).
-    pub fn append_with_offsets(&self, records: &[u8]) -> Result<AppendInfo, LogError> {
-        let info = self.log.append_with_offsets(records)?;
-        self.maybe_advance_high_watermark();
-        Ok(info)
+    /// Runs `apply` (a fetch answer's append, truncation or HW move) with the role held, if
+    /// this broker still follows `leader` at `epoch`, the leader epoch the fetch was sent with;
+    /// `None` otherwise. An answer that arrives after the partition changed role or epoch is
+    /// dropped, as Kafka's fetcher drops a partition's data once its fetch state moved: applied
+    /// to a log that now leads, it would put the old leader's batches after the new epoch's
+    /// start; applied under a newer leader, it could be truncation advice from the old one.
+    /// A change of role waits for an answer being applied.
+    pub fn as_follower_of<T>(
+        &self,
+        leader: i32,
+        epoch: i32,
+        apply: impl FnOnce() -> T,
+    ) -> Option<T> {
+        let role = self.role.lock();
+        let following = matches!(&*role, Role::Follower { leader: l } if *l == leader);
+        if !following || self.leader_epoch() != epoch {
+            return None;
+        }
+        let result = apply();
+        drop(role);
+        Some(result)
     }
 
-    /// A follower's view of the HW: the leader's, bounded by its own log end. Returns true
-    /// when it moved (consumers reading from this follower may see more).
+    /// Appends a follower's fetched batches at their offsets (call inside `as_follower_of`).
+    pub fn append_fetched(&self, records: &[u8]) -> Result<AppendInfo, LogError> {
+        self.log.append_with_offsets(records)
+    }
+
+    /// A follower's view of the HW: the leader's, bounded by its own log end (call inside
+    /// `as_follower_of`). Returns true when it moved (consumers reading from this follower may
+    /// see more).
     pub fn follower_high_watermark(&self, leader_hw: i64) -> bool {
         let hw = leader_hw.min(self.log_end_offset());
         if hw > self.high_watermark() {
@@ -568,6 +589,9 @@ impl Partition {
         &self,
         truncation: strata_controller::LogTruncation,
     ) -> Result<bool, LogError> {
+        // Held as a leader's append holds it: the truncation and a client append at the old
+        // epoch do not interleave.
+        let _role = self.role.lock();
         // Where the records of epochs below the truncation's end: the start of the first epoch
         // at or above it, or the log end when the log holds none (records written under epochs
         // the log never saw a batch of, e.g. after a restart bumped the epoch, count as below).
@@ -949,6 +973,44 @@ mod tests {
             "{preserved}"
         );
         assert_eq!((p.log_end_offset(), p.log.latest_epoch()), (1, Some(1)));
+    }
+
+    #[test]
+    fn a_fetch_answer_applies_only_while_following_its_leader_at_its_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = PartitionSet::new(dir.path(), 2);
+        set.open_partitions("g", Uuid::new_v4(), 0, 1, &LogConfig::default())
+            .unwrap();
+        // Node 1's log, whose batches node 2 fetches.
+        let leader_dir = tempfile::tempdir().unwrap();
+        let leader_set = PartitionSet::new(leader_dir.path(), 1);
+        leader_set
+            .open_partitions("g", Uuid::new_v4(), 0, 1, &LogConfig::default())
+            .unwrap();
+        let leader = leader_set.get("g", 0).unwrap();
+        assert!(leader.make_leader(1, 1, &[1, 2], &[1, 2], 0));
+        leader.append_as_leader(&mut one_record(), 1).unwrap();
+        let fetched = leader.log.read(0, 1 << 20, 1).unwrap().bytes;
+
+        let p = set.get("g", 0).unwrap();
+        assert!(p.make_follower(1, 1));
+        // Sent at epoch 1 to node 1, answered while that still holds: applied.
+        let applied = p.as_follower_of(1, 1, || p.append_fetched(&fetched));
+        assert!(matches!(applied, Some(Ok(_))));
+        assert_eq!(p.log_end_offset(), 1);
+        // This broker became the leader at epoch 2 while the next answer was on its way: the
+        // old leader's batches do not land after the new epoch's start.
+        assert!(p.make_leader(2, 2, &[1, 2], &[1, 2], 0));
+        assert!(p
+            .as_follower_of(1, 1, || p.append_fetched(&fetched))
+            .is_none());
+        // Following node 1 again at a newer epoch: an answer to the older fetch is dropped too.
+        assert!(p.make_follower(1, 3));
+        assert!(p.as_follower_of(1, 2, || p.truncate_to(0)).is_none());
+        assert!(p.as_follower_of(3, 3, || p.truncate_to(0)).is_none());
+        assert_eq!(p.log_end_offset(), 1);
+        assert!(p.as_follower_of(1, 3, || p.truncate_to(0)).is_some());
+        assert_eq!(p.log_end_offset(), 0);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use parking_lot::Mutex;
 use strata_client::NodeConnection;
@@ -193,7 +194,10 @@ async fn run(
             }
             continue;
         }
-        let mut req = build_request(&broker, &parts, version);
+        // The leader epoch each partition is fetched at: its answer applies only while the
+        // partition still follows this leader at that epoch.
+        let epochs: Vec<i32> = parts.iter().map(|p| p.leader_epoch()).collect();
+        let mut req = build_request(&broker, &parts, &epochs, version);
         if let (Some((_, names)), Some(allowance)) = (&throttled, allowance) {
             cap_throttled(&mut req, names, allowance);
         }
@@ -209,10 +213,11 @@ async fn run(
                         .record(throttled_bytes(&resp, &parts, names, version));
                 }
                 let b = broker.clone();
-                let done =
-                    tokio::task::spawn_blocking(move || handle_response(&b, &parts, resp, version))
-                        .await
-                        .unwrap_or(false);
+                let done = tokio::task::spawn_blocking(move || {
+                    handle_response(&b, leader, &parts, &epochs, resp, version)
+                })
+                .await
+                .unwrap_or(false);
                 if !done {
                     tokio::time::sleep(backoff.min(Duration::from_millis(100))).await;
                 }
@@ -301,14 +306,19 @@ fn throttled_bytes(
     bytes
 }
 
-fn build_request(broker: &Broker, parts: &[Arc<Partition>], version: i16) -> FetchRequest {
+fn build_request(
+    broker: &Broker,
+    parts: &[Arc<Partition>],
+    epochs: &[i32],
+    version: i16,
+) -> FetchRequest {
     let settings = &broker.config.cluster;
     let me = broker.config.node_id;
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for p in parts {
+    for (p, epoch) in parts.iter().zip(epochs) {
         let fp = FetchPartition::default()
             .with_partition(p.index)
-            .with_current_leader_epoch(p.leader_epoch())
+            .with_current_leader_epoch(*epoch)
             .with_fetch_offset(p.log_end_offset())
             .with_last_fetched_epoch(p.log.latest_epoch().unwrap_or(-1))
             .with_log_start_offset(p.log_start_offset())
@@ -345,10 +355,14 @@ fn build_request(broker: &Broker, parts: &[Arc<Partition>], version: i16) -> Fet
     req
 }
 
-/// Applies a fetch answer; false when nothing moved (back off a little).
+/// Applies a fetch answer from `leader` to the partitions that still follow it at the epoch
+/// they were fetched at (`epochs`, by position in `parts`); false when nothing moved (back off
+/// a little).
 fn handle_response(
     broker: &Broker,
+    leader: i32,
     parts: &[Arc<Partition>],
+    epochs: &[i32],
     resp: FetchResponse,
     version: i16,
 ) -> bool {
@@ -359,7 +373,7 @@ fn handle_response(
     }
     for t in resp.responses {
         for pd in t.partitions {
-            let Some(p) = parts.iter().find(|p| {
+            let Some((p, epoch)) = parts.iter().zip(epochs).find(|(p, _)| {
                 p.index == pd.partition_index
                     && if version >= 13 {
                         p.topic_id == t.topic_id
@@ -369,64 +383,76 @@ fn handle_response(
             }) else {
                 continue;
             };
-            match pd.error_code {
-                code::NONE => {}
-                code::OFFSET_OUT_OF_RANGE => {
-                    let leo = p.log_end_offset();
-                    let result = if leo < pd.log_start_offset {
-                        p.log
-                            .truncate_fully_and_start_at(pd.log_start_offset)
-                            .map(|_| p.clamp_high_watermark())
-                    } else {
-                        p.truncate_to(pd.high_watermark.max(0).min(leo))
-                    };
-                    tracing::warn!(topic = %p.topic, partition = p.index, leo,
-                        leader_hw = pd.high_watermark, "fetch offset out of range at the leader; truncated");
-                    if let Err(e) = result {
-                        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "truncation failed");
-                    }
-                    continue;
-                }
-                other => {
-                    tracing::debug!(topic = %p.topic, partition = p.index, error = other, "replica fetch partition error");
-                    continue;
-                }
+            let applied = p.as_follower_of(leader, *epoch, || apply_partition(broker, p, pd));
+            match applied {
+                Some(moved) => progressed |= moved,
+                None => tracing::debug!(topic = %p.topic, partition = p.index, leader, epoch,
+                    "fetch answer dropped: the partition changed leader or epoch since"),
             }
-            if pd.diverging_epoch.epoch >= 0 || pd.diverging_epoch.end_offset >= 0 {
-                // Kafka's rule: truncate to the end of the leader's epoch as this log knows
-                // it (or of the largest epoch below it), and never past the leader's end.
-                let (_, own_end) = p.log.end_offset_for_epoch(pd.diverging_epoch.epoch);
-                let to = own_end.min(pd.diverging_epoch.end_offset);
-                let to = to.max(p.log_start_offset()).min(p.log_end_offset());
-                tracing::info!(topic = %p.topic, partition = p.index, from = p.log_end_offset(), to,
-                    "log diverged from the leader's; truncating");
-                if let Err(e) = p.truncate_to(to) {
-                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "truncation failed");
-                }
-                progressed = true;
-                continue;
-            }
-            if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
-                match p.append_with_offsets(&records) {
-                    Ok(_) => {
-                        broker
-                            .metrics
-                            .replication_bytes_in
-                            .inc_by(records.len() as u64);
-                        progressed = true
-                    }
-                    Err(e) => {
-                        tracing::warn!(topic = %p.topic, partition = p.index, error = %e,
-                            "cannot append fetched batches");
-                    }
-                }
-            }
-            // A moved HW is news too: consumers reading from this follower see more.
-            progressed |= p.follower_high_watermark(pd.high_watermark);
         }
     }
     if progressed {
         broker.partitions.appended.notify_waiters();
     }
+    progressed
+}
+
+/// Applies one partition's part of a fetch answer (inside `Partition::as_follower_of`); true
+/// when the log or its HW moved.
+fn apply_partition(broker: &Broker, p: &Partition, pd: PartitionData) -> bool {
+    let mut progressed = false;
+    match pd.error_code {
+        code::NONE => {}
+        code::OFFSET_OUT_OF_RANGE => {
+            let leo = p.log_end_offset();
+            let result = if leo < pd.log_start_offset {
+                p.log
+                    .truncate_fully_and_start_at(pd.log_start_offset)
+                    .map(|_| p.clamp_high_watermark())
+            } else {
+                p.truncate_to(pd.high_watermark.max(0).min(leo))
+            };
+            tracing::warn!(topic = %p.topic, partition = p.index, leo,
+                leader_hw = pd.high_watermark, "fetch offset out of range at the leader; truncated");
+            if let Err(e) = result {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "truncation failed");
+            }
+            return false;
+        }
+        other => {
+            tracing::debug!(topic = %p.topic, partition = p.index, error = other, "replica fetch partition error");
+            return false;
+        }
+    }
+    if pd.diverging_epoch.epoch >= 0 || pd.diverging_epoch.end_offset >= 0 {
+        // Kafka's rule: truncate to the end of the leader's epoch as this log knows
+        // it (or of the largest epoch below it), and never past the leader's end.
+        let (_, own_end) = p.log.end_offset_for_epoch(pd.diverging_epoch.epoch);
+        let to = own_end.min(pd.diverging_epoch.end_offset);
+        let to = to.max(p.log_start_offset()).min(p.log_end_offset());
+        tracing::info!(topic = %p.topic, partition = p.index, from = p.log_end_offset(), to,
+            "log diverged from the leader's; truncating");
+        if let Err(e) = p.truncate_to(to) {
+            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "truncation failed");
+        }
+        return true;
+    }
+    if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
+        match p.append_fetched(&records) {
+            Ok(_) => {
+                broker
+                    .metrics
+                    .replication_bytes_in
+                    .inc_by(records.len() as u64);
+                progressed = true
+            }
+            Err(e) => {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e,
+                    "cannot append fetched batches");
+            }
+        }
+    }
+    // A moved HW is news too: consumers reading from this follower see more.
+    progressed |= p.follower_high_watermark(pd.high_watermark);
     progressed
 }

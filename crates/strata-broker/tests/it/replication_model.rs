@@ -231,9 +231,16 @@ impl Model {
                         .log
                         .read(offset, 1 << 20, leader.log_end_offset())
                         .unwrap();
-                    follower.append_with_offsets(&slice.bytes).unwrap();
+                    follower
+                        .as_follower_of(REPLICAS[l], self.epoch, || {
+                            follower.append_fetched(&slice.bytes)
+                        })
+                        .expect("the follower follows this leader at this epoch")
+                        .unwrap();
                 }
-                follower.follower_high_watermark(answer.high_watermark);
+                follower.as_follower_of(REPLICAS[l], self.epoch, || {
+                    follower.follower_high_watermark(answer.high_watermark)
+                });
                 if let Some(p) = answer.expand {
                     self.apply_isr(l, p.isr, p.leader_epoch, p.partition_epoch);
                 }
