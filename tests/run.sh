@@ -95,10 +95,11 @@ rm -f "$STRATA_ROOT/tests/.work/mirror-figures.jsonl"
 # Two pytests side by side, then one alone:
 # - the first: the client compatibility suites and Strata's replicated cluster;
 # - the second: the replicated-cluster suite on the Kafka reference (6 JVMs; it mostly waits on
-#   restarts and faults), the mirror suites, and the suites that mostly wait on a control plane
-#   (failover on probes and mandates; the operator, chart and image suites on reconciles);
-#   the two take about the same time (a third one beside them made the pytests longer, not
-#   shorter: 55 min instead of 37 here, the 2 cores being busy);
+#   restarts and faults), the mirror suites, the suites that mostly wait on a control plane
+#   (failover on probes and mandates; the operator, chart and image suites on reconciles), and
+#   the ACL and node-security compatibility suites (clusters of their own), so that the two
+#   take about the same time (a third pytest beside them did not shorten the run: the 2 cores
+#   are the limit);
 # - then the real-node suites alone: kubelets, CoreDNS, kube-proxy and the controller manager
 #   keep their timing only on a machine that is not also running both of the others (beside
 #   them, Service endpoints and DNS records lagged by a minute and more).
@@ -108,12 +109,15 @@ cluster_targets="${STRATA_TARGETS:-strata,kafka}"
 kafka_cluster_pid=""
 waiting=("$here/mirror" "$here/failover" "$here/e2e" "$here/deploy" "$here/image")
 main_waiting=("${waiting[@]}")
+moved=("$here/compat/test_acls.py" "$here/compat/test_node_security.py")
+main_ignored=()
 if [[ ",$cluster_targets," == *",kafka,"* ]]; then
   main_waiting=()
-  log "replicated-cluster suite on the Kafka reference, the mirror and the control-plane suites, beside the others (log: tests/.work/cluster-kafka.log)"
+  for f in "${moved[@]}"; do main_ignored+=("--ignore=$f"); done
+  log "replicated-cluster suite on the Kafka reference, the mirror, control-plane, ACL and node-security suites, beside the others (log: tests/.work/cluster-kafka.log)"
   STRATA_CLUSTER_TARGETS=kafka STRATA_CLUSTER_FIGURES="$STRATA_ROOT/tests/.work/cluster-figures-kafka.jsonl" \
     "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    --junitxml="$STRATA_ROOT/tests/.work/junit-cluster-kafka.xml" "$here/cluster" "${waiting[@]}" "$@" \
+    --junitxml="$STRATA_ROOT/tests/.work/junit-cluster-kafka.xml" "$here/cluster" "${waiting[@]}" "${moved[@]}" "$@" \
     >"$STRATA_ROOT/tests/.work/cluster-kafka.log" 2>&1 &
   kafka_cluster_pid=$!
 fi
@@ -121,7 +125,7 @@ main_rc=0
 STRATA_CLUSTER_TARGETS="$(echo "$cluster_targets" | tr ',' '\n' | grep -vx kafka | paste -sd, -)" \
   "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
   --junitxml="$STRATA_ROOT/tests/.work/junit.xml" \
-  "$here/compat" "$here/cluster" "${main_waiting[@]}" "$@" \
+  "${main_ignored[@]}" "$here/compat" "$here/cluster" "${main_waiting[@]}" "$@" \
   || main_rc=$?
 log "first pytest done"
 kafka_rc=0

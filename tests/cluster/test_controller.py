@@ -107,5 +107,5 @@ def test_quorum_lost_admin_writes_time_out_while_leaders_serve(healthy_cluster, 
         c.start_node(v, wait=False)
     c.wait_registered()
     create_when_possible(c, unique_topic("quorum-back"), 120)
-    res = check_records(acks, read_back(c.healthy_bootstrap(), topic))
+    res = check_records(acks, read_back(c.healthy_bootstrap(), topic, acked=acks))
     assert res.ok_for(target_kind), f"{target_kind}: {res}"

@@ -70,7 +70,7 @@ def test_follower_sigstop_shrinks_isr_then_not_enough_replicas(healthy_cluster, 
     finally:
         vp.stop()
         cl.stop()
-    records = read_back(c.healthy_bootstrap(), topic)
+    records = read_back(c.healthy_bootstrap(), topic, acked=vp.acked + cl.acked)
     res = check_records(vp.acked + cl.acked, records)
     record_figure("follower SIGSTOP", f"{target_kind} records", str(res))
     assert res.ok_for(target_kind), f"{target_kind}: {res}"
@@ -131,7 +131,7 @@ def test_unclean_leader_election_off_and_on(healthy_cluster, target_kind):
     c.wait_registered()
     for t in (off, on):
         c.wait_isr_full(t)
-    res_off = check_records(acked[off], read_back(c.healthy_bootstrap(), off))
+    res_off = check_records(acked[off], read_back(c.healthy_bootstrap(), off, acked=acked[off]))
     record_figure("unclean election", f"{target_kind} off: records", str(res_off))
     assert res_off.ok and res_off.read == 200, f"{target_kind}: unclean election off lost records: {res_off}"
     res_on = check_records(acked[on], read_back(c.healthy_bootstrap(), on))

@@ -38,8 +38,8 @@ def stop_and_check(cluster, topic, loads, test):
     for load in loads:
         load.stop()
     cluster.wait_isr_full(topic)
-    records = read_back(cluster.healthy_bootstrap(), topic)
     acks = [a for load in loads for a in load.acked]
+    records = read_back(cluster.healthy_bootstrap(), topic, acked=acks)
     res = check_records(acks, records)
     record_figure(test, f"{cluster.kind} records", str(res))
     for load in loads:

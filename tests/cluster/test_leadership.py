@@ -58,7 +58,7 @@ def test_unclean_and_preferred_elections_with_kafka_leader_election(healthy_clus
     assert (f"Successfully completed leader election (PREFERRED) for partitions {topic}-0" in out
             or f"Valid replica already elected for partitions {topic}-0" in out), out
     c.wait_partitions(topic, lambda ps: ps[0].leader == 4, "leadership back on the preferred replica 4")
-    res = check_records(acks, read_back(c.healthy_bootstrap(), topic))
+    res = check_records(acks, read_back(c.healthy_bootstrap(), topic, acked=acks))
     assert res.ok_for(target_kind), f"{target_kind}: {res}"
     diffs = replicas_equal(c, topic)
     assert not diffs, "\n".join(diffs)

@@ -52,7 +52,7 @@ def test_packet_loss_between_brokers_under_load(healthy_cluster, target_kind, tm
     finally:
         vp.stop()
         cl.stop()
-    res = check_records(vp.acked + cl.acked, read_back(c.healthy_bootstrap(), topic))
+    res = check_records(vp.acked + cl.acked, read_back(c.healthy_bootstrap(), topic, acked=vp.acked + cl.acked))
     record_figure("packet loss", f"{target_kind} records", str(res))
     assert res.ok_for(target_kind), f"{target_kind}: {res}"
     diffs = replicas_equal(c, topic)
@@ -78,7 +78,7 @@ def test_follower_with_a_torn_tail_recovers_and_catches_up(healthy_cluster, targ
     assert not errors and len(more) == 200, errors
     c.start_node(6)
     c.wait_isr_full(topic)
-    res = check_records(acks + more, read_back(c.healthy_bootstrap(), topic))
+    res = check_records(acks + more, read_back(c.healthy_bootstrap(), topic, acked=acks + more))
     assert res.ok_for(target_kind), f"{target_kind}: {res}"
     diffs = replicas_equal(c, topic)
     assert not diffs, "\n".join(diffs)

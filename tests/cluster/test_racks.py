@@ -43,7 +43,7 @@ def test_rack_loss_keeps_leaders_and_acks(healthy_cluster, target_kind, tmp_path
     finally:
         vp.stop()
         cl.stop()
-    records = read_back(c.healthy_bootstrap(), topic)
+    records = read_back(c.healthy_bootstrap(), topic, acked=vp.acked + cl.acked)
     res = check_records(vp.acked + cl.acked, records)
     record_figure("rack loss", f"{target_kind} records", str(res))
     assert res.ok_for(target_kind), f"{target_kind}: {res}"

@@ -202,7 +202,7 @@ def test_reassign_partitions_throttled_verified_and_cancelled(healthy_cluster, t
         cl.stop()
     c.wait_isr_full(topic)
     acks = vp.acked + cl.acked + [a for acked in preloads for a in acked]
-    res = check_records(acks, read_back(c.healthy_bootstrap(), topic))
+    res = check_records(acks, read_back(c.healthy_bootstrap(), topic, acked=acks))
     record_figure("reassignment", f"{target_kind} records", str(res))
     assert res.ok_for(target_kind), f"{target_kind}: {res}"
     diffs = replicas_equal(c, topic)
@@ -265,7 +265,7 @@ def test_reassignment_then_preferred_election_under_load(healthy_cluster, target
         cl.stop()
     for load in (vp, cl):
         assert not load.log.errors, f"{target_kind}: sends failed: {dict(load.log.errors)} {load.log.error_examples[:3]}"
-    res = check_records(vp.acked + cl.acked, read_back(c.healthy_bootstrap(), topic))
+    res = check_records(vp.acked + cl.acked, read_back(c.healthy_bootstrap(), topic, acked=vp.acked + cl.acked))
     record_figure("reassignment", f"{target_kind} move + preferred election records", str(res))
     assert res.ok_for(target_kind), f"{target_kind}: {res}"
     diffs = replicas_equal(c, topic)
@@ -327,7 +327,7 @@ def test_brokers_killed_in_the_middle_of_a_reassignment(healthy_cluster, target_
     wait_until(done, 300, f"{target_kind}: the interrupted reassignment completes", interval=2.0)
     c.wait_partitions(topic, lambda ps: ps[0].replicas == [1, 5, 6] and set(ps[0].isr) == {1, 5, 6},
                       "partition 0 on 1, 5, 6 with a full ISR", timeout=60)
-    res = check_records(acks + more, read_back(c.healthy_bootstrap(), topic))
+    res = check_records(acks + more, read_back(c.healthy_bootstrap(), topic, acked=acks + more))
     record_figure("reassignment", f"{target_kind} interrupted move records", str(res))
     assert res.ok_for(target_kind), f"{target_kind}: {res}"
     diffs = replicas_equal(c, topic)

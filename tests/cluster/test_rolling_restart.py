@@ -97,7 +97,7 @@ def test_rolling_restart_by_sigterm_under_acks_all_load(healthy_cluster, target_
         record_figure("rolling restart", "strata Produce answers NOT_ENOUGH_REPLICAS(_AFTER_APPEND) / "
                       "REQUEST_TIMED_OUT, all brokers, during the roll", f"{watch.moved():.0f}")
         assert watch.moved() == 0, f"strata: brokers answered Produce with {REFUSALS} during the roll: {counted}"
-    records = read_back(c.healthy_bootstrap(), topic)
+    records = read_back(c.healthy_bootstrap(), topic, acked=vp.acked + cl.acked + plain.acked)
     # The client without retries and without idempotence may write a record twice (librdkafka
     # resends a request whose connection closed before it was answered); its records are
     # checked for loss apart, and kept out of the exactly-once check of the other two.

@@ -501,9 +501,31 @@ def check_records(acks, records):
     return res
 
 
-def read_back(bootstrap, topic, timeout=120, extra=None):
-    """Everything in ``topic`` up to the high watermarks: {partition: [Rec, ...]}."""
-    from .data import read_all
+def read_back(bootstrap, topic, timeout=120, extra=None, acked=()):
+    """Everything in ``topic`` up to the high watermarks: {partition: [Rec, ...]}.
+
+    ``acked``: acknowledged records whose offsets the high watermarks should cover before the
+    read, waited for up to ``timeout``. A leader elected a moment ago serves the high watermark
+    it knew as a follower until its followers fetch from it, so the last acknowledged records
+    can sit above it for that moment, on Kafka as on Strata (a fetcher drops the answer that
+    would have told it more once it leads). When the wait runs out the read goes ahead and the
+    check reports what is missing.
+    """
+    from .data import read_all, watermarks
+    need = {}
+    for a in acked:
+        if a.offset is not None and a.offset >= 0:
+            need[a.partition] = max(need.get(a.partition, 0), a.offset + 1)
+    if need:
+        def covered():
+            try:
+                marks = watermarks(bootstrap, topic)
+            except Exception:  # noqa: BLE001  (a leader moving: ask again)
+                return False
+            return all(marks.get(p, (0, 0))[1] >= end for p, end in need.items())
+        deadline = time.monotonic() + timeout
+        while not covered() and time.monotonic() < deadline:
+            time.sleep(0.2)
     return read_all(bootstrap, topic, timeout=timeout, extra=extra)
 
 
