@@ -17,10 +17,10 @@ start=$(date +%s)
 # logs to the cache): what the black-box suites need (the Kafka reference, the clients) and what
 # only the control-plane, image and real-node suites need (Kubernetes built from Go modules, the
 # node runtime, buildah). The pytests start once both chains are done: beside the Kubernetes
-# build the same pytests took 62 min instead of 37 (CI, load average near 20), more than the
-# build itself. apt-get runs under a lock (common.sh); the order puts what others build on
-# first. What this command started in the background and is still running when it exits (an
-# early failure) is stopped.
+# build the same pytests took 62 min instead of 37 on CI (a load average near 20 here), more
+# than the build itself. apt-get runs under a lock (common.sh); the order puts what others
+# build on first. What this command started in the background and is still running when it
+# exits (an early failure) is stopped.
 mkdir -p "$STRATA_CACHE/logs"
 # kill_tree PID: ends PID and every process under it (children first).
 kill_tree() {
