@@ -522,7 +522,8 @@ def read_back(bootstrap, topic, timeout=120, extra=None, acked=()):
                 marks = watermarks(bootstrap, topic)
             except Exception:  # noqa: BLE001  (a leader moving: ask again)
                 return False
-            return all(marks.get(p, (0, 0))[1] >= end for p, end in need.items())
+            # (None: a partition whose watermarks were not answered in time)
+            return all((marks.get(p) or (0, 0))[1] >= end for p, end in need.items())
         deadline = time.monotonic() + timeout
         while not covered() and time.monotonic() < deadline:
             time.sleep(0.2)
