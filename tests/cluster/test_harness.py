@@ -15,8 +15,8 @@ from harness.util import wait_until
 
 from .conftest import CLUSTER_TARGETS
 
-# Once per test command: in the pytest that runs this suite on Strata (the one on the Kafka
-# reference alone starts before the build is done).
+# Once per test command: in the pytest that runs this suite on Strata, not again in the one
+# that runs it on the Kafka reference.
 pytestmark = pytest.mark.skipif("strata" not in CLUSTER_TARGETS,
                                 reason="the harness's own tests run in the pytest that runs this suite on Strata")
 

@@ -950,13 +950,18 @@ mod tests {
         buf.to_vec()
     }
 
+    /// Partition 0 of a new one-partition `topic` on node `node`, its log in `dir`.
+    fn hosted(dir: &tempfile::TempDir, node: i32, topic: &str) -> Arc<Partition> {
+        let set = PartitionSet::new(dir.path(), node);
+        set.open_partitions(topic, Uuid::new_v4(), 0, 1, &LogConfig::default())
+            .unwrap();
+        set.get(topic, 0).unwrap()
+    }
+
     #[test]
     fn a_partition_that_became_a_follower_refuses_a_leader_append() {
         let dir = tempfile::tempdir().unwrap();
-        let set = PartitionSet::new(dir.path(), 1);
-        set.open_partitions("f", Uuid::new_v4(), 0, 1, &LogConfig::default())
-            .unwrap();
-        let p = set.get("f", 0).unwrap();
+        let p = hosted(&dir, 1, "f");
         assert!(p.make_leader(1, 1, &[1, 2], &[1, 2], 0));
         p.append_as_leader(&mut one_record(), 1).unwrap();
         // A request checked while this broker led reaches the log after the new leader took
@@ -978,21 +983,14 @@ mod tests {
     #[test]
     fn a_fetch_answer_applies_only_while_following_its_leader_at_its_epoch() {
         let dir = tempfile::tempdir().unwrap();
-        let set = PartitionSet::new(dir.path(), 2);
-        set.open_partitions("g", Uuid::new_v4(), 0, 1, &LogConfig::default())
-            .unwrap();
         // Node 1's log, whose batches node 2 fetches.
         let leader_dir = tempfile::tempdir().unwrap();
-        let leader_set = PartitionSet::new(leader_dir.path(), 1);
-        leader_set
-            .open_partitions("g", Uuid::new_v4(), 0, 1, &LogConfig::default())
-            .unwrap();
-        let leader = leader_set.get("g", 0).unwrap();
+        let leader = hosted(&leader_dir, 1, "g");
         assert!(leader.make_leader(1, 1, &[1, 2], &[1, 2], 0));
         leader.append_as_leader(&mut one_record(), 1).unwrap();
         let fetched = leader.log.read(0, 1 << 20, 1).unwrap().bytes;
 
-        let p = set.get("g", 0).unwrap();
+        let p = hosted(&dir, 2, "g");
         assert!(p.make_follower(1, 1));
         // Sent at epoch 1 to node 1, answered while that still holds: applied.
         let applied = p.as_follower_of(1, 1, || p.append_fetched(&fetched));
@@ -1054,10 +1052,7 @@ mod tests {
         // Records written at epoch 0; restarts moved the leadership to epoch 3 with no batch of
         // epochs 1-3 in the log; the truncation comes with epoch 4.
         let dir = tempfile::tempdir().unwrap();
-        let set = PartitionSet::new(dir.path(), 1);
-        set.open_partitions("m", Uuid::new_v4(), 0, 1, &LogConfig::default())
-            .unwrap();
-        let p = set.get("m", 0).unwrap();
+        let p = hosted(&dir, 1, "m");
         assert!(p.make_leader(0, 0, &[1], &[1], 0));
         for _ in 0..10 {
             p.append_as_leader(&mut one_record(), 1).unwrap();
