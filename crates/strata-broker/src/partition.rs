@@ -64,6 +64,8 @@ pub struct Partition {
     dir: PathBuf,
     node_id: i32,
     leader_epoch: AtomicI32,
+    /// As leader: the log end offset when this leader epoch began (where its own records start).
+    leader_epoch_start: AtomicI64,
     high_watermark: AtomicI64,
     is_leader: AtomicBool,
     role: Mutex<Role>,
@@ -246,6 +248,8 @@ impl Partition {
             pending_isr: None,
         };
         self.leader_epoch.store(epoch, Ordering::Release);
+        self.leader_epoch_start
+            .store(self.log_end_offset(), Ordering::Release);
         self.is_leader.store(true, Ordering::Release);
         drop(role);
         self.maybe_advance_high_watermark();
@@ -349,15 +353,26 @@ impl Partition {
         self.hw_watch.send_replace(hw);
     }
 
-    /// As leader: HW = the smallest log end offset in the ISR (followers of unknown position
-    /// hold it where it is). Never moves back. Returns true when it moved.
+    /// As leader: HW = the smallest log end offset in the maximal ISR, the ISR plus a follower
+    /// whose expansion is on its way to the controller (KIP-841; followers of unknown position
+    /// hold it where it is). Counting the joining follower before the controller commits it
+    /// keeps the HW within its log: once committed it may be elected (a reassignment's new
+    /// replica, a preferred election right after a restart), and a record acknowledged beyond
+    /// its log end would be truncated from the others by its epoch. Never moves back. Returns
+    /// true when it moved.
     pub fn maybe_advance_high_watermark(&self) -> bool {
         let role = self.role.lock();
-        let Role::Leader { isr, followers, .. } = &*role else {
+        let Role::Leader {
+            isr,
+            followers,
+            pending_isr,
+            ..
+        } = &*role
+        else {
             return false;
         };
         let mut hw = self.log_end_offset();
-        for id in isr {
+        for id in isr.iter().chain(pending_isr.iter().flatten()) {
             if *id == self.node_id {
                 continue;
             }
@@ -411,8 +426,13 @@ impl Partition {
             if fetch_offset >= leo {
                 progress.last_caught_up_ms = now_ms;
             }
-            let caught_up_to_hw = fetch_offset >= self.high_watermark();
-            if !isr.contains(&follower) && caught_up_to_hw && pending_isr.is_none() {
+            // Kafka's rule (KAFKA-7128): in sync at the HW and holding every record of earlier
+            // epochs; a leader elected a moment ago may serve an HW below records its
+            // predecessor committed, and a follower short of them must not join (and be
+            // electable) on that HW alone.
+            let in_sync = fetch_offset >= self.high_watermark()
+                && fetch_offset >= self.leader_epoch_start.load(Ordering::Acquire);
+            if !isr.contains(&follower) && in_sync && pending_isr.is_none() {
                 let mut new_isr = isr.clone();
                 new_isr.push(follower);
                 new_isr.sort_unstable();
@@ -717,6 +737,7 @@ impl PartitionSet {
                 dir,
                 node_id: self.node_id,
                 leader_epoch: AtomicI32::new(epoch),
+                leader_epoch_start: AtomicI64::new(0),
                 high_watermark: AtomicI64::new(hw),
                 is_leader: AtomicBool::new(false),
                 role: Mutex::new(Role::None),
@@ -1009,6 +1030,71 @@ mod tests {
         assert_eq!(p.log_end_offset(), 1);
         assert!(p.as_follower_of(1, 3, || p.truncate_to(0)).is_some());
         assert_eq!(p.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn a_joining_follower_holds_the_high_watermark_before_the_controller_commits_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = hosted(&dir, 1, "j");
+        assert!(p.make_leader(1, 1, &[1, 2, 3], &[1, 2], 0));
+        for _ in 0..3 {
+            p.append_as_leader(&mut one_record(), 1).unwrap();
+        }
+        p.record_follower_fetch(2, 3, 0, 1).unwrap();
+        assert_eq!(p.high_watermark(), 3);
+        // Follower 3 reached the HW: its expansion goes to the controller.
+        let joined = p.record_follower_fetch(3, 3, 0, 1).unwrap();
+        assert_eq!(joined.expand.unwrap().isr, vec![1, 2, 3]);
+        // More records, which follower 2 fetches and follower 3 does not yet: the HW waits for
+        // follower 3 (the controller may commit it and elect it), as it would in the ISR.
+        p.append_as_leader(&mut one_record(), 2).unwrap();
+        p.append_as_leader(&mut one_record(), 2).unwrap();
+        assert_eq!(
+            p.record_follower_fetch(2, 5, 0, 2).unwrap().high_watermark,
+            3
+        );
+        assert_eq!(
+            p.record_follower_fetch(3, 5, 0, 2).unwrap().high_watermark,
+            5
+        );
+        // The controller refused it: it holds the HW no more.
+        p.isr_answer(None);
+        p.append_as_leader(&mut one_record(), 3).unwrap();
+        assert_eq!(
+            p.record_follower_fetch(2, 6, 0, 3).unwrap().high_watermark,
+            6
+        );
+    }
+
+    #[test]
+    fn a_follower_short_of_the_leaders_epoch_start_does_not_join_the_isr() {
+        // Node 2's log with three records, fetched by node 1 as a follower (its HW stays 0).
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = hosted(&other_dir, 2, "e");
+        assert!(other.make_leader(1, 1, &[1, 2], &[2], 0));
+        for _ in 0..3 {
+            other.append_as_leader(&mut one_record(), 1).unwrap();
+        }
+        let fetched = other.log.read(0, 1 << 20, 3).unwrap().bytes;
+        let dir = tempfile::tempdir().unwrap();
+        let p = hosted(&dir, 1, "e");
+        assert!(p.make_follower(2, 1));
+        p.as_follower_of(2, 1, || p.append_fetched(&fetched))
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.log_end_offset(), p.high_watermark()), (3, 0));
+        // Elected with follower 2 in the ISR and not yet heard from: the HW stays at 0, below
+        // this epoch's start (3).
+        assert!(p.make_leader(2, 2, &[1, 2, 3], &[1, 2], 0));
+        assert_eq!(p.high_watermark(), 0);
+        // Follower 3 at offset 1 is at the HW but short of records of earlier epochs.
+        assert!(p
+            .record_follower_fetch(3, 1, 0, 1)
+            .unwrap()
+            .expand
+            .is_none());
+        let joined = p.record_follower_fetch(3, 3, 0, 1).unwrap();
+        assert_eq!(joined.expand.unwrap().isr, vec![1, 2, 3]);
     }
 
     #[test]
