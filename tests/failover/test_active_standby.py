@@ -8,9 +8,10 @@ v13 with REBOOTSTRAP_REQUIRED) and a confluent-kafka (librdkafka) producer, both
 replication checker compares every acknowledged record with what the active side holds.
 
 What each scenario shows:
-- planned flips ×3: the old side is fenced before the standby is promoted and drained first,
-  so nothing acknowledged is lost and (offsets preserved, idempotent producers) nothing is
-  written twice; both clusters end equal offset for offset; RTO printed.
+- planned flips ×3: the old side is fenced before the standby is promoted and drained first
+  (its brokers report the fence drained: ``strata.write.fence.drained``), so nothing
+  acknowledged is lost and (offsets preserved, idempotent producers) nothing is written twice;
+  both clusters end equal offset for offset; RTO printed.
 - the primary killed -9 (automatic): the standby is promoted only after the primary's write
   mandate has run out; clients go on writing on the standby through discovery; when the
   primary returns, its divergent tail is copied to ``<topic>.divergent.<id>`` and truncated,
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.failover import EXEMPT_CLIENT, ActiveStandby
+from harness.failover import EXEMPT_CLIENT, ActiveStandby, fence_drained
 from harness.raw_producer import NONE, OUT_OF_ORDER_SEQUENCE_NUMBER, init_producer_id, produce_idempotent
 from harness.replication import ConfluentLoad, VerifiableProducer, check_records, read_back, record_figure
 from harness.data import create_topic, topic_partitions
@@ -82,7 +83,16 @@ def test_planned_flips_lose_nothing_and_write_nothing_twice(pair, tmp_path):
         runner.wait_mirroring("source")
         create_mirrored_topic(runner, pair.standby.bootstrap())
         loads = start_loads(tmp_path, runner.discovery)
-        rtos = [runner.planned_flip(to, loads, PROGRESS) for to in ("standby", "primary", "standby")]
+        rtos = []
+        for to in ("standby", "primary", "standby"):
+            rtos.append(runner.planned_flip(to, loads, PROGRESS))
+            # The drain waited for each broker of the fenced side to report the fence drained
+            # (`strata.write.fence.drained`, read here with kafka-python); the active side's
+            # brokers report none.
+            old, new = (pair.primary, pair.standby) if to == "standby" else (pair.standby, pair.primary)
+            drained = fence_drained(old.bootstrap())
+            assert drained and set(drained.values()) == {runner.state()["last"]["id"]}, drained
+            assert set(fence_drained(new.bootstrap()).values()) == {""}, "the active side is not fenced"
         acks = stop_loads(loads)
         runner.wait_state(lambda s: s.get("lastLag") == 0, 60, "the mirror to catch up")
         active = read_side(pair.standby.bootstrap())

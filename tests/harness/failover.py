@@ -37,6 +37,23 @@ SINGLE_PROPS = {
 }
 
 
+def fence_drained(bootstrap):
+    """Each broker's ``strata.write.fence.drained`` (the fence's failover id once nothing written
+    before it is still in flight or unreplicated there; empty before), asked by name of that
+    broker with kafka-python's admin client, as the failover engine asks it: {broker id: value}."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=EXEMPT_CLIENT["client.id"])
+    try:
+        ids = [b["broker_id"] for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced")]
+        resources = [ConfigResource(ConfigResourceType.BROKER, str(i), configs={"strata.write.fence.drained": None})
+                     for i in ids]
+        found = admin.describe_configs(resources, config_filter="all")["broker"]
+        return {int(i): (entries.get("strata.write.fence.drained") or {}).get("value") for i, entries in found.items()}
+    finally:
+        admin.close()
+
+
 class Pair:
     """The primary and the standby cluster (``harness.cluster.Cluster`` of one node each; the
     standby a Strata or, for ``Translate`` flows, an Apache Kafka node). ``sasl``: both also

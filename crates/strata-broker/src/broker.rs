@@ -298,6 +298,24 @@ impl Broker {
             .filter(|p| p.is_leader())
     }
 
+    /// `strata.write.fence.drained` (see `strata_kafka::failover`): the fence's failover id
+    /// once the fence holds every ordinary client's write here and each partition this broker
+    /// leads has its high watermark at its log end (every record written before the fence is
+    /// replicated and visible to the mirror), internal topics aside (`__consumer_offsets` takes
+    /// the failover's own commits). None before.
+    pub fn write_fence_drained(&self) -> Option<String> {
+        let id = self.write_fence.settled()?;
+        let behind = self.partitions.all().into_iter().find(|p| {
+            p.is_leader() && !p.topic.starts_with("__") && p.high_watermark() < p.log_end_offset()
+        });
+        if let Some(p) = behind {
+            tracing::debug!(topic = %p.topic, partition = p.index, hw = p.high_watermark(),
+                leo = p.log_end_offset(), "fenced, not drained: records not yet replicated");
+            return None;
+        }
+        Some(id)
+    }
+
     /// The error a client gets for a partition this broker does not lead: unknown when the
     /// image has no such partition, else NOT_LEADER_OR_FOLLOWER (or LEADER_NOT_AVAILABLE when
     /// it has no leader).

@@ -27,9 +27,18 @@
 //! The state follows the metadata image (`cluster::reconcile` calls [`WriteFence::follow`]);
 //! the request path reads it with [`WriteFence::check`]: one atomic load, plus one clock read
 //! only while a mandate is set. Pure apart from the atomics: no image, no client.
+//!
+//! A planned failover's drain must know when the fence holds every write: a produce request
+//! checked just before the fence arrived may still be appending. Each ordinary client's produce
+//! request holds a [`WriteFence::admit`] admission from before its check until it is answered;
+//! [`WriteFence::settled`] names the fence once it is set and no admission is left (the
+//! admission is counted before the check and the fence stored before the count is read, both
+//! sequentially consistent: a request either sees the fence or is counted). The broker adds
+//! its partitions' replication to that (`strata.write.fence.drained`, see
+//! `strata_kafka::failover`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
 use strata_kafka::failover::{MANDATE_EXPIRY_CONFIG, WRITE_FENCE_CONFIG};
@@ -84,6 +93,17 @@ pub struct WriteFence {
     deadline: AtomicI64,
     /// The failover id while `strata.write.fence` is set (read only to build the answer).
     fence_id: RwLock<Option<String>>,
+    /// Produce requests of ordinary clients admitted and not yet answered.
+    admitted: AtomicUsize,
+}
+
+/// A produce request's admission (see the module doc); released when dropped.
+pub struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Default for WriteFence {
@@ -91,6 +111,7 @@ impl Default for WriteFence {
         WriteFence {
             deadline: AtomicI64::new(NO_DEADLINE),
             fence_id: RwLock::new(None),
+            admitted: AtomicUsize::new(0),
         }
     }
 }
@@ -102,7 +123,7 @@ impl WriteFence {
         let (fence, deadline) = Self::decide(cluster_configs);
         // The id first: a request that sees the new deadline finds the id that goes with it.
         *self.fence_id.write() = fence;
-        self.deadline.store(deadline, Ordering::Release);
+        self.deadline.store(deadline, Ordering::SeqCst);
     }
 
     /// Follows `cluster_configs` only if they fence earlier than the current state does (a
@@ -135,7 +156,7 @@ impl WriteFence {
 
     /// Whether writes are refused now; `now_ms` is called only while a mandate is set.
     pub fn check(&self, now_ms: impl FnOnce() -> i64) -> Option<Fenced> {
-        let deadline = self.deadline.load(Ordering::Acquire);
+        let deadline = self.deadline.load(Ordering::SeqCst);
         if deadline == NO_DEADLINE {
             return None;
         }
@@ -144,6 +165,25 @@ impl WriteFence {
             return Some(Fenced::Failover(id));
         }
         (now_ms() >= deadline).then_some(Fenced::MandateExpired(deadline))
+    }
+}
+
+impl WriteFence {
+    /// Admits an ordinary client's produce request: taken before [`WriteFence::check`], held
+    /// until the request is answered.
+    pub fn admit(&self) -> Admission<'_> {
+        self.admitted.fetch_add(1, Ordering::SeqCst);
+        Admission(&self.admitted)
+    }
+
+    /// The failover id of the fence once it holds every ordinary client's write: set, and no
+    /// produce request admitted before it still running. None while unfenced, fenced only by
+    /// an expired mandate, or while such a request runs.
+    pub fn settled(&self) -> Option<String> {
+        let Some(Fenced::Failover(id)) = self.check(|| i64::MIN) else {
+            return None;
+        };
+        (self.admitted.load(Ordering::SeqCst) == 0).then_some(id)
     }
 }
 
@@ -270,6 +310,32 @@ mod tests {
         // Renewing the mandate lifts the fence.
         fence.follow(&configs(&[(MANDATE_EXPIRY_CONFIG, "1714564900000")]));
         assert_eq!(fence.check(|| 1_714_564_800_000), None);
+    }
+
+    #[test]
+    fn the_fence_settles_once_the_requests_admitted_before_it_are_answered() {
+        let fence = WriteFence::default();
+        let early = fence.admit();
+        assert_eq!(fence.check(never), None);
+        assert_eq!(fence.settled(), None, "not fenced");
+        fence.follow(&configs(&[(WRITE_FENCE_CONFIG, "f1")]));
+        assert_eq!(
+            fence.settled(),
+            None,
+            "a request admitted before the fence still runs"
+        );
+        {
+            // Admitted after the fence: refused at its check, released with its answer.
+            let _late = fence.admit();
+            assert!(fence.check(never).is_some());
+        }
+        assert_eq!(fence.settled(), None);
+        drop(early);
+        assert_eq!(fence.settled(), Some("f1".into()));
+        // A mandate that expired fences, but is no failover's fence to drain.
+        fence.follow(&configs(&[(MANDATE_EXPIRY_CONFIG, "1")]));
+        assert!(fence.check(|| 2).is_some());
+        assert_eq!(fence.settled(), None);
     }
 
     #[test]

@@ -317,7 +317,7 @@ impl Admin {
 
     /// Every config of a topic with its effective value and source.
     pub async fn describe_topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>, Error> {
-        self.describe_configs(Target::Any, RESOURCE_TOPIC, name)
+        self.describe_configs(Target::Any, RESOURCE_TOPIC, name, None)
             .await
     }
 
@@ -327,14 +327,36 @@ impl Admin {
             Target::Broker(broker_id),
             RESOURCE_BROKER,
             &broker_id.to_string(),
+            None,
         )
         .await
+    }
+
+    /// One config of a broker by name, asked of that broker (None when it answers none: a
+    /// broker answers only the names it knows).
+    pub async fn describe_broker_config(
+        &self,
+        broker_id: i32,
+        key: &str,
+    ) -> Result<Option<String>, Error> {
+        let entries = self
+            .describe_configs(
+                Target::Broker(broker_id),
+                RESOURCE_BROKER,
+                &broker_id.to_string(),
+                Some(key),
+            )
+            .await?;
+        Ok(entries
+            .into_iter()
+            .find(|e| e.name == key)
+            .and_then(|e| e.value))
     }
 
     /// The cluster-wide default broker configs (resource name `""`), asked of any broker: what
     /// `kafka-configs --entity-type brokers --entity-default --describe` shows.
     pub async fn describe_default_broker_configs(&self) -> Result<Vec<ConfigEntry>, Error> {
-        self.describe_configs(Target::Any, RESOURCE_BROKER, "")
+        self.describe_configs(Target::Any, RESOURCE_BROKER, "", None)
             .await
     }
 
@@ -343,6 +365,7 @@ impl Admin {
         target: Target,
         resource_type: i8,
         name: &str,
+        key: Option<&str>,
     ) -> Result<Vec<ConfigEntry>, Error> {
         let c = &self.client;
         let target = &target;
@@ -355,7 +378,7 @@ impl Admin {
                             DescribeConfigsResource::default()
                                 .with_resource_type(resource_type)
                                 .with_resource_name(sb(name))
-                                .with_configuration_keys(None),
+                                .with_configuration_keys(key.map(|k| vec![sb(k)])),
                         ])
                     },
                     c.timeout(),

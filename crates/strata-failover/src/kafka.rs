@@ -31,7 +31,7 @@ use strata_client::{
 use strata_flow::{NamingMode, OffsetMode};
 use strata_kafka::failover::{
     divergent_topic, DIVERGENT_OFFSET_HEADER, MANDATE_EXPIRY_CONFIG, PRODUCER_RESET_CONFIG,
-    TRUNCATE_OFFSETS_CONFIG, WRITE_FENCE_CONFIG,
+    TRUNCATE_OFFSETS_CONFIG, WRITE_FENCE_CONFIG, WRITE_FENCE_DRAINED_CONFIG,
 };
 use strata_kafka::preserve::MIRROR_SOURCE_CONFIG;
 use strata_mirror::{Mirror, MirrorConfig, ReplicationPolicy, TopicSelection};
@@ -52,10 +52,10 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 /// TOPIC_ALREADY_EXISTS before its configs are looked at).
 const KIND_PROBE_TOPIC: &str = "__strata_failover_kind_probe";
 
-/// How long a fenced side's end offsets must stand still before its drain counts as done:
-/// several of a follower's fetch waits (Kafka's `replica.fetch.wait.max.ms` is 500 ms) and
-/// far more than a broker takes to apply a committed metadata record (see
-/// [`FlowSides::drained`]).
+/// How long a fenced side's end offsets must stand still before its drain counts as done when
+/// its brokers cannot report the drain themselves (a foreign cluster): several of a follower's
+/// fetch waits (Kafka's `replica.fetch.wait.max.ms` is 500 ms) and far more than a broker takes
+/// to apply a committed metadata record (see [`FlowSides::drained`]).
 const DRAIN_SETTLE: Duration = Duration::from_secs(2);
 
 /// How long the leaders may take to apply a tail truncation.
@@ -235,19 +235,43 @@ impl FlowSides {
     }
 
     /// The drain of a planned failover: the records on the fenced side `from` not yet copied,
-    /// counted as 0 only when `from`'s end offsets stood still for [`DRAIN_SETTLE`] with
-    /// nothing left to copy. A confirmed fence is committed in the metadata log, but a
-    /// broker applies it a moment later, and a write it let through before (an `acks=all`
-    /// append waiting for its followers) raises the end once it is replicated: seen at its
-    /// first look, an empty lag can precede the last acknowledged record, which the stopped
-    /// mirror would then leave behind on the old side. When the ends moved, the lag reported
-    /// is at least 1 and the engine asks again.
+    /// counted as 0 only once nothing written before the fence can still raise `from`'s ends.
+    /// A confirmed fence is committed in the metadata log, but each broker applies it a moment
+    /// later, and a write it let through before (an `acks=all` append waiting for its
+    /// followers) raises the end once it is replicated: seen at its first look, an empty lag
+    /// can precede the last acknowledged record, which the stopped mirror would then leave
+    /// behind on the old side. A Strata side says when that is over: each broker answers
+    /// `strata.write.fence.drained` with the fence's id once no produce request admitted
+    /// before the fence runs and every partition it leads has its high watermark at its log
+    /// end ([`FlowSides::undrained_brokers`]). The ends are then read again and must equal the
+    /// ones the lag was measured on (a leadership that moved in between serves a trailing high
+    /// watermark for a moment). A side that cannot say (a foreign cluster, a Strata broker
+    /// without the config) must keep its ends still for [`DRAIN_SETTLE`] instead. Until then
+    /// the lag reported is at least 1 and the engine asks again.
     async fn drained(&self, from: Side) -> Result<i64, Error> {
         let (lag, ends) = self.lag_and_ends(from).await?;
         if lag > 0 {
             return Ok(lag);
         }
-        tokio::time::sleep(DRAIN_SETTLE).await;
+        let src = self.connect(from).await?;
+        let settle = if self.is_foreign(from, &src).await? {
+            true
+        } else {
+            let (undrained, unknown) = self.undrained_brokers(&src).await?;
+            if !undrained.is_empty() {
+                tracing::info!(from = name(from), brokers = ?undrained,
+                    "the fence does not yet hold every write; draining on");
+                return Ok(1);
+            }
+            if !unknown.is_empty() {
+                tracing::info!(from = name(from), brokers = ?unknown,
+                    "brokers without {WRITE_FENCE_DRAINED_CONFIG}: waiting {DRAIN_SETTLE:?} for the ends to stand still");
+            }
+            !unknown.is_empty()
+        };
+        if settle {
+            tokio::time::sleep(DRAIN_SETTLE).await;
+        }
         let (lag, later) = self.lag_and_ends(from).await?;
         if later != ends {
             tracing::info!(
@@ -257,6 +281,25 @@ impl FlowSides {
             return Ok(lag.max(1));
         }
         Ok(lag)
+    }
+
+    /// The brokers of `client`'s cluster whose `strata.write.fence.drained` does not name a
+    /// fence yet, and those that do not know the config (answer none); each asked directly.
+    async fn undrained_brokers(&self, client: &Client) -> Result<(Vec<i32>, Vec<i32>), Error> {
+        let meta = client.metadata(Some(&[])).await?;
+        let (mut undrained, mut unknown) = (Vec::new(), Vec::new());
+        for broker in &meta.brokers {
+            match client
+                .admin()
+                .describe_broker_config(broker.id, WRITE_FENCE_DRAINED_CONFIG)
+                .await?
+            {
+                None => unknown.push(broker.id),
+                Some(id) if id.is_empty() => undrained.push(broker.id),
+                Some(_) => {}
+            }
+        }
+        Ok((undrained, unknown))
     }
 
     async fn lag_and_ends(&self, from: Side) -> Result<(i64, Offsets), Error> {

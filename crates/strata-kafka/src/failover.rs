@@ -15,6 +15,11 @@
 //! - [`PRODUCER_RESET_CONFIG`], a cluster-wide broker "config" that is an action (the cluster
 //!   default broker resource): every replica forgets its idempotent-producer state and no
 //!   producer id below the value is handed out afterwards; it is never stored.
+//! - [`WRITE_FENCE_DRAINED_CONFIG`], a read-only config of one broker (its own broker
+//!   resource, answered only when asked for by name): the failover id of the fence once the
+//!   fence holds every client write on that broker (no produce request admitted before it is
+//!   still running) and every partition it leads has its high watermark at its log end; empty
+//!   before. The failover's drain waits for it on every broker.
 
 /// Cluster-wide write fence; the value is the id of the failover that fenced the cluster.
 pub const WRITE_FENCE_CONFIG: &str = "strata.write.fence";
@@ -30,6 +35,10 @@ pub const TRUNCATE_OFFSETS_CONFIG: &str = "strata.mirror.truncate.offsets";
 /// (their retries are still answered as duplicates) and new producer ids start at the floor or
 /// above. An action, never stored.
 pub const PRODUCER_RESET_CONFIG: &str = "strata.producer.reset";
+
+/// Per broker, read-only: the fence's failover id once nothing written before the fence is
+/// still in flight or unreplicated on that broker; empty otherwise.
+pub const WRITE_FENCE_DRAINED_CONFIG: &str = "strata.write.fence.drained";
 
 /// Header carried by each record copied to a quarantine topic: the record's offset in the
 /// partition it was truncated from (decimal text).

@@ -25,6 +25,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use strata_kafka::failover::{
     MANDATE_EXPIRY_CONFIG, PRODUCER_RESET_CONFIG, TRUNCATE_OFFSETS_CONFIG, WRITE_FENCE_CONFIG,
+    WRITE_FENCE_DRAINED_CONFIG,
 };
 use strata_kafka::properties::{self, ValueType};
 
@@ -270,6 +271,14 @@ pub async fn describe_configs(
                         (&image.cluster_configs, SOURCE_DYNAMIC_DEFAULT_BROKER),
                         (&broker.config.raw, SOURCE_STATIC_BROKER),
                     ];
+                    // Read-only state, not a setting: answered only when asked for by name.
+                    let drained = r.configuration_keys.as_ref().is_some_and(|keys| {
+                        keys.iter().any(|k| k.as_str() == WRITE_FENCE_DRAINED_CONFIG)
+                    });
+                    let drained = drained.then(|| {
+                        let value = broker.write_fence_drained().unwrap_or_default();
+                        broker_entry(WRITE_FENCE_DRAINED_CONFIG, &value, SOURCE_DEFAULT, false)
+                    });
                     let configs = entries
                         .into_iter()
                         .filter(|(k, _)| wanted(k))
@@ -293,6 +302,7 @@ pub async fn describe_configs(
                                 .collect();
                             entry.with_synonyms(synonyms)
                         })
+                        .chain(drained)
                         .collect();
                     result.with_configs(configs)
                 }

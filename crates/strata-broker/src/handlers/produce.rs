@@ -43,11 +43,12 @@ pub async fn handle(
     ctx: &RequestContext,
 ) -> ProduceResponse {
     let acks = req.acks;
+    // Held until answered, taken before the check: a planned failover's drain waits for the
+    // requests that passed the check before the fence (`write_fence::WriteFence::settled`).
+    let mirror = write_fence::may_produce(ctx.client_id());
+    let _admission = (!mirror).then(|| broker.write_fence.admit());
     // Once per request: an atomic load (and a clock read while a mandate is set).
-    let fenced = broker
-        .write_fence
-        .check(now_ms)
-        .filter(|_| !write_fence::may_produce(ctx.client_id()));
+    let fenced = broker.write_fence.check(now_ms).filter(|_| !mirror);
     if let Some(fenced) = fenced {
         return fenced_response(req, &fenced);
     }
