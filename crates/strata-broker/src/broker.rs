@@ -448,7 +448,7 @@ impl OffsetsLog for PartitionOffsetsLog {
             },
         )
         .map_err(|e| OffsetsLogError::Storage(format!("encoding offsets batch: {e}")))?;
-        let info = p.append_as_leader(&mut buf, now).map_err(|e| match e {
+        let appended = p.append_as_leader(&mut buf, now).map_err(|e| match e {
             // Leadership moved since the check above: the same answer as that check's, not a
             // storage failure.
             AppendError::NotLeader { .. } => OffsetsLogError::NotLeader(partition),
@@ -457,7 +457,7 @@ impl OffsetsLog for PartitionOffsetsLog {
             }
         })?;
         self.partitions.appended.notify_waiters();
-        Ok(info.last_offset + 1)
+        Ok(appended.info.last_offset + 1)
     }
 
     /// Appends write to the partition's segment files.
@@ -471,12 +471,16 @@ impl OffsetsLog for PartitionOffsetsLog {
         offset: i64,
     ) -> BoxFuture<'static, Result<(), OffsetsLogError>> {
         let part = self.partitions.get(OFFSETS_TOPIC, partition);
+        // The coordinator asks right after its append, under the group's lock, so the epoch
+        // read here is the append's; if leadership moves in those instants the wait ends
+        // NotLeader (unless it moved away and back within them).
+        let epoch = part.as_ref().map(|p| p.leader_epoch());
         let timeout = self.timeout;
         Box::pin(async move {
-            let Some(p) = part else {
+            let (Some(p), Some(epoch)) = (part, epoch) else {
                 return Err(OffsetsLogError::PartitionUnavailable(partition));
             };
-            match crate::cluster::wait_high_watermark(&p, offset, timeout).await {
+            match crate::cluster::wait_high_watermark(&p, offset, epoch, timeout).await {
                 crate::cluster::HwWait::Reached => Ok(()),
                 crate::cluster::HwWait::NotLeader => Err(OffsetsLogError::NotLeader(partition)),
                 crate::cluster::HwWait::TimedOut => Err(OffsetsLogError::Timeout(partition)),

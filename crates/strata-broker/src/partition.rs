@@ -93,6 +93,15 @@ pub enum AppendError {
     Log(#[from] LogError),
 }
 
+/// A leader's append: what the log wrote and the leader epoch it was written at. Its
+/// replication counts only while this broker still leads at that epoch
+/// (`cluster::wait_high_watermark`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderAppend {
+    pub info: AppendInfo,
+    pub leader_epoch: i32,
+}
+
 /// An ISR change the leader wants the controller to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsrProposal {
@@ -286,15 +295,14 @@ impl Partition {
         &self,
         records: &mut [u8],
         now_ms: i64,
-    ) -> Result<AppendInfo, AppendError> {
+    ) -> Result<LeaderAppend, AppendError> {
         let role = self.role.lock();
         self.check_leader(&role)?;
-        let info = self
-            .log
-            .append_as_leader(records, self.leader_epoch(), now_ms)?;
+        let leader_epoch = self.leader_epoch();
+        let info = self.log.append_as_leader(records, leader_epoch, now_ms)?;
         drop(role);
         self.maybe_advance_high_watermark();
-        Ok(info)
+        Ok(LeaderAppend { info, leader_epoch })
     }
 
     fn check_leader(&self, role: &Role) -> Result<(), AppendError> {
@@ -534,7 +542,7 @@ impl Partition {
     /// identity and transaction markers are not copied (this broker keeps no transaction
     /// state), which leaves the markers' offsets as gaps. Returns the first batch's base
     /// offset; `duplicate` when nothing was new.
-    pub fn append_preserving(&self, records: &[u8]) -> Result<AppendInfo, AppendError> {
+    pub fn append_preserving(&self, records: &[u8]) -> Result<LeaderAppend, AppendError> {
         // Held to the append, as in `append_as_leader`.
         let role = self.role.lock();
         self.check_leader(&role)?;
@@ -575,19 +583,26 @@ impl Partition {
         if kept.is_empty() {
             tracing::debug!(topic = %self.topic, partition = self.index, skipped,
                 "nothing new in the mirror's append (re-sent batches or markers only)");
-            return Ok(AppendInfo {
+            let info = AppendInfo {
                 base_offset: first.base_offset,
                 last_offset: first.last_offset(),
                 log_append_time: -1,
                 record_count: 0,
                 duplicate: true,
+            };
+            return Ok(LeaderAppend {
+                info,
+                leader_epoch: epoch,
             });
         }
         let mut info = self.log.append_with_offsets(&kept)?;
         drop(role);
         self.maybe_advance_high_watermark();
         info.base_offset = first.base_offset;
-        Ok(info)
+        Ok(LeaderAppend {
+            info,
+            leader_epoch: epoch,
+        })
     }
 
     /// After truncation or DeleteRecords the high watermark stays within the log.
@@ -1095,6 +1110,48 @@ mod tests {
             .is_none());
         let joined = p.record_follower_fetch(3, 3, 0, 1).unwrap();
         assert_eq!(joined.expand.unwrap().isr, vec![1, 2, 3]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_acks_all_wait_ends_when_leadership_moves_even_if_the_hw_then_passes_it() {
+        use crate::cluster::{wait_high_watermark, HwWait};
+        use std::time::Duration;
+        // The new leader's (node 2) log: another record at offset 0, at epoch 2.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = hosted(&other_dir, 2, "w");
+        assert!(other.make_leader(2, 2, &[1, 2], &[2], 0));
+        other.append_as_leader(&mut one_record(), 1).unwrap();
+        let theirs = other.log.read(0, 1 << 20, 1).unwrap().bytes;
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = hosted(&dir, 1, "w");
+        assert!(p.make_leader(1, 1, &[1, 2], &[1, 2], 0));
+        let ours = p.append_as_leader(&mut one_record(), 1).unwrap();
+        assert_eq!((ours.info.last_offset, ours.leader_epoch), (0, 1));
+        let waiter = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                wait_high_watermark(&p, 1, ours.leader_epoch, Duration::from_secs(10)).await
+            })
+        };
+        // Node 2 takes over without the record; this broker follows it, truncates its record
+        // away, fetches node 2's record at the same offset and learns node 2's HW: the HW
+        // passes offset 0, which now holds another record.
+        assert!(p.make_follower(2, 2));
+        p.as_follower_of(2, 2, || {
+            p.truncate_to(0).unwrap();
+            p.append_fetched(&theirs).unwrap();
+            p.follower_high_watermark(1);
+        })
+        .unwrap();
+        assert_eq!(p.high_watermark(), 1);
+        assert_eq!(waiter.await.unwrap(), HwWait::NotLeader);
+        // Leading again at a later epoch does not revive the wait either.
+        assert!(p.make_leader(3, 3, &[1, 2], &[1], 0));
+        assert_eq!(
+            wait_high_watermark(&p, 1, ours.leader_epoch, Duration::from_secs(1)).await,
+            HwWait::NotLeader
+        );
     }
 
     #[test]

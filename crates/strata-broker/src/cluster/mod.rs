@@ -28,16 +28,31 @@ pub enum HwWait {
     TimedOut,
 }
 
-/// Waits until the partition's HW reaches `offset` (acks=all, offset commits).
-pub async fn wait_high_watermark(partition: &Partition, offset: i64, within: Duration) -> HwWait {
+/// Waits until the partition's HW reaches `offset` (acks=all, offset commits) for records this
+/// broker appended as leader at `leader_epoch`. Leadership is checked before the HW each time:
+/// once this broker stops leading at that epoch, an HW it reaches says nothing about those
+/// records. As a follower it may have truncated them and fetched the new leader's records at
+/// the same offsets (whose HW then passes them), or, leading again at a later epoch, it may
+/// hold records another leader wrote there in between; answering the wait from that HW would
+/// acknowledge records that are gone.
+pub async fn wait_high_watermark(
+    partition: &Partition,
+    offset: i64,
+    leader_epoch: i32,
+    within: Duration,
+) -> HwWait {
     let mut hw = partition.watch_high_watermark();
     let wait = async {
         loop {
-            if *hw.borrow_and_update() >= offset {
-                return HwWait::Reached;
-            }
-            if !partition.is_leader() {
+            // The HW first, then the role: a follower's HW moves only after the role changed
+            // (both under the partition's role), so an HW seen here that came from following
+            // is always caught by the check after it.
+            let reached = *hw.borrow_and_update() >= offset;
+            if !partition.is_leader() || partition.leader_epoch() != leader_epoch {
                 return HwWait::NotLeader;
+            }
+            if reached {
+                return HwWait::Reached;
             }
             // Wakes on every HW move; leadership changes are seen at the next check.
             match tokio::time::timeout(Duration::from_millis(100), hw.changed()).await {

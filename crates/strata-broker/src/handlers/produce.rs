@@ -14,7 +14,7 @@ use std::time::Duration;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use strata_kafka::now_ms;
-use strata_log::{AppendInfo, LogError, BATCH_HEADER_LEN};
+use strata_log::{LogError, BATCH_HEADER_LEN};
 
 use crate::authz::Op;
 use crate::broker::Broker;
@@ -23,7 +23,7 @@ use crate::handlers::RequestContext;
 use crate::handlers::{code, str_bytes};
 use crate::metrics;
 use crate::mirror_target::{self, ProduceMode};
-use crate::partition::{AppendError, Partition};
+use crate::partition::{AppendError, LeaderAppend, Partition};
 use crate::write_fence::{self, Fenced};
 
 /// One partition's append, prepared on the request path and run on the blocking pool.
@@ -143,7 +143,7 @@ pub async fn handle(
     }
 
     // Appends leave the async workers: one blocking task for the request's partitions.
-    let appended: Vec<(Job, Result<AppendInfo, AppendError>)> = if jobs.is_empty() {
+    let appended: Vec<(Job, Result<LeaderAppend, AppendError>)> = if jobs.is_empty() {
         Vec::new()
     } else {
         tokio::task::spawn_blocking(move || {
@@ -164,7 +164,7 @@ pub async fn handle(
     };
     let mut any_new = false;
     for (job, result) in &appended {
-        if result.as_ref().is_ok_and(|i| !i.duplicate) {
+        if result.as_ref().is_ok_and(|a| !a.info.duplicate) {
             any_new = true;
             job.partition
                 .traffic(&broker.metrics)
@@ -182,10 +182,11 @@ pub async fn handle(
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let waits = appended.into_iter().map(|(job, result)| async move {
         let answer = match result {
-            Ok(info) => {
+            Ok(LeaderAppend { info, leader_epoch }) => {
                 let mut error = None;
                 if acks == -1 {
-                    match wait_high_watermark(&job.partition, info.last_offset + 1, timeout).await {
+                    let end = info.last_offset + 1;
+                    match wait_high_watermark(&job.partition, end, leader_epoch, timeout).await {
                         // Kafka's check at completion: the ISR that replicated the batch must
                         // still hold min.insync.replicas.
                         HwWait::Reached if job.partition.isr().len() < job.min_isr => {
