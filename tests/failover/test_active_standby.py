@@ -90,8 +90,9 @@ def test_planned_flips_lose_nothing_and_write_nothing_twice(pair, tmp_path):
             # (`strata.write.fence.drained`, read here with kafka-python); the active side's
             # brokers report none.
             old, new = (pair.primary, pair.standby) if to == "standby" else (pair.standby, pair.primary)
-            drained = fence_drained(old.bootstrap())
-            assert drained and set(drained.values()) == {runner.state()["last"]["id"]}, drained
+            fence = runner.state()["last"]["id"]
+            wait_until(lambda: set(fence_drained(old.bootstrap()).values()) == {fence}, 30,
+                       f"the {'primary' if to == 'standby' else 'standby'}'s brokers to report fence {fence} drained")
             assert set(fence_drained(new.bootstrap()).values()) == {""}, "the active side is not fenced"
         acks = stop_loads(loads)
         runner.wait_state(lambda s: s.get("lastLag") == 0, 60, "the mirror to catch up")

@@ -48,7 +48,7 @@ def fence_drained(bootstrap):
         ids = [b["broker_id"] for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced")]
         resources = [ConfigResource(ConfigResourceType.BROKER, str(i), configs={"strata.write.fence.drained": None})
                      for i in ids]
-        found = admin.describe_configs(resources, config_filter="all")["broker"]
+        found = admin.describe_configs(resources, config_filter="all").get("broker", {})
         return {int(i): (entries.get("strata.write.fence.drained") or {}).get("value") for i, entries in found.items()}
     finally:
         admin.close()

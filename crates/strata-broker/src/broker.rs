@@ -86,10 +86,17 @@ pub struct Broker {
     pub follower_quota: ReplicationQuota,
     /// The failover write fence and mandate, as the image last set them.
     pub write_fence: WriteFence,
+    /// The fence's id and, per partition this broker led when the fence first held every
+    /// client write, the log end then: what the drain waits to see replicated
+    /// (`write_fence_drained`).
+    drain_marks: Mutex<Option<DrainMarks>>,
     /// ISR changes for the controller (`cluster::isr` sends them).
     isr_tx: mpsc::UnboundedSender<IsrRequest>,
     pub(crate) isr_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrRequest>>>,
 }
+
+/// A fence's failover id and the log ends its drain waits for (see `Broker::write_fence_drained`).
+type DrainMarks = (String, Vec<(Arc<Partition>, i64)>);
 
 impl Broker {
     /// Opens the metadata quorum (formatting the log directory on first start) and the
@@ -186,6 +193,7 @@ impl Broker {
             leader_quota: ReplicationQuota::new(Side::Leader, quota_windows, quota_window),
             follower_quota: ReplicationQuota::new(Side::Follower, quota_windows, quota_window),
             write_fence: WriteFence::default(),
+            drain_marks: Mutex::new(None),
             isr_tx,
             isr_rx: Mutex::new(Some(isr_rx)),
         }))
@@ -299,21 +307,44 @@ impl Broker {
     }
 
     /// `strata.write.fence.drained` (see `strata_kafka::failover`): the fence's failover id
-    /// once the fence holds every ordinary client's write here and each partition this broker
-    /// leads has its high watermark at its log end (every record written before the fence is
-    /// replicated and visible to the mirror), internal topics aside (`__consumer_offsets` takes
-    /// the failover's own commits). None before.
+    /// once every record an ordinary client wrote here before the fence is replicated. The
+    /// first time the fence holds every client write (no produce request admitted before it
+    /// still running), each partition this broker leads has its log end taken as its mark
+    /// (internal `__` topics aside: they take the failover's own commits); from then on the
+    /// answer is the id once every marked partition it still leads has its HW at its mark.
+    /// Only writers the fence lets through (the mirror) can move the log ends past the marks,
+    /// and those writes are not the drain's to wait for. None before.
     pub fn write_fence_drained(&self) -> Option<String> {
-        let id = self.write_fence.settled()?;
-        let behind = self.partitions.all().into_iter().find(|p| {
-            p.is_leader() && !p.topic.starts_with("__") && p.high_watermark() < p.log_end_offset()
-        });
-        if let Some(p) = behind {
+        let fenced = match self.write_fence.check(|| i64::MIN) {
+            Some(crate::write_fence::Fenced::Failover(id)) => id,
+            _ => return None,
+        };
+        let mut marks = self.drain_marks.lock();
+        if marks.as_ref().is_none_or(|(id, _)| *id != fenced) {
+            // Marks are taken once the requests admitted before the fence are answered.
+            let id = self.write_fence.settled().filter(|id| *id == fenced)?;
+            let led = self
+                .partitions
+                .all()
+                .into_iter()
+                .filter(|p| p.is_leader() && !p.topic.starts_with("__"))
+                .map(|p| {
+                    let end = p.log_end_offset();
+                    (p, end)
+                })
+                .collect();
+            *marks = Some((id, led));
+        }
+        let (id, led) = marks.as_ref()?;
+        let behind = led
+            .iter()
+            .find(|(p, mark)| p.is_leader() && p.high_watermark() < *mark);
+        if let Some((p, mark)) = behind {
             tracing::debug!(topic = %p.topic, partition = p.index, hw = p.high_watermark(),
-                leo = p.log_end_offset(), "fenced, not drained: records not yet replicated");
+                mark, "fenced, not drained: records written before the fence not yet replicated");
             return None;
         }
-        Some(id)
+        Some(id.clone())
     }
 
     /// The error a client gets for a partition this broker does not lead: unknown when the

@@ -48,6 +48,7 @@ pub const TOPIC_DELETION_DISABLED: i16 = 73;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const INVALID_RECORD: i16 = 87;
+pub const INVALID_UPDATE_VERSION: i16 = 95;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 /// KIP-1102: the client must re-bootstrap (Metadata v13+ top-level error).
 pub const REBOOTSTRAP_REQUIRED: i16 = 129;

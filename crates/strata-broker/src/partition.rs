@@ -504,9 +504,12 @@ impl Partition {
         })
     }
 
-    /// The controller's answer to an ISR proposal: the partition as it now stands (None when
-    /// the proposal failed; it may be retried).
-    pub fn isr_answer(&self, applied: Option<(Vec<i32>, i32)>) {
+    /// The controller's answer to `proposal`: the partition as it now stands, or None when the
+    /// controller refused it (a later fetch or shrink check may propose again). The answer ends
+    /// the proposal only while it is still the pending one: an answer that arrives after the
+    /// image settled it, or after a newer proposal replaced it, changes nothing but the ISR a
+    /// newer partition epoch brings.
+    pub fn isr_answer(&self, proposal: &IsrProposal, applied: Option<(Vec<i32>, i32)>) {
         {
             let mut role = self.role.lock();
             let Role::Leader {
@@ -518,9 +521,18 @@ impl Partition {
             else {
                 return;
             };
-            *pending_isr = None;
+            if pending_isr.as_ref() == Some(&proposal.isr)
+                && *partition_epoch == proposal.partition_epoch
+                && self.leader_epoch() == proposal.leader_epoch
+            {
+                *pending_isr = None;
+            }
             if let Some((new_isr, epoch)) = applied {
                 if epoch >= *partition_epoch {
+                    if epoch > *partition_epoch {
+                        // A proposal made at the older partition epoch can no longer commit.
+                        *pending_isr = None;
+                    }
                     self.isr_counters.count(isr, &new_isr);
                     *isr = new_isr;
                     *partition_epoch = epoch;
@@ -603,6 +615,15 @@ impl Partition {
             info,
             leader_epoch: epoch,
         })
+    }
+
+    /// Whether `proposal` is still this leader's pending ISR change (neither answered nor
+    /// settled by the image since).
+    pub fn isr_pending(&self, proposal: &IsrProposal) -> bool {
+        let role = self.role.lock();
+        matches!(&*role, Role::Leader { pending_isr: Some(pending), partition_epoch, .. }
+            if *pending == proposal.isr && *partition_epoch == proposal.partition_epoch)
+            && self.leader_epoch() == proposal.leader_epoch
     }
 
     /// After truncation or DeleteRecords the high watermark stays within the log.
@@ -944,7 +965,12 @@ mod tests {
         assert_eq!(counts(), (1, 0));
         assert_eq!(p.leader_replica_counts(), Some((3, 2)));
         // This leader's expansion, answered by the controller, then seen again in the image.
-        p.isr_answer(Some((vec![1, 2, 3], 3)));
+        let expansion = IsrProposal {
+            leader_epoch: 1,
+            partition_epoch: 2,
+            isr: vec![1, 2, 3],
+        };
+        p.isr_answer(&expansion, Some((vec![1, 2, 3], 3)));
         assert_eq!(counts(), (1, 1));
         assert!(!p.make_leader(1, 3, &[1, 2, 3], &[1, 2, 3], 0));
         assert_eq!(counts(), (1, 1));
@@ -1059,7 +1085,9 @@ mod tests {
         assert_eq!(p.high_watermark(), 3);
         // Follower 3 reached the HW: its expansion goes to the controller.
         let joined = p.record_follower_fetch(3, 3, 0, 1).unwrap();
-        assert_eq!(joined.expand.unwrap().isr, vec![1, 2, 3]);
+        let proposal = joined.expand.unwrap();
+        assert_eq!(proposal.isr, vec![1, 2, 3]);
+        assert!(p.isr_pending(&proposal));
         // More records, which follower 2 fetches and follower 3 does not yet: the HW waits for
         // follower 3 (the controller may commit it and elect it), as it would in the ISR.
         p.append_as_leader(&mut one_record(), 2).unwrap();
@@ -1072,13 +1100,28 @@ mod tests {
             p.record_follower_fetch(3, 5, 0, 2).unwrap().high_watermark,
             5
         );
+        // An answer to another proposal (an older one, say) leaves this one pending.
+        let other = IsrProposal {
+            isr: vec![1, 2],
+            ..proposal.clone()
+        };
+        p.isr_answer(&other, None);
+        assert!(p.isr_pending(&proposal));
         // The controller refused it: it holds the HW no more.
-        p.isr_answer(None);
+        p.isr_answer(&proposal, None);
+        assert!(!p.isr_pending(&proposal));
         p.append_as_leader(&mut one_record(), 3).unwrap();
         assert_eq!(
             p.record_follower_fetch(2, 6, 0, 3).unwrap().high_watermark,
             6
         );
+        // Proposed again, then settled by the image (a newer partition epoch) instead of an
+        // answer: no longer pending, and a late answer to it changes nothing.
+        let again = p.record_follower_fetch(3, 6, 0, 4).unwrap().expand.unwrap();
+        assert!(!p.make_leader(1, 2, &[1, 2, 3], &[1, 2, 3], 4));
+        assert!(!p.isr_pending(&again));
+        p.isr_answer(&again, None);
+        assert_eq!(p.isr(), vec![1, 2, 3]);
     }
 
     #[test]

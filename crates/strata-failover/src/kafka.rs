@@ -283,19 +283,27 @@ impl FlowSides {
         Ok(lag)
     }
 
-    /// The brokers of `client`'s cluster whose `strata.write.fence.drained` does not name a
-    /// fence yet, and those that do not know the config (answer none); each asked directly.
+    /// The brokers of `client`'s cluster whose `strata.write.fence.drained` does not name the
+    /// fence the cluster carries now, and those that do not know the config (answer none);
+    /// each asked directly. Every broker counts as not drained while no fence is set.
     async fn undrained_brokers(&self, client: &Client) -> Result<(Vec<i32>, Vec<i32>), Error> {
+        let admin = client.admin();
+        let fence = admin
+            .describe_default_broker_configs()
+            .await?
+            .into_iter()
+            .find(|e| e.name == WRITE_FENCE_CONFIG)
+            .and_then(|e| e.value)
+            .unwrap_or_default();
         let meta = client.metadata(Some(&[])).await?;
         let (mut undrained, mut unknown) = (Vec::new(), Vec::new());
         for broker in &meta.brokers {
-            match client
-                .admin()
+            match admin
                 .describe_broker_config(broker.id, WRITE_FENCE_DRAINED_CONFIG)
                 .await?
             {
                 None => unknown.push(broker.id),
-                Some(id) if id.is_empty() => undrained.push(broker.id),
+                Some(id) if fence.is_empty() || id != fence => undrained.push(broker.id),
                 Some(_) => {}
             }
         }

@@ -18,8 +18,8 @@
 //! - [`WRITE_FENCE_DRAINED_CONFIG`], a read-only config of one broker (its own broker
 //!   resource, answered only when asked for by name): the failover id of the fence once the
 //!   fence holds every client write on that broker (no produce request admitted before it is
-//!   still running) and every partition it leads has its high watermark at its log end; empty
-//!   before. The failover's drain waits for it on every broker.
+//!   still running) and every partition it led then has its high watermark at the log end it
+//!   had then; empty before. The failover's drain waits for it on every broker.
 
 /// Cluster-wide write fence; the value is the id of the failover that fenced the cluster.
 pub const WRITE_FENCE_CONFIG: &str = "strata.write.fence";

@@ -29,9 +29,9 @@ pub enum HwWait {
 }
 
 /// Waits until the partition's HW reaches `offset` (acks=all, offset commits) for records this
-/// broker appended as leader at `leader_epoch`. Leadership is checked before the HW each time:
-/// once this broker stops leading at that epoch, an HW it reaches says nothing about those
-/// records. As a follower it may have truncated them and fetched the new leader's records at
+/// broker appended as leader at `leader_epoch`. Each HW read is compared only after a check
+/// that this broker still leads at that epoch: once it stops, an HW it reaches says nothing
+/// about those records. As a follower it may have truncated them and fetched the new leader's records at
 /// the same offsets (whose HW then passes them), or, leading again at a later epoch, it may
 /// hold records another leader wrote there in between; answering the wait from that HW would
 /// acknowledge records that are gone.

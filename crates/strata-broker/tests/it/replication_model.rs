@@ -14,7 +14,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use proptest::prelude::*;
-use strata_broker::partition::{Partition, PartitionSet};
+use strata_broker::partition::{IsrProposal, Partition, PartitionSet};
 use strata_log::LogConfig;
 
 const REPLICAS: [i32; 3] = [1, 2, 3];
@@ -177,15 +177,21 @@ impl Model {
     }
 
     /// The controller's side of an ISR proposal.
-    fn apply_isr(&mut self, leader: usize, isr: Vec<i32>, leader_epoch: i32, pe: i32) {
+    fn apply_isr(&mut self, leader: usize, proposal: IsrProposal) {
         let p = &self.replicas[leader];
-        if Some(leader) != self.leader || leader_epoch != self.epoch || pe != self.partition_epoch {
-            p.isr_answer(None);
+        if Some(leader) != self.leader
+            || proposal.leader_epoch != self.epoch
+            || proposal.partition_epoch != self.partition_epoch
+        {
+            p.isr_answer(&proposal, None);
             return;
         }
         self.partition_epoch += 1;
-        self.isr = isr.clone();
-        p.isr_answer(Some((isr, self.partition_epoch)));
+        self.isr = proposal.isr.clone();
+        p.isr_answer(
+            &proposal,
+            Some((proposal.isr.clone(), self.partition_epoch)),
+        );
     }
 
     fn run(&mut self, step: &Step) {
@@ -242,7 +248,7 @@ impl Model {
                     follower.follower_high_watermark(answer.high_watermark)
                 });
                 if let Some(p) = answer.expand {
-                    self.apply_isr(l, p.isr, p.leader_epoch, p.partition_epoch);
+                    self.apply_isr(l, p);
                 }
             }
             Step::Crash(i) => {
@@ -284,7 +290,7 @@ impl Model {
                 self.now += i64::from(ms);
                 let Some(l) = self.leader else { return };
                 if let Some(p) = self.replicas[l].isr_shrink(self.now, LAG_MS) {
-                    self.apply_isr(l, p.isr, p.leader_epoch, p.partition_epoch);
+                    self.apply_isr(l, p);
                 }
             }
         }
