@@ -80,7 +80,23 @@ def _read_exactly(sock, n):
     return data
 
 
-def _produce(bootstrap, topic, batch):
+# Answers that mean nothing was appended and a client sends again: a new topic's partition is in
+# Kafka's metadata a moment before its replica manager leads it.
+RETRIABLE = {3, 5, 6}  # UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER
+
+
+def _produce(bootstrap, topic, batch, timeout=30):
+    """Produce v7, acks=all, one batch to partition 0: the partition's error code. A retriable
+    answer is sent again, as a client would, until ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        error = _produce_once(bootstrap, topic, batch)
+        if error not in RETRIABLE or time.monotonic() > deadline:
+            return error
+        time.sleep(0.1)
+
+
+def _produce_once(bootstrap, topic, batch):
     """Produce v7, acks=all, one batch to partition 0: the partition's error code."""
     host, port = bootstrap.rsplit(":", 1)
     name = topic.encode()
