@@ -242,8 +242,8 @@ impl FlowSides {
     /// can precede the last acknowledged record, which the stopped mirror would then leave
     /// behind on the old side. A Strata side says when that is over: each broker answers
     /// `strata.write.fence.drained` with the fence's id once no produce request admitted
-    /// before the fence runs and every partition it leads has its high watermark at its log
-    /// end ([`FlowSides::undrained_brokers`]). The ends are then read again and must equal the
+    /// before the fence runs and every partition it led then has its high watermark at the log
+    /// end it had then ([`FlowSides::undrained_brokers`]). The ends are then read again and must equal the
     /// ones the lag was measured on (a leadership that moved in between serves a trailing high
     /// watermark for a moment). A side that cannot say (a foreign cluster, a Strata broker
     /// without the config) must keep its ends still for [`DRAIN_SETTLE`] instead. Until then
