@@ -17,7 +17,7 @@ use kafka_protocol::records::{
 };
 use parking_lot::Mutex;
 use strata_controller::{ControllerError, MetadataImage, Quorum, QuorumConfig, TopicImage};
-use strata_group::{GroupConfig, GroupCoordinator, OffsetsLog, OffsetsLogError};
+use strata_group::{GroupConfig, GroupCoordinator, LogPosition, OffsetsLog, OffsetsLogError};
 use strata_kafka::now_ms;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -442,7 +442,7 @@ impl OffsetsLog for PartitionOffsetsLog {
         &self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<i64, OffsetsLogError> {
+    ) -> Result<LogPosition, OffsetsLogError> {
         let Some(p) = self.partitions.get(OFFSETS_TOPIC, partition) else {
             return Err(OffsetsLogError::PartitionUnavailable(partition));
         };
@@ -488,7 +488,10 @@ impl OffsetsLog for PartitionOffsetsLog {
             }
         })?;
         self.partitions.appended.notify_waiters();
-        Ok(appended.info.last_offset + 1)
+        Ok(LogPosition {
+            end_offset: appended.info.last_offset + 1,
+            leader_epoch: appended.leader_epoch,
+        })
     }
 
     /// Appends write to the partition's segment files.
@@ -499,19 +502,17 @@ impl OffsetsLog for PartitionOffsetsLog {
     fn wait_replicated(
         &self,
         partition: i32,
-        offset: i64,
+        at: LogPosition,
     ) -> BoxFuture<'static, Result<(), OffsetsLogError>> {
         let part = self.partitions.get(OFFSETS_TOPIC, partition);
-        // The coordinator asks right after its append, under the group's lock, so the epoch
-        // read here is the append's; if leadership moves in those instants the wait ends
-        // NotLeader (unless it moved away and back within them).
-        let epoch = part.as_ref().map(|p| p.leader_epoch());
         let timeout = self.timeout;
         Box::pin(async move {
-            let (Some(p), Some(epoch)) = (part, epoch) else {
+            let Some(p) = part else {
                 return Err(OffsetsLogError::PartitionUnavailable(partition));
             };
-            match crate::cluster::wait_high_watermark(&p, offset, epoch, timeout).await {
+            match crate::cluster::wait_high_watermark(&p, at.end_offset, at.leader_epoch, timeout)
+                .await
+            {
                 crate::cluster::HwWait::Reached => Ok(()),
                 crate::cluster::HwWait::NotLeader => Err(OffsetsLogError::NotLeader(partition)),
                 crate::cluster::HwWait::TimedOut => Err(OffsetsLogError::Timeout(partition)),

@@ -398,12 +398,14 @@ impl Partition {
 
     /// Records a follower's fetch at `fetch_offset` (its log end offset; `log_start_offset`
     /// is the follower's own). Returns the HW to send it and an ISR expansion when the
-    /// follower caught up and is not in the ISR.
+    /// follower caught up, is not in the ISR and is `eligible` (an unfenced broker not in
+    /// controlled shutdown, as the metadata image shows it).
     pub fn record_follower_fetch(
         &self,
         follower: i32,
         fetch_offset: i64,
         log_start_offset: i64,
+        eligible: bool,
         now_ms: i64,
     ) -> Option<FollowerFetch> {
         let leo = self.log_end_offset();
@@ -440,7 +442,7 @@ impl Partition {
             // electable) on that HW alone.
             let in_sync = fetch_offset >= self.high_watermark()
                 && fetch_offset >= self.leader_epoch_start.load(Ordering::Acquire);
-            if !isr.contains(&follower) && in_sync && pending_isr.is_none() {
+            if !isr.contains(&follower) && in_sync && eligible && pending_isr.is_none() {
                 let mut new_isr = isr.clone();
                 new_isr.push(follower);
                 new_isr.sort_unstable();
@@ -1074,6 +1076,31 @@ mod tests {
     }
 
     #[test]
+    fn an_ineligible_follower_is_not_proposed_and_does_not_hold_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = hosted(&dir, 1, "e");
+        assert!(p.make_leader(1, 1, &[1, 2, 3], &[1, 2], 0));
+        for _ in 0..3 {
+            p.append_as_leader(&mut one_record(), 1).unwrap();
+        }
+        p.record_follower_fetch(2, 3, 0, true, 1).unwrap();
+        // Follower 3 caught up, but it is fenced or shutting down: no expansion.
+        let fetched = p.record_follower_fetch(3, 3, 0, false, 1).unwrap();
+        assert!(fetched.expand.is_none());
+        p.append_as_leader(&mut one_record(), 2).unwrap();
+        assert_eq!(
+            p.record_follower_fetch(2, 4, 0, true, 2)
+                .unwrap()
+                .high_watermark,
+            4,
+            "the HW follows the ISR alone"
+        );
+        // Eligible again, it joins as usual.
+        let joined = p.record_follower_fetch(3, 4, 0, true, 3).unwrap();
+        assert_eq!(joined.expand.unwrap().isr, vec![1, 2, 3]);
+    }
+
+    #[test]
     fn a_joining_follower_holds_the_high_watermark_before_the_controller_commits_it() {
         let dir = tempfile::tempdir().unwrap();
         let p = hosted(&dir, 1, "j");
@@ -1081,10 +1108,10 @@ mod tests {
         for _ in 0..3 {
             p.append_as_leader(&mut one_record(), 1).unwrap();
         }
-        p.record_follower_fetch(2, 3, 0, 1).unwrap();
+        p.record_follower_fetch(2, 3, 0, true, 1).unwrap();
         assert_eq!(p.high_watermark(), 3);
         // Follower 3 reached the HW: its expansion goes to the controller.
-        let joined = p.record_follower_fetch(3, 3, 0, 1).unwrap();
+        let joined = p.record_follower_fetch(3, 3, 0, true, 1).unwrap();
         let proposal = joined.expand.unwrap();
         assert_eq!(proposal.isr, vec![1, 2, 3]);
         assert!(p.isr_pending(&proposal));
@@ -1093,11 +1120,15 @@ mod tests {
         p.append_as_leader(&mut one_record(), 2).unwrap();
         p.append_as_leader(&mut one_record(), 2).unwrap();
         assert_eq!(
-            p.record_follower_fetch(2, 5, 0, 2).unwrap().high_watermark,
+            p.record_follower_fetch(2, 5, 0, true, 2)
+                .unwrap()
+                .high_watermark,
             3
         );
         assert_eq!(
-            p.record_follower_fetch(3, 5, 0, 2).unwrap().high_watermark,
+            p.record_follower_fetch(3, 5, 0, true, 2)
+                .unwrap()
+                .high_watermark,
             5
         );
         // An answer to another proposal (an older one, say) leaves this one pending.
@@ -1112,12 +1143,18 @@ mod tests {
         assert!(!p.isr_pending(&proposal));
         p.append_as_leader(&mut one_record(), 3).unwrap();
         assert_eq!(
-            p.record_follower_fetch(2, 6, 0, 3).unwrap().high_watermark,
+            p.record_follower_fetch(2, 6, 0, true, 3)
+                .unwrap()
+                .high_watermark,
             6
         );
         // Proposed again, then settled by the image (a newer partition epoch) instead of an
         // answer: no longer pending, and a late answer to it changes nothing.
-        let again = p.record_follower_fetch(3, 6, 0, 4).unwrap().expand.unwrap();
+        let again = p
+            .record_follower_fetch(3, 6, 0, true, 4)
+            .unwrap()
+            .expand
+            .unwrap();
         assert!(!p.make_leader(1, 2, &[1, 2, 3], &[1, 2, 3], 4));
         assert!(!p.isr_pending(&again));
         p.isr_answer(&again, None);
@@ -1147,11 +1184,11 @@ mod tests {
         assert_eq!(p.high_watermark(), 0);
         // Follower 3 at offset 1 is at the HW but short of records of earlier epochs.
         assert!(p
-            .record_follower_fetch(3, 1, 0, 1)
+            .record_follower_fetch(3, 1, 0, true, 1)
             .unwrap()
             .expand
             .is_none());
-        let joined = p.record_follower_fetch(3, 3, 0, 1).unwrap();
+        let joined = p.record_follower_fetch(3, 3, 0, true, 1).unwrap();
         assert_eq!(joined.expand.unwrap().isr, vec![1, 2, 3]);
     }
 

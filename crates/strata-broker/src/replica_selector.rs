@@ -234,9 +234,9 @@ mod tests {
             let p = set.get("t", 0).unwrap();
             assert!(p.make_leader(1, 0, &[1, 2, 3, 4], &[1, 2, 3], 1000));
             p.append_as_leader(&mut batch(10), 1000).unwrap();
-            p.record_follower_fetch(2, 10, 4, 1000).unwrap();
-            p.record_follower_fetch(3, 5, 0, 1000).unwrap();
-            p.record_follower_fetch(4, 10, 0, 1000).unwrap();
+            p.record_follower_fetch(2, 10, 4, true, 1000).unwrap();
+            p.record_follower_fetch(3, 5, 0, true, 1000).unwrap();
+            p.record_follower_fetch(4, 10, 0, true, 1000).unwrap();
             let live = image(&[]);
             let at = |offset, image: &MetadataImage, listener| {
                 candidates(&p, image, listener, Some("a"), offset, 1500)

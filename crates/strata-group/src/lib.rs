@@ -16,7 +16,9 @@ pub mod record;
 pub use config::GroupConfig;
 pub use coordinator::{ClientInfo, CommittedOffsets, GroupCoordinator};
 pub use group::GroupState;
-pub use offsets_log::{FailureFn, InMemoryOffsetsLog, OffsetsLog, OffsetsLogError, OffsetsRecord};
+pub use offsets_log::{
+    FailureFn, InMemoryOffsetsLog, LogPosition, OffsetsLog, OffsetsLogError, OffsetsRecord,
+};
 pub use partition::{java_string_hash_code, partition_for};
 
 #[cfg(test)]

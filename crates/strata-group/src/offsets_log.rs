@@ -39,12 +39,25 @@ pub enum OffsetsLogError {
     Storage(String),
 }
 
+/// Where an append to `__consumer_offsets` ended: the offset after its last record and the
+/// leader epoch it was appended at. An append is replicated once the high watermark reaches
+/// `end_offset` while the partition is still led at `leader_epoch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    pub end_offset: i64,
+    pub leader_epoch: i32,
+}
+
 /// The `__consumer_offsets` topic.
 pub trait OffsetsLog: Send + Sync + 'static {
     /// Appends key/value records (value None = tombstone) to the local log of one partition of
-    /// `__consumer_offsets`, as its leader. Returns the offset after the last appended record:
-    /// the offset to pass to [`OffsetsLog::wait_replicated`].
-    fn append(&self, partition: i32, records: Vec<OffsetsRecord>) -> Result<i64, OffsetsLogError>;
+    /// `__consumer_offsets`, as its leader. Returns where the append ended: the position to
+    /// pass to [`OffsetsLog::wait_replicated`].
+    fn append(
+        &self,
+        partition: i32,
+        records: Vec<OffsetsRecord>,
+    ) -> Result<LogPosition, OffsetsLogError>;
 
     /// Every record of that partition from its start, in offset order (used to load a partition
     /// when this broker becomes its leader).
@@ -57,16 +70,17 @@ pub trait OffsetsLog: Send + Sync + 'static {
         false
     }
 
-    /// Resolves when every record of `partition` below `offset` is replicated as the topic
-    /// requires, or fails (`NotLeader`, `NotEnoughReplicas`, `Timeout`, ...). The coordinator
-    /// awaits it without holding a lock and may drop it unresolved. The default suits a log that
-    /// is durable once `append` returns: ready at once.
+    /// Resolves when every record of `partition` below `at.end_offset` is replicated as the
+    /// topic requires, or fails (`NotLeader` once the partition is no longer led at
+    /// `at.leader_epoch`, `NotEnoughReplicas`, `Timeout`, ...). The coordinator awaits it
+    /// without holding a lock and may drop it unresolved. The default suits a log that is
+    /// durable once `append` returns: ready at once.
     fn wait_replicated(
         &self,
         partition: i32,
-        offset: i64,
+        at: LogPosition,
     ) -> BoxFuture<'static, Result<(), OffsetsLogError>> {
-        let _ = (partition, offset);
+        let _ = (partition, at);
         Box::pin(futures::future::ready(Ok(())))
     }
 }
@@ -156,7 +170,11 @@ impl InMemoryOffsetsLog {
 }
 
 impl OffsetsLog for InMemoryOffsetsLog {
-    fn append(&self, partition: i32, records: Vec<OffsetsRecord>) -> Result<i64, OffsetsLogError> {
+    fn append(
+        &self,
+        partition: i32,
+        records: Vec<OffsetsRecord>,
+    ) -> Result<LogPosition, OffsetsLogError> {
         self.append_threads.lock().push(std::thread::current().id());
         if let Some(failure) = *self.append_failure.lock() {
             return Err(failure(partition));
@@ -164,7 +182,10 @@ impl OffsetsLog for InMemoryOffsetsLog {
         let mut partitions = self.partitions.lock();
         let log = partitions.entry(partition).or_default();
         log.extend(records);
-        Ok(i64::try_from(log.len()).unwrap_or(i64::MAX))
+        Ok(LogPosition {
+            end_offset: i64::try_from(log.len()).unwrap_or(i64::MAX),
+            leader_epoch: 0,
+        })
     }
 
     fn appends_block(&self) -> bool {
@@ -186,7 +207,7 @@ impl OffsetsLog for InMemoryOffsetsLog {
     fn wait_replicated(
         &self,
         partition: i32,
-        _offset: i64,
+        _at: LogPosition,
     ) -> BoxFuture<'static, Result<(), OffsetsLogError>> {
         let mut held = self.held.subscribe();
         let failure = self.replication_failure.clone();

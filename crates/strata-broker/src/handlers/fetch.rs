@@ -358,6 +358,16 @@ fn read_all(
     let mut total = 0usize;
     let mut errors = false;
     let now = strata_kafka::now_ms();
+    // Kafka's leader proposes only followers that may join the ISR: registered, not fenced,
+    // not in controlled shutdown (the controller refuses the others, and a pending expansion
+    // holds the HW back until it answers).
+    let isr_eligible = replica.is_some_and(|follower| {
+        broker
+            .image()
+            .brokers
+            .get(&follower)
+            .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+    });
     for w in wanted {
         if w.denied {
             errors = true;
@@ -438,9 +448,13 @@ fn read_all(
         }
         if let Some(follower) = replica {
             let hw_before = p.high_watermark();
-            if let Some(fetch) =
-                p.record_follower_fetch(follower, w.fetch_offset, w.log_start_offset, now)
-            {
+            if let Some(fetch) = p.record_follower_fetch(
+                follower,
+                w.fetch_offset,
+                w.log_start_offset,
+                isr_eligible,
+                now,
+            ) {
                 if let Some(proposal) = fetch.expand {
                     broker.propose_isr(p.clone(), proposal);
                 }

@@ -229,6 +229,7 @@ impl Model {
                         REPLICAS[f],
                         offset,
                         follower.log_start_offset(),
+                        true,
                         self.now,
                     )
                     .expect("leader answers its replicas");

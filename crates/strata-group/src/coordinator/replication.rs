@@ -68,9 +68,12 @@ impl Inner {
         records: Vec<OffsetsRecord>,
     ) -> Result<Appended, OffsetsLogError> {
         let partition = self.partition_for(group_id);
-        let end_offset = self.log.append(partition, records)?;
-        let wait = self.log.wait_replicated(partition, end_offset);
-        Ok(Appended { end_offset, wait })
+        let at = self.log.append(partition, records)?;
+        let wait = self.log.wait_replicated(partition, at);
+        Ok(Appended {
+            end_offset: at.end_offset,
+            wait,
+        })
     }
 
     /// Appends the group metadata record for the group's current state.

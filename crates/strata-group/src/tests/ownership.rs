@@ -6,7 +6,7 @@ use futures::FutureExt;
 use parking_lot::Mutex;
 
 use super::*;
-use crate::{OffsetsLog, OffsetsLogError, OffsetsRecord};
+use crate::{LogPosition, OffsetsLog, OffsetsLogError, OffsetsRecord};
 
 const NOT_COORDINATOR: i16 = 16;
 const LOADING: i16 = 14;
@@ -248,7 +248,11 @@ struct ProbedLog {
 }
 
 impl OffsetsLog for ProbedLog {
-    fn append(&self, partition: i32, records: Vec<OffsetsRecord>) -> Result<i64, OffsetsLogError> {
+    fn append(
+        &self,
+        partition: i32,
+        records: Vec<OffsetsRecord>,
+    ) -> Result<LogPosition, OffsetsLogError> {
         self.log.append(partition, records)
     }
 
