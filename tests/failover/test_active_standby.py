@@ -12,6 +12,9 @@ What each scenario shows:
   (its brokers report the fence drained: ``strata.write.fence.drained``), so nothing
   acknowledged is lost and (offsets preserved, idempotent producers) nothing is written twice;
   both clusters end equal offset for offset; RTO printed.
+- the engine crashed at each point a planned flip saves its state (9 flips): started again, it
+  runs the interrupted step again and finishes the flip, as one operation; the user's request
+  outlives the crash; nothing lost or stored twice.
 - the primary killed -9 (automatic): the standby is promoted only after the primary's write
   mandate has run out; clients go on writing on the standby through discovery; when the
   primary returns, its divergent tail is copied to ``<topic>.divergent.<id>`` and truncated,
@@ -31,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.failover import EXEMPT_CLIENT, ActiveStandby, fence_drained
+from harness.failover import CRASH_EXIT_STATUS, EXEMPT_CLIENT, ActiveStandby, fence_drained
 from harness.raw_producer import NONE, OUT_OF_ORDER_SEQUENCE_NUMBER, init_producer_id, produce_idempotent
 from harness.replication import ConfluentLoad, VerifiableProducer, check_records, read_back, record_figure
 from harness.data import create_topic, topic_partitions
@@ -138,6 +141,63 @@ def test_a_batch_sent_again_after_a_planned_flip_is_not_stored_twice(pair, tmp_p
             assert [r.offset for r in side[0]] == list(range(20)), side
             assert [r.value for r in side[0]] == [f"{pid}-{seq}".encode() for seq in range(20)], side
     finally:
+        runner.stop()
+
+
+# Every point a planned flip saves the engine's state at, in order (`FailoverState::progress`):
+# the operation's steps, then the old side's rejoin as the standby, then the reverse mirror.
+CRASH_POINTS = ["Fence", "Drain", "StopMirror", "FinalCheckpoint", "Promote", "PointDiscovery",
+                "RejoinQuarantine", "RejoinStartMirror", "Mirroring"]
+
+
+def test_an_engine_crashed_at_each_step_finishes_each_flip_once(pair, tmp_path):
+    """One planned flip per point of CRASH_POINTS, the engine crashing there: it exits at once,
+    after the step before it ran and before the outcome was saved, so the engine started again
+    finds the state naming that step and must run it a second time. The user's ``strata
+    failover`` request outlives the crash and succeeds; each flip is one operation (one failover
+    id, one promotion recorded); nothing acknowledged is lost or stored twice."""
+    runner = ActiveStandby(tmp_path, pair.primary.bootstrap(), pair.standby.bootstrap()).start()
+    loads = ()
+    try:
+        runner.wait_mirroring("source")
+        create_mirrored_topic(runner, pair.standby.bootstrap())
+        loads = start_loads(tmp_path, runner.discovery)
+        serial = runner.state()["serial"]
+        ids = []
+        for i, point in enumerate(CRASH_POINTS):
+            to, side = ("standby", "target") if i % 2 == 0 else ("primary", "source")
+            runner.stop()
+            runner.start(crash_before=point)
+            request = runner.request_failover(to)
+            try:
+                status = runner.wait_exit(90)
+                assert status == CRASH_EXIT_STATUS, \
+                    f"the engine did not crash before saving {point} (exit {status}):\n{runner.log_tail(40)}"
+                runner.start()
+                out, _ = request.communicate(timeout=150)
+            finally:
+                if request.poll() is None:
+                    request.kill()
+            assert request.returncode == 0, f"strata failover --to {to} across a crash at {point}: {out}"
+            state = runner.wait_mirroring(side, timeout=120)
+            serial += 1
+            assert state["serial"] == serial, f"crash at {point}: {state['serial'] - serial + 1} operations, not one"
+            last = state["last"]
+            assert last["to"] == side and last["fenceConfirmed"] and last["recordsAtRisk"] == 0, (point, last)
+            ids.append(last["id"])
+            for load in loads:
+                load.log.wait_more(PROGRESS, 90, f"through discovery after the flip crashed at {point}")
+        assert len(set(ids)) == len(CRASH_POINTS), ids
+        running, loads = loads, ()
+        acks = stop_loads(running)
+        runner.wait_state(lambda s: s.get("lastLag") == 0, 60, "the mirror to catch up")
+        active = read_side(pair.standby.bootstrap())
+        res = check_records(acks, active)
+        record_figure("failover", "an engine crash at each step of 9 flips: records", str(res))
+        assert res.ok and not res.duplicates and res.acked > 0, res
+        assert read_side(pair.primary.bootstrap()) == active, "both clusters hold the same records at the same offsets"
+    finally:
+        stop_loads(loads)
         runner.stop()
 
 

@@ -18,6 +18,12 @@ shows:
 - after the old side has rejoined as the standby, the mirror running the other way makes both
   clusters hold the same values.
 
+An unplanned failover away from a Kafka active side (killed -9 while the mirror was stalled, so
+it holds records the mirror never copied): when Kafka returns as the standby, its divergent tail
+is copied to ``<topic>.divergent.<id>`` there and stays in its logs (Kafka cannot cut a
+partition's tail; ``truncateUnreplicatedTail`` lets the flow go on), the reverse mirror appends
+after it, and every acknowledged record is on the Strata side or in quarantine.
+
 The Apache Kafka standby of that run has no authorizer, so it cannot be fenced and the run
 ends on the Kafka side. Failing back from Kafka is the second test: both clusters also serve
 SASL_PLAINTEXT, the clients authenticate as ``alice``, the engine and the mirror as ``admin``, a
@@ -42,6 +48,7 @@ PARTITIONS = 3
 RATE = 200  # records/s per client
 PROGRESS = 40  # acknowledgements each client must add after a failover
 CONSUMED = 150  # records a member consumes (and commits) before it stops
+STALLED = 100  # acknowledgements the client adds on Kafka while the mirror is stalled
 OFFSET_LAG_MAX = 100  # strata-mirror's default, as MirrorMaker 2's
 JAVA_REBOOTSTRAP = {"metadata.recovery.strategy": "rebootstrap"}
 
@@ -235,6 +242,62 @@ def test_failback_from_a_kafka_active_side_fences_it_with_a_deny_acl(tmp_path):
         second_values = {v for v in acked if v.startswith("2.")}
         wait_until(lambda: second_values <= {v for vs in values_of(pair.standby.bootstrap()).values() for v in vs},
                    60, "the records written after the failback mirrored into the fenced Kafka standby")
+    finally:
+        for load in loads:
+            load.stop()
+        if runner is not None:
+            runner.stop()
+        pair.close()
+
+
+def test_a_lost_kafka_active_side_rejoins_with_its_tail_kept_in_place(tmp_path):
+    if not {"strata", "kafka"} <= set(TARGETS):
+        pytest.skip("needs both Strata and the Apache Kafka reference (STRATA_TARGETS)")
+    pair = Pair(tmp_path, standby_kind="kafka")
+    runner, loads = None, []
+    try:
+        pair.start()
+        runner = ActiveStandby(tmp_path, pair.primary.bootstrap(), pair.standby.bootstrap(), offsets="translate",
+                               automatic=True).start()
+        runner.wait_mirroring("source")
+        create_topic(runner.discovery, TOPIC, PARTITIONS)
+        wait_until(lambda: topic_partitions(pair.standby.bootstrap(), TOPIC) == PARTITIONS, 60,
+                   f"{TOPIC} mirrored to the Kafka standby")
+        load = ConfluentLoad(runner.discovery, TOPIC, PARTITIONS, prefix=1, rate=RATE).start()
+        loads.append(load)
+        load.log.wait_acked(PROGRESS, 90, "on the Strata primary")
+        runner.planned_flip("standby", loads, PROGRESS)
+        runner.wait_mirroring("target", timeout=120)
+        # The Strata side (the standby now) stops, so the mirror copies nothing while the client
+        # writes on Kafka; then Kafka is killed.
+        pair.primary.sigstop(1)
+        load.log.wait_more(STALLED, 60, "on Kafka while the Strata standby is stopped")
+        pair.standby.kill9(1)
+        pair.primary.sigcont(1)
+        state = runner.wait_state(lambda s: s.get("active") == "source" and "operation" not in s, 120,
+                                  "automatic failover to Strata")
+        assert state["last"]["reason"] == "ProbeFailed", state["last"]
+        load.log.wait_more(PROGRESS, 120, "on Strata through discovery")
+        pair.standby.start_node(1)
+        state = runner.wait_mirroring("source", timeout=180)
+        last = state["last"]
+        assert last["recordsAtRiskExact"] and last["recordsAtRisk"] > 0, last
+        loads.remove(load)
+        load.stop()
+        acked = {a.value for a in load.acked}
+        quarantine = f"{TOPIC}.divergent.{last['id']}"
+        kept = [r.value.split(b" ", 1)[0].decode()
+                for recs in read_back(pair.standby.bootstrap(), quarantine).values() for r in recs]
+        on_strata = {v for vs in values_of(pair.primary.bootstrap()).values() for v in vs}
+        lost = sorted(acked - on_strata)
+        record_figure("failover translate", "Kafka active side killed -9: acknowledged, missing on Strata, "
+                      "divergent (counted at the rejoin)", f"{len(acked)}, {len(lost)}, {last['recordsAtRisk']}")
+        assert len(kept) == last["recordsAtRisk"], (len(kept), last)
+        assert set(lost) <= set(kept), f"acknowledged records neither on Strata nor in {quarantine}: {lost[:5]}"
+        # Kafka keeps its tail where it was, and the reverse mirror appends Strata's records after it.
+        wait_until(lambda: on_strata | set(kept) <= {v for vs in values_of(pair.standby.bootstrap()).values()
+                                                     for v in vs}, 60,
+                   "Kafka holding its own tail and every record of the Strata side")
     finally:
         for load in loads:
             load.stop()

@@ -23,6 +23,10 @@ from .util import free_ports, tail, wait_until
 # cluster directly).
 EXEMPT_CLIENT = {"client.id": "strata-failover-check"}
 
+# The exit status of `strata active-standby` crashing where STRATA_FAILOVER_CRASH_BEFORE_SAVING
+# says.
+CRASH_EXIT_STATUS = 86
+
 # One node, every internal topic with replication factor 1; topics are created explicitly.
 SINGLE_PROPS = {
     "default.replication.factor": "1",
@@ -98,11 +102,17 @@ class ActiveStandby(ManagedProcess):
         # connections from the clients'); the work folder must be writable by it.
         self.uid = uid
 
-    def start(self):
+    def start(self, crash_before=None):
+        """Starts the engine (again, on the same data folder and discovery address).
+        ``crash_before``: a point of the flow (``Promote``, ``RejoinQuarantine``, …) at which
+        it exits at once with :data:`CRASH_EXIT_STATUS`, before saving the state that reaches
+        it (``STRATA_FAILOVER_CRASH_BEFORE_SAVING``)."""
         as_user = [] if self.uid is None else ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}",
                                                 "--clear-groups"]
-        self._popen([*as_user, str(strata_cli_bin()), "active-standby", *self.args],
-                    env={"RUST_LOG": "info,openraft=warn", "PATH": "/usr/bin:/bin"})
+        env = {"RUST_LOG": "info,openraft=warn", "PATH": "/usr/bin:/bin"}
+        if crash_before is not None:
+            env["STRATA_FAILOVER_CRASH_BEFORE_SAVING"] = crash_before
+        self._popen([*as_user, str(strata_cli_bin()), "active-standby", *self.args], env=env)
         return self
 
     def state(self):
@@ -146,3 +156,10 @@ class ActiveStandby(ManagedProcess):
         if check:
             assert out.returncode == 0, f"strata failover --to {to}: {text}\n{tail(self.log_path, 40)}"
         return out.returncode, text, self.state()
+
+    def request_failover(self, to, timeout=120):
+        """Starts ``strata failover --to <to>`` without waiting for it (a user's request that
+        outlives an engine crash); returns the process."""
+        return subprocess.Popen([str(strata_cli_bin()), "failover", "--to", to, "--data-dir", str(self.data_dir),
+                                 "--timeout", str(timeout)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)

@@ -396,11 +396,13 @@ pub enum Outcome {
     Drained { lag: i64 },
     /// The promoted side's end offsets.
     Promoted { end_offsets: Offsets },
-    /// Records found past the offsets, whether they were truncated, and the partitions
-    /// (`topic-partition: count`) that hold them.
+    /// Records found past the offsets, whether they were truncated, whether the side cannot
+    /// truncate a log at all (a foreign cluster: Kafka has no way to cut a partition's tail),
+    /// and the partitions (`topic-partition: count`) that hold them.
     Quarantined {
         divergent: i64,
         truncated: bool,
+        cannot_truncate: bool,
         partitions: Vec<String>,
     },
     /// The action failed; it runs again next round.
@@ -462,6 +464,22 @@ impl FailoverState {
                 Side::Source => Phase::Mirroring,
                 Side::Target => Phase::FailedOver,
             },
+        }
+    }
+
+    /// The point the flow is at, as one name: an operation's next step (`Fence` … `Record`),
+    /// a rejoin's (`RejoinFence`, `RejoinQuarantine`, `RejoinStartMirror`), else `Mirroring`
+    /// or `Idle`. Consecutive saves with the same name differ only in bookkeeping.
+    pub fn progress(&self) -> String {
+        if let Some(op) = &self.operation {
+            return format!("{:?}", op.step);
+        }
+        match &self.rejoin {
+            Some(r) if !r.fenced => "RejoinFence".into(),
+            Some(r) if !r.quarantined && r.offsets.is_some() => "RejoinQuarantine".into(),
+            Some(_) => "RejoinStartMirror".into(),
+            None if self.mirror_from.is_some() => "Mirroring".into(),
+            None => "Idle".into(),
         }
     }
 
@@ -803,21 +821,32 @@ impl FailoverState {
                 true
             }
             (
-                Action::Quarantine { id, .. },
+                Action::Quarantine { id, truncate, .. },
                 Outcome::Quarantined {
                     divergent,
                     truncated,
+                    cannot_truncate,
                     partitions,
                 },
             ) => {
                 let Some(rejoin) = self.rejoin.as_mut().filter(|r| &r.id == id) else {
                     return false;
                 };
-                if divergent > 0 && !truncated {
+                // A side that cannot cut its logs keeps the tail in place when truncation is
+                // allowed: a Translate mirror appends after it (offsets are translated), and
+                // the copy in quarantine names every such record.
+                let dealt_with = divergent == 0 || truncated || (cannot_truncate && *truncate);
+                if !dealt_with {
+                    let what = if cannot_truncate {
+                        "a foreign cluster cannot cut a partition's tail: set \
+                         failback.truncateUnreplicatedTail to leave them in place and mirror after \
+                         them, or delete those topics there so that the mirror creates them again"
+                    } else {
+                        "set failback.truncateUnreplicatedTail to truncate them, or remove them by hand"
+                    };
                     self.blocked = Some(format!(
                         "FailbackBlocked: {} records on {} were never mirrored ({}); they are copied to \
-                         the topics <topic>.divergent.{id}; set failback.truncateUnreplicatedTail to \
-                         truncate them, or remove them by hand",
+                         the topics <topic>.divergent.{id}; {what}",
                         divergent,
                         name(rejoin.side),
                         partitions.join(", "),

@@ -527,11 +527,13 @@ impl FlowSides {
     /// Makes `side` a mirror target of the other side again: the records it holds past where
     /// the other side took over are copied to `<topic>.divergent.<id>` (each with its offset
     /// in the header [`DIVERGENT_OFFSET_HEADER`]; a copy cut short resumes after the last
-    /// record it holds) and, with `truncate`, cut off its log on every replica.
+    /// record it holds) and, with `truncate`, cut off its log on every replica. A foreign
+    /// side cannot cut its logs: its tail stays (`cannot_truncate` in the outcome).
     ///
     /// Where the tail begins: in `Preserve` mode the other side's end offsets when it was
-    /// promoted (`offsets`), which is where the two logs part; in `Translate` mode the
-    /// mirror's last committed progress on `side`. A `Translate` rejoin also sets the reverse
+    /// promoted (`offsets`), which is where the two logs part; in `Translate` mode after the
+    /// last record the mirror copied before the promotion ([`copied_up_to`]: found from its
+    /// committed progress on `side`). A `Translate` rejoin also sets the reverse
     /// mirror's starting point on the new active side to `offsets`, so it copies only records
     /// written there after the promotion.
     async fn quarantine(
@@ -564,6 +566,13 @@ impl FlowSides {
                     .collect()
             }
         };
+        // In Translate mode the new active side's last record before its promotion says how
+        // far the mirror had copied (its committed progress may trail that by one commit
+        // interval).
+        let active = match self.config.offsets {
+            OffsetMode::Translate => Some(self.connect(other(side)).await?),
+            OffsetMode::Preserve => None,
+        };
         let mut divergent = 0i64;
         let mut partitions = Vec::new();
         let mut cuts: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
@@ -587,13 +596,25 @@ impl FlowSides {
             for p in parts {
                 let end = ends.get(&p).map_or(0, |o| o.offset);
                 // A topic the other side did not have at promotion diverges entirely.
-                let start = starts
+                let mut start = starts
                     .get(topic)
                     .and_then(|s| s.get(p as usize))
                     .copied()
                     .unwrap_or(0);
                 if end <= start {
                     continue;
+                }
+                if let Some(active) = &active {
+                    let promoted_end = offsets
+                        .get(topic)
+                        .and_then(|s| s.get(p as usize))
+                        .copied()
+                        .unwrap_or(0);
+                    start =
+                        copied_up_to(&client, active, topic, p, start, end, promoted_end).await?;
+                    if end <= start {
+                        continue;
+                    }
                 }
                 let copied = self.copy_tail(&client, topic, p, start, end, id).await?;
                 divergent += copied;
@@ -602,7 +623,19 @@ impl FlowSides {
             }
         }
         let mut truncated = cuts.is_empty();
-        if truncate && !cuts.is_empty() {
+        // Apache Kafka has no way to cut a partition's tail (DeleteRecords removes a log's
+        // head): a foreign side keeps it, and the engine decides whether the flow goes on.
+        let cannot_truncate = self.is_foreign(side, &client).await?;
+        if cannot_truncate && !truncated {
+            tracing::warn!(
+                side = name(side),
+                id,
+                divergent,
+                "a foreign cluster cannot truncate: the divergent tail stays in its logs (and \
+                 is copied to the quarantine topics)"
+            );
+        }
+        if truncate && !cannot_truncate && !cuts.is_empty() {
             for (topic, cuts) in &cuts {
                 let value = cuts
                     .iter()
@@ -649,6 +682,7 @@ impl FlowSides {
         Ok(Outcome::Quarantined {
             divergent,
             truncated,
+            cannot_truncate,
             partitions,
         })
     }
@@ -838,6 +872,48 @@ async fn fetch_range(
         .last()
         .map_or(part.next_offset.max(at + 1), |r| r.offset + 1);
     Ok((records, next.min(to)))
+}
+
+/// Where a `Translate` mirror had copied `topic`-`partition` of `side` to when the other side
+/// (`active`) was promoted at `promoted_end`: the offset after the record of `side` that is
+/// the same (timestamp, key, value) as the last one `active` held then, looked for from the
+/// mirror's committed progress `from` on; `from` when none is (nothing past it was copied).
+/// The mirror copies records in order, so everything before that record was copied too. (A
+/// topic that stamps records with `LogAppendTime` on `active` matches nothing: the tail then
+/// begins at the committed progress, counting records copied after it as divergent too.)
+async fn copied_up_to(
+    side: &Client,
+    active: &Client,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    end: i64,
+    promoted_end: i64,
+) -> Result<i64, Error> {
+    if promoted_end <= 0 {
+        return Ok(from);
+    }
+    let (mut last, _) =
+        fetch_range(active, topic, partition, promoted_end - 1, promoted_end).await?;
+    let Some(last) = last.pop() else {
+        return Ok(from);
+    };
+    let mut found = None;
+    let mut at = from;
+    while at < end {
+        let (records, next) = fetch_range(side, topic, partition, at, end).await?;
+        found = records
+            .iter()
+            .rev()
+            .find(|r| r.timestamp == last.timestamp && r.key == last.key && r.value == last.value)
+            .map(|r| r.offset)
+            .or(found);
+        if next <= at {
+            break;
+        }
+        at = next;
+    }
+    Ok(found.map_or(from, |o| o + 1))
 }
 
 /// Whether a topic can be mirrored at all: not Kafka's or the mirror's bookkeeping, not a

@@ -25,6 +25,8 @@ struct Cluster {
     mandate: Option<i64>,
     /// Records the mirror never copied (a tail written while it was active).
     tail: i64,
+    /// A cluster that cannot cut a log's tail (Apache Kafka).
+    foreign: bool,
 }
 
 #[derive(Debug)]
@@ -137,12 +139,14 @@ impl World {
                 }
                 let c = &mut self.clusters[ix(*side)];
                 let divergent = c.tail;
-                if *truncate {
+                let truncated = *truncate && !c.foreign;
+                if truncated {
                     c.tail = 0;
                 }
                 Outcome::Quarantined {
                     divergent,
-                    truncated: *truncate,
+                    truncated,
+                    cannot_truncate: c.foreign,
                     partitions: if divergent > 0 {
                         vec![format!("t-0: {divergent}")]
                     } else {
@@ -550,6 +554,38 @@ fn a_divergent_tail_without_truncation_blocks_failback_and_is_counted_with_it() 
     let last = driver.state.last.clone().unwrap();
     assert!(
         last.records_at_risk == 7 && last.records_at_risk_exact,
+        "{last:?}"
+    );
+    assert_eq!(world.mirror, Some(Side::Target));
+}
+
+#[test]
+fn a_foreign_sides_tail_blocks_failback_without_truncation_and_stays_in_place_with_it() {
+    let cfg = manual(0);
+    let (mut world, mut driver) = set_up(&cfg, false);
+    world.clusters[0].foreign = true;
+    world.clusters[0].reachable = false;
+    world.clusters[0].tail = 5;
+    driver.desired = Side::Target;
+    settle(&mut driver, &mut world, &cfg);
+    world.clusters[0].reachable = true;
+    settle(&mut driver, &mut world, &cfg);
+    let blocked = driver.state.blocked.clone().expect("failback is blocked");
+    assert!(
+        blocked.starts_with("FailbackBlocked: 5 records on source")
+            && blocked.contains("a foreign cluster cannot cut a partition's tail"),
+        "{blocked}"
+    );
+    let truncating = EngineConfig {
+        truncate_tail: true,
+        ..cfg
+    };
+    settle(&mut driver, &mut world, &truncating);
+    assert!(driver.state.blocked.is_none() && driver.state.rejoin.is_none());
+    assert_eq!(world.clusters[0].tail, 5, "the tail stays where it is");
+    let last = driver.state.last.clone().unwrap();
+    assert!(
+        last.records_at_risk == 5 && last.records_at_risk_exact,
         "{last:?}"
     );
     assert_eq!(world.mirror, Some(Side::Target));

@@ -651,6 +651,7 @@ impl KafkaAdmin for FakeAdmin {
                 FailoverAction::Quarantine { .. } => FailoverOutcome::Quarantined {
                     divergent: 0,
                     truncated: true,
+                    cannot_truncate: false,
                     partitions: Vec::new(),
                 },
                 _ => FailoverOutcome::Done,

@@ -386,18 +386,40 @@ impl Discovery {
     }
 }
 
+/// Fault injection for crash tests: the process exits at once (status
+/// [`CRASH_EXIT_STATUS`], nothing stopped or saved) when it is about to save the first state
+/// at the point this variable names ([`FailoverState::progress`], e.g. `Promote`), that is
+/// after the action before it ran and before its outcome is saved. The engine started again
+/// must then run that action again and finish the failover.
+pub const CRASH_BEFORE_SAVING_ENV: &str = "STRATA_FAILOVER_CRASH_BEFORE_SAVING";
+/// The exit status of a crash asked for with [`CRASH_BEFORE_SAVING_ENV`].
+pub const CRASH_EXIT_STATUS: i32 = 86;
+
 /// The local driver: state in the data folder, the mirror in this process, the relay above.
 struct LocalDriver {
     data_dir: PathBuf,
     sides: FlowSides,
     mirror: Option<MirrorHandle>,
     discovery: Discovery,
+    /// The point to crash at ([`CRASH_BEFORE_SAVING_ENV`]).
+    crash_before: Option<String>,
+    /// The point of the last state saved.
+    saved_at: Option<String>,
 }
 
 impl Driver for LocalDriver {
     async fn save(&mut self, state: &FailoverState) -> Result<(), String> {
+        let progress = state.progress();
+        if self.crash_before.as_ref() == Some(&progress)
+            && self.saved_at.as_ref() != Some(&progress)
+        {
+            eprintln!("{CRASH_BEFORE_SAVING_ENV}: exiting before saving the state at {progress}");
+            std::process::exit(CRASH_EXIT_STATUS);
+        }
         let json = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
-        write_atomically(&self.data_dir.join(STATE_FILE), &json).map_err(|e| format!("{e:#}"))
+        write_atomically(&self.data_dir.join(STATE_FILE), &json).map_err(|e| format!("{e:#}"))?;
+        self.saved_at = Some(progress);
+        Ok(())
     }
 
     async fn stop_mirror(&mut self) -> Result<(), String> {
@@ -483,6 +505,9 @@ impl LocalFailover {
             sides: sides.clone(),
             mirror: None,
             discovery: relay_to.clone(),
+            crash_before: std::env::var(CRASH_BEFORE_SAVING_ENV).ok(),
+            // Loaded or new, this state is saved next: a crash point is one reached later.
+            saved_at: Some(state.progress()),
         };
         driver.save(&state).await.map_err(anyhow::Error::msg)?;
         let stop = CancellationToken::new();
