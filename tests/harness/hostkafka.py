@@ -9,6 +9,8 @@ advertised pod names.
     kafka.consume(bootstrap, "t", 1000)                # [(partition, offset, value), ...]
     kafka.consume(bootstrap, "t")                      # everything up to the end offsets
     kafka.describe_broker_configs(bootstrap, 0)        # {"log.retention.ms": "3600000", ...}
+    kafka.fill(bootstrap, "t", 100000, 1024)           # a backlog, acks=1; returns its seconds
+    kafka.catch_up(src, dst, "t", 6, client_id).result()  # samples of dst catching up with src
     with kafka.load(bootstrap, "t", seconds=60) as run:  # acks=all load in the background
         ...
     run.result()                                       # {"acked": [[p, o, "host.<seq>"], ...], "errors": {...}}
@@ -177,9 +179,73 @@ def cmd_load(a: dict) -> dict:
     return {"sent": i, "acked": acked, "errors": errors, "undelivered": left}
 
 
+def cmd_fill(a: dict) -> dict:
+    """``count`` records of ``size`` bytes as fast as librdkafka sends them (acks=1): a backlog."""
+    from confluent_kafka import Producer
+    p = Producer(_conf(a["bootstrap"], acks=1, **{"linger.ms": 20, "batch.size": 1 << 20,
+                                                   "queue.buffering.max.kbytes": 1 << 20}))
+    errors = {}
+
+    def report(err, msg):
+        if err is not None:
+            errors[err.name()] = errors.get(err.name(), 0) + 1
+    value = b"x" * a["size"]
+    t0 = time.monotonic()
+    for i in range(a["count"]):
+        while True:
+            try:
+                p.produce(a["topic"], key=f"k{i}".encode(), value=value, on_delivery=report)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(a.get("timeout", 120))
+    return {"errors": errors, "undelivered": left, "seconds": time.monotonic() - t0}
+
+
+def _ends(consumer, topic: str, partitions: int) -> int:
+    from confluent_kafka import TopicPartition
+    return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions))
+
+
+def cmd_ends(a: dict) -> dict:
+    """The sum of ``topic``'s end offsets over its ``partitions``, or null when it does not exist."""
+    from confluent_kafka import Consumer, KafkaException
+    c = Consumer(_conf(a["bootstrap"], **{"group.id": f"ends-{os.getpid()}", "client.id": a["client_id"]}))
+    try:
+        md = c.list_topics(a["topic"], timeout=20).topics[a["topic"]]
+        if md.error is not None or len(md.partitions) < a["partitions"]:
+            return {"end": None}
+        return {"end": _ends(c, a["topic"], a["partitions"])}
+    except KafkaException:
+        return {"end": None}
+    finally:
+        c.close()
+
+
+def cmd_catch_up(a: dict) -> dict:
+    """Watches ``topic`` on ``target`` until its end offsets add up to those of ``source``
+    (read once at the start): prints {"progress": 1} once it has read both, then returns the
+    samples [[unix time, records on the target], ...] taken every 20 ms."""
+    from confluent_kafka import Consumer
+    conf = {"group.id": f"catch-up-{os.getpid()}", "client.id": a["client_id"]}
+    src, dst = Consumer(_conf(a["source"], **conf)), Consumer(_conf(a["target"], **conf))
+    want = _ends(src, a["topic"], a["partitions"])
+    samples = [[time.time(), _ends(dst, a["topic"], a["partitions"])]]
+    print(json.dumps({"progress": 1, "errors": 0}), flush=True)
+    deadline = time.monotonic() + a["timeout"]
+    while samples[-1][1] < want and time.monotonic() < deadline:
+        time.sleep(0.02)  # sampling interval
+        samples.append([time.time(), _ends(dst, a["topic"], a["partitions"])])
+    src.close()
+    dst.close()
+    return {"source_end": want, "samples": samples}
+
+
 COMMANDS = {"metadata": cmd_metadata, "create-topic": cmd_create_topic, "produce": cmd_produce,
             "consume": cmd_consume, "group-offsets": cmd_group_offsets,
-            "describe-broker-configs": cmd_describe_broker_configs, "load": cmd_load}
+            "describe-broker-configs": cmd_describe_broker_configs, "load": cmd_load, "fill": cmd_fill,
+            "ends": cmd_ends, "catch-up": cmd_catch_up}
 
 
 def main() -> None:
@@ -252,6 +318,23 @@ class HostKafka:
 
     def describe_broker_configs(self, bootstrap: str, broker: int) -> dict:
         return self.run("describe-broker-configs", bootstrap=bootstrap, broker=broker)
+
+    def fill(self, bootstrap: str, topic: str, count: int, size: int) -> float:
+        """Writes a backlog of ``count`` records of ``size`` bytes (acks=1); returns its seconds."""
+        out = self.run("fill", bootstrap=bootstrap, topic=topic, count=count, size=size, timeout_s=600)
+        assert not out["errors"] and not out["undelivered"], f"fill {topic}: {out}"
+        return out["seconds"]
+
+    def ends(self, bootstrap: str, topic: str, partitions: int, client_id: str) -> int | None:
+        """The sum of ``topic``'s end offsets, or None while it lacks partitions."""
+        return self.run("ends", bootstrap=bootstrap, topic=topic, partitions=partitions, client_id=client_id)["end"]
+
+    def catch_up(self, source: str, target: str, topic: str, partitions: int, client_id: str,
+                 timeout: float = 300) -> "LoadRun":
+        """Watches ``target`` catch up with ``source`` in the background; ``acked()`` is 1 once it
+        has read where both stand, ``result()`` returns its samples (see ``cmd_catch_up``)."""
+        return LoadRun(self.command("catch-up", source=source, target=target, topic=topic, partitions=partitions,
+                                    client_id=client_id, timeout=timeout), timeout)
 
     def load(self, bootstrap: str, topic: str, seconds: float, rate: int = 200, prefix: str = "host") -> "LoadRun":
         """``prefix``: the producer part of the values (``"<prefix>.<seq>"``); loads whose records

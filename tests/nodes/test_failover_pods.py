@@ -7,7 +7,9 @@ discovery Service only, acks=all, idempotent.
 
 1. The example mirrors: both clusters Ready, `kubectl get mf` shows Phase Mirroring, Active
    source and the lag; records written through discovery land on the primary and reach the
-   standby at the same offsets.
+   standby at the same offsets. Then a benchmark (printed): the mirror pod as the operator runs
+   it against the same binary and flow file on the host, each copying a 100,000-record backlog
+   of 1 KiB while the other stands still.
 2. Planned flips (`kubectl patch` of `spec.failover.active`) to the standby and back, under load
    through discovery; the leading operator is killed -9 as each flip starts (first its process,
    which restarts in its pod; then its process and its pod, so the other operator pod takes the
@@ -28,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -126,8 +129,28 @@ def operator_leader(nodes) -> str:
 
 
 def kill9_pod_process(pod: str, binary: str = "strata-operator") -> int:
-    """kill -9 of the process of `binary` running in pod `pod` on this host's real nodes (a
-    container's HOSTNAME is its pod's name). Returns the PID killed."""
+    """kill -9 of the process of `binary` running in pod `pod` on this host's real nodes.
+    Returns the PID killed."""
+    pid = pod_process(pod, binary)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def cpu_cgroup_procs(pid: int) -> Path:
+    """The `cgroup.procs` file of the CPU cgroup of process `pid` (cgroup v1's cpu controller,
+    or the v2 unified hierarchy)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if not controllers:
+            return Path("/sys/fs/cgroup") / path.lstrip("/") / "cgroup.procs"
+        if "cpu" in controllers.split(","):
+            return Path("/sys/fs/cgroup/cpu") / path.lstrip("/") / "cgroup.procs"
+    raise AssertionError(f"no CPU cgroup for process {pid}")
+
+
+def pod_process(pod: str, binary: str) -> int:
+    """The PID of the process of `binary` running in pod `pod` on this host's real nodes (a
+    container's HOSTNAME is its pod's name)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -139,7 +162,6 @@ def kill9_pod_process(pod: str, binary: str = "strata-operator") -> int:
         except OSError:
             continue
         if f"HOSTNAME={pod}".encode() in env:
-            os.kill(int(entry), signal.SIGKILL)
             return int(entry)
     raise AssertionError(f"no {binary} process of pod {pod} on this host")
 
@@ -199,6 +221,89 @@ def test_1_the_example_mirrors_through_the_discovery_service(nodes, kafka, examp
                      timeout=120, interval=2, what=f"group {GROUP}'s offsets on the standby")
     nodes.wait_until(lambda: (flow(nodes).get("status") or {}).get("lastCheckpointTime"), timeout=120,
                      interval=2, what="status.lastCheckpointTime")
+
+
+BENCH_TOPIC = "mirror-bench"
+BENCH_RECORDS = 100_000
+BENCH_SIZE = 1024
+
+
+def copy_rate(run) -> tuple[float, float]:
+    """(records/s, MB/s) of a catch-up watcher's samples, from the first sample that shows
+    progress to the last (the mirror's start-up and its first round trip left out)."""
+    result = run.result()
+    samples = result["samples"]
+    assert samples[-1][1] >= result["source_end"], \
+        f"the standby did not catch up: {samples[-1][1]} of {result['source_end']} records"
+    first = next(i for i, (_, n) in enumerate(samples) if n > samples[0][1])
+    (t0, n0), (t1, n1) = samples[first], samples[-1]
+    records = (n1 - n0) / (t1 - t0)
+    return records, records * BENCH_SIZE / 1e6
+
+
+def test_1b_the_mirror_pod_copies_as_fast_as_the_same_mirror_on_the_host(nodes, kafka, example, tmp_path):
+    """Benchmark (printed, not asserted): the flow's mirror as the operator runs it (its pod, its
+    ConfigMap) against the same `strata-mirror` binary and flow file run on the host (in the
+    pod's CPU cgroup: the pods here have no CPU requests, and a host process would otherwise
+    get a far larger share of the two cores than any pod), each
+    copying a backlog of BENCH_RECORDS records of 1 KiB between the same two clusters while the
+    other stands still (SIGSTOP); rounds in the order pod, host, host, pod, so that a drift of
+    the machine over the test weighs on both alike."""
+    created = kafka.create_topic(bootstrap("primary"), BENCH_TOPIC, PARTITIONS, 3)
+    assert created["created"], created
+    nodes.wait_until(lambda: kafka.ends(bootstrap("standby"), BENCH_TOPIC, PARTITIONS, EXEMPT) is not None,
+                     timeout=120, interval=2, what=f"{BENCH_TOPIC} mirrored to the standby")
+    (mirror,) = nodes.ready_pods(NS, f"kafka.strata.dev/mirrorflow={FLOW}")
+    pod = mirror["metadata"]["name"]
+    (config_map,) = nodes.get_json("configmap", namespace=NS, selector=f"kafka.strata.dev/mirrorflow={FLOW}")["items"]
+    flow_file = tmp_path / "flow.yaml"
+    flow_file.write_text(config_map["data"]["flow.yaml"])
+    rates: dict[str, list[tuple[float, float]]] = {"pod": [], "host": []}
+    for where in ("pod", "host", "host", "pod"):
+        pid = pod_process(pod, "strata-mirror")
+        os.kill(pid, signal.SIGSTOP)
+        host = None
+        try:  # the pod's process is never left stopped
+            fill_s = kafka.fill(bootstrap("primary"), BENCH_TOPIC, BENCH_RECORDS, BENCH_SIZE)
+            watch = kafka.catch_up(bootstrap("primary"), bootstrap("standby"), BENCH_TOPIC, PARTITIONS, EXEMPT)
+            with watch:
+                nodes.wait_until(lambda: watch.acked() >= 1, timeout=60, interval=0.2, what="the catch-up watcher")
+                if where == "pod":
+                    os.kill(pid, signal.SIGCONT)
+                else:
+                    # In the pod's CPU cgroup (its share of the CPU beside the broker pods),
+                    # outside its namespaces.
+                    join = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cpu_cgroup_procs(pid))]
+                    with open(tmp_path / "host-mirror.log", "ab") as log:
+                        host = subprocess.Popen(nodes.cluster_dns_command(
+                            [*join, os.environ["STRATA_MIRROR_BIN"], "--config", str(flow_file)]),
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                rate = copy_rate(watch)
+            rates[where].append(rate)
+            figure(f"mirror copying a backlog of {BENCH_RECORDS} x 1 KiB ({where}): {rate[0]:,.0f} records/s, "
+                   f"{rate[1]:.1f} MB/s (backlog written in {fill_s:.1f} s)")
+        finally:
+            if host is not None:
+                host.terminate()
+                host.wait(timeout=60)
+            # After a host round the pod's process, which stood still while the host's mirror
+            # copied, starts again from the standby's log end (kill -9; its container restarts).
+            try:
+                os.kill(pid, signal.SIGKILL if where == "host" else signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        if where == "host":
+            def restarted(old=pid):
+                try:
+                    return (pod_process(pod, "strata-mirror") != old
+                            and len(nodes.ready_pods(NS, f"kafka.strata.dev/mirrorflow={FLOW}")) == 1)
+                except AssertionError:  # between the old process and the new one
+                    return False
+            nodes.wait_until(restarted, timeout=180, interval=1, what="the mirror pod's process restarted and Ready")
+    mean = {where: sum(r[0] for r in rs) / len(rs) for where, rs in rates.items()}
+    figure(f"mirror under the operator vs on the host (mean of 2 rounds each): {100 * mean['pod'] / mean['host']:.0f}% "
+           "(goal >= 95%)")
+    wait_equal(nodes, kafka)
 
 
 def test_2_planned_flips_with_the_leading_operator_killed(nodes, kafka, example):
