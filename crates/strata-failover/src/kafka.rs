@@ -654,9 +654,8 @@ impl FlowSides {
             self.wait_truncated(&client, &cuts).await?;
             truncated = true;
         }
-        if self.config.offsets == OffsetMode::Translate {
+        if let Some(active) = &active {
             // The reverse mirror starts where the new active side was at promotion.
-            let active = self.connect(other(side)).await?;
             let group = self.progress_group(other(side));
             let have = active.admin().fetch_group_offsets(&group).await?;
             let start: BTreeMap<(String, i32), i64> = offsets
