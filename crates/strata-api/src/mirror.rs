@@ -5,6 +5,7 @@
 //! too (re-exported here). `strata-operator` runs the mirror of a flow, keeps its discovery
 //! Service on the active cluster and reports phase, active side, lag and conditions here.
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -95,6 +96,11 @@ pub struct MirrorFlowSpec {
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0))]
     pub replicas: i32,
+
+    /// CPU and memory requests and limits of each mirror container. Without them the mirror
+    /// pods run BestEffort and get the least CPU when they share a node with brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 
     /// Active-standby failover between source and target.
     #[serde(default)]

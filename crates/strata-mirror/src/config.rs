@@ -65,6 +65,10 @@ pub struct MirrorConfig {
     /// Accepted for shape compatibility with `MirrorFlowSpec`; failover is the operator's job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverSpec>,
+    /// Accepted for shape compatibility with `MirrorFlowSpec`; pod resources are the
+    /// operator's job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<serde_json::Value>,
     /// Mirror-only knobs that `MirrorFlowSpec` does not carry.
     #[serde(default)]
     pub mirror: MirrorOptions,
@@ -171,6 +175,7 @@ impl MirrorConfig {
             tuning: Tuning::default(),
             replicas: None,
             failover: None,
+            resources: None,
             mirror: MirrorOptions::default(),
         }
     }

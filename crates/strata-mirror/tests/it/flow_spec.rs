@@ -45,6 +45,9 @@ fn a_mirror_flow_spec_is_a_mirror_configuration() {
             ..Tuning::default()
         },
         replicas: 3,
+        resources: Some(
+            serde_json::from_value(serde_json::json!({"requests": {"cpu": "500m"}})).unwrap(),
+        ),
         failover: FailoverSpec {
             mode: FailoverMode::Automatic,
             active: ActiveSide::Target,
@@ -65,6 +68,7 @@ fn a_mirror_flow_spec_is_a_mirror_configuration() {
         tuning,
         replicas,
         failover,
+        resources,
         mirror,
     } = config;
     assert_eq!(source, spec.source);
@@ -77,5 +81,9 @@ fn a_mirror_flow_spec_is_a_mirror_configuration() {
     assert_eq!(tuning, spec.tuning);
     assert_eq!(replicas, Some(spec.replicas));
     assert_eq!(failover, Some(spec.failover));
+    assert_eq!(
+        resources,
+        Some(serde_json::to_value(&spec.resources).expect("resources serialize"))
+    );
     assert_eq!(mirror, MirrorOptions::default());
 }

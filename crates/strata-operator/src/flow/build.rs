@@ -187,6 +187,7 @@ fn stateful_set(plan: &FlowPlan, config_hash: String) -> StatefulSet {
             failure_threshold: Some(3),
             ..Probe::default()
         }),
+        resources: plan.spec().resources.clone(),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             allow_privilege_escalation: Some(false),
@@ -446,6 +447,21 @@ mod tests {
                 .clone()
         };
         assert_ne!(hash(&kids), hash(&reversed));
+    }
+
+    #[test]
+    fn the_mirror_container_has_the_flows_resources() {
+        let target = json!({"alias": "west", "clusterRef": {"name": "west"}});
+        let container = |kids: &FlowChildren| pod(&kids.stateful_set).containers[0].clone();
+        let none = children(spec(target.clone()), ActiveSide::Source);
+        assert_eq!(container(&none).resources, None);
+        let mut with = spec(target);
+        with["resources"] = json!({"requests": {"cpu": "500m", "memory": "256Mi"},
+                                   "limits": {"memory": "512Mi"}});
+        let kids = children(with, ActiveSide::Source);
+        let resources = container(&kids).resources.expect("resources set");
+        assert_eq!(resources.requests.unwrap()["cpu"].0, "500m");
+        assert_eq!(resources.limits.unwrap()["memory"].0, "512Mi");
     }
 
     #[test]
