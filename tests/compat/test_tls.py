@@ -12,6 +12,11 @@ localhost; the key store inline as Kafka takes it, see harness/tls.py). Against 
    and one with a certificate of another CA are refused.
 4. Plaintext sent to an SSL port, and a TLS client that does not trust the broker, get the
    connection closed; the listener keeps serving.
+5. Key and trust stores from a directory laid out as the kubelet mounts a ``kubernetes.io/tls``
+   Secret (``tls.crt``, ``tls.key``, ``ca.crt`` behind a ``..data`` link), through Kafka's
+   DirectoryConfigProvider (``${dir:<dir>:tls.crt}``), as the operator renders a TLS listener;
+   on Strata the Secret is then rotated (the ``..data`` link swapped) and new connections get
+   the new certificate without a restart.
 
 Strata only (extensions and start-up checks; Kafka changes stores through AlterConfigs):
 5. A key store file with an encrypted PKCS#8 key (PBES2) and ``ssl.key.password``; a rotated
@@ -23,6 +28,7 @@ Strata only (extensions and start-up checks; Kafka changes stores through AlterC
 """
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -35,7 +41,7 @@ from confluent_kafka.admin import AdminClient
 from harness import data, kafka_tool, unique_topic, wait_until
 from harness.brokers import make_broker
 from harness.pytest_plugin import COMMON_PROPS
-from harness.tls import KEY_PASSWORD, Certs, start_tls_broker
+from harness.tls import KEY_PASSWORD, Certs, TlsBroker, free_ports, start_tls_broker, tls_props
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -156,6 +162,57 @@ def test_plaintext_and_untrusting_clients_are_closed(tls_broker, certs, other_ca
     assert refused(ssl_conf(tls_broker.ssl, other_ca.ca))
     # the listener still serves
     assert metadata(ssl_conf(tls_broker.ssl, certs.ca)).brokers
+
+
+def mount_secret(directory: Path, files: dict[str, Path]) -> None:
+    """Writes ``files`` (name -> source) as the kubelet updates a Secret volume: into a new
+    timestamped directory, then ``..data`` is pointed at it with one rename, and each name is a
+    link through ``..data``."""
+    directory.mkdir(exist_ok=True)
+    version = directory / f"..{time.monotonic_ns()}"
+    version.mkdir()
+    for name, source in files.items():
+        (version / name).write_text(source.read_text())
+    link = directory / "..data_tmp"
+    os.symlink(version.name, link)
+    os.rename(link, directory / "..data")
+    for name in files:
+        if not (directory / name).is_symlink():
+            os.symlink(f"..data/{name}", directory / name)
+
+
+def test_stores_from_a_mounted_secret_through_the_directory_provider(target_kind, certs, other_ca, tmp_path):
+    secret = tmp_path / "secret"
+    crt, key, _ = certs.issue("mounted", "serverAuth", "IP:127.0.0.1,DNS:localhost")
+    mount_secret(secret, {"tls.crt": crt, "tls.key": key, "ca.crt": certs.ca})
+    from_dir = {
+        "config.providers": "dir",
+        "config.providers.dir.class": "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
+        "ssl.keystore.certificate.chain": f"${{dir:{secret}:tls.crt}}",
+        "ssl.keystore.key": f"${{dir:{secret}:tls.key}}",
+    }
+    broker = make_broker(target_kind, tmp_path / "broker", dict(COMMON_PROPS))
+    ssl_port, mtls_port = free_ports(2)
+    broker.props.update(tls_props(target_kind, broker, certs, from_dir, ssl_port, mtls_port))
+    del broker.props["ssl.truststore.location"]
+    broker.props["listener.name.mtls.ssl.truststore.certificates"] = f"${{dir:{secret}:ca.crt}}"
+    if target_kind == "strata":
+        broker.props["strata.ssl.reload.interval.ms"] = "200"
+    broker.start()
+    b = TlsBroker(broker, ssl_port, mtls_port)
+    try:
+        topic = unique_topic("tls-mounted")
+        assert produce_and_consume(ssl_conf(b.ssl, certs.ca), topic, 100) == [f"tls-{i}".encode() for i in range(100)]
+        assert metadata(ssl_conf(b.mtls, certs.ca, certs.client("mounted-client"))).brokers
+        if target_kind != "strata":
+            return  # Kafka takes new stores through AlterConfigs, not from the files
+        crt, key, _ = other_ca.issue("remounted", "serverAuth", "IP:127.0.0.1,DNS:localhost")
+        mount_secret(secret, {"tls.crt": crt, "tls.key": key, "ca.crt": certs.ca})
+        wait_until(lambda: refused(ssl_conf(b.ssl, certs.ca), timeout=3), 30,
+                   "clients trusting only the first CA refused after the Secret's rotation")
+        assert metadata(ssl_conf(b.ssl, other_ca.ca)).brokers
+    finally:
+        b.broker.stop()
 
 
 def strata_only(target_kind, why):

@@ -37,6 +37,8 @@ pub enum ConfigError {
     },
     #[error("missing required property {0}")]
     Missing(&'static str),
+    #[error(transparent)]
+    Provider(#[from] strata_kafka::config_providers::ProviderError),
 }
 
 /// A listener as written in `listeners` / `advertised.listeners`: `NAME://host:port`.
@@ -272,11 +274,22 @@ impl BrokerConfig {
                 }
             })?;
         }
-        Self::from_properties(props)
+        let resolved = strata_kafka::config_providers::resolve(props)?;
+        Self::from_resolved(resolved.props, &resolved.whole_files)
     }
 
     /// Builds the configuration from already parsed properties.
     pub fn from_properties(props: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        Self::from_resolved(props, &BTreeMap::new())
+    }
+
+    /// Builds the configuration from properties whose provider variables are resolved;
+    /// `whole_files` names the properties that are one file's content (TLS material is then
+    /// read from that file, and again when it changes).
+    fn from_resolved(
+        props: BTreeMap<String, String>,
+        whole_files: &BTreeMap<String, PathBuf>,
+    ) -> Result<BrokerConfig, ConfigError> {
         let p = Props(&props);
         let node_id = match p.int::<i32>("node.id")? {
             Some(v) => v,
@@ -351,7 +364,7 @@ impl BrokerConfig {
         let replica_selector = ReplicaSelector::from_class(p.get("replica.selector.class"))
             .map_err(|e| p.invalid("replica.selector.class", &e.to_string()))?;
         let cluster = cluster_settings(&p, node_id, &listeners)?;
-        let (tls, sasl) = listener_security(&props, &listeners, &cluster)?;
+        let (tls, sasl) = listener_security(&props, whole_files, &listeners, &cluster)?;
         let node_security = node_security(&props, &cluster)?;
         let authorizer = match p.get("authorizer.class.name").map(str::trim) {
             None | Some("") => None,
@@ -546,6 +559,7 @@ pub fn listener_value(
 #[allow(clippy::type_complexity)]
 fn listener_security(
     props: &BTreeMap<String, String>,
+    whole_files: &BTreeMap<String, PathBuf>,
     listeners: &[Listener],
     cluster: &ClusterSettings,
 ) -> Result<
@@ -581,7 +595,7 @@ fn listener_security(
         if encrypted {
             tls.insert(
                 l.name.clone(),
-                TlsSettings::from_properties(props, &l.name)?,
+                TlsSettings::from_properties(props, whole_files, &l.name)?,
             );
         }
         if authenticated {

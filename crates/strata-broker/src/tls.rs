@@ -58,8 +58,9 @@ pub enum Pem {
 pub enum KeyStore {
     /// `ssl.keystore.location`: key and chain in one PEM file.
     File(PathBuf),
-    /// `ssl.keystore.key` and `ssl.keystore.certificate.chain`.
-    Inline { key: String, chain: String },
+    /// `ssl.keystore.key` and `ssl.keystore.certificate.chain`: each the property's own value,
+    /// or a file when the value was one `${dir:…}` configuration-provider variable.
+    Inline { key: Pem, chain: Pem },
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -67,9 +68,15 @@ impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyStore::File(path) => f.debug_tuple("File").field(path).finish(),
-            KeyStore::Inline { chain, .. } => f
+            KeyStore::Inline { key, chain } => f
                 .debug_struct("Inline")
-                .field("key", &"(hidden)")
+                .field(
+                    "key",
+                    match key {
+                        Pem::File(path) => path as &dyn std::fmt::Debug,
+                        Pem::Inline(_) => &"(hidden)",
+                    },
+                )
                 .field("chain", chain)
                 .finish(),
         }
@@ -106,10 +113,17 @@ pub struct TlsSettings {
 
 impl TlsSettings {
     /// Reads the settings of SSL listener `listener` from the broker's properties.
+    /// `whole_files` names the properties whose value is one file's content through a
+    /// configuration provider: those are read from the file, and again when it changes.
     pub fn from_properties(
         props: &BTreeMap<String, String>,
+        whole_files: &BTreeMap<String, PathBuf>,
         listener: &str,
     ) -> Result<TlsSettings, ConfigError> {
+        let pem = |(key, value): (String, String)| match whole_files.get(&key) {
+            Some(file) => Pem::File(file.clone()),
+            None => Pem::Inline(pem_lines(&value)),
+        };
         let prefixed = |key: &str| format!("listener.name.{}.{key}", listener.to_lowercase());
         // (the name the value was given under, the value)
         let get = |key: &str| crate::config::listener_value(props, listener, key);
@@ -148,9 +162,9 @@ impl TlsSettings {
             get("ssl.keystore.certificate.chain"),
         ) {
             (Some((_, path)), None, None) => KeyStore::File(PathBuf::from(path)),
-            (None, Some((_, key)), Some((_, chain))) => KeyStore::Inline {
-                key: pem_lines(&key),
-                chain: pem_lines(&chain),
+            (None, Some(key), Some(chain)) => KeyStore::Inline {
+                key: pem(key),
+                chain: pem(chain),
             },
             (Some(_), _, _) => {
                 return Err(missing(
@@ -178,7 +192,7 @@ impl TlsSettings {
                 ))
             }
             (Some((_, path)), None) => Some(Pem::File(PathBuf::from(path))),
-            (None, Some((_, pem))) => Some(Pem::Inline(pem_lines(&pem))),
+            (None, Some(certificates)) => Some(pem(certificates)),
             (None, None) => None,
         };
         let client_auth = match get("ssl.client.auth") {
@@ -245,8 +259,15 @@ impl TlsSettings {
     /// The files the settings read (checked for changes).
     fn files(&self) -> Vec<&Path> {
         let mut files = Vec::new();
-        if let KeyStore::File(p) = &self.keystore {
-            files.push(p.as_path());
+        match &self.keystore {
+            KeyStore::File(p) => files.push(p.as_path()),
+            KeyStore::Inline { key, chain } => {
+                for part in [key, chain] {
+                    if let Pem::File(p) = part {
+                        files.push(p.as_path());
+                    }
+                }
+            }
         }
         if let Some(Pem::File(p)) = &self.truststore {
             files.push(p.as_path());
@@ -344,14 +365,20 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
                 private_key(&what, &bytes, password)?,
             )
         }
-        KeyStore::Inline { key, chain } => (
-            certificates("ssl.keystore.certificate.chain", chain.as_bytes())?,
-            private_key(
-                "ssl.keystore.key",
-                key.as_bytes(),
-                settings.key_password.as_ref(),
-            )?,
-        ),
+        KeyStore::Inline { key, chain } => {
+            let named = |pem: &Pem, property: &str| {
+                read(pem).map(|(what, bytes)| match pem {
+                    Pem::Inline(_) => (property.to_string(), bytes),
+                    Pem::File(_) => (what, bytes),
+                })
+            };
+            let (chain_what, chain) = named(chain, "ssl.keystore.certificate.chain")?;
+            let (key_what, key) = named(key, "ssl.keystore.key")?;
+            (
+                certificates(&chain_what, &chain)?,
+                private_key(&key_what, &key, settings.key_password.as_ref())?,
+            )
+        }
     };
     let mut provider = rustls::crypto::ring::default_provider();
     if !settings.cipher_suites.is_empty() {
@@ -509,7 +536,7 @@ mod tests {
     }
 
     fn refusal(pairs: &[(&str, &str)]) -> String {
-        TlsSettings::from_properties(&props(pairs), "SSL")
+        TlsSettings::from_properties(&props(pairs), &BTreeMap::new(), "SSL")
             .expect_err("refused")
             .to_string()
     }
@@ -524,6 +551,7 @@ mod tests {
                 ("listener.name.mtls.ssl.client.auth", "required"),
                 ("ssl.enabled.protocols", "TLSv1.3"),
             ]),
+            &BTreeMap::new(),
             "MTLS",
         )
         .unwrap();
@@ -536,6 +564,7 @@ mod tests {
         // the general settings serve another listener
         let other = TlsSettings::from_properties(
             &props(&[("ssl.keystore.location", "/general.pem")]),
+            &BTreeMap::new(),
             "SSL",
         )
         .unwrap();
@@ -587,6 +616,7 @@ mod tests {
                 ("ssl.keystore.location", "/k.pem"),
                 ("ssl.key.password", "hunter2"),
             ]),
+            &BTreeMap::new(),
             "SSL",
         )
         .unwrap();
@@ -608,6 +638,7 @@ mod tests {
                 ("ssl.keystore.location", "/k.pem"),
                 ("ssl.cipher.suites", "TLS_AES_256_GCM_SHA384"),
             ]),
+            &BTreeMap::new(),
             "SSL",
         )
         .unwrap();
@@ -627,14 +658,19 @@ mod tests {
                     "-----BEGIN CERTIFICATE----- R0hJ -----END CERTIFICATE-----",
                 ),
             ]),
+            &BTreeMap::new(),
             "SSL",
         )
         .unwrap();
         assert_eq!(
             settings.keystore,
             KeyStore::Inline {
-                key: "-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n".into(),
-                chain: "-----BEGIN CERTIFICATE-----\nR0hJ\n-----END CERTIFICATE-----\n".into(),
+                key: Pem::Inline(
+                    "-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n".into()
+                ),
+                chain: Pem::Inline(
+                    "-----BEGIN CERTIFICATE-----\nR0hJ\n-----END CERTIFICATE-----\n".into()
+                ),
             }
         );
         assert!(!format!("{settings:?}").contains("QUJD"), "{settings:?}");
@@ -646,9 +682,11 @@ mod tests {
             listener: "SSL".into(),
             key_password: None,
             keystore: KeyStore::Inline {
-                key: "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
-                    .into(),
-                chain: "no certificate here".into(),
+                key: Pem::Inline(
+                    "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
+                        .into(),
+                ),
+                chain: Pem::Inline("no certificate here".into()),
             },
             truststore: None,
             client_auth: ClientAuth::None,

@@ -11,11 +11,13 @@
 //! `kafka-protocol` decoders themselves (see `vendor/kafka-protocol` and the README).
 
 pub mod acl;
+pub mod config_providers;
 pub mod failover;
 pub mod frame;
 pub mod jaas;
 pub mod preserve;
 pub mod properties;
+pub mod properties_file;
 pub mod record_check;
 pub mod records;
 pub mod scram;

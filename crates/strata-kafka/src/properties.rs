@@ -60,6 +60,7 @@ pub const BROKER_PROPERTIES: &[BrokerProperty] = {
         broker("broker.rack", String),
         broker("broker.session.timeout.ms", Int),
         broker("cluster.id", String),
+        broker("config.providers", List),
         broker("connection.failed.authentication.delay.ms", Int),
         broker("connections.max.reauth.ms", Long),
         broker("controlled.shutdown.timeout.ms", Long),
@@ -174,6 +175,12 @@ pub fn broker_property(name: &str) -> Option<&'static BrokerProperty> {
     // `listener.name.<l>.<mechanism>.sasl.jaas.config`: the JAAS config of one SASL mechanism.
     let name = if name.ends_with(".sasl.jaas.config") {
         "sasl.jaas.config"
+    } else {
+        name
+    };
+    // `config.providers.<name>.class` and `.param.<param>`: a configuration provider.
+    let name = if name.starts_with("config.providers.") {
+        "config.providers"
     } else {
         name
     };

@@ -1,4 +1,4 @@
-//! MirrorMaker 2 properties → [`MirrorConfig`] for one flow `source->target`. Pure: text in,
+//! MirrorMaker 2 properties → [`MirrorConfig`] for one flow `source->target`. Text in,
 //! configuration out. A key of the supported subset is read with MM2's precedence: the flow
 //! prefix (`A->B.topics`) wins over the top-level key (`topics`). Supported:
 //!
@@ -15,7 +15,9 @@
 //! fetch.max.wait.ms, fetch.max.bytes}` map to the tuning; other producer/consumer properties
 //! are kept in [`crate::MirrorOptions`] as given; `<alias>.security.protocol`, `<alias>.ssl.*` and
 //! `<alias>.sasl.*` secure every client of that side (TLS with a PEM trust store, SASL PLAIN or
-//! SCRAM). Any other key is logged and ignored; a
+//! SCRAM). Variables of Kafka's configuration providers (`config.providers`, e.g.
+//! `${file:/etc/mm2/secrets.properties:password}`) are resolved first, as MM2 does (see
+//! `strata_kafka::config_providers`). Any other key is logged and ignored; a
 //! malformed value of a supported key is an error naming the key.
 //!
 //! Lists are comma-separated; MM2's regex lists are joined the same way, so a regex containing
@@ -27,86 +29,7 @@ use strata_flow::{CompressionType, NamingMode};
 
 use crate::config::{ConfigError, MirrorConfig};
 
-/// Parses Java `.properties` text: `key=value`, `key: value` or `key value`, `#`/`!` comments,
-/// backslash line continuations and the usual escapes. Later keys replace earlier ones.
-pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut logical = String::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let mut line = line.trim_start().to_string();
-        if logical.is_empty() && (line.starts_with('#') || line.starts_with('!') || line.is_empty())
-        {
-            continue;
-        }
-        // An odd number of trailing backslashes continues the line.
-        loop {
-            let trailing = line.chars().rev().take_while(|&c| c == '\\').count();
-            if trailing % 2 == 1 {
-                line.pop();
-                logical.push_str(&line);
-                match lines.next() {
-                    Some(next) => line = next.trim_start().to_string(),
-                    None => {
-                        line.clear();
-                        break;
-                    }
-                }
-            } else {
-                logical.push_str(&line);
-                break;
-            }
-        }
-        let entry = std::mem::take(&mut logical);
-        let (key, value) = split_entry(&entry);
-        out.insert(unescape(key), unescape(value.trim_start()));
-    }
-    out
-}
-
-fn split_entry(entry: &str) -> (&str, &str) {
-    let mut escaped = false;
-    for (i, c) in entry.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' => escaped = true,
-            '=' | ':' => return (entry[..i].trim_end(), &entry[i + 1..]),
-            c if c.is_whitespace() => {
-                let rest = entry[i..].trim_start();
-                let rest = rest
-                    .strip_prefix('=')
-                    .or_else(|| rest.strip_prefix(':'))
-                    .unwrap_or(rest);
-                return (&entry[..i], rest);
-            }
-            _ => {}
-        }
-    }
-    (entry, "")
-}
-
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('f') => out.push('\u{c}'),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out.trim_end().to_string()
-}
+pub use strata_kafka::properties_file::parse as parse_properties;
 
 /// Keys MM2 knows that have no effect here (logged at debug level, not warned about).
 const KNOWN_IGNORED: &[&str] = &[
@@ -179,7 +102,9 @@ impl MirrorConfig {
         source_alias: &str,
         target_alias: &str,
     ) -> Result<MirrorConfig, ConfigError> {
-        let props = parse_properties(text);
+        let props = strata_kafka::config_providers::resolve(parse_properties(text))
+            .map_err(|e| ConfigError::Mm2(e.to_string()))?
+            .props;
         let clusters = props
             .get("clusters")
             .map(|c| list(c))
@@ -538,16 +463,5 @@ some.future.setting = 1
         }
         let e = MirrorConfig::from_mm2_properties(base, "a", "c").unwrap_err();
         assert!(e.to_string().contains("\"c\""), "{e}");
-    }
-
-    #[test]
-    fn properties_syntax() {
-        let p = parse_properties("a=1\n  b : two words \n! c=3\nd\\=e=4\nf 5\ng=x\\\n  y\n");
-        assert_eq!(p.get("a").map(String::as_str), Some("1"));
-        assert_eq!(p.get("b").map(String::as_str), Some("two words"));
-        assert!(!p.contains_key("c"));
-        assert_eq!(p.get("d=e").map(String::as_str), Some("4"));
-        assert_eq!(p.get("f").map(String::as_str), Some("5"));
-        assert_eq!(p.get("g").map(String::as_str), Some("xy"));
     }
 }

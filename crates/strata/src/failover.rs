@@ -117,7 +117,10 @@ pub struct ActiveStandbyArgs {
 fn client_properties(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let props = strata_mirror::mm2::parse_properties(&text);
+    let props =
+        strata_kafka::config_providers::resolve(strata_mirror::mm2::parse_properties(&text))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            .props;
     strata_client::Security::from_properties(&props)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(props)
