@@ -150,7 +150,7 @@ WATCHED_NAMESPACE_PERMISSIONS: dict[tuple[str, str], set[str]] = {
     ("discovery.k8s.io", "endpointslices"): CRUD_CHILDREN,
     ("", "pods"): {"get", "list", "watch", "patch", "delete"},
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "delete"},
-    ("", "secrets"): {"get", "list", "watch"},
+    ("", "secrets"): {"get", "list", "watch", "create", "patch", "update"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("", "events"): {"create", "patch"},
 }

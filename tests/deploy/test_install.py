@@ -93,7 +93,7 @@ def test_2_operator_may_do_exactly_what_it_needs(cp):
         assert can(cp, OPERATOR_SA, verb, "leases.coordination.k8s.io", "strata-system", name="strata-operator")
         assert not can(cp, OPERATOR_SA, verb, "leases.coordination.k8s.io", "strata-system", name="other")
     assert not can(cp, OPERATOR_SA, "create", "leases.coordination.k8s.io", NS)
-    for verb, resource in [("get", "nodes"), ("create", "pods"), ("create", "secrets"),
+    for verb, resource in [("get", "nodes"), ("create", "pods"), ("delete", "secrets"),
                            ("create", "customresourcedefinitions.apiextensions.k8s.io"),
                            ("create", "clusterroles.rbac.authorization.k8s.io"),
                            ("create", "pods/exec")]:

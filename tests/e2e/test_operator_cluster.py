@@ -847,9 +847,11 @@ spec:
 
 INVALID = {
     "ReservedProperty": invalid_cluster("reserved", extra='  config: {node.id: "7"}'),
-    "UnsupportedListener": invalid_cluster("tls", extra="  listeners: [{name: secure, port: 9094, tls: true}]"),
-    "UnsupportedListener-sasl": invalid_cluster(
-        "sasl", extra="  listeners: [{name: plain, port: 9092, authentication: scram-sha-512}]"),
+    # the internal mutual-TLS listener of a secured cluster listens on 9091
+    "DuplicateListener-internal": invalid_cluster("tls", extra="  listeners: [{name: secure, port: 9091, tls: true}]"),
+    # SASL/PLAIN keeps its users in the brokers' configuration, which the operator does not render
+    "UnsupportedListener": invalid_cluster(
+        "sasl", extra="  listeners: [{name: plain, port: 9092, authentication: plain}]"),
     "MinInsyncAboveReplication": invalid_cluster(
         "insync", extra='  config: {default.replication.factor: "2", min.insync.replicas: "3"}'),
     "ReplicationAboveBrokers": invalid_cluster("replication", extra='  config: {default.replication.factor: "5"}'),

@@ -5,6 +5,7 @@ advertised pod names.
 
     kafka = HostKafka(cp)
     kafka.metadata("c-bootstrap.ns.svc:9092")          # {"brokers": {id: "host:port"}, ...}
+    kafka.metadata(bootstrap, conf={"security.protocol": "SSL", ...})  # any command: client properties
     acked = kafka.produce(bootstrap, "t", 1000)        # [(partition, offset, value), ...]
     kafka.consume(bootstrap, "t", 1000)                # [(partition, offset, value), ...]
     kafka.consume(bootstrap, "t")                      # everything up to the end offsets
@@ -35,8 +36,12 @@ SCRIPT = Path(__file__).resolve()
 
 # --- the client program ---------------------------------------------------------------------------
 
+# Client properties every client of this run adds (security), from the ``conf`` argument.
+EXTRA: dict = {}
+
+
 def _conf(bootstrap: str, **extra) -> dict:
-    return {"bootstrap.servers": bootstrap, "log_level": 3, **extra}
+    return {"bootstrap.servers": bootstrap, "log_level": 3, **EXTRA, **extra}
 
 
 def cmd_metadata(a: dict) -> dict:
@@ -249,7 +254,9 @@ COMMANDS = {"metadata": cmd_metadata, "create-topic": cmd_create_topic, "produce
 
 
 def main() -> None:
-    out = COMMANDS[sys.argv[1]](json.loads(sys.argv[2]))
+    args = json.loads(sys.argv[2])
+    EXTRA.update(args.pop("conf", None) or {})
+    out = COMMANDS[sys.argv[1]](args)
     print(json.dumps(out), flush=True)
 
 
@@ -273,8 +280,8 @@ class HostKafka:
             raise AssertionError(f"host client {name} {args} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
         return json.loads(proc.stdout.splitlines()[-1])
 
-    def metadata(self, bootstrap: str, timeout: float = 20) -> dict:
-        return self.run("metadata", bootstrap=bootstrap, timeout=timeout)
+    def metadata(self, bootstrap: str, timeout: float = 20, conf: dict | None = None) -> dict:
+        return self.run("metadata", bootstrap=bootstrap, timeout=timeout, conf=conf)
 
     def cluster_size(self, bootstrap: str, expected: int, settle: float = 60, timeout: float = 120) -> int:
         """How many brokers Metadata through ``bootstrap`` lists, waiting for ``expected``. A
@@ -292,22 +299,24 @@ class HostKafka:
             time.sleep(0.5)  # poll interval of the deadline loop
 
     def create_topic(self, bootstrap: str, topic: str, partitions: int, replication_factor: int,
-                     config: dict | None = None) -> dict:
+                     config: dict | None = None, conf: dict | None = None) -> dict:
         return self.run("create-topic", bootstrap=bootstrap, topic=topic, partitions=partitions,
-                        replication_factor=replication_factor, config=config or {})
+                        replication_factor=replication_factor, config=config or {}, conf=conf)
 
-    def produce(self, bootstrap: str, topic: str, count: int, prefix: str = "v") -> list[tuple]:
-        out = self.run("produce", bootstrap=bootstrap, topic=topic, count=count, prefix=prefix)
+    def produce(self, bootstrap: str, topic: str, count: int, prefix: str = "v",
+                conf: dict | None = None) -> list[tuple]:
+        out = self.run("produce", bootstrap=bootstrap, topic=topic, count=count, prefix=prefix, conf=conf)
         assert not out["errors"] and not out["undelivered"], f"produce to {topic}: {out['errors']}"
         return [tuple(r) for r in out["acked"]]
 
     def consume(self, bootstrap: str, topic: str, count: int | None = None, timeout: float = 60,
-                client_id: str | None = None, group: str | None = None) -> list[tuple]:
+                client_id: str | None = None, group: str | None = None,
+                conf: dict | None = None) -> list[tuple]:
         """``count`` records, or (None) every record up to the partitions' end offsets; with
         ``group``, commits the position reached as that group."""
         out = self.run("consume", bootstrap=bootstrap, topic=topic, count=count, timeout=timeout,
                        group=group or f"check-{time.monotonic_ns()}", commit=bool(group),
-                       client_id=client_id, timeout_s=timeout + 120)
+                       client_id=client_id, timeout_s=timeout + 120, conf=conf)
         return [tuple(r) for r in out["records"]]
 
     def group_offsets(self, bootstrap: str, group: str, topic: str, partitions: int,

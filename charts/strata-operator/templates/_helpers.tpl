@@ -49,7 +49,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 What the operator may do in the namespaces it watches (a ClusterRole, or a Role per watched
 namespace). Least privilege: no create on its own custom resources, pods only labelled (broker
 id) and deleted (one broker at a time during a rolling restart), claims only deleted for storage.retainOnDelete=false,
-secrets only read (MirrorFlow credentials).
+secrets read (MirrorFlow credentials) and written, never deleted (the certificates of
+secured KafkaClusters, owned by the cluster).
 */}}
 {{- define "strata-operator.rules" -}}
 - apiGroups: [kafka.strata.dev]
@@ -81,7 +82,7 @@ secrets only read (MirrorFlow credentials).
   verbs: [get, list, watch, delete]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, patch, update]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]

@@ -40,6 +40,10 @@ pub struct KafkaTarget {
     pub cluster: String,
     /// `host:port` to bootstrap from.
     pub bootstrap: String,
+    /// The cluster has TLS or authenticating listeners: the operator reaches it over its
+    /// internal listener with mutual TLS, with the credentials the cluster reconciler gave
+    /// [`KafkaAdmin::set_credentials`].
+    pub secured: bool,
 }
 
 /// Why an admin call failed. `Unreachable` and `Retriable` are requeued with backoff; `Refused`
@@ -218,6 +222,12 @@ pub type Refusals = Vec<(String, String)>;
 
 /// The admin calls the reconcilers make. Boxed futures keep the trait object-safe.
 pub trait KafkaAdmin: Send + Sync + 'static {
+    /// Gives the operator's client credentials for secured cluster `cluster`
+    /// (`namespace/name`); `digest` changes when the material does.
+    fn set_credentials(&self, cluster: &str, digest: &str, security: strata_client::Security) {
+        let _ = (cluster, digest, security);
+    }
+
     fn snapshot<'a>(
         &'a self,
         target: &'a KafkaTarget,
@@ -338,10 +348,21 @@ impl BootstrapResolver {
 
     /// Where `cluster` is reached: its override, else the address its status reports, else the
     /// bootstrap Service the names module derives from the spec (before the first status).
+    /// A secured cluster (TLS or authenticating listeners) is reached on its internal
+    /// listener through the bootstrap Service.
     pub fn target(&self, cluster: &KafkaCluster, cluster_domain: &str) -> KafkaTarget {
         let namespace = cluster.namespace().unwrap_or_else(|| "default".to_owned());
-        let default = in_cluster_bootstrap(cluster, cluster_domain);
-        self.resolve(&namespace, &cluster.name_any(), &default)
+        let secured = is_secured(cluster);
+        let default = if secured {
+            ClusterNames::new(&cluster.name_any(), &namespace, cluster_domain)
+                .bootstrap_address(crate::cluster::plan::REPLICATION_PORT)
+        } else {
+            in_cluster_bootstrap(cluster, cluster_domain)
+        };
+        KafkaTarget {
+            secured,
+            ..self.resolve(&namespace, &cluster.name_any(), &default)
+        }
     }
 
     /// The target for cluster `namespace/name` whose in-cluster bootstrap address is `default`.
@@ -352,8 +373,22 @@ impl BootstrapResolver {
             .get(&cluster)
             .cloned()
             .unwrap_or_else(|| default.to_owned());
-        KafkaTarget { cluster, bootstrap }
+        KafkaTarget {
+            cluster,
+            bootstrap,
+            secured: false,
+        }
     }
+}
+
+/// Whether `cluster` has a listener with TLS or authentication (and so the internal mutual-TLS
+/// listener the operator's admin calls use).
+pub fn is_secured(cluster: &KafkaCluster) -> bool {
+    cluster
+        .spec
+        .listeners
+        .iter()
+        .any(|l| l.tls || l.authentication != strata_api::Authentication::None)
 }
 
 /// The address pods inside the Kubernetes cluster bootstrap from: the one `cluster`'s status
@@ -376,6 +411,10 @@ pub fn in_cluster_bootstrap(cluster: &KafkaCluster, cluster_domain: &str) -> Str
 /// whose call failed with a connection error is dropped and rebuilt on the next call).
 pub struct ClientAdmin {
     clients: Mutex<HashMap<String, Client>>,
+    /// The operator's TLS credentials per secured cluster (`namespace/name`): a digest of the
+    /// material (part of the cached client's key, so a renewed certificate makes a new
+    /// client) and the client security.
+    credentials: Mutex<HashMap<String, (String, strata_client::Security)>>,
     request_timeout: Duration,
 }
 
@@ -389,15 +428,39 @@ impl ClientAdmin {
     pub fn new(request_timeout: Duration) -> Self {
         Self {
             clients: Mutex::new(HashMap::new()),
+            credentials: Mutex::new(HashMap::new()),
             request_timeout,
         }
     }
 
+    /// The cache key of `target`'s client and the security it connects with.
+    fn key(&self, target: &KafkaTarget) -> Result<(String, strata_client::Security), AdminError> {
+        if !target.secured {
+            return Ok((target.bootstrap.clone(), strata_client::Security::default()));
+        }
+        match self.credentials.lock().get(&target.cluster) {
+            Some((digest, security)) => {
+                Ok((format!("{}#{digest}", target.bootstrap), security.clone()))
+            }
+            None => Err(AdminError::Unreachable {
+                cluster: target.cluster.clone(),
+                bootstrap: target.bootstrap.clone(),
+                source: strata_client::Error::Protocol(
+                    "the operator's certificate for this secured cluster is not loaded yet \
+                     (the KafkaCluster's reconciliation issues and loads it)"
+                        .into(),
+                ),
+            }),
+        }
+    }
+
     async fn client(&self, target: &KafkaTarget) -> Result<Client, AdminError> {
-        if let Some(c) = self.clients.lock().get(&target.bootstrap) {
+        let (key, security) = self.key(target)?;
+        if let Some(c) = self.clients.lock().get(&key) {
             return Ok(c.clone());
         }
         let mut config = ClientConfig::new([target.bootstrap.clone()]);
+        config.security = security;
         config.client_id = "strata-operator".to_owned();
         config.request_timeout = self.request_timeout;
         config.connect_timeout = Duration::from_secs(5);
@@ -409,9 +472,7 @@ impl ClientAdmin {
                 bootstrap: target.bootstrap.clone(),
                 source,
             })?;
-        self.clients
-            .lock()
-            .insert(target.bootstrap.clone(), client.clone());
+        self.clients.lock().insert(key, client.clone());
         Ok(client)
     }
 
@@ -426,7 +487,9 @@ impl ClientAdmin {
             };
         }
         if source.code().is_none() {
-            self.clients.lock().remove(&target.bootstrap);
+            if let Ok((key, _)) = self.key(target) {
+                self.clients.lock().remove(&key);
+            }
             AdminError::Unreachable {
                 cluster: target.cluster.clone(),
                 bootstrap: target.bootstrap.clone(),
@@ -443,6 +506,12 @@ impl ClientAdmin {
 }
 
 impl KafkaAdmin for ClientAdmin {
+    fn set_credentials(&self, cluster: &str, digest: &str, security: strata_client::Security) {
+        self.credentials
+            .lock()
+            .insert(cluster.to_owned(), (digest.to_owned(), security));
+    }
+
     fn snapshot<'a>(
         &'a self,
         target: &'a KafkaTarget,

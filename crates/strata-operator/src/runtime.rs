@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Controller};
@@ -199,6 +199,8 @@ async fn cluster_controller(ctx: Arc<Context>, scope: Option<String>, stop: Canc
         .owns(api::<ConfigMap>(client, &scope), managed.clone())
         .owns(api::<Service>(client, &scope), managed.clone())
         .owns(api::<PodDisruptionBudget>(client, &scope), managed.clone())
+        // The certificates of secured clusters: a deleted one is issued again at once.
+        .owns(api::<Secret>(client, &scope), managed.clone())
         // Pods belong to StatefulSets, not to the cluster: map them back by label.
         .watches(api::<Pod>(client, &scope), managed, |pod: Pod| {
             let cluster = pod.labels().get(names::CLUSTER_LABEL).cloned();

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Deserialize;
 use serde_json::Value;
-use strata_operator::cluster::plan::{BrokerCapabilities, PlanContext};
+use strata_operator::cluster::plan::PlanContext;
 use strata_operator::names;
 use strata_operator::render::render;
 
@@ -279,20 +279,13 @@ fn three_zone_stretch() {
 
 #[test]
 fn tls_listener() {
-    let ctx = PlanContext {
-        capabilities: BrokerCapabilities {
-            tls: true,
-            sasl: false,
-        },
-        ..ctx()
-    };
-    let out = check_golden("tls.yaml", &ctx);
+    let out = check_golden("tls.yaml", &ctx());
     check_consistency(&parse(&out));
     assert!(out.contains("secretName: tls-c-external-tls"));
-    // The same file is refused by the broker of this release.
-    let input = std::fs::read_to_string(dir("fixtures").join("tls.yaml")).unwrap();
-    let err = render(&input, &PlanContext::new(IMAGE)).unwrap_err();
-    assert_eq!(err.reason(), Some("UnsupportedListener"));
+    // The internal mutual-TLS listener of a secured cluster, with the cluster CA's certificate.
+    assert!(out.contains("secretName: tls-c-replication-tls"));
+    assert!(out.contains("inter.broker.listener.name=REPLICATION"));
+    assert!(out.contains("clients bootstrap from tls-c-bootstrap.kafka.svc:9092"));
 }
 
 #[test]

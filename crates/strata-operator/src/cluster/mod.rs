@@ -3,11 +3,13 @@
 //! [`reconcile`] and [`roll`] are the steps that talk to the API server and the brokers.
 
 pub mod build;
+pub mod certs;
 pub mod drain;
 pub mod health;
 pub mod plan;
 pub mod reconcile;
 pub mod roll;
+pub mod secrets;
 
 pub use build::ClusterChildren;
 pub use plan::{

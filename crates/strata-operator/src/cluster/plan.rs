@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::ResourceExt;
 use strata_api::{Authentication, KafkaCluster, Storage};
 
+use crate::cluster::certs;
 use crate::names::{AssignmentError, ClusterNames, RackAssignment, IDS_PER_RACK};
 
 mod model;
@@ -122,6 +123,22 @@ pub fn plan(cluster: &KafkaCluster, ctx: &PlanContext) -> Result<ClusterPlan, In
     let mut config = operator_config;
     config.extend(defaults);
     config.extend(spec.config.clone());
+    if listeners[0].name == REPLICATION_LISTENER && config.contains_key("authorizer.class.name") {
+        // The brokers, the operator and the cluster's administrators authenticate with
+        // certificates of the cluster CA and may do anything, besides the user's super users.
+        let mut users: Vec<String> = config
+            .get("super.users")
+            .map(|u| u.split(';').map(|s| s.trim().to_owned()).collect())
+            .unwrap_or_default();
+        users.retain(|u| !u.is_empty());
+        for cn in [certs::BROKER_CN, certs::OPERATOR_CN, certs::ADMIN_CN] {
+            let user = format!("User:CN={cn}");
+            if !users.contains(&user) {
+                users.push(user);
+            }
+        }
+        config.insert("super.users".into(), users.join(";"));
+    }
 
     let mut plan = ClusterPlan {
         cluster_id: kafka_cluster_id(cluster.metadata.uid.as_deref(), &namespace, &name),
@@ -294,6 +311,17 @@ fn plan_listeners(
             tls: l.tls,
             authentication: l.authentication,
         };
+        if l.authentication == Authentication::Plain {
+            return Err(invalid(
+                reason::UNSUPPORTED_LISTENER,
+                format!(
+                    "listener {} uses authentication: plain, whose users live in the brokers' \
+                     configuration, which the operator does not render; use scram-sha-512 \
+                     (users managed with kafka-configs) or mtls",
+                    l.name
+                ),
+            ));
+        }
         let needs_tls = l.tls && !capabilities.tls;
         let needs_sasl = listener.sasl_mechanism().is_some() && !capabilities.sasl;
         if needs_tls || needs_sasl {
@@ -308,6 +336,32 @@ fn plan_listeners(
             ));
         }
         out.push(listener);
+    }
+    if out.iter().any(ListenerPlan::secured) {
+        if let Some(l) = out
+            .iter()
+            .find(|l| l.name == REPLICATION_LISTENER || l.port == REPLICATION_PORT)
+        {
+            return Err(invalid(
+                reason::DUPLICATE_LISTENER,
+                format!(
+                    "listener {} takes the name or port of the internal listener \
+                     {REPLICATION_LISTENER} ({REPLICATION_PORT}) a cluster with TLS or \
+                     authentication has; rename it or choose another port",
+                    l.name
+                ),
+            ));
+        }
+        out.insert(
+            0,
+            ListenerPlan {
+                name: REPLICATION_LISTENER.to_owned(),
+                kafka_name: REPLICATION_LISTENER.to_uppercase(),
+                port: REPLICATION_PORT,
+                tls: true,
+                authentication: Authentication::Mtls,
+            },
+        );
     }
     Ok(out)
 }
@@ -695,30 +749,77 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_sasl_need_broker_support() {
+    fn a_secured_cluster_talks_mutual_tls_inside() {
         let mut c = cluster(vec![rack("a", 1)]);
         let mut tls = listener("tls", 9094);
         tls.tls = true;
-        c.spec.listeners = vec![listener("plain", 9092), tls];
-        assert_eq!(reason_of(&c), reason::UNSUPPORTED_LISTENER);
-        let mut scram = listener("scram", 9094);
+        let mut scram = listener("scram", 9095);
+        scram.tls = true;
         scram.authentication = Authentication::ScramSha512;
-        c.spec.listeners = vec![listener("plain", 9092), scram];
-        assert_eq!(reason_of(&c), reason::UNSUPPORTED_LISTENER);
-        let all = PlanContext {
-            capabilities: BrokerCapabilities::ALL,
-            ..ctx()
-        };
-        let p = plan(&c, &all).expect("allowed with SASL support");
+        c.spec.listeners = vec![listener("plain", 9092), tls, scram];
+        c.spec.config.insert(
+            "authorizer.class.name".into(),
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
+        );
+        c.spec
+            .config
+            .insert("super.users".into(), "User:alice".into());
+        let p = plan(&c, &ctx()).expect("TLS and SCRAM listeners are served");
+        assert!(p.secured());
+        let names: Vec<_> = p.listeners().iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["replication", "plain", "tls", "scram"]);
         let props = p.properties(&p.brokers()[0]);
+        assert_eq!(props["inter.broker.listener.name"], "REPLICATION");
+        assert_eq!(
+            props["listener.security.protocol.map"],
+            "REPLICATION:SSL,PLAIN:PLAINTEXT,TLS:SSL,SCRAM:SASL_SSL,CONTROLLER:SSL"
+        );
+        for listener in ["replication", "controller"] {
+            let key = |k: &str| props[&format!("listener.name.{listener}.{k}")].clone();
+            assert_eq!(key("ssl.client.auth"), "required");
+            assert_eq!(
+                key("ssl.keystore.certificate.chain"),
+                "${dir:/etc/strata/tls/replication:tls.crt}"
+            );
+            assert_eq!(
+                key("ssl.truststore.certificates"),
+                "${dir:/etc/strata/tls/replication:ca.crt}"
+            );
+        }
         assert_eq!(
             props["listener.name.scram.sasl.enabled.mechanisms"],
             "SCRAM-SHA-512"
         );
+        assert!(!props.contains_key("listener.name.tls.ssl.client.auth"));
         assert_eq!(
-            props["listener.security.protocol.map"],
-            "PLAIN:PLAINTEXT,SCRAM:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
+            props["super.users"],
+            "User:alice;User:CN=strata-broker;User:CN=strata-operator;User:CN=strata-admin"
         );
+        assert!(props["advertised.listeners"].starts_with("REPLICATION://c-a-0."));
+        // A plaintext cluster is as before: no internal listener.
+        let plain = plan(&cluster(vec![rack("a", 1)]), &ctx()).unwrap();
+        assert!(!plain.secured());
+        assert_eq!(
+            plain.properties(&plain.brokers()[0])["listener.security.protocol.map"],
+            "PLAIN:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        );
+    }
+
+    #[test]
+    fn listeners_the_operator_cannot_serve_are_refused() {
+        let mut c = cluster(vec![rack("a", 1)]);
+        let mut plain = listener("users", 9094);
+        plain.authentication = Authentication::Plain;
+        c.spec.listeners = vec![listener("plain", 9092), plain];
+        assert_eq!(reason_of(&c), reason::UNSUPPORTED_LISTENER);
+        let mut tls = listener("tls", 9091);
+        tls.tls = true;
+        c.spec.listeners = vec![listener("plain", 9092), tls];
+        assert_eq!(reason_of(&c), reason::DUPLICATE_LISTENER);
+        let mut tls = listener("tls", 9094);
+        tls.tls = true;
+        c.spec.listeners = vec![listener("replication", 9092), tls];
+        assert_eq!(reason_of(&c), reason::DUPLICATE_LISTENER);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub enum Error {
     },
     #[error("KafkaCluster has no namespace")]
     NotNamespaced,
+    #[error("the cluster's certificates: {0}")]
+    Secrets(#[from] crate::cluster::secrets::SecretsError),
 }
 
 impl Error {
@@ -63,6 +65,7 @@ impl Error {
         match self {
             Error::Kube { .. } => "KubernetesApi",
             Error::NotNamespaced => "NotNamespaced",
+            Error::Secrets(_) => "CertificateSecrets",
         }
     }
 }
@@ -168,6 +171,20 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     let owner = cluster
         .controller_owner_ref(&())
         .ok_or(Error::NotNamespaced)?;
+    if plan.secured() {
+        // Before the pods that mount them; an issued certificate reaches running brokers
+        // through the kubelet's update of the mounted files, without a restart.
+        for secret in crate::cluster::secrets::ensure(&ctx, &namespace, &plan, &owner).await? {
+            ctx.event(
+                &*cluster,
+                EventType::Normal,
+                "CertificateIssued",
+                "Reconcile",
+                format!("issued the certificate in Secret {secret} from the cluster CA"),
+            )
+            .await;
+        }
+    }
     let (stateful_sets, storage_notes) = apply_children(&ctx, &namespace, children, &owner).await?;
     delete_orphans(&ctx, &namespace, &plan, &drain, &existing, &stateful_sets).await?;
     let pods = list_pods(&ctx, &namespace, &name).await?;

@@ -327,6 +327,18 @@ fn side(
                     ),
                 ));
             };
+            if crate::kafka::is_secured(cluster) {
+                return Err(invalid(
+                    reason::UNSUPPORTED_SECURITY,
+                    format!(
+                        "spec.{label}.clusterRef names KafkaCluster {}, whose listeners use TLS \
+                         or authentication; the operator does not yet give its mirror pods \
+                         and failover calls credentials for a secured cluster, so mirror \
+                         between clusters with plaintext listeners",
+                        reference.name
+                    ),
+                ));
+            }
             let names = ClusterNames::new(&reference.name, namespace, &ctx.cluster_domain);
             let mut zones: Vec<String> = cluster
                 .spec
@@ -817,6 +829,22 @@ mod tests {
                           "target": {"alias": "b", "bootstrapServers": "10.0.0.1:9093",
                                      "tls": {"secretName": "s"}}});
         assert_eq!(reason_of(spec, &both()), reason::UNSUPPORTED_SECURITY);
+    }
+
+    #[test]
+    fn a_secured_cluster_side_is_not_supported_yet() {
+        let mut secured = both();
+        if let Some(west) = secured.target.as_mut() {
+            west.spec.listeners =
+                vec![
+                    serde_json::from_value(json!({"name": "tls", "port": 9094, "tls": true}))
+                        .unwrap(),
+                ];
+        }
+        assert_eq!(
+            reason_of(preserve(), &secured),
+            reason::UNSUPPORTED_SECURITY
+        );
     }
 
     #[test]

@@ -453,6 +453,7 @@ pub fn kafka_target(plan: &FlowPlan, side: &SidePlan, ctx: &Context) -> KafkaTar
         Endpoint::External(e) => KafkaTarget {
             cluster: format!("{} ({})", side.alias, e.bootstrap),
             bootstrap: e.bootstrap.clone(),
+            secured: false,
         },
     }
 }

@@ -20,6 +20,13 @@ pub const METRICS_PORT: i32 = 9404;
 pub const READINESS_PATH: &str = "/readyz";
 /// Kafka name of the controller-quorum listener.
 pub const CONTROLLER_LISTENER: &str = "CONTROLLER";
+
+/// The internal listener of a secured cluster (one with a TLS or authenticating listener):
+/// mutual TLS with certificates of the cluster CA, for the brokers' own traffic and the
+/// operator's admin calls. It is first in [`ClusterPlan::listeners`], hence the inter-broker
+/// listener; the controller listener uses its certificate too.
+pub const REPLICATION_LISTENER: &str = "replication";
+pub const REPLICATION_PORT: i32 = 9091;
 /// Mount point of the broker's volume.
 pub const DATA_MOUNT: &str = "/var/lib/strata";
 /// `log.dirs` of every broker: a directory on the volume (not its root, which may hold
@@ -83,10 +90,11 @@ pub struct BrokerCapabilities {
 }
 
 impl BrokerCapabilities {
-    /// The broker of this release: PLAINTEXT listeners only.
+    /// The broker of this release: TLS and SASL listeners (SCRAM; PLAIN is refused by
+    /// validation for want of a way to render its users).
     pub const CURRENT: Self = Self {
-        tls: false,
-        sasl: false,
+        tls: true,
+        sasl: true,
     };
     /// Every listener kind the operator can render (for tests and future brokers).
     pub const ALL: Self = Self {
@@ -161,6 +169,11 @@ impl ListenerPlan {
             (false, true) => "SASL_PLAINTEXT",
             (true, true) => "SASL_SSL",
         }
+    }
+
+    /// Whether the listener encrypts or authenticates.
+    pub fn secured(&self) -> bool {
+        self.tls || self.authentication != Authentication::None
     }
 
     /// SASL mechanism of the listener, if it authenticates with SASL.
@@ -277,9 +290,18 @@ impl ClusterPlan {
         &self.warnings
     }
 
-    /// Listeners of every broker, in spec order (the first is the inter-broker listener).
+    /// Listeners of every broker, in spec order after the internal replication listener of a
+    /// secured cluster (the first is the inter-broker listener).
     pub fn listeners(&self) -> &[ListenerPlan] {
         &self.listeners
+    }
+
+    /// Whether the cluster has TLS or authenticating listeners, and so the internal
+    /// mutual-TLS listener, the cluster CA and its certificates.
+    pub fn secured(&self) -> bool {
+        self.listeners
+            .first()
+            .is_some_and(|l| l.name == REPLICATION_LISTENER)
     }
 
     /// Broker image.
@@ -340,9 +362,11 @@ impl ClusterPlan {
         self.assignment.blocks().clone()
     }
 
-    /// `host:port` clients bootstrap from (the bootstrap Service, first listener).
+    /// `host:port` clients bootstrap from (the bootstrap Service, the first listener of the
+    /// spec; never the internal one).
     pub fn bootstrap_address(&self) -> String {
-        self.names.bootstrap_address(self.listeners[0].port)
+        let first = &self.listeners[usize::from(self.secured())];
+        self.names.bootstrap_address(first.port)
     }
 
     /// Ids in `previous` (a `status.brokerIds`) that this plan no longer runs, ascending.

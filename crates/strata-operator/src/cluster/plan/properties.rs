@@ -12,7 +12,7 @@ use strata_kafka::properties::{self, ValueType};
 
 use super::model::{
     invalid, reason, BrokerPlan, ClusterPlan, InvalidSpec, ListenerPlan, CONTROLLER_LISTENER,
-    CONTROLLER_PORT, LOG_DIR, METRICS_PORT,
+    CONTROLLER_PORT, LOG_DIR, METRICS_PORT, REPLICATION_LISTENER,
 };
 
 /// Properties the operator sets itself; `spec.config` may not.
@@ -79,7 +79,16 @@ pub(super) fn operator_properties(listeners: &[ListenerPlan]) -> BTreeMap<String
         .iter()
         .map(|l| format!("{}:{}", l.kafka_name, l.security_protocol()))
         .collect();
-    protocols.push(format!("{CONTROLLER_LISTENER}:PLAINTEXT"));
+    // A secured cluster's voters speak mutual TLS with the replication listener's certificate.
+    let internal = listeners
+        .first()
+        .filter(|l| l.name == REPLICATION_LISTENER)
+        .cloned();
+    let controller = match &internal {
+        Some(_) => "SSL",
+        None => "PLAINTEXT",
+    };
+    protocols.push(format!("{CONTROLLER_LISTENER}:{controller}"));
     p.insert("listener.security.protocol.map".into(), protocols.join(","));
     p.insert(
         "controller.listener.names".into(),
@@ -109,8 +118,15 @@ pub(super) fn operator_properties(listeners: &[ListenerPlan]) -> BTreeMap<String
             "org.apache.kafka.common.config.provider.DirectoryConfigProvider".into(),
         );
     }
-    for l in listeners {
-        let prefix = l.property_prefix();
+    let controller = internal.map(|l| ListenerPlan {
+        kafka_name: CONTROLLER_LISTENER.to_owned(),
+        ..l
+    });
+    for (l, prefix) in listeners
+        .iter()
+        .map(|l| (l, l.property_prefix()))
+        .chain(controller.iter().map(|c| (c, c.property_prefix())))
+    {
         let file = |key: &str| format!("${{dir:{}:{key}}}", l.tls_mount());
         if l.tls {
             p.insert(format!("{prefix}ssl.keystore.type"), "PEM".into());
