@@ -8,12 +8,14 @@ a mutual-TLS listener on 9094 and Kafka's StandardAuthorizer with
 (9091) its brokers replicate and elect over and its own admin calls use.
 
 1. The operator issues the cluster CA and every certificate into Secrets (the brokers' internal
-   one, one per TLS listener, its own client certificate and the administrators'); the brokers
+   one, one per TLS listener, its own client certificate and the administrators'; the internal
+   one's fingerprint is in the pod template, so a new one restarts the brokers); the brokers
    form one cluster over mutual TLS, and a KafkaTopic is created by the operator's admin calls,
    which the authorizer lets through only for its certificate (a super user).
 2. With the administrators' certificate, Kafka's `kafka-configs` creates a SCRAM user and
    `kafka-acls` grants it the topic; confluent-kafka then produces and consumes as that user
-   over SASL_SSL, verifying the brokers' names against the CA; a wrong password is refused.
+   over SASL_SSL, verifying the brokers' names against the CA; a wrong password is refused;
+   the mutual-TLS listener serves a client with a certificate of the CA.
 3. Rotation: the SCRAM listener's certificate Secret is deleted; the operator issues a new one
    and the brokers serve it to new connections without a restart (same pods, no restarts).
 """
@@ -60,7 +62,7 @@ spec:
   replicationFactor: 3
 """
 BOOTSTRAP = f"{CLUSTER}-bootstrap.{NS}.svc"
-SECRETS = {f"{CLUSTER}-{s}-tls" for s in ("replication", "scram", "mtls", "operator", "admin")}
+SECRETS = {f"{CLUSTER}-{s}" for s in ("replication-tls", "scram-tls", "mtls-tls", "operator-client", "admin-client")}
 
 
 def secret_data(nodes, name: str) -> dict[str, str]:
@@ -97,9 +99,11 @@ def secure(nodes, operator_release, namespaces):
 def files(secure, nodes, tmp_path_factory):
     """The CA and the administrators' certificate as files, and the admin tools' properties."""
     d = tmp_path_factory.mktemp("secure")
-    admin = secret_data(nodes, f"{CLUSTER}-admin-tls")
+    admin = secret_data(nodes, f"{CLUSTER}-admin-client")
     (d / "ca.crt").write_text(admin["ca.crt"])
     (d / "admin.pem").write_text(admin["tls.key"] + admin["tls.crt"])
+    (d / "admin.key").write_text(admin["tls.key"])
+    (d / "admin.crt").write_text(admin["tls.crt"])
     (d / "admin.properties").write_text(
         "security.protocol=SSL\nssl.truststore.type=PEM\n"
         f"ssl.truststore.location={d / 'ca.crt'}\nssl.keystore.type=PEM\n"
@@ -120,6 +124,10 @@ def test_1_the_operator_issues_certificates_and_reaches_the_cluster_with_its_own
         assert obj["type"] == "kubernetes.io/tls", (name, obj["type"])
         assert obj["metadata"]["ownerReferences"][0]["name"] == CLUSTER
         assert secret_data(nodes, name)["ca.crt"] == ca["ca.crt"], name
+    # A new internal certificate restarts the brokers (their own connections read it at start):
+    # its fingerprint is part of the pod template.
+    sts = nodes.get_json("statefulset", f"{CLUSTER}-zone-a", namespace=NS)
+    assert sts["spec"]["template"]["metadata"]["annotations"].get("kafka.strata.dev/internal-certificate")
     # The brokers elect and replicate over the internal listener: one cluster of three.
     config = nodes.get_json("configmap", f"{CLUSTER}-config", namespace=NS)["data"]
     props = config[f"{CLUSTER}-zone-a-0.properties"]
@@ -155,8 +163,13 @@ def test_2_a_scram_user_produces_and_consumes_with_acls(nodes, kafka, secure, fi
     assert len(acked) == RECORDS
     read = kafka.consume(f"{BOOTSTRAP}:9092", TOPIC, RECORDS, conf=conf)
     assert sorted(read) == sorted(acked)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError) as refused:
         kafka.metadata(f"{BOOTSTRAP}:9092", timeout=10, conf=user_conf(files, "not-the-password"))
+    assert "uthentication" in str(refused.value), str(refused.value)[-1500:]
+    # The mutual-TLS listener takes a certificate of the cluster CA (the administrators' here).
+    mtls = {"security.protocol": "SSL", "ssl.ca.location": str(files / "ca.crt"),
+            "ssl.certificate.location": str(files / "admin.crt"), "ssl.key.location": str(files / "admin.key")}
+    assert len(kafka.metadata(f"{BOOTSTRAP}:9094", conf=mtls)["brokers"]) == 3
 
 
 def test_3_a_new_certificate_is_served_without_a_restart(nodes, secure, files):

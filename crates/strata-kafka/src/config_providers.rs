@@ -125,7 +125,9 @@ pub fn resolve_with(
                 text.push_str(variable);
                 continue;
             };
-            let (path, item) = match path_key.rsplit_once(':') {
+            // As Kafka's ConfigTransformer reads it: the path ends at the next colon, the key
+            // is the rest (and may hold colons).
+            let (path, item) = match path_key.split_once(':') {
                 Some((path, item)) => (Some(path), item),
                 None => (None, path_key),
             };
@@ -156,22 +158,20 @@ pub fn resolve_with(
                             path.display()
                         )));
                     }
-                    if !cache.contains_key(&path) {
-                        let data = match provider.kind {
-                            Kind::Directory => read_directory(&path),
-                            _ => read_properties(&path),
-                        }
-                        .map_err(|e| unresolved(format!("cannot read {}: {e}", path.display())))?;
-                        cache.insert(path.clone(), data);
-                    }
-                    let value = cache[&path].get(item).cloned().ok_or_else(|| {
-                        unresolved(match provider.kind {
-                            Kind::Directory => {
-                                format!("{} has no file named {item}", path.display())
+                    let value = match provider.kind {
+                        Kind::Directory => read_directory_file(&path, item).map_err(unresolved)?,
+                        _ => {
+                            if !cache.contains_key(&path) {
+                                let data = read_properties(&path).map_err(|e| {
+                                    unresolved(format!("cannot read {}: {e}", path.display()))
+                                })?;
+                                cache.insert(path.clone(), data);
                             }
-                            _ => format!("{} does not set {item}", path.display()),
-                        })
-                    })?;
+                            cache[&path].get(item).cloned().ok_or_else(|| {
+                                unresolved(format!("{} does not set {item}", path.display()))
+                            })?
+                        }
+                    };
                     if only_variable && matches!(provider.kind, Kind::Directory) {
                         whole = Some(path.join(item));
                     }
@@ -257,21 +257,23 @@ fn normalise(path: &Path) -> PathBuf {
     out
 }
 
-/// The regular files of `dir` (symbolic links followed, as a mounted Secret's are), by name.
-fn read_directory(dir: &Path) -> std::io::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if !std::fs::metadata(&path)?.is_file() {
-            continue;
-        }
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        out.insert(name, std::fs::read_to_string(&path)?);
+/// The content of the regular file `name` in `dir` (a symbolic link followed, as a mounted
+/// Secret's are). Only the file asked for is read, as Kafka's provider does: a Secret may hold
+/// binary keys (PKCS#12 stores) beside the PEM ones.
+fn read_directory_file(dir: &Path, name: &str) -> Result<String, String> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(format!("{name:?} is not a file name"));
     }
-    Ok(out)
+    let file = dir.join(name);
+    match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() => std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display())),
+        Ok(_) => Err(format!("{} is not a regular file", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("{} has no file named {name}", dir.display()))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", file.display())),
+    }
 }
 
 /// The properties of a Java `.properties` file.
@@ -351,6 +353,26 @@ mod tests {
     }
 
     #[test]
+    fn only_the_file_asked_for_is_read_and_keys_may_hold_colons() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tls.key"), "KEY").unwrap();
+        // cert-manager's PKCS#12 stores sit beside the PEM files in its Secrets.
+        std::fs::write(dir.path().join("keystore.p12"), [0xff, 0xfe, 0x00, 0x80]).unwrap();
+        let file = dir.path().join("db.properties");
+        std::fs::write(&file, "db\\:pw = colon\n").unwrap();
+        let key = format!("${{dir:{}:tls.key}}", dir.path().display());
+        let pw = format!("${{file:{}:db:pw}}", file.display());
+        let mut given = all_three();
+        given.extend([
+            ("ssl.keystore.key", key.as_str()),
+            ("password", pw.as_str()),
+        ]);
+        let out = resolve_with(props(&given), &env).unwrap();
+        assert_eq!(out.props["ssl.keystore.key"], "KEY");
+        assert_eq!(out.props["password"], "colon");
+    }
+
+    #[test]
     fn without_config_providers_nothing_changes() {
         let given = props(&[("ssl.keystore.key", "${dir:/etc/tls:tls.key}")]);
         let out = resolve_with(given.clone(), &env).unwrap();
@@ -364,7 +386,10 @@ mod tests {
         let d = dir.path().display().to_string();
         for (value, reason) in [
             (format!("${{dir:{d}:tls.key}}"), "has no file named tls.key"),
-            (format!("${{dir:{d}/nope:tls.key}}"), "cannot read"),
+            (
+                format!("${{dir:{d}/nope:tls.key}}"),
+                "has no file named tls.key",
+            ),
             (format!("${{file:{d}:a}}"), "cannot read"),
             ("${env:NOT_SET}".to_string(), "NOT_SET is not set"),
             ("${dir:tls.key}".to_string(), "needs a path"),
@@ -408,16 +433,24 @@ mod tests {
             "${{dir:{d}/../{}:k}}",
             dir.path().file_name().unwrap().to_str().unwrap()
         );
-        let allowed = d.clone();
-        for (value, ok) in [(inside, true), ("${dir:/etc:passwd}".to_string(), false)] {
+        // A readable directory outside the allowed one: refused for its place alone.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("k"), "v").unwrap();
+        let outside = format!("${{dir:{}:k}}", elsewhere.path().display());
+        for (value, ok) in [(inside, true), (outside, false)] {
             let given = props(&[
                 ("config.providers", "dir"),
                 ("config.providers.dir.class", DIRECTORY),
-                ("config.providers.dir.param.allowed.paths", &allowed),
+                ("config.providers.dir.param.allowed.paths", &d),
                 ("x", &value),
             ]);
-            let out = resolve_with(given, &env);
-            assert_eq!(out.is_ok(), ok, "{value}: {out:?}");
+            match resolve_with(given, &env) {
+                Ok(out) => assert!(ok, "{value}: {out:?}"),
+                Err(ProviderError::Unresolved { reason, .. }) => {
+                    assert!(!ok && reason.contains("outside"), "{value}: {reason}")
+                }
+                Err(e) => panic!("{value}: {e}"),
+            }
         }
     }
 }

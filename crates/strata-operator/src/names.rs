@@ -40,6 +40,8 @@ pub const CONTROLLER_VOTER_LABEL: &str = "kafka.strata.dev/controller-voter";
 /// Pod template annotation: sha256 of what the rack's brokers read from their properties, so a
 /// configuration change changes the pod template.
 pub const CONFIG_HASH_ANNOTATION: &str = "kafka.strata.dev/config-hash";
+/// Pod-template annotation with the fingerprint of a secured cluster's internal certificate.
+pub const INTERNAL_CERTIFICATE_ANNOTATION: &str = "kafka.strata.dev/internal-certificate";
 
 /// The `MirrorFlow` an object belongs to (mirror StatefulSet, its pods, discovery Service).
 pub const MIRRORFLOW_LABEL: &str = "kafka.strata.dev/mirrorflow";

@@ -29,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::cluster::plan::{
     ClusterPlan, RackPlan, CONFIG_MOUNT, CONTROLLER_PORT, DATA_MOUNT, METRICS_PORT, READINESS_PATH,
 };
-use crate::names::{CONFIG_HASH_ANNOTATION, DATA_VOLUME};
+use crate::names::{CONFIG_HASH_ANNOTATION, DATA_VOLUME, INTERNAL_CERTIFICATE_ANNOTATION};
 
 /// Path of the broker binary in the Strata image.
 pub const BROKER_COMMAND: &str = "/usr/local/bin/strata-broker";
@@ -228,6 +228,12 @@ fn pod_template(plan: &ClusterPlan, rack: &RackPlan) -> PodTemplateSpec {
         CONFIG_HASH_ANNOTATION.to_owned(),
         plan.config_hash(&rack.name),
     );
+    if let Some(fingerprint) = &plan.internal_certificate {
+        annotations.insert(
+            INTERNAL_CERTIFICATE_ANNOTATION.to_owned(),
+            fingerprint.clone(),
+        );
+    }
     // Prometheus' conventional pod annotations (for scrape configs that honour them; the
     // chart's optional ServiceMonitor selects the broker pods by label instead).
     for (key, value) in [
@@ -311,7 +317,13 @@ fn pod_template(plan: &ClusterPlan, rack: &RackPlan) -> PodTemplateSpec {
         failure_threshold: Some(3),
         ..Probe::default()
     };
-    let probe_port = plan.listeners()[0].port;
+    // An open port is all the liveness probe asks; a secured cluster's listeners are TLS, whose
+    // brokers would log every probe as a failed handshake, so it knocks on the metrics port.
+    let probe_port = if plan.secured() {
+        METRICS_PORT
+    } else {
+        plan.listeners()[0].port
+    };
     let tcp_probe = |period, failures| Probe {
         tcp_socket: Some(TCPSocketAction {
             port: IntOrString::Int(probe_port),

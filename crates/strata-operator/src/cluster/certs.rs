@@ -182,6 +182,21 @@ pub fn issue(
     ))
 }
 
+/// Kafka client properties for mutual TLS with `leaf`, trusting `ca_cert`.
+pub fn client_properties(ca_cert: &str, leaf: &Pem) -> BTreeMap<String, String> {
+    [
+        ("security.protocol", "SSL"),
+        ("ssl.truststore.type", "PEM"),
+        ("ssl.truststore.certificates", ca_cert),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.key", &leaf.key),
+        ("ssl.keystore.certificate.chain", &leaf.cert),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
 /// Whether a leaf Secret with `annotations` must be issued again for `spec` at `now`: it was
 /// issued for other names, or its end is unknown or within 30 days.
 pub fn needs_issue(
@@ -242,17 +257,7 @@ mod tests {
             now,
         )
         .unwrap();
-        let props = BTreeMap::from([
-            ("security.protocol".to_string(), "SSL".to_string()),
-            ("ssl.truststore.type".to_string(), "PEM".to_string()),
-            ("ssl.truststore.certificates".to_string(), ca.cert.clone()),
-            ("ssl.keystore.type".to_string(), "PEM".to_string()),
-            ("ssl.keystore.key".to_string(), client.key.clone()),
-            (
-                "ssl.keystore.certificate.chain".to_string(),
-                client.cert.clone(),
-            ),
-        ]);
+        let props = client_properties(&ca.cert, &client);
         Security::from_properties(&props).expect("usable client material");
         assert!(leaf.cert.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(!format!("{leaf:?}").contains("PRIVATE"));

@@ -158,6 +158,7 @@ pub fn plan(cluster: &KafkaCluster, ctx: &PlanContext) -> Result<ClusterPlan, In
         resources: spec.resources.clone(),
         template: spec.template.clone(),
         warnings: Vec::new(),
+        internal_certificate: None,
     };
     plan.voters = choose_voters(&plan.racks, plan.voter_count());
     plan.warnings = voter_warnings(&plan);

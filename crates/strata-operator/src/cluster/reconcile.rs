@@ -36,7 +36,7 @@ use crate::apply::owned;
 use crate::cluster::build::{build, ClusterChildren};
 use crate::cluster::drain::{self, DrainInput, DrainStep};
 use crate::cluster::health::Health;
-use crate::cluster::plan::{plan, ClusterPlan};
+use crate::cluster::plan::{plan, ClusterPlan, REPLICATION_LISTENER};
 use crate::cluster::roll::{self, BrokerPod, RollStep};
 use crate::conditions::{self, DesiredCondition, DEGRADED, PROGRESSING, READY};
 use crate::context::Context;
@@ -104,6 +104,7 @@ const DRAIN_PAUSED: &str = "DrainPaused";
 const DRAINING: &str = "DrainingBrokers";
 const RESTART_STALLED: &str = "RestartStalled";
 const UNDER_MIN_ISR: &str = "UnderMinIsrPartitions";
+const SECURITY_CHANGE: &str = "SecurityChangeUnsupported";
 /// Partitions named in the under-min-ISR condition; the rest are counted.
 const NAMED_PARTITIONS: usize = 5;
 
@@ -123,39 +124,15 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     let mut plan = match plan(&cluster, &ctx.plan) {
         Ok(p) => p,
         Err(invalid) => {
-            ctx.event(
-                &*cluster,
-                EventType::Warning,
+            return refuse(
+                &cluster,
+                &ctx,
+                &api,
+                &previous,
                 invalid.reason,
-                "Validate",
-                invalid.message.clone(),
+                invalid.message,
             )
             .await;
-            let status = KafkaClusterStatus {
-                observed_generation: cluster.meta().generation,
-                conditions: conditions::merge(
-                    &previous.conditions,
-                    &[
-                        DesiredCondition::new(
-                            READY,
-                            false,
-                            invalid.reason,
-                            invalid.message.clone(),
-                        ),
-                        DesiredCondition::new(
-                            PROGRESSING,
-                            false,
-                            invalid.reason,
-                            "nothing is applied until the spec is fixed",
-                        ),
-                    ],
-                    cluster.meta().generation,
-                    Timestamp::now(),
-                ),
-                ..previous.clone()
-            };
-            write_status(&api, &cluster, status).await?;
-            return Ok(Action::await_change());
         }
     };
 
@@ -163,18 +140,20 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     // Brokers that exist now: what the status recorded, and what the StatefulSets run (the
     // status may be stale or lost, e.g. after a restore; the StatefulSets are the truth).
     let existing = list_stateful_sets(&ctx, &namespace, &name).await?;
+    if let Some(message) = security_change(&plan, &existing) {
+        return refuse(&cluster, &ctx, &api, &previous, SECURITY_CHANGE, message).await;
+    }
     let current_ids = current_brokers(&plan, &previous, &existing);
     let drain = drain(&cluster, &mut plan, &current_ids, &previous, &ctx).await;
-    let children = build(&plan);
-
-    // Step 4: apply, delete orphans, roll.
     let owner = cluster
         .controller_owner_ref(&())
         .ok_or(Error::NotNamespaced)?;
     if plan.secured() {
-        // Before the pods that mount them; an issued certificate reaches running brokers
-        // through the kubelet's update of the mounted files, without a restart.
-        for secret in crate::cluster::secrets::ensure(&ctx, &namespace, &plan, &owner).await? {
+        // Before the pods that mount them. A listener's new certificate reaches running
+        // brokers through the kubelet's update of the mounted files; a new internal one also
+        // serves the brokers' own connections, read at start, so it restarts them in turn.
+        let ensured = crate::cluster::secrets::ensure(&ctx, &namespace, &plan, &owner).await?;
+        for secret in ensured.issued {
             ctx.event(
                 &*cluster,
                 EventType::Normal,
@@ -184,7 +163,11 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
             )
             .await;
         }
+        plan.internal_certificate = Some(ensured.internal_certificate);
     }
+    let children = build(&plan);
+
+    // Step 4: apply, delete orphans, roll.
     let (stateful_sets, storage_notes) = apply_children(&ctx, &namespace, children, &owner).await?;
     delete_orphans(&ctx, &namespace, &plan, &drain, &existing, &stateful_sets).await?;
     let pods = list_pods(&ctx, &namespace, &name).await?;
@@ -240,6 +223,74 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         // interval: a replica falling out of sync sends Kubernetes no event.
         ctx.timing.health.min(ctx.timing.resync)
     }))
+}
+
+/// Writes `Ready=False` with `reason` and `message` (and a Warning event) for a spec the
+/// operator will not build; nothing is applied until it changes.
+async fn refuse(
+    cluster: &KafkaCluster,
+    ctx: &Context,
+    api: &Api<KafkaCluster>,
+    previous: &KafkaClusterStatus,
+    reason: &'static str,
+    message: String,
+) -> Result<Action, Error> {
+    ctx.event(
+        cluster,
+        EventType::Warning,
+        reason,
+        "Validate",
+        message.clone(),
+    )
+    .await;
+    let status = KafkaClusterStatus {
+        observed_generation: cluster.meta().generation,
+        conditions: conditions::merge(
+            &previous.conditions,
+            &[
+                DesiredCondition::new(READY, false, reason, message),
+                DesiredCondition::new(
+                    PROGRESSING,
+                    false,
+                    reason,
+                    "nothing is applied until the spec is fixed",
+                ),
+            ],
+            cluster.meta().generation,
+            Timestamp::now(),
+        ),
+        ..previous.clone()
+    };
+    write_status(api, cluster, status).await?;
+    Ok(Action::await_change())
+}
+
+/// A running cluster cannot change between plaintext and secured in place: the controller
+/// listener changes protocol and the inter-broker listener moves to the internal one, so
+/// restarted and not yet restarted brokers could not reach each other and the rolling restart
+/// would stall with the quorum split. Returns why, when the StatefulSets run the other kind.
+fn security_change(plan: &ClusterPlan, existing: &[StatefulSet]) -> Option<String> {
+    let internal = format!("tls-{REPLICATION_LISTENER}");
+    let running = existing.iter().find(|sts| {
+        let volumes = sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.volumes.as_ref());
+        volumes.is_some_and(|v| v.iter().any(|v| v.name == internal)) != plan.secured()
+    })?;
+    let (from, to) = if plan.secured() {
+        ("plaintext", "secured (TLS or authenticating listeners)")
+    } else {
+        ("secured", "plaintext")
+    };
+    Some(format!(
+        "StatefulSet {} runs the cluster {from}, and the spec makes it {to}: the controller and \
+         inter-broker listeners would change protocol under running brokers, which could not \
+         reach each other during the rolling restart. Restore the listeners, or create a new \
+         cluster with them and move the data (a MirrorFlow)",
+        running.name_any()
+    ))
 }
 
 /// The `Degraded` message for partitions that refuse acks=all writes, if any: from the last
@@ -2009,6 +2060,36 @@ mod tests {
                     && l.body["reason"] == "MinInsyncAboveReplication"),
             "a Warning event is published"
         );
+    }
+
+    #[tokio::test]
+    async fn a_running_cluster_is_not_switched_between_plaintext_and_secured() {
+        let (client, api) = FakeApi::start();
+        let admin = Arc::new(FakeAdmin::default());
+        let ctx = context(client, admin.clone());
+        insert_cluster(&api, one_rack(3, json!({})));
+        run(&api, &ctx).await.expect("reconciled");
+        let before = api.get(&sts_path("a")).expect("statefulset");
+        api.update(&cluster_path(), |o| {
+            o["spec"]["listeners"] = json!([{"name": "tls", "port": 9094, "tls": true}]);
+        });
+        let writes_before = api.writes().len();
+        let action = run(&api, &ctx).await.expect("reconciled");
+        assert_eq!(action, Action::await_change());
+        let (status, reason, message) = condition(&api, "Ready");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", SECURITY_CHANGE)
+        );
+        assert!(message.contains("StatefulSet c-a"), "{message}");
+        // Nothing applied: no Secret, the StatefulSet as it was.
+        let writes: Vec<String> = api.writes()[writes_before..]
+            .iter()
+            .filter(|w| !w.contains("/events"))
+            .cloned()
+            .collect();
+        assert_eq!(writes, [format!("PATCH {}/status", cluster_path())]);
+        assert_eq!(api.get(&sts_path("a")), Some(before));
     }
 
     #[tokio::test]

@@ -1,9 +1,10 @@
 //! The Secrets of a secured KafkaCluster (see [`certs`]): the cluster CA (`<cluster>-ca`,
 //! created once and never replaced), the brokers' certificate of the internal replication
 //! listener, a certificate per TLS listener unless the user put their own `kubernetes.io/tls`
-//! Secret there (cert-manager writes it; the operator leaves a Secret without its
-//! `issued-by` annotation alone), and the client certificates of the operator
-//! (`<cluster>-operator-tls`) and of the cluster's administrators (`<cluster>-admin-tls`).
+//! Secret there (the operator leaves a Secret without its `issued-by` annotation, or with
+//! cert-manager's annotations, alone), and the client certificates of the operator
+//! (`<cluster>-operator-client`) and of the cluster's administrators (`<cluster>-admin-client`;
+//! the `-client` suffix cannot meet a listener's `<cluster>-<listener>-tls`).
 //! Each is issued when missing, when what it must name changed, or 30 days before it ends;
 //! every Secret is owned by the KafkaCluster. The operator's own certificate is then handed to
 //! the Kafka admin, which reaches the cluster on the replication listener with it.
@@ -34,6 +35,21 @@ pub enum SecretsError {
     Cert(#[from] certs::CertError),
     #[error("Secret {secret} has no {key}")]
     Missing { secret: String, key: String },
+    #[error(
+        "the cluster CA Secret {ca} is gone while the brokers use certificates it signed (Secret \
+         {internal}); a new CA would cut the brokers off from each other. Restore {ca} from a \
+         backup, or delete {internal} as well to give the cluster new keys (its brokers cannot \
+         reach each other until every one has restarted)"
+    )]
+    CaLost { ca: String, internal: String },
+}
+
+/// What [`ensure`] did.
+pub struct Ensured {
+    /// Secrets issued in this pass.
+    pub issued: Vec<String>,
+    /// Fingerprint of the brokers' internal certificate.
+    pub internal_certificate: String,
 }
 
 /// The DNS names a broker certificate covers: every broker pod through the headless
@@ -57,14 +73,14 @@ pub fn ca_secret(plan: &ClusterPlan) -> String {
     format!("{}-ca", plan.names().cluster())
 }
 
-/// Secret of the operator's client certificate: `<cluster>-operator-tls`.
+/// Secret of the operator's client certificate: `<cluster>-operator-client`.
 pub fn operator_secret(plan: &ClusterPlan) -> String {
-    format!("{}-operator-tls", plan.names().cluster())
+    format!("{}-operator-client", plan.names().cluster())
 }
 
-/// Secret of the administrators' client certificate: `<cluster>-admin-tls`.
+/// Secret of the administrators' client certificate: `<cluster>-admin-client`.
 pub fn admin_secret(plan: &ClusterPlan) -> String {
-    format!("{}-admin-tls", plan.names().cluster())
+    format!("{}-admin-client", plan.names().cluster())
 }
 
 /// Every leaf the cluster needs: (Secret, what it certifies, whether the user may supply it).
@@ -148,6 +164,15 @@ async fn cluster_ca(
     {
         return read(&s);
     }
+    let internal = plan.names().tls_secret(REPLICATION_LISTENER);
+    if api
+        .get_opt(&internal)
+        .await
+        .map_err(kube_err(format!("reading Secret {internal}")))?
+        .is_some()
+    {
+        return Err(SecretsError::CaLost { ca: name, internal });
+    }
     let cluster = format!("{}/{}", plan.names().namespace(), plan.names().cluster());
     let ca = certs::new_ca(&cluster, now)?;
     let secret = owned(
@@ -183,34 +208,40 @@ async fn cluster_ca(
     }
 }
 
+/// Whether a Secret belongs to the user: not issued by the operator, or written by cert-manager
+/// (which keeps the annotations of a Secret it takes over).
+fn users(secret: &Secret) -> bool {
+    let annotations = secret.metadata.annotations.as_ref();
+    let issued = annotations
+        .and_then(|a| a.get(certs::ISSUED_BY_ANNOTATION))
+        .is_some_and(|v| v == certs::ISSUER);
+    let cert_manager =
+        annotations.is_some_and(|a| a.keys().any(|k| k.starts_with("cert-manager.io/")));
+    !issued || cert_manager
+}
+
 /// Makes every Secret of a secured cluster ready and gives the admin the operator's
-/// certificate. Returns the names of the Secrets issued in this pass.
+/// certificate.
 pub async fn ensure(
     ctx: &Context,
     namespace: &str,
     plan: &ClusterPlan,
     owner: &OwnerReference,
-) -> Result<Vec<String>, SecretsError> {
+) -> Result<Ensured, SecretsError> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let now = Timestamp::now();
     let cluster = format!("{namespace}/{}", plan.names().cluster());
     let ca = cluster_ca(&api, plan, owner, now).await?;
     let mut issued = Vec::new();
     let mut operator = None;
+    let mut internal_certificate = String::new();
     for (name, spec, user_may_supply) in leaves(plan) {
         let existing = api
             .get_opt(&name)
             .await
             .map_err(kube_err(format!("reading Secret {name}")))?;
-        let ours = |s: &Secret| {
-            s.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(certs::ISSUED_BY_ANNOTATION))
-                .is_some_and(|v| v == certs::ISSUER)
-        };
         let current = match &existing {
-            Some(s) if user_may_supply && !ours(s) => {
+            Some(s) if user_may_supply && users(s) => {
                 // The user's certificate (cert-manager): used as it is.
                 continue;
             }
@@ -264,22 +295,15 @@ pub async fn ensure(
                 leaf
             }
         };
+        if name == plan.names().tls_secret(REPLICATION_LISTENER) {
+            internal_certificate = certs::fingerprint(&[&leaf.cert]);
+        }
         if name == operator_secret(plan) {
             operator = Some(leaf);
         }
     }
     if let Some(leaf) = operator {
-        let props = BTreeMap::from([
-            ("security.protocol".to_owned(), "SSL".to_owned()),
-            ("ssl.truststore.type".to_owned(), "PEM".to_owned()),
-            ("ssl.truststore.certificates".to_owned(), ca.cert.clone()),
-            ("ssl.keystore.type".to_owned(), "PEM".to_owned()),
-            ("ssl.keystore.key".to_owned(), leaf.key.clone()),
-            (
-                "ssl.keystore.certificate.chain".to_owned(),
-                leaf.cert.clone(),
-            ),
-        ]);
+        let props = certs::client_properties(&ca.cert, &leaf);
         let security = strata_client::Security::from_properties(&props).map_err(|reason| {
             SecretsError::Missing {
                 secret: operator_secret(plan),
@@ -289,5 +313,8 @@ pub async fn ensure(
         let digest = certs::fingerprint(&[&leaf.cert, &ca.cert]);
         ctx.admin.set_credentials(&cluster, &digest, security);
     }
-    Ok(issued)
+    Ok(Ensured {
+        issued,
+        internal_certificate,
+    })
 }

@@ -257,6 +257,10 @@ pub struct ClusterPlan {
     pub(super) template: PodTemplateOverrides,
     /// Warnings for the `Degraded` condition, most important first.
     pub warnings: Vec<PlanWarning>,
+    /// Fingerprint of the brokers' internal certificate (a secured cluster), set by the
+    /// reconciler once the Secret is ready: the brokers' own connections read it at start, so
+    /// a new one restarts them (one at a time) through the pod template.
+    pub internal_certificate: Option<String>,
 }
 
 impl ClusterPlan {

@@ -136,6 +136,14 @@ pub(super) fn operator_properties(listeners: &[ListenerPlan]) -> BTreeMap<String
             );
             p.insert(format!("{prefix}ssl.keystore.key"), file("tls.key"));
         }
+        if l.name == REPLICATION_LISTENER {
+            // The brokers', the operator's and the administrators' certificates are matched
+            // against super.users as `CN=<name>`, whatever mapping the user's listeners use.
+            p.insert(
+                format!("{prefix}ssl.principal.mapping.rules"),
+                "DEFAULT".into(),
+            );
+        }
         if l.authentication == Authentication::Mtls {
             p.insert(format!("{prefix}ssl.client.auth"), "required".into());
             p.insert(format!("{prefix}ssl.truststore.type"), "PEM".into());
