@@ -91,12 +91,16 @@ def create_topic(broker, topic):
 
 def produce_outcome(broker, user, topic, n=5, client=None):
     """The error of each record's delivery (None: written); ``client``: the client settings
-    (else alice's or bob's SASL/PLAIN settings by ``user``)."""
+    (else alice's or bob's SASL/PLAIN settings by ``user``). A record librdkafka refuses at once
+    (its metadata already says the topic is not authorized) counts with that error."""
     producer = Producer({**(client or conf(broker, user)), "acks": "all", "message.timeout.ms": 15000,
                          "enable.idempotence": False})
     outcomes = []
     for i in range(n):
-        producer.produce(topic, f"{user}-{i}".encode(), on_delivery=lambda err, msg: outcomes.append(err))
+        try:
+            producer.produce(topic, f"{user}-{i}".encode(), on_delivery=lambda err, msg: outcomes.append(err))
+        except KafkaException as e:
+            outcomes.append(e.args[0])
     producer.flush(30)
     return outcomes
 
