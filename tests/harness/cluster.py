@@ -647,17 +647,26 @@ class Cluster:
     def wait_partitions(self, topic, predicate, what, timeout=60.0, node_id=None):
         """Waits until ``predicate({partition: Partition})`` holds in the view of ``node_id``
         (default: every healthy node); returns the last view."""
+        seen = {}
+
         def holds():
             ids = [node_id] if node_id is not None else self.healthy()
             last = None
             for i in ids:
                 parts = self.partitions(topic, i)
+                seen["view"] = (i, parts)
                 if not parts or not predicate(parts):
                     return None
                 last = parts
             return last
 
-        return wait_until(holds, timeout, f"{what} ({self.kind}, topic {topic})", interval=0.2)
+        try:
+            return wait_until(holds, timeout, f"{what} ({self.kind}, topic {topic})", interval=0.2)
+        except AssertionError as e:
+            node, parts = seen.get("view", (None, {}))
+            view = "; ".join(f"{p}: leader {v.leader} replicas {v.replicas} isr {v.isr}"
+                             for p, v in sorted(parts.items()))
+            raise AssertionError(f"{e}; the last view (node {node}): {view or 'none'}") from e
 
     def wait_isr_full(self, topic, timeout=120.0):
         """Waits until every partition of ``topic`` has a leader and all its replicas in the ISR."""

@@ -286,10 +286,21 @@ class HostKafka:
     def cluster_size(self, bootstrap: str, expected: int, settle: float = 60, timeout: float = 120) -> int:
         """How many brokers Metadata through ``bootstrap`` lists, waiting for ``expected``. A
         broker that lists only itself for ``settle`` seconds is a cluster of one (a broker that
-        does not replicate yet); once two or more are listed, the rest get ``timeout``."""
+        does not replicate yet); once two or more are listed, the rest get ``timeout``. Until the
+        first answer, a failing client (the Service's name not in the cluster DNS yet, its
+        endpoints not programmed yet) is retried for ``timeout``; its last error is raised then."""
+        first_deadline = time.monotonic() + timeout
+        while True:
+            try:
+                md = self.metadata(bootstrap)
+                break
+            except AssertionError:
+                if time.monotonic() >= first_deadline:
+                    raise
+                time.sleep(1)  # poll interval of the deadline loop
         deadline, joining = time.monotonic() + settle, False
         while True:
-            n = len(self.metadata(bootstrap)["brokers"])
+            n = len(md["brokers"])
             if n >= expected:
                 return n
             if n >= 2 and not joining:  # one cluster forming: give the others time to register
@@ -297,6 +308,7 @@ class HostKafka:
             if time.monotonic() >= deadline:
                 return n
             time.sleep(0.5)  # poll interval of the deadline loop
+            md = self.metadata(bootstrap)
 
     def create_topic(self, bootstrap: str, topic: str, partitions: int, replication_factor: int,
                      config: dict | None = None, conf: dict | None = None) -> dict:

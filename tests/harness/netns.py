@@ -253,12 +253,15 @@ class BridgeNetwork:
 
 
 # Runs the slot's teardown script when the test process is gone without having removed the slot.
+# The slot must still be its owner's: once a finished test process has removed it, the next one
+# may claim the same slot before this wakes, and its network is not this watchdog's to remove.
 _CLEANUP_WATCHDOG = r"""
 slot=$1 owner=$2
 while kill -0 "$owner" 2>/dev/null; do
   [ -d "$slot" ] || exit 0
   sleep 2
 done
+[ "$(cat "$slot/owner" 2>/dev/null)" = "$owner" ] || exit 0
 [ -f "$slot/teardown.sh" ] && bash "$slot/teardown.sh"
 exit 0
 """

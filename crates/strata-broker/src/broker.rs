@@ -128,7 +128,6 @@ impl Broker {
             auto_leader_rebalance: settings.auto_leader_rebalance,
             leader_imbalance_check_interval_ms: settings.leader_imbalance_check_interval_seconds
                 * 1000,
-            leader_imbalance_per_broker_percentage: settings.leader_imbalance_per_broker_percentage,
             dialer: NodeDialer::dialer(&config),
         })
         .await?;

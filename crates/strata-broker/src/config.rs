@@ -239,8 +239,6 @@ pub struct ClusterSettings {
     pub auto_leader_rebalance: bool,
     /// `leader.imbalance.check.interval.seconds`.
     pub leader_imbalance_check_interval_seconds: u64,
-    /// `leader.imbalance.per.broker.percentage`.
-    pub leader_imbalance_per_broker_percentage: u32,
     /// `offsets.topic.replication.factor`.
     pub offsets_topic_replication_factor: i16,
     /// `offsets.commit.timeout.ms`: how long a commit waits for its replicas.
@@ -870,9 +868,6 @@ fn cluster_settings(
             .int("leader.imbalance.check.interval.seconds")?
             .unwrap_or(300)
             .max(1),
-        leader_imbalance_per_broker_percentage: p
-            .int("leader.imbalance.per.broker.percentage")?
-            .unwrap_or(10),
         offsets_topic_replication_factor: p
             .int("offsets.topic.replication.factor")?
             .unwrap_or(if standalone { 1 } else { 3 }),

@@ -150,46 +150,39 @@ pub fn elect(
     (results, records)
 }
 
-/// The automatic leader rebalance: for each broker whose share of partitions it prefers but
-/// does not lead exceeds `imbalance_percentage`, preferred elections for those of them whose
-/// preferred replica is live and in sync.
-pub fn rebalance(image: &MetadataImage, imbalance_percentage: u32) -> Vec<MetadataRecord> {
-    let mut preferred = std::collections::BTreeMap::<i32, (u32, u32)>::new();
-    for t in image.topics.values() {
-        for p in t.partitions.values() {
-            if let Some(r) = p.preferred_leader() {
-                let e = preferred.entry(r).or_default();
-                e.0 += 1;
-                if p.leader != r {
-                    e.1 += 1;
-                }
-            }
-        }
-    }
-    let imbalanced: Vec<i32> = preferred
-        .iter()
-        .filter(|(id, (total, not_led))| {
-            eligible(image, **id) && *not_led * 100 > imbalance_percentage * *total
-        })
-        .map(|(id, _)| *id)
-        .collect();
+/// Preferred elections one rebalance round proposes at most; more wait for the next round,
+/// which then starts at once (KRaft's controller bounds its rounds the same way).
+pub const MAX_ELECTIONS_PER_ROUND: usize = 1000;
+
+/// The automatic leader rebalance, as KRaft's controller does it: a preferred election for every
+/// partition whose leader is not its preferred (first) replica while that replica is live and
+/// in sync. (`leader.imbalance.per.broker.percentage` is a ZooKeeper-mode setting Kafka's KRaft
+/// controller does not read: with a share threshold, the last partitions of a broker that
+/// rejoined their ISRs after the round that moved the others back would stay led elsewhere.)
+/// Returns the records and whether partitions were left for the next round.
+pub fn rebalance(image: &MetadataImage) -> (Vec<MetadataRecord>, bool) {
     let mut records = Vec::new();
+    let mut elected = 0;
     for t in image.topics.values() {
         for (i, p) in &t.partitions {
             let Some(r) = p.preferred_leader() else {
                 continue;
             };
-            if !imbalanced.contains(&r) || p.leader == r {
+            if p.leader == r {
                 continue;
+            }
+            if elected == MAX_ELECTIONS_PER_ROUND {
+                return (records, true);
             }
             if let Ok((n, _)) = elect_one(image, &t.name, *i, p, ElectionType::Preferred) {
                 tracing::info!(topic = %t.name, partition = i, from = p.leader, to = r,
                     "leader rebalance: leadership back to the preferred replica");
                 records.extend(change(&t.name, *i, p, n));
+                elected += 1;
             }
         }
     }
-    records
+    (records, false)
 }
 
 #[cfg(test)]
@@ -299,8 +292,8 @@ mod tests {
     }
 
     #[test]
-    fn rebalance_acts_on_brokers_over_the_imbalance_ratio() {
-        // Broker 1 prefers 2 partitions and leads neither (100%); broker 2 leads what it prefers.
+    fn rebalance_moves_every_partition_back_to_a_live_in_sync_preferred_replica() {
+        // Broker 1 prefers 2 partitions and leads neither; broker 2 leads what it prefers.
         let img = image(
             &[
                 (&[1, 2, 3], &[1, 2, 3], 2),
@@ -309,9 +302,19 @@ mod tests {
             ],
             &[],
         );
-        assert_eq!(rebalance(&img, 10).len(), 2);
-        // A fenced preferred replica gets nothing back.
+        let (records, more) = rebalance(&img);
+        assert_eq!(records.len(), 2);
+        assert!(!more);
+        // One partition of many not led by its preferred replica still moves back (no share
+        // threshold): broker 1 leads 19 of the 20 it prefers.
+        let mut parts: Vec<(&[i32], &[i32], i32)> = vec![(&[1, 2, 3], &[1, 2, 3], 1); 19];
+        parts.push((&[1, 2, 3], &[1, 2, 3], 2));
+        let (records, _) = rebalance(&image(&parts, &[]));
+        assert_eq!(records.len(), 1);
+        // A fenced preferred replica, or one outside the ISR, gets nothing back.
         let img = image(&[(&[1, 2, 3], &[2, 3], 2)], &[1]);
-        assert!(rebalance(&img, 10).is_empty());
+        assert!(rebalance(&img).0.is_empty());
+        let img = image(&[(&[1, 2, 3], &[2, 3], 2)], &[]);
+        assert!(rebalance(&img).0.is_empty());
     }
 }

@@ -518,6 +518,7 @@ impl Node {
         let session_timeout = Duration::from_millis(self.config.broker_session_timeout_ms);
         let rebalance_every = Duration::from_millis(self.config.leader_imbalance_check_interval_ms);
         let mut last_rebalance = Instant::now();
+        let mut rebalance_again = false;
         let mut led_term = None;
         loop {
             tokio::select! {
@@ -561,26 +562,28 @@ impl Node {
                     tracing::warn!(broker = id, error = %e, "fencing a broker whose session expired");
                 }
             }
-            if self.config.auto_leader_rebalance && last_rebalance.elapsed() >= rebalance_every {
+            if self.config.auto_leader_rebalance
+                && (rebalance_again || last_rebalance.elapsed() >= rebalance_every)
+            {
                 last_rebalance = Instant::now();
-                if let Err(e) = self.rebalance_leaders().await {
+                // More partitions than one round elects: the next round at the next tick.
+                rebalance_again = self.rebalance_leaders().await.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "automatic leader rebalance");
-                }
+                    false
+                });
             }
         }
     }
 
-    /// One round of the automatic leader rebalance (`auto.leader.rebalance.enable`).
-    async fn rebalance_leaders(&self) -> Result<(), ControllerError> {
+    /// One round of the automatic leader rebalance (`auto.leader.rebalance.enable`); true when
+    /// partitions were left for another round.
+    async fn rebalance_leaders(&self) -> Result<bool, ControllerError> {
         let (_guard, image) = self.begin().await?;
-        let records = crate::leadership::rebalance(
-            &image,
-            self.config.leader_imbalance_per_broker_percentage,
-        );
-        if records.is_empty() {
-            return Ok(());
+        let (records, more) = crate::leadership::rebalance(&image);
+        if !records.is_empty() {
+            self.propose(records).await?;
         }
-        self.propose(records).await.map(|_| ())
+        Ok(more)
     }
 
     async fn fence_expired(
@@ -690,7 +693,6 @@ mod tests {
             inter_broker_listener: "PLAINTEXT".into(),
             auto_leader_rebalance: false,
             leader_imbalance_check_interval_ms: 300_000,
-            leader_imbalance_per_broker_percentage: 10,
             dialer: Default::default(),
         }
     }

@@ -44,8 +44,6 @@ pub struct QuorumConfig {
     pub auto_leader_rebalance: bool,
     /// `leader.imbalance.check.interval.seconds`, in milliseconds.
     pub leader_imbalance_check_interval_ms: u64,
-    /// `leader.imbalance.per.broker.percentage`.
-    pub leader_imbalance_per_broker_percentage: u32,
     /// How Raft connections to the other nodes are opened (plain TCP by default).
     pub dialer: crate::network::Dialer,
 }

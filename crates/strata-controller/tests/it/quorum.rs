@@ -86,7 +86,6 @@ fn config(id: i32, voters: &BTreeMap<i32, String>, dir: PathBuf) -> QuorumConfig
         inter_broker_listener: "INTERNAL".into(),
         auto_leader_rebalance: false,
         leader_imbalance_check_interval_ms: 300_000,
-        leader_imbalance_per_broker_percentage: 10,
         dialer: Default::default(),
     }
 }
