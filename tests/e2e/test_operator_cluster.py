@@ -915,6 +915,10 @@ INVALID_FLOWS = {
     "InvalidEndpoint": flow_manifest(
         "both", '{alias: a, bootstrapServers: "10.0.0.1:9092", clusterRef: {name: x}}', EXTERNAL_B),
     "ClusterNotFound": flow_manifest("missing", "{alias: a, clusterRef: {name: nowhere}}", EXTERNAL_B),
+    # SASL towards an external side, from a Secret that does not exist
+    "SecretNotFound": flow_manifest(
+        "nosecret", EXTERNAL_A,
+        '{alias: b, bootstrapServers: "10.0.0.2:9092", sasl: {mechanism: plain, secretName: absent}}'),
 }
 
 

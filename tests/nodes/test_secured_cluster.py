@@ -18,6 +18,13 @@ a mutual-TLS listener on 9094 and Kafka's StandardAuthorizer with
    the mutual-TLS listener serves a client with a certificate of the CA.
 3. Rotation: the SCRAM listener's certificate Secret is deleted; the operator issues a new one
    and the brokers serve it to new connections without a restart (same pods, no restarts).
+4. Active-standby between secured clusters: a second secured cluster `standby` (one broker, a
+   TLS listener, a CA of its own) and a MirrorFlow `secure` -> `standby` (Preserve). The mirror
+   pod mounts each cluster's `<cluster>-mirror-client` certificate and reaches both on their
+   internal mutual-TLS listeners (a super user under `secure`'s authorizer); the records
+   arrive at the same offsets; a planned flip (`kubectl patch`) runs the operator's fence,
+   drain and promotion over mutual TLS with its own certificates, and the mirror then copies
+   from `standby` back into `secure`.
 """
 from __future__ import annotations
 
@@ -62,7 +69,37 @@ spec:
   replicationFactor: 3
 """
 BOOTSTRAP = f"{CLUSTER}-bootstrap.{NS}.svc"
-SECRETS = {f"{CLUSTER}-{s}" for s in ("replication-tls", "scram-tls", "mtls-tls", "operator-client", "admin-client")}
+SECRETS = {f"{CLUSTER}-{s}" for s in ("replication-tls", "scram-tls", "mtls-tls", "operator-client", "admin-client",
+                                      "mirror-client")}
+STANDBY = "standby"
+FLOW = "secure-dr"
+FLOW_YAML = f"""
+apiVersion: kafka.strata.dev/v1alpha1
+kind: KafkaCluster
+metadata: {{name: {STANDBY}}}
+spec:
+  racks:
+  - {{name: zone-b, zone: zone-b, brokers: 1}}
+  listeners:
+  - {{name: tls, port: 9092, tls: true}}
+  storage: {{size: 1Gi}}
+  config:
+    offsets.topic.replication.factor: "1"
+---
+apiVersion: kafka.strata.dev/v1alpha1
+kind: MirrorFlow
+metadata: {{name: {FLOW}}}
+spec:
+  source: {{alias: {CLUSTER}, clusterRef: {{name: {CLUSTER}}}}}
+  target: {{alias: {STANDBY}, clusterRef: {{name: {STANDBY}}}}}
+  topics: {{include: ["{TOPIC}"]}}
+  naming: Identity
+  offsets: Preserve
+  sync: {{checkpointIntervalSeconds: 5}}
+  failover:
+    active: source
+    discoveryService: {CLUSTER}-active
+"""
 
 
 def secret_data(nodes, name: str) -> dict[str, str]:
@@ -202,3 +239,70 @@ def test_3_a_new_certificate_is_served_without_a_restart(nodes, secure, files):
         assert p["metadata"]["uid"] == pods[pod]["metadata"]["uid"], pod
         (status,) = p["status"]["containerStatuses"]
         assert status["restartCount"] == 0, (pod, status)
+
+
+def admin_files(nodes, cluster: str, d) -> dict:
+    """librdkafka settings for mutual TLS with `cluster`'s administrators' certificate."""
+    admin = secret_data(nodes, f"{cluster}-admin-client")
+    for key, name in (("ca.crt", "ca.crt"), ("tls.crt", "admin.crt"), ("tls.key", "admin.key")):
+        (d / f"{cluster}-{name}").write_text(admin[key])
+    return {"security.protocol": "SSL", "ssl.ca.location": str(d / f"{cluster}-ca.crt"),
+            "ssl.certificate.location": str(d / f"{cluster}-admin.crt"),
+            "ssl.key.location": str(d / f"{cluster}-admin.key")}
+
+
+def test_4_active_standby_between_secured_clusters(nodes, kafka, secure, files):
+    nodes.apply(FLOW_YAML, "-n", NS)
+
+    def standby_ready():
+        o = nodes.get_json("kafkacluster", STANDBY, namespace=NS)
+        return o if has_condition(o, "Ready", "True") and (o.get("status") or {}).get("readyBrokers") == 1 else None
+    nodes.wait_until(standby_ready, timeout=300, what=f"KafkaCluster {STANDBY} Ready")
+
+    def flow():
+        return nodes.get_json("mirrorflow", FLOW, namespace=NS)
+
+    def settled(active: str, what: str):
+        def done():
+            mf = flow()
+            st = mf.get("status") or {}
+            fo = st.get("failover") or {}
+            return mf if (st.get("activeCluster") == active and not fo.get("operation")
+                          and not fo.get("rejoin") and fo.get("mirrorFrom") == active
+                          and has_condition(mf, "Ready", "True")) else None
+        return nodes.wait_until(done, timeout=240, interval=1, what=what,
+                                describe=lambda: (flow().get("status") or {}).get("conditions"))
+    settled("source", f"MirrorFlow {FLOW} mirroring from {CLUSTER}")
+    sts = nodes.get_json("statefulset", f"{FLOW}-mirror", namespace=NS)
+    template = sts["spec"]["template"]
+    mounted = {v["secret"]["secretName"] for v in template["spec"]["volumes"] if "secret" in v}
+    assert mounted == {f"{CLUSTER}-mirror-client", f"{STANDBY}-mirror-client"}, mounted
+    assert template["metadata"]["annotations"].get("kafka.strata.dev/credentials")
+
+    d = files
+    on = {CLUSTER: admin_files(nodes, CLUSTER, d), STANDBY: admin_files(nodes, STANDBY, d)}
+    address = {CLUSTER: f"{BOOTSTRAP}:9091", STANDBY: f"{STANDBY}-bootstrap.{NS}.svc:9091"}
+
+    def read(cluster: str):
+        # (a client id the write fence lets read a fenced cluster)
+        got = kafka.consume(address[cluster], TOPIC, timeout=60, conf=on[cluster],
+                            client_id="strata-failover-check")
+        return sorted((p, o, v) for p, o, v in got)
+
+    def equal():
+        a, b = read(CLUSTER), read(STANDBY)
+        return a if a and a == b else None
+    # The records of test 2 (and these) arrive on the standby at the same offsets.
+    acked = kafka.produce(address[CLUSTER], TOPIC, 200, prefix="before-flip", conf=on[CLUSTER])
+    assert len(acked) == 200
+    copied = nodes.wait_until(equal, timeout=180, interval=2, what=f"{STANDBY} equal to {CLUSTER} per offset")
+    assert len(copied) >= 200
+
+    # A planned flip: fence, drain and promotion run as the operator's certificate on both.
+    nodes.kubectl("patch", "mirrorflow", FLOW, "-n", NS, "--type", "merge",
+                  "-p", '{"spec":{"failover":{"active":"target"}}}')
+    settled("target", f"MirrorFlow {FLOW} failed over to {STANDBY} and mirroring back")
+    after = kafka.produce(address[STANDBY], TOPIC, 100, prefix="after-flip", conf=on[STANDBY])
+    assert len(after) == 100
+    back = nodes.wait_until(equal, timeout=180, interval=2, what=f"{CLUSTER} equal to {STANDBY} per offset")
+    assert len(back) == len(copied) + 100

@@ -235,7 +235,7 @@ impl MirrorConfig {
             ("sourceSecurity", &self.mirror.source_security),
             ("targetSecurity", &self.mirror.target_security),
         ] {
-            Security::from_properties(props)
+            resolve_security(props)
                 .map_err(|e| ConfigError::Invalid(format!("mirror.{side}: {e}")))?;
         }
         if self.source.alias == self.target.alias {
@@ -346,7 +346,7 @@ impl MirrorConfig {
 /// a failure here (a trust store file removed since) falls back to what the properties name
 /// and fails at the first connection, with the error in the log.
 fn security(props: &BTreeMap<String, String>) -> Security {
-    Security::from_properties(props).unwrap_or_else(|e| {
+    resolve_security(props).unwrap_or_else(|e| {
         tracing::error!(error = %e, "mirror client security");
         Security {
             protocol: props
@@ -357,6 +357,15 @@ fn security(props: &BTreeMap<String, String>) -> Security {
             sasl: None,
         }
     })
+}
+
+/// The client security of Kafka client properties whose values may name Kafka's configuration
+/// providers (`config.providers=dir` with `${dir:<dir>:<file>}`, as Kafka's clients resolve
+/// them): how a mirror pod reads credentials from mounted Secrets.
+fn resolve_security(props: &BTreeMap<String, String>) -> Result<Security, String> {
+    let resolved =
+        strata_kafka::config_providers::resolve(props.clone()).map_err(|e| e.to_string())?;
+    Security::from_properties(&resolved.props)
 }
 
 fn bootstrap_list(e: &ClusterEndpoint) -> Vec<String> {
@@ -393,6 +402,48 @@ mirror: { replicationFactor: 3 }
         assert_eq!(c.source_client().bootstrap, vec!["a:9092", "b:9092"]);
         assert_eq!(c.producer().compression, Compression::Zstd);
         assert_eq!(c.mirror.replication_factor, Some(3));
+    }
+
+    #[test]
+    fn security_properties_read_mounted_secrets_through_the_directory_provider() {
+        let secret = tempfile::tempdir().unwrap();
+        std::fs::write(secret.path().join("username"), "mirror").unwrap();
+        std::fs::write(secret.path().join("password"), "s3cret").unwrap();
+        let dir = secret.path().display();
+        let mut c = MirrorConfig::new("a", "x:1", "b", "y:1");
+        c.mirror.source_security = [
+            ("config.providers", "dir".to_string()),
+            (
+                "config.providers.dir.class",
+                "org.apache.kafka.common.config.provider.DirectoryConfigProvider".to_string(),
+            ),
+            ("security.protocol", "SASL_PLAINTEXT".to_string()),
+            ("sasl.mechanism", "SCRAM-SHA-512".to_string()),
+            (
+                "sasl.jaas.config",
+                format!(
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                     username=\"${{dir:{dir}:username}}\" password=\"${{dir:{dir}:password}}\";"
+                ),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        c.validate().unwrap();
+        let sasl = c.source_client().security.sasl.expect("SASL credentials");
+        assert_eq!(
+            (sasl.username.as_str(), sasl.password.as_str()),
+            ("mirror", "s3cret")
+        );
+        // A file the Secret does not have is refused at validation, naming the property.
+        std::fs::remove_file(secret.path().join("password")).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("mirror.sourceSecurity") && e.contains("sasl.jaas.config"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret"), "{e}");
     }
 
     #[test]

@@ -351,8 +351,15 @@ fn check_flow_golden(fixture: &str) -> Vec<Value> {
             let cm = objects.iter().find(|c| c["kind"] == "ConfigMap").unwrap();
             assert_eq!(volume, &cm["metadata"]["name"]);
             let file = cm["data"]["flow.yaml"].as_str().unwrap();
-            strata_mirror::MirrorConfig::parse(file, fixture)
-                .expect("strata-mirror reads the file");
+            let mut config: strata_mirror::MirrorConfig =
+                serde_norway::from_str(file).expect("strata-mirror reads the file");
+            // Client security names files of the pod's Secrets: checked with such files in
+            // `secured_sides_are_read_from_mounted_secrets`.
+            config.mirror.source_security.clear();
+            config.mirror.target_security.clear();
+            config
+                .validate()
+                .unwrap_or_else(|e| panic!("strata-mirror accepts {fixture}: {e}"));
         }
     }
     objects
@@ -413,6 +420,79 @@ fn translate_flow_to_an_external_cluster() {
     assert!(
         sts["spec"]["template"]["spec"].get("affinity").is_none(),
         "no zones to follow when writing to an external cluster"
+    );
+}
+
+#[test]
+fn secured_sides_are_read_from_mounted_secrets() {
+    let objects = check_flow_golden("flow-secured.yaml");
+    let sts = find(&objects, "StatefulSet", "east-to-dr-mirror");
+    let pod = &sts["spec"]["template"]["spec"];
+    let secrets: Vec<(&str, &str)> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v.get("secret").is_some())
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap(),
+                v["secret"]["secretName"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            ("source-tls", "east-mirror-client"),
+            ("target-tls", "dr-ca"),
+            ("target-sasl", "dr-mirror-user")
+        ]
+    );
+    // With the Secrets' files where the pod mounts them, strata-mirror accepts the flow file
+    // as it is (here under a temporary root standing for /).
+    let cm = find(&objects, "ConfigMap", "east-to-dr-mirror-config");
+    let file = cm["data"]["flow.yaml"].as_str().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let pem = {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["east".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    for (dir, entries) in [
+        (
+            "source-tls",
+            vec![("ca.crt", &pem.0), ("tls.crt", &pem.0), ("tls.key", &pem.1)],
+        ),
+        ("target-tls", vec![("ca.crt", &pem.0)]),
+    ] {
+        let d = root.path().join(format!("etc/strata/secrets/{dir}"));
+        std::fs::create_dir_all(&d).unwrap();
+        for (name, text) in entries {
+            std::fs::write(d.join(name), text).unwrap();
+        }
+    }
+    let d = root.path().join("etc/strata/secrets/target-sasl");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("username"), "mirror").unwrap();
+    std::fs::write(d.join("password"), "mirror-secret").unwrap();
+    let rooted = file.replace(
+        "/etc/strata/secrets",
+        &format!("{}/etc/strata/secrets", root.path().display()),
+    );
+    let config = strata_mirror::MirrorConfig::parse(&rooted, "flow-secured").unwrap();
+    config
+        .validate()
+        .expect("strata-mirror accepts the flow file");
+    let target = config.target_client();
+    assert!(target.security.tls.is_some());
+    assert_eq!(target.security.sasl.unwrap().username, "mirror");
+    assert!(config.source_client().security.tls.is_some());
+    assert_eq!(
+        config.source_client().bootstrap,
+        ["east-bootstrap.kafka.svc:9091"]
     );
 }
 

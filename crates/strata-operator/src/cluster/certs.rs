@@ -40,6 +40,8 @@ const RENEW_BEFORE_DAYS: i64 = 30;
 pub const BROKER_CN: &str = "strata-broker";
 pub const OPERATOR_CN: &str = "strata-operator";
 pub const ADMIN_CN: &str = "strata-admin";
+/// The mirror pods of MirrorFlows with this cluster as a side.
+pub const MIRROR_CN: &str = "strata-mirror";
 
 /// A certificate and its private key, PEM.
 #[derive(Clone, PartialEq, Eq)]

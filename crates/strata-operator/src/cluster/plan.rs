@@ -124,14 +124,20 @@ pub fn plan(cluster: &KafkaCluster, ctx: &PlanContext) -> Result<ClusterPlan, In
     config.extend(defaults);
     config.extend(spec.config.clone());
     if listeners[0].name == REPLICATION_LISTENER && config.contains_key("authorizer.class.name") {
-        // The brokers, the operator and the cluster's administrators authenticate with
-        // certificates of the cluster CA and may do anything, besides the user's super users.
+        // The brokers, the operator, the cluster's administrators and the mirror pods of its
+        // MirrorFlows authenticate with certificates of the cluster CA and may do anything,
+        // besides the user's super users.
         let mut users: Vec<String> = config
             .get("super.users")
             .map(|u| u.split(';').map(|s| s.trim().to_owned()).collect())
             .unwrap_or_default();
         users.retain(|u| !u.is_empty());
-        for cn in [certs::BROKER_CN, certs::OPERATOR_CN, certs::ADMIN_CN] {
+        for cn in [
+            certs::BROKER_CN,
+            certs::OPERATOR_CN,
+            certs::ADMIN_CN,
+            certs::MIRROR_CN,
+        ] {
             let user = format!("User:CN={cn}");
             if !users.contains(&user) {
                 users.push(user);
@@ -794,7 +800,8 @@ mod tests {
         assert!(!props.contains_key("listener.name.tls.ssl.client.auth"));
         assert_eq!(
             props["super.users"],
-            "User:alice;User:CN=strata-broker;User:CN=strata-operator;User:CN=strata-admin"
+            "User:alice;User:CN=strata-broker;User:CN=strata-operator;User:CN=strata-admin;\
+             User:CN=strata-mirror"
         );
         assert!(props["advertised.listeners"].starts_with("REPLICATION://c-a-0."));
         // A plaintext cluster is as before: no internal listener.

@@ -3,8 +3,10 @@
 //! listener, a certificate per TLS listener unless the user put their own `kubernetes.io/tls`
 //! Secret there (the operator leaves a Secret without its `issued-by` annotation, or with
 //! cert-manager's annotations, alone), and the client certificates of the operator
-//! (`<cluster>-operator-client`) and of the cluster's administrators (`<cluster>-admin-client`;
-//! the `-client` suffix cannot meet a listener's `<cluster>-<listener>-tls`).
+//! (`<cluster>-operator-client`), of the cluster's administrators (`<cluster>-admin-client`)
+//! and of the mirror pods of MirrorFlows with this cluster as a side
+//! (`<cluster>-mirror-client`; the `-client` suffix cannot meet a listener's
+//! `<cluster>-<listener>-tls`).
 //! Each is issued when missing, when what it must name changed, or 30 days before it ends;
 //! every Secret is owned by the KafkaCluster. The operator's own certificate is then handed to
 //! the Kafka admin, which reaches the cluster on the replication listener with it.
@@ -83,6 +85,11 @@ pub fn admin_secret(plan: &ClusterPlan) -> String {
     format!("{}-admin-client", plan.names().cluster())
 }
 
+/// Secret of the mirror pods' client certificate: `<cluster>-mirror-client`.
+pub fn mirror_secret(cluster: &str) -> String {
+    format!("{cluster}-mirror-client")
+}
+
 /// Every leaf the cluster needs: (Secret, what it certifies, whether the user may supply it).
 pub fn leaves(plan: &ClusterPlan) -> Vec<(String, LeafSpec, bool)> {
     let names = plan.names();
@@ -104,6 +111,7 @@ pub fn leaves(plan: &ClusterPlan) -> Vec<(String, LeafSpec, bool)> {
     for (secret, cn) in [
         (operator_secret(plan), certs::OPERATOR_CN),
         (admin_secret(plan), certs::ADMIN_CN),
+        (mirror_secret(plan.names().cluster()), certs::MIRROR_CN),
     ] {
         out.push((
             secret,

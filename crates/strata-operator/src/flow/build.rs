@@ -15,7 +15,8 @@ use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
     EnvVarSource, HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement,
     NodeSelectorTerm, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint as SliceEndpoint, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -42,6 +43,9 @@ pub const FLOW_KEY: &str = "flow.yaml";
 pub const DISCOVERY_PORT_NAME: &str = "kafka";
 /// Seconds a mirror gets to acknowledge in-flight records and commit progress on SIGTERM.
 pub const MIRROR_GRACE_SECONDS: i64 = 30;
+/// Pod annotation with the digest of the Secret data the mirror reads at start: new
+/// credentials restart the mirror pods.
+pub const CREDENTIALS_ANNOTATION: &str = "kafka.strata.dev/credentials";
 
 /// Every object of one flow. The reconciler destructures it without `..`, so a new child
 /// cannot be forgotten; it applies the ConfigMap first (the pods mount it), the StatefulSet
@@ -139,13 +143,48 @@ fn stateful_set(plan: &FlowPlan, config_hash: String) -> StatefulSet {
     } else {
         0
     };
-    let annotations = BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (CONFIG_HASH_ANNOTATION.to_owned(), config_hash),
         // Prometheus' conventional pod annotations, as on the broker pods.
         ("prometheus.io/scrape".to_owned(), "true".to_owned()),
         ("prometheus.io/port".to_owned(), METRICS_PORT.to_string()),
         ("prometheus.io/path".to_owned(), "/metrics".to_owned()),
     ]);
+    if let Some(digest) = plan.credentials_digest() {
+        annotations.insert(CREDENTIALS_ANNOTATION.to_owned(), digest.to_owned());
+    }
+    // The sides' Secrets (secured clusters), read-only; the flow file names their files.
+    let mounts = plan.secret_mounts();
+    let mut volume_mounts = vec![VolumeMount {
+        name: "flow".to_owned(),
+        mount_path: FLOW_MOUNT.to_owned(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }];
+    let mut volumes = vec![Volume {
+        name: "flow".to_owned(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: names.config_map(),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }];
+    for m in &mounts {
+        volume_mounts.push(VolumeMount {
+            name: m.volume.clone(),
+            mount_path: m.path.clone(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        volumes.push(Volume {
+            name: m.volume.clone(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(m.secret.clone()),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     let container = Container {
         name: MIRROR_CONTAINER.to_owned(),
         image: Some(plan.image().to_owned()),
@@ -198,12 +237,7 @@ fn stateful_set(plan: &FlowPlan, config_hash: String) -> StatefulSet {
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "flow".to_owned(),
-            mount_path: FLOW_MOUNT.to_owned(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(volume_mounts),
         ..Container::default()
     };
     StatefulSet {
@@ -239,14 +273,7 @@ fn stateful_set(plan: &FlowPlan, config_hash: String) -> StatefulSet {
                         }),
                         ..PodSecurityContext::default()
                     }),
-                    volumes: Some(vec![Volume {
-                        name: "flow".to_owned(),
-                        config_map: Some(ConfigMapVolumeSource {
-                            name: names.config_map(),
-                            ..ConfigMapVolumeSource::default()
-                        }),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(volumes),
                     ..PodSpec::default()
                 }),
             },
@@ -462,6 +489,72 @@ mod tests {
         let resources = container(&kids).resources.expect("resources set");
         assert_eq!(resources.requests.unwrap()["cpu"].0, "500m");
         assert_eq!(resources.limits.unwrap()["memory"].0, "512Mi");
+    }
+
+    #[test]
+    fn the_mirror_mounts_the_secrets_of_secured_sides_and_restarts_on_new_credentials() {
+        let flow: MirrorFlow = serde_json::from_value(json!({
+            "apiVersion": "kafka.strata.dev/v1alpha1", "kind": "MirrorFlow",
+            "metadata": {"name": "f", "namespace": "ns"},
+            "spec": spec(json!({"alias": "dr", "bootstrapServers": "10.0.0.1:9093",
+                                "sasl": {"mechanism": "plain", "secretName": "dr-user"}})),
+        }))
+        .unwrap();
+        let mut east = cluster("east", &["zone-a"]);
+        east.spec.listeners = vec![serde_json::from_value(
+            json!({"name": "scram", "port": 9092, "tls": true, "authentication": "scram-sha-512"}),
+        )
+        .unwrap()];
+        let referenced = Referenced {
+            source: Some(east),
+            target: None,
+        };
+        let mut plan = plan(
+            &flow,
+            &referenced,
+            ActiveSide::Source,
+            &PlanContext::new("img:1"),
+        )
+        .unwrap();
+        let template = |p: &FlowPlan| {
+            let sts = build(p).stateful_set;
+            sts.spec.unwrap().template
+        };
+        let t = template(&plan);
+        let spec = t.spec.unwrap();
+        let secrets: Vec<(String, String)> = spec
+            .volumes
+            .unwrap()
+            .iter()
+            .filter_map(|v| Some((v.name.clone(), v.secret.as_ref()?.secret_name.clone()?)))
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                ("source-tls".to_owned(), "east-mirror-client".to_owned()),
+                ("target-sasl".to_owned(), "dr-user".to_owned())
+            ]
+        );
+        let mounts: Vec<String> = spec.containers[0]
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.mount_path.clone())
+            .collect();
+        assert!(mounts.contains(&"/etc/strata/secrets/source-tls".to_owned()));
+        assert!(mounts.contains(&"/etc/strata/secrets/target-sasl".to_owned()));
+        assert!(!t
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key(CREDENTIALS_ANNOTATION));
+        plan.set_credentials_digest(Some("abc".into()));
+        let annotations = template(&plan).metadata.unwrap().annotations.unwrap();
+        assert_eq!(annotations[CREDENTIALS_ANNOTATION], "abc");
     }
 
     #[test]

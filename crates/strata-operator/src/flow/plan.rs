@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use kube::ResourceExt;
 use strata_api::{
     ActiveSide, ClusterEndpoint, FailoverMode, KafkaCluster, MirrorFlow, MirrorFlowSpec,
-    NamingMode, OffsetMode,
+    NamingMode, OffsetMode, SaslMechanism, SaslSecretRef, TlsSecretRef,
 };
 use strata_mirror::MirrorConfig;
 
@@ -36,8 +36,11 @@ pub mod reason {
     pub const SAME_CLUSTER: &str = "SameCluster";
     /// `bootstrapServers` is not a list of `host:port`.
     pub const INVALID_BOOTSTRAP: &str = "InvalidBootstrapServers";
-    /// TLS or SASL towards an external cluster: the mirror of this release speaks plaintext.
-    pub const UNSUPPORTED_SECURITY: &str = "UnsupportedEndpointSecurity";
+    /// A Secret a side's credentials come from does not exist (yet), or lacks a key.
+    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    /// A side's credentials, as read from its Secrets, cannot make a connection (not PEM,
+    /// a key without its certificate).
+    pub const INVALID_SECRET: &str = "InvalidEndpointSecret";
     /// `offsets: Preserve` with `naming: Prefixed`.
     pub const PRESERVE_NEEDS_IDENTITY: &str = "PreserveNeedsIdentityNaming";
     /// `offsets: Preserve` with a side that is not a Strata `KafkaCluster`.
@@ -67,10 +70,21 @@ fn invalid(reason: &'static str, message: impl Into<String>) -> InvalidFlow {
 }
 
 impl InvalidFlow {
-    /// Whether another object can fix this (a referenced cluster appearing), so the
-    /// reconciler looks again instead of waiting for a change of the flow.
+    /// A refusal with condition reason `reason` (one of [`reason`]) and what to change.
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        invalid(reason, message)
+    }
+
+    /// Whether another object can fix this (a referenced cluster appearing, a Secret
+    /// created or mended), so the reconciler looks again instead of waiting for a change of
+    /// the flow.
     pub fn waits_for_another_object(&self) -> bool {
-        self.reason == reason::CLUSTER_NOT_FOUND
+        [
+            reason::CLUSTER_NOT_FOUND,
+            reason::SECRET_NOT_FOUND,
+            reason::INVALID_SECRET,
+        ]
+        .contains(&self.reason)
     }
 }
 
@@ -137,6 +151,56 @@ pub struct SidePlan {
     pub side: ActiveSide,
     pub alias: String,
     pub endpoint: Endpoint,
+    pub security: SideSecurity,
+}
+
+/// How the connections to one side are secured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SideSecurity {
+    /// Plaintext.
+    Plaintext,
+    /// A secured `KafkaCluster` (TLS or authenticating listeners), reached on its internal
+    /// listener with mutual TLS and certificates of its CA: the mirror pods with
+    /// `<cluster>-mirror-client` (a super user of that cluster, as the offset-preserving
+    /// append, topic creation, config and ACL sync need), the operator's failover calls with
+    /// `<cluster>-operator-client`. Both Secrets also hold the CA (`ca.crt`).
+    ClusterTls { cluster: String },
+    /// An external cluster with TLS and/or SASL, from the user's Secrets.
+    External {
+        tls: Option<TlsSecretRef>,
+        sasl: Option<SaslSecretRef>,
+    },
+}
+
+/// Where the mirror pods mount the Secrets of the sides.
+pub const SECRETS_MOUNT: &str = "/etc/strata/secrets";
+
+/// The keys of a `kubernetes.io/tls` Secret the operator issues.
+const CA_KEY: &str = "ca.crt";
+const CERT_KEY: &str = "tls.crt";
+const KEY_KEY: &str = "tls.key";
+
+/// Kafka's directory configuration provider, which the mirror pods read mounted Secrets with.
+const DIRECTORY_PROVIDER: &str = "org.apache.kafka.common.config.provider.DirectoryConfigProvider";
+
+/// What a side's credentials are made of: one of its Secrets and a key in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretUse {
+    /// The TLS Secret (trust, and the client certificate for mutual TLS).
+    Tls,
+    /// The SASL Secret (user name and password).
+    Sasl,
+}
+
+/// A Secret the mirror pods mount for one side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretMount {
+    /// Volume name: `<source|target>-<tls|sasl>`.
+    pub volume: String,
+    pub secret: String,
+    /// Directory it is mounted at, under [`SECRETS_MOUNT`].
+    pub path: String,
+    pub used_as: SecretUse,
 }
 
 impl SidePlan {
@@ -146,6 +210,145 @@ impl SidePlan {
             Endpoint::Cluster(c) => &c.bootstrap,
             Endpoint::External(e) => &e.bootstrap,
         }
+    }
+
+    /// The Secrets the mirror pods mount for this side.
+    pub fn secret_mounts(&self) -> Vec<SecretMount> {
+        let mount = |used_as: SecretUse, secret: &str| {
+            let kind = match used_as {
+                SecretUse::Tls => "tls",
+                SecretUse::Sasl => "sasl",
+            };
+            let volume = format!("{}-{kind}", side_name(self.side));
+            SecretMount {
+                path: format!("{SECRETS_MOUNT}/{volume}"),
+                volume,
+                secret: secret.to_owned(),
+                used_as,
+            }
+        };
+        match &self.security {
+            SideSecurity::Plaintext => Vec::new(),
+            SideSecurity::ClusterTls { cluster } => vec![mount(
+                SecretUse::Tls,
+                &crate::cluster::secrets::mirror_secret(cluster),
+            )],
+            SideSecurity::External { tls, sasl } => tls
+                .iter()
+                .map(|t| mount(SecretUse::Tls, &t.secret_name))
+                .chain(sasl.iter().map(|s| mount(SecretUse::Sasl, &s.secret_name)))
+                .collect(),
+        }
+    }
+
+    /// The Secret keys this side's credentials read, by use: the CA, then the client
+    /// certificate and key (if any), or the user name and password.
+    pub fn secret_keys(&self, used_as: SecretUse) -> Vec<String> {
+        match (&self.security, used_as) {
+            (SideSecurity::ClusterTls { .. }, SecretUse::Tls) => {
+                vec![CA_KEY.into(), CERT_KEY.into(), KEY_KEY.into()]
+            }
+            (SideSecurity::External { tls: Some(t), .. }, SecretUse::Tls) => {
+                let mut keys = vec![t.ca_key.clone()];
+                if let (Some(c), Some(k)) = (&t.cert_key, &t.key_key) {
+                    keys.extend([c.clone(), k.clone()]);
+                }
+                keys
+            }
+            (SideSecurity::External { sasl: Some(s), .. }, SecretUse::Sasl) => {
+                vec![s.username_key.clone(), s.password_key.clone()]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Kafka client properties toward this side (none for plaintext), each secret value given
+    /// by `value(use, key)`: for the mirror pods a `${dir:…}` variable of the mount (see
+    /// [`SidePlan::pod_properties`]), for the operator the value it read from the Secret.
+    pub fn client_properties(
+        &self,
+        value: impl Fn(SecretUse, &str) -> String,
+    ) -> BTreeMap<String, String> {
+        let mut props = BTreeMap::new();
+        let mut set = |k: &str, v: String| {
+            props.insert(k.to_owned(), v);
+        };
+        let (tls, sasl) = match &self.security {
+            SideSecurity::Plaintext => return props,
+            SideSecurity::ClusterTls { .. } => (true, None),
+            SideSecurity::External { tls, sasl } => (tls.is_some(), sasl.as_ref()),
+        };
+        let protocol = match (tls, sasl.is_some()) {
+            (true, true) => "SASL_SSL",
+            (true, false) => "SSL",
+            (false, true) => "SASL_PLAINTEXT",
+            (false, false) => return props,
+        };
+        set("security.protocol", protocol.to_owned());
+        if tls {
+            let keys = self.secret_keys(SecretUse::Tls);
+            set("ssl.truststore.type", "PEM".to_owned());
+            set(
+                "ssl.truststore.certificates",
+                value(SecretUse::Tls, &keys[0]),
+            );
+            if keys.len() == 3 {
+                set("ssl.keystore.type", "PEM".to_owned());
+                set(
+                    "ssl.keystore.certificate.chain",
+                    value(SecretUse::Tls, &keys[1]),
+                );
+                set("ssl.keystore.key", value(SecretUse::Tls, &keys[2]));
+            }
+        }
+        if let Some(s) = sasl {
+            let (mechanism, module) = match s.mechanism {
+                SaslMechanism::ScramSha512 => ("SCRAM-SHA-512", "scram.ScramLoginModule"),
+                SaslMechanism::ScramSha256 => ("SCRAM-SHA-256", "scram.ScramLoginModule"),
+                SaslMechanism::Plain => ("PLAIN", "plain.PlainLoginModule"),
+            };
+            let quoted = |key: &str| {
+                value(SecretUse::Sasl, key)
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+            };
+            set("sasl.mechanism", mechanism.to_owned());
+            set(
+                "sasl.jaas.config",
+                format!(
+                    "org.apache.kafka.common.security.{module} required username=\"{}\" \
+                     password=\"{}\";",
+                    quoted(&s.username_key),
+                    quoted(&s.password_key)
+                ),
+            );
+        }
+        props
+    }
+
+    /// The client properties of the mirror pods toward this side: the Secrets' files through
+    /// Kafka's directory configuration provider (read by `strata-mirror` at start).
+    pub fn pod_properties(&self) -> BTreeMap<String, String> {
+        let mounts = self.secret_mounts();
+        let mut props = self.client_properties(|used_as, key| {
+            let path = mounts
+                .iter()
+                .find(|m| m.used_as == used_as)
+                .map_or(SECRETS_MOUNT, |m| m.path.as_str());
+            format!("${{dir:{path}:{key}}}")
+        });
+        if !mounts.is_empty() {
+            props.insert("config.providers".into(), "dir".into());
+            props.insert(
+                "config.providers.dir.class".into(),
+                DIRECTORY_PROVIDER.into(),
+            );
+            props.insert(
+                "config.providers.dir.param.allowed.paths".into(),
+                SECRETS_MOUNT.into(),
+            );
+        }
+        props
     }
 
     /// Whether this side is a Strata cluster (see the module documentation).
@@ -181,6 +384,7 @@ pub struct FlowPlan {
     mirror_from: Option<ActiveSide>,
     spec: MirrorFlowSpec,
     image: String,
+    credentials_digest: Option<String>,
 }
 
 /// The flow of `flow` with `referenced` as its clusters, `active` the side clients are on
@@ -274,11 +478,18 @@ pub fn plan(
         mirror_from: Some(active),
         spec: spec.clone(),
         image: ctx.broker_image.clone(),
+        credentials_digest: None,
     };
     // The one place that decides whether a flow file can run is strata-mirror's own
-    // validation; both directions must pass, the flow reverses after a failover.
+    // validation; both directions must pass, the flow reverses after a failover. The client
+    // security properties name files that exist in the mirror pods only (mounted Secrets):
+    // the operator renders them itself and checks what it reads from those Secrets when it
+    // connects (see `flow::credentials`).
     for direction in [ActiveSide::Source, ActiveSide::Target] {
-        plan.mirror_config_for(direction)
+        let mut config = plan.mirror_config_for(direction);
+        config.mirror.source_security.clear();
+        config.mirror.target_security.clear();
+        config
             .validate()
             .map_err(|e| invalid(reason::INVALID_MIRROR_CONFIG, e.to_string()))?;
     }
@@ -327,18 +538,7 @@ fn side(
                     ),
                 ));
             };
-            if crate::kafka::is_secured(cluster) {
-                return Err(invalid(
-                    reason::UNSUPPORTED_SECURITY,
-                    format!(
-                        "spec.{label}.clusterRef names KafkaCluster {}, whose listeners use TLS \
-                         or authentication; the operator does not yet give its mirror pods \
-                         and failover calls credentials for a secured cluster, so mirror \
-                         between clusters with plaintext listeners",
-                        reference.name
-                    ),
-                ));
-            }
+            let secured = crate::kafka::is_secured(cluster);
             let names = ClusterNames::new(&reference.name, namespace, &ctx.cluster_domain);
             let mut zones: Vec<String> = cluster
                 .spec
@@ -349,33 +549,59 @@ fn side(
                 .collect();
             zones.sort();
             zones.dedup();
-            Endpoint::Cluster(ClusterSide {
+            let endpoint = Endpoint::Cluster(ClusterSide {
                 name: reference.name.clone(),
-                bootstrap: in_cluster_bootstrap(cluster, &ctx.cluster_domain),
+                // A secured cluster is reached on its internal mutual-TLS listener, which
+                // every certificate of its CA authenticates on whatever the client listeners
+                // ask for (SCRAM, another CA's certificates).
+                bootstrap: if secured {
+                    names.bootstrap_address(crate::cluster::plan::REPLICATION_PORT)
+                } else {
+                    in_cluster_bootstrap(cluster, &ctx.cluster_domain)
+                },
                 broker_selector: names.selector(),
                 client_port: cluster.spec.listeners.first().map_or(9092, |l| l.port),
                 zones,
                 topology_key: cluster.spec.topology_key.clone(),
-            })
+            });
+            let security = if secured {
+                SideSecurity::ClusterTls {
+                    cluster: reference.name.clone(),
+                }
+            } else {
+                SideSecurity::Plaintext
+            };
+            (endpoint, security)
         }
         (None, Some(servers)) => {
-            if endpoint.tls.is_some() || endpoint.sasl.is_some() {
-                return Err(invalid(
-                    reason::UNSUPPORTED_SECURITY,
-                    format!(
-                        "spec.{label} asks for TLS or SASL, but strata-mirror of this release \
-                         connects in plaintext only; remove spec.{label}.tls/sasl or use a \
-                         plaintext listener"
-                    ),
-                ));
+            if let Some(tls) = &endpoint.tls {
+                if tls.cert_key.is_some() != tls.key_key.is_some() {
+                    return Err(invalid(
+                        reason::INVALID_ENDPOINT,
+                        format!(
+                            "spec.{label}.tls sets one of certKey and keyKey: a client \
+                             certificate needs both (or neither, for TLS without one)"
+                        ),
+                    ));
+                }
             }
-            Endpoint::External(external(label, servers)?)
+            let security = if endpoint.tls.is_none() && endpoint.sasl.is_none() {
+                SideSecurity::Plaintext
+            } else {
+                SideSecurity::External {
+                    tls: endpoint.tls.clone(),
+                    sasl: endpoint.sasl.clone(),
+                }
+            };
+            (Endpoint::External(external(label, servers)?), security)
         }
     };
+    let (endpoint_plan, security) = endpoint_plan;
     Ok(SidePlan {
         side: which,
         alias: endpoint.alias.clone(),
         endpoint: endpoint_plan,
+        security,
     })
 }
 
@@ -602,6 +828,16 @@ impl FlowPlan {
         self.mirror_from = from;
     }
 
+    /// Digest of the Secret data the mirror pods mount (see `flow::credentials`), which their
+    /// template carries so that new credentials restart them.
+    pub fn credentials_digest(&self) -> Option<&str> {
+        self.credentials_digest.as_deref()
+    }
+
+    pub fn set_credentials_digest(&mut self, digest: Option<String>) {
+        self.credentials_digest = digest;
+    }
+
     /// Mirror processes that share the flow (`spec.replicas`).
     pub fn replicas(&self) -> i32 {
         self.spec.replicas.max(0)
@@ -643,7 +879,16 @@ impl FlowPlan {
         config.offsets = spec.offsets;
         config.sync = spec.sync.clone();
         config.tuning = spec.tuning.clone();
+        config.mirror.source_security = reading.pod_properties();
+        config.mirror.target_security = writing.pod_properties();
         config
+    }
+
+    /// Every Secret the mirror pods mount, both sides (they run in either direction).
+    pub fn secret_mounts(&self) -> Vec<SecretMount> {
+        let mut mounts = self.source.secret_mounts();
+        mounts.extend(self.target.secret_mounts());
+        mounts
     }
 }
 
@@ -824,15 +1069,61 @@ mod tests {
     }
 
     #[test]
-    fn external_tls_is_not_supported_yet() {
+    fn an_external_side_with_tls_and_scram_reads_its_secrets_through_the_directory_provider() {
         let spec = json!({"source": {"alias": "a", "clusterRef": {"name": "east"}},
                           "target": {"alias": "b", "bootstrapServers": "10.0.0.1:9093",
-                                     "tls": {"secretName": "s"}}});
-        assert_eq!(reason_of(spec, &both()), reason::UNSUPPORTED_SECURITY);
+                                     "tls": {"secretName": "b-ca", "certKey": "c", "keyKey": "k"},
+                                     "sasl": {"mechanism": "scram-sha-512", "secretName": "b-user"}}});
+        let plan = check(spec, &both()).unwrap();
+        let mounts = plan.secret_mounts();
+        let names: Vec<(&str, &str, &str)> = mounts
+            .iter()
+            .map(|m| (m.volume.as_str(), m.secret.as_str(), m.path.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("target-tls", "b-ca", "/etc/strata/secrets/target-tls"),
+                ("target-sasl", "b-user", "/etc/strata/secrets/target-sasl")
+            ]
+        );
+        let config = plan.mirror_config();
+        assert!(
+            config.mirror.source_security.is_empty(),
+            "a plaintext source"
+        );
+        let t = &config.mirror.target_security;
+        assert_eq!(t["security.protocol"], "SASL_SSL");
+        assert_eq!(t["sasl.mechanism"], "SCRAM-SHA-512");
+        assert_eq!(
+            t["ssl.truststore.certificates"],
+            "${dir:/etc/strata/secrets/target-tls:ca.crt}"
+        );
+        assert_eq!(
+            t["ssl.keystore.key"],
+            "${dir:/etc/strata/secrets/target-tls:k}"
+        );
+        assert_eq!(
+            t["ssl.keystore.certificate.chain"],
+            "${dir:/etc/strata/secrets/target-tls:c}"
+        );
+        assert!(t["sasl.jaas.config"].contains(
+            "username=\"${dir:/etc/strata/secrets/target-sasl:username}\" \
+             password=\"${dir:/etc/strata/secrets/target-sasl:password}\""
+        ));
+        assert_eq!(t["config.providers.dir.param.allowed.paths"], SECRETS_MOUNT);
+        // After a failover the mirror reads from the target: its properties go with it.
+        let reverse = plan.mirror_config_for(ActiveSide::Target);
+        assert_eq!(&reverse.mirror.source_security, t);
+        // A client certificate needs its key.
+        let spec = json!({"source": {"alias": "a", "clusterRef": {"name": "east"}},
+                          "target": {"alias": "b", "bootstrapServers": "10.0.0.1:9093",
+                                     "tls": {"secretName": "s", "certKey": "c"}}});
+        assert_eq!(reason_of(spec, &both()), reason::INVALID_ENDPOINT);
     }
 
     #[test]
-    fn a_secured_cluster_side_is_not_supported_yet() {
+    fn a_secured_cluster_side_is_mirrored_on_its_internal_listener_with_the_mirror_certificate() {
         let mut secured = both();
         if let Some(west) = secured.target.as_mut() {
             west.spec.listeners =
@@ -841,10 +1132,26 @@ mod tests {
                         .unwrap(),
                 ];
         }
+        let plan = check(preserve(), &secured).unwrap();
+        assert_eq!(plan.target().bootstrap(), "west-bootstrap.ns.svc:9091");
         assert_eq!(
-            reason_of(preserve(), &secured),
-            reason::UNSUPPORTED_SECURITY
+            plan.target().security,
+            SideSecurity::ClusterTls {
+                cluster: "west".into()
+            }
         );
+        let mounts = plan.secret_mounts();
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].secret, "west-mirror-client");
+        let t = plan.mirror_config().mirror.target_security;
+        assert_eq!(t["security.protocol"], "SSL");
+        assert_eq!(
+            t["ssl.keystore.key"],
+            "${dir:/etc/strata/secrets/target-tls:tls.key}"
+        );
+        // The plaintext side is as before.
+        assert!(plan.mirror_config().mirror.source_security.is_empty());
+        assert_eq!(plan.source().bootstrap(), "east-bootstrap.ns.svc:9092");
     }
 
     #[test]

@@ -35,6 +35,7 @@ use crate::apply::{apply, owned};
 use crate::conditions::{self, DesiredCondition, DEGRADED, FENCED, PROGRESSING, READY};
 use crate::context::Context;
 use crate::flow::build::{build, Discovery, FlowChildren};
+use crate::flow::credentials::{self, Credentials, CredentialsError};
 use crate::flow::lag;
 use crate::flow::plan::{plan, Endpoint, FlowPlan, InvalidFlow, Referenced, SidePlan};
 use crate::kafka::{AdminError, KafkaTarget, SideOffsets, CHECKPOINTS_SUFFIX};
@@ -122,11 +123,22 @@ pub async fn reconcile(flow: Arc<MirrorFlow>, ctx: Arc<Context>) -> Result<Actio
         Err(invalid) => return refuse(&api, &flow, &previous, invalid, &ctx).await,
     };
     plan.set_mirror(state.mirror_from);
+    // The secured sides' credentials: a Secret not there yet is a condition, looked at again.
+    let credentials = match credentials::read(&ctx, &plan).await {
+        Ok(c) => c,
+        Err(CredentialsError::Invalid(invalid)) => {
+            return refuse(&api, &flow, &previous, invalid, &ctx).await
+        }
+        Err(CredentialsError::Kube { action, source }) => {
+            return Err(Error::Kube { action, source })
+        }
+    };
+    plan.set_credentials_digest(credentials.mirror_digest.clone());
     let timeout = Duration::from_secs(
         u64::try_from(flow.spec.failover.detection.timeout_seconds.max(1)).unwrap_or(1),
     );
-    let source = probe(&plan, plan.source(), timeout, &ctx).await;
-    let target = probe(&plan, plan.target(), timeout, &ctx).await;
+    let source = probe(&plan, plan.source(), timeout, &ctx, &credentials).await;
+    let target = probe(&plan, plan.target(), timeout, &ctx, &credentials).await;
     let (active_probe, standby_probe) = match state.active {
         ActiveSide::Source => (&source, &target),
         ActiveSide::Target => (&target, &source),
@@ -168,7 +180,7 @@ pub async fn reconcile(flow: Arc<MirrorFlow>, ctx: Arc<Context>) -> Result<Actio
         written: flow.status.clone(),
         applied: None,
     };
-    let sides = flow_sides(driver.plan, &ctx);
+    let sides = flow_sides(driver.plan, &ctx, &credentials);
     let waiting = drive(&mut state, &flow.spec.failover, &sides, &mut driver).await?;
 
     // The children as the final state wants them (idempotent when a step applied them).
@@ -201,12 +213,14 @@ pub async fn reconcile(flow: Arc<MirrorFlow>, ctx: Arc<Context>) -> Result<Actio
     }))
 }
 
-/// The flow's two sides as the operator reaches them (test-only overrides included), for the
-/// engine's Kafka-side actions.
-fn flow_sides(plan: &FlowPlan, ctx: &Context) -> FlowSides {
+/// The flow's two sides as the operator reaches them (test-only overrides included, and the
+/// operator's own credentials of secured sides), for the engine's Kafka-side actions.
+fn flow_sides(plan: &FlowPlan, ctx: &Context, credentials: &Credentials) -> FlowSides {
     let mut config = plan.mirror_config_for(ActiveSide::Source);
     config.source.bootstrap_servers = Some(kafka_target(plan, plan.source(), ctx).bootstrap);
     config.target.bootstrap_servers = Some(kafka_target(plan, plan.target(), ctx).bootstrap);
+    config.mirror.source_security = credentials.source.clone();
+    config.mirror.target_security = credentials.target.clone();
     let mut sides = FlowSides::new(config);
     sides.probe_timeout = Duration::from_secs(
         u64::try_from(plan.spec().failover.detection.timeout_seconds.max(1)).unwrap_or(1),
@@ -459,8 +473,15 @@ pub fn kafka_target(plan: &FlowPlan, side: &SidePlan, ctx: &Context) -> KafkaTar
 }
 
 /// Metadata + DescribeCluster + ListOffsets of `side` within `timeout`.
-async fn probe(plan: &FlowPlan, side: &SidePlan, timeout: Duration, ctx: &Context) -> Probe {
-    let target = kafka_target(plan, side, ctx);
+async fn probe(
+    plan: &FlowPlan,
+    side: &SidePlan,
+    timeout: Duration,
+    ctx: &Context,
+    credentials: &Credentials,
+) -> Probe {
+    let mut target = kafka_target(plan, side, ctx);
+    credentials::load(ctx, &mut target, credentials.of(side));
     let outcome = match tokio::time::timeout(timeout, ctx.admin.end_offsets(&target)).await {
         Ok(Ok(offsets)) => Ok(offsets),
         Ok(Err(e)) => Err(probe_error(&e)),
