@@ -24,7 +24,8 @@ a mutual-TLS listener on 9094 and Kafka's StandardAuthorizer with
    internal mutual-TLS listeners (a super user under `secure`'s authorizer); the records
    arrive at the same offsets; a planned flip (`kubectl patch`) runs the operator's fence,
    drain and promotion over mutual TLS with its own certificates, and the mirror then copies
-   from `standby` back into `secure`.
+   from `standby` back into `secure`. The listener certificates of both name the flow's
+   discovery Service, so TLS clients bootstrapping through it verify the host name.
 """
 from __future__ import annotations
 
@@ -306,3 +307,16 @@ def test_4_active_standby_between_secured_clusters(nodes, kafka, secure, files):
     assert len(after) == 100
     back = nodes.wait_until(equal, timeout=180, interval=2, what=f"{CLUSTER} equal to {STANDBY} per offset")
     assert len(back) == len(copied) + 100
+
+    # Clients bootstrap through the discovery Service, which leads to the standby's TLS listener
+    # now: its certificate names that Service (librdkafka verifies the host name). `secure`'s
+    # listener certificate was issued again when the flow appeared and names it too (the
+    # brokers reload a new certificate in place, as step 3 shows).
+    discovery = f"{CLUSTER}-active.{NS}.svc"
+    tls_conf = {"security.protocol": "SSL", "ssl.ca.location": str(d / f"{STANDBY}-ca.crt")}
+    nodes.wait_until(lambda: len(kafka.metadata(f"{discovery}:9092", timeout=10, conf=tls_conf)["brokers"]) == 1,
+                     timeout=120, what="a TLS client through the discovery Service, host name verified")
+    (d / "issued-scram.crt").write_text(secret_data(nodes, f"{CLUSTER}-scram-tls")["tls.crt"])
+    names = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(d / "issued-scram.crt")],
+                           capture_output=True, text=True, timeout=30).stdout
+    assert f"DNS:{discovery}" in names.replace(",", "\n").split(), names

@@ -207,6 +207,21 @@ async fn cluster_controller(ctx: Arc<Context>, scope: Option<String>, stop: Canc
             let namespace = pod.namespace();
             cluster.map(|c| ObjectRef::<KafkaCluster>::new(&c).within(namespace.as_deref().unwrap_or("default")))
         })
+        // A flow's discovery Service is among its clusters' listener certificate names: a flow
+        // that names one re-triggers its clusters (also on its status writes; a cluster's
+        // reconcile is idempotent, and a plaintext cluster reads no flow).
+        .watches(api::<MirrorFlow>(client, &scope), watcher::Config::default(), |flow: MirrorFlow| {
+            let namespace = flow.namespace().unwrap_or_else(|| "default".to_owned());
+            let clusters = if flow.spec.failover.discovery_service.is_some() {
+                vec![flow.spec.source.cluster_ref, flow.spec.target.cluster_ref]
+            } else {
+                Vec::new()
+            };
+            clusters
+                .into_iter()
+                .flatten()
+                .map(move |r| ObjectRef::<KafkaCluster>::new(&r.name).within(&namespace))
+        })
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(reconcile_cluster, cluster_error_policy, ctx.clone())
         .for_each(|result| async move {

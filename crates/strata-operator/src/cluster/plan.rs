@@ -1044,4 +1044,39 @@ mod tests {
         assert_eq!(keys, sorted);
         assert!(file.starts_with("# Broker 0 (rack a) of KafkaCluster ns/c."));
     }
+
+    #[test]
+    fn listener_certificates_name_the_discovery_services_of_the_clusters_flows() {
+        let mut c = cluster(vec![rack("a", 1)]);
+        let mut tls = listener("tls", 9094);
+        tls.tls = true;
+        c.spec.listeners = vec![tls];
+        let p = plan(&c, &ctx()).unwrap();
+        let leaves = crate::cluster::secrets::leaves(&p, &["kafka-active".to_owned()]);
+        let names = |secret: &str| {
+            leaves
+                .iter()
+                .find(|(s, _, _)| s == secret)
+                .map(|(_, spec, _)| spec.dns_names.clone())
+                .unwrap()
+        };
+        let listener_names = names(&p.names().tls_secret("tls"));
+        let ns = p.names().namespace().to_owned();
+        assert!(listener_names.contains(&"kafka-active".to_owned()));
+        assert!(listener_names.contains(&format!("kafka-active.{ns}.svc")));
+        // The internal certificate (whose change restarts the brokers) does not follow flows.
+        assert!(!names(&p.names().tls_secret(REPLICATION_LISTENER))
+            .iter()
+            .any(|n| n.starts_with("kafka-active")));
+        // A flow's discovery Service added: the listener certificate is issued again.
+        let before = crate::cluster::secrets::leaves(&p, &[]);
+        let spec = |l: &[(String, crate::cluster::certs::LeafSpec, bool)]| {
+            l.iter()
+                .find(|(s, _, _)| *s == p.names().tls_secret("tls"))
+                .unwrap()
+                .1
+                .digest()
+        };
+        assert_ne!(spec(&before), spec(&leaves));
+    }
 }

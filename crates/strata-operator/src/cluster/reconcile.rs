@@ -28,7 +28,7 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
-use strata_api::{BrokerStatus, KafkaCluster, KafkaClusterStatus};
+use strata_api::{BrokerStatus, KafkaCluster, KafkaClusterStatus, MirrorFlow};
 
 use strata_api::DrainStatus;
 
@@ -68,6 +68,34 @@ impl Error {
             Error::Secrets(_) => "CertificateSecrets",
         }
     }
+}
+
+/// The discovery Services of the MirrorFlows in `namespace` with KafkaCluster `cluster` as a
+/// side, sorted: clients bootstrap through them, so the listener certificates name them (the
+/// cluster controller watches MirrorFlows that name one).
+async fn discovery_services(
+    ctx: &Context,
+    namespace: &str,
+    cluster: &str,
+) -> Result<Vec<String>, Error> {
+    let flows: Api<MirrorFlow> = Api::namespaced(ctx.client.clone(), namespace);
+    let flows = flows
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_err("listing MirrorFlows"))?;
+    let mut names: Vec<String> = flows
+        .items
+        .iter()
+        .filter(|f| {
+            [&f.spec.source, &f.spec.target]
+                .iter()
+                .any(|e| e.cluster_ref.as_ref().is_some_and(|r| r.name == cluster))
+        })
+        .filter_map(|f| f.spec.failover.discovery_service.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
@@ -152,7 +180,9 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         // Before the pods that mount them. A listener's new certificate reaches running
         // brokers through the kubelet's update of the mounted files; a new internal one also
         // serves the brokers' own connections, read at start, so it restarts them in turn.
-        let ensured = crate::cluster::secrets::ensure(&ctx, &namespace, &plan, &owner).await?;
+        let discovery = discovery_services(&ctx, &namespace, &name).await?;
+        let ensured =
+            crate::cluster::secrets::ensure(&ctx, &namespace, &plan, &owner, &discovery).await?;
         for secret in ensured.issued {
             ctx.event(
                 &*cluster,

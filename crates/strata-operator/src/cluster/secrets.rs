@@ -55,19 +55,25 @@ pub struct Ensured {
 }
 
 /// The DNS names a broker certificate covers: every broker pod through the headless
-/// Service, and the bootstrap Service by each of its names.
-fn broker_dns_names(plan: &ClusterPlan) -> Vec<String> {
+/// Service, and the bootstrap Service by each of its names; a client listener's certificate
+/// also the `discovery` Services of MirrorFlows with this cluster as a side (clients that
+/// bootstrap through the address that follows the active cluster verify that name).
+fn broker_dns_names(plan: &ClusterPlan, discovery: &[String]) -> Vec<String> {
     let names = plan.names();
     let (ns, domain) = (names.namespace(), names.cluster_domain());
-    let bootstrap = names.bootstrap_service();
-    vec![
+    let mut out = vec![
         format!("*.{}.{ns}.svc.{domain}", names.headless_service()),
         format!("*.{}.{ns}.svc", names.headless_service()),
-        bootstrap.clone(),
-        format!("{bootstrap}.{ns}"),
-        format!("{bootstrap}.{ns}.svc"),
-        format!("{bootstrap}.{ns}.svc.{domain}"),
-    ]
+    ];
+    for service in std::iter::once(&names.bootstrap_service()).chain(discovery) {
+        out.extend([
+            service.clone(),
+            format!("{service}.{ns}"),
+            format!("{service}.{ns}.svc"),
+            format!("{service}.{ns}.svc.{domain}"),
+        ]);
+    }
+    out
 }
 
 /// Secret of the cluster CA: `<cluster>-ca`.
@@ -91,7 +97,8 @@ pub fn mirror_secret(cluster: &str) -> String {
 }
 
 /// Every leaf the cluster needs: (Secret, what it certifies, whether the user may supply it).
-pub fn leaves(plan: &ClusterPlan) -> Vec<(String, LeafSpec, bool)> {
+/// `discovery`: the discovery Services of the MirrorFlows with this cluster as a side.
+pub fn leaves(plan: &ClusterPlan, discovery: &[String]) -> Vec<(String, LeafSpec, bool)> {
     let names = plan.names();
     let mut out = Vec::new();
     for l in plan.listeners().iter().filter(|l| l.tls) {
@@ -100,7 +107,9 @@ pub fn leaves(plan: &ClusterPlan) -> Vec<(String, LeafSpec, bool)> {
             names.tls_secret(&l.name),
             LeafSpec {
                 common_name: certs::BROKER_CN.to_owned(),
-                dns_names: broker_dns_names(plan),
+                // (The internal certificate restarts the brokers when it changes: it names
+                // what the brokers and the operator reach each other by, nothing else.)
+                dns_names: broker_dns_names(plan, if internal { &[] } else { discovery }),
                 server: true,
                 // The brokers present the internal certificate to each other.
                 client: internal,
@@ -229,12 +238,13 @@ fn users(secret: &Secret) -> bool {
 }
 
 /// Makes every Secret of a secured cluster ready and gives the admin the operator's
-/// certificate.
+/// certificate; `discovery` as for [`leaves`].
 pub async fn ensure(
     ctx: &Context,
     namespace: &str,
     plan: &ClusterPlan,
     owner: &OwnerReference,
+    discovery: &[String],
 ) -> Result<Ensured, SecretsError> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let now = Timestamp::now();
@@ -243,7 +253,7 @@ pub async fn ensure(
     let mut issued = Vec::new();
     let mut operator = None;
     let mut internal_certificate = String::new();
-    for (name, spec, user_may_supply) in leaves(plan) {
+    for (name, spec, user_may_supply) in leaves(plan, discovery) {
         let existing = api
             .get_opt(&name)
             .await
