@@ -126,13 +126,21 @@ pub async fn read(ctx: &Context, plan: &FlowPlan) -> Result<Credentials, Credent
                 continue;
             }
             let what = describe(side, used_as);
-            if let Some(name) = operator_secret(side, used_as) {
-                for (k, v) in secret_text(&api, &name, &keys, &what).await? {
-                    operator_values.insert((used_as == SecretUse::Tls, k), v);
+            let operator = operator_secret(side, used_as);
+            let mut operator_read = BTreeMap::new();
+            if let Some(name) = &operator {
+                operator_read = secret_text(&api, name, &keys, &what).await?;
+                for (k, v) in &operator_read {
+                    operator_values.insert((used_as == SecretUse::Tls, k.clone()), v.clone());
                 }
             }
             for mount in side.secret_mounts().iter().filter(|m| m.used_as == used_as) {
-                let values = secret_text(&api, &mount.secret, &keys, &what).await?;
+                // An external side's Secret serves the operator and the pods: read once.
+                let values = if operator.as_ref() == Some(&mount.secret) {
+                    operator_read.clone()
+                } else {
+                    secret_text(&api, &mount.secret, &keys, &what).await?
+                };
                 mirror_parts.push(mount.volume.clone());
                 mirror_parts.extend(values.into_iter().flat_map(|(k, v)| [k, v]));
             }
