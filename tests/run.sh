@@ -97,7 +97,8 @@ rm -f "$STRATA_ROOT/tests/.work/mirror-figures.jsonl"
 # - the second: the replicated-cluster suite on the Kafka reference (6 JVMs; it mostly waits on
 #   restarts and faults), the mirror suites, the suites that mostly wait on a control plane
 #   (failover on probes and mandates; the operator, chart and image suites on reconciles), and
-#   the ACL and node-security compatibility suites (clusters of their own), so that the two
+#   the ACL, node-security and librdkafka-suite compatibility suites (clusters of their own; the
+#   librdkafka suite mostly waits in its own sleeps), so that the two
 #   take about the same time (a third pytest beside them did not shorten the run: the 2 cores
 #   are the limit);
 # - then the real-node suites alone: kubelets, CoreDNS, kube-proxy and the controller manager
@@ -109,12 +110,12 @@ cluster_targets="${STRATA_TARGETS:-strata,kafka}"
 kafka_cluster_pid=""
 waiting=("$here/mirror" "$here/failover" "$here/e2e" "$here/deploy" "$here/image")
 main_waiting=("${waiting[@]}")
-moved=("$here/compat/test_acls.py" "$here/compat/test_node_security.py")
+moved=("$here/compat/test_acls.py" "$here/compat/test_node_security.py" "$here/compat/test_librdkafka_suite.py")
 main_ignored=()
 if [[ ",$cluster_targets," == *",kafka,"* ]]; then
   main_waiting=()
   for f in "${moved[@]}"; do main_ignored+=("--ignore=$f"); done
-  log "replicated-cluster suite on the Kafka reference, the mirror, control-plane, ACL and node-security suites, beside the others (log: tests/.work/cluster-kafka.log)"
+  log "replicated-cluster suite on the Kafka reference, the mirror, control-plane, ACL, node-security and librdkafka suites, beside the others (log: tests/.work/cluster-kafka.log)"
   STRATA_CLUSTER_TARGETS=kafka STRATA_CLUSTER_FIGURES="$STRATA_ROOT/tests/.work/cluster-figures-kafka.jsonl" \
     "$STRATA_VENV/bin/python" -m pytest -q -p no:cacheprovider \
     --junitxml="$STRATA_ROOT/tests/.work/junit-cluster-kafka.xml" "$here/cluster" "${waiting[@]}" "${moved[@]}" "$@" \

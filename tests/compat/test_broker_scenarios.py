@@ -11,12 +11,12 @@ import struct
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from harness import unique_topic, wait_until
+from harness.brokers import strata_fuzz_bin
 
 from scenarios import DAY_MS, Rec, ck_produce, ck_read_all, create_topic, now_ms
 
@@ -282,11 +282,6 @@ FUZZ_SEED = 20261204
 _fuzz_outcomes = {}  # target -> one letter per frame (R response, C closed, N no answer)
 
 
-def _fuzz_bin():
-    return Path(os.environ.get("STRATA_FUZZ_BIN")
-                or Path(__file__).resolve().parents[2] / "target" / "release" / "strata-fuzz")
-
-
 @pytest.mark.timeout(600)
 def test_mutated_client_frames_are_answered_as_kafka_answers_them(target_kind, broker_factory, tmp_path):
     """Frames captured from librdkafka, kafka-python and Kafka's Java tools (tests/fuzz/corpus),
@@ -302,7 +297,7 @@ def test_mutated_client_frames_are_answered_as_kafka_answers_them(target_kind, b
         canary.check("before")
         out = tmp_path / "wire.json"
         proc = subprocess.run(
-            [str(_fuzz_bin()), "--seed", str(FUZZ_SEED), "wire", "--bootstrap", bs,
+            [str(strata_fuzz_bin()), "--seed", str(FUZZ_SEED), "wire", "--bootstrap", bs,
              "--frames", str(FUZZ_FRAMES), "--pid", str(broker.pid), "--out", str(out)],
             capture_output=True, text=True, timeout=500)
         print(proc.stdout)

@@ -30,7 +30,14 @@ harness/sasl.py). Against both targets:
    producer that re-authenticates by itself keeps producing on one connection.
 9. The jaas config of a listener is sensitive in DescribeConfigs: no value, neither through
    the admin client nor in ``kafka-configs --describe --all``.
-10. SCRAM credentials persist across a restart of the broker (a broker of the test's own), and
+10. Handshake fuzzing (``strata-fuzz auth``, 2,000 sessions of one seed): SASL exchanges on the
+    SASL_PLAINTEXT listener and TLS handshakes followed by SASL on the SASL_SSL listener, each
+    with one fault (mutated frames, tokens and mechanism names, wrong passwords, unknown users,
+    flipped SCRAM proofs, steps skipped, repeated or cut off, a mutated ClientHello or client
+    Finished, a corrupted record, garbage and plaintext on the TLS port); every valid session
+    authenticates, no faulty session that must be refused is served, the broker keeps serving
+    librdkafka, and the password never reaches the broker's log.
+11. SCRAM credentials persist across a restart of the broker (a broker of the test's own), and
     deleting one user's credential takes no other user's with it across a restart (Apache Kafka
     4.1.1 does: an expected failure there, explained in the test).
 """
@@ -38,10 +45,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import socket
 import struct
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -49,6 +59,7 @@ from confluent_kafka.admin import (AdminClient, ConfigResource, ConfigSource, Sc
                                    ScramMechanism, UserScramCredentialUpsertion)
 
 from harness import data, kafka_tool, unique_topic, wait_until
+from harness.brokers import strata_fuzz_bin
 from harness.pytest_plugin import COMMON_PROPS
 from harness.sasl import (SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM, add_scram, alter_scram,
                           api_versions_v0, authentication_outcome, client_conf, closed_without_answer, configs,
@@ -444,6 +455,41 @@ def test_jaas_config_is_sensitive(sasl_broker):
     line = rf"^\s+{re.escape(key)}=null sensitive=true synonyms=\{{STATIC_BROKER_CONFIG:{re.escape(key)}=null\}}$"
     assert re.search(line, out, re.M), [text for text in out.splitlines() if "jaas" in text]
     assert not [line for line in out.splitlines() if any(w in line for w in REVEALING)]
+
+
+# tests/fuzz/run.sh runs this test with many more sessions (STRATA_AUTH_FUZZ_SESSIONS).
+AUTH_FUZZ_SESSIONS = int(os.environ.get("STRATA_AUTH_FUZZ_SESSIONS", "2000"))
+AUTH_FUZZ_SEED = int(os.environ.get("STRATA_AUTH_FUZZ_SEED", "20261207"))
+
+
+@pytest.mark.timeout(240 + AUTH_FUZZ_SESSIONS // 20)
+def test_mutated_sasl_exchanges_and_tls_handshakes(sasl_broker, certs, tmp_path):
+    b = sasl_broker
+    out = tmp_path / "auth.json"
+    proc = subprocess.run(
+        [str(strata_fuzz_bin()), "--seed", str(AUTH_FUZZ_SEED), "auth",
+         "--sasl", b.sasl_plaintext, "--tls", b.sasl_ssl, "--tls-sasl", "--ca", str(certs.ca),
+         "--user", "alice", "--password", ALICE, "--sessions", str(AUTH_FUZZ_SESSIONS),
+         "--pid", str(b.broker.pid), "--out", str(out)],
+        capture_output=True, text=True, timeout=180 + AUTH_FUZZ_SESSIONS // 20)
+    print(proc.stdout)
+    assert proc.returncode == 0, f"strata-fuzz auth failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    report = json.loads(out.read_text())
+    assert report["failed_probes"] == 0 and report["findings"] == [], report
+    outcomes = report["outcomes"]
+    # The rules had something to hold: valid sessions authenticated on both listeners, and
+    # every kind of session that must be refused was tried and refused or cut off.
+    for layer in ("Sasl", "Tls"):
+        assert outcomes[f"{layer} Control"].get("Authenticated", 0) > 50, outcomes
+    for fault in ("Sasl WrongPassword", "Sasl UnknownUser", "Sasl WrongProof", "Sasl RequestFirst",
+                  "Sasl SkipHandshake", "Sasl HandshakeTwice", "Tls RecordMutated", "Tls PlaintextFrame"):
+        assert sum(outcomes[fault].values()) > 10 and "Authenticated" not in outcomes[fault], outcomes
+    # The listeners still serve a real client, and no secret was logged.
+    for mechanism in ("PLAIN", "SCRAM-SHA-512"):
+        wait_authenticates(client_conf(b.sasl_plaintext, mechanism, "alice", ALICE))
+    wait_authenticates(client_conf(b.sasl_ssl, "SCRAM-SHA-512", "alice", ALICE, ca=certs.ca))
+    log = Path(b.broker.log_path).read_bytes()
+    assert ALICE.encode() not in log
 
 
 @pytest.fixture

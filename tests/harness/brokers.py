@@ -30,6 +30,11 @@ def strata_broker_bin():
     return Path(os.environ.get("STRATA_BROKER_BIN") or REPO_ROOT / "target" / "release" / "strata-broker")
 
 
+def strata_fuzz_bin():
+    """Path of ``strata-fuzz``: $STRATA_FUZZ_BIN or next to the broker binary."""
+    return Path(os.environ.get("STRATA_FUZZ_BIN") or strata_broker_bin().parent / "strata-fuzz")
+
+
 def strata_cli_bin():
     """Path of the ``strata`` command: $STRATA_CLI_BIN or next to the broker binary."""
     return Path(os.environ.get("STRATA_CLI_BIN") or strata_broker_bin().parent / "strata")

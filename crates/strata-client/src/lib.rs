@@ -58,4 +58,6 @@ pub use producer::{
 };
 pub use quorum::{QuorumInfo, QuorumReplica, METADATA_TOPIC};
 pub use records::{decode_fetched_records, Compression, FetchedRecord, RawBatch, TimestampType};
-pub use security::{SaslCredentials, SaslMechanism, Security, SecurityProtocol};
+pub use security::{
+    Exchange as SaslExchange, SaslCredentials, SaslMechanism, Security, SecurityProtocol,
+};

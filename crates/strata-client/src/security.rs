@@ -353,13 +353,14 @@ impl rustls::client::danger::ServerCertVerifier for AnyName {
     }
 }
 
-/// The client side of one SASL exchange: the tokens to send, one after the other.
-pub(crate) enum Exchange {
+/// The client side of one SASL exchange: the tokens to send, one after the other (public for
+/// tools that drive an exchange themselves, such as `strata-fuzz auth`).
+pub enum Exchange {
     Plain { token: Vec<u8>, sent: bool },
     Scram(Box<ScramClient>),
 }
 
-pub(crate) struct ScramClient {
+pub struct ScramClient {
     hash: ScramHash,
     password: String,
     nonce: String,
@@ -370,7 +371,7 @@ pub(crate) struct ScramClient {
 }
 
 impl Exchange {
-    pub(crate) fn new(creds: &SaslCredentials) -> Exchange {
+    pub fn new(creds: &SaslCredentials) -> Exchange {
         match creds.mechanism.hash() {
             None => Exchange::Plain {
                 token: [
@@ -399,7 +400,7 @@ impl Exchange {
 
     /// The next token to send given the server's last one (`None` before the first); `Ok(None)`
     /// when the exchange is complete.
-    pub(crate) fn next(&mut self, server: Option<&[u8]>) -> Result<Option<Vec<u8>>, String> {
+    pub fn next(&mut self, server: Option<&[u8]>) -> Result<Option<Vec<u8>>, String> {
         match self {
             Exchange::Plain { token, sent } => {
                 if *sent {

@@ -228,7 +228,7 @@ fn encode_request(
 
 /// Every API an empty request can be built for (see [`empty_request`]): every API of either
 /// listener's table.
-pub const ALL_KEYS: [ApiKey; 41] = [
+pub const ALL_KEYS: [ApiKey; 42] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -252,6 +252,7 @@ pub const ALL_KEYS: [ApiKey; 41] = [
     ApiKey::AlterConfigs,
     ApiKey::CreatePartitions,
     ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeCluster,
     ApiKey::DescribeQuorum,
@@ -283,6 +284,19 @@ pub fn built_request(key: ApiKey, version: i16) -> Option<RequestKind> {
     let topic = |v: &str| TopicName(s(v));
     let topic_id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
     Some(match key {
+        ApiKey::OffsetDelete => {
+            use offset_delete_request::*;
+            RequestKind::OffsetDelete(
+                OffsetDeleteRequest::default()
+                    .with_group_id(GroupId(s("fuzz-group")))
+                    .with_topics(vec![OffsetDeleteRequestTopic::default()
+                        .with_name(topic("orders"))
+                        .with_partitions(vec![
+                            OffsetDeleteRequestPartition::default().with_partition_index(0),
+                            OffsetDeleteRequestPartition::default().with_partition_index(1),
+                        ])]),
+            )
+        }
         ApiKey::OffsetForLeaderEpoch => {
             use offset_for_leader_epoch_request::*;
             let partition = |p: i32| {
@@ -572,6 +586,7 @@ fn empty_request(key: ApiKey) -> Option<RequestKind> {
             RequestKind::CreatePartitions(CreatePartitionsRequest::default())
         }
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(OffsetDeleteRequest::default()),
         ApiKey::IncrementalAlterConfigs => {
             RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
         }

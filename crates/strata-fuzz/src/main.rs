@@ -2,15 +2,19 @@
 //!
 //!   strata-fuzz decode [--frames N | --seconds S] [--seed S]   in process, prints figures
 //!   strata-fuzz wire --bootstrap HOST:PORT [--frames N] [--pid PID] [--out FILE]
+//!   strata-fuzz auth [--sasl HOST:PORT] [--tls HOST:PORT --ca FILE [--tls-sasl]] --user U
+//!       --password P [--sessions N] [--out FILE]
 //!
-//! Both exit non-zero when something broke: a panic or an allocation over the bound (decode), a
-//! broker that stopped answering (wire).
+//! Each exits non-zero when something broke: a panic or an allocation over the bound (decode), a
+//! broker that stopped answering (wire, auth), a valid session refused or a faulty one served
+//! (auth).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use strata_fuzz::alloc::{rss_kib, CountingAlloc};
+use strata_fuzz::auth::{self, AuthConfig};
 use strata_fuzz::corpus::{Corpus, Requests};
 use strata_fuzz::decode::{self, AllocBound};
 use strata_fuzz::wire::{self, WireConfig};
@@ -65,6 +69,39 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// SASL exchanges and TLS handshakes, one fault per session, over TCP to a running
+    /// broker's SASL_PLAINTEXT and SSL/SASL_SSL listeners.
+    Auth {
+        /// A SASL_PLAINTEXT listener.
+        #[arg(long)]
+        sasl: Option<String>,
+        /// An SSL or SASL_SSL listener.
+        #[arg(long)]
+        tls: Option<String>,
+        /// The `--tls` listener is SASL_SSL: sessions authenticate after the handshake.
+        #[arg(long)]
+        tls_sasl: bool,
+        /// The PEM certificates the broker's certificate chains to (needed with `--tls`).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// A user whose password works with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long, default_value_t = 2_000)]
+        sessions: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+        /// The broker's process id, for its memory figures.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Write the report as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Writes the frames a `wire` run with the same seed sends (length prefix included), in the
     /// corpus entry format, to reproduce one.
     Frames {
@@ -81,6 +118,9 @@ fn default_corpus() -> PathBuf {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Command::Auth { .. } = args.command {
+        return run_auth(args);
+    }
     let corpus = Corpus::load(&args.corpus)?;
     let requests = Requests::expand(&corpus);
     match args.command {
@@ -133,6 +173,7 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::Auth { .. } => unreachable!("handled above"),
         Command::Frames { frames, out } => {
             let entries: Vec<strata_fuzz::corpus::Frame> =
                 wire::frames(&requests.broker, frames, args.seed)
@@ -191,6 +232,99 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+    }
+    Ok(())
+}
+
+fn run_auth(args: Args) -> anyhow::Result<()> {
+    let Command::Auth {
+        sasl,
+        tls,
+        tls_sasl,
+        ca,
+        user,
+        password,
+        sessions,
+        concurrency,
+        timeout_ms,
+        pid,
+        out,
+    } = args.command
+    else {
+        unreachable!("run_auth takes the auth command")
+    };
+    anyhow::ensure!(
+        sasl.is_some() || tls.is_some(),
+        "give --sasl, --tls or both"
+    );
+    let tls_client = match (&tls, &ca) {
+        (None, _) => None,
+        (Some(_), None) => anyhow::bail!("--tls needs --ca"),
+        (Some(_), Some(ca)) => {
+            // The chain is verified, the host name is not (the sessions dial an address).
+            let props = [
+                ("security.protocol", "SSL".to_string()),
+                ("ssl.truststore.type", "PEM".into()),
+                ("ssl.truststore.location", ca.display().to_string()),
+                ("ssl.endpoint.identification.algorithm", String::new()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let security = strata_client::Security::from_properties(&props)
+                .map_err(|e| anyhow::anyhow!("--ca: {e}"))?;
+            security.tls
+        }
+    };
+    let config = AuthConfig {
+        sasl,
+        tls,
+        tls_sasl,
+        tls_client,
+        user,
+        password,
+        sessions,
+        seed: args.seed,
+        concurrency,
+        timeout: Duration::from_millis(timeout_ms),
+        probe_every: 50,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(auth::run(&config));
+    let rss = pid.and_then(rss_kib);
+    println!(
+        "strata-fuzz auth: {} sessions in {:.1} s (seed {}); probes {} ({} failed); {} findings; broker RSS now/peak {} KiB",
+        report.sessions,
+        report.seconds,
+        report.seed,
+        report.probes,
+        report.failed_probes,
+        report.findings.len(),
+        rss.map(|(now, peak)| format!("{now}/{peak}")).unwrap_or_else(|| "n/a".into())
+    );
+    for (what, outcomes) in &report.outcomes {
+        let counts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+        println!("  {what:<22} {}", counts.join(", "));
+    }
+    for f in &report.findings {
+        println!(
+            "  FINDING session {} {:?} {:?} {}: {:?}",
+            f.session, f.layer, f.fault, f.mechanism, f.outcome
+        );
+    }
+    if let Some(out) = out {
+        let mut value = serde_json::to_value(&report)?;
+        if let Some((now, peak)) = rss {
+            value["rss_kib"] = now.into();
+            value["peak_rss_kib"] = peak.into();
+        }
+        std::fs::write(out, serde_json::to_vec(&value)?)?;
+    }
+    if report.failed_probes > 0 || !report.findings.is_empty() {
+        std::process::exit(1);
     }
     Ok(())
 }

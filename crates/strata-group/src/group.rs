@@ -228,8 +228,9 @@ impl Group {
                 .or_else(|| self.members.values().next())
                 .map(|m| m.id.clone());
         }
+        // An empty group keeps its protocol type, as Kafka's does (ListGroups and the group's
+        // record still name it "consumer"; a group that never had members has none).
         if self.members.is_empty() {
-            self.protocol_type = None;
             self.protocol = None;
         }
         Some(member)
@@ -326,7 +327,7 @@ mod tests {
         assert!(g.is_leader("b"));
         g.remove_member("b");
         assert_eq!(g.leader, None);
-        assert_eq!(g.protocol_type, None);
+        assert_eq!(g.protocol_type.as_deref(), Some("consumer"));
     }
 
     #[test]

@@ -550,7 +550,7 @@ async fn commits_outside_the_current_generation_are_refused() {
         .await;
     assert_eq!(
         commit_errors(&admin),
-        [code(ResponseError::IllegalGeneration)]
+        [code(ResponseError::UnknownMemberId)]
     );
     assert!(c.committed_offsets("g").is_empty());
 
@@ -796,3 +796,71 @@ async fn old_join_versions_get_member_ids_without_a_second_round_trip() {
 
 mod ownership;
 mod replication;
+
+fn offset_delete_topics(
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<offset_delete_request::OffsetDeleteRequestTopic> {
+    vec![offset_delete_request::OffsetDeleteRequestTopic::default()
+        .with_name(TopicName(sb(topic)))
+        .with_partitions(
+            partitions
+                .iter()
+                .map(|p| {
+                    offset_delete_request::OffsetDeleteRequestPartition::default()
+                        .with_partition_index(*p)
+                })
+                .collect(),
+        )]
+}
+
+#[tokio::test(start_paused = true)]
+async fn offset_delete_drops_offsets_of_topics_no_member_subscribes_to() {
+    let (c, log) = setup();
+    // A group that only holds offsets: deleted, a partition without one answered too.
+    c.offset_commit(
+        commit_request("solo", -1, "", &[("t", 0, 5), ("t", 1, 6)]),
+        2,
+    )
+    .await;
+    let outcome = c
+        .offset_delete("solo", &offset_delete_topics("t", &[0, 2]))
+        .await
+        .expect("group found");
+    assert_eq!(
+        outcome,
+        [(("t".to_string(), 0), 0), (("t".to_string(), 2), 0)]
+    );
+    let left: Vec<(String, i32)> = c
+        .committed_offsets("solo")
+        .into_iter()
+        .map(|(t, p, _, _)| (t, p))
+        .collect();
+    assert_eq!(left, [("t".to_string(), 1)]);
+
+    // Members whose subscriptions name no topic (metadata that is not Kafka's consumer
+    // protocol counts as subscribed to nothing, as in Kafka): the offsets go.
+    let ids = stable_group(&c, "g").await;
+    c.offset_commit(commit_request("g", 1, &ids[0], &[("t", 0, 9)]), 9)
+        .await;
+    assert_eq!(
+        c.offset_delete("g", &offset_delete_topics("t", &[0]))
+            .await
+            .expect("group found"),
+        [(("t".to_string(), 0), 0)]
+    );
+    assert!(c.committed_offsets("g").is_empty());
+
+    // An unknown group; a log that refuses the tombstones keeps the offsets.
+    assert_eq!(
+        c.offset_delete("nobody", &offset_delete_topics("t", &[0]))
+            .await,
+        Err(code(ResponseError::GroupIdNotFound))
+    );
+    log.set_failing(true);
+    assert!(c
+        .offset_delete("solo", &offset_delete_topics("t", &[1]))
+        .await
+        .is_err());
+    assert_eq!(c.committed_offsets("solo").len(), 1);
+}

@@ -81,6 +81,33 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     WRITE_FENCE_CONFIG,
     MANDATE_EXPIRY_CONFIG,
     PRODUCER_RESET_CONFIG,
+    "sasl.kerberos.kinit.cmd",
+    "sasl.kerberos.min.time.before.relogin",
+    "sasl.kerberos.principal.to.local.rules",
+    "sasl.kerberos.service.name",
+    "sasl.kerberos.ticket.renew.jitter",
+    "sasl.kerberos.ticket.renew.window.factor",
+    "sasl.login.refresh.buffer.seconds",
+    "sasl.login.refresh.min.period.seconds",
+    "sasl.login.refresh.window.factor",
+    "sasl.login.refresh.window.jitter",
+];
+
+/// Dynamic broker configs that exist only per broker, as Kafka's listener reconfiguration has
+/// them (`DynamicListenerConfig`): the Kerberos (GSSAPI) and login-refresh (OAUTHBEARER)
+/// settings of a broker's SASL logins. Strata serves neither mechanism, so they are stored and
+/// described as Kafka stores them, and change nothing.
+const PER_BROKER_ONLY: &[&str] = &[
+    "sasl.kerberos.kinit.cmd",
+    "sasl.kerberos.min.time.before.relogin",
+    "sasl.kerberos.principal.to.local.rules",
+    "sasl.kerberos.service.name",
+    "sasl.kerberos.ticket.renew.jitter",
+    "sasl.kerberos.ticket.renew.window.factor",
+    "sasl.login.refresh.buffer.seconds",
+    "sasl.login.refresh.min.period.seconds",
+    "sasl.login.refresh.window.factor",
+    "sasl.login.refresh.window.jitter",
 ];
 
 /// The type of a dynamic broker config; None for a config that is not dynamic.
@@ -353,6 +380,8 @@ fn validate_broker_config(name: &str, value: &str) -> Result<(), Refusal> {
     }
     let ok = match kind {
         ValueType::Long => value.trim().parse::<i64>().is_ok_and(|v| v >= 0),
+        ValueType::Short => value.trim().parse::<i16>().is_ok_and(|v| v >= 0),
+        ValueType::Double => value.trim().parse::<f64>().is_ok_and(f64::is_finite),
         ValueType::Boolean => {
             matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false")
         }
@@ -405,6 +434,13 @@ async fn apply_broker_configs(
             return Err((
                 code::INVALID_REQUEST,
                 format!("{k} is cluster-wide: set it on the cluster default broker resource (--entity-default), not on broker {name}"),
+            ));
+        }
+        if matches!(target, ConfigTarget::ClusterDefault) && PER_BROKER_ONLY.contains(&k.as_str()) {
+            // Kafka's words (`DynamicBrokerConfig.validateConfigs`).
+            return Err((
+                code::INVALID_REQUEST,
+                format!("Cannot update these configs at default cluster level, broker id must be specified: Set({k})"),
             ));
         }
     }

@@ -90,6 +90,7 @@ per_partition!(ListOffsetsResponse, topics, partitions, false);
 per_partition!(OffsetForLeaderEpochResponse, topics, partitions, false);
 per_partition!(DeleteRecordsResponse, topics, partitions, false);
 per_partition!(OffsetCommitResponse, topics, partitions, false);
+per_partition!(OffsetDeleteResponse, topics, partitions, true);
 per_partition!(AlterPartitionResponse, topics, partitions, true);
 per_partition!(
     ElectLeadersResponse,

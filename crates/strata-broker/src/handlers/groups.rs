@@ -460,3 +460,76 @@ pub async fn delete_groups(
     }));
     resp
 }
+
+/// OffsetDelete (KIP-496), as Kafka's `handleOffsetDeleteRequest` checks it: DELETE on the group
+/// (else GROUP_AUTHORIZATION_FAILED for the whole request), READ on each topic (else
+/// TOPIC_AUTHORIZATION_FAILED for its partitions), partitions that exist (else
+/// UNKNOWN_TOPIC_OR_PARTITION); the rest goes to the group's coordinator.
+pub async fn offset_delete(
+    broker: &Broker,
+    req: OffsetDeleteRequest,
+    _version: i16,
+    ctx: &RequestContext,
+) -> OffsetDeleteResponse {
+    use kafka_protocol::messages::offset_delete_request::OffsetDeleteRequestTopic;
+    use kafka_protocol::messages::offset_delete_response::{
+        OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+    };
+    let group = req.group_id.0.to_string();
+    if !broker.may_group(ctx, Op::Delete, &group) {
+        return OffsetDeleteResponse::default().with_error_code(code::GROUP_AUTHORIZATION_FAILED);
+    }
+    let image = broker.image();
+    let mut answers: Vec<((String, i32), i16)> = Vec::new();
+    let mut asked: Vec<OffsetDeleteRequestTopic> = Vec::new();
+    for topic in &req.topics {
+        let name = topic.name.0.to_string();
+        let readable = broker.may_topic(ctx, Op::Read, &name);
+        let meta = image.topics.get(&name);
+        let mut kept = topic.clone();
+        kept.partitions.clear();
+        for p in &topic.partitions {
+            let error = if !readable {
+                code::TOPIC_AUTHORIZATION_FAILED
+            } else if !meta.is_some_and(|m| m.partitions.contains_key(&p.partition_index)) {
+                code::UNKNOWN_TOPIC_OR_PARTITION
+            } else {
+                kept.partitions.push(p.clone());
+                continue;
+            };
+            answers.push(((name.clone(), p.partition_index), error));
+        }
+        if !kept.partitions.is_empty() {
+            asked.push(kept);
+        }
+    }
+    drop(image);
+    if !asked.is_empty() {
+        match broker.groups.offset_delete(&group, &asked).await {
+            Ok(outcome) => answers.extend(outcome),
+            Err(error) => return OffsetDeleteResponse::default().with_error_code(error),
+        }
+    }
+    // One entry per topic, in the order the request named them.
+    let mut topics: Vec<OffsetDeleteResponseTopic> = Vec::new();
+    for topic in &req.topics {
+        if topics.iter().any(|t| t.name == topic.name) {
+            continue;
+        }
+        let partitions = answers
+            .iter()
+            .filter(|((t, _), _)| t.as_str() == topic.name.0.as_str())
+            .map(|((_, p), error)| {
+                OffsetDeleteResponsePartition::default()
+                    .with_partition_index(*p)
+                    .with_error_code(*error)
+            })
+            .collect();
+        topics.push(
+            OffsetDeleteResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions),
+        );
+    }
+    OffsetDeleteResponse::default().with_topics(topics)
+}

@@ -125,6 +125,7 @@ pub async fn dispatch(
         RequestKind::ListGroups(req) => route!(req, groups::list_groups),
         RequestKind::DescribeGroups(req) => route!(req, groups::describe_groups),
         RequestKind::DeleteGroups(req) => route!(req, groups::delete_groups),
+        RequestKind::OffsetDelete(req) => route!(req, groups::offset_delete),
         RequestKind::InitProducerId(req) => route!(req, cluster::init_producer_id),
         RequestKind::DescribeCluster(req) => route!(req, cluster::describe_cluster),
         RequestKind::DescribeQuorum(req) => route!(req, controller::describe_quorum),

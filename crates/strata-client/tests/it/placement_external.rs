@@ -27,15 +27,24 @@ fn rand_suffix() -> u32 {
 }
 
 async fn replicas_of(client: &Client, topic: &str, partition: i32) -> (i32, Vec<i32>, Vec<i32>) {
+    listed_replicas(client, topic, partition)
+        .await
+        .expect("the partition in Metadata")
+}
+
+/// Leader, replicas and ISR of a partition; `None` while the broker asked does not list it yet
+/// (a new topic reaches each broker's metadata a little after CreateTopics returns).
+async fn listed_replicas(
+    client: &Client,
+    topic: &str,
+    partition: i32,
+) -> Option<(i32, Vec<i32>, Vec<i32>)> {
     let meta = client
         .metadata(Some(&[topic.to_owned()]))
         .await
         .expect("metadata");
-    let p = meta.topics[topic]
-        .partition(partition)
-        .expect("partition")
-        .clone();
-    (p.leader, p.replicas, p.isr)
+    let p = meta.topics.get(topic)?.partition(partition)?.clone();
+    Some((p.leader, p.replicas, p.isr))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +83,7 @@ async fn elections_reassignments_and_throttles(bootstrap: &str) {
     topic.replication_factor = Some(2);
     admin.create_topic(&topic).await.expect("create");
     let (_, initial, _) = wait_for("the topic's ISR", Duration::from_secs(30), || async {
-        let r = replicas_of(&client, &name, 0).await;
+        let r = listed_replicas(&client, &name, 0).await?;
         (r.2.len() == 2).then_some(r)
     })
     .await;

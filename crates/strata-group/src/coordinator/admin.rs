@@ -1,12 +1,18 @@
-//! The admin views of groups: ListGroups, DescribeGroups and DeleteGroups, over the groups of the
-//! partitions owned. A deletion drops the group and its offsets, writes their tombstones, and
-//! answers once those are replicated.
+//! The admin views of groups: ListGroups, DescribeGroups, DeleteGroups and OffsetDelete, over
+//! the groups of the partitions owned. A deletion drops the group (or the offsets) in memory,
+//! writes the tombstones, and answers once those are replicated.
 
+use std::collections::BTreeSet;
+
+use bytes::Buf;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_delete_request::OffsetDeleteRequestTopic;
 use kafka_protocol::messages::{
-    DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ListGroupsRequest, ListGroupsResponse,
+    ConsumerProtocolSubscription, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
+    ListGroupsRequest, ListGroupsResponse,
 };
+use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 use strata_kafka::now_ms;
 
@@ -200,6 +206,130 @@ impl Inner {
         cache.remove(group_id);
         Deletion::Replicating(appended)
     }
+}
+
+/// What OffsetDelete answers for one group: the group's error, else one per partition asked.
+type OffsetDeletion = Result<Vec<((String, i32), i16)>, i16>;
+
+impl Inner {
+    /// OffsetDelete (KIP-496): drops the committed offsets of the partitions asked, unless the
+    /// group's members are subscribed to the topic (GROUP_SUBSCRIBED_TO_TOPIC for each of its
+    /// partitions); answers once the tombstones are replicated. A group with members of another
+    /// protocol than Kafka's consumer protocol is NON_EMPTY_GROUP, as in Kafka 4's
+    /// `ClassicGroup.validateDeleteOffsets`; a partition without a committed offset is simply
+    /// answered without error.
+    pub(super) async fn offset_delete(
+        &self,
+        group_id: &str,
+        topics: &[OffsetDeleteRequestTopic],
+    ) -> OffsetDeletion {
+        let (outcome, appended) = self.delete_offsets(group_id, topics)?;
+        if let Some(appended) = appended {
+            match appended.then(|outcome| outcome).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(group = group_id, error = %e, "offset tombstones not replicated");
+                    return Err(code(commit_error(&e)));
+                }
+                None => return Err(code(ResponseError::CoordinatorNotAvailable)),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The synchronous half of OffsetDelete: checks, tombstones appended, offsets dropped.
+    #[allow(clippy::type_complexity)]
+    fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: &[OffsetDeleteRequestTopic],
+    ) -> Result<(Vec<((String, i32), i16)>, Option<Appended>), i16> {
+        if self.is_shutting_down() {
+            return Err(code(ResponseError::CoordinatorNotAvailable));
+        }
+        let group_arc = match self.group(group_id) {
+            Ok(Some(group)) => group,
+            Ok(None) => return Err(code(ResponseError::GroupIdNotFound)),
+            Err(unowned) => return Err(code(unowned.error())),
+        };
+        let mut group = group_arc.lock();
+        let consumer = group.protocol_type.as_deref() == Some("consumer");
+        match group.state {
+            GroupState::Dead => return Err(code(ResponseError::GroupIdNotFound)),
+            GroupState::Empty => {}
+            _ if !consumer => return Err(code(ResponseError::NonEmptyGroup)),
+            _ => {}
+        }
+        let subscribed = if group.state == GroupState::Empty {
+            BTreeSet::new()
+        } else {
+            subscribed_topics(&group)
+        };
+        let mut outcome = Vec::new();
+        let mut deleted = Vec::new();
+        for topic in topics {
+            let name = topic.name.0.to_string();
+            for p in &topic.partitions {
+                let key = (name.clone(), p.partition_index);
+                if subscribed.contains(&name) {
+                    outcome.push((key, code(ResponseError::GroupSubscribedToTopic)));
+                    continue;
+                }
+                if group.offsets.contains_key(&key) && !deleted.contains(&key) {
+                    deleted.push(key.clone());
+                }
+                outcome.push((key, NONE));
+            }
+        }
+        if deleted.is_empty() {
+            return Ok((outcome, None));
+        }
+        let tombstones = deleted
+            .iter()
+            .map(|(t, p)| (record::encode_offset_key(group_id, t, *p), None))
+            .collect();
+        let appended = match self.append(group_id, tombstones) {
+            Ok(appended) => appended,
+            Err(e) => {
+                tracing::warn!(group = group_id, error = %e, "offset tombstones not written");
+                return Err(code(commit_error(&e)));
+            }
+        };
+        for key in deleted {
+            // A commit of the partition still being replicated must not bring it back.
+            group
+                .offset_positions
+                .insert(key.clone(), appended.end_offset);
+            group.offsets.remove(&key);
+        }
+        Ok((outcome, Some(appended)))
+    }
+}
+
+/// The topics the members of a consumer-protocol group subscribe to, from their subscriptions
+/// for the group's protocol (Kafka's `ClassicGroup.computeSubscribedTopics`); empty when one of
+/// them cannot be read, as Kafka then treats the group as subscribed to nothing.
+fn subscribed_topics(group: &crate::group::Group) -> BTreeSet<String> {
+    let Some(protocol) = group.protocol.as_deref() else {
+        return BTreeSet::new();
+    };
+    let mut topics = BTreeSet::new();
+    for member in group.members.values() {
+        let mut metadata = member.metadata_for(protocol);
+        if metadata.remaining() < 2 {
+            return BTreeSet::new();
+        }
+        let version = metadata.get_i16();
+        // Newer versions than the crate knows are read as the newest it knows (fields are only
+        // ever added at the end).
+        let Ok(subscription) =
+            ConsumerProtocolSubscription::decode(&mut metadata, version.clamp(0, 3))
+        else {
+            return BTreeSet::new();
+        };
+        topics.extend(subscription.topics.into_iter().map(|t| t.to_string()));
+    }
+    topics
 }
 
 /// The synchronous half of deleting a group.

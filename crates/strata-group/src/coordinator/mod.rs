@@ -257,6 +257,16 @@ impl GroupCoordinator {
         DeleteGroupsResponse::default().with_results(results)
     }
 
+    /// OffsetDelete for the partitions the broker found to exist and the principal may read:
+    /// the group's error, or one per partition (see [`Inner::offset_delete`]).
+    pub async fn offset_delete(
+        &self,
+        group_id: &str,
+        topics: &[kafka_protocol::messages::offset_delete_request::OffsetDeleteRequestTopic],
+    ) -> Result<Vec<((String, i32), i16)>, i16> {
+        self.inner.offset_delete(group_id, topics).await
+    }
+
     /// Committed offsets of a group: (topic, partition, offset, metadata), ordered by topic and
     /// partition. Empty for a group of a partition not owned.
     pub fn committed_offsets(&self, group_id: &str) -> Vec<(String, i32, i64, Option<String>)> {

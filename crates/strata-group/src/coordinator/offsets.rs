@@ -63,9 +63,10 @@ impl Inner {
             return NONE;
         }
         // Generation -1 and no member id: an admin or a consumer without group management,
-        // allowed only while the group has no members.
+        // allowed only while the group has no members; a group with members answers that the
+        // committer is not one of them (Kafka 4's `ClassicGroup.validateOffsetCommit`).
         if group.state != GroupState::Empty {
-            return code(ResponseError::IllegalGeneration);
+            return code(ResponseError::UnknownMemberId);
         }
         NONE
     }
