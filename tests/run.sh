@@ -153,5 +153,7 @@ if [ "$main_rc" -ne 0 ] || [ "$kafka_rc" -ne 0 ] || [ "$nodes_rc" -ne 0 ] || [ "
 fi
 log "mirror figures (duplicates, latencies; printed, not asserted):"
 "$STRATA_VENV/bin/python" -c "import sys; sys.path.insert(0, sys.argv[1]); from harness.mirror import print_figures; print_figures()" "$here" >&2 || true
-"$STRATA_VENV/bin/python" "$here/harness/report.py" >"$STRATA_ROOT/tests/.work/compat-table.md" 2>/dev/null || true
+# As a module of the harness package: run as a script, the harness directory would come first on
+# the path and its operator.py would shadow Python's own operator module.
+(cd "$here" && "$STRATA_VENV/bin/python" -m harness.report) >"$STRATA_ROOT/tests/.work/compat-table.md" 2>/dev/null || true
 log "all tests passed in $(( $(date +%s) - start )) s"

@@ -162,11 +162,14 @@ def java_producer(bootstrap, records, acks):
     return {"rps": float(rps), "mbs": float(mbs), "avg": float(avg), "p50": float(p50), "p99": float(p99)}
 
 
-def librdkafka_producer(bootstrap, records, acks):
+def librdkafka_producer(bootstrap, records, acks, topic=TOPIC, conf=None):
+    """``records`` of RECORD_SIZE bytes to ``topic`` with confluent-kafka (``conf``: more client
+    properties, e.g. TLS); throughput and delivery latency percentiles."""
     from confluent_kafka import Producer
 
     p = Producer({"bootstrap.servers": bootstrap, "acks": str(acks), "linger.ms": 5,
-                  "compression.codec": COMPRESSION, "client.id": f"bench-rdk-acks{acks}"})
+                  "compression.codec": COMPRESSION, "client.id": f"bench-rdk-acks{acks}",
+                  **(conf or {})})
     payload = os.urandom(RECORD_SIZE)
     latencies = []
     errors = []
@@ -179,13 +182,13 @@ def librdkafka_producer(bootstrap, records, acks):
             latencies.append(clock() - t0)
 
     # Connect and fetch metadata before the clock starts.
-    p.list_topics(TOPIC, timeout=30)
+    p.list_topics(topic, timeout=30)
     deadline = time.monotonic() + CLIENT_TIMEOUT
     start = clock()
     for i in range(records):
         while True:
             try:
-                p.produce(TOPIC, payload, on_delivery=lambda e, m, t0=clock(): delivered(e, m, t0))
+                p.produce(topic, payload, on_delivery=lambda e, m, t0=clock(): delivered(e, m, t0))
                 break
             except BufferError:
                 p.poll(0.01)

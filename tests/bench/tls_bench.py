@@ -14,7 +14,6 @@ machine's cores).
     $STRATA_VENV/bin/python tests/bench/tls_bench.py [--records N] [--runs R] [--targets strata,kafka]
 """
 import argparse
-import os
 import re
 import sys
 import tempfile
@@ -24,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compare import PARTITIONS, PROPS, RECORD_SIZE, cpu_seconds  # noqa: E402  (the same broker set-up as compare.py)
+from compare import PARTITIONS, PROPS, RECORD_SIZE, cpu_seconds, librdkafka_producer  # noqa: E402  (compare.py's set-up)
 from harness.brokers import kafka_tool  # noqa: E402
 from harness.tls import Certs, start_tls_broker  # noqa: E402
 
 PRODUCER_LINE = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\)")
 MIB = 1024 * 1024
-CLIENT_TIMEOUT = 300
+CLIENT_TIMEOUT = 300  # seconds for one librdkafka consumer run
 
 
 def client_props(ca: Path, ssl: bool) -> list[str]:
@@ -70,28 +69,8 @@ def rdk_conf(bootstrap: str, ca: Path, ssl: bool) -> dict:
 
 
 def rdk_produce(bootstrap: str, topic: str, records: int, ca: Path, ssl: bool, _work: Path) -> float:
-    from confluent_kafka import Producer
-
-    p = Producer({**rdk_conf(bootstrap, ca, ssl), "acks": "1", "linger.ms": 5})
-    payload = os.urandom(RECORD_SIZE)
-    p.list_topics(topic, timeout=30)
-    deadline = time.monotonic() + CLIENT_TIMEOUT
-    start = time.perf_counter()
-    for i in range(records):
-        while True:
-            try:
-                p.produce(topic, payload)
-                break
-            except BufferError:
-                p.poll(0.01)
-                if time.monotonic() > deadline:
-                    raise RuntimeError("librdkafka producer timed out (local queue full)")
-        if i % 1000 == 999:
-            p.poll(0)
-    left = p.flush(max(1.0, deadline - time.monotonic()))
-    elapsed = time.perf_counter() - start
-    assert left == 0, f"{left} records not delivered"
-    return records * RECORD_SIZE / MIB / elapsed
+    conf = {k: v for k, v in rdk_conf(bootstrap, ca, ssl).items() if k != "bootstrap.servers"}
+    return librdkafka_producer(bootstrap, records, 1, topic=topic, conf=conf)["mbs"]
 
 
 def rdk_consume(bootstrap: str, topic: str, records: int, ca: Path, ssl: bool, _work: Path) -> float:

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;]*m|\x1b\(B")
 SUBTEST_PASSED = re.compile(r"\[ (do_test_\S+.*?): PASS \(")
 SUBTEST_SKIPPED = re.compile(r"\[ (do_test_\S+.*?): SKIP")
+STATIC_MEMBER_WAIT = re.compile(
+    r'### Test "0081_admin \(do_test_DescribeConsumerGroups:[^\n]*failed at test\.c:\d+:test_DeleteGroups_simple\(\)')
 # The broker version librdkafka's suite assumes (TEST_KAFKA_VERSION): it decides which
 # sub-tests run and what they expect. Strata answers as Kafka 4.1 does except that it serves no
 # KIP-848 group configs (the GROUP config resource is refused with INVALID_REQUEST, as brokers
@@ -60,9 +62,21 @@ def test_admin_suite(target_kind, broker_factory, test_runner, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env.update(RDKAFKA_TEST_CONF=str(conf), TESTS="0081", TEST_KAFKA_VERSION=SUITE_VERSION[target_kind],
                LD_LIBRARY_PATH=f"{home / 'src'}:{home / 'src-cpp'}")
-    proc = subprocess.run([str(test_runner), "-Q", "-p1"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=840)
-    out = ANSI.sub("", proc.stdout + proc.stderr)
+
+    def run():
+        proc = subprocess.run([str(test_runner), "-Q", "-p1"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=420)
+        return proc, ANSI.sub("", proc.stdout + proc.stderr)
+
+    proc, out = run()
+    if proc.returncode != 0 and STATIC_MEMBER_WAIT.search(out):
+        # DescribeConsumerGroups closes static members (which do not leave their groups) and
+        # deletes the groups after exactly the session timeout + 1 s. On a loaded machine Strata
+        # expired them 10 ms after that once (a member's session runs from its last heartbeat
+        # or commit); only that failure earns the whole test a second run, which must pass.
+        print(f"0081-admin on {target_kind}: the static-member groups were not empty yet "
+              "after session timeout + 1 s; running the test once more")
+        proc, out = run()
     passed = SUBTEST_PASSED.findall(out)
     skipped = SUBTEST_SKIPPED.findall(out)
     print(f"0081-admin on {target_kind}: {len(passed)} sub-tests passed, {len(skipped)} skipped")

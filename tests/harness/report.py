@@ -1,7 +1,10 @@
 """Prints the compatibility table (markdown) from the outcomes the suites recorded in
 tests/.work/results/*.json: one row per scenario, one column per target.
 
-    python tests/harness/report.py [RESULTS_DIR]
+    cd tests && python -m harness.report [RESULTS_DIR]
+
+(as a module: run as a script, the harness directory would shadow Python's own ``operator``
+module with harness/operator.py)
 """
 import json
 import sys

@@ -315,10 +315,11 @@ pub async fn run(config: &AuthConfig) -> AuthReport {
     }
 }
 
-/// A valid session on every listener, each with a few tries within five seconds.
+/// How long each read of a session that must authenticate waits (controls and probes).
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A valid session on every listener.
 async fn probe(config: &AuthConfig) -> bool {
-    let mut config = config.clone();
-    config.timeout = config.timeout.max(Duration::from_secs(5));
     for layer in [Layer::Sasl, Layer::Tls] {
         let address = match layer {
             Layer::Sasl => &config.sasl,
@@ -334,7 +335,7 @@ async fn probe(config: &AuthConfig) -> bool {
             mechanism: SaslMechanism::ScramSha256,
             seed: 0,
         };
-        if session(&config, &plan).await != Outcome::Authenticated {
+        if session(config, &plan).await != Outcome::Authenticated {
             return false;
         }
     }
@@ -342,6 +343,18 @@ async fn probe(config: &AuthConfig) -> bool {
 }
 
 async fn session(config: &AuthConfig, plan: &Plan) -> Outcome {
+    // A session that must get in waits longer for each answer: a busy machine must not turn a
+    // slow answer into a finding (a faulty one's silence is an outcome, "NoAnswer").
+    let wider;
+    let config = if plan.fault.must_authenticate() && config.timeout < CONTROL_TIMEOUT {
+        wider = AuthConfig {
+            timeout: CONTROL_TIMEOUT,
+            ..config.clone()
+        };
+        &wider
+    } else {
+        config
+    };
     let address = match plan.layer {
         Layer::Sasl => config.sasl.as_deref(),
         Layer::Tls => config.tls.as_deref(),
@@ -480,6 +493,19 @@ async fn faulty_answer(conn: &mut Conn, key: ApiKey, version: i16, timeout: Dura
     }
 }
 
+/// The answer to a well-formed SaslHandshake: `Err` with how the session ends unless the
+/// broker took the mechanism.
+async fn handshake_accepted(conn: &mut Conn, timeout: Duration) -> Result<(), Outcome> {
+    match conn.recv(timeout).await {
+        Recv::Frame(body) => match sasl_answer(ApiKey::SaslHandshake, HANDSHAKE_VERSION, body) {
+            Some((0, _)) => Ok(()),
+            Some(_) => Err(Outcome::Refused),
+            None => Err(Outcome::Answered),
+        },
+        other => Err(other.outcome()),
+    }
+}
+
 /// After an exchange: served when a Metadata request (which needs an authenticated
 /// connection) is answered.
 async fn served(conn: &mut Conn, correlation: i32, timeout: Duration) -> Outcome {
@@ -574,34 +600,17 @@ async fn sasl_session(
         if matches!(plan.fault, Fault::HandshakeFrame | Fault::MechanismName) {
             return faulty_answer(conn, ApiKey::SaslHandshake, HANDSHAKE_VERSION, timeout).await;
         }
-        match conn.recv(timeout).await {
-            Recv::Frame(body) => {
-                match sasl_answer(ApiKey::SaslHandshake, HANDSHAKE_VERSION, body) {
-                    Some((0, _)) => {}
-                    Some(_) => return Outcome::Refused,
-                    None => return Outcome::Answered,
-                }
-            }
-            other => return other.outcome(),
+        if let Err(outcome) = handshake_accepted(conn, timeout).await {
+            return outcome;
         }
         correlation += 1;
         if plan.fault == Fault::HandshakeTwice {
-            if conn
-                .send(&handshake_frame(plan.mechanism.name(), correlation))
-                .await
-                .is_err()
-            {
+            let again = handshake_frame(plan.mechanism.name(), correlation);
+            if conn.send(&again).await.is_err() {
                 return Outcome::Closed;
             }
-            match conn.recv(timeout).await {
-                Recv::Frame(body) => {
-                    match sasl_answer(ApiKey::SaslHandshake, HANDSHAKE_VERSION, body) {
-                        Some((0, _)) => {}
-                        Some(_) => return Outcome::Refused,
-                        None => return Outcome::Answered,
-                    }
-                }
-                other => return other.outcome(),
+            if let Err(outcome) = handshake_accepted(conn, timeout).await {
+                return outcome;
             }
             correlation += 1;
         }

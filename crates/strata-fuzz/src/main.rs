@@ -58,16 +58,8 @@ enum Command {
         bootstrap: String,
         #[arg(long, default_value_t = 10_000)]
         frames: usize,
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        #[arg(long, default_value_t = 1000)]
-        timeout_ms: u64,
-        /// The broker's process id, for its memory figures.
-        #[arg(long)]
-        pid: Option<u32>,
-        /// Write the report (with per-frame outcomes) as JSON here.
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        live: LiveArgs,
     },
     /// SASL exchanges and TLS handshakes, one fault per session, over TCP to a running
     /// broker's SASL_PLAINTEXT and SSL/SASL_SSL listeners.
@@ -91,16 +83,8 @@ enum Command {
         password: String,
         #[arg(long, default_value_t = 2_000)]
         sessions: usize,
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        #[arg(long, default_value_t = 1000)]
-        timeout_ms: u64,
-        /// The broker's process id, for its memory figures.
-        #[arg(long)]
-        pid: Option<u32>,
-        /// Write the report as JSON here.
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        live: LiveArgs,
     },
     /// Writes the frames a `wire` run with the same seed sends (length prefix included), in the
     /// corpus entry format, to reproduce one.
@@ -110,6 +94,47 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// What every run against a live broker takes.
+#[derive(clap::Args)]
+struct LiveArgs {
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// How long one read waits for the broker's answer.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// The broker's process id, for its memory figures.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Write the report as JSON here (a wire report with per-frame outcomes).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl LiveArgs {
+    /// The broker's resident memory now and at its peak (KiB), as the summary line shows it.
+    fn rss(&self) -> (Option<(u64, u64)>, String) {
+        let rss = self.pid.and_then(rss_kib);
+        let shown = rss
+            .map(|(now, peak)| format!("{now}/{peak}"))
+            .unwrap_or_else(|| "n/a".into());
+        (rss, shown)
+    }
+
+    /// Writes `report` with the broker's memory figures to `--out`, when given.
+    fn write(&self, report: &impl serde::Serialize, rss: Option<(u64, u64)>) -> anyhow::Result<()> {
+        let Some(out) = &self.out else {
+            return Ok(());
+        };
+        let mut value = serde_json::to_value(report)?;
+        if let Some((now, peak)) = rss {
+            value["rss_kib"] = now.into();
+            value["peak_rss_kib"] = peak.into();
+        }
+        std::fs::write(out, serde_json::to_vec(&value)?)?;
+        Ok(())
+    }
 }
 
 fn default_corpus() -> PathBuf {
@@ -189,17 +214,14 @@ fn main() -> anyhow::Result<()> {
         Command::Wire {
             bootstrap,
             frames,
-            concurrency,
-            timeout_ms,
-            pid,
-            out,
+            live,
         } => {
             let config = WireConfig {
                 bootstrap,
                 frames,
                 seed: args.seed,
-                concurrency,
-                timeout: Duration::from_millis(timeout_ms),
+                concurrency: live.concurrency,
+                timeout: Duration::from_millis(live.timeout_ms),
                 probe_every: 250,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -207,9 +229,9 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let report = runtime.block_on(wire::run(&config, &requests.broker));
-            let rss = pid.and_then(rss_kib);
+            let (rss, shown) = live.rss();
             println!(
-                "strata-fuzz wire {}: {} frames in {:.1} s: {} responses, {} closed, {} no answer; probes {} ({} failed); broker RSS now/peak {} KiB",
+                "strata-fuzz wire {}: {} frames in {:.1} s: {} responses, {} closed, {} no answer; probes {} ({} failed); broker RSS now/peak {shown} KiB",
                 config.bootstrap,
                 report.frames,
                 report.seconds,
@@ -218,16 +240,8 @@ fn main() -> anyhow::Result<()> {
                 report.no_answer,
                 report.probes,
                 report.failed_probes,
-                rss.map(|(now, peak)| format!("{now}/{peak}")).unwrap_or_else(|| "n/a".into())
             );
-            if let Some(out) = out {
-                let mut value = serde_json::to_value(&report)?;
-                if let Some((now, peak)) = rss {
-                    value["rss_kib"] = now.into();
-                    value["peak_rss_kib"] = peak.into();
-                }
-                std::fs::write(out, serde_json::to_vec(&value)?)?;
-            }
+            live.write(&report, rss)?;
             if report.failed_probes > 0 {
                 std::process::exit(1);
             }
@@ -245,10 +259,7 @@ fn run_auth(args: Args) -> anyhow::Result<()> {
         user,
         password,
         sessions,
-        concurrency,
-        timeout_ms,
-        pid,
-        out,
+        live,
     } = args.command
     else {
         unreachable!("run_auth takes the auth command")
@@ -285,8 +296,8 @@ fn run_auth(args: Args) -> anyhow::Result<()> {
         password,
         sessions,
         seed: args.seed,
-        concurrency,
-        timeout: Duration::from_millis(timeout_ms),
+        concurrency: live.concurrency,
+        timeout: Duration::from_millis(live.timeout_ms),
         probe_every: 50,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -294,16 +305,15 @@ fn run_auth(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let report = runtime.block_on(auth::run(&config));
-    let rss = pid.and_then(rss_kib);
+    let (rss, shown) = live.rss();
     println!(
-        "strata-fuzz auth: {} sessions in {:.1} s (seed {}); probes {} ({} failed); {} findings; broker RSS now/peak {} KiB",
+        "strata-fuzz auth: {} sessions in {:.1} s (seed {}); probes {} ({} failed); {} findings; broker RSS now/peak {shown} KiB",
         report.sessions,
         report.seconds,
         report.seed,
         report.probes,
         report.failed_probes,
         report.findings.len(),
-        rss.map(|(now, peak)| format!("{now}/{peak}")).unwrap_or_else(|| "n/a".into())
     );
     for (what, outcomes) in &report.outcomes {
         let counts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
@@ -315,14 +325,7 @@ fn run_auth(args: Args) -> anyhow::Result<()> {
             f.session, f.layer, f.fault, f.mechanism, f.outcome
         );
     }
-    if let Some(out) = out {
-        let mut value = serde_json::to_value(&report)?;
-        if let Some((now, peak)) = rss {
-            value["rss_kib"] = now.into();
-            value["peak_rss_kib"] = peak.into();
-        }
-        std::fs::write(out, serde_json::to_vec(&value)?)?;
-    }
+    live.write(&report, rss)?;
     if report.failed_probes > 0 || !report.findings.is_empty() {
         std::process::exit(1);
     }

@@ -81,19 +81,9 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     WRITE_FENCE_CONFIG,
     MANDATE_EXPIRY_CONFIG,
     PRODUCER_RESET_CONFIG,
-    "sasl.kerberos.kinit.cmd",
-    "sasl.kerberos.min.time.before.relogin",
-    "sasl.kerberos.principal.to.local.rules",
-    "sasl.kerberos.service.name",
-    "sasl.kerberos.ticket.renew.jitter",
-    "sasl.kerberos.ticket.renew.window.factor",
-    "sasl.login.refresh.buffer.seconds",
-    "sasl.login.refresh.min.period.seconds",
-    "sasl.login.refresh.window.factor",
-    "sasl.login.refresh.window.jitter",
 ];
 
-/// Dynamic broker configs that exist only per broker, as Kafka's listener reconfiguration has
+/// Dynamic broker configs (beside [`DYNAMIC_BROKER_CONFIGS`]) that exist only per broker, as Kafka's listener reconfiguration has
 /// them (`DynamicListenerConfig`): the Kerberos (GSSAPI) and login-refresh (OAUTHBEARER)
 /// settings of a broker's SASL logins. Strata serves neither mechanism, so they are stored and
 /// described as Kafka stores them, and change nothing.
@@ -112,7 +102,7 @@ const PER_BROKER_ONLY: &[&str] = &[
 
 /// The type of a dynamic broker config; None for a config that is not dynamic.
 fn dynamic_kind(name: &str) -> Option<ValueType> {
-    if !DYNAMIC_BROKER_CONFIGS.contains(&name) {
+    if !DYNAMIC_BROKER_CONFIGS.contains(&name) && !PER_BROKER_ONLY.contains(&name) {
         return None;
     }
     // Every dynamic name is a broker property (a unit test checks it).
@@ -366,7 +356,8 @@ fn broker_entry(
         .with_config_type(kind as i8)
 }
 
-/// Checks a dynamic broker config change: only the names of [`DYNAMIC_BROKER_CONFIGS`], with
+/// Checks a dynamic broker config change: only the names of [`DYNAMIC_BROKER_CONFIGS`] and
+/// [`PER_BROKER_ONLY`], with
 /// values of their type; a topic config's default by the rules of that topic config. A value
 /// refused is INVALID_REQUEST, as Kafka's controller answers it (its `ConfigException` becomes
 /// an `InvalidRequestException` for broker resources; topics get INVALID_CONFIG).
@@ -927,7 +918,7 @@ mod tests {
 
     #[test]
     fn every_dynamic_broker_config_is_a_typed_broker_property() {
-        for name in DYNAMIC_BROKER_CONFIGS {
+        for name in DYNAMIC_BROKER_CONFIGS.iter().chain(PER_BROKER_ONLY) {
             assert!(
                 dynamic_kind(name).is_some(),
                 "{name} has no type in properties"
