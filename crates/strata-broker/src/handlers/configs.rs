@@ -83,10 +83,10 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     PRODUCER_RESET_CONFIG,
 ];
 
-/// Dynamic broker configs (beside [`DYNAMIC_BROKER_CONFIGS`]) that exist only per broker, as Kafka's listener reconfiguration has
-/// them (`DynamicListenerConfig`): the Kerberos (GSSAPI) and login-refresh (OAUTHBEARER)
-/// settings of a broker's SASL logins. Strata serves neither mechanism, so they are stored and
-/// described as Kafka stores them, and change nothing.
+/// Dynamic broker configs (beside [`DYNAMIC_BROKER_CONFIGS`]) that exist only per broker, as
+/// Kafka's listener reconfiguration has them (`DynamicListenerConfig`): the Kerberos (GSSAPI)
+/// and login-refresh (OAUTHBEARER) settings of a broker's SASL logins. Strata serves neither
+/// mechanism, so they are stored and described as Kafka stores them, and change nothing.
 const PER_BROKER_ONLY: &[&str] = &[
     "sasl.kerberos.kinit.cmd",
     "sasl.kerberos.min.time.before.relogin",
@@ -357,10 +357,10 @@ fn broker_entry(
 }
 
 /// Checks a dynamic broker config change: only the names of [`DYNAMIC_BROKER_CONFIGS`] and
-/// [`PER_BROKER_ONLY`], with
-/// values of their type; a topic config's default by the rules of that topic config. A value
-/// refused is INVALID_REQUEST, as Kafka's controller answers it (its `ConfigException` becomes
-/// an `InvalidRequestException` for broker resources; topics get INVALID_CONFIG).
+/// [`PER_BROKER_ONLY`], with values of their type; a topic config's default by the rules of
+/// that topic config. A value refused is INVALID_REQUEST, as Kafka's controller answers it (its
+/// `ConfigException` becomes an `InvalidRequestException` for broker resources; topics get
+/// INVALID_CONFIG).
 fn validate_broker_config(name: &str, value: &str) -> Result<(), Refusal> {
     let Some(kind) = dynamic_kind(name) else {
         return Err(not_dynamic(name));
